@@ -1,0 +1,50 @@
+# Makefile for pgapp
+#
+#   make && make install          build and install into the PostgreSQL of $(PG_CONFIG)
+#   make installcheck             pg_regress + isolation specs on temp instances (PGXS)
+#   make check-regress | check-isolation | check-nopreload
+#                                 one suite each (scripts/test runs them all and pgTAP)
+#   make pgtap                    pg_prove on the server named by the PG* environment
+
+EXTENSION    = pgapp
+MODULE_big   = pgapp
+OBJS         = src/pgapp.o src/error.o src/json_util.o src/crypto.o
+DATA         = $(wildcard sql/$(EXTENSION)--*.sql)
+PG_CONFIG   ?= /usr/lib/postgresql/15/bin/pg_config
+PKG_CONFIG  ?= pkg-config
+
+PG_CPPFLAGS  = -I$(srcdir)/src $(shell $(PKG_CONFIG) --cflags jansson libsodium)
+SHLIB_LINK   = $(shell $(PKG_CONFIG) --libs jansson libsodium)
+PG_CFLAGS    = -Wall -Wmissing-prototypes -Wpointer-arith -Wendif-labels \
+               -Wmissing-format-attribute -Wformat-security
+
+REGRESS      = init errors
+REGRESS_OPTS = --temp-config=$(srcdir)/test/$(EXTENSION).conf --temp-instance=./tmp_check
+ISOLATION    = $(patsubst test/specs/%.spec,%,$(sort $(wildcard test/specs/*.spec)))
+ISOLATION_OPTS = --inputdir=$(srcdir)/test \
+                 --temp-config=$(srcdir)/test/$(EXTENSION).conf \
+                 --temp-config=$(srcdir)/test/isolation.conf \
+                 --temp-instance=./tmp_check_iso
+NOPRELOAD_OPTS = --temp-config=$(srcdir)/test/nopreload.conf \
+                 --temp-instance=./tmp_check_np --outputdir=output_np
+
+EXTRA_CLEAN  = tmp_check_np/ output_np/ tmp_pgtap/
+
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+.PHONY: check-regress check-isolation check-nopreload pgtap
+
+check-regress:
+	$(pg_regress_installcheck) $(REGRESS_OPTS) $(REGRESS)
+
+check-isolation:
+	$(pg_isolation_regress_installcheck) $(ISOLATION_OPTS) $(ISOLATION)
+
+# The same library without shared_preload_libraries: functions that need
+# shared memory must refuse with SQLSTATE 55000, never crash.
+check-nopreload:
+	$(pg_regress_installcheck) $(NOPRELOAD_OPTS) nopreload
+
+pgtap:
+	pg_prove --verbose test/pgtap/*.sql

@@ -1,0 +1,35 @@
+--
+-- nopreload: the library is installed but not in shared_preload_libraries
+-- (test/nopreload.conf).  Everything that needs no shared memory works;
+-- what does refuses with 55000 and a hint naming the setting.
+--
+CREATE EXTENSION pgapp;
+SELECT pgapp.version();
+SELECT h->>'status' AS status,
+       h->'preloaded' AS preloaded,
+       h->'shared_memory' AS shared_memory,
+       h->'modules' AS modules,
+       h->'pg_cron'->'preloaded' AS pg_cron_preloaded
+  FROM pgapp.health() AS h;
+
+-- the GUC exists even without preloading
+SET pgapp.error_mode = 'raise';
+SHOW pgapp.error_mode;
+
+\set ECHO none
+\i test/regress_helpers.sql
+\set ECHO all
+SELECT * FROM pg_temp.show('SELECT * FROM pgapp.error_stats');
+SELECT * FROM pg_temp.show('SELECT pgapp.error_stats_reset()');
+
+-- the error model itself needs no shared memory (nothing is counted)
+DO $$
+BEGIN
+    PERFORM pgapp.report_error(422, '{"errors": {"title": ["can''t be blank"]}}');
+EXCEPTION WHEN SQLSTATE 'PT422' THEN
+    RAISE NOTICE 'caught PT422: %', SQLERRM;
+END
+$$;
+SET pgapp.error_mode = 'return';
+SELECT pgapp.report_error(409, '{"error": "conflict"}') AS body;
+DROP EXTENSION pgapp;

@@ -1,0 +1,63 @@
+/*-------------------------------------------------------------------------
+ *
+ * json_util.h
+ *	  The only door to jansson: allocator set-up, parsing, dumping,
+ *	  building and reading JSON, and conversion to and from jsonb.
+ *
+ * No other file includes <jansson.h> (its json_object() also clashes with
+ * PostgreSQL's SQL function of that name); json_t is opaque outside
+ * json_util.c.  A json_t lives in the memory context that was current when
+ * it was made and must not outlive it; functions return text or jsonb to
+ * SQL, never json_t.  Every constructor and setter here either succeeds or
+ * raises, so callers never test for NULL.
+ *
+ * src/json_util.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef PGAPP_JSON_UTIL_H
+#define PGAPP_JSON_UTIL_H
+
+#include "utils/jsonb.h"
+
+typedef struct json_t json_t;
+
+extern void pgapp_json_init(void);
+extern const char *pgapp_json_library_version(void);
+
+/* Parse any JSON value; bad text raises 22P02 naming "what" and the place. */
+extern json_t *pgapp_json_parse(const char *text, size_t len, const char *what);
+extern json_t *pgapp_json_from_jsonb(Jsonb *jb);
+
+/* Serialise compactly. */
+extern char *pgapp_json_dump(const json_t *json);
+extern Jsonb *pgapp_json_to_jsonb(const json_t *json);
+
+/* Constructors. */
+extern json_t *pgapp_json_object(void);
+extern json_t *pgapp_json_array(void);
+extern json_t *pgapp_json_string(const char *value);
+extern json_t *pgapp_json_integer(int64 value);
+extern json_t *pgapp_json_bool(bool value);
+extern json_t *pgapp_json_null(void);
+extern json_t *pgapp_json_copy(const json_t *json);
+
+/* Set or append, taking over the caller's reference to value. */
+extern void pgapp_json_set(json_t *object, const char *key, json_t *value);
+extern void pgapp_json_append(json_t *array, json_t *value);
+
+/* Readers: NULL (or 0) when the value is absent or of another type. */
+extern json_t *pgapp_json_get(const json_t *object, const char *key);
+extern bool pgapp_json_is_object(const json_t *json);
+extern const char *pgapp_json_string_value(const json_t *json);
+extern size_t pgapp_json_array_size(const json_t *json);
+extern json_t *pgapp_json_array_get(const json_t *array, size_t index);
+
+/* Call fn for each member of an object, in the object's key order. */
+typedef void (*pgapp_json_member_fn) (const char *key, json_t *value, void *arg);
+extern void pgapp_json_foreach(const json_t *object, pgapp_json_member_fn fn, void *arg);
+
+/* Release early (otherwise the memory context reset frees it). */
+extern void pgapp_json_free(json_t *json);
+
+#endif							/* PGAPP_JSON_UTIL_H */

@@ -1,0 +1,290 @@
+/*-------------------------------------------------------------------------
+ *
+ * pgapp.c
+ *	  Module entry point: GUCs, shared-memory hooks, the module registry,
+ *	  pgapp.version() and pgapp.health().
+ *
+ * Each part of pgapp is a module (see PgappModule in pgapp.h) listed once in
+ * the registry below.  _PG_init installs the two shared-memory hooks only
+ * when the library is preloaded, and those hooks call every module's
+ * request/startup callback in registry order.  A module therefore never
+ * chains hooks itself, and pgapp.health() can ask every module for its
+ * status in one place.
+ *
+ * Loaded without shared_preload_libraries (e.g. by CREATE EXTENSION on a
+ * server that does not preload it), the library still defines its GUCs and
+ * serves the functions that need no shared memory; the others refuse with
+ * SQLSTATE 55000 through pgapp_require_shmem().
+ *
+ * src/pgapp.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "storage/ipc.h"
+#include "storage/lwlock.h"
+#include "storage/shmem.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/jsonb.h"
+#include "utils/varlena.h"
+
+#include "crypto.h"
+#include "error.h"
+#include "json_util.h"
+#include "pgapp.h"
+
+PG_MODULE_MAGIC;
+
+void		_PG_init(void);
+
+bool		pgapp_preloaded = false;
+
+/* The registry: every module, in the order its shared memory is set up. */
+static const PgappModule *const modules[] = {
+	&pgapp_error_module,
+};
+
+static shmem_request_hook_type prev_shmem_request_hook = NULL;
+static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+
+static void pgapp_shmem_request(void);
+static void pgapp_shmem_startup(void);
+static bool library_listed(const char *setting, const char *library);
+static json_t *spi_json_value(const char *query, MemoryContext mcxt);
+
+PG_FUNCTION_INFO_V1(pgapp_version);
+PG_FUNCTION_INFO_V1(pgapp_health);
+
+void
+_PG_init(void)
+{
+	pgapp_preloaded = process_shared_preload_libraries_in_progress;
+
+	pgapp_json_init();
+	pgapp_crypto_init();
+
+	DefineCustomEnumVariable("pgapp.error_mode",
+							 "How pgapp reports errors: raise, return, or auto.",
+							 "raise: SQLSTATE PTnnn with the JSON body in DETAIL. "
+							 "return: set response.status and return the JSON body. "
+							 "auto: return inside a PostgREST request (request.method set), else raise.",
+							 &pgapp_error_mode,
+							 PGAPP_ERROR_MODE_AUTO,
+							 pgapp_error_mode_options,
+							 PGC_USERSET,
+							 0,
+							 NULL, NULL, NULL);
+
+	MarkGUCPrefixReserved("pgapp");
+
+	if (!pgapp_preloaded)
+		return;
+
+	prev_shmem_request_hook = shmem_request_hook;
+	shmem_request_hook = pgapp_shmem_request;
+	prev_shmem_startup_hook = shmem_startup_hook;
+	shmem_startup_hook = pgapp_shmem_startup;
+}
+
+static void
+pgapp_shmem_request(void)
+{
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+
+	for (int i = 0; i < lengthof(modules); i++)
+		if (modules[i]->shmem_request)
+			modules[i]->shmem_request();
+}
+
+static void
+pgapp_shmem_startup(void)
+{
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	for (int i = 0; i < lengthof(modules); i++)
+		if (modules[i]->shmem_startup)
+			modules[i]->shmem_startup();
+	LWLockRelease(AddinShmemInitLock);
+}
+
+/*
+ * Refuse to run a feature whose shared memory is not attached.
+ */
+void
+pgapp_require_shmem(const void *shared, const char *what)
+{
+	if (shared != NULL)
+		return;
+	ereport(ERROR,
+			errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			errmsg("%s requires pgapp to be loaded via \"shared_preload_libraries\"", what),
+			errhint("Add pgapp to \"shared_preload_libraries\" in postgresql.conf and restart the server."));
+}
+
+/*
+ * pgapp.version() -> text: the version of the loaded library.
+ */
+Datum
+pgapp_version(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_TEXT_P(cstring_to_text(PGAPP_VERSION));
+}
+
+/*
+ * Is library named in a shared_preload_libraries-style list?
+ */
+static bool
+library_listed(const char *setting, const char *library)
+{
+	char	   *raw;
+	List	   *names;
+	ListCell   *lc;
+	bool		found = false;
+
+	if (setting == NULL)
+		return false;
+	raw = pstrdup(setting);
+	if (!SplitDirectoriesString(raw, ',', &names))
+		return false;
+	foreach(lc, names)
+	{
+		const char *name = lfirst(lc);
+		const char *base = strrchr(name, '/');
+
+		base = base ? base + 1 : name;
+		if (strcmp(base, library) == 0 ||
+			(strncmp(base, library, strlen(library)) == 0 &&
+			 strcmp(base + strlen(library), DLSUFFIX) == 0))
+			found = true;
+	}
+	return found;
+}
+
+/*
+ * First column of the first row of a query returning jsonb, as json_t made
+ * in mcxt so that it survives SPI_finish (JSON null when there is no row or
+ * the value is NULL).  The caller is connected to SPI.
+ */
+static json_t *
+spi_json_value(const char *query, MemoryContext mcxt)
+{
+	int			ret;
+	bool		isnull;
+	Datum		d;
+	MemoryContext oldcxt;
+	json_t	   *json;
+
+	ret = SPI_execute(query, true, 1);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "SPI_execute failed: %s", SPI_result_code_string(ret));
+	if (SPI_processed == 0)
+		return pgapp_json_null();
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	if (isnull)
+		return pgapp_json_null();
+	oldcxt = MemoryContextSwitchTo(mcxt);
+	json = pgapp_json_from_jsonb(DatumGetJsonbP(d));
+	MemoryContextSwitchTo(oldcxt);
+	return json;
+}
+
+/*
+ * pgapp.health() -> jsonb
+ *
+ * {"status": "ok" | "degraded", "version", "library_version",
+ *  "preloaded", "shared_memory", "background_workers": {...},
+ *  "pg_cron": {...}, "libraries": {...}, "modules": {name: status}}
+ *
+ * "degraded" means something a deployment should fix: not preloaded, or an
+ * installed extension version that differs from the loaded library.
+ */
+Datum
+pgapp_health(PG_FUNCTION_ARGS)
+{
+	json_t	   *health = pgapp_json_object();
+	json_t	   *mods = pgapp_json_object();
+	json_t	   *cron = pgapp_json_object();
+	json_t	   *libs = pgapp_json_object();
+	json_t	   *installed;
+	json_t	   *workers;
+	json_t	   *cron_state;
+	const char *cron_db;
+	bool		shmem_ok = true;
+	bool		degraded = false;
+	Jsonb	   *result;
+	int			ret;
+	MemoryContext mcxt = CurrentMemoryContext;
+
+	for (int i = 0; i < lengthof(modules); i++)
+	{
+		const char *status = modules[i]->status ? modules[i]->status() : "ok";
+
+		if (modules[i]->shmem_startup && strcmp(status, "not preloaded") == 0)
+			shmem_ok = false;
+		pgapp_json_set(mods, modules[i]->name, pgapp_json_string(status));
+	}
+
+	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
+
+	installed = spi_json_value(
+		"SELECT pg_catalog.to_jsonb(extversion) FROM pg_catalog.pg_extension"
+		" WHERE extname OPERATOR(pg_catalog.=) 'pgapp'", mcxt);
+	workers = spi_json_value(
+		"SELECT pg_catalog.jsonb_build_object("
+		"  'running', pg_catalog.count(*),"
+		"  'types', COALESCE(pg_catalog.jsonb_agg(DISTINCT backend_type), '[]'))"
+		" FROM pg_catalog.pg_stat_activity"
+		" WHERE backend_type LIKE 'pgapp%'", mcxt);
+	cron_state = spi_json_value(
+		"SELECT pg_catalog.jsonb_build_object("
+		"  'installed', EXISTS (SELECT 1 FROM pg_catalog.pg_extension"
+		"                       WHERE extname OPERATOR(pg_catalog.=) 'pg_cron'),"
+		"  'launcher_running', EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity"
+		"                       WHERE backend_type OPERATOR(pg_catalog.=) 'pg_cron launcher'))", mcxt);
+
+	if ((ret = SPI_finish()) != SPI_OK_FINISH)
+		elog(ERROR, "SPI_finish failed: %s", SPI_result_code_string(ret));
+
+	pgapp_json_set(cron, "preloaded",
+				   pgapp_json_bool(library_listed(GetConfigOption("shared_preload_libraries", true, false),
+												  "pg_cron")));
+	pgapp_json_set(cron, "installed", pgapp_json_copy(pgapp_json_get(cron_state, "installed")));
+	pgapp_json_set(cron, "launcher_running",
+				   pgapp_json_copy(pgapp_json_get(cron_state, "launcher_running")));
+	cron_db = GetConfigOption("cron.database_name", true, false);
+	pgapp_json_set(cron, "database_name", cron_db ? pgapp_json_string(cron_db) : pgapp_json_null());
+
+	pgapp_json_set(libs, "jansson", pgapp_json_string(pgapp_json_library_version()));
+	pgapp_json_set(libs, "libsodium", pgapp_json_string(pgapp_crypto_library_version()));
+	pgapp_json_set(libs, "libsodium_ready", pgapp_json_bool(pgapp_crypto_ready()));
+
+	if (!pgapp_preloaded || !shmem_ok || !pgapp_crypto_ready())
+		degraded = true;
+	if (pgapp_json_string_value(installed) == NULL ||
+		strcmp(pgapp_json_string_value(installed), PGAPP_VERSION) != 0)
+		degraded = true;
+
+	pgapp_json_set(health, "status", pgapp_json_string(degraded ? "degraded" : "ok"));
+	pgapp_json_set(health, "version", installed);
+	pgapp_json_set(health, "library_version", pgapp_json_string(PGAPP_VERSION));
+	pgapp_json_set(health, "preloaded", pgapp_json_bool(pgapp_preloaded));
+	pgapp_json_set(health, "shared_memory", pgapp_json_bool(pgapp_preloaded && shmem_ok));
+	pgapp_json_set(health, "background_workers", workers);
+	pgapp_json_set(health, "pg_cron", cron);
+	pgapp_json_set(health, "libraries", libs);
+	pgapp_json_set(health, "modules", mods);
+
+	result = pgapp_json_to_jsonb(health);
+	pgapp_json_free(health);
+	pgapp_json_free(cron_state);
+	PG_RETURN_JSONB_P(result);
+}

@@ -1,0 +1,47 @@
+/*-------------------------------------------------------------------------
+ *
+ * pgapp.h
+ *	  Shared declarations of the pgapp extension: version, the module
+ *	  registry that lets each module plug into shared memory and health
+ *	  reporting, GUC variables, and the preload check.
+ *
+ * Every module is one entry of the registry in pgapp.c.  pgapp.c owns the
+ * shared-memory hooks and calls each module's request/startup functions from
+ * them, so a module never installs a hook of its own.
+ *
+ * src/pgapp.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef PGAPP_H
+#define PGAPP_H
+
+#include "fmgr.h"
+
+#define PGAPP_VERSION "0.1.0"
+
+/*
+ * What one module contributes to the shared plumbing.  Any callback may be
+ * NULL.  shmem_request runs in the postmaster's shmem_request_hook and may
+ * call RequestAddinShmemSpace / RequestNamedLWLockTranche; shmem_startup runs
+ * in shmem_startup_hook with AddinShmemInitLock held by the caller.
+ * status returns a short word for pgapp.health(): "ok", "not preloaded", ...
+ */
+typedef struct PgappModule
+{
+	const char *name;
+	void		(*shmem_request) (void);
+	void		(*shmem_startup) (void);
+	const char *(*status) (void);
+} PgappModule;
+
+/* True when this process got the library through shared_preload_libraries. */
+extern bool pgapp_preloaded;
+
+/*
+ * Raise ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE unless shared memory of the
+ * named module is attached; "what" names the feature in the message.
+ */
+extern void pgapp_require_shmem(const void *shared, const char *what);
+
+#endif							/* PGAPP_H */
