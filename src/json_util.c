@@ -26,6 +26,7 @@
 #include "utils/builtins.h"
 #undef json_object
 #include "utils/jsonb.h"
+#include "utils/numeric.h"
 
 #include <jansson.h>
 
@@ -256,4 +257,281 @@ void
 pgapp_json_free(json_t *json)
 {
 	json_decref(json);
+}
+
+/* ---------------------------------------------------------------------
+ * jsonb helpers (PostgreSQL's own jsonb API; exact numerics)
+ * ---------------------------------------------------------------------
+ */
+
+JsonbValue *
+pgapp_jsonb_get(JsonbContainer *object, const char *key)
+{
+	if (object == NULL || !JsonContainerIsObject(object))
+		return NULL;
+	return getKeyJsonValueFromContainer(object, key, strlen(key), NULL);
+}
+
+bool
+pgapp_jsonb_is_object(Jsonb *jb)
+{
+	return JB_ROOT_IS_OBJECT(jb) && !JB_ROOT_IS_SCALAR(jb);
+}
+
+JsonbValue *
+pgapp_jsonb_get_key(Jsonb *object, const char *key)
+{
+	if (object == NULL || !pgapp_jsonb_is_object(object))
+		return NULL;
+	return pgapp_jsonb_get(&object->root, key);
+}
+
+bool
+pgapp_jsonb_value_is_array(const JsonbValue *v)
+{
+	return v != NULL && v->type == jbvBinary && JsonContainerIsArray(v->val.binary.data);
+}
+
+bool
+pgapp_jsonb_value_is_object(const JsonbValue *v)
+{
+	return v != NULL && v->type == jbvBinary && JsonContainerIsObject(v->val.binary.data);
+}
+
+int
+pgapp_jsonb_array_length(const JsonbValue *v)
+{
+	if (!pgapp_jsonb_value_is_array(v))
+		return -1;
+	return JsonContainerSize(v->val.binary.data);
+}
+
+JsonbValue *
+pgapp_jsonb_array_get(const JsonbValue *v, int i)
+{
+	if (!pgapp_jsonb_value_is_array(v) || i < 0)
+		return NULL;
+	return getIthJsonbValueFromContainer(v->val.binary.data, (uint32) i);
+}
+
+bool
+pgapp_jsonb_values_equal(const JsonbValue *a, const JsonbValue *b)
+{
+	if (a->type != b->type)
+		return false;
+	switch (a->type)
+	{
+		case jbvNull:
+			return true;
+		case jbvBool:
+			return a->val.boolean == b->val.boolean;
+		case jbvString:
+			return a->val.string.len == b->val.string.len &&
+				memcmp(a->val.string.val, b->val.string.val, a->val.string.len) == 0;
+		case jbvNumeric:
+			return DatumGetBool(DirectFunctionCall2(numeric_eq,
+													NumericGetDatum(a->val.numeric),
+													NumericGetDatum(b->val.numeric)));
+		case jbvBinary:
+			return compareJsonbContainers(a->val.binary.data, b->val.binary.data) == 0;
+		default:
+			elog(ERROR, "unexpected jsonb value type: %d", (int) a->type);
+	}
+	return false;				/* keep compiler quiet */
+}
+
+Jsonb *
+pgapp_jsonb_from_value(const JsonbValue *v)
+{
+	return JsonbValueToJsonb((JsonbValue *) v);
+}
+
+char *
+pgapp_jsonb_value_cstring(const JsonbValue *v)
+{
+	if (v == NULL || v->type != jbvString)
+		return NULL;
+	return pnstrdup(v->val.string.val, v->val.string.len);
+}
+
+char *
+pgapp_jsonb_value_to_cstring(const JsonbValue *v)
+{
+	Jsonb	   *jb = pgapp_jsonb_from_value(v);
+
+	return JsonbToCString(NULL, &jb->root, VARSIZE(jb));
+}
+
+void
+pgapp_jsonb_foreach(JsonbContainer *object, pgapp_jsonb_member_fn fn, void *arg)
+{
+	JsonbIterator *it;
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+	char	   *key = NULL;
+	int			keylen = 0;
+
+	if (object == NULL || !JsonContainerIsObject(object))
+		return;
+	it = JsonbIteratorInit(object);
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		if (tok == WJB_KEY)
+		{
+			key = pnstrdup(v.val.string.val, v.val.string.len);
+			keylen = v.val.string.len;
+		}
+		else if (tok == WJB_VALUE)
+			fn(key, keylen, &v, arg);
+	}
+}
+
+static void
+builder_push(PgappJsonbBuilder *b, JsonbIteratorToken tok, JsonbValue *v)
+{
+	JsonbValue *r = pushJsonbValue(&b->state, tok, v);
+
+	if (tok == WJB_BEGIN_OBJECT || tok == WJB_BEGIN_ARRAY)
+		b->depth++;
+	else if (tok == WJB_END_OBJECT || tok == WJB_END_ARRAY)
+	{
+		if (--b->depth == 0)
+			b->result = r;
+	}
+}
+
+void
+pgapp_jsonb_begin_object(PgappJsonbBuilder *b)
+{
+	builder_push(b, WJB_BEGIN_OBJECT, NULL);
+}
+
+void
+pgapp_jsonb_end_object(PgappJsonbBuilder *b)
+{
+	builder_push(b, WJB_END_OBJECT, NULL);
+}
+
+void
+pgapp_jsonb_begin_array(PgappJsonbBuilder *b)
+{
+	builder_push(b, WJB_BEGIN_ARRAY, NULL);
+}
+
+void
+pgapp_jsonb_end_array(PgappJsonbBuilder *b)
+{
+	builder_push(b, WJB_END_ARRAY, NULL);
+}
+
+void
+pgapp_jsonb_key_len(PgappJsonbBuilder *b, const char *key, int len)
+{
+	JsonbValue	v;
+
+	v.type = jbvString;
+	v.val.string.val = (char *) key;
+	v.val.string.len = len;
+	builder_push(b, WJB_KEY, &v);
+}
+
+void
+pgapp_jsonb_key(PgappJsonbBuilder *b, const char *key)
+{
+	pgapp_jsonb_key_len(b, key, strlen(key));
+}
+
+/*
+ * A value inside an object or an array; pushJsonbValue wants WJB_VALUE
+ * after a key and WJB_ELEM inside arrays.  b->state->contVal tells which.
+ */
+void
+pgapp_jsonb_add_value(PgappJsonbBuilder *b, JsonbValue *value)
+{
+	JsonbIteratorToken tok;
+
+	Assert(b->state != NULL);
+	tok = b->state->contVal.type == jbvArray ? WJB_ELEM : WJB_VALUE;
+	builder_push(b, tok, value);
+}
+
+void
+pgapp_jsonb_add_string_len(PgappJsonbBuilder *b, const char *value, int len)
+{
+	JsonbValue	v;
+
+	v.type = jbvString;
+	v.val.string.val = (char *) value;
+	v.val.string.len = len;
+	pgapp_jsonb_add_value(b, &v);
+}
+
+void
+pgapp_jsonb_add_string(PgappJsonbBuilder *b, const char *value)
+{
+	pgapp_jsonb_add_string_len(b, value, strlen(value));
+}
+
+void
+pgapp_jsonb_add_numeric(PgappJsonbBuilder *b, Numeric value)
+{
+	JsonbValue	v;
+
+	v.type = jbvNumeric;
+	v.val.numeric = value;
+	pgapp_jsonb_add_value(b, &v);
+}
+
+void
+pgapp_jsonb_add_int(PgappJsonbBuilder *b, int64 value)
+{
+	pgapp_jsonb_add_numeric(b, int64_to_numeric(value));
+}
+
+void
+pgapp_jsonb_add_bool(PgappJsonbBuilder *b, bool value)
+{
+	JsonbValue	v;
+
+	v.type = jbvBool;
+	v.val.boolean = value;
+	pgapp_jsonb_add_value(b, &v);
+}
+
+void
+pgapp_jsonb_add_null(PgappJsonbBuilder *b)
+{
+	JsonbValue	v;
+
+	v.type = jbvNull;
+	pgapp_jsonb_add_value(b, &v);
+}
+
+/*
+ * Embed a whole jsonb document (scalar documents are unwrapped).
+ */
+void
+pgapp_jsonb_add_jsonb(PgappJsonbBuilder *b, Jsonb *value)
+{
+	JsonbValue	v;
+
+	if (JB_ROOT_IS_SCALAR(value))
+	{
+		JsonbValue *elem = getIthJsonbValueFromContainer(&value->root, 0);
+
+		pgapp_jsonb_add_value(b, elem);
+		return;
+	}
+	v.type = jbvBinary;
+	v.val.binary.data = &value->root;
+	v.val.binary.len = VARSIZE(value) - VARHDRSZ;
+	pgapp_jsonb_add_value(b, &v);
+}
+
+Jsonb *
+pgapp_jsonb_finish(PgappJsonbBuilder *b)
+{
+	if (b->depth != 0 || b->result == NULL)
+		elog(ERROR, "unbalanced jsonb builder");
+	return JsonbValueToJsonb(b->result);
 }

@@ -60,4 +60,60 @@ extern void pgapp_json_foreach(const json_t *object, pgapp_json_member_fn fn, vo
 /* Release early (otherwise the memory context reset frees it). */
 extern void pgapp_json_free(json_t *json);
 
+/*
+ * jsonb, for JSON whose numbers must stay exact (user data: changesets,
+ * rows).  jansson keeps non-integers as doubles, so user values never go
+ * through it.  These helpers wrap PostgreSQL's own jsonb API.
+ */
+
+/* Member of an object container, or NULL when absent or not an object. */
+extern JsonbValue *pgapp_jsonb_get(JsonbContainer *object, const char *key);
+extern JsonbValue *pgapp_jsonb_get_key(Jsonb *object, const char *key);
+extern bool pgapp_jsonb_is_object(Jsonb *jb);
+extern bool pgapp_jsonb_value_is_array(const JsonbValue *v);
+extern bool pgapp_jsonb_value_is_object(const JsonbValue *v);
+/* Number of elements of an array value (jbvBinary array), else -1. */
+extern int	pgapp_jsonb_array_length(const JsonbValue *v);
+/* Element i of an array value, or NULL. */
+extern JsonbValue *pgapp_jsonb_array_get(const JsonbValue *v, int i);
+/* Do two scalar or container values hold the same JSON? */
+extern bool pgapp_jsonb_values_equal(const JsonbValue *a, const JsonbValue *b);
+/* A value as its own jsonb document. */
+extern Jsonb *pgapp_jsonb_from_value(const JsonbValue *v);
+/* The text of a string value (palloc'd, NUL-terminated), or NULL. */
+extern char *pgapp_jsonb_value_cstring(const JsonbValue *v);
+/* JSON text of any value. */
+extern char *pgapp_jsonb_value_to_cstring(const JsonbValue *v);
+
+/* Call fn for each member of an object (keys in jsonb order). */
+typedef void (*pgapp_jsonb_member_fn) (const char *key, int keylen, JsonbValue *value, void *arg);
+extern void pgapp_jsonb_foreach(JsonbContainer *object, pgapp_jsonb_member_fn fn, void *arg);
+
+/*
+ * Building jsonb: begin/end objects and arrays, keys, scalars, or whole
+ * jsonb values, in document order; finish returns the document.
+ */
+typedef struct PgappJsonbBuilder
+{
+	struct JsonbParseState *state;
+	JsonbValue *result;
+	int			depth;
+} PgappJsonbBuilder;
+
+extern void pgapp_jsonb_begin_object(PgappJsonbBuilder *b);
+extern void pgapp_jsonb_end_object(PgappJsonbBuilder *b);
+extern void pgapp_jsonb_begin_array(PgappJsonbBuilder *b);
+extern void pgapp_jsonb_end_array(PgappJsonbBuilder *b);
+extern void pgapp_jsonb_key(PgappJsonbBuilder *b, const char *key);
+extern void pgapp_jsonb_key_len(PgappJsonbBuilder *b, const char *key, int len);
+extern void pgapp_jsonb_add_string(PgappJsonbBuilder *b, const char *value);
+extern void pgapp_jsonb_add_string_len(PgappJsonbBuilder *b, const char *value, int len);
+extern void pgapp_jsonb_add_numeric(PgappJsonbBuilder *b, Numeric value);
+extern void pgapp_jsonb_add_int(PgappJsonbBuilder *b, int64 value);
+extern void pgapp_jsonb_add_bool(PgappJsonbBuilder *b, bool value);
+extern void pgapp_jsonb_add_null(PgappJsonbBuilder *b);
+extern void pgapp_jsonb_add_value(PgappJsonbBuilder *b, JsonbValue *value);
+extern void pgapp_jsonb_add_jsonb(PgappJsonbBuilder *b, Jsonb *value);
+extern Jsonb *pgapp_jsonb_finish(PgappJsonbBuilder *b);
+
 #endif							/* PGAPP_JSON_UTIL_H */

@@ -22,6 +22,8 @@
  */
 #include "postgres.h"
 
+#include "access/xact.h"
+#include "catalog/namespace.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "miscadmin.h"
@@ -31,8 +33,12 @@
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/jsonb.h"
+#include "catalog/pg_namespace.h"
+#include "utils/lsyscache.h"
+#include "utils/syscache.h"
 #include "utils/varlena.h"
 
+#include "changeset.h"
 #include "crypto.h"
 #include "error.h"
 #include "json_util.h"
@@ -82,6 +88,8 @@ _PG_init(void)
 
 	MarkGUCPrefixReserved("pgapp");
 
+	pgapp_changeset_cache_init();
+
 	if (!pgapp_preloaded)
 		return;
 
@@ -113,6 +121,71 @@ pgapp_shmem_startup(void)
 		if (modules[i]->shmem_startup)
 			modules[i]->shmem_startup();
 	LWLockRelease(AddinShmemInitLock);
+}
+
+void
+pgapp_subxact_begin(PgappSubxact *sx)
+{
+	sx->oldcontext = CurrentMemoryContext;
+	sx->oldowner = CurrentResourceOwner;
+	BeginInternalSubTransaction(NULL);
+	/* work in the caller's memory context, not the subtransaction's */
+	MemoryContextSwitchTo(sx->oldcontext);
+}
+
+void
+pgapp_subxact_commit(PgappSubxact *sx)
+{
+	ReleaseCurrentSubTransaction();
+	MemoryContextSwitchTo(sx->oldcontext);
+	CurrentResourceOwner = sx->oldowner;
+}
+
+/*
+ * Call from PG_CATCH: returns the error (in the caller's context) and rolls
+ * the subtransaction back.
+ */
+ErrorData *
+pgapp_subxact_abort(PgappSubxact *sx)
+{
+	ErrorData  *edata;
+
+	MemoryContextSwitchTo(sx->oldcontext);
+	edata = CopyErrorData();
+	FlushErrorState();
+	RollbackAndReleaseCurrentSubTransaction();
+	MemoryContextSwitchTo(sx->oldcontext);
+	CurrentResourceOwner = sx->oldowner;
+	return edata;
+}
+
+Oid
+pgapp_schema_oid(void)
+{
+	return get_namespace_oid("pgapp", false);
+}
+
+void
+pgapp_become_owner(PgappOwnerSwitch *sw)
+{
+	Oid			owner;
+	HeapTuple	tup;
+
+	tup = SearchSysCache1(NAMESPACEOID, ObjectIdGetDatum(pgapp_schema_oid()));
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for schema pgapp");
+	owner = ((Form_pg_namespace) GETSTRUCT(tup))->nspowner;
+	ReleaseSysCache(tup);
+
+	GetUserIdAndSecContext(&sw->saved_userid, &sw->saved_sec_context);
+	SetUserIdAndSecContext(owner, sw->saved_sec_context | SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
+}
+
+void
+pgapp_restore_user(PgappOwnerSwitch *sw)
+{
+	SetUserIdAndSecContext(sw->saved_userid, sw->saved_sec_context);
 }
 
 /*

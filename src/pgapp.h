@@ -17,6 +17,7 @@
 #define PGAPP_H
 
 #include "fmgr.h"
+#include "utils/resowner.h"
 
 #define PGAPP_VERSION "0.1.0"
 
@@ -43,5 +44,42 @@ extern bool pgapp_preloaded;
  * named module is attached; "what" names the feature in the message.
  */
 extern void pgapp_require_shmem(const void *shared, const char *what);
+
+/*
+ * Internal subtransactions, as PL/pgSQL's EXCEPTION blocks use them: run a
+ * piece of work that may fail without losing the caller's transaction.
+ *
+ *	PgappSubxact sx;
+ *	pgapp_subxact_begin(&sx);
+ *	PG_TRY();
+ *	{ ...work...; pgapp_subxact_commit(&sx); }
+ *	PG_CATCH();
+ *	{ ErrorData *e = pgapp_subxact_abort(&sx); ... }
+ *	PG_END_TRY();
+ */
+typedef struct PgappSubxact
+{
+	MemoryContext oldcontext;
+	ResourceOwner oldowner;
+} PgappSubxact;
+
+extern void pgapp_subxact_begin(PgappSubxact *sx);
+extern void pgapp_subxact_commit(PgappSubxact *sx);
+extern struct ErrorData *pgapp_subxact_abort(PgappSubxact *sx);
+
+/*
+ * Run SPI as the owner of the pgapp schema (like RI triggers run as the
+ * table owner), so that definitions and logs are read and written with the
+ * extension's rights, whoever triggered the work.
+ */
+typedef struct PgappOwnerSwitch
+{
+	Oid			saved_userid;
+	int			saved_sec_context;
+} PgappOwnerSwitch;
+
+extern void pgapp_become_owner(PgappOwnerSwitch *sw);
+extern void pgapp_restore_user(PgappOwnerSwitch *sw);
+extern Oid	pgapp_schema_oid(void);
 
 #endif							/* PGAPP_H */

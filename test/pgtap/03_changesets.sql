@@ -1,0 +1,89 @@
+-- test/pgtap/03_changesets.sql
+-- Changesets and status machines: signatures, volatility, privileges and
+-- the SQLSTATE + message of each kind of bad input.
+BEGIN;
+SELECT plan(37);
+
+-- every validator takes a changeset first and returns one (Ecto's pipe)
+SELECT is(
+    (SELECT count(*)::int FROM pg_proc
+      WHERE pronamespace = 'pgapp'::regnamespace
+        AND (proname LIKE 'validate\_%' AND proname <> 'validate_table'
+             OR proname IN ('add_error', 'unique_constraint', 'foreign_key_constraint',
+                            'check_constraint', 'exclusion_constraint'))
+        AND proargtypes[0] = 'pgapp.changeset'::regtype
+        AND prorettype = 'pgapp.changeset'::regtype),
+    15, 'the 10 validators and 5 error/constraint helpers take and return pgapp.changeset');
+SELECT function_returns('pgapp', 'cast', ARRAY['regclass', 'jsonb', 'jsonb', 'text[]'], 'pgapp.changeset');
+SELECT function_returns('pgapp', 'changeset', ARRAY['text', 'jsonb', 'jsonb'], 'pgapp.changeset');
+SELECT function_returns('pgapp', 'insert', ARRAY['pgapp.changeset'], 'jsonb');
+SELECT function_returns('pgapp', 'update', ARRAY['pgapp.changeset'], 'jsonb');
+SELECT function_returns('pgapp', 'errors', ARRAY['pgapp.changeset'], 'jsonb');
+SELECT function_returns('pgapp', 'is_valid', ARRAY['pgapp.changeset'], 'boolean');
+SELECT function_returns('pgapp', 'allowed_transitions', ARRAY['text', 'text'], 'text[]');
+SELECT function_returns('pgapp', 'transition_allowed', ARRAY['text', 'text', 'text'], 'boolean');
+SELECT volatility_is('pgapp', 'cast', ARRAY['regclass', 'jsonb', 'jsonb', 'text[]'], 'stable',
+    'cast() is STABLE: PostgREST may call it in GET requests');
+SELECT volatility_is('pgapp', 'insert', ARRAY['pgapp.changeset'], 'volatile');
+SELECT volatility_is('pgapp', 'update', ARRAY['pgapp.changeset'], 'volatile');
+SELECT is(
+    (SELECT array_agg(DISTINCT provolatile) FROM pg_proc
+      WHERE pronamespace = 'pgapp'::regnamespace AND proname LIKE 'validate\_%'
+        AND proname <> 'validate_table'),
+    ARRAY['s']::"char"[], 'validators are STABLE (they read definitions and the clock)');
+SELECT has_table('pgapp', 'changeset_def', 'definitions live in pgapp.changeset_def');
+SELECT has_table('pgapp', 'machine', 'machines live in pgapp.machine');
+SELECT has_table('pgapp', 'transition_log', 'the transition log is pgapp.transition_log');
+
+-- administration is for pgapp_admin; using changesets is for everyone
+SELECT ok(NOT has_function_privilege('public', 'pgapp.define_changeset(text,regclass,text[],jsonb)', 'EXECUTE'),
+    'PUBLIC cannot define changesets');
+SELECT ok(NOT has_function_privilege('public', 'pgapp.validate_table(regclass,text)', 'EXECUTE'),
+    'PUBLIC cannot attach validation triggers');
+SELECT ok(NOT has_function_privilege('public', 'pgapp.define_machine(text,jsonb,text[])', 'EXECUTE'),
+    'PUBLIC cannot define machines');
+SELECT ok(NOT has_function_privilege('public', 'pgapp.enforce_transitions(regclass,name,text,boolean)', 'EXECUTE'),
+    'PUBLIC cannot attach transition triggers');
+SELECT ok(has_function_privilege('pgapp_admin', 'pgapp.define_changeset(text,regclass,text[],jsonb)', 'EXECUTE'),
+    'pgapp_admin can define changesets');
+SELECT ok(has_function_privilege('public', 'pgapp.changeset(text,jsonb,jsonb)', 'EXECUTE')
+      AND has_function_privilege('public', 'pgapp.insert(pgapp.changeset)', 'EXECUTE'),
+    'PUBLIC can build and insert changesets');
+SELECT ok(NOT has_table_privilege('public', 'pgapp.changeset_def', 'INSERT')
+      AND NOT has_table_privilege('public', 'pgapp.transition_log', 'INSERT'),
+    'PUBLIC cannot write definitions or forge log entries');
+
+-- SQLSTATE and message pairs
+CREATE TABLE tap_task (id int PRIMARY KEY, title text, n int);
+SELECT throws_ok($$SELECT pgapp.cast('tap_task', NULL, '{}', ARRAY['nope'])$$,
+    '42703', 'column "nope" of relation "tap_task" does not exist');
+SELECT throws_ok($$SELECT pgapp.cast('tap_task', NULL, '[]', ARRAY['title'])$$,
+    '22023', 'params must be a JSON object');
+SELECT throws_ok($$SELECT pgapp.define_changeset('t', 'tap_task', ARRAY['title'], '[{"lenght": "title"}]')$$,
+    '22023', 'rule 1 names no known validator');
+SELECT throws_ok($$SELECT pgapp.define_changeset('t', 'tap_task', ARRAY['title'], '[{"length": "title", "max": 3, "minimum": 1}]')$$,
+    '22023', 'unknown option "minimum" in rule 1 (length)');
+SELECT throws_ok($$SELECT pgapp.define_changeset('t', 'tap_task', ARRAY['title'], '[{"format": "title", "pattern": "a{2,1}"}]')$$,
+    '2201B', NULL, 'a regex that does not compile is 2201B');
+SELECT throws_ok($$SELECT pgapp.define_changeset('t', 'tap_task', ARRAY['title'], '[{"length": "n", "min": 1}]')$$,
+    '42804', 'length rule applies to text and array columns, but "n" is of type integer');
+SELECT throws_ok($$SELECT pgapp.changeset('missing', '{}')$$,
+    '42704', 'changeset "missing" does not exist');
+SELECT throws_ok($$SELECT pgapp.define_machine('m', '{"a": ["b"]}')$$,
+    '22023', 'machine "m" has a transition from "a" to unknown state "b"');
+SELECT throws_ok($$SELECT pgapp.transition_allowed('missing', 'a', 'b')$$,
+    '42704', 'machine "missing" does not exist');
+SELECT throws_ok($$SELECT pgapp.insert(NULL)$$, '22004', 'changeset must not be null');
+
+-- the error model: a trigger always raises PT422
+SELECT lives_ok($$SELECT pgapp.define_changeset('tap_task', 'tap_task', ARRAY['title'], '[{"required": ["title"]}]')$$,
+    'a valid definition is accepted');
+SELECT lives_ok($$SELECT pgapp.validate_table('tap_task', 'tap_task')$$, 'the trigger attaches');
+SET LOCAL pgapp.error_mode = 'return';
+SELECT throws_ok($$INSERT INTO tap_task VALUES (1, ' ')$$,
+    'PT422', 'validation failed: title can''t be blank', 'triggers raise even in return mode');
+SELECT is(pgapp.insert(pgapp.changeset('tap_task', '{"title": ""}')),
+    '{"errors": {"title": ["can''t be blank"]}}'::jsonb, 'pgapp.insert returns the errors in return mode');
+
+SELECT * FROM finish();
+ROLLBACK;
