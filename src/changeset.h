@@ -4,10 +4,11 @@
  *	  Ecto-style changesets: rules, values, errors, and the two ways values
  *	  reach the validators (a changeset's JSON, or a trigger's tuples).
  *
- * changeset.c owns the engine (values, validators, messages, the JSON
- * changeset and the SQL validator functions); changeset_def.c owns named
- * changesets (definitions, cache, trigger, insert/update); machine.c owns
- * status machines.  This header is what they share.
+ * changeset_rules.c compiles rules; changeset.c is the engine (values,
+ * validators, messages, errors); changeset_value.c is the changeset as a
+ * jsonb value (cast and the SQL validator functions); changeset_def.c owns
+ * named changesets (definitions, cache, trigger, insert/update); machine.c
+ * owns status machines.  This header is what they share.
  *
  * src/changeset.h
  *
@@ -132,21 +133,41 @@ typedef struct CsErrors
 	List	   *added;			/* CsError added now, oldest first */
 } CsErrors;
 
-/* changeset.c */
+static inline bool
+pgapp_cs_field_is_text(const CsField *f)
+{
+	return f->typcategory == 'S';	/* TYPCATEGORY_STRING */
+}
+
+static inline bool
+pgapp_cs_field_is_enum(const CsField *f)
+{
+	return f->typcategory == 'E';	/* TYPCATEGORY_ENUM */
+}
+
+/* changeset_rules.c */
 extern void pgapp_cs_resolve_field(Oid relid, const char *name, bool allow_virtual, CsField *field);
 extern void pgapp_cs_check_rule(Oid relid, CsRule *rule);
 extern CsRule *pgapp_cs_rule_from_json(Oid relid, JsonbValue *rule, int index);
+extern const char *pgapp_cs_constraint_type(CsRuleKind kind);
+
+/* changeset.c */
 extern void pgapp_cs_apply_rule(const CsRule *rule, CsInput *in, CsErrors *errors);
 extern bool pgapp_cs_has_error(CsErrors *errors, const char *field);
 extern void pgapp_cs_add_error(CsErrors *errors, const char *field, const char *message);
 extern void pgapp_cs_add_errors_json(PgappJsonbBuilder *b, CsErrors *errors);
 extern Jsonb *pgapp_cs_errors_body(CsErrors *errors);
-extern const char *pgapp_cs_constraint_type(CsRuleKind kind);
+extern void pgapp_cs_load_errors(JsonbContainer *object, CsErrors *errors);
+extern char *pgapp_cs_interpolate(const char *msg, int n, const char *const *keys,
+								  const char *const *values);
+extern int	pgapp_cs_trim(const char *s, int len, const char **start);
+extern Jsonb *pgapp_cs_report(Jsonb *errors_body, Oid relid, const char *first_field, bool force_raise);
+extern const char *pgapp_cs_first_error_field(CsErrors *errors);
+
+/* changeset_value.c */
 extern Jsonb *pgapp_cs_cast(Oid relid, Jsonb *data, Jsonb *params, ArrayType *permitted,
 							List *rules, const char *action);
 extern Oid	pgapp_cs_source_relid(Jsonb *cs);
-extern Jsonb *pgapp_cs_report(Jsonb *errors_body, Oid relid, const char *first_field, bool force_raise);
-extern const char *pgapp_cs_first_error_field(CsErrors *errors);
 
 /* machine.c */
 typedef enum CsTransitionResult

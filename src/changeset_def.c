@@ -591,26 +591,7 @@ load_errors(Jsonb *cs, CsErrors *errors)
 	JsonbValue *v = pgapp_jsonb_get_key(cs, "errors");
 
 	if (pgapp_jsonb_value_is_object(v))
-	{
-		JsonbIterator *it = JsonbIteratorInit(v->val.binary.data);
-		JsonbValue	jv;
-		JsonbIteratorToken tok;
-		char	   *field = NULL;
-
-		while ((tok = JsonbIteratorNext(&it, &jv, false)) != WJB_DONE)
-		{
-			if (tok == WJB_KEY)
-				field = pnstrdup(jv.val.string.val, jv.val.string.len);
-			else if ((tok == WJB_ELEM || tok == WJB_VALUE) && jv.type == jbvString && field)
-			{
-				CsError    *e = palloc(sizeof(CsError));
-
-				e->field = field;
-				e->message = pnstrdup(jv.val.string.val, jv.val.string.len);
-				errors->existing = lappend(errors->existing, e);
-			}
-		}
-	}
+		pgapp_cs_load_errors(v->val.binary.data, errors);
 }
 
 static bool
