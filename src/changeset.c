@@ -46,6 +46,7 @@
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/numeric.h"
+#include "pgtime.h"
 #include "utils/regproc.h"
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
@@ -620,11 +621,37 @@ validate_format(const CsRule *rule, const CsField *f, CsValue *v, CsErrors *erro
 		add(errors, rule, f->name, "has invalid format", NULL, NULL);
 }
 
+/*
+ * now() as a date and as a local timestamp, computed once per transaction
+ * (and time zone): the trigger asks for every row.
+ */
+static void
+transaction_now(DateADT *date, Timestamp *local)
+{
+	static TimestampTz cached_start = DT_NOBEGIN;
+	static pg_tz *cached_tz = NULL;
+	static DateADT cached_date;
+	static Timestamp cached_local;
+	TimestampTz start = GetCurrentTransactionStartTimestamp();
+
+	if (start != cached_start || session_timezone != cached_tz)
+	{
+		cached_date = GetSQLCurrentDate();
+		cached_local = GetSQLLocalTimestamp(-1);
+		cached_start = start;
+		cached_tz = session_timezone;
+	}
+	*date = cached_date;
+	*local = cached_local;
+}
+
 static void
 validate_future(const CsRule *rule, const CsField *f, CsValue *v, CsErrors *errors)
 {
 	Datum		d;
 	bool		future;
+	DateADT		today;
+	Timestamp	local_now;
 
 	if (v->from_tuple)
 		d = v->datum;
@@ -646,13 +673,14 @@ validate_future(const CsRule *rule, const CsField *f, CsValue *v, CsErrors *erro
 		d = OidInputFunctionCall(typinput, s, typioparam, -1);
 	}
 
+	transaction_now(&today, &local_now);
 	switch (f->typid)
 	{
 		case DATEOID:
-			future = DatumGetDateADT(d) > GetSQLCurrentDate();
+			future = DatumGetDateADT(d) > today;
 			break;
 		case TIMESTAMPOID:
-			future = DatumGetTimestamp(d) > GetSQLLocalTimestamp(-1);
+			future = DatumGetTimestamp(d) > local_now;
 			break;
 		default:
 			future = DatumGetTimestampTz(d) > GetCurrentTransactionStartTimestamp();

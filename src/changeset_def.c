@@ -515,7 +515,17 @@ pgapp_changeset_trigger(PG_FUNCTION_ARGS)
 				errhint("Attach it with pgapp.validate_table()."));
 
 	relid = RelationGetRelid(trigdata->tg_relation);
-	cs = changeset_get(trigdata->tg_trigger->tgargs[0]);
+
+	/*
+	 * Remember the cache entry for the rest of the statement: its address is
+	 * stable, and it is looked up again only when invalidated.
+	 */
+	cs = (CompiledChangeset *) fcinfo->flinfo->fn_extra;
+	if (cs == NULL || !cs->valid || strcmp(cs->name, trigdata->tg_trigger->tgargs[0]) != 0)
+	{
+		cs = changeset_get(trigdata->tg_trigger->tgargs[0]);
+		fcinfo->flinfo->fn_extra = cs;
+	}
 	if (cs->relid != relid)
 		ereport(ERROR,
 				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
