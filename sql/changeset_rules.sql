@@ -173,6 +173,7 @@ SELECT * FROM pg_temp.show($$ SELECT pgapp.changeset('cr_task_create', NULL) $$)
 SELECT * FROM pg_temp.show($$ SELECT pgapp.validate_table('cr_user', 'cr_task_create') $$);
 SELECT * FROM pg_temp.show($$ SELECT pgapp.validate_table('cr_task', 'no_such_changeset') $$);
 SELECT * FROM pg_temp.show($$ SELECT pgapp.drop_changeset('cr_task_create') $$);
+SELECT * FROM pg_temp.show($$ SELECT pgapp.define_changeset('cr_task_create', 'cr_user', ARRAY['email'], '[]') $$);
 SELECT * FROM pg_temp.show($$ SELECT pgapp.drop_changeset('no_such_changeset') $$);
 SELECT * FROM pg_temp.show($$ SELECT pgapp.insert(NULL) $$);
 SELECT * FROM pg_temp.show($$ SELECT pgapp.insert('{"source": "cr_task", "changes": {"nope": 1}, "errors": {}, "valid": true}') $$);

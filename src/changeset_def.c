@@ -69,6 +69,7 @@ static void relcache_callback(Datum arg, Oid relid);
 static CompiledChangeset *changeset_get(const char *name);
 static char *arg_cstring(FunctionCallInfo fcinfo, int n, const char *what);
 static char *qualified_name(Oid relid);
+static Oid	enforcing_table(const char *name, Oid other_than);
 
 /*
  * Called from _PG_init: one callback for every cache of definitions.
@@ -337,6 +338,18 @@ pgapp_define_changeset(PG_FUNCTION_ARGS)
 	/* compile now so that a bad rule is refused here, not at the first write */
 	(void) compile_rules(name, relid, permitted, rules);
 
+	/* a table that enforces this changeset must stay its source */
+	{
+		Oid			other = enforcing_table(name, relid);
+
+		if (OidIsValid(other))
+			ereport(ERROR,
+					errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
+					errmsg("cannot move changeset \"%s\" to table %s because table %s enforces it",
+						   name, qualified_name(relid), qualified_name(other)),
+					errhint("Drop the table's pgapp_validate trigger first, or use another name."));
+	}
+
 	args[0] = CStringGetTextDatum(name);
 	args[1] = ObjectIdGetDatum(relid);
 	args[2] = PointerGetDatum(permitted);
@@ -356,33 +369,37 @@ pgapp_define_changeset(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
-/* Tables whose validate_table trigger names changeset name, or NULL. */
-static char *
-enforcing_table(const char *name)
+/*
+ * A table whose validate_table trigger names changeset name (InvalidOid if
+ * none); other_than skips that table.
+ */
+static Oid
+enforcing_table(const char *name, Oid other_than)
 {
 	int			ret;
-	Oid			argtypes[1] = {TEXTOID};
-	Datum		args[1];
-	char	   *result = NULL;
-	MemoryContext caller = CurrentMemoryContext;
+	Oid			argtypes[2] = {TEXTOID, OIDOID};
+	Datum		args[2];
+	Oid			result = InvalidOid;
 
 	args[0] = CStringGetTextDatum(name);
+	args[1] = ObjectIdGetDatum(other_than);
 	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
 	ret = SPI_execute_with_args(
-		"SELECT t.tgrelid::pg_catalog.regclass::pg_catalog.text FROM pg_catalog.pg_trigger t"
+		"SELECT t.tgrelid FROM pg_catalog.pg_trigger t"
 		" WHERE t.tgfoid OPERATOR(pg_catalog.=) 'pgapp._changeset_trigger()'::pg_catalog.regprocedure"
 		"   AND t.tgargs OPERATOR(pg_catalog.=) (pg_catalog.convert_to($1, 'UTF8')"
 		"                                       OPERATOR(pg_catalog.||) '\\x00'::pg_catalog.bytea)"
+		"   AND t.tgrelid OPERATOR(pg_catalog.<>) $2"
 		" LIMIT 1",
-		1, argtypes, args, NULL, true, 1);
+		2, argtypes, args, NULL, true, 1);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(ret));
 	if (SPI_processed > 0)
 	{
-		char	   *t = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+		bool		isnull;
 
-		result = MemoryContextStrdup(caller, t);
+		result = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	}
 	SPI_finish();
 	return result;
@@ -396,15 +413,16 @@ Datum
 pgapp_drop_changeset(PG_FUNCTION_ARGS)
 {
 	char	   *name = arg_cstring(fcinfo, 0, "name");
-	char	   *table = enforcing_table(name);
+	Oid			table = enforcing_table(name, InvalidOid);
 	int			ret;
 	Oid			argtypes[1] = {TEXTOID};
 	Datum		args[1];
 
-	if (table != NULL)
+	if (OidIsValid(table))
 		ereport(ERROR,
 				errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
-				errmsg("cannot drop changeset \"%s\" because table %s enforces it", name, table),
+				errmsg("cannot drop changeset \"%s\" because table %s enforces it", name,
+					   qualified_name(table)),
 				errhint("Drop the table's pgapp_validate trigger first."));
 	args[0] = CStringGetTextDatum(name);
 	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
