@@ -508,6 +508,21 @@ pgapp_allowed_transitions(PG_FUNCTION_ARGS)
 	PG_RETURN_ARRAYTYPE_P(construct_array(elems, n, TEXTOID, -1, false, TYPALIGN_INT));
 }
 
+typedef struct EnumLabel
+{
+	float4		order;
+	char	   *label;
+} EnumLabel;
+
+static int
+enum_label_cmp(const void *a, const void *b)
+{
+	float4		x = ((const EnumLabel *) a)->order;
+	float4		y = ((const EnumLabel *) b)->order;
+
+	return (x > y) - (x < y);
+}
+
 /*
  * For an enum column: every label must be a state and every state a label.
  */
@@ -519,12 +534,21 @@ check_enum_coverage(Machine *m, const char *name, Oid enumtype)
 	StringInfoData extra;
 	CatCList   *list;
 
+	/* labels in the enum's own order, so messages list them as \dT+ does */
 	list = SearchSysCacheList1(ENUMTYPOIDNAME, ObjectIdGetDatum(enumtype));
-	for (int i = 0; i < list->n_members; i++)
 	{
-		Form_pg_enum e = (Form_pg_enum) GETSTRUCT(&list->members[i]->tuple);
+		EnumLabel  *sorted = palloc(sizeof(EnumLabel) * Max(list->n_members, 1));
 
-		labels = lappend(labels, pstrdup(NameStr(e->enumlabel)));
+		for (int i = 0; i < list->n_members; i++)
+		{
+			Form_pg_enum e = (Form_pg_enum) GETSTRUCT(&list->members[i]->tuple);
+
+			sorted[i].order = e->enumsortorder;
+			sorted[i].label = pstrdup(NameStr(e->enumlabel));
+		}
+		qsort(sorted, list->n_members, sizeof(EnumLabel), enum_label_cmp);
+		for (int i = 0; i < list->n_members; i++)
+			labels = lappend(labels, sorted[i].label);
 	}
 	ReleaseSysCacheList(list);
 
