@@ -2,7 +2,7 @@
 -- Changesets and status machines: signatures, volatility, privileges and
 -- the SQLSTATE + message of each kind of bad input.
 BEGIN;
-SELECT plan(37);
+SELECT plan(40);
 
 -- every validator takes a changeset first and returns one (Ecto's pipe)
 SELECT is(
@@ -31,6 +31,10 @@ SELECT is(
       WHERE pronamespace = 'pgapp'::regnamespace AND proname LIKE 'validate\_%'
         AND proname <> 'validate_table'),
     ARRAY['s']::"char"[], 'validators are STABLE (they read definitions and the clock)');
+SELECT function_returns('pgapp', 'json_schema', ARRAY['text'], 'jsonb');
+SELECT function_returns('pgapp', 'openapi', ARRAY['name'], 'jsonb');
+SELECT volatility_is('pgapp', 'openapi', ARRAY['name'], 'stable',
+    'openapi() is STABLE: PostgREST serves it on GET');
 SELECT has_table('pgapp', 'changeset_def', 'definitions live in pgapp.changeset_def');
 SELECT has_table('pgapp', 'machine', 'machines live in pgapp.machine');
 SELECT has_table('pgapp', 'transition_log', 'the transition log is pgapp.transition_log');
