@@ -67,7 +67,6 @@ static Oid	changeset_def_oid = InvalidOid;
 
 static void relcache_callback(Datum arg, Oid relid);
 static CompiledChangeset *changeset_get(const char *name);
-static char *arg_cstring(FunctionCallInfo fcinfo, int n, const char *what);
 static char *qualified_name(Oid relid);
 static Oid	enforcing_table(const char *name, Oid other_than);
 
@@ -96,16 +95,6 @@ relcache_callback(Datum arg, Oid relid)
 	while ((cs = hash_seq_search(&status)) != NULL)
 		if (all || cs->relid == relid)
 			cs->valid = false;
-}
-
-static char *
-arg_cstring(FunctionCallInfo fcinfo, int n, const char *what)
-{
-	if (PG_ARGISNULL(n))
-		ereport(ERROR,
-				errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				errmsg("%s must not be null", what));
-	return text_to_cstring(PG_GETARG_TEXT_PP(n));
 }
 
 static char *
@@ -215,9 +204,6 @@ changeset_get(const char *name)
 	bool		found;
 	char		key[NAMEDATALEN] = {0};
 	int			ret;
-	Oid			argtypes[1] = {TEXTOID};
-	Datum		args[1];
-	PgappOwnerSwitch sw;
 	MemoryContext oldcxt;
 	MemoryContext mcxt;
 	Oid			relid = InvalidOid;
@@ -241,23 +227,10 @@ changeset_get(const char *name)
 		return cs;
 
 	mcxt = AllocSetContextCreate(CacheMemoryContext, "pgapp changeset", ALLOCSET_SMALL_SIZES);
-	args[0] = CStringGetTextDatum(name);
 	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
-	pgapp_become_owner(&sw);
-	PG_TRY();
-	{
-		ret = SPI_execute_with_args("SELECT source, permitted, rules FROM pgapp.changeset_def"
-									" WHERE name OPERATOR(pg_catalog.=) $1",
-									1, argtypes, args, NULL, true, 1);
-	}
-	PG_FINALLY();
-	{
-		pgapp_restore_user(&sw);
-	}
-	PG_END_TRY();
-	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(ret));
+	pgapp_spi_select_as_owner("SELECT source, permitted, rules FROM pgapp.changeset_def"
+							  " WHERE name OPERATOR(pg_catalog.=) $1", name);
 	if (SPI_processed == 1)
 	{
 		bool		isnull;
@@ -314,7 +287,7 @@ PG_FUNCTION_INFO_V1(pgapp_define_changeset);
 Datum
 pgapp_define_changeset(PG_FUNCTION_ARGS)
 {
-	char	   *name = arg_cstring(fcinfo, 0, "name");
+	char	   *name = pgapp_arg_cstring(fcinfo, 0, "name");
 	Oid			relid;
 	ArrayType  *permitted;
 	Jsonb	   *rules;
@@ -412,7 +385,7 @@ PG_FUNCTION_INFO_V1(pgapp_drop_changeset);
 Datum
 pgapp_drop_changeset(PG_FUNCTION_ARGS)
 {
-	char	   *name = arg_cstring(fcinfo, 0, "name");
+	char	   *name = pgapp_arg_cstring(fcinfo, 0, "name");
 	Oid			table = enforcing_table(name, InvalidOid);
 	int			ret;
 	Oid			argtypes[1] = {TEXTOID};
@@ -447,7 +420,7 @@ PG_FUNCTION_INFO_V1(pgapp_changeset);
 Datum
 pgapp_changeset(PG_FUNCTION_ARGS)
 {
-	char	   *name = arg_cstring(fcinfo, 0, "name");
+	char	   *name = pgapp_arg_cstring(fcinfo, 0, "name");
 	CompiledChangeset *cs;
 	Jsonb	   *data = PG_ARGISNULL(2) ? NULL : PG_GETARG_JSONB_P(2);
 
@@ -469,7 +442,7 @@ Datum
 pgapp_validate_table(PG_FUNCTION_ARGS)
 {
 	Oid			relid;
-	char	   *name = arg_cstring(fcinfo, 1, "changeset_name");
+	char	   *name = pgapp_arg_cstring(fcinfo, 1, "changeset_name");
 	CompiledChangeset *cs;
 	char	   *trigname;
 	char	   *sql;

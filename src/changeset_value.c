@@ -243,16 +243,6 @@ arg_changeset(FunctionCallInfo fcinfo)
 }
 
 static char *
-arg_text(FunctionCallInfo fcinfo, int n, const char *what)
-{
-	if (PG_ARGISNULL(n))
-		ereport(ERROR,
-				errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				errmsg("%s must not be null", what));
-	return text_to_cstring(PG_GETARG_TEXT_PP(n));
-}
-
-static char *
 arg_text_opt(FunctionCallInfo fcinfo, int n)
 {
 	return PG_ARGISNULL(n) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(n));
@@ -269,7 +259,7 @@ single_rule(CsState *st, CsRuleKind kind, FunctionCallInfo fcinfo, bool allow_vi
 	rule->kind = kind;
 	rule->nfields = 1;
 	rule->fields = palloc0(sizeof(CsField));
-	pgapp_cs_resolve_field(st->relid, arg_text(fcinfo, 1, "field"), allow_virtual, &rule->fields[0]);
+	pgapp_cs_resolve_field(st->relid, pgapp_arg_cstring(fcinfo, 1, "field"), allow_virtual, &rule->fields[0]);
 	return rule;
 }
 
@@ -393,8 +383,21 @@ pgapp_validate_format(PG_FUNCTION_ARGS)
 
 	cs_load(arg_changeset(fcinfo), &st);
 	rule = single_rule(&st, CS_FORMAT, fcinfo, false);
-	rule->pattern = cstring_to_text(arg_text(fcinfo, 2, "pattern"));
+	rule->pattern = cstring_to_text(pgapp_arg_cstring(fcinfo, 2, "pattern"));
 	rule->message = arg_text_opt(fcinfo, 3);
+	return run_rule(&st, rule);
+}
+
+/* Validators whose only option is the message (argument 2). */
+static Datum
+message_rule(FunctionCallInfo fcinfo, CsRuleKind kind, bool allow_virtual)
+{
+	CsState		st;
+	CsRule	   *rule;
+
+	cs_load(arg_changeset(fcinfo), &st);
+	rule = single_rule(&st, kind, fcinfo, allow_virtual);
+	rule->message = arg_text_opt(fcinfo, 2);
 	return run_rule(&st, rule);
 }
 
@@ -402,13 +405,7 @@ PG_FUNCTION_INFO_V1(pgapp_validate_future);
 Datum
 pgapp_validate_future(PG_FUNCTION_ARGS)
 {
-	CsState		st;
-	CsRule	   *rule;
-
-	cs_load(arg_changeset(fcinfo), &st);
-	rule = single_rule(&st, CS_FUTURE, fcinfo, false);
-	rule->message = arg_text_opt(fcinfo, 2);
-	return run_rule(&st, rule);
+	return message_rule(fcinfo, CS_FUTURE, false);
 }
 
 PG_FUNCTION_INFO_V1(pgapp_validate_transition);
@@ -420,7 +417,7 @@ pgapp_validate_transition(PG_FUNCTION_ARGS)
 
 	cs_load(arg_changeset(fcinfo), &st);
 	rule = single_rule(&st, CS_TRANSITION, fcinfo, false);
-	rule->machine = arg_text(fcinfo, 2, "machine");
+	rule->machine = pgapp_arg_cstring(fcinfo, 2, "machine");
 	rule->message = arg_text_opt(fcinfo, 3);
 	return run_rule(&st, rule);
 }
@@ -429,26 +426,14 @@ PG_FUNCTION_INFO_V1(pgapp_validate_confirmation);
 Datum
 pgapp_validate_confirmation(PG_FUNCTION_ARGS)
 {
-	CsState		st;
-	CsRule	   *rule;
-
-	cs_load(arg_changeset(fcinfo), &st);
-	rule = single_rule(&st, CS_CONFIRMATION, fcinfo, false);
-	rule->message = arg_text_opt(fcinfo, 2);
-	return run_rule(&st, rule);
+	return message_rule(fcinfo, CS_CONFIRMATION, false);
 }
 
 PG_FUNCTION_INFO_V1(pgapp_validate_acceptance);
 Datum
 pgapp_validate_acceptance(PG_FUNCTION_ARGS)
 {
-	CsState		st;
-	CsRule	   *rule;
-
-	cs_load(arg_changeset(fcinfo), &st);
-	rule = single_rule(&st, CS_ACCEPTANCE, fcinfo, true);
-	rule->message = arg_text_opt(fcinfo, 2);
-	return run_rule(&st, rule);
+	return message_rule(fcinfo, CS_ACCEPTANCE, true);
 }
 
 typedef struct OptsArgs
@@ -483,12 +468,12 @@ pgapp_add_error(PG_FUNCTION_ARGS)
 	OptsArgs	o = {0};
 
 	cs_load(arg_changeset(fcinfo), &st);
-	field = arg_text(fcinfo, 1, "field");
+	field = pgapp_arg_cstring(fcinfo, 1, "field");
 	if (field[0] == '\0')
 		ereport(ERROR,
 				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				errmsg("field name must not be empty"));
-	message = arg_text(fcinfo, 2, "message");
+	message = pgapp_arg_cstring(fcinfo, 2, "message");
 	if (message[0] == '\0')
 		ereport(ERROR,
 				errcode(ERRCODE_INVALID_PARAMETER_VALUE),

@@ -226,9 +226,6 @@ machine_get(const char *name, bool missing_ok)
 	bool		found;
 	char		key[NAMEDATALEN] = {0};
 	int			ret;
-	Oid			argtypes[1] = {TEXTOID};
-	Datum		args[1];
-	PgappOwnerSwitch sw;
 	MemoryContext oldcxt;
 	Jsonb	   *transitions = NULL;
 	ArrayType  *initial = NULL;
@@ -250,23 +247,10 @@ machine_get(const char *name, bool missing_ok)
 		return m;
 
 	/* (re)load from pgapp.machine with the extension's rights */
-	args[0] = CStringGetTextDatum(name);
 	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
-	pgapp_become_owner(&sw);
-	PG_TRY();
-	{
-		ret = SPI_execute_with_args("SELECT transitions, initial FROM pgapp.machine"
-									" WHERE name OPERATOR(pg_catalog.=) $1",
-									1, argtypes, args, NULL, true, 1);
-	}
-	PG_FINALLY();
-	{
-		pgapp_restore_user(&sw);
-	}
-	PG_END_TRY();
-	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(ret));
+	pgapp_spi_select_as_owner("SELECT transitions, initial FROM pgapp.machine"
+							  " WHERE name OPERATOR(pg_catalog.=) $1", name);
 	if (SPI_processed == 1)
 	{
 		bool		isnull;
@@ -350,16 +334,6 @@ pgapp_machine_check(const char *machine, const char *from_state, const char *to_
 	return CS_TRANSITION_FORBIDDEN;
 }
 
-static char *
-arg_cstring(FunctionCallInfo fcinfo, int n, const char *what)
-{
-	if (PG_ARGISNULL(n))
-		ereport(ERROR,
-				errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				errmsg("%s must not be null", what));
-	return text_to_cstring(PG_GETARG_TEXT_PP(n));
-}
-
 /*
  * pgapp.define_machine(machine text, transitions jsonb, initial text[])
  */
@@ -367,7 +341,7 @@ PG_FUNCTION_INFO_V1(pgapp_define_machine);
 Datum
 pgapp_define_machine(PG_FUNCTION_ARGS)
 {
-	char	   *name = arg_cstring(fcinfo, 0, "machine");
+	char	   *name = pgapp_arg_cstring(fcinfo, 0, "machine");
 	Jsonb	   *transitions;
 	Machine		scratch = {0};
 	int			ret;
@@ -411,7 +385,7 @@ PG_FUNCTION_INFO_V1(pgapp_drop_machine);
 Datum
 pgapp_drop_machine(PG_FUNCTION_ARGS)
 {
-	char	   *name = arg_cstring(fcinfo, 0, "machine");
+	char	   *name = pgapp_arg_cstring(fcinfo, 0, "machine");
 	int			ret;
 	Oid			argtypes[1] = {TEXTOID};
 	Datum		args[1];
@@ -458,9 +432,9 @@ PG_FUNCTION_INFO_V1(pgapp_transition_allowed);
 Datum
 pgapp_transition_allowed(PG_FUNCTION_ARGS)
 {
-	char	   *name = arg_cstring(fcinfo, 0, "machine");
+	char	   *name = pgapp_arg_cstring(fcinfo, 0, "machine");
 	char	   *from = PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1));
-	char	   *to = arg_cstring(fcinfo, 2, "to_state");
+	char	   *to = pgapp_arg_cstring(fcinfo, 2, "to_state");
 	Machine    *m = machine_get(name, false);
 
 	if (from != NULL && state_index(m, from) < 0)
@@ -482,7 +456,7 @@ PG_FUNCTION_INFO_V1(pgapp_allowed_transitions);
 Datum
 pgapp_allowed_transitions(PG_FUNCTION_ARGS)
 {
-	char	   *name = arg_cstring(fcinfo, 0, "machine");
+	char	   *name = pgapp_arg_cstring(fcinfo, 0, "machine");
 	Machine    *m = machine_get(name, false);
 	Datum	   *elems = palloc(sizeof(Datum) * Max(m->nstates, 1));
 	int			n = 0;
@@ -619,7 +593,7 @@ pgapp_enforce_transitions(PG_FUNCTION_ARGS)
 				errmsg("%s must not be null", PG_ARGISNULL(0) ? "tbl" : "col"));
 	relid = PG_GETARG_OID(0);
 	col = NameStr(*PG_GETARG_NAME(1));
-	name = arg_cstring(fcinfo, 2, "machine");
+	name = pgapp_arg_cstring(fcinfo, 2, "machine");
 	log = PG_ARGISNULL(3) ? false : PG_GETARG_BOOL(3);
 
 	if (get_rel_relkind(relid) != RELKIND_RELATION && get_rel_relkind(relid) != RELKIND_PARTITIONED_TABLE)

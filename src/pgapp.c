@@ -34,6 +34,7 @@
 #include "utils/guc.h"
 #include "utils/jsonb.h"
 #include "catalog/pg_namespace.h"
+#include "catalog/pg_type.h"
 #include "utils/lsyscache.h"
 #include "utils/syscache.h"
 #include "utils/varlena.h"
@@ -186,6 +187,44 @@ void
 pgapp_restore_user(PgappOwnerSwitch *sw)
 {
 	SetUserIdAndSecContext(sw->saved_userid, sw->saved_sec_context);
+}
+
+/*
+ * Run a read-only query with $1 = name (text) as the schema owner; the
+ * caller is connected to SPI and reads SPI_tuptable.  Used to load
+ * definitions whoever fires the trigger that needs them.
+ */
+void
+pgapp_spi_select_as_owner(const char *sql, const char *name)
+{
+	PgappOwnerSwitch sw;
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		args[1];
+	int			ret;
+
+	args[0] = CStringGetTextDatum(name);
+	pgapp_become_owner(&sw);
+	PG_TRY();
+	{
+		ret = SPI_execute_with_args(sql, 1, argtypes, args, NULL, true, 1);
+	}
+	PG_FINALLY();
+	{
+		pgapp_restore_user(&sw);
+	}
+	PG_END_TRY();
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(ret));
+}
+
+char *
+pgapp_arg_cstring(FunctionCallInfo fcinfo, int n, const char *what)
+{
+	if (PG_ARGISNULL(n))
+		ereport(ERROR,
+				errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				errmsg("%s must not be null", what));
+	return text_to_cstring(PG_GETARG_TEXT_PP(n));
 }
 
 /*

@@ -79,7 +79,11 @@ typedef struct PgappOwnerSwitch
 } PgappOwnerSwitch;
 
 extern void pgapp_become_owner(PgappOwnerSwitch *sw);
+extern void pgapp_spi_select_as_owner(const char *sql, const char *name);
 extern void pgapp_restore_user(PgappOwnerSwitch *sw);
 extern Oid	pgapp_schema_oid(void);
+
+/* Argument n as a C string; 22004 naming what when it is NULL. */
+extern char *pgapp_arg_cstring(FunctionCallInfo fcinfo, int n, const char *what);
 
 #endif							/* PGAPP_H */
