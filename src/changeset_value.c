@@ -572,6 +572,23 @@ pgapp_errors(PG_FUNCTION_ARGS)
 
 
 /*
+ * In PG_CATCH of a cast: roll the subtransaction back and return false when
+ * the error says the value does not fit the type (data exception or domain
+ * check); re-raise anything else, which is real trouble.
+ */
+static bool
+value_did_not_fit(PgappSubxact *sx)
+{
+	ErrorData  *edata = pgapp_subxact_abort(sx);
+
+	if (ERRCODE_TO_CATEGORY(edata->sqlerrcode) != ERRCODE_DATA_EXCEPTION &&
+		ERRCODE_TO_CATEGORY(edata->sqlerrcode) != ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION)
+		ReThrowError(edata);
+	FreeErrorData(edata);
+	return false;
+}
+
+/*
  * Run a type's input function on str; false instead of an error when the
  * text is not a valid value (in a subtransaction, as PL/pgSQL would).
  */
@@ -592,14 +609,7 @@ try_input(Oid typid, int32 typmod, const char *str, Datum *out)
 	}
 	PG_CATCH();
 	{
-		ErrorData  *edata = pgapp_subxact_abort(&sx);
-
-		/* only data errors mean "is invalid"; anything else is real trouble */
-		if (ERRCODE_TO_CATEGORY(edata->sqlerrcode) != ERRCODE_DATA_EXCEPTION &&
-			ERRCODE_TO_CATEGORY(edata->sqlerrcode) != ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION)
-			ReThrowError(edata);
-		FreeErrorData(edata);
-		ok = false;
+		ok = value_did_not_fit(&sx);
 	}
 	PG_END_TRY();
 	return ok;
@@ -673,13 +683,7 @@ cast_populate(Oid relid, const char *field, JsonbValue *value, JsonbValue **out)
 	}
 	PG_CATCH();
 	{
-		ErrorData  *edata = pgapp_subxact_abort(&sx);
-
-		if (ERRCODE_TO_CATEGORY(edata->sqlerrcode) != ERRCODE_DATA_EXCEPTION &&
-			ERRCODE_TO_CATEGORY(edata->sqlerrcode) != ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION)
-			ReThrowError(edata);
-		FreeErrorData(edata);
-		ok = false;
+		ok = value_did_not_fit(&sx);
 	}
 	PG_END_TRY();
 	return ok;
