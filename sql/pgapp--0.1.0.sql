@@ -547,6 +547,98 @@ GRANT EXECUTE ON FUNCTION pgapp.define_changeset(text, regclass, text[], jsonb),
     pgapp.enforce_transitions(regclass, name, text, boolean) TO pgapp_admin;
 
 ---------------------------------------------------------------------------
+-- Composable queries (docs/queries.md)
+---------------------------------------------------------------------------
+
+/*
+ * A query: {"source", "where": [...], "order": [...]}, built by pgapp.from
+ * and the builders, run by the executors as one prepared statement.
+ */
+CREATE DOMAIN pgapp.query AS jsonb
+    CONSTRAINT query_shape CHECK (
+        pg_catalog.jsonb_typeof(VALUE) OPERATOR(pg_catalog.=) 'object'
+        AND VALUE OPERATOR(pg_catalog.?&) ARRAY['source', 'where', 'order']);
+
+COMMENT ON DOMAIN pgapp.query IS
+'A composable query: source, conditions, ordering (build with pgapp.from and the builders)';
+
+-- The fields each table allows to sort by (pgapp.allow_sort).
+CREATE TABLE pgapp.sort_allowed (
+    source  regclass PRIMARY KEY,
+    fields  text[] NOT NULL
+);
+
+COMMENT ON TABLE pgapp.sort_allowed IS
+'Sort whitelists: the fields pgapp.sort_by accepts per table (pgapp.allow_sort)';
+
+SELECT pg_catalog.pg_extension_config_dump('pgapp.sort_allowed', '');
+
+CREATE FUNCTION pgapp."from"(source regclass)
+RETURNS pgapp.query
+AS 'MODULE_PATHNAME', 'pgapp_from'
+LANGUAGE C STRICT STABLE;
+
+CREATE FUNCTION pgapp.filter_by(q pgapp.query, field text, value anyelement)
+RETURNS pgapp.query
+AS 'MODULE_PATHNAME', 'pgapp_filter_by'
+LANGUAGE C STABLE;
+
+CREATE FUNCTION pgapp.filter_range(q pgapp.query, field text, from_value anycompatible, to_value anycompatible)
+RETURNS pgapp.query
+AS 'MODULE_PATHNAME', 'pgapp_filter_range'
+LANGUAGE C STABLE;
+
+CREATE FUNCTION pgapp.escape_like(value text)
+RETURNS text
+AS 'MODULE_PATHNAME', 'pgapp_escape_like'
+LANGUAGE C STRICT IMMUTABLE PARALLEL SAFE;
+
+CREATE FUNCTION pgapp.search(q pgapp.query, term text, fields text[])
+RETURNS pgapp.query
+AS 'MODULE_PATHNAME', 'pgapp_search'
+LANGUAGE C STABLE;
+
+CREATE FUNCTION pgapp.sort_by(q pgapp.query, field text, direction text DEFAULT 'asc')
+RETURNS pgapp.query
+AS 'MODULE_PATHNAME', 'pgapp_sort_by'
+LANGUAGE C STABLE;
+
+CREATE FUNCTION pgapp.allow_sort(source regclass, fields text[])
+RETURNS void
+AS 'MODULE_PATHNAME', 'pgapp_allow_sort'
+LANGUAGE C VOLATILE;
+
+CREATE FUNCTION pgapp."all"(q pgapp.query)
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'pgapp_all'
+LANGUAGE C STABLE;
+
+CREATE FUNCTION pgapp.one(q pgapp.query)
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'pgapp_one'
+LANGUAGE C STABLE;
+
+CREATE FUNCTION pgapp.count(q pgapp.query)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'pgapp_count'
+LANGUAGE C STABLE;
+
+CREATE FUNCTION pgapp.paginate(q pgapp.query, page integer, page_size integer)
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'pgapp_paginate'
+LANGUAGE C STABLE;
+
+CREATE FUNCTION pgapp.to_sql(q pgapp.query)
+RETURNS text
+AS 'MODULE_PATHNAME', 'pgapp_to_sql'
+LANGUAGE C STABLE;
+
+GRANT SELECT ON pgapp.sort_allowed TO PUBLIC;
+GRANT INSERT, UPDATE, DELETE ON pgapp.sort_allowed TO pgapp_admin;
+REVOKE ALL ON FUNCTION pgapp.allow_sort(regclass, text[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION pgapp.allow_sort(regclass, text[]) TO pgapp_admin;
+
+---------------------------------------------------------------------------
 -- API description (docs/openapi.md)
 ---------------------------------------------------------------------------
 

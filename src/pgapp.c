@@ -44,6 +44,7 @@
 #include "error.h"
 #include "json_util.h"
 #include "pgapp.h"
+#include "query.h"
 
 PG_MODULE_MAGIC;
 
@@ -86,6 +87,15 @@ _PG_init(void)
 							 PGC_USERSET,
 							 0,
 							 NULL, NULL, NULL);
+
+	DefineCustomIntVariable("pgapp.max_page_size",
+							"Largest page_size pgapp.paginate accepts.",
+							NULL,
+							&pgapp_max_page_size,
+							100, 1, 100000,
+							PGC_USERSET,
+							0,
+							NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("pgapp");
 

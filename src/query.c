@@ -1,0 +1,1099 @@
+/*-------------------------------------------------------------------------
+ *
+ * query.c
+ *	  Composable queries: a pgapp.query value, builders that add checked
+ *	  conditions to it, and executors that run it as one prepared statement.
+ *
+ * A query is jsonb (the pgapp.query domain):
+ *
+ *	{"source": "public.product",
+ *	 "where": [{"op": "eq", "field": "status", "value": "active"},
+ *			   {"op": "in", "field": "id", "values": ["1", "2"]},
+ *			   {"op": "null", "field": "deleted_at"},
+ *			   {"op": "range", "field": "price", "from": "1.00", "to": null},
+ *			   {"op": "search", "fields": ["name", "sku"], "term": "50%_off"}],
+ *	 "order": [{"field": "name", "dir": "asc", "nulls": "last"}]}
+ *
+ * Builders resolve every field against the catalog when they are called
+ * and store values as text in the column's own type (cast through the
+ * column type's input function), so a bad field or value fails at once.
+ * Executors rebuild the SQL from the value: identifiers come from the
+ * catalog and are quoted, values are always bound parameters typed as
+ * their column, never spliced.  Plans are prepared once per SQL text and
+ * kept (SPI_keepplan) in a per-backend cache, so the second page of the
+ * same query shape does not plan again; PostgreSQL's plan cache
+ * invalidates them when the tables change.
+ *
+ * src/query.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_type.h"
+#include "common/hashfn.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/hsearch.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/regproc.h"
+#include "catalog/pg_collation.h"
+#include "utils/formatting.h"
+
+#include "json_util.h"
+#include "pgapp.h"
+#include "query.h"
+
+int			pgapp_max_page_size = 100;
+
+/* A column of the source, resolved. */
+typedef struct QueryField
+{
+	const char *name;
+	AttrNumber	attnum;
+	Oid			typid;			/* the column's declared type */
+	Oid			basetype;		/* domains resolved */
+	char		category;
+} QueryField;
+
+/* SQL under construction and its parameters. */
+typedef struct QuerySql
+{
+	StringInfoData sql;
+	int			nparams;
+	int			maxparams;
+	Oid		   *types;
+	Datum	   *values;
+} QuerySql;
+
+/* Kept plans, by the hash and length of their SQL text. */
+typedef struct PlanKey
+{
+	uint32		hash;
+	uint32		len;
+} PlanKey;
+
+typedef struct PlanEntry
+{
+	PlanKey		key;
+	char	   *sql;			/* in TopMemoryContext */
+	SPIPlanPtr	plan;
+} PlanEntry;
+
+#define MAX_CACHED_PLANS 256
+
+static HTAB *plans = NULL;
+
+static Oid	query_source(Jsonb *q);
+static void resolve_field(Oid relid, const char *name, QueryField *f);
+
+/* ---------------------------------------------------------------------
+ * Fields and values
+ * ---------------------------------------------------------------------
+ */
+
+static void
+resolve_field(Oid relid, const char *name, QueryField *f)
+{
+	int32		typmod;
+	Oid			collid;
+	bool		preferred;
+
+	if (name == NULL || name[0] == '\0')
+		ereport(ERROR,
+				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				errmsg("field name must not be empty"));
+	f->name = name;
+	f->attnum = get_attnum(relid, name);
+	if (f->attnum == InvalidAttrNumber || f->attnum < 0)
+		ereport(ERROR,
+				errcode(ERRCODE_UNDEFINED_COLUMN),
+				errmsg("column \"%s\" of relation \"%s\" does not exist", name, get_rel_name(relid)),
+				errhint("Fields are column names of the query's source, written as they are (no quoting)."));
+	get_atttypetypmodcoll(relid, f->attnum, &f->typid, &typmod, &collid);
+	f->basetype = getBaseType(f->typid);
+	get_type_category_preferred(f->basetype, &f->category, &preferred);
+}
+
+/*
+ * A value of any type as text in the column's type: output with its own
+ * type, input with the column's.  Raises the column type's error (e.g.
+ * 22P02) when the value does not fit.
+ */
+static char *
+value_as_column_text(Datum value, Oid valtype, const QueryField *f)
+{
+	Oid			typoutput;
+	Oid			typinput;
+	Oid			typioparam;
+	bool		isvarlena;
+	char	   *text;
+	Datum		d;
+
+	getTypeOutputInfo(valtype, &typoutput, &isvarlena);
+	text = OidOutputFunctionCall(typoutput, value);
+	if (valtype == f->typid)
+		return text;
+	getTypeInputInfo(f->typid, &typinput, &typioparam);
+	d = OidInputFunctionCall(typinput, text, typioparam, -1);
+	getTypeOutputInfo(f->typid, &typoutput, &isvarlena);
+	return OidOutputFunctionCall(typoutput, d);
+}
+
+static Datum
+column_datum(const char *text, Oid typid)
+{
+	Oid			typinput;
+	Oid			typioparam;
+
+	getTypeInputInfo(typid, &typinput, &typioparam);
+	return OidInputFunctionCall(typinput, (char *) text, typioparam, -1);
+}
+
+/* ---------------------------------------------------------------------
+ * The query value
+ * ---------------------------------------------------------------------
+ */
+
+static Oid
+query_source(Jsonb *q)
+{
+	JsonbValue *src = pgapp_jsonb_get_key(q, "source");
+
+	if (src == NULL || src->type != jbvString)
+		ereport(ERROR,
+				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				errmsg("query has no \"source\""),
+				errhint("Start queries with pgapp.from(table)."));
+	return RangeVarGetRelid(makeRangeVarFromNameList(
+		stringToQualifiedNameList(pgapp_jsonb_value_cstring(src))), NoLock, false);
+}
+
+static Jsonb *
+arg_query(FunctionCallInfo fcinfo)
+{
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				errmsg("query must not be null"),
+				errhint("Start queries with pgapp.from(table)."));
+	return PG_GETARG_JSONB_P(0);
+}
+
+/*
+ * The query with one more element appended to the array under key
+ * ("where" or "order").  The element is built by the caller between
+ * begin and end.
+ */
+typedef struct QueryAppend
+{
+	Jsonb	   *q;
+	const char *key;
+	PgappJsonbBuilder b;
+	bool		done;
+} QueryAppend;
+
+/*
+ * Start appending to q's array "key": afterwards the builder is inside that
+ * array, ready for one element; finish with append_end.  Keys after the
+ * array are copied by append_end.
+ */
+static PgappJsonbBuilder *
+append_begin(QueryAppend *a, Jsonb *q, const char *key)
+{
+	memset(a, 0, sizeof(QueryAppend));
+	a->q = q;
+	a->key = key;
+	pgapp_jsonb_begin_object(&a->b);
+	pgapp_jsonb_key(&a->b, "source");
+	pgapp_jsonb_add_value(&a->b, pgapp_jsonb_get_key(q, "source"));
+	pgapp_jsonb_key(&a->b, key);
+	pgapp_jsonb_begin_array(&a->b);
+	{
+		JsonbValue *arr = pgapp_jsonb_get_key(q, key);
+		int			n = pgapp_jsonb_array_length(arr);
+
+		for (int i = 0; i < n; i++)
+			pgapp_jsonb_add_value(&a->b, pgapp_jsonb_array_get(arr, i));
+	}
+	return &a->b;
+}
+
+static void
+copy_other_member(const char *key, int keylen, JsonbValue *value, void *arg)
+{
+	QueryAppend	   *a = (QueryAppend *) arg;
+
+	if (strcmp(key, "source") == 0 || strcmp(key, a->key) == 0)
+		return;
+	pgapp_jsonb_key(&a->b, key);
+	pgapp_jsonb_add_value(&a->b, value);
+}
+
+static Jsonb *
+append_end(QueryAppend *a)
+{
+	pgapp_jsonb_end_array(&a->b);
+	pgapp_jsonb_foreach(&a->q->root, copy_other_member, a);
+	pgapp_jsonb_end_object(&a->b);
+	return pgapp_jsonb_finish(&a->b);
+}
+
+/* ---------------------------------------------------------------------
+ * Builders
+ * ---------------------------------------------------------------------
+ */
+
+/*
+ * pgapp.from(source regclass) -> pgapp.query
+ */
+PG_FUNCTION_INFO_V1(pgapp_from);
+Datum
+pgapp_from(PG_FUNCTION_ARGS)
+{
+	Oid			relid = PG_GETARG_OID(0);
+	char		kind = get_rel_relkind(relid);
+	PgappJsonbBuilder b = {0};
+
+	if (kind != RELKIND_RELATION && kind != RELKIND_PARTITIONED_TABLE && kind != RELKIND_VIEW &&
+		kind != RELKIND_MATVIEW && kind != RELKIND_FOREIGN_TABLE)
+		ereport(ERROR,
+				errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				errmsg("\"%s\" is not a table or view", get_rel_name(relid)));
+	pgapp_jsonb_begin_object(&b);
+	pgapp_jsonb_key(&b, "source");
+	pgapp_jsonb_add_string(&b, quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
+														  get_rel_name(relid)));
+	pgapp_jsonb_key(&b, "where");
+	pgapp_jsonb_begin_array(&b);
+	pgapp_jsonb_end_array(&b);
+	pgapp_jsonb_key(&b, "order");
+	pgapp_jsonb_begin_array(&b);
+	pgapp_jsonb_end_array(&b);
+	pgapp_jsonb_end_object(&b);
+	PG_RETURN_JSONB_P(pgapp_jsonb_finish(&b));
+}
+
+/*
+ * pgapp.filter_by(q, field text, value anyelement) -> pgapp.query
+ * Equality; NULL means IS NULL; an array means IN.
+ */
+PG_FUNCTION_INFO_V1(pgapp_filter_by);
+Datum
+pgapp_filter_by(PG_FUNCTION_ARGS)
+{
+	Jsonb	   *q = arg_query(fcinfo);
+	Oid			relid = query_source(q);
+	QueryField	f;
+	QueryAppend		a;
+	PgappJsonbBuilder *b;
+	Oid			valtype = get_fn_expr_argtype(fcinfo->flinfo, 2);
+
+	resolve_field(relid, pgapp_arg_cstring(fcinfo, 1, "field"), &f);
+	b = append_begin(&a, q, "where");
+	pgapp_jsonb_begin_object(b);
+	pgapp_jsonb_key(b, "field");
+	pgapp_jsonb_add_string(b, f.name);
+	if (PG_ARGISNULL(2))
+	{
+		pgapp_jsonb_key(b, "op");
+		pgapp_jsonb_add_string(b, "null");
+	}
+	else if (OidIsValid(get_element_type(valtype)) && !OidIsValid(get_element_type(f.basetype)))
+	{
+		ArrayType  *arr = PG_GETARG_ARRAYTYPE_P(2);
+		Oid			elemtype = ARR_ELEMTYPE(arr);
+		int16		typlen;
+		bool		typbyval;
+		char		typalign;
+		Datum	   *elems;
+		bool	   *nulls;
+		int			n;
+
+		get_typlenbyvalalign(elemtype, &typlen, &typbyval, &typalign);
+		deconstruct_array(arr, elemtype, typlen, typbyval, typalign, &elems, &nulls, &n);
+		pgapp_jsonb_key(b, "op");
+		pgapp_jsonb_add_string(b, "in");
+		pgapp_jsonb_key(b, "values");
+		pgapp_jsonb_begin_array(b);
+		for (int i = 0; i < n; i++)
+		{
+			if (nulls[i])
+				ereport(ERROR,
+						errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+						errmsg("values for \"%s\" must not contain nulls", f.name),
+						errhint("Filter on NULL with its own filter_by(q, field, NULL::type)."));
+			pgapp_jsonb_add_string(b, value_as_column_text(elems[i], elemtype, &f));
+		}
+		pgapp_jsonb_end_array(b);
+	}
+	else
+	{
+		pgapp_jsonb_key(b, "op");
+		pgapp_jsonb_add_string(b, "eq");
+		pgapp_jsonb_key(b, "value");
+		pgapp_jsonb_add_string(b, value_as_column_text(PG_GETARG_DATUM(2), valtype, &f));
+	}
+	pgapp_jsonb_end_object(b);
+	PG_RETURN_JSONB_P(append_end(&a));
+}
+
+/*
+ * pgapp.filter_range(q, field, from_value anyelement, to_value anyelement)
+ * Inclusive; a NULL end is open; both NULL adds nothing.
+ */
+PG_FUNCTION_INFO_V1(pgapp_filter_range);
+Datum
+pgapp_filter_range(PG_FUNCTION_ARGS)
+{
+	Jsonb	   *q = arg_query(fcinfo);
+	Oid			relid = query_source(q);
+	QueryField	f;
+	QueryAppend		a;
+	PgappJsonbBuilder *b;
+	Oid			valtype = get_fn_expr_argtype(fcinfo->flinfo, 2);
+
+	resolve_field(relid, pgapp_arg_cstring(fcinfo, 1, "field"), &f);
+	if (f.category != TYPCATEGORY_NUMERIC && f.category != TYPCATEGORY_DATETIME)
+		ereport(ERROR,
+				errcode(ERRCODE_DATATYPE_MISMATCH),
+				errmsg("filter_range applies to numeric, date and time columns, but \"%s\" is of type %s",
+					   f.name, format_type_be(f.typid)));
+	if (PG_ARGISNULL(2) && PG_ARGISNULL(3))
+		PG_RETURN_JSONB_P(q);
+
+	b = append_begin(&a, q, "where");
+	pgapp_jsonb_begin_object(b);
+	pgapp_jsonb_key(b, "op");
+	pgapp_jsonb_add_string(b, "range");
+	pgapp_jsonb_key(b, "field");
+	pgapp_jsonb_add_string(b, f.name);
+	pgapp_jsonb_key(b, "from");
+	if (PG_ARGISNULL(2))
+		pgapp_jsonb_add_null(b);
+	else
+		pgapp_jsonb_add_string(b, value_as_column_text(PG_GETARG_DATUM(2), valtype, &f));
+	pgapp_jsonb_key(b, "to");
+	if (PG_ARGISNULL(3))
+		pgapp_jsonb_add_null(b);
+	else
+		pgapp_jsonb_add_string(b, value_as_column_text(PG_GETARG_DATUM(3), valtype, &f));
+	pgapp_jsonb_end_object(b);
+	PG_RETURN_JSONB_P(append_end(&a));
+}
+
+/*
+ * LIKE pattern text matching s literally: \ % _ escaped with \.
+ */
+static char *
+escape_like(const char *s)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	for (; *s; s++)
+	{
+		if (*s == '\\' || *s == '%' || *s == '_')
+			appendStringInfoChar(&buf, '\\');
+		appendStringInfoChar(&buf, *s);
+	}
+	return buf.data;
+}
+
+PG_FUNCTION_INFO_V1(pgapp_escape_like);
+Datum
+pgapp_escape_like(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_TEXT_P(cstring_to_text(escape_like(text_to_cstring(PG_GETARG_TEXT_PP(0)))));
+}
+
+/*
+ * pgapp.search(q, term text, fields text[]) -> pgapp.query
+ * Case-insensitive substring match of term, taken literally, in any of the
+ * fields.  A NULL or blank term adds nothing (an optional "q" parameter).
+ */
+PG_FUNCTION_INFO_V1(pgapp_search);
+Datum
+pgapp_search(PG_FUNCTION_ARGS)
+{
+	Jsonb	   *q = arg_query(fcinfo);
+	Oid			relid = query_source(q);
+	char	   *term;
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n;
+	QueryAppend		a;
+	PgappJsonbBuilder *b;
+
+	if (PG_ARGISNULL(2))
+		ereport(ERROR,
+				errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				errmsg("fields must not be null"));
+	deconstruct_array(PG_GETARG_ARRAYTYPE_P(2), TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
+	if (n == 0)
+		ereport(ERROR,
+				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				errmsg("search needs at least one field"));
+	for (int i = 0; i < n; i++)
+	{
+		QueryField	f;
+
+		if (nulls[i])
+			ereport(ERROR,
+					errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					errmsg("fields must not contain nulls"));
+		resolve_field(relid, TextDatumGetCString(elems[i]), &f);
+		if (f.category != TYPCATEGORY_STRING)
+			ereport(ERROR,
+					errcode(ERRCODE_DATATYPE_MISMATCH),
+					errmsg("search applies to text columns, but \"%s\" is of type %s",
+						   f.name, format_type_be(f.typid)));
+	}
+	term = PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1));
+	if (term == NULL || term[strspn(term, " \t\r\n")] == '\0')
+		PG_RETURN_JSONB_P(q);
+
+	b = append_begin(&a, q, "where");
+	pgapp_jsonb_begin_object(b);
+	pgapp_jsonb_key(b, "op");
+	pgapp_jsonb_add_string(b, "search");
+	pgapp_jsonb_key(b, "term");
+	pgapp_jsonb_add_string(b, term);
+	pgapp_jsonb_key(b, "fields");
+	pgapp_jsonb_begin_array(b);
+	for (int i = 0; i < n; i++)
+		pgapp_jsonb_add_string(b, TextDatumGetCString(elems[i]));
+	pgapp_jsonb_end_array(b);
+	pgapp_jsonb_end_object(b);
+	PG_RETURN_JSONB_P(append_end(&a));
+}
+
+/* The fields allow_sort whitelisted for relid, as a text[] (NULL if none). */
+static ArrayType *
+sortable_fields(Oid relid)
+{
+	int			ret;
+	Oid			argtypes[1] = {OIDOID};
+	Datum		args[1];
+	ArrayType  *result = NULL;
+	MemoryContext caller = CurrentMemoryContext;
+
+	args[0] = ObjectIdGetDatum(relid);
+	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
+	ret = SPI_execute_with_args("SELECT fields FROM pgapp.sort_allowed WHERE source OPERATOR(pg_catalog.=) $1",
+								1, argtypes, args, NULL, true, 1);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(ret));
+	if (SPI_processed == 1)
+	{
+		bool		isnull;
+		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		MemoryContext old = MemoryContextSwitchTo(caller);
+
+		result = DatumGetArrayTypePCopy(d);
+		MemoryContextSwitchTo(old);
+	}
+	SPI_finish();
+	return result;
+}
+
+/*
+ * pgapp.sort_by(q, field text, direction text DEFAULT 'asc')
+ * direction: asc | desc, optionally followed by "nulls first" / "nulls last".
+ */
+PG_FUNCTION_INFO_V1(pgapp_sort_by);
+Datum
+pgapp_sort_by(PG_FUNCTION_ARGS)
+{
+	Jsonb	   *q = arg_query(fcinfo);
+	Oid			relid = query_source(q);
+	char	   *field = pgapp_arg_cstring(fcinfo, 1, "field");
+	char	   *direction = PG_ARGISNULL(2) ? pstrdup("asc") : text_to_cstring(PG_GETARG_TEXT_PP(2));
+	ArrayType  *allowed = sortable_fields(relid);
+	StringInfoData allowed_list;
+	bool		ok = false;
+	const char *dir = NULL;
+	const char *nulls = NULL;
+	List	   *words;
+	ListCell   *lc;
+	QueryAppend		a;
+	PgappJsonbBuilder *b;
+	QueryField	f;
+
+	initStringInfo(&allowed_list);
+	if (allowed != NULL)
+	{
+		Datum	   *elems;
+		bool	   *isnull;
+		int			n;
+
+		deconstruct_array(allowed, TEXTOID, -1, false, TYPALIGN_INT, &elems, &isnull, &n);
+		for (int i = 0; i < n; i++)
+		{
+			if (isnull[i])
+				continue;
+			ok |= (strcmp(TextDatumGetCString(elems[i]), field) == 0);
+			appendStringInfo(&allowed_list, "%s%s", allowed_list.len ? ", " : "",
+							 TextDatumGetCString(elems[i]));
+		}
+	}
+	if (!ok)
+		ereport(ERROR,
+				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				errmsg("cannot sort %s by \"%s\"", get_rel_name(relid), field),
+				allowed_list.len > 0 ? errdetail("Sortable fields: %s.", allowed_list.data)
+				: errdetail("No field of %s is sortable.", get_rel_name(relid)),
+				errhint("The table owner allows fields with pgapp.allow_sort()."));
+	resolve_field(relid, field, &f);
+
+	/* asc | desc [nulls first | nulls last], any case, any spacing */
+	words = NIL;
+	{
+		char	   *tok;
+		char	   *save;
+
+		for (tok = strtok_r(direction, " \t", &save); tok; tok = strtok_r(NULL, " \t", &save))
+			words = lappend(words, str_tolower(tok, strlen(tok), DEFAULT_COLLATION_OID));
+	}
+	lc = list_head(words);
+	if (lc && (strcmp(lfirst(lc), "asc") == 0 || strcmp(lfirst(lc), "desc") == 0))
+	{
+		dir = lfirst(lc);
+		lc = lnext(words, lc);
+		if (lc && strcmp(lfirst(lc), "nulls") == 0)
+		{
+			lc = lnext(words, lc);
+			if (lc && (strcmp(lfirst(lc), "first") == 0 || strcmp(lfirst(lc), "last") == 0))
+			{
+				nulls = lfirst(lc);
+				lc = lnext(words, lc);
+			}
+			else
+				dir = NULL;
+		}
+		if (lc != NULL)
+			dir = NULL;
+	}
+	if (dir == NULL)
+		ereport(ERROR,
+				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				errmsg("invalid sort direction \"%s\"",
+					   PG_ARGISNULL(2) ? "" : text_to_cstring(PG_GETARG_TEXT_PP(2))),
+				errhint("Use asc or desc, optionally followed by nulls first or nulls last."));
+
+	b = append_begin(&a, q, "order");
+	pgapp_jsonb_begin_object(b);
+	pgapp_jsonb_key(b, "field");
+	pgapp_jsonb_add_string(b, f.name);
+	pgapp_jsonb_key(b, "dir");
+	pgapp_jsonb_add_string(b, dir);
+	pgapp_jsonb_key(b, "nulls");
+	/* PostgreSQL's default: nulls sort as if larger than any value */
+	pgapp_jsonb_add_string(b, nulls ? nulls : (strcmp(dir, "asc") == 0 ? "last" : "first"));
+	pgapp_jsonb_end_object(b);
+	PG_RETURN_JSONB_P(append_end(&a));
+}
+
+/*
+ * pgapp.allow_sort(source regclass, fields text[]): the sort whitelist
+ * (replaces the previous one).  For pgapp_admin, on tables it owns.
+ */
+PG_FUNCTION_INFO_V1(pgapp_allow_sort);
+Datum
+pgapp_allow_sort(PG_FUNCTION_ARGS)
+{
+	Oid			relid;
+	ArrayType  *fields;
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n;
+	int			ret;
+	Oid			argtypes[2] = {REGCLASSOID, TEXTARRAYOID};
+	Datum		args[2];
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		ereport(ERROR,
+				errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				errmsg("%s must not be null", PG_ARGISNULL(0) ? "source" : "fields"));
+	relid = PG_GETARG_OID(0);
+	fields = PG_GETARG_ARRAYTYPE_P(1);
+	if (!pg_class_ownercheck(relid, GetUserId()))
+		aclcheck_error(ACLCHECK_NOT_OWNER, OBJECT_TABLE, get_rel_name(relid));
+	deconstruct_array(fields, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
+	for (int i = 0; i < n; i++)
+	{
+		QueryField	f;
+
+		if (nulls[i])
+			ereport(ERROR,
+					errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					errmsg("fields must not contain nulls"));
+		resolve_field(relid, TextDatumGetCString(elems[i]), &f);
+	}
+	args[0] = ObjectIdGetDatum(relid);
+	args[1] = PointerGetDatum(fields);
+	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
+	ret = SPI_execute_with_args("INSERT INTO pgapp.sort_allowed (source, fields) VALUES ($1, $2)"
+								" ON CONFLICT (source) DO UPDATE SET fields = EXCLUDED.fields",
+								2, argtypes, args, NULL, false, 0);
+	if (ret != SPI_OK_INSERT)
+		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(ret));
+	SPI_finish();
+	PG_RETURN_VOID();
+}
+
+/* ---------------------------------------------------------------------
+ * SQL
+ * ---------------------------------------------------------------------
+ */
+
+static void
+sql_init(QuerySql *qs)
+{
+	initStringInfo(&qs->sql);
+	qs->nparams = 0;
+	qs->maxparams = 8;
+	qs->types = palloc(sizeof(Oid) * qs->maxparams);
+	qs->values = palloc(sizeof(Datum) * qs->maxparams);
+}
+
+/* Add a parameter of type typid and append its $n. */
+static void
+sql_param(QuerySql *qs, Oid typid, Datum value)
+{
+	if (qs->nparams == qs->maxparams)
+	{
+		qs->maxparams *= 2;
+		qs->types = repalloc(qs->types, sizeof(Oid) * qs->maxparams);
+		qs->values = repalloc(qs->values, sizeof(Datum) * qs->maxparams);
+	}
+	qs->types[qs->nparams] = typid;
+	qs->values[qs->nparams] = value;
+	qs->nparams++;
+	appendStringInfo(&qs->sql, "$%d", qs->nparams);
+}
+
+static char *
+field_of(JsonbValue *cond, const char *key)
+{
+	return pgapp_jsonb_value_cstring(pgapp_jsonb_get(cond->val.binary.data, key));
+}
+
+/*
+ * QueryAppend " WHERE ..." for the conditions of q (nothing when there are none).
+ * Every identifier is re-resolved and quoted; every value is a parameter.
+ */
+static void
+sql_where(QuerySql *qs, Jsonb *q, Oid relid)
+{
+	JsonbValue *where = pgapp_jsonb_get_key(q, "where");
+	int			n = pgapp_jsonb_array_length(where);
+
+	for (int i = 0; i < n; i++)
+	{
+		JsonbValue *cond = pgapp_jsonb_array_get(where, i);
+		char	   *op;
+		QueryField	f;
+
+		if (!pgapp_jsonb_value_is_object(cond) || (op = field_of(cond, "op")) == NULL)
+			ereport(ERROR,
+					errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					errmsg("query condition %d is malformed", i + 1),
+					errhint("Build queries with pgapp's builders."));
+		appendStringInfoString(&qs->sql, i == 0 ? " WHERE " : " AND ");
+
+		if (strcmp(op, "search") == 0)
+		{
+			JsonbValue *fields = pgapp_jsonb_get(cond->val.binary.data, "fields");
+			int			nf = pgapp_jsonb_array_length(fields);
+			char	   *term = field_of(cond, "term");
+			char	   *pattern;
+
+			if (term == NULL || nf <= 0)
+				ereport(ERROR,
+						errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("query condition %d is malformed", i + 1));
+			pattern = psprintf("%%%s%%", escape_like(term));
+			appendStringInfoChar(&qs->sql, '(');
+			for (int j = 0; j < nf; j++)
+			{
+				resolve_field(relid, pgapp_jsonb_value_cstring(pgapp_jsonb_array_get(fields, j)), &f);
+				appendStringInfo(&qs->sql, "%st.%s::pg_catalog.text OPERATOR(pg_catalog.~~*) ",
+								 j ? " OR " : "", quote_identifier(f.name));
+				sql_param(qs, TEXTOID, CStringGetTextDatum(pattern));
+			}
+			appendStringInfoChar(&qs->sql, ')');
+			continue;
+		}
+
+		resolve_field(relid, field_of(cond, "field"), &f);
+		if (strcmp(op, "null") == 0)
+			appendStringInfo(&qs->sql, "t.%s IS NULL", quote_identifier(f.name));
+		else if (strcmp(op, "eq") == 0)
+		{
+			appendStringInfo(&qs->sql, "t.%s IS NOT DISTINCT FROM ", quote_identifier(f.name));
+			sql_param(qs, f.typid, column_datum(field_of(cond, "value"), f.typid));
+		}
+		else if (strcmp(op, "in") == 0)
+		{
+			JsonbValue *values = pgapp_jsonb_get(cond->val.binary.data, "values");
+			int			nv = Max(pgapp_jsonb_array_length(values), 0);
+			Datum	   *elems = palloc(sizeof(Datum) * Max(nv, 1));
+			int16		typlen;
+			bool		typbyval;
+			char		typalign;
+			Oid			arraytype = get_array_type(f.typid);
+
+			if (!OidIsValid(arraytype))
+				ereport(ERROR,
+						errcode(ERRCODE_DATATYPE_MISMATCH),
+						errmsg("cannot filter \"%s\" by a list of values", f.name));
+			for (int j = 0; j < nv; j++)
+				elems[j] = column_datum(pgapp_jsonb_value_cstring(pgapp_jsonb_array_get(values, j)), f.typid);
+			get_typlenbyvalalign(f.typid, &typlen, &typbyval, &typalign);
+			appendStringInfo(&qs->sql, "t.%s OPERATOR(pg_catalog.=) ANY (", quote_identifier(f.name));
+			sql_param(qs, arraytype, PointerGetDatum(construct_array(elems, nv, f.typid, typlen, typbyval, typalign)));
+			appendStringInfoChar(&qs->sql, ')');
+		}
+		else if (strcmp(op, "range") == 0)
+		{
+			char	   *from = field_of(cond, "from");
+			char	   *to = field_of(cond, "to");
+
+			appendStringInfoChar(&qs->sql, '(');
+			if (from)
+			{
+				appendStringInfo(&qs->sql, "t.%s >= ", quote_identifier(f.name));
+				sql_param(qs, f.typid, column_datum(from, f.typid));
+			}
+			if (from && to)
+				appendStringInfoString(&qs->sql, " AND ");
+			if (to)
+			{
+				appendStringInfo(&qs->sql, "t.%s <= ", quote_identifier(f.name));
+				sql_param(qs, f.typid, column_datum(to, f.typid));
+			}
+			appendStringInfoChar(&qs->sql, ')');
+		}
+		else
+			ereport(ERROR,
+					errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					errmsg("unknown query condition \"%s\"", op));
+	}
+}
+
+/* " ORDER BY ..." (nothing when unsorted); prefix qualifies the columns. */
+static void
+sql_order(StringInfo sql, Jsonb *q, Oid relid, const char *prefix)
+{
+	JsonbValue *order = pgapp_jsonb_get_key(q, "order");
+	int			n = pgapp_jsonb_array_length(order);
+
+	for (int i = 0; i < n; i++)
+	{
+		JsonbValue *o = pgapp_jsonb_array_get(order, i);
+		QueryField	f;
+		char	   *dir;
+		char	   *nulls;
+
+		if (!pgapp_jsonb_value_is_object(o))
+			ereport(ERROR,
+					errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					errmsg("query ordering %d is malformed", i + 1));
+		resolve_field(relid, field_of(o, "field"), &f);
+		dir = field_of(o, "dir");
+		nulls = field_of(o, "nulls");
+		if (dir == NULL || nulls == NULL ||
+			(strcmp(dir, "asc") != 0 && strcmp(dir, "desc") != 0) ||
+			(strcmp(nulls, "first") != 0 && strcmp(nulls, "last") != 0))
+			ereport(ERROR,
+					errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					errmsg("query ordering %d is malformed", i + 1));
+		appendStringInfo(sql, "%s%s%s %s NULLS %s", i == 0 ? " ORDER BY " : ", ", prefix,
+						 quote_identifier(f.name), strcmp(dir, "asc") == 0 ? "ASC" : "DESC",
+						 strcmp(nulls, "first") == 0 ? "FIRST" : "LAST");
+	}
+}
+
+/* "FROM source AS t WHERE ..." into qs, for the query q. */
+static Oid
+sql_from_where(QuerySql *qs, Jsonb *q)
+{
+	Oid			relid = query_source(q);
+
+	appendStringInfo(&qs->sql, " FROM %s AS t",
+					 quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
+												get_rel_name(relid)));
+	sql_where(qs, q, relid);
+	return relid;
+}
+
+/*
+ * Execute qs read-only with a kept plan from the per-backend cache.  The
+ * caller is connected to SPI.
+ */
+static void
+sql_execute(QuerySql *qs, long count)
+{
+	PlanKey		key;
+	PlanEntry  *entry;
+	bool		found;
+	SPIPlanPtr	plan;
+	bool		cached = true;
+	int			ret;
+
+	if (plans == NULL)
+	{
+		HASHCTL		ctl = {0};
+
+		ctl.keysize = sizeof(PlanKey);
+		ctl.entrysize = sizeof(PlanEntry);
+		ctl.hcxt = TopMemoryContext;
+		plans = hash_create("pgapp query plans", 64, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	}
+	memset(&key, 0, sizeof(key));
+	key.hash = string_hash(qs->sql.data, qs->sql.len + 1);
+	key.len = qs->sql.len;
+	entry = hash_search(plans, &key, HASH_FIND, &found);
+	if (found && strcmp(entry->sql, qs->sql.data) == 0)
+		plan = entry->plan;
+	else
+	{
+		plan = SPI_prepare(qs->sql.data, qs->nparams, qs->types);
+		if (plan == NULL)
+			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+		if (found)
+			cached = false;		/* a hash collision: run it uncached */
+		else
+		{
+			if (hash_get_num_entries(plans) >= MAX_CACHED_PLANS)
+			{
+				HASH_SEQ_STATUS status;
+				PlanEntry  *e;
+
+				/* full: start over rather than track recency */
+				hash_seq_init(&status, plans);
+				while ((e = hash_seq_search(&status)) != NULL)
+				{
+					SPI_freeplan(e->plan);
+					pfree(e->sql);
+					hash_search(plans, &e->key, HASH_REMOVE, NULL);
+				}
+			}
+			if (SPI_keepplan(plan) != 0)
+				elog(ERROR, "SPI_keepplan failed");
+			entry = hash_search(plans, &key, HASH_ENTER, &found);
+			entry->sql = MemoryContextStrdup(TopMemoryContext, qs->sql.data);
+			entry->plan = plan;
+		}
+	}
+	ret = SPI_execute_plan(plan, qs->values, NULL, true, count);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(ret));
+	if (!cached)
+		SPI_freeplan(plan);
+}
+
+/* ---------------------------------------------------------------------
+ * Executors
+ * ---------------------------------------------------------------------
+ */
+
+/*
+ * The query's rows as a jsonb array, in its order.  limit/offset < 0: none.
+ */
+static Jsonb *
+run_rows(Jsonb *q, int64 limit, int64 offset, int64 *total)
+{
+	QuerySql	qs;
+	Oid			relid;
+	int			ret;
+	PgappJsonbBuilder b = {0};
+	Jsonb	   *result;
+	MemoryContext caller = CurrentMemoryContext;
+
+	sql_init(&qs);
+	appendStringInfoString(&qs.sql, "SELECT pg_catalog.to_jsonb(t)");
+	if (total != NULL)
+		appendStringInfoString(&qs.sql, ", pg_catalog.count(*) OVER ()");
+	relid = sql_from_where(&qs, q);
+	sql_order(&qs.sql, q, relid, "t.");
+	if (limit >= 0)
+	{
+		appendStringInfoString(&qs.sql, " LIMIT ");
+		sql_param(&qs, INT8OID, Int64GetDatum(limit));
+	}
+	if (offset > 0)
+	{
+		appendStringInfoString(&qs.sql, " OFFSET ");
+		sql_param(&qs, INT8OID, Int64GetDatum(offset));
+	}
+
+	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
+	sql_execute(&qs, 0);
+
+	MemoryContextSwitchTo(caller);
+	pgapp_jsonb_begin_array(&b);
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		Datum		d = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull);
+
+		CHECK_FOR_INTERRUPTS();
+		pgapp_jsonb_add_jsonb(&b, DatumGetJsonbP(d));
+		if (total != NULL && i == 0)
+			*total = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull));
+	}
+	pgapp_jsonb_end_array(&b);
+	result = pgapp_jsonb_finish(&b);
+	if (total != NULL && SPI_processed == 0)
+		*total = -1;			/* unknown: past the end, or nothing matches */
+	SPI_finish();
+	return result;
+}
+
+static int64
+run_count(Jsonb *q)
+{
+	QuerySql	qs;
+	int			ret;
+	bool		isnull;
+	int64		n;
+
+	sql_init(&qs);
+	appendStringInfoString(&qs.sql, "SELECT pg_catalog.count(*)");
+	(void) sql_from_where(&qs, q);
+	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
+	sql_execute(&qs, 1);
+	n = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	SPI_finish();
+	return n;
+}
+
+/* pgapp.all(q) -> jsonb: every row, as an array. */
+PG_FUNCTION_INFO_V1(pgapp_all);
+Datum
+pgapp_all(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_JSONB_P(run_rows(arg_query(fcinfo), -1, 0, NULL));
+}
+
+/* pgapp.one(q) -> jsonb: the first row, or NULL. */
+PG_FUNCTION_INFO_V1(pgapp_one);
+Datum
+pgapp_one(PG_FUNCTION_ARGS)
+{
+	Jsonb	   *rows = run_rows(arg_query(fcinfo), 1, 0, NULL);
+
+	if (JB_ROOT_COUNT(rows) == 0)
+		PG_RETURN_NULL();
+	PG_RETURN_JSONB_P(pgapp_jsonb_from_value(getIthJsonbValueFromContainer(&rows->root, 0)));
+}
+
+/* pgapp.count(q) -> bigint */
+PG_FUNCTION_INFO_V1(pgapp_count);
+Datum
+pgapp_count(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_INT64(run_count(arg_query(fcinfo)));
+}
+
+/*
+ * pgapp.paginate(q, page int, page_size int) -> jsonb
+ * {"entries", "total", "page", "page_size", "total_pages"}, entries and
+ * total from one scan (count(*) OVER ()); a page past the end counts apart.
+ */
+PG_FUNCTION_INFO_V1(pgapp_paginate);
+Datum
+pgapp_paginate(PG_FUNCTION_ARGS)
+{
+	Jsonb	   *q = arg_query(fcinfo);
+	int32		page;
+	int32		page_size;
+	int64		total;
+	Jsonb	   *entries;
+	PgappJsonbBuilder b = {0};
+
+	if (PG_ARGISNULL(1) || PG_ARGISNULL(2))
+		ereport(ERROR,
+				errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				errmsg("%s must not be null", PG_ARGISNULL(1) ? "page" : "page_size"));
+	page = PG_GETARG_INT32(1);
+	page_size = PG_GETARG_INT32(2);
+	if (page < 1)
+		ereport(ERROR,
+				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				errmsg("page must be at least 1, not %d", page));
+	if (page_size < 1 || page_size > pgapp_max_page_size)
+		ereport(ERROR,
+				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				errmsg("page_size must be between 1 and %d, not %d", pgapp_max_page_size, page_size),
+				errhint("The upper bound is the setting \"pgapp.max_page_size\"."));
+
+	entries = run_rows(q, page_size, (int64) (page - 1) * page_size, &total);
+	if (total < 0)
+		total = page == 1 ? 0 : run_count(q);
+
+	pgapp_jsonb_begin_object(&b);
+	pgapp_jsonb_key(&b, "entries");
+	pgapp_jsonb_add_jsonb(&b, entries);
+	pgapp_jsonb_key(&b, "total");
+	pgapp_jsonb_add_int(&b, total);
+	pgapp_jsonb_key(&b, "page");
+	pgapp_jsonb_add_int(&b, page);
+	pgapp_jsonb_key(&b, "page_size");
+	pgapp_jsonb_add_int(&b, page_size);
+	pgapp_jsonb_key(&b, "total_pages");
+	pgapp_jsonb_add_int(&b, (total + page_size - 1) / page_size);
+	pgapp_jsonb_end_object(&b);
+	PG_RETURN_JSONB_P(pgapp_jsonb_finish(&b));
+}
+
+/*
+ * pgapp.to_sql(q) -> text: the statement pgapp.all runs, with its
+ * parameters listed in a trailing comment.
+ */
+PG_FUNCTION_INFO_V1(pgapp_to_sql);
+Datum
+pgapp_to_sql(PG_FUNCTION_ARGS)
+{
+	Jsonb	   *q = arg_query(fcinfo);
+	QuerySql	qs;
+	Oid			relid;
+
+	sql_init(&qs);
+	appendStringInfoString(&qs.sql, "SELECT t.*");
+	relid = sql_from_where(&qs, q);
+	sql_order(&qs.sql, q, relid, "t.");
+	if (qs.nparams > 0)
+	{
+		appendStringInfoString(&qs.sql, "\n-- parameters:");
+		for (int i = 0; i < qs.nparams; i++)
+		{
+			Oid			typoutput;
+			bool		isvarlena;
+
+			getTypeOutputInfo(qs.types[i], &typoutput, &isvarlena);
+			appendStringInfo(&qs.sql, " $%d = %s::%s", i + 1,
+							 quote_literal_cstr(OidOutputFunctionCall(typoutput, qs.values[i])),
+							 format_type_be(qs.types[i]));
+			if (i + 1 < qs.nparams)
+				appendStringInfoChar(&qs.sql, ',');
+		}
+	}
+	PG_RETURN_TEXT_P(cstring_to_text(qs.sql.data));
+}

@@ -1,0 +1,16 @@
+/*-------------------------------------------------------------------------
+ *
+ * query.h
+ *	  Composable queries (query.c).
+ *
+ * src/query.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef PGAPP_QUERY_H
+#define PGAPP_QUERY_H
+
+/* pgapp.max_page_size */
+extern int	pgapp_max_page_size;
+
+#endif							/* PGAPP_QUERY_H */

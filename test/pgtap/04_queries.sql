@@ -1,0 +1,38 @@
+-- test/pgtap/04_queries.sql
+-- Composable queries: signatures, volatility, privileges, SQLSTATEs.
+BEGIN;
+SELECT plan(16);
+
+SELECT function_returns('pgapp', 'from', ARRAY['regclass'], 'pgapp.query');
+SELECT function_returns('pgapp', 'filter_by', ARRAY['pgapp.query', 'text', 'anyelement'], 'pgapp.query');
+SELECT function_returns('pgapp', 'filter_range', ARRAY['pgapp.query', 'text', 'anycompatible', 'anycompatible'], 'pgapp.query');
+SELECT function_returns('pgapp', 'search', ARRAY['pgapp.query', 'text', 'text[]'], 'pgapp.query');
+SELECT function_returns('pgapp', 'sort_by', ARRAY['pgapp.query', 'text', 'text'], 'pgapp.query');
+SELECT function_returns('pgapp', 'paginate', ARRAY['pgapp.query', 'integer', 'integer'], 'jsonb');
+SELECT function_returns('pgapp', 'count', ARRAY['pgapp.query'], 'bigint');
+SELECT function_returns('pgapp', 'to_sql', ARRAY['pgapp.query'], 'text');
+SELECT is(
+    (SELECT array_agg(DISTINCT provolatile) FROM pg_proc
+      WHERE pronamespace = 'pgapp'::regnamespace
+        AND proname IN ('from', 'filter_by', 'filter_range', 'search', 'sort_by', 'all', 'one', 'count', 'paginate', 'to_sql')),
+    ARRAY['s']::"char"[], 'builders and executors are STABLE: usable in GET requests and STABLE API functions');
+SELECT ok(NOT has_function_privilege('public', 'pgapp.allow_sort(regclass,text[])', 'EXECUTE'),
+    'PUBLIC cannot change sort whitelists');
+
+CREATE TABLE tap_product (id int PRIMARY KEY, name text, price numeric);
+SELECT throws_ok($$SELECT pgapp.filter_by(pgapp.from('tap_product'), 'nope', 1)$$,
+    '42703', 'column "nope" of relation "tap_product" does not exist');
+SELECT throws_ok($$SELECT pgapp.sort_by(pgapp.from('tap_product'), 'name')$$,
+    '22023', 'cannot sort tap_product by "name"');
+SELECT throws_ok($$SELECT pgapp.filter_range(pgapp.from('tap_product'), 'name', 'a'::text, 'b'::text)$$,
+    '42804', 'filter_range applies to numeric, date and time columns, but "name" is of type text');
+SELECT throws_ok($$SELECT pgapp.paginate(pgapp.from('tap_product'), 1, 100000)$$,
+    '22023', 'page_size must be between 1 and 100, not 100000');
+INSERT INTO tap_product VALUES (1, '100%', 1), (2, '100 pct', 2);
+SELECT is(pgapp.count(pgapp.search(pgapp.from('tap_product'), '100%', ARRAY['name'])), 1::bigint,
+    'search terms match literally');
+SELECT is(pgapp.paginate(pgapp.filter_range(pgapp.from('tap_product'), 'price', 2, NULL::int), 1, 10) -> 'total',
+    '1'::jsonb, 'paginate reports the total');
+
+SELECT * FROM finish();
+ROLLBACK;
