@@ -551,7 +551,8 @@ GRANT EXECUTE ON FUNCTION pgapp.define_changeset(text, regclass, text[], jsonb),
 ---------------------------------------------------------------------------
 
 /*
- * A query: {"source", "where": [...], "order": [...]}, built by pgapp.from
+ * A query: {"source", "where": [...], "order": [...]} and optionally
+ * "scopes", "stats" and "preload" (names), built by pgapp.from
  * and the builders, run by the executors as one prepared statement.
  */
 CREATE DOMAIN pgapp.query AS jsonb
@@ -608,6 +609,46 @@ RETURNS void
 AS 'MODULE_PATHNAME', 'pgapp_allow_sort'
 LANGUAGE C VOLATILE;
 
+-- Scopes (named conditions) and stats (named per-row expressions), defined
+-- by a table's owner and checked when defined; "t" is the row.
+CREATE TABLE pgapp.query_expression (
+    source      regclass NOT NULL,
+    kind        text NOT NULL CHECK (kind IN ('scope', 'stat')),
+    name        text NOT NULL,
+    expression  text NOT NULL,
+    PRIMARY KEY (source, kind, name)
+);
+
+COMMENT ON TABLE pgapp.query_expression IS
+'Scopes (pgapp.define_scope) and stats (pgapp.define_stat) of query sources';
+
+SELECT pg_catalog.pg_extension_config_dump('pgapp.query_expression', '');
+
+CREATE FUNCTION pgapp.define_scope(source regclass, name text, condition_sql text)
+RETURNS void
+AS 'MODULE_PATHNAME', 'pgapp_define_scope'
+LANGUAGE C VOLATILE;
+
+CREATE FUNCTION pgapp.define_stat(source regclass, name text, expression_sql text)
+RETURNS void
+AS 'MODULE_PATHNAME', 'pgapp_define_stat'
+LANGUAGE C VOLATILE;
+
+CREATE FUNCTION pgapp.scope(q pgapp.query, name text)
+RETURNS pgapp.query
+AS 'MODULE_PATHNAME', 'pgapp_scope'
+LANGUAGE C STABLE;
+
+CREATE FUNCTION pgapp.with_stats(q pgapp.query, stats text[])
+RETURNS pgapp.query
+AS 'MODULE_PATHNAME', 'pgapp_with_stats'
+LANGUAGE C STABLE;
+
+CREATE FUNCTION pgapp.preload(q pgapp.query, relations text[])
+RETURNS pgapp.query
+AS 'MODULE_PATHNAME', 'pgapp_preload'
+LANGUAGE C STABLE;
+
 CREATE FUNCTION pgapp."all"(q pgapp.query)
 RETURNS jsonb
 AS 'MODULE_PATHNAME', 'pgapp_all'
@@ -633,10 +674,13 @@ RETURNS text
 AS 'MODULE_PATHNAME', 'pgapp_to_sql'
 LANGUAGE C STABLE;
 
-GRANT SELECT ON pgapp.sort_allowed TO PUBLIC;
-GRANT INSERT, UPDATE, DELETE ON pgapp.sort_allowed TO pgapp_admin;
+GRANT SELECT ON pgapp.sort_allowed, pgapp.query_expression TO PUBLIC;
+GRANT INSERT, UPDATE, DELETE ON pgapp.sort_allowed, pgapp.query_expression TO pgapp_admin;
 REVOKE ALL ON FUNCTION pgapp.allow_sort(regclass, text[]) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION pgapp.allow_sort(regclass, text[]) TO pgapp_admin;
+REVOKE ALL ON FUNCTION pgapp.define_scope(regclass, text, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION pgapp.define_stat(regclass, text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION pgapp.allow_sort(regclass, text[]), pgapp.define_scope(regclass, text, text),
+    pgapp.define_stat(regclass, text, text) TO pgapp_admin;
 
 ---------------------------------------------------------------------------
 -- API description (docs/openapi.md)

@@ -93,6 +93,79 @@ CREATE VIEW q_active AS SELECT * FROM q_product WHERE status = 'active';
 SELECT pgapp.count(pgapp.filter_range(pgapp.from('q_active'), 'price', 10, NULL::numeric)) AS active_from_10;
 
 ---------------------------------------------------------------------------
+-- scopes and stats: owner-defined SQL, checked when defined
+---------------------------------------------------------------------------
+CREATE TABLE q_review (
+    id         int PRIMARY KEY,
+    product_id int NOT NULL REFERENCES q_product,
+    rating     int NOT NULL,
+    body       text
+);
+CREATE TABLE q_maker (id int PRIMARY KEY, name text NOT NULL);
+ALTER TABLE q_product ADD COLUMN maker_id int REFERENCES q_maker;
+INSERT INTO q_maker VALUES (1, 'Acme'), (2, 'Globex');
+UPDATE q_product SET maker_id = CASE WHEN id % 2 = 0 THEN 2 ELSE 1 END WHERE id < 6;
+INSERT INTO q_review VALUES (1, 1, 5, 'great'), (2, 1, 3, 'ok'), (3, 2, 4, NULL), (4, 6, 1, 'meh');
+
+SELECT pgapp.define_scope('q_product', 'active', 'status = ''active''');
+SELECT pgapp.define_scope('q_product', 'released', 'released IS NOT NULL AND released <= ''2024-06-30''');
+SELECT pgapp.define_stat('q_product', 'review_count', '(SELECT count(*) FROM q_review r WHERE r.product_id = t.id)');
+SELECT pgapp.define_stat('q_product', 'avg_rating', '(SELECT round(avg(r.rating), 2) FROM q_review r WHERE r.product_id = t.id)');
+SELECT kind, name, expression FROM pgapp.query_expression ORDER BY kind, name;
+
+SELECT r.id, r.name FROM jsonb_to_recordset(pgapp.all(pgapp.sort_by(
+    pgapp.scope(pgapp.scope(pgapp.from('q_product'), 'active'), 'released'), 'id'))) AS r(id int, name text);
+SELECT r.id, r.review_count, r.avg_rating FROM jsonb_to_recordset(pgapp.all(pgapp.sort_by(
+    pgapp.with_stats(pgapp.filter_by(pgapp.from('q_product'), 'status', 'active'::text), ARRAY['review_count', 'avg_rating']),
+    'id'))) AS r(id int, review_count int, avg_rating numeric);
+-- scopes combine with filters and count like them
+SELECT pgapp.count(pgapp.search(pgapp.scope(pgapp.from('q_product'), 'active'), 'widget', ARRAY['name'])) AS active_widgets;
+
+---------------------------------------------------------------------------
+-- preloads: related rows through foreign keys, nested, in one statement
+---------------------------------------------------------------------------
+SELECT r.id, r.maker ->> 'name' AS maker, jsonb_path_query_array(r.q_review, '$[*].rating') AS ratings
+  FROM jsonb_to_recordset(pgapp.all(pgapp.sort_by(
+         pgapp.preload(pgapp.from('q_product'), ARRAY['maker', 'q_review']), 'id')))
+       AS r(id int, maker jsonb, q_review jsonb);
+-- and from the other side: a maker with its products
+SELECT m.name, jsonb_array_length(m.q_product) AS products
+  FROM jsonb_to_recordset(pgapp.all(pgapp.preload(pgapp.from('q_maker'), ARRAY['q_product'])))
+       AS m(name text, q_product jsonb)
+ ORDER BY m.name;
+SELECT pgapp.to_sql(pgapp.preload(pgapp.with_stats(pgapp.scope(pgapp.filter_by(pgapp.from('q_product'),
+         'id', 1), 'active'), ARRAY['review_count']), ARRAY['maker', 'q_review']));
+
+-- never N+1: 50 parents with their reviews are one statement
+INSERT INTO q_product (id, name, status, price, created_at)
+     SELECT g, 'Bulk ' || g, 'active', g, '2024-07-01' FROM generate_series(100, 149) AS g;
+INSERT INTO q_review SELECT 100 + g, 100 + g % 50, 1 + g % 5, NULL FROM generate_series(0, 149) AS g;
+CREATE EXTENSION IF NOT EXISTS pg_stat_statements;
+SELECT pg_stat_statements_reset() IS NOT NULL AS reset;
+SELECT jsonb_array_length(rows) AS parents,
+       (SELECT sum(jsonb_array_length(p -> 'q_review')) FROM jsonb_array_elements(rows) AS p) AS reviews
+  FROM pgapp.all(pgapp.preload(pgapp.filter_range(pgapp.from('q_product'), 'id', 100, 149), ARRAY['q_review'])) AS rows;
+SELECT count(*) AS statements_reading_reviews, sum(calls) AS calls
+  FROM pg_stat_statements
+ WHERE query LIKE '%q_review%' AND query NOT LIKE '%pg_stat_statements%' AND query NOT LIKE '%jsonb_array_length%';
+
+-- filters use an index where there is one
+CREATE INDEX q_product_price ON q_product (price);
+ANALYZE q_product;
+SET enable_seqscan = off;
+DO $$
+DECLARE
+    sql text := split_part(pgapp.to_sql(pgapp.filter_range(pgapp.from('q_product'), 'price', 5, 10)), E'\n', 1);
+    line text;
+BEGIN
+    FOR line IN EXECUTE 'EXPLAIN (COSTS OFF) ' || sql USING 5::numeric, 10::numeric LOOP
+        RAISE NOTICE '%', line;
+    END LOOP;
+END
+$$;
+RESET enable_seqscan;
+
+---------------------------------------------------------------------------
 -- bad input and injection attempts: a clear error or a literal match
 ---------------------------------------------------------------------------
 SELECT * FROM pg_temp.show($$ SELECT pgapp.from('no_such_table') $$);
@@ -123,6 +196,17 @@ SELECT * FROM pg_temp.show($$ SELECT pgapp.all('{"source": "q_product", "where":
 SELECT * FROM pg_temp.show($$ SELECT pgapp.all('{"source": "q_product", "where": [], "order": [{"field": "id", "dir": "asc; drop table q_product", "nulls": "last"}]}') $$);
 SELECT * FROM pg_temp.show($$ SELECT pgapp.all('{"source": "q_product; drop table q_product", "where": [], "order": []}') $$);
 SELECT * FROM pg_temp.show($$ SELECT pgapp.all('{"where": [], "order": []}') $$);
+SELECT * FROM pg_temp.show($$ SELECT pgapp.define_scope('q_product', 'evil', 'true); DROP TABLE q_product; --') $$);
+SELECT * FROM pg_temp.show($$ SELECT pgapp.define_scope('q_product', 'evil', 'true FROM pg_authid') $$);
+SELECT * FROM pg_temp.show($$ SELECT pgapp.define_scope('q_product', 'evil', 'nope = 1') $$);
+SELECT * FROM pg_temp.show($$ SELECT pgapp.define_scope('q_product', 'evil', 'price') $$);
+SELECT * FROM pg_temp.show($$ SELECT pgapp.define_stat('q_product', 'evil', '1; SELECT 2') $$);
+SELECT * FROM pg_temp.show($$ SELECT pgapp.define_stat('q_product', '', '1') $$);
+SELECT * FROM pg_temp.show($$ SELECT pgapp.scope(pgapp.from('q_product'), 'archived') $$);
+SELECT * FROM pg_temp.show($$ SELECT pgapp.with_stats(pgapp.from('q_product'), ARRAY['review_count', 'sales']) $$);
+SELECT * FROM pg_temp.show($$ SELECT pgapp.preload(pgapp.from('q_product'), ARRAY['owner']) $$);
+SELECT * FROM pg_temp.show($$ SELECT pgapp.preload(pgapp.from('q_active'), ARRAY['maker']) $$);
+SELECT * FROM pg_temp.show($$ SELECT pgapp.all('{"source": "q_product", "where": [], "order": [], "scopes": ["active) OR (true"]}') $$);
 SELECT count(*) AS products_still_there FROM q_product;
 
 -- privileges: sort whitelists are for pgapp_admin and the table owner
@@ -130,11 +214,14 @@ CREATE ROLE q_reader;
 GRANT SELECT ON q_product TO q_reader;
 SET ROLE q_reader;
 SELECT * FROM pg_temp.show($$ SELECT pgapp.allow_sort('q_product', ARRAY['sku']) $$);
+SELECT * FROM pg_temp.show($$ SELECT pgapp.define_scope('q_product', 'mine', 'true') $$);
 SELECT pgapp.count(pgapp.sort_by(pgapp.from('q_product'), 'name')) AS reader_can_query;
 RESET ROLE;
 
 DROP VIEW q_active;
 DELETE FROM pgapp.sort_allowed WHERE source = 'q_product'::regclass;
-DROP TABLE q_product;
+DELETE FROM pgapp.query_expression WHERE source = 'q_product'::regclass;
+DROP TABLE q_review, q_product, q_maker;
+DROP EXTENSION pg_stat_statements;
 DROP TYPE q_status;
 DROP ROLE q_reader;

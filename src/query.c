@@ -39,6 +39,8 @@
 #include "fmgr.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
+#include "nodes/parsenodes.h"
+#include "parser/parser.h"
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
@@ -655,6 +657,417 @@ pgapp_allow_sort(PG_FUNCTION_ARGS)
 }
 
 /* ---------------------------------------------------------------------
+ * Scopes and stats: owner-defined SQL, checked when defined
+ * ---------------------------------------------------------------------
+ */
+
+/*
+ * Is text exactly one SQL expression (not a statement list, not a query
+ * with its own FROM or WHERE)?  Parsed the way PL/pgSQL parses an
+ * expression, so "true); DROP TABLE x; --" is refused before it is run.
+ */
+static void
+check_single_expression(const char *text, const char *what, const char *name)
+{
+	List	   *parsed;
+	SelectStmt *select;
+
+	parsed = raw_parser(text, RAW_PARSE_PLPGSQL_EXPR);
+	if (list_length(parsed) != 1 || !IsA(((RawStmt *) linitial(parsed))->stmt, SelectStmt))
+		goto bad;
+	select = (SelectStmt *) ((RawStmt *) linitial(parsed))->stmt;
+	if (list_length(select->targetList) != 1 || select->fromClause != NIL ||
+		select->whereClause != NULL || select->groupClause != NIL || select->havingClause != NULL ||
+		select->windowClause != NIL || select->sortClause != NIL || select->limitCount != NULL ||
+		select->limitOffset != NULL || select->lockingClause != NIL || select->distinctClause != NIL ||
+		select->intoClause != NULL || select->withClause != NULL ||
+		((ResTarget *) linitial(select->targetList))->name != NULL)
+		goto bad;
+	return;
+
+bad:
+	ereport(ERROR,
+			errcode(ERRCODE_SYNTAX_ERROR),
+			errmsg("%s \"%s\" must be a single SQL expression", what, name),
+			errdetail("It was: %s", text));
+}
+
+/*
+ * Define a scope (kind "scope": a boolean condition) or a stat (kind
+ * "stat": any expression) on source; the row is "t".
+ */
+static void
+define_expression(FunctionCallInfo fcinfo, const char *kind)
+{
+	Oid			relid;
+	char	   *name;
+	char	   *expr;
+	char	   *sql;
+	SPIPlanPtr	plan;
+	int			ret;
+	Oid			argtypes[4] = {REGCLASSOID, TEXTOID, TEXTOID, TEXTOID};
+	Datum		args[4];
+	bool		is_scope = strcmp(kind, "scope") == 0;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				errmsg("source must not be null"));
+	relid = PG_GETARG_OID(0);
+	name = pgapp_arg_cstring(fcinfo, 1, "name");
+	expr = pgapp_arg_cstring(fcinfo, 2, is_scope ? "condition_sql" : "expression_sql");
+	if (name[0] == '\0' || strlen(name) >= NAMEDATALEN)
+		ereport(ERROR,
+				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				errmsg("%s name must be 1 to %d bytes", kind, NAMEDATALEN - 1));
+	if (!pg_class_ownercheck(relid, GetUserId()))
+		aclcheck_error(ACLCHECK_NOT_OWNER, OBJECT_TABLE, get_rel_name(relid));
+	check_single_expression(expr, kind, name);
+
+	/* does it plan against the table, and is a scope a boolean? */
+	sql = psprintf(is_scope ? "SELECT 1 FROM %s AS t WHERE (%s)" : "SELECT (%2$s) FROM %1$s AS t",
+				   quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
+											  get_rel_name(relid)), expr);
+	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
+	plan = SPI_prepare(sql, 0, NULL);
+	if (plan == NULL)
+		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+	SPI_freeplan(plan);
+
+	args[0] = ObjectIdGetDatum(relid);
+	args[1] = CStringGetTextDatum(name);
+	args[2] = CStringGetTextDatum(kind);
+	args[3] = CStringGetTextDatum(expr);
+	ret = SPI_execute_with_args("INSERT INTO pgapp.query_expression (source, name, kind, expression)"
+								" VALUES ($1, $2, $3, $4)"
+								" ON CONFLICT (source, kind, name) DO UPDATE SET expression = EXCLUDED.expression",
+								4, argtypes, args, NULL, false, 0);
+	if (ret != SPI_OK_INSERT)
+		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(ret));
+	SPI_finish();
+}
+
+PG_FUNCTION_INFO_V1(pgapp_define_scope);
+Datum
+pgapp_define_scope(PG_FUNCTION_ARGS)
+{
+	define_expression(fcinfo, "scope");
+	PG_RETURN_VOID();
+}
+
+PG_FUNCTION_INFO_V1(pgapp_define_stat);
+Datum
+pgapp_define_stat(PG_FUNCTION_ARGS)
+{
+	define_expression(fcinfo, "stat");
+	PG_RETURN_VOID();
+}
+
+/*
+ * The expression of a scope or stat (42704 naming the defined ones when
+ * missing).  The caller is connected to SPI; the result is in the
+ * caller's memory context.
+ */
+static char *
+lookup_expression(Oid relid, const char *kind, const char *name, MemoryContext mcxt)
+{
+	Oid			argtypes[3] = {REGCLASSOID, TEXTOID, TEXTOID};
+	Datum		args[3];
+	int			ret;
+	char	   *result;
+
+	args[0] = ObjectIdGetDatum(relid);
+	args[1] = CStringGetTextDatum(kind);
+	args[2] = CStringGetTextDatum(name);
+	ret = SPI_execute_with_args("SELECT expression FROM pgapp.query_expression"
+								" WHERE source OPERATOR(pg_catalog.=) $1 AND kind OPERATOR(pg_catalog.=) $2"
+								"   AND name OPERATOR(pg_catalog.=) $3",
+								3, argtypes, args, NULL, true, 1);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(ret));
+	if (SPI_processed == 0)
+	{
+		char	   *known = NULL;
+
+		ret = SPI_execute_with_args("SELECT pg_catalog.string_agg(name, ', ' ORDER BY name)"
+									" FROM pgapp.query_expression"
+									" WHERE source OPERATOR(pg_catalog.=) $1 AND kind OPERATOR(pg_catalog.=) $2",
+									2, argtypes, args, NULL, true, 1);
+		if (ret == SPI_OK_SELECT && SPI_processed == 1)
+			known = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+		ereport(ERROR,
+				errcode(ERRCODE_UNDEFINED_OBJECT),
+				errmsg("%s \"%s\" of %s does not exist", kind, name, get_rel_name(relid)),
+				known ? errdetail("Defined %ss: %s.", kind, known)
+				: errdetail("%s has no %ss.", get_rel_name(relid), kind),
+				errhint("The table owner defines them with pgapp.define_%s().", kind));
+	}
+	result = MemoryContextStrdup(mcxt, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
+	return result;
+}
+
+/* Append name to q's list under key (scopes, stats), after checking it. */
+static Datum
+add_named(FunctionCallInfo fcinfo, const char *key, const char *kind)
+{
+	Jsonb	   *q = arg_query(fcinfo);
+	Oid			relid = query_source(q);
+	QueryAppend a;
+	PgappJsonbBuilder *b;
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n;
+	int			ret;
+	MemoryContext caller = CurrentMemoryContext;
+
+	if (PG_ARGISNULL(1))
+		ereport(ERROR,
+				errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				errmsg("%s must not be null", key));
+	if (get_fn_expr_argtype(fcinfo->flinfo, 1) == TEXTOID)
+	{
+		elems = palloc(sizeof(Datum));
+		nulls = palloc0(sizeof(bool));
+		elems[0] = PG_GETARG_DATUM(1);
+		n = 1;
+	}
+	else
+		deconstruct_array(PG_GETARG_ARRAYTYPE_P(1), TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
+
+	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
+	for (int i = 0; i < n; i++)
+	{
+		if (nulls[i])
+			ereport(ERROR,
+					errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					errmsg("%s must not contain nulls", key));
+		(void) lookup_expression(relid, kind, TextDatumGetCString(elems[i]), caller);
+	}
+	SPI_finish();
+
+	b = append_begin(&a, q, key);
+	for (int i = 0; i < n; i++)
+		pgapp_jsonb_add_string(b, TextDatumGetCString(elems[i]));
+	PG_RETURN_JSONB_P(append_end(&a));
+}
+
+/* pgapp.scope(q, name text) -> pgapp.query */
+PG_FUNCTION_INFO_V1(pgapp_scope);
+Datum
+pgapp_scope(PG_FUNCTION_ARGS)
+{
+	return add_named(fcinfo, "scopes", "scope");
+}
+
+/* pgapp.with_stats(q, stats text[]) -> pgapp.query */
+PG_FUNCTION_INFO_V1(pgapp_with_stats);
+Datum
+pgapp_with_stats(PG_FUNCTION_ARGS)
+{
+	return add_named(fcinfo, "stats", "stat");
+}
+
+/* ---------------------------------------------------------------------
+ * Preloads: related rows through foreign keys, in the same statement
+ * ---------------------------------------------------------------------
+ */
+
+/*
+ * A relation of relid: a foreign key from it ("belongs to": one row or
+ * null) or to it ("has many": an array).  Its name is the foreign-key
+ * column without "_id" (assignee_id -> assignee) for one, the referencing
+ * table's name for the other (task -> "task").
+ */
+typedef struct QueryRelation
+{
+	char	   *name;
+	bool		many;
+	Oid			other;			/* the related table */
+	int			ncols;
+	char	  **local;			/* columns of the source */
+	char	  **remote;			/* matching columns of the related table */
+	int			norder;
+	char	  **order;			/* has many: the related rows' primary key, for a stable order */
+} QueryRelation;
+
+static char *
+relation_name(bool many, Oid other, int ncols, char **fkcols, const char *conname)
+{
+	if (many)
+		return pstrdup(get_rel_name(other));
+	if (ncols == 1)
+	{
+		size_t		len = strlen(fkcols[0]);
+
+		if (len > 3 && strcmp(fkcols[0] + len - 3, "_id") == 0)
+			return pnstrdup(fkcols[0], len - 3);
+		return pstrdup(get_rel_name(other));
+	}
+	return pstrdup(conname);
+}
+
+/*
+ * Every relation of relid, from pg_constraint.  SPI connected.
+ */
+static List *
+relations_of(Oid relid, MemoryContext mcxt)
+{
+	Oid			argtypes[1] = {OIDOID};
+	Datum		args[1];
+	int			ret;
+	List	   *result = NIL;
+
+	args[0] = ObjectIdGetDatum(relid);
+	ret = SPI_execute_with_args(
+		"SELECT c.conrelid OPERATOR(pg_catalog.<>) $1 AS many,"
+		"       CASE WHEN c.conrelid OPERATOR(pg_catalog.=) $1 THEN c.confrelid ELSE c.conrelid END AS other,"
+		"       c.conname::pg_catalog.text,"
+		"       ARRAY(SELECT a.attname::pg_catalog.text FROM pg_catalog.unnest(c.conkey) WITH ORDINALITY AS k(n, i)"
+		"               JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) c.conrelid"
+		"                AND a.attnum OPERATOR(pg_catalog.=) k.n ORDER BY k.i) AS fk,"
+		"       ARRAY(SELECT a.attname::pg_catalog.text FROM pg_catalog.unnest(c.confkey) WITH ORDINALITY AS k(n, i)"
+		"               JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) c.confrelid"
+		"                AND a.attnum OPERATOR(pg_catalog.=) k.n ORDER BY k.i) AS pk,"
+		"       ARRAY(SELECT a.attname::pg_catalog.text FROM pg_catalog.pg_index x"
+		"               CROSS JOIN LATERAL pg_catalog.unnest(x.indkey::pg_catalog.int2[]) WITH ORDINALITY AS k(n, i)"
+		"               JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) x.indrelid"
+		"                AND a.attnum OPERATOR(pg_catalog.=) k.n"
+		"              WHERE x.indrelid OPERATOR(pg_catalog.=) c.conrelid AND x.indisprimary"
+		"              ORDER BY k.i) AS order_by"
+		"  FROM pg_catalog.pg_constraint c"
+		" WHERE c.contype OPERATOR(pg_catalog.=) 'f'"
+		"   AND (c.conrelid OPERATOR(pg_catalog.=) $1 OR c.confrelid OPERATOR(pg_catalog.=) $1)"
+		" ORDER BY c.conname",
+		1, argtypes, args, NULL, true, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(ret));
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+		MemoryContext old = MemoryContextSwitchTo(mcxt);
+		QueryRelation *r = palloc0(sizeof(QueryRelation));
+		Datum	   *fk;
+		Datum	   *pk;
+		bool	   *nulls;
+		int			nfk;
+		int			npk;
+
+		r->many = DatumGetBool(SPI_getbinval(tup, desc, 1, &isnull));
+		r->other = DatumGetObjectId(SPI_getbinval(tup, desc, 2, &isnull));
+		deconstruct_array(DatumGetArrayTypeP(SPI_getbinval(tup, desc, 4, &isnull)), TEXTOID, -1, false,
+						  TYPALIGN_INT, &fk, &nulls, &nfk);
+		deconstruct_array(DatumGetArrayTypeP(SPI_getbinval(tup, desc, 5, &isnull)), TEXTOID, -1, false,
+						  TYPALIGN_INT, &pk, &nulls, &npk);
+		{
+			Datum	   *ord;
+			int			nord;
+
+			deconstruct_array(DatumGetArrayTypeP(SPI_getbinval(tup, desc, 6, &isnull)), TEXTOID, -1, false,
+							  TYPALIGN_INT, &ord, &nulls, &nord);
+			r->norder = nord;
+			r->order = palloc(sizeof(char *) * Max(nord, 1));
+			for (int j = 0; j < nord; j++)
+				r->order[j] = TextDatumGetCString(ord[j]);
+		}
+		r->ncols = nfk;
+		r->local = palloc(sizeof(char *) * nfk);
+		r->remote = palloc(sizeof(char *) * nfk);
+		for (int j = 0; j < nfk; j++)
+		{
+			/* belongs to: source.fk = other.pk; has many: source.pk = other.fk */
+			r->local[j] = TextDatumGetCString(r->many ? pk[j] : fk[j]);
+			r->remote[j] = TextDatumGetCString(r->many ? fk[j] : pk[j]);
+		}
+		{
+			char	  **fkcols = palloc(sizeof(char *) * nfk);
+
+			for (int j = 0; j < nfk; j++)
+				fkcols[j] = TextDatumGetCString(fk[j]);
+			r->name = relation_name(r->many, r->other, nfk, fkcols, SPI_getvalue(tup, desc, 3));
+		}
+		result = lappend(result, r);
+		MemoryContextSwitchTo(old);
+	}
+	return result;
+}
+
+/* The relation called name, or 42704 listing the ones there are. */
+static QueryRelation *
+find_relation(Oid relid, List *relations, const char *name)
+{
+	ListCell   *lc;
+	QueryRelation *found = NULL;
+	StringInfoData known;
+
+	initStringInfo(&known);
+	foreach(lc, relations)
+	{
+		QueryRelation *r = lfirst(lc);
+
+		appendStringInfo(&known, "%s%s", known.len ? ", " : "", r->name);
+		if (strcmp(r->name, name) == 0)
+		{
+			if (found != NULL)
+				ereport(ERROR,
+						errcode(ERRCODE_AMBIGUOUS_PARAMETER),
+						errmsg("relation \"%s\" of %s is ambiguous", name, get_rel_name(relid)),
+						errdetail("More than one foreign key gives that name."));
+			found = r;
+		}
+	}
+	if (found == NULL)
+		ereport(ERROR,
+				errcode(ERRCODE_UNDEFINED_OBJECT),
+				errmsg("relation \"%s\" of %s does not exist", name, get_rel_name(relid)),
+				known.len ? errdetail("Relations through foreign keys: %s.", known.data)
+				: errdetail("No foreign key refers to or from %s.", get_rel_name(relid)));
+	return found;
+}
+
+/* pgapp.preload(q, relations text[]) -> pgapp.query */
+PG_FUNCTION_INFO_V1(pgapp_preload);
+Datum
+pgapp_preload(PG_FUNCTION_ARGS)
+{
+	Jsonb	   *q = arg_query(fcinfo);
+	Oid			relid = query_source(q);
+	QueryAppend a;
+	PgappJsonbBuilder *b;
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n;
+	int			ret;
+	List	   *relations;
+
+	if (PG_ARGISNULL(1))
+		ereport(ERROR,
+				errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				errmsg("relations must not be null"));
+	deconstruct_array(PG_GETARG_ARRAYTYPE_P(1), TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
+	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
+	relations = relations_of(relid, CurrentMemoryContext);
+	for (int i = 0; i < n; i++)
+	{
+		if (nulls[i])
+			ereport(ERROR,
+					errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					errmsg("relations must not contain nulls"));
+		(void) find_relation(relid, relations, TextDatumGetCString(elems[i]));
+	}
+	SPI_finish();
+
+	b = append_begin(&a, q, "preload");
+	for (int i = 0; i < n; i++)
+		pgapp_jsonb_add_string(b, TextDatumGetCString(elems[i]));
+	PG_RETURN_JSONB_P(append_end(&a));
+}
+
+/* ---------------------------------------------------------------------
  * SQL
  * ---------------------------------------------------------------------
  */
@@ -827,16 +1240,98 @@ sql_order(StringInfo sql, Jsonb *q, Oid relid, const char *prefix)
 	}
 }
 
-/* "FROM source AS t WHERE ..." into qs, for the query q. */
+static char *
+qualified(Oid relid)
+{
+	return quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)), get_rel_name(relid));
+}
+
+/* The names listed under key (scopes, stats, preload) of q. */
+static List *
+query_names(Jsonb *q, const char *key)
+{
+	JsonbValue *arr = pgapp_jsonb_get_key(q, key);
+	int			n = pgapp_jsonb_array_length(arr);
+	List	   *names = NIL;
+
+	for (int i = 0; i < n; i++)
+	{
+		char	   *name = pgapp_jsonb_value_cstring(pgapp_jsonb_array_get(arr, i));
+
+		if (name == NULL)
+			ereport(ERROR,
+					errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					errmsg("query %s must be names", key));
+		names = lappend(names, name);
+	}
+	return names;
+}
+
+/*
+ * " FROM source AS t [LEFT JOIN LATERAL (preload) ...] WHERE ..." into qs.
+ * The caller is connected to SPI (scopes, stats and relations are looked
+ * up).  *select_extra gets the expression that extends to_jsonb(t) with
+ * stats and preloads (or NULL).
+ */
 static Oid
-sql_from_where(QuerySql *qs, Jsonb *q)
+sql_from_where(QuerySql *qs, Jsonb *q, char **select_extra)
 {
 	Oid			relid = query_source(q);
+	List	   *scopes = query_names(q, "scopes");
+	List	   *stats = query_names(q, "stats");
+	List	   *preloads = query_names(q, "preload");
+	StringInfoData extra;
+	ListCell   *lc;
+	int			i = 0;
 
-	appendStringInfo(&qs->sql, " FROM %s AS t",
-					 quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
-												get_rel_name(relid)));
+	initStringInfo(&extra);
+	foreach(lc, stats)
+		appendStringInfo(&extra, "%s%s, (%s)", extra.len ? ", " : "",
+						 quote_literal_cstr(lfirst(lc)),
+						 lookup_expression(relid, "stat", lfirst(lc), CurrentMemoryContext));
+	appendStringInfo(&qs->sql, " FROM %s AS t", qualified(relid));
+	if (preloads != NIL)
+	{
+		List	   *relations = relations_of(relid, CurrentMemoryContext);
+
+		foreach(lc, preloads)
+		{
+			QueryRelation *r = find_relation(relid, relations, lfirst(lc));
+
+			StringInfoData value;
+
+			i++;
+			initStringInfo(&value);
+			if (r->many)
+			{
+				appendStringInfo(&value, "COALESCE(pg_catalog.jsonb_agg(pg_catalog.to_jsonb(r%d)", i);
+				for (int j = 0; j < r->norder && r->many; j++)
+					appendStringInfo(&value, "%sr%d.%s", j ? ", " : " ORDER BY ", i, quote_identifier(r->order[j]));
+				appendStringInfoString(&value, "), '[]'::pg_catalog.jsonb)");
+			}
+			else
+				appendStringInfo(&value, "pg_catalog.to_jsonb(r%d)", i);
+			appendStringInfo(&qs->sql, " LEFT JOIN LATERAL (SELECT %s AS pgapp_preload FROM %s AS r%d WHERE ",
+							 value.data, qualified(r->other), i);
+			for (int j = 0; j < r->ncols; j++)
+				appendStringInfo(&qs->sql, "%sr%d.%s OPERATOR(pg_catalog.=) t.%s", j ? " AND " : "", i,
+								 quote_identifier(r->remote[j]), quote_identifier(r->local[j]));
+			appendStringInfo(&qs->sql, ") AS p%d ON true", i);
+			appendStringInfo(&extra, "%s%s, p%d.pgapp_preload", extra.len ? ", " : "", quote_literal_cstr(r->name), i);
+		}
+	}
 	sql_where(qs, q, relid);
+	i = 0;
+	foreach(lc, scopes)
+	{
+		bool		first = (pgapp_jsonb_array_length(pgapp_jsonb_get_key(q, "where")) <= 0 && i == 0);
+
+		appendStringInfo(&qs->sql, "%s(%s)", first ? " WHERE " : " AND ",
+						 lookup_expression(relid, "scope", lfirst(lc), CurrentMemoryContext));
+		i++;
+	}
+	if (select_extra != NULL)
+		*select_extra = extra.len ? extra.data : NULL;
 	return relid;
 }
 
@@ -924,11 +1419,25 @@ run_rows(Jsonb *q, int64 limit, int64 offset, int64 *total)
 	Jsonb	   *result;
 	MemoryContext caller = CurrentMemoryContext;
 
+	char	   *extra;
+	QuerySql	from;
+
+	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
+	/* FROM ... WHERE first: it decides the parameters and the extra keys */
+	sql_init(&from);
+	relid = sql_from_where(&from, q, &extra);
 	sql_init(&qs);
 	appendStringInfoString(&qs.sql, "SELECT pg_catalog.to_jsonb(t)");
+	if (extra != NULL)
+		appendStringInfo(&qs.sql, " OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(%s)", extra);
 	if (total != NULL)
 		appendStringInfoString(&qs.sql, ", pg_catalog.count(*) OVER ()");
-	relid = sql_from_where(&qs, q);
+	appendStringInfoString(&qs.sql, from.sql.data);
+	qs.nparams = from.nparams;
+	qs.maxparams = from.maxparams;
+	qs.types = from.types;
+	qs.values = from.values;
 	sql_order(&qs.sql, q, relid, "t.");
 	if (limit >= 0)
 	{
@@ -941,8 +1450,6 @@ run_rows(Jsonb *q, int64 limit, int64 offset, int64 *total)
 		sql_param(&qs, INT8OID, Int64GetDatum(offset));
 	}
 
-	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
 	sql_execute(&qs, 0);
 
 	MemoryContextSwitchTo(caller);
@@ -973,11 +1480,11 @@ run_count(Jsonb *q)
 	bool		isnull;
 	int64		n;
 
-	sql_init(&qs);
-	appendStringInfoString(&qs.sql, "SELECT pg_catalog.count(*)");
-	(void) sql_from_where(&qs, q);
 	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
+	sql_init(&qs);
+	appendStringInfoString(&qs.sql, "SELECT pg_catalog.count(*)");
+	(void) sql_from_where(&qs, q, NULL);
 	sql_execute(&qs, 1);
 	n = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	SPI_finish();
@@ -1064,8 +1571,8 @@ pgapp_paginate(PG_FUNCTION_ARGS)
 }
 
 /*
- * pgapp.to_sql(q) -> text: the statement pgapp.all runs, with its
- * parameters listed in a trailing comment.
+ * pgapp.to_sql(q) -> text: the statement pgapp.all runs (one row of jsonb
+ * per source row), with its parameters listed in a trailing comment.
  */
 PG_FUNCTION_INFO_V1(pgapp_to_sql);
 Datum
@@ -1075,10 +1582,24 @@ pgapp_to_sql(PG_FUNCTION_ARGS)
 	QuerySql	qs;
 	Oid			relid;
 
+	QuerySql	from;
+	char	   *extra;
+	int			ret;
+
+	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
+	sql_init(&from);
+	relid = sql_from_where(&from, q, &extra);
 	sql_init(&qs);
-	appendStringInfoString(&qs.sql, "SELECT t.*");
-	relid = sql_from_where(&qs, q);
+	appendStringInfoString(&qs.sql, "SELECT pg_catalog.to_jsonb(t)");
+	if (extra != NULL)
+		appendStringInfo(&qs.sql, " OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(%s)", extra);
+	appendStringInfoString(&qs.sql, from.sql.data);
+	qs.nparams = from.nparams;
+	qs.types = from.types;
+	qs.values = from.values;
 	sql_order(&qs.sql, q, relid, "t.");
+	SPI_finish();
 	if (qs.nparams > 0)
 	{
 		appendStringInfoString(&qs.sql, "\n-- parameters:");

@@ -1,8 +1,9 @@
 -- test/pgtap/04_queries.sql
 -- Composable queries: signatures, volatility, privileges, SQLSTATEs.
 BEGIN;
-SELECT plan(16);
+SELECT plan(18);
 
+CREATE TABLE tap_product (id int PRIMARY KEY, name text, price numeric);
 SELECT function_returns('pgapp', 'from', ARRAY['regclass'], 'pgapp.query');
 SELECT function_returns('pgapp', 'filter_by', ARRAY['pgapp.query', 'text', 'anyelement'], 'pgapp.query');
 SELECT function_returns('pgapp', 'filter_range', ARRAY['pgapp.query', 'text', 'anycompatible', 'anycompatible'], 'pgapp.query');
@@ -18,8 +19,12 @@ SELECT is(
     ARRAY['s']::"char"[], 'builders and executors are STABLE: usable in GET requests and STABLE API functions');
 SELECT ok(NOT has_function_privilege('public', 'pgapp.allow_sort(regclass,text[])', 'EXECUTE'),
     'PUBLIC cannot change sort whitelists');
+SELECT ok(NOT has_function_privilege('public', 'pgapp.define_scope(regclass,text,text)', 'EXECUTE')
+      AND NOT has_function_privilege('public', 'pgapp.define_stat(regclass,text,text)', 'EXECUTE'),
+    'PUBLIC cannot define scopes or stats (they are SQL)');
+SELECT throws_ok($$SELECT pgapp.define_scope('tap_product', 'x', 'true; DROP TABLE tap_product')$$,
+    '42601', NULL, 'a scope must be one expression, not statements');
 
-CREATE TABLE tap_product (id int PRIMARY KEY, name text, price numeric);
 SELECT throws_ok($$SELECT pgapp.filter_by(pgapp.from('tap_product'), 'nope', 1)$$,
     '42703', 'column "nope" of relation "tap_product" does not exist');
 SELECT throws_ok($$SELECT pgapp.sort_by(pgapp.from('tap_product'), 'name')$$,
