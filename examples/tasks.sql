@@ -7,6 +7,7 @@
 --   POST /rpc/update_task  {"id": 1, "status": "done"}
 --   POST /rpc/delete_task  {"id": 1}
 --   GET  /rpc/get_task?id=1
+--   GET  /rpc/list_tasks?status=todo&q=docs&sort_by=title&page=1
 --
 -- Roles: "anon" may read, "app_user" may also write.  Load into a database
 -- that has CREATE EXTENSION pgapp (scripts/run does, in one transaction).
@@ -201,6 +202,47 @@ $$;
 COMMENT ON FUNCTION api.get_task IS
 'One task with its assignee';
 
+-- Listing: filters from the arguments, title search, a whitelisted sort, pages.
+SELECT pgapp.allow_sort('tasks.task', ARRAY['title', 'due_date', 'priority', 'status', 'created_at', 'id']);
+
+CREATE FUNCTION api.list_tasks(
+    status tasks.task_status DEFAULT NULL,
+    priority tasks.task_priority DEFAULT NULL,
+    assignee_id bigint DEFAULT NULL,
+    due_from date DEFAULT NULL,
+    due_to date DEFAULT NULL,
+    q text DEFAULT NULL,
+    sort_by text DEFAULT 'due_date',
+    sort_dir text DEFAULT 'asc',
+    page integer DEFAULT 1,
+    page_size integer DEFAULT 20)
+RETURNS jsonb
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT pgapp.paginate(
+             pgapp.sort_by(                          -- id last: a stable order across pages
+               pgapp.sort_by(
+                 pgapp.preload(
+                   pgapp.search(
+                     pgapp.filter_range(
+                       pgapp.apply_params(pgapp.from('tasks.task'),
+                         jsonb_strip_nulls(jsonb_build_object(
+                           'status', status, 'priority', priority, 'assignee_id', assignee_id)),
+                         '{"status": "eq", "priority": "eq", "assignee_id": "eq"}'),
+                       'due_date', due_from, due_to),
+                     q, ARRAY['title', 'description']),
+                   ARRAY['assignee']),
+                 sort_by, sort_dir),
+               'id'),
+             page, page_size)
+$$;
+
+COMMENT ON FUNCTION api.list_tasks IS
+'List tasks
+Filters by status, priority, assignee and due date range; searches title and description; sorts by
+title, due_date, priority, status or created_at; pages of up to pgapp.max_page_size.';
+
 ---------------------------------------------------------------------------
 -- Roles: anon reads, app_user writes
 ---------------------------------------------------------------------------
@@ -216,9 +258,9 @@ BEGIN
 END
 $$;
 
-REVOKE ALL ON FUNCTION api.create_task, api.update_task, api.delete_task, api.get_task FROM PUBLIC;
+REVOKE ALL ON FUNCTION api.create_task, api.update_task, api.delete_task, api.get_task, api.list_tasks FROM PUBLIC;
 GRANT USAGE ON SCHEMA api, tasks TO anon, app_user;
-GRANT EXECUTE ON FUNCTION api.get_task TO anon, app_user;
+GRANT EXECUTE ON FUNCTION api.get_task, api.list_tasks TO anon, app_user;
 GRANT EXECUTE ON FUNCTION api.create_task, api.update_task, api.delete_task TO app_user;
 GRANT SELECT ON tasks.task, tasks.users TO anon, app_user;
 GRANT INSERT, UPDATE, DELETE ON tasks.task TO app_user;

@@ -76,6 +76,24 @@ SELECT r ->> 'title' AS title, r -> 'assignee' ->> 'name' AS assignee, current_s
 SELECT api.get_task(id => 404) AS body, current_setting('response.status', true) AS status;
 COMMIT;
 
+-- GET /rpc/list_tasks?status=todo&sort_by=title as anon: one statement, assignee nested
+BEGIN READ ONLY;
+SELECT set_config('role', 'anon', true) IS NOT NULL AS role_set,
+       set_config('request.method', 'GET', true) IS NOT NULL AS method_set;
+SELECT r - 'entries' AS meta,
+       (SELECT jsonb_agg(jsonb_build_object('title', e -> 'title', 'assignee', e -> 'assignee' -> 'name'))
+          FROM jsonb_array_elements(r -> 'entries') AS e) AS entries
+  FROM api.list_tasks(status => 'todo', sort_by => 'title') AS r;
+SELECT r -> 'total' AS total, r -> 'entries' -> 0 ->> 'title' AS first
+  FROM api.list_tasks(q => 'C TRIG', page_size => 1) AS r;
+SELECT r -> 'total' AS total FROM api.list_tasks(due_from => current_date, due_to => current_date + 10) AS r;
+SELECT r -> 'total' AS total, r -> 'total_pages' AS pages, jsonb_array_length(r -> 'entries') AS on_page
+  FROM api.list_tasks(sort_by => 'priority', sort_dir => 'desc', page => 2, page_size => 2) AS r;
+SELECT * FROM pg_temp.show($$ SELECT api.list_tasks(sort_by => 'description') $$);
+SELECT * FROM pg_temp.show($$ SELECT api.list_tasks(sort_dir => 'asc; drop table tasks.task') $$);
+SELECT * FROM pg_temp.show($$ SELECT api.list_tasks(page_size => 1000) $$);
+COMMIT;
+
 -- anon cannot write: 42501 (PostgREST answers 401 for the anonymous role)
 BEGIN;
 SELECT set_config('role', 'anon', true) IS NOT NULL AS role_set,

@@ -649,6 +649,107 @@ RETURNS pgapp.query
 AS 'MODULE_PATHNAME', 'pgapp_preload'
 LANGUAGE C STABLE;
 
+/*
+ * Many filters at once from a request's params, as a spec says:
+ *   {"status": "eq",                        -- filter_by(status, params.status)
+ *    "ids": {"in": "id"},                   -- filter_by(id, params.ids), an array
+ *    "price": "range",                      -- filter_range(price, params.price_from, params.price_to)
+ *    "due": {"range": "due_date", "from": "due_from", "to": "due_to"},
+ *    "q": {"search": ["title", "description"]},
+ *    "active": {"scope": "active"}}         -- scope(active) when params.active is true
+ * A param that is absent or null adds nothing; params the spec does not
+ * name are ignored.  Field names and values are checked by the builders.
+ */
+CREATE FUNCTION pgapp.apply_params(q pgapp.query, params jsonb, spec jsonb)
+RETURNS pgapp.query
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    name text;
+    rule jsonb;
+    op text;
+    field text;
+    value jsonb;
+    from_param text;
+    to_param text;
+BEGIN
+    IF q IS NULL THEN
+        RAISE EXCEPTION 'query must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF spec IS NULL OR jsonb_typeof(spec) <> 'object' THEN
+        RAISE EXCEPTION 'spec must be a JSON object'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'For example {"status": "eq", "q": {"search": ["title"]}}.';
+    END IF;
+    IF params IS NULL OR params = 'null' THEN
+        RETURN q;
+    END IF;
+    IF jsonb_typeof(params) <> 'object' THEN
+        RAISE EXCEPTION 'params must be a JSON object' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+
+    FOR name, rule IN SELECT key, val FROM jsonb_each(spec) AS s(key, val) ORDER BY key LOOP
+        -- "eq" is {"eq": name}; {"range": "col", ...} keeps its options
+        IF jsonb_typeof(rule) = 'string' THEN
+            op := rule #>> '{}';
+            field := name;
+        ELSIF jsonb_typeof(rule) = 'object' THEN
+            SELECT k INTO op FROM jsonb_object_keys(rule) AS k WHERE k IN ('eq', 'in', 'range', 'search', 'scope');
+            IF op IS NULL THEN
+                RAISE EXCEPTION 'spec for param "%" names no known operation', name
+                    USING ERRCODE = 'invalid_parameter_value',
+                          HINT = 'Use eq, in, range, search or scope.';
+            END IF;
+            field := CASE WHEN jsonb_typeof(rule -> op) = 'string' THEN rule ->> op ELSE name END;
+        ELSE
+            RAISE EXCEPTION 'spec for param "%" must be a string or an object', name
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+
+        CASE op
+            WHEN 'eq', 'in' THEN
+                value := params -> name;
+                CONTINUE WHEN value IS NULL OR value = 'null';
+                IF jsonb_typeof(value) = 'array' THEN
+                    q := pgapp.filter_by(q, field, ARRAY(SELECT jsonb_array_elements_text(value)));
+                ELSIF op = 'in' THEN
+                    RAISE EXCEPTION 'param "%" must be a JSON array', name USING ERRCODE = 'invalid_parameter_value';
+                ELSE
+                    q := pgapp.filter_by(q, field, value #>> '{}');
+                END IF;
+            WHEN 'range' THEN
+                from_param := coalesce(rule ->> 'from', name || '_from');
+                to_param := coalesce(rule ->> 'to', name || '_to');
+                q := pgapp.filter_range(q, field, params ->> from_param, params ->> to_param);
+            WHEN 'search' THEN
+                IF jsonb_typeof(rule -> 'search') <> 'array' THEN
+                    RAISE EXCEPTION 'spec for param "%" must list the fields to search', name
+                        USING ERRCODE = 'invalid_parameter_value',
+                              HINT = 'For example {"q": {"search": ["title"]}}.';
+                END IF;
+                q := pgapp.search(q, params ->> name, ARRAY(SELECT jsonb_array_elements_text(rule -> 'search')));
+            WHEN 'scope' THEN
+                value := params -> name;
+                CONTINUE WHEN value IS NULL OR value = 'null';
+                IF value IN ('true', '"true"', '1', '"1"') THEN
+                    q := pgapp.scope(q, field);
+                ELSIF value NOT IN ('false', '"false"', '0', '"0"') THEN
+                    RAISE EXCEPTION 'param "%" must be true or false', name USING ERRCODE = 'invalid_parameter_value';
+                END IF;
+            ELSE
+                RAISE EXCEPTION 'unknown operation "%" for param "%"', op, name
+                    USING ERRCODE = 'invalid_parameter_value',
+                          HINT = 'Use eq, in, range, search or scope.';
+        END CASE;
+    END LOOP;
+    RETURN q;
+END
+$$;
+
+COMMENT ON FUNCTION pgapp.apply_params(pgapp.query, jsonb, jsonb) IS
+'Apply many filters from request params as a spec says (eq, in, range, search, scope)';
+
 CREATE FUNCTION pgapp."all"(q pgapp.query)
 RETURNS jsonb
 AS 'MODULE_PATHNAME', 'pgapp_all'

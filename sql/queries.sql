@@ -166,6 +166,30 @@ $$;
 RESET enable_seqscan;
 
 ---------------------------------------------------------------------------
+-- apply_params: many filters from request params, as a spec says
+---------------------------------------------------------------------------
+SELECT pgapp.to_sql(pgapp.apply_params(pgapp.from('q_product'),
+    '{"status": "active", "ids": [1, 2, 6], "price_from": "1", "q": "WIDGET", "live": true, "ignored": 1}',
+    '{"status": "eq", "ids": {"in": "id"}, "price": "range", "q": {"search": ["name", "sku"]}, "live": {"scope": "released"}}'));
+SELECT pgapp.count(pgapp.apply_params(pgapp.from('q_product'),
+    '{"status": "active", "ids": [1, 2, 6], "price_from": "1", "q": "WIDGET", "live": true}',
+    '{"status": "eq", "ids": {"in": "id"}, "price": "range", "q": {"search": ["name", "sku"]}, "live": {"scope": "released"}}')) AS matching;
+-- absent, null and false params add nothing; a custom range names its params
+SELECT pgapp.apply_params(q, '{"status": null, "live": false}', '{"status": "eq", "live": {"scope": "active"}}') = q AS nothing_added
+  FROM pgapp.from('q_product') AS q;
+SELECT pgapp.count(pgapp.apply_params(pgapp.from('q_product'), '{"since": "2024-03-01"}',
+    '{"rel": {"range": "released", "from": "since", "to": "until"}}')) AS released_since_march;
+SELECT * FROM pg_temp.show($$ SELECT pgapp.apply_params(pgapp.from('q_product'), '{"status": "x"}', '{"status": "like"}') $$);
+SELECT * FROM pg_temp.show($$ SELECT pgapp.apply_params(pgapp.from('q_product'), '{"status": "x"}', '{"status": {"filter": 1}}') $$);
+SELECT * FROM pg_temp.show($$ SELECT pgapp.apply_params(pgapp.from('q_product'), '{"status": "gone"}', '{"status": "eq"}') $$);
+SELECT * FROM pg_temp.show($$ SELECT pgapp.apply_params(pgapp.from('q_product'), '{"nope": 1}', '{"nope": "eq"}') $$);
+SELECT * FROM pg_temp.show($$ SELECT pgapp.apply_params(pgapp.from('q_product'), '{"ids": 1}', '{"ids": {"in": "id"}}') $$);
+SELECT * FROM pg_temp.show($$ SELECT pgapp.apply_params(pgapp.from('q_product'), '{"live": "maybe"}', '{"live": {"scope": "released"}}') $$);
+SELECT * FROM pg_temp.show($$ SELECT pgapp.apply_params(pgapp.from('q_product'), '{"q": "x"}', '{"q": {"search": "name"}}') $$);
+SELECT * FROM pg_temp.show($$ SELECT pgapp.apply_params(pgapp.from('q_product'), '[]', '{}') $$);
+SELECT * FROM pg_temp.show($$ SELECT pgapp.apply_params(pgapp.from('q_product'), '{}', '[]') $$);
+
+---------------------------------------------------------------------------
 -- bad input and injection attempts: a clear error or a literal match
 ---------------------------------------------------------------------------
 SELECT * FROM pg_temp.show($$ SELECT pgapp.from('no_such_table') $$);

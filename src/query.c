@@ -49,6 +49,10 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/regproc.h"
+#include "utils/typcache.h"
+#include "utils/syscache.h"
+#include "catalog/pg_operator.h"
+#include "access/stratnum.h"
 #include "catalog/pg_collation.h"
 #include "utils/formatting.h"
 
@@ -1072,6 +1076,40 @@ pgapp_preload(PG_FUNCTION_ARGS)
  * ---------------------------------------------------------------------
  */
 
+/*
+ * "OPERATOR(schema.op)" for the column type's btree operator of strategy
+ * (=, >=, <=), found through the type cache rather than by name, so that
+ * the search path cannot substitute another operator and indexes apply.
+ */
+static char *
+btree_operator(Oid typid, int16 strategy)
+{
+	TypeCacheEntry *tce = lookup_type_cache(typid, TYPECACHE_BTREE_OPFAMILY);
+	Oid			opfamily = tce->btree_opf;
+	Oid			opintype = tce->btree_opintype;
+	Oid			opr;
+	HeapTuple	tup;
+	Form_pg_operator op;
+	char	   *result;
+
+	if (!OidIsValid(opfamily))
+		ereport(ERROR,
+				errcode(ERRCODE_UNDEFINED_FUNCTION),
+				errmsg("type %s has no default btree operator class", format_type_be(typid)),
+				errdetail("Filters need equality and ordering operators."));
+	opr = get_opfamily_member(opfamily, opintype, opintype, strategy);
+	if (!OidIsValid(opr))
+		elog(ERROR, "missing operator %d(%u,%u) in opfamily %u", strategy, opintype, opintype, opfamily);
+	tup = SearchSysCache1(OPEROID, ObjectIdGetDatum(opr));
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for operator %u", opr);
+	op = (Form_pg_operator) GETSTRUCT(tup);
+	result = psprintf("OPERATOR(%s.%s)", quote_identifier(get_namespace_name(op->oprnamespace)),
+					  NameStr(op->oprname));
+	ReleaseSysCache(tup);
+	return result;
+}
+
 static void
 sql_init(QuerySql *qs)
 {
@@ -1156,7 +1194,8 @@ sql_where(QuerySql *qs, Jsonb *q, Oid relid)
 			appendStringInfo(&qs->sql, "t.%s IS NULL", quote_identifier(f.name));
 		else if (strcmp(op, "eq") == 0)
 		{
-			appendStringInfo(&qs->sql, "t.%s IS NOT DISTINCT FROM ", quote_identifier(f.name));
+			appendStringInfo(&qs->sql, "t.%s %s ", quote_identifier(f.name),
+							 btree_operator(f.typid, BTEqualStrategyNumber));
 			sql_param(qs, f.typid, column_datum(field_of(cond, "value"), f.typid));
 		}
 		else if (strcmp(op, "in") == 0)
@@ -1176,7 +1215,8 @@ sql_where(QuerySql *qs, Jsonb *q, Oid relid)
 			for (int j = 0; j < nv; j++)
 				elems[j] = column_datum(pgapp_jsonb_value_cstring(pgapp_jsonb_array_get(values, j)), f.typid);
 			get_typlenbyvalalign(f.typid, &typlen, &typbyval, &typalign);
-			appendStringInfo(&qs->sql, "t.%s OPERATOR(pg_catalog.=) ANY (", quote_identifier(f.name));
+			appendStringInfo(&qs->sql, "t.%s %s ANY (", quote_identifier(f.name),
+							 btree_operator(f.typid, BTEqualStrategyNumber));
 			sql_param(qs, arraytype, PointerGetDatum(construct_array(elems, nv, f.typid, typlen, typbyval, typalign)));
 			appendStringInfoChar(&qs->sql, ')');
 		}
@@ -1188,14 +1228,16 @@ sql_where(QuerySql *qs, Jsonb *q, Oid relid)
 			appendStringInfoChar(&qs->sql, '(');
 			if (from)
 			{
-				appendStringInfo(&qs->sql, "t.%s >= ", quote_identifier(f.name));
+				appendStringInfo(&qs->sql, "t.%s %s ", quote_identifier(f.name),
+								 btree_operator(f.typid, BTGreaterEqualStrategyNumber));
 				sql_param(qs, f.typid, column_datum(from, f.typid));
 			}
 			if (from && to)
 				appendStringInfoString(&qs->sql, " AND ");
 			if (to)
 			{
-				appendStringInfo(&qs->sql, "t.%s <= ", quote_identifier(f.name));
+				appendStringInfo(&qs->sql, "t.%s %s ", quote_identifier(f.name),
+								 btree_operator(f.typid, BTLessEqualStrategyNumber));
 				sql_param(qs, f.typid, column_datum(to, f.typid));
 			}
 			appendStringInfoChar(&qs->sql, ')');
@@ -1580,11 +1622,12 @@ pgapp_to_sql(PG_FUNCTION_ARGS)
 {
 	Jsonb	   *q = arg_query(fcinfo);
 	QuerySql	qs;
-	Oid			relid;
-
 	QuerySql	from;
+	Oid			relid;
 	char	   *extra;
 	int			ret;
+	text	   *result;
+	MemoryContext caller = CurrentMemoryContext;
 
 	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
@@ -1599,7 +1642,6 @@ pgapp_to_sql(PG_FUNCTION_ARGS)
 	qs.types = from.types;
 	qs.values = from.values;
 	sql_order(&qs.sql, q, relid, "t.");
-	SPI_finish();
 	if (qs.nparams > 0)
 	{
 		appendStringInfoString(&qs.sql, "\n-- parameters:");
@@ -1616,5 +1658,9 @@ pgapp_to_sql(PG_FUNCTION_ARGS)
 				appendStringInfoChar(&qs.sql, ',');
 		}
 	}
-	PG_RETURN_TEXT_P(cstring_to_text(qs.sql.data));
+	/* everything above lives in SPI's memory: copy the text out first */
+	MemoryContextSwitchTo(caller);
+	result = cstring_to_text(qs.sql.data);
+	SPI_finish();
+	PG_RETURN_TEXT_P(result);
 }

@@ -20,6 +20,7 @@ SELECT set_eq(
         'function pgapp.add_error(pgapp.changeset,text,text,jsonb)',
         'function pgapp.allow_sort(regclass,text[])',
         'function pgapp.allowed_transitions(text,text)',
+        'function pgapp.apply_params(pgapp.query,jsonb,jsonb)',
         'function pgapp.changeset(text,jsonb,jsonb)',
         'function pgapp.check_constraint(pgapp.changeset,text,text,text)',
         'function pgapp.count(pgapp.query)',
