@@ -770,6 +770,14 @@ RETURNS jsonb
 AS 'MODULE_PATHNAME', 'pgapp_paginate'
 LANGUAGE C STABLE;
 
+CREATE FUNCTION pgapp.paginate_after(q pgapp.query, after text, page_size integer)
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'pgapp_paginate_after'
+LANGUAGE C STABLE;
+
+COMMENT ON FUNCTION pgapp.paginate_after(pgapp.query, text, integer) IS
+'Keyset pagination: the page after a cursor (NULL: the first page) and the next cursor';
+
 CREATE FUNCTION pgapp.to_sql(q pgapp.query)
 RETURNS text
 AS 'MODULE_PATHNAME', 'pgapp_to_sql'

@@ -190,6 +190,39 @@ SELECT * FROM pg_temp.show($$ SELECT pgapp.apply_params(pgapp.from('q_product'),
 SELECT * FROM pg_temp.show($$ SELECT pgapp.apply_params(pgapp.from('q_product'), '{}', '[]') $$);
 
 ---------------------------------------------------------------------------
+-- keyset pagination: no OFFSET, every row exactly once across pages
+---------------------------------------------------------------------------
+CREATE TABLE q_event (id int PRIMARY KEY, kind text NOT NULL, score int NOT NULL, note text);
+INSERT INTO q_event SELECT g, 'k' || (g % 7), g % 3, NULL FROM generate_series(1, 20) AS g;
+SELECT pgapp.allow_sort('q_event', ARRAY['kind', 'score', 'note']);
+WITH RECURSIVE pages(n, cursor, ids) AS (
+    SELECT 1, p ->> 'after', jsonb_path_query_array(p -> 'entries', '$[*].id')
+      FROM pgapp.paginate_after(pgapp.sort_by(pgapp.from('q_event'), 'score'), NULL, 7) AS p
+    UNION ALL
+    SELECT n + 1, p ->> 'after', jsonb_path_query_array(p -> 'entries', '$[*].id')
+      FROM pages, pgapp.paginate_after(pgapp.sort_by(pgapp.from('q_event'), 'score'), pages.cursor, 7) AS p
+     WHERE pages.cursor IS NOT NULL)
+SELECT n, ids, cursor IS NULL AS last_page FROM pages;
+-- descending, with a filter; the primary key breaks ties
+WITH RECURSIVE pages(n, cursor, ids) AS (
+    SELECT 1, p ->> 'after', jsonb_path_query_array(p -> 'entries', '$[*].id')
+      FROM pgapp.paginate_after(pgapp.sort_by(pgapp.filter_by(pgapp.from('q_event'), 'score', 2), 'kind', 'desc'), NULL, 4) AS p
+    UNION ALL
+    SELECT n + 1, p ->> 'after', jsonb_path_query_array(p -> 'entries', '$[*].id')
+      FROM pages, pgapp.paginate_after(pgapp.sort_by(pgapp.filter_by(pgapp.from('q_event'), 'score', 2), 'kind', 'desc'),
+                                       pages.cursor, 4) AS p
+     WHERE pages.cursor IS NOT NULL)
+SELECT n, ids, cursor IS NULL AS last_page FROM pages;
+SELECT * FROM pg_temp.show($$ SELECT pgapp.paginate_after(pgapp.sort_by(pgapp.from('q_event'), 'note'), NULL, 5) $$);
+SELECT * FROM pg_temp.show($$ SELECT pgapp.paginate_after(pgapp.sort_by(pgapp.sort_by(pgapp.from('q_event'), 'score'), 'kind', 'desc'), NULL, 5) $$);
+SELECT * FROM pg_temp.show($$ SELECT pgapp.paginate_after(pgapp.from('q_event'), 'not a cursor', 5) $$);
+SELECT * FROM pg_temp.show($$ SELECT pgapp.paginate_after(pgapp.from('q_event'), encode('["1", "2"]', 'base64'), 5) $$);
+SELECT * FROM pg_temp.show($$ SELECT pgapp.paginate_after(pgapp.from('q_event'), NULL, 0) $$);
+SELECT * FROM pg_temp.show($$ SELECT pgapp.paginate_after(pgapp.from('q_active'), NULL, 5) $$);
+DELETE FROM pgapp.sort_allowed WHERE source = 'q_event'::regclass;
+DROP TABLE q_event;
+
+---------------------------------------------------------------------------
 -- bad input and injection attempts: a clear error or a literal match
 ---------------------------------------------------------------------------
 SELECT * FROM pg_temp.show($$ SELECT pgapp.from('no_such_table') $$);

@@ -35,6 +35,11 @@
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "common/hashfn.h"
+#include "common/base64.h"
+#include "access/relation.h"
+#include "access/sysattr.h"
+#include "utils/rel.h"
+#include "utils/relcache.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "lib/stringinfo.h"
@@ -1663,4 +1668,271 @@ pgapp_to_sql(PG_FUNCTION_ARGS)
 	result = cstring_to_text(qs.sql.data);
 	SPI_finish();
 	PG_RETURN_TEXT_P(result);
+}
+
+/* ---------------------------------------------------------------------
+ * Keyset pagination
+ * ---------------------------------------------------------------------
+ */
+
+/* One key column of a keyset page. */
+typedef struct KeyColumn
+{
+	QueryField	f;
+} KeyColumn;
+
+/*
+ * The keyset of q: its sort fields, then the primary key columns not
+ * already sorted on (a unique tie-breaker), all in one direction and NOT
+ * NULL, so "(keys) > (cursor)" is exactly "after the cursor".
+ */
+static List *
+keyset_columns(Jsonb *q, Oid relid, bool *descending)
+{
+	JsonbValue *order = pgapp_jsonb_get_key(q, "order");
+	int			n = pgapp_jsonb_array_length(order);
+	List	   *keys = NIL;
+	const char *dir = NULL;
+	Relation	rel;
+	Bitmapset  *pk = NULL;
+	int			attr = -1;
+
+	for (int i = 0; i < n; i++)
+	{
+		JsonbValue *o = pgapp_jsonb_array_get(order, i);
+		KeyColumn  *k = palloc0(sizeof(KeyColumn));
+		char	   *d = field_of(o, "dir");
+
+		resolve_field(relid, field_of(o, "field"), &k->f);
+		if (dir != NULL && d != NULL && strcmp(dir, d) != 0)
+			ereport(ERROR,
+					errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					errmsg("keyset pagination needs every sort in the same direction"),
+					errhint("Sort all fields asc, or all desc, or use pgapp.paginate."));
+		dir = d;
+		keys = lappend(keys, k);
+	}
+	*descending = (dir != NULL && strcmp(dir, "desc") == 0);
+
+	rel = relation_open(relid, AccessShareLock);
+	if (rel->rd_rel->relkind == RELKIND_RELATION || rel->rd_rel->relkind == RELKIND_PARTITIONED_TABLE)
+		pk = RelationGetIndexAttrBitmap(rel, INDEX_ATTR_BITMAP_PRIMARY_KEY);
+	while ((attr = bms_next_member(pk, attr)) >= 0)
+	{
+		AttrNumber	attnum = attr + FirstLowInvalidHeapAttributeNumber;
+		char	   *name = NameStr(TupleDescAttr(RelationGetDescr(rel), attnum - 1)->attname);
+		ListCell   *lc;
+		bool		have = false;
+
+		foreach(lc, keys)
+			have |= (((KeyColumn *) lfirst(lc))->f.attnum == attnum);
+		if (!have)
+		{
+			KeyColumn  *k = palloc0(sizeof(KeyColumn));
+
+			resolve_field(relid, pstrdup(name), &k->f);
+			keys = lappend(keys, k);
+		}
+	}
+	if (pk == NULL)
+		ereport(ERROR,
+				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				errmsg("keyset pagination needs a primary key on %s", RelationGetRelationName(rel)),
+				errdetail("The primary key breaks ties between rows with the same sort values."));
+	{
+		ListCell   *lc;
+
+		foreach(lc, keys)
+		{
+			KeyColumn  *k = lfirst(lc);
+
+			if (!TupleDescAttr(RelationGetDescr(rel), k->f.attnum - 1)->attnotnull)
+				ereport(ERROR,
+						errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("keyset pagination cannot sort on \"%s\", which may be null", k->f.name),
+						errhint("Sort on NOT NULL columns, or use pgapp.paginate."));
+		}
+	}
+	relation_close(rel, AccessShareLock);
+	return keys;
+}
+
+static char *
+encode_cursor(const char *json)
+{
+	int			len = strlen(json);
+	char	   *out = palloc(pg_b64_enc_len(len) + 1);
+	int			n = pg_b64_encode(json, len, out, pg_b64_enc_len(len));
+
+	if (n < 0)
+		elog(ERROR, "could not encode cursor");
+	out[n] = '\0';
+	return out;
+}
+
+/* The key values of a cursor, as text in each column's type. */
+static char **
+decode_cursor(const char *cursor, int nkeys)
+{
+	int			len = strlen(cursor);
+	char	   *json = palloc(pg_b64_dec_len(len) + 1);
+	int			n = pg_b64_decode(cursor, len, json, pg_b64_dec_len(len));
+	Jsonb	   *jb = NULL;
+	char	  **values;
+	PgappSubxact sx;
+
+	if (n < 0)
+		goto bad;
+	json[n] = '\0';
+	pgapp_subxact_begin(&sx);
+	PG_TRY();
+	{
+		jb = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(json)));
+		pgapp_subxact_commit(&sx);
+	}
+	PG_CATCH();
+	{
+		FreeErrorData(pgapp_subxact_abort(&sx));
+		jb = NULL;
+	}
+	PG_END_TRY();
+	if (jb == NULL || !JB_ROOT_IS_ARRAY(jb) || JB_ROOT_IS_SCALAR(jb) || JB_ROOT_COUNT(jb) != nkeys)
+		goto bad;
+	values = palloc(sizeof(char *) * nkeys);
+	for (int i = 0; i < nkeys; i++)
+	{
+		values[i] = pgapp_jsonb_value_cstring(getIthJsonbValueFromContainer(&jb->root, i));
+		if (values[i] == NULL)
+			goto bad;
+	}
+	return values;
+
+bad:
+	ereport(ERROR,
+			errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			errmsg("invalid cursor \"%s\"", cursor),
+			errhint("Pass the \"after\" value of the previous page, unchanged, for the same query."));
+	return NULL;				/* keep compiler quiet */
+}
+
+/*
+ * pgapp.paginate_after(q, after text, page_size int) -> jsonb
+ * {"entries", "page_size", "after"}: the page after the cursor (the first
+ * page when after is NULL), and the cursor of the next page, or null at
+ * the end.  Deep pages cost the same as the first: no OFFSET.
+ */
+PG_FUNCTION_INFO_V1(pgapp_paginate_after);
+Datum
+pgapp_paginate_after(PG_FUNCTION_ARGS)
+{
+	Jsonb	   *q = arg_query(fcinfo);
+	char	   *after = PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1));
+	int32		page_size;
+	QuerySql	from;
+	QuerySql	qs;
+	Oid			relid;
+	char	   *extra;
+	List	   *keys;
+	bool		descending;
+	int			nkeys;
+	ListCell   *lc;
+	int			ret;
+	int			i;
+	PgappJsonbBuilder b = {0};
+	char	   *next = NULL;
+	Jsonb	   *result;
+	MemoryContext caller = CurrentMemoryContext;
+
+	if (PG_ARGISNULL(2))
+		ereport(ERROR,
+				errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				errmsg("page_size must not be null"));
+	page_size = PG_GETARG_INT32(2);
+	if (page_size < 1 || page_size > pgapp_max_page_size)
+		ereport(ERROR,
+				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				errmsg("page_size must be between 1 and %d, not %d", pgapp_max_page_size, page_size),
+				errhint("The upper bound is the setting \"pgapp.max_page_size\"."));
+
+	relid = query_source(q);
+	keys = keyset_columns(q, relid, &descending);
+	nkeys = list_length(keys);
+
+	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
+	sql_init(&from);
+	(void) sql_from_where(&from, q, &extra);
+	if (after != NULL)
+	{
+		char	  **values = decode_cursor(after, nkeys);
+
+		/* row comparison: exactly "after" for NOT NULL keys in one direction */
+		appendStringInfo(&from.sql, "%s(", strstr(from.sql.data, " WHERE ") ? " AND " : " WHERE ");
+		i = 0;
+		foreach(lc, keys)
+			appendStringInfo(&from.sql, "%st.%s", i++ ? ", " : "",
+							 quote_identifier(((KeyColumn *) lfirst(lc))->f.name));
+		appendStringInfo(&from.sql, ") OPERATOR(pg_catalog.%s) (", descending ? "<" : ">");
+		i = 0;
+		foreach(lc, keys)
+		{
+			KeyColumn  *k = lfirst(lc);
+
+			if (i)
+				appendStringInfoString(&from.sql, ", ");
+			sql_param(&from, k->f.typid, column_datum(values[i], k->f.typid));
+			i++;
+		}
+		appendStringInfoChar(&from.sql, ')');
+	}
+
+	sql_init(&qs);
+	appendStringInfoString(&qs.sql, "SELECT pg_catalog.to_jsonb(t)");
+	if (extra != NULL)
+		appendStringInfo(&qs.sql, " OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(%s)", extra);
+	/* the key values of each row, for the next cursor */
+	appendStringInfoString(&qs.sql, ", pg_catalog.jsonb_build_array(");
+	i = 0;
+	foreach(lc, keys)
+		appendStringInfo(&qs.sql, "%st.%s::pg_catalog.text", i++ ? ", " : "",
+						 quote_identifier(((KeyColumn *) lfirst(lc))->f.name));
+	appendStringInfoString(&qs.sql, ")::pg_catalog.text");
+	appendStringInfoString(&qs.sql, from.sql.data);
+	qs.nparams = from.nparams;
+	qs.maxparams = from.maxparams;
+	qs.types = from.types;
+	qs.values = from.values;
+	i = 0;
+	foreach(lc, keys)
+		appendStringInfo(&qs.sql, "%st.%s %s", i++ ? ", " : " ORDER BY ",
+						 quote_identifier(((KeyColumn *) lfirst(lc))->f.name), descending ? "DESC" : "ASC");
+	appendStringInfoString(&qs.sql, " LIMIT ");
+	sql_param(&qs, INT8OID, Int64GetDatum((int64) page_size + 1));
+	sql_execute(&qs, 0);
+
+	MemoryContextSwitchTo(caller);
+	pgapp_jsonb_begin_object(&b);
+	pgapp_jsonb_key(&b, "entries");
+	pgapp_jsonb_begin_array(&b);
+	for (uint64 r = 0; r < SPI_processed && r < (uint64) page_size; r++)
+	{
+		bool		isnull;
+
+		CHECK_FOR_INTERRUPTS();
+		pgapp_jsonb_add_jsonb(&b, DatumGetJsonbP(SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1, &isnull)));
+		if (r == (uint64) page_size - 1 && SPI_processed > (uint64) page_size)
+			next = encode_cursor(SPI_getvalue(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 2));
+	}
+	pgapp_jsonb_end_array(&b);
+	pgapp_jsonb_key(&b, "page_size");
+	pgapp_jsonb_add_int(&b, page_size);
+	pgapp_jsonb_key(&b, "after");
+	if (next)
+		pgapp_jsonb_add_string(&b, next);
+	else
+		pgapp_jsonb_add_null(&b);
+	pgapp_jsonb_end_object(&b);
+	result = pgapp_jsonb_finish(&b);
+	SPI_finish();
+	PG_RETURN_JSONB_P(result);
 }

@@ -48,6 +48,7 @@ SELECT set_eq(
         'function pgapp.one(pgapp.query)',
         'function pgapp.openapi(name)',
         'function pgapp.paginate(pgapp.query,integer,integer)',
+        'function pgapp.paginate_after(pgapp.query,text,integer)',
         'function pgapp.preload(pgapp.query,text[])',
         'function pgapp.report_error(integer,jsonb,text,text,text,regclass)',
         'function pgapp.scope(pgapp.query,text)',
