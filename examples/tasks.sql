@@ -13,7 +13,7 @@
 -- that has CREATE EXTENSION pgapp (scripts/run does, in one transaction).
 
 CREATE SCHEMA tasks;
-CREATE SCHEMA api;
+CREATE SCHEMA IF NOT EXISTS api;
 
 CREATE TYPE tasks.task_status AS ENUM ('todo', 'in_progress', 'done', 'cancelled');
 CREATE TYPE tasks.task_priority AS ENUM ('low', 'medium', 'high', 'urgent');
