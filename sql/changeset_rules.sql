@@ -108,6 +108,8 @@ SELECT pgapp.validate_table('cr_task', 'cr_task_create');
 SELECT tgname FROM pg_trigger WHERE tgrelid = 'cr_task'::regclass AND NOT tgisinternal;
 SELECT * FROM pg_temp.show($$ INSERT INTO cr_task (title, estimate, due_date) VALUES ('ab', -1, '2001-01-01') $$);
 SELECT * FROM pg_temp.show($$ INSERT INTO cr_task (title) VALUES ('   ') $$);
+-- blank is nil: only "can't be blank", not the length error too
+SELECT * FROM pg_temp.show($$ INSERT INTO cr_task (title) VALUES ('') $$);
 INSERT INTO cr_task (title, priority) VALUES ('Plain insert', 'high');
 -- UPDATE checks changed columns ...
 UPDATE cr_task SET due_date = '2001-01-01' WHERE title = 'Plain insert';

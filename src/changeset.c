@@ -818,8 +818,12 @@ pgapp_cs_apply_rule(const CsRule *rule, CsInput *in, CsErrors *errors)
 			break;
 	}
 
-	/* the rest look only at present, non-null changes */
-	if (!get_change(in, f, &v) || v.isnull)
+	/*
+	 * The rest look only at present, non-blank changes: blank is nil (cast
+	 * makes it null; a trigger sees the stored text), so a blank field gets
+	 * only required's "can't be blank".
+	 */
+	if (!get_change(in, f, &v) || value_blank(&v, f))
 		return;
 
 	switch (rule->kind)
