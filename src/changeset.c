@@ -487,8 +487,20 @@ validate_length(const CsRule *rule, const CsField *f, CsValue *v, CsErrors *erro
 	{
 		int			len;
 		char	   *s = value_text(v, &len);
+		int			maxlen = pg_database_encoding_max_length();
 
-		count = pg_mbstrlen_with_len(s, len);
+		/*
+		 * A character is 1..maxlen bytes, so the byte length often settles
+		 * min and max without counting characters (the trigger's hot path).
+		 */
+		if (maxlen == 1)
+			count = len;
+		else if (!rule->has_is &&
+				 (!rule->has_max || len <= rule->max) &&
+				 (!rule->has_min || len / maxlen >= rule->min))
+			return;
+		else
+			count = pg_mbstrlen_with_len(s, len);
 	}
 
 	if (rule->has_is && count != rule->is)

@@ -1315,23 +1315,27 @@ query_names(Jsonb *q, const char *key)
 }
 
 /*
- * " FROM source AS t [LEFT JOIN LATERAL (preload) ...] WHERE ..." into qs.
- * The caller is connected to SPI (scopes, stats and relations are looked
- * up).  *select_extra gets the expression that extends to_jsonb(t) with
- * stats and preloads (or NULL).
+ * " FROM source AS t WHERE ..." (filters and scopes) into qs.  The caller
+ * is connected to SPI (scopes, stats and relations are looked up).
+ * *select_extra gets the expression that extends to_jsonb(t) with stats and
+ * preloads (or NULL), *laterals the LEFT JOIN LATERAL clauses of the
+ * preloads (or ""): the caller applies them to the rows it keeps (a page),
+ * not to every row that matches.
  */
 static Oid
-sql_from_where(QuerySql *qs, Jsonb *q, char **select_extra)
+sql_from_where(QuerySql *qs, Jsonb *q, char **select_extra, char **laterals)
 {
 	Oid			relid = query_source(q);
 	List	   *scopes = query_names(q, "scopes");
 	List	   *stats = query_names(q, "stats");
 	List	   *preloads = query_names(q, "preload");
 	StringInfoData extra;
+	StringInfoData lat;
 	ListCell   *lc;
 	int			i = 0;
 
 	initStringInfo(&extra);
+	initStringInfo(&lat);
 	foreach(lc, stats)
 		appendStringInfo(&extra, "%s%s, (%s)", extra.len ? ", " : "",
 						 quote_literal_cstr(lfirst(lc)),
@@ -1358,12 +1362,15 @@ sql_from_where(QuerySql *qs, Jsonb *q, char **select_extra)
 			}
 			else
 				appendStringInfo(&value, "pg_catalog.to_jsonb(r%d)", i);
-			appendStringInfo(&qs->sql, " LEFT JOIN LATERAL (SELECT %s AS pgapp_preload FROM %s AS r%d WHERE ",
+			appendStringInfo(&lat, " LEFT JOIN LATERAL (SELECT %s AS pgapp_preload FROM %s AS r%d WHERE ",
 							 value.data, qualified(r->other), i);
 			for (int j = 0; j < r->ncols; j++)
-				appendStringInfo(&qs->sql, "%sr%d.%s OPERATOR(pg_catalog.=) t.%s", j ? " AND " : "", i,
-								 quote_identifier(r->remote[j]), quote_identifier(r->local[j]));
-			appendStringInfo(&qs->sql, ") AS p%d ON true", i);
+				appendStringInfo(&lat, "%sr%d.%s %s t.%s", j ? " AND " : "", i,
+								 quote_identifier(r->remote[j]),
+								 btree_operator(get_atttype(r->other, get_attnum(r->other, r->remote[j])),
+												BTEqualStrategyNumber),
+								 quote_identifier(r->local[j]));
+			appendStringInfo(&lat, ") AS p%d ON true", i);
 			appendStringInfo(&extra, "%s%s, p%d.pgapp_preload", extra.len ? ", " : "", quote_literal_cstr(r->name), i);
 		}
 	}
@@ -1379,6 +1386,121 @@ sql_from_where(QuerySql *qs, Jsonb *q, char **select_extra)
 	}
 	if (select_extra != NULL)
 		*select_extra = extra.len ? extra.data : NULL;
+	if (laterals != NULL)
+		*laterals = lat.data;
+	return relid;
+}
+
+/* One key column of a keyset page. */
+typedef struct KeyColumn
+{
+	QueryField	f;
+} KeyColumn;
+
+/* A keyset page: its key columns, the cursor's values (NULL: first page). */
+typedef struct Keyset
+{
+	List	   *keys;
+	char	  **after;
+	bool		descending;
+} Keyset;
+
+/*
+ * SELECT over a page: the rows are chosen (filters, scopes, order, limit,
+ * offset) in an inner query, and only they get stats and preloads:
+ *
+ *	SELECT to_jsonb(t) || {stats, preloads} [, total]
+ *	  FROM (SELECT t.* [, count(*) OVER () AS pgapp_total] FROM src AS t
+ *			WHERE ... ORDER BY ... LIMIT ... OFFSET ...) AS t
+ *	  LEFT JOIN LATERAL (...) ... ORDER BY ...
+ *
+ * keys, when given, are appended to the select list as a jsonb array of
+ * their text (keyset cursors).  The caller is connected to SPI.
+ */
+static Oid
+sql_select_rows(QuerySql *qs, Jsonb *q, bool with_total, int64 limit, int64 offset, Keyset *ks)
+{
+	QuerySql	from;
+	Oid			relid;
+	char	   *extra;
+	char	   *laterals;
+	StringInfoData order;
+	StringInfoData keys_select;
+	ListCell   *lc;
+	int			i = 0;
+
+	sql_init(&from);
+	relid = sql_from_where(&from, q, &extra, &laterals);
+	initStringInfo(&order);
+	initStringInfo(&keys_select);
+	if (ks == NULL)
+		sql_order(&order, q, relid, "t.");
+	else
+	{
+		/* the keys in one direction; their text makes the next cursor */
+		appendStringInfoString(&keys_select, "pg_catalog.jsonb_build_array(");
+		foreach(lc, ks->keys)
+		{
+			const char *col = quote_identifier(((KeyColumn *) lfirst(lc))->f.name);
+
+			appendStringInfo(&order, "%st.%s %s", i ? ", " : " ORDER BY ", col,
+							 ks->descending ? "DESC" : "ASC");
+			appendStringInfo(&keys_select, "%st.%s::pg_catalog.text", i ? ", " : "", col);
+			i++;
+		}
+		appendStringInfoString(&keys_select, ")::pg_catalog.text");
+	}
+
+	sql_init(qs);
+	appendStringInfoString(&qs->sql, "SELECT pg_catalog.to_jsonb(t)");
+	if (with_total)
+		appendStringInfoString(&qs->sql, " OPERATOR(pg_catalog.-) 'pgapp_total'::pg_catalog.text");
+	if (extra != NULL)
+		appendStringInfo(&qs->sql, " OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(%s)", extra);
+	if (with_total)
+		appendStringInfoString(&qs->sql, ", t.pgapp_total");
+	if (ks != NULL)
+		appendStringInfo(&qs->sql, ", %s", keys_select.data);
+	appendStringInfo(&qs->sql, " FROM (SELECT t.*%s%s",
+					 with_total ? ", pg_catalog.count(*) OVER () AS pgapp_total" : "", from.sql.data);
+	/* parameters of the inner query come first, in order */
+	qs->nparams = from.nparams;
+	qs->maxparams = from.maxparams;
+	qs->types = from.types;
+	qs->values = from.values;
+	if (ks != NULL && ks->after != NULL)
+	{
+		/* row comparison: exactly "after" for NOT NULL keys in one direction */
+		appendStringInfo(&qs->sql, "%s(", strstr(from.sql.data, " WHERE ") ? " AND " : " WHERE ");
+		i = 0;
+		foreach(lc, ks->keys)
+			appendStringInfo(&qs->sql, "%st.%s", i++ ? ", " : "",
+							 quote_identifier(((KeyColumn *) lfirst(lc))->f.name));
+		appendStringInfo(&qs->sql, ") OPERATOR(pg_catalog.%s) (", ks->descending ? "<" : ">");
+		i = 0;
+		foreach(lc, ks->keys)
+		{
+			KeyColumn  *k = lfirst(lc);
+
+			if (i)
+				appendStringInfoString(&qs->sql, ", ");
+			sql_param(qs, k->f.typid, column_datum(ks->after[i], k->f.typid));
+			i++;
+		}
+		appendStringInfoChar(&qs->sql, ')');
+	}
+	appendStringInfoString(&qs->sql, order.data);
+	if (limit >= 0)
+	{
+		appendStringInfoString(&qs->sql, " LIMIT ");
+		sql_param(qs, INT8OID, Int64GetDatum(limit));
+	}
+	if (offset > 0)
+	{
+		appendStringInfoString(&qs->sql, " OFFSET ");
+		sql_param(qs, INT8OID, Int64GetDatum(offset));
+	}
+	appendStringInfo(&qs->sql, ") AS t%s%s", laterals, order.data);
 	return relid;
 }
 
@@ -1460,43 +1582,14 @@ static Jsonb *
 run_rows(Jsonb *q, int64 limit, int64 offset, int64 *total)
 {
 	QuerySql	qs;
-	Oid			relid;
 	int			ret;
 	PgappJsonbBuilder b = {0};
 	Jsonb	   *result;
 	MemoryContext caller = CurrentMemoryContext;
 
-	char	   *extra;
-	QuerySql	from;
-
 	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
-	/* FROM ... WHERE first: it decides the parameters and the extra keys */
-	sql_init(&from);
-	relid = sql_from_where(&from, q, &extra);
-	sql_init(&qs);
-	appendStringInfoString(&qs.sql, "SELECT pg_catalog.to_jsonb(t)");
-	if (extra != NULL)
-		appendStringInfo(&qs.sql, " OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(%s)", extra);
-	if (total != NULL)
-		appendStringInfoString(&qs.sql, ", pg_catalog.count(*) OVER ()");
-	appendStringInfoString(&qs.sql, from.sql.data);
-	qs.nparams = from.nparams;
-	qs.maxparams = from.maxparams;
-	qs.types = from.types;
-	qs.values = from.values;
-	sql_order(&qs.sql, q, relid, "t.");
-	if (limit >= 0)
-	{
-		appendStringInfoString(&qs.sql, " LIMIT ");
-		sql_param(&qs, INT8OID, Int64GetDatum(limit));
-	}
-	if (offset > 0)
-	{
-		appendStringInfoString(&qs.sql, " OFFSET ");
-		sql_param(&qs, INT8OID, Int64GetDatum(offset));
-	}
-
+	(void) sql_select_rows(&qs, q, total != NULL, limit, offset, NULL);
 	sql_execute(&qs, 0);
 
 	MemoryContextSwitchTo(caller);
@@ -1531,7 +1624,8 @@ run_count(Jsonb *q)
 		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
 	sql_init(&qs);
 	appendStringInfoString(&qs.sql, "SELECT pg_catalog.count(*)");
-	(void) sql_from_where(&qs, q, NULL);
+	/* preloads and stats do not change the count: no laterals */
+	(void) sql_from_where(&qs, q, NULL, NULL);
 	sql_execute(&qs, 1);
 	n = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	SPI_finish();
@@ -1627,26 +1721,13 @@ pgapp_to_sql(PG_FUNCTION_ARGS)
 {
 	Jsonb	   *q = arg_query(fcinfo);
 	QuerySql	qs;
-	QuerySql	from;
-	Oid			relid;
-	char	   *extra;
 	int			ret;
 	text	   *result;
 	MemoryContext caller = CurrentMemoryContext;
 
 	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
-	sql_init(&from);
-	relid = sql_from_where(&from, q, &extra);
-	sql_init(&qs);
-	appendStringInfoString(&qs.sql, "SELECT pg_catalog.to_jsonb(t)");
-	if (extra != NULL)
-		appendStringInfo(&qs.sql, " OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(%s)", extra);
-	appendStringInfoString(&qs.sql, from.sql.data);
-	qs.nparams = from.nparams;
-	qs.types = from.types;
-	qs.values = from.values;
-	sql_order(&qs.sql, q, relid, "t.");
+	(void) sql_select_rows(&qs, q, false, -1, 0, NULL);
 	if (qs.nparams > 0)
 	{
 		appendStringInfoString(&qs.sql, "\n-- parameters:");
@@ -1675,11 +1756,6 @@ pgapp_to_sql(PG_FUNCTION_ARGS)
  * ---------------------------------------------------------------------
  */
 
-/* One key column of a keyset page. */
-typedef struct KeyColumn
-{
-	QueryField	f;
-} KeyColumn;
 
 /*
  * The keyset of q: its sort fields, then the primary key columns not
@@ -1828,16 +1904,13 @@ pgapp_paginate_after(PG_FUNCTION_ARGS)
 	Jsonb	   *q = arg_query(fcinfo);
 	char	   *after = PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1));
 	int32		page_size;
-	QuerySql	from;
 	QuerySql	qs;
 	Oid			relid;
-	char	   *extra;
 	List	   *keys;
 	bool		descending;
 	int			nkeys;
-	ListCell   *lc;
 	int			ret;
-	int			i;
+	Keyset		ks;
 	PgappJsonbBuilder b = {0};
 	char	   *next = NULL;
 	Jsonb	   *result;
@@ -1858,56 +1931,12 @@ pgapp_paginate_after(PG_FUNCTION_ARGS)
 	keys = keyset_columns(q, relid, &descending);
 	nkeys = list_length(keys);
 
+	ks.keys = keys;
+	ks.descending = descending;
+	ks.after = after ? decode_cursor(after, nkeys) : NULL;
 	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
-	sql_init(&from);
-	(void) sql_from_where(&from, q, &extra);
-	if (after != NULL)
-	{
-		char	  **values = decode_cursor(after, nkeys);
-
-		/* row comparison: exactly "after" for NOT NULL keys in one direction */
-		appendStringInfo(&from.sql, "%s(", strstr(from.sql.data, " WHERE ") ? " AND " : " WHERE ");
-		i = 0;
-		foreach(lc, keys)
-			appendStringInfo(&from.sql, "%st.%s", i++ ? ", " : "",
-							 quote_identifier(((KeyColumn *) lfirst(lc))->f.name));
-		appendStringInfo(&from.sql, ") OPERATOR(pg_catalog.%s) (", descending ? "<" : ">");
-		i = 0;
-		foreach(lc, keys)
-		{
-			KeyColumn  *k = lfirst(lc);
-
-			if (i)
-				appendStringInfoString(&from.sql, ", ");
-			sql_param(&from, k->f.typid, column_datum(values[i], k->f.typid));
-			i++;
-		}
-		appendStringInfoChar(&from.sql, ')');
-	}
-
-	sql_init(&qs);
-	appendStringInfoString(&qs.sql, "SELECT pg_catalog.to_jsonb(t)");
-	if (extra != NULL)
-		appendStringInfo(&qs.sql, " OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(%s)", extra);
-	/* the key values of each row, for the next cursor */
-	appendStringInfoString(&qs.sql, ", pg_catalog.jsonb_build_array(");
-	i = 0;
-	foreach(lc, keys)
-		appendStringInfo(&qs.sql, "%st.%s::pg_catalog.text", i++ ? ", " : "",
-						 quote_identifier(((KeyColumn *) lfirst(lc))->f.name));
-	appendStringInfoString(&qs.sql, ")::pg_catalog.text");
-	appendStringInfoString(&qs.sql, from.sql.data);
-	qs.nparams = from.nparams;
-	qs.maxparams = from.maxparams;
-	qs.types = from.types;
-	qs.values = from.values;
-	i = 0;
-	foreach(lc, keys)
-		appendStringInfo(&qs.sql, "%st.%s %s", i++ ? ", " : " ORDER BY ",
-						 quote_identifier(((KeyColumn *) lfirst(lc))->f.name), descending ? "DESC" : "ASC");
-	appendStringInfoString(&qs.sql, " LIMIT ");
-	sql_param(&qs, INT8OID, Int64GetDatum((int64) page_size + 1));
+	(void) sql_select_rows(&qs, q, false, (int64) page_size + 1, 0, &ks);
 	sql_execute(&qs, 0);
 
 	MemoryContextSwitchTo(caller);
