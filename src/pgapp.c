@@ -100,6 +100,7 @@ _PG_init(void)
 	MarkGUCPrefixReserved("pgapp");
 
 	pgapp_changeset_cache_init();
+	pgapp_query_init();
 
 	if (!pgapp_preloaded)
 		return;

@@ -50,6 +50,7 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
+#include "utils/inval.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -1004,6 +1005,78 @@ relations_of(Oid relid, MemoryContext mcxt)
 	return result;
 }
 
+/*
+ * Relations of each table, cached per backend: the catalog query behind them
+ * is the most expensive part of building and running a query with
+ * preloads.  Any relcache invalidation drops the whole cache (a foreign key
+ * added or dropped invalidates both tables it joins).
+ */
+typedef struct RelationsEntry
+{
+	Oid			relid;			/* hash key */
+	List	   *relations;
+} RelationsEntry;
+
+static HTAB *relations_cache = NULL;
+static MemoryContext relations_mcxt = NULL;
+static bool relations_stale = false;
+
+/*
+ * Only mark the cache stale: invalidations arrive whenever a catalog lock is
+ * taken, possibly while a caller walks a cached list; the cache is dropped
+ * at the next cached_relations() call instead.
+ */
+static void
+relations_invalidate(Datum arg, Oid relid)
+{
+	relations_stale = true;
+}
+
+void
+pgapp_query_init(void)
+{
+	CacheRegisterRelcacheCallback(relations_invalidate, (Datum) 0);
+}
+
+/* relations_of, through the cache.  SPI connected. */
+static List *
+cached_relations(Oid relid)
+{
+	RelationsEntry *e;
+	bool		found;
+
+	if (relations_stale && relations_mcxt != NULL)
+	{
+		/* the hash lives in relations_mcxt */
+		MemoryContextDelete(relations_mcxt);
+		relations_mcxt = NULL;
+		relations_cache = NULL;
+	}
+	relations_stale = false;
+	if (relations_cache == NULL)
+	{
+		HASHCTL		ctl = {0};
+
+		relations_mcxt = AllocSetContextCreate(CacheMemoryContext, "pgapp query relations",
+											   ALLOCSET_SMALL_SIZES);
+		ctl.keysize = sizeof(Oid);
+		ctl.entrysize = sizeof(RelationsEntry);
+		ctl.hcxt = relations_mcxt;
+		relations_cache = hash_create("pgapp query relations", 16, &ctl,
+									  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	}
+	e = hash_search(relations_cache, &relid, HASH_FIND, &found);
+	if (found)
+		return e->relations;
+	{
+		List	   *relations = relations_of(relid, relations_mcxt);
+
+		e = hash_search(relations_cache, &relid, HASH_ENTER, &found);
+		e->relations = relations;
+		return relations;
+	}
+}
+
 /* The relation called name, or 42704 listing the ones there are. */
 static QueryRelation *
 find_relation(Oid relid, List *relations, const char *name)
@@ -1059,7 +1132,7 @@ pgapp_preload(PG_FUNCTION_ARGS)
 	deconstruct_array(PG_GETARG_ARRAYTYPE_P(1), TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
 	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
-	relations = relations_of(relid, CurrentMemoryContext);
+	relations = cached_relations(relid);
 	for (int i = 0; i < n; i++)
 	{
 		if (nulls[i])
@@ -1343,7 +1416,7 @@ sql_from_where(QuerySql *qs, Jsonb *q, char **select_extra, char **laterals)
 	appendStringInfo(&qs->sql, " FROM %s AS t", qualified(relid));
 	if (preloads != NIL)
 	{
-		List	   *relations = relations_of(relid, CurrentMemoryContext);
+		List	   *relations = cached_relations(relid);
 
 		foreach(lc, preloads)
 		{

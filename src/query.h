@@ -13,4 +13,6 @@
 /* pgapp.max_page_size */
 extern int	pgapp_max_page_size;
 
+extern void pgapp_query_init(void);
+
 #endif							/* PGAPP_QUERY_H */
