@@ -1,7 +1,7 @@
 -- test/pgtap/04_queries.sql
 -- Composable queries: signatures, volatility, privileges, SQLSTATEs.
 BEGIN;
-SELECT plan(18);
+SELECT plan(25);
 
 CREATE TABLE tap_product (id int PRIMARY KEY, name text, price numeric);
 SELECT function_returns('pgapp', 'from', ARRAY['regclass'], 'pgapp.query');
@@ -12,10 +12,18 @@ SELECT function_returns('pgapp', 'sort_by', ARRAY['pgapp.query', 'text', 'text']
 SELECT function_returns('pgapp', 'paginate', ARRAY['pgapp.query', 'integer', 'integer'], 'jsonb');
 SELECT function_returns('pgapp', 'count', ARRAY['pgapp.query'], 'bigint');
 SELECT function_returns('pgapp', 'to_sql', ARRAY['pgapp.query'], 'text');
+SELECT function_returns('pgapp', 'paginate_after', ARRAY['pgapp.query', 'text', 'integer'], 'jsonb');
+SELECT function_returns('pgapp', 'apply_params', ARRAY['pgapp.query', 'jsonb', 'jsonb'], 'pgapp.query');
+SELECT function_returns('pgapp', 'scope', ARRAY['pgapp.query', 'text'], 'pgapp.query');
+SELECT function_returns('pgapp', 'with_stats', ARRAY['pgapp.query', 'text[]'], 'pgapp.query');
+SELECT function_returns('pgapp', 'preload', ARRAY['pgapp.query', 'text[]'], 'pgapp.query');
+SELECT function_returns('pgapp', 'escape_like', ARRAY['text'], 'text');
+SELECT is(pgapp.escape_like('a%b_c\d'), 'a\%b\_c\\d', 'escape_like escapes %, _ and \');
 SELECT is(
     (SELECT array_agg(DISTINCT provolatile) FROM pg_proc
       WHERE pronamespace = 'pgapp'::regnamespace
-        AND proname IN ('from', 'filter_by', 'filter_range', 'search', 'sort_by', 'all', 'one', 'count', 'paginate', 'to_sql')),
+        AND proname IN ('from', 'filter_by', 'filter_range', 'search', 'sort_by', 'all', 'one', 'count',
+                        'paginate', 'paginate_after', 'to_sql', 'apply_params', 'scope', 'with_stats', 'preload')),
     ARRAY['s']::"char"[], 'builders and executors are STABLE: usable in GET requests and STABLE API functions');
 SELECT ok(NOT has_function_privilege('public', 'pgapp.allow_sort(regclass,text[])', 'EXECUTE'),
     'PUBLIC cannot change sort whitelists');
