@@ -10,7 +10,7 @@ EXTENSION    = pgapp
 MODULE_big   = pgapp
 OBJS         = src/pgapp.o src/error.o src/json_util.o src/crypto.o \
                src/changeset_rules.o src/changeset.o src/changeset_value.o \
-               src/changeset_def.o src/machine.o src/query.o
+               src/changeset_def.o src/machine.o src/query.o src/ratelimit.o
 DATA         = $(wildcard sql/$(EXTENSION)--*.sql)
 PG_CONFIG   ?= /usr/lib/postgresql/15/bin/pg_config
 PKG_CONFIG  ?= pkg-config
@@ -20,7 +20,7 @@ SHLIB_LINK   = $(shell $(PKG_CONFIG) --libs jansson libsodium)
 PG_CFLAGS    = -Wall -Wmissing-prototypes -Wpointer-arith -Wendif-labels \
                -Wmissing-format-attribute -Wformat-security
 
-REGRESS      = init errors changesets changeset_rules machines openapi queries example_tasks example_catalog
+REGRESS      = init errors changesets changeset_rules machines openapi queries ratelimit example_tasks example_catalog
 REGRESS_OPTS = --temp-config=$(srcdir)/test/$(EXTENSION).conf --temp-instance=./tmp_check
 ISOLATION    = $(patsubst test/specs/%.spec,%,$(sort $(wildcard test/specs/*.spec)))
 ISOLATION_OPTS = --inputdir=$(srcdir)/test \

@@ -21,6 +21,8 @@ SHOW pgapp.error_mode;
 \set ECHO all
 SELECT * FROM pg_temp.show('SELECT * FROM pgapp.error_stats');
 SELECT * FROM pg_temp.show('SELECT pgapp.error_stats_reset()');
+SELECT * FROM pg_temp.show($$ SELECT pgapp.check_rate('k', 1, 60) $$);
+SELECT * FROM pg_temp.show('SELECT * FROM pgapp.rate_stats');
 
 -- the error model itself needs no shared memory (nothing is counted)
 DO $$

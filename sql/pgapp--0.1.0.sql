@@ -792,6 +792,87 @@ GRANT EXECUTE ON FUNCTION pgapp.allow_sort(regclass, text[]), pgapp.define_scope
     pgapp.define_stat(regclass, text, text) TO pgapp_admin;
 
 ---------------------------------------------------------------------------
+-- Rate limiting in shared memory (docs/ratelimit.md)
+---------------------------------------------------------------------------
+
+CREATE TYPE pgapp.rate_decision AS (
+    allowed     boolean,
+    "limit"     integer,
+    remaining   integer,
+    retry_after integer,
+    reset_after integer
+);
+
+COMMENT ON TYPE pgapp.rate_decision IS
+'The answer of pgapp.check_rate: allowed, limit, remaining, retry_after and reset_after (seconds)';
+
+CREATE FUNCTION pgapp.check_rate(key text, max_requests integer, window_seconds integer,
+    algorithm text DEFAULT 'fixed', burst integer DEFAULT 0, limiter text DEFAULT 'default')
+RETURNS pgapp.rate_decision
+AS 'MODULE_PATHNAME', 'pgapp_check_rate'
+LANGUAGE C VOLATILE;
+
+COMMENT ON FUNCTION pgapp.check_rate(text, integer, integer, text, integer, text) IS
+'Count a request for key and say whether it is allowed (fixed, sliding or gcra); no table, no WAL';
+
+CREATE FUNCTION pgapp.rate_limit(key text, max_requests integer, window_seconds integer,
+    algorithm text DEFAULT 'fixed', burst integer DEFAULT 0, limiter text DEFAULT 'default')
+RETURNS void
+AS 'MODULE_PATHNAME', 'pgapp_rate_limit'
+LANGUAGE C VOLATILE;
+
+COMMENT ON FUNCTION pgapp.rate_limit(text, integer, integer, text, integer, text) IS
+'pgapp.check_rate that raises PT429 (HTTP 429 through PostgREST) when the request is not allowed';
+
+CREATE FUNCTION pgapp.rate_reset(key text, limiter text DEFAULT 'default')
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'pgapp_rate_reset'
+LANGUAGE C VOLATILE;
+
+CREATE FUNCTION pgapp._rate_buckets(
+    OUT key text, OUT algorithm text, OUT max_requests integer, OUT window_seconds integer,
+    OUT count bigint, OUT expires_at timestamptz, OUT expired boolean)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'pgapp_rate_buckets'
+LANGUAGE C STRICT VOLATILE;
+
+CREATE VIEW pgapp.rate_buckets AS SELECT * FROM pgapp._rate_buckets();
+
+COMMENT ON VIEW pgapp.rate_buckets IS
+'The rate limiter''s buckets in shared memory (keys cut to 63 bytes); pgapp_admin only';
+
+CREATE FUNCTION pgapp.rate_stats(
+    OUT checks bigint, OUT denials bigint, OUT evictions bigint, OUT full_events bigint,
+    OUT buckets bigint, OUT max_keys integer)
+RETURNS record
+AS 'MODULE_PATHNAME', 'pgapp_rate_stats'
+LANGUAGE C STRICT VOLATILE;
+
+CREATE VIEW pgapp.rate_stats AS SELECT * FROM pgapp.rate_stats();
+
+COMMENT ON VIEW pgapp.rate_stats IS
+'Rate limiter counters since the server started: checks, denials, evictions, table-full events';
+
+CREATE FUNCTION pgapp._rate_simulate(algorithm text, max_requests integer, window_seconds integer,
+    burst integer, at double precision[])
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'pgapp_rate_simulate'
+LANGUAGE C IMMUTABLE;
+
+COMMENT ON FUNCTION pgapp._rate_simulate(text, integer, integer, integer, double precision[]) IS
+'The rate limiting algorithms on a private bucket, for requests at the given times (seconds)';
+
+-- Checking is for everyone (PostgREST's anonymous role included); resetting
+-- a key and seeing every key are not.
+REVOKE ALL ON FUNCTION pgapp.rate_reset(text, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION pgapp._rate_buckets() FROM PUBLIC;
+REVOKE ALL ON FUNCTION pgapp._rate_simulate(text, integer, integer, integer, double precision[]) FROM PUBLIC;
+REVOKE ALL ON pgapp.rate_buckets FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION pgapp.rate_reset(text, text), pgapp._rate_buckets() TO pgapp_admin;
+GRANT SELECT ON pgapp.rate_buckets TO pgapp_admin;
+GRANT SELECT ON pgapp.rate_stats TO PUBLIC;
+
+---------------------------------------------------------------------------
 -- API description (docs/openapi.md)
 ---------------------------------------------------------------------------
 

@@ -45,6 +45,7 @@
 #include "json_util.h"
 #include "pgapp.h"
 #include "query.h"
+#include "ratelimit.h"
 
 PG_MODULE_MAGIC;
 
@@ -55,6 +56,7 @@ bool		pgapp_preloaded = false;
 /* The registry: every module, in the order its shared memory is set up. */
 static const PgappModule *const modules[] = {
 	&pgapp_error_module,
+	&pgapp_ratelimit_module,
 };
 
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
@@ -97,6 +99,25 @@ _PG_init(void)
 							0,
 							NULL, NULL, NULL);
 
+	DefineCustomEnumVariable("pgapp.ratelimit_on_full",
+							 "What pgapp.check_rate does when no bucket is free and none has expired.",
+							 "allow: let the request through; deny: refuse it; error: raise an error.",
+							 &pgapp_ratelimit_on_full,
+							 RATE_ON_FULL_ALLOW,
+							 pgapp_ratelimit_on_full_options,
+							 PGC_SUSET,
+							 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomRealVariable("pgapp.ratelimit_clock_offset",
+							 "Seconds added to the rate limiter's clock (for tests).",
+							 "Lets regression tests move time forward instead of sleeping.",
+							 &pgapp_ratelimit_clock_offset,
+							 0, -1e9, 1e9,
+							 PGC_SUSET,
+							 GUC_NOT_IN_SAMPLE,
+							 NULL, NULL, NULL);
+
 	MarkGUCPrefixReserved("pgapp");
 
 	pgapp_changeset_cache_init();
@@ -104,6 +125,17 @@ _PG_init(void)
 
 	if (!pgapp_preloaded)
 		return;
+
+	/* sizing of shared memory: only when preloading, and fixed until restart */
+	DefineCustomIntVariable("pgapp.ratelimit_max_keys",
+							"How many rate limit buckets shared memory holds.",
+							"Each bucket takes about 200 bytes.",
+							&pgapp_ratelimit_max_keys,
+							10000, 16, 10000000,
+							PGC_POSTMASTER,
+							0,
+							NULL, NULL, NULL);
+
 
 	prev_shmem_request_hook = shmem_request_hook;
 	shmem_request_hook = pgapp_shmem_request;

@@ -16,6 +16,8 @@ SELECT set_eq(
         'function pgapp."from"(regclass)',
         'function pgapp._changeset_trigger()',
         'function pgapp._definitions_changed()',
+        'function pgapp._rate_buckets()',
+        'function pgapp._rate_simulate(text,integer,integer,integer,double precision[])',
         'function pgapp._transition_trigger()',
         'function pgapp.add_error(pgapp.changeset,text,text,jsonb)',
         'function pgapp.allow_sort(regclass,text[])',
@@ -23,6 +25,7 @@ SELECT set_eq(
         'function pgapp.apply_params(pgapp.query,jsonb,jsonb)',
         'function pgapp.changeset(text,jsonb,jsonb)',
         'function pgapp.check_constraint(pgapp.changeset,text,text,text)',
+        'function pgapp.check_rate(text,integer,integer,text,integer,text)',
         'function pgapp.count(pgapp.query)',
         'function pgapp.define_changeset(text,regclass,text[],jsonb)',
         'function pgapp.define_machine(text,jsonb,text[])',
@@ -50,6 +53,9 @@ SELECT set_eq(
         'function pgapp.paginate(pgapp.query,integer,integer)',
         'function pgapp.paginate_after(pgapp.query,text,integer)',
         'function pgapp.preload(pgapp.query,text[])',
+        'function pgapp.rate_limit(text,integer,integer,text,integer,text)',
+        'function pgapp.rate_reset(text,text)',
+        'function pgapp.rate_stats()',
         'function pgapp.report_error(integer,jsonb,text,text,text,regclass)',
         'function pgapp.scope(pgapp.query,text)',
         'function pgapp.search(pgapp.query,text,text[])',
@@ -80,7 +86,10 @@ SELECT set_eq(
         'type pgapp.changeset',
         'type pgapp.error_stat',
         'type pgapp.query',
-        'view pgapp.error_stats'
+        'type pgapp.rate_decision',
+        'view pgapp.error_stats',
+        'view pgapp.rate_buckets',
+        'view pgapp.rate_stats'
     ],
     'the extension owns exactly the objects of its public contract'
 );

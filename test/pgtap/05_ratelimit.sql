@@ -1,0 +1,25 @@
+-- test/pgtap/05_ratelimit.sql
+-- Rate limiting: signatures, privileges, SQLSTATEs.
+BEGIN;
+SELECT plan(12);
+
+SELECT function_returns('pgapp', 'check_rate', ARRAY['text', 'integer', 'integer', 'text', 'integer', 'text'],
+    'pgapp.rate_decision');
+SELECT function_returns('pgapp', 'rate_limit', ARRAY['text', 'integer', 'integer', 'text', 'integer', 'text'], 'void');
+SELECT function_returns('pgapp', 'rate_reset', ARRAY['text', 'text'], 'boolean');
+SELECT has_view('pgapp', 'rate_stats', 'view pgapp.rate_stats exists');
+SELECT has_view('pgapp', 'rate_buckets', 'view pgapp.rate_buckets exists');
+SELECT ok(has_function_privilege('public', 'pgapp.check_rate(text,integer,integer,text,integer,text)', 'EXECUTE'),
+    'everyone may check a rate (PostgREST''s anonymous role too)');
+SELECT ok(NOT has_function_privilege('public', 'pgapp.rate_reset(text,text)', 'EXECUTE')
+      AND NOT has_table_privilege('public', 'pgapp.rate_buckets', 'SELECT'),
+    'resetting keys and listing them is for pgapp_admin');
+SELECT is((pgapp.check_rate('tap', 1, 60)).allowed, true, 'the first request is allowed');
+SELECT is((pgapp.check_rate('tap', 1, 60)).allowed, false, 'the second is not');
+SELECT throws_ok($$SELECT pgapp.rate_limit('tap', 1, 60)$$, 'PT429', NULL, 'rate_limit raises PT429');
+SELECT throws_ok($$SELECT pgapp.check_rate('tap', 0, 60)$$, '22023', 'max_requests must be greater than 0, not 0');
+SELECT throws_ok($$SELECT pgapp.check_rate('tap', 1, 60, limiter => 'nope')$$, '42704',
+    'rate limiter "nope" does not exist');
+
+SELECT * FROM finish();
+ROLLBACK;
