@@ -862,6 +862,98 @@ LANGUAGE C IMMUTABLE;
 COMMENT ON FUNCTION pgapp._rate_simulate(text, integer, integer, integer, double precision[]) IS
 'The rate limiting algorithms on a private bucket, for requests at the given times (seconds)';
 
+-- Plan tiers for pgapp.rate_limit_request: limits per plan named in the JWT.
+CREATE TABLE pgapp.rate_plan (
+    name            text PRIMARY KEY,
+    max_requests    integer NOT NULL CHECK (max_requests > 0),
+    window_seconds  integer NOT NULL CHECK (window_seconds > 0),
+    algorithm       text NOT NULL DEFAULT 'fixed' CHECK (algorithm IN ('fixed', 'sliding', 'gcra')),
+    burst           integer NOT NULL DEFAULT 0 CHECK (burst >= 0)
+);
+
+COMMENT ON TABLE pgapp.rate_plan IS
+'Rate limit plans for pgapp.rate_limit_request (the "default" plan applies when the JWT names none)';
+
+INSERT INTO pgapp.rate_plan (name, max_requests, window_seconds) VALUES ('default', 100, 60);
+SELECT pg_catalog.pg_extension_config_dump('pgapp.rate_plan', $$WHERE name <> 'default'$$);
+
+/*
+ * PostgREST's db-pre-request hook: one check per request.
+ *   key:  "sub:<sub>" from request.jwt.claims, else "ip:<address>" from the
+ *         header named by pgapp.ratelimit_client_header (first address of
+ *         the list), else the connection's client address;
+ *   plan: the claim named by pgapp.ratelimit_plan_claim, else "default";
+ * adds RateLimit-Policy and RateLimit to response.headers (merged with what
+ * is there), and on denial raises SQLSTATE PGRST so that PostgREST answers
+ * 429 with Retry-After.
+ */
+CREATE FUNCTION pgapp.rate_limit_request()
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    claims jsonb := nullif(current_setting('request.jwt.claims', true), '')::jsonb;
+    headers jsonb := nullif(current_setting('request.headers', true), '')::jsonb;
+    header_name text := lower(coalesce(nullif(current_setting('pgapp.ratelimit_client_header', true), ''), ''));
+    plan_claim text := coalesce(nullif(current_setting('pgapp.ratelimit_plan_claim', true), ''), 'plan');
+    key text;
+    plan pgapp.rate_plan;
+    d pgapp.rate_decision;
+    policy text;
+    state text;
+    response_headers jsonb;
+BEGIN
+    key := CASE WHEN claims ->> 'sub' IS NOT NULL THEN 'sub:' || (claims ->> 'sub') END;
+    IF key IS NULL AND header_name <> '' AND headers ? header_name THEN
+        key := 'ip:' || btrim(split_part(headers ->> header_name, ',', 1));
+    END IF;
+    IF key IS NULL OR key = 'ip:' THEN
+        key := 'ip:' || coalesce(host(inet_client_addr()), 'local');
+    END IF;
+
+    SELECT * INTO plan FROM pgapp.rate_plan AS p WHERE p.name = coalesce(claims ->> plan_claim, 'default');
+    IF NOT FOUND THEN
+        SELECT * INTO plan FROM pgapp.rate_plan AS p WHERE p.name = 'default';
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'rate plan "default" does not exist'
+                USING ERRCODE = 'undefined_object',
+                      HINT = 'INSERT INTO pgapp.rate_plan (name, max_requests, window_seconds) VALUES (''default'', 100, 60).';
+        END IF;
+    END IF;
+
+    d := pgapp.check_rate(key, plan.max_requests, plan.window_seconds, plan.algorithm, plan.burst);
+    policy := format('%s;w=%s', d."limit", plan.window_seconds);
+    state := format('limit=%s, remaining=%s, reset=%s', d."limit", d.remaining, d.reset_after);
+
+    response_headers := coalesce(nullif(current_setting('response.headers', true), '')::jsonb, '[]')
+                        || jsonb_build_array(jsonb_build_object('RateLimit-Policy', policy),
+                                             jsonb_build_object('RateLimit', state));
+    PERFORM set_config('response.headers', response_headers::text, true);
+
+    IF NOT d.allowed THEN
+        RAISE SQLSTATE 'PGRST' USING
+            MESSAGE = jsonb_build_object(
+                'code', 'PT429',
+                'message', 'rate limit exceeded',
+                'details', format('At most %s requests per %s second(s) for plan "%s".',
+                                  plan.max_requests, plan.window_seconds, plan.name),
+                'hint', format('Retry after %s second(s).', d.retry_after))::text,
+            DETAIL = jsonb_build_object(
+                'status', 429,
+                'headers', jsonb_build_object('Retry-After', d.retry_after::text,
+                                              'RateLimit-Policy', policy,
+                                              'RateLimit', state))::text;
+    END IF;
+END
+$$;
+
+COMMENT ON FUNCTION pgapp.rate_limit_request() IS
+'PostgREST db-pre-request hook: rate limit per JWT sub (or client address) and plan; 429 with Retry-After';
+
+GRANT SELECT ON pgapp.rate_plan TO PUBLIC;
+GRANT INSERT, UPDATE, DELETE ON pgapp.rate_plan TO pgapp_admin;
+
 -- Checking is for everyone (PostgREST's anonymous role included); resetting
 -- a key and seeing every key are not.
 REVOKE ALL ON FUNCTION pgapp.rate_reset(text, text) FROM PUBLIC;

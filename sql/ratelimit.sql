@@ -64,6 +64,42 @@ SELECT * FROM pg_temp.show($$ SELECT * FROM pgapp.rate_buckets $$);
 RESET ROLE;
 DROP ROLE rl_user;
 
+-- pgapp.rate_limit_request(): PostgREST's db-pre-request hook, called as
+-- PostgREST calls it (role, request.jwt.claims, request.headers)
+INSERT INTO pgapp.rate_plan (name, max_requests, window_seconds, algorithm) VALUES ('tiny', 2, 10, 'gcra');
+CREATE ROLE rl_anon;
+BEGIN;
+SELECT set_config('role', 'rl_anon', true) IS NOT NULL AS role_set,
+       set_config('request.method', 'GET', true) IS NOT NULL AS method_set,
+       set_config('request.jwt.claims', '{"role": "rl_anon", "sub": "alice", "plan": "tiny"}', true) IS NOT NULL AS claims_set,
+       set_config('response.headers', '[{"Cache-Control": "no-store"}]', true) IS NOT NULL AS earlier_header;
+SELECT pgapp.rate_limit_request();
+SELECT jsonb_pretty(current_setting('response.headers')::jsonb) AS response_headers;
+COMMIT;
+-- the next request of the same user within 5 s: 429 with Retry-After
+BEGIN;
+SELECT set_config('role', 'rl_anon', true) IS NOT NULL AS role_set,
+       set_config('request.jwt.claims', '{"role": "rl_anon", "sub": "alice", "plan": "tiny"}', true) IS NOT NULL AS claims_set;
+SELECT * FROM pg_temp.show($$ SELECT pgapp.rate_limit_request() $$);
+ROLLBACK;
+-- anonymous requests are counted per client address from the trusted header
+SET pgapp.ratelimit_client_header = 'X-Forwarded-For';
+BEGIN;
+SELECT set_config('request.headers', '{"x-forwarded-for": "203.0.113.7, 10.0.0.1"}', true) IS NOT NULL AS headers_set,
+       set_config('request.jwt.claims', '{"role": "rl_anon"}', true) IS NOT NULL AS claims_set;
+SELECT pgapp.rate_limit_request();
+COMMIT;
+SELECT key FROM pgapp.rate_buckets WHERE key LIKE 'ip:%' OR key LIKE 'sub:%' ORDER BY key;
+RESET pgapp.ratelimit_client_header;
+-- an unknown plan falls back to "default"
+BEGIN;
+SELECT set_config('request.jwt.claims', '{"sub": "bob", "plan": "platinum"}', true) IS NOT NULL AS claims_set;
+SELECT pgapp.rate_limit_request();
+SELECT current_setting('response.headers')::jsonb -> 0 AS policy;
+COMMIT;
+DROP ROLE rl_anon;
+DELETE FROM pgapp.rate_plan WHERE name = 'tiny';
+
 -- long keys are hashed; the view shows a cut copy
 SELECT (pgapp.check_rate(repeat('k', 5000), 1, 60)).allowed AS long_key;
 SELECT length(key) AS shown_length, algorithm, max_requests, count

@@ -109,6 +109,24 @@ _PG_init(void)
 							 0,
 							 NULL, NULL, NULL);
 
+	DefineCustomStringVariable("pgapp.ratelimit_client_header",
+							   "Request header whose first address identifies anonymous clients in pgapp.rate_limit_request.",
+							   "Set it only to a header your proxy overwrites (e.g. x-forwarded-for behind nginx); empty uses the connection's address.",
+							   &pgapp_ratelimit_client_header,
+							   "",
+							   PGC_SUSET,
+							   0,
+							   NULL, NULL, NULL);
+
+	DefineCustomStringVariable("pgapp.ratelimit_plan_claim",
+							   "JWT claim naming the caller's plan in pgapp.rate_limit_request.",
+							   NULL,
+							   &pgapp_ratelimit_plan_claim,
+							   "plan",
+							   PGC_SUSET,
+							   0,
+							   NULL, NULL, NULL);
+
 	DefineCustomRealVariable("pgapp.ratelimit_clock_offset",
 							 "Seconds added to the rate limiter's clock (for tests).",
 							 "Lets regression tests move time forward instead of sleeping.",

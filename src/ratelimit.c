@@ -64,6 +64,8 @@
 int			pgapp_ratelimit_max_keys = 10000;
 int			pgapp_ratelimit_on_full = RATE_ON_FULL_ALLOW;
 double		pgapp_ratelimit_clock_offset = 0;
+char	   *pgapp_ratelimit_client_header = NULL;
+char	   *pgapp_ratelimit_plan_claim = NULL;
 
 const struct config_enum_entry pgapp_ratelimit_on_full_options[] = {
 	{"allow", RATE_ON_FULL_ALLOW, false},

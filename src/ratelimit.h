@@ -25,6 +25,8 @@ typedef enum RateOnFull
 extern int	pgapp_ratelimit_max_keys;
 extern int	pgapp_ratelimit_on_full;
 extern double pgapp_ratelimit_clock_offset;
+extern char *pgapp_ratelimit_client_header;
+extern char *pgapp_ratelimit_plan_claim;
 extern const struct config_enum_entry pgapp_ratelimit_on_full_options[];
 
 extern const PgappModule pgapp_ratelimit_module;

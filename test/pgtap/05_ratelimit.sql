@@ -1,13 +1,16 @@
 -- test/pgtap/05_ratelimit.sql
 -- Rate limiting: signatures, privileges, SQLSTATEs.
 BEGIN;
-SELECT plan(12);
+SELECT plan(15);
 
 SELECT function_returns('pgapp', 'check_rate', ARRAY['text', 'integer', 'integer', 'text', 'integer', 'text'],
     'pgapp.rate_decision');
 SELECT function_returns('pgapp', 'rate_limit', ARRAY['text', 'integer', 'integer', 'text', 'integer', 'text'], 'void');
 SELECT function_returns('pgapp', 'rate_reset', ARRAY['text', 'text'], 'boolean');
 SELECT has_view('pgapp', 'rate_stats', 'view pgapp.rate_stats exists');
+SELECT function_returns('pgapp', 'rate_limit_request', ARRAY[]::text[], 'void');
+SELECT has_table('pgapp', 'rate_plan', 'plans live in pgapp.rate_plan');
+SELECT is((SELECT max_requests FROM pgapp.rate_plan WHERE name = 'default'), 100, 'the default plan: 100 per minute');
 SELECT has_view('pgapp', 'rate_buckets', 'view pgapp.rate_buckets exists');
 SELECT ok(has_function_privilege('public', 'pgapp.check_rate(text,integer,integer,text,integer,text)', 'EXECUTE'),
     'everyone may check a rate (PostgREST''s anonymous role too)');
