@@ -136,6 +136,23 @@ _PG_init(void)
 							 GUC_NOT_IN_SAMPLE,
 							 NULL, NULL, NULL);
 
+	/*
+	 * Sizing of shared memory: only when preloading (a postmaster setting
+	 * cannot be created later), and before the prefix is reserved, which
+	 * would otherwise drop its value from postgresql.conf.
+	 */
+	if (pgapp_preloaded)
+	{
+		DefineCustomIntVariable("pgapp.ratelimit_max_keys",
+								"How many rate limit buckets shared memory holds.",
+								"Each bucket takes about 200 bytes.",
+								&pgapp_ratelimit_max_keys,
+								10000, 16, 10000000,
+								PGC_POSTMASTER,
+								0,
+								NULL, NULL, NULL);
+	}
+
 	MarkGUCPrefixReserved("pgapp");
 
 	pgapp_changeset_cache_init();
@@ -143,17 +160,6 @@ _PG_init(void)
 
 	if (!pgapp_preloaded)
 		return;
-
-	/* sizing of shared memory: only when preloading, and fixed until restart */
-	DefineCustomIntVariable("pgapp.ratelimit_max_keys",
-							"How many rate limit buckets shared memory holds.",
-							"Each bucket takes about 200 bytes.",
-							&pgapp_ratelimit_max_keys,
-							10000, 16, 10000000,
-							PGC_POSTMASTER,
-							0,
-							NULL, NULL, NULL);
-
 
 	prev_shmem_request_hook = shmem_request_hook;
 	shmem_request_hook = pgapp_shmem_request;

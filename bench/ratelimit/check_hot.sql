@@ -1,0 +1,1 @@
+SELECT pgapp.check_rate('hot', 1000000, 60);
