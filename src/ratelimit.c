@@ -17,7 +17,8 @@
  *	- partition LWLock, EXCLUSIVE: insert or remove buckets of that
  *	  partition (the lookup is repeated after taking it);
  *	- all partition LWLocks, EXCLUSIVE, in ascending order: sweeping expired
- *	  buckets when the table is full, and pgapp.rate_reset of a whole table;
+ *	  buckets when the table is full (at most once a second, by whichever
+ *	  backend wins a compare-and-swap on last_sweep);
  *	- counters in RateShared are atomics, taken without locks.
  * Nothing raises an error while a spinlock is held; the table-full error
  * is raised after every lock is released.
@@ -119,6 +120,7 @@ typedef struct RateShared
 	pg_atomic_uint64 denials;
 	pg_atomic_uint64 evictions;
 	pg_atomic_uint64 full_events;
+	pg_atomic_uint64 last_sweep;	/* when the table was last swept (rate_now) */
 } RateShared;
 
 /* What a check returns. */
@@ -168,6 +170,7 @@ ratelimit_shmem_startup(void)
 		pg_atomic_init_u64(&rate_shared->denials, 0);
 		pg_atomic_init_u64(&rate_shared->evictions, 0);
 		pg_atomic_init_u64(&rate_shared->full_events, 0);
+		pg_atomic_init_u64(&rate_shared->last_sweep, 0);
 	}
 	info.keysize = sizeof(RateKey);
 	info.entrysize = sizeof(RateBucket);
@@ -515,9 +518,19 @@ rate_check(const char *limiter, text *key, int32 max, int32 window, const char *
 	pg_atomic_fetch_add_u64(&rate_shared->checks, 1);
 	if (!check_bucket(&k, display, alg, max, window, burst, d))
 	{
-		/* full: make room from expired buckets once, then apply the policy */
-		if (sweep_expired(rate_now()) == 0 ||
-			!check_bucket(&k, display, alg, max, window, burst, d))
+		/*
+		 * Full: make room from expired buckets, then apply the policy.  One
+		 * backend sweeps at most once a second, so that a table full of live
+		 * buckets costs a policy decision, not a scan under every lock.
+		 */
+		int64		now = rate_now();
+		uint64		last = pg_atomic_read_u64(&rate_shared->last_sweep);
+		bool		swept = false;
+
+		if (now - (int64) last >= USECS_PER_SEC &&
+			pg_atomic_compare_exchange_u64(&rate_shared->last_sweep, &last, (uint64) now))
+			swept = sweep_expired(now) > 0;
+		if (!swept || !check_bucket(&k, display, alg, max, window, burst, d))
 		{
 			pg_atomic_fetch_add_u64(&rate_shared->full_events, 1);
 			switch ((RateOnFull) pgapp_ratelimit_on_full)
