@@ -10,7 +10,8 @@ EXTENSION    = pgapp
 MODULE_big   = pgapp
 OBJS         = src/pgapp.o src/error.o src/json_util.o src/crypto.o \
                src/changeset_rules.o src/changeset.o src/changeset_value.o \
-               src/changeset_def.o src/machine.o src/query.o src/ratelimit.o
+               src/changeset_def.o src/machine.o src/query.o src/ratelimit.o \
+               src/ratelimit_limiter.o src/ratelimit_store.o src/worker.o
 DATA         = $(wildcard sql/$(EXTENSION)--*.sql)
 PG_CONFIG   ?= /usr/lib/postgresql/15/bin/pg_config
 PKG_CONFIG  ?= pkg-config

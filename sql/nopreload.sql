@@ -23,6 +23,11 @@ SELECT * FROM pg_temp.show('SELECT * FROM pgapp.error_stats');
 SELECT * FROM pg_temp.show('SELECT pgapp.error_stats_reset()');
 SELECT * FROM pg_temp.show($$ SELECT pgapp.check_rate('k', 1, 60) $$);
 SELECT * FROM pg_temp.show('SELECT * FROM pgapp.rate_stats');
+SELECT * FROM pg_temp.show($$ SELECT pgapp.check_rate('k', 'default') $$);
+-- limiters can be defined (they are rows), not used
+SELECT pgapp.create_limiter('np', 5, 1, 60);
+SELECT * FROM pg_temp.show($$ SELECT pgapp.check_rate('k', 'np') $$);
+SELECT pgapp.drop_limiter('np');
 
 -- the error model itself needs no shared memory (nothing is counted)
 DO $$

@@ -132,3 +132,120 @@ SELECT * FROM pg_temp.show($$ SELECT pgapp.check_rate('k', NULL, 60) $$);
 SELECT * FROM pg_temp.show($$ SELECT pgapp.check_rate('k', 10, 60, limiter => 'api') $$);
 SELECT * FROM pg_temp.show($$ SET pgapp.ratelimit_on_full = 'maybe' $$);
 SELECT * FROM pg_temp.show($$ SET pgapp.ratelimit_max_keys = 10 $$);
+
+-- pgapp.rate_sweep() removes what has expired by the (moved) clock
+SET pgapp.ratelimit_clock_offset = 172800;
+SELECT pgapp.rate_sweep() > 0 AS swept;
+SELECT buckets AS left_over FROM pgapp.rate_stats;
+
+-- named limiters: a reserved quota of buckets of their own.  The table holds
+-- 64 keys here: 10 for "search" and 4 for "login" leave 50 to "default".
+SELECT pgapp.create_limiter('search', 10);
+SELECT pgapp.create_limiter('login', 4, 3, 60, 'sliding');
+SELECT name, max_keys, max_requests, window_seconds, algorithm, burst, buckets, in_use
+  FROM pgapp.rate_limiters ORDER BY name;
+-- a limiter is usable once its creation commits (its quota is reserved then)
+BEGIN;
+SELECT pgapp.create_limiter('later', 1, 1, 60);
+SELECT * FROM pg_temp.show($$ SELECT pgapp.check_rate('k', 'later') $$);
+ROLLBACK;
+SELECT count(*) AS not_registered FROM pgapp.rate_limiters WHERE name = 'later';
+-- the same key in two limiters is two buckets
+SELECT (pgapp.check_rate('alice', 1, 60)).allowed AS in_default,
+       (pgapp.check_rate('alice', 1, 60, limiter => 'search')).allowed AS in_search;
+SELECT (pgapp.check_rate('alice', 1, 60)).allowed AS in_default,
+       (pgapp.check_rate('alice', 1, 60, limiter => 'search')).allowed AS in_search;
+SELECT limiter, key, count FROM pgapp.rate_buckets ORDER BY limiter, key;
+-- flooding "default" with new keys cannot take the places reserved for "search"
+SET pgapp.ratelimit_on_full = 'deny';
+SELECT count(*) FILTER (WHERE (pgapp.check_rate('flood:' || g, 5, 60)).allowed) AS default_allowed
+  FROM generate_series(1, 100) AS g;
+SELECT count(*) FILTER (WHERE (pgapp.check_rate('q:' || g, 5, 60, limiter => 'search')).allowed) AS search_allowed
+  FROM generate_series(1, 12) AS g;
+SELECT name, max_keys, buckets,
+       CASE WHEN name <> 'default' THEN checks END AS checks,
+       CASE WHEN name <> 'default' THEN denials END AS denials,
+       CASE WHEN name <> 'default' THEN full_events END AS full_events
+  FROM pgapp.rate_limiters ORDER BY name;
+RESET pgapp.ratelimit_on_full;
+-- a limiter's own limits: check_rate(key, limiter), rate_limit(key, limiter)
+SELECT allowed, "limit", remaining FROM pgapp.check_rate('bob', 'login');
+SELECT allowed, "limit", remaining FROM pgapp.check_rate('bob', 'login');
+SELECT allowed, "limit", remaining FROM pgapp.check_rate('bob', 'login');
+SELECT allowed, "limit", remaining, retry_after > 0 AS must_wait FROM pgapp.check_rate('bob', 'login');
+SELECT regexp_replace(s, '"retry_after": [0-9]+|[0-9]+ second', 'N', 'g') AS error
+  FROM pg_temp.show($$ SELECT pgapp.rate_limit('bob', 'login') $$) AS s;
+SELECT pgapp.rate_reset('bob', 'login') AS existed, pgapp.rate_reset('bob', 'login') AS again;
+SELECT * FROM pg_temp.show($$ SELECT pgapp.check_rate('bob', 'search') $$);
+-- changing the row (even by hand) reaches the limiter at commit
+UPDATE pgapp.rate_limiter SET max_requests = 1, algorithm = 'fixed' WHERE name = 'login';
+SELECT allowed, "limit", remaining FROM pgapp.check_rate('carol', 'login');
+-- a PostgREST plan may count in a named limiter
+INSERT INTO pgapp.rate_plan (name, max_requests, window_seconds, limiter) VALUES ('partner', 5, 60, 'login');
+BEGIN;
+SELECT set_config('request.jwt.claims', '{"sub": "dave", "plan": "partner"}', true) IS NOT NULL AS claims_set;
+SELECT pgapp.rate_limit_request();
+COMMIT;
+SELECT limiter, key FROM pgapp.rate_buckets WHERE key = 'sub:dave';
+DELETE FROM pgapp.rate_plan WHERE name = 'partner';
+-- drop_limiter takes effect at commit: its buckets leave, its quota returns to "default"
+BEGIN;
+SELECT pgapp.drop_limiter('search');
+SELECT buckets AS still_there FROM pgapp.rate_limiters WHERE name = 'search';
+ROLLBACK;
+BEGIN;
+SAVEPOINT s;
+SELECT pgapp.drop_limiter('search');
+ROLLBACK TO SAVEPOINT s;
+COMMIT;
+SELECT name, buckets FROM pgapp.rate_limiters WHERE name = 'search';
+SELECT pgapp.drop_limiter('search');
+SELECT name, max_keys, buckets, in_use FROM pgapp.rate_limiters ORDER BY name;
+SELECT count(*) AS search_buckets FROM pgapp.rate_buckets WHERE limiter = 'search';
+SELECT * FROM pg_temp.show($$ SELECT pgapp.check_rate('q:1', 5, 60, limiter => 'search') $$);
+SELECT * FROM pg_temp.show($$ SELECT pgapp.rate_reset('q:1', 'search') $$);
+-- bad input
+SELECT * FROM pg_temp.show($$ SELECT pgapp.create_limiter('', 1) $$);
+SELECT * FROM pg_temp.show($$ SELECT pgapp.create_limiter(repeat('n', 64), 1) $$);
+SELECT * FROM pg_temp.show($$ SELECT pgapp.create_limiter('default', 1) $$);
+SELECT * FROM pg_temp.show($$ SELECT pgapp.create_limiter('login', 1) $$);
+SELECT * FROM pg_temp.show($$ SELECT pgapp.create_limiter('x', 0) $$);
+SELECT * FROM pg_temp.show($$ SELECT pgapp.create_limiter('x', 1, 5) $$);
+SELECT * FROM pg_temp.show($$ SELECT pgapp.create_limiter('x', 1, 5, 0) $$);
+SELECT * FROM pg_temp.show($$ SELECT pgapp.create_limiter('x', 1, 5, 60, 'leaky') $$);
+SELECT * FROM pg_temp.show($$ SELECT pgapp.create_limiter('x', 1, 5, 60, 'gcra', -1) $$);
+SELECT * FROM pg_temp.show($$ SELECT pgapp.create_limiter('huge', 61) $$);
+SELECT * FROM pg_temp.show($$ SELECT pgapp.drop_limiter('nope') $$);
+SELECT pgapp.drop_limiter('nope', if_exists => true) AS dropped;
+SELECT * FROM pg_temp.show($$ SELECT pgapp.drop_limiter('default') $$);
+SELECT * FROM pg_temp.show($$ SELECT pgapp.check_rate('k', NULL::text) $$);
+SELECT * FROM pg_temp.show($$ SELECT pgapp.check_rate('k', repeat('n', 100)) $$);
+SELECT * FROM pg_temp.show($$ INSERT INTO pgapp.rate_limiter (name, max_keys) VALUES ('y', -1) $$) AS s
+ WHERE s NOT LIKE 'detail:%';
+SELECT count(*) AS nothing_written FROM pgapp.rate_limiter WHERE name IN ('x', 'huge', 'y');
+-- only pgapp_admin manages limiters
+CREATE ROLE rl_user2;
+SET ROLE rl_user2;
+SELECT * FROM pg_temp.show($$ SELECT pgapp.create_limiter('mine', 1) $$);
+SELECT * FROM pg_temp.show($$ SELECT pgapp.drop_limiter('login') $$);
+SELECT (pgapp.check_rate('erin', 'login')).allowed AS user_can_check;
+RESET ROLE;
+DROP ROLE rl_user2;
+SELECT pgapp.drop_limiter('login');
+RESET pgapp.ratelimit_clock_offset;
+
+-- the pgapp housekeeper sweeps what has expired by the real clock
+-- (pgapp.ratelimit_sweep_interval = 1 in test/pgapp.conf); wait for it, at most 10 s
+SET pgapp.ratelimit_clock_offset = -7200;
+SELECT (pgapp.check_rate('sweep me', 1, 60)).allowed AS made_expired_bucket;
+RESET pgapp.ratelimit_clock_offset;
+DO $$
+BEGIN
+    FOR i IN 1..200 LOOP
+        EXIT WHEN NOT EXISTS (SELECT 1 FROM pgapp.rate_buckets WHERE key = 'sweep me');
+        PERFORM pg_sleep(0.05);
+    END LOOP;
+END
+$$;
+SELECT count(*) AS swept_by_housekeeper FROM pgapp.rate_buckets WHERE key = 'sweep me';
+SELECT count(*) AS housekeepers FROM pg_stat_activity WHERE backend_type = 'pgapp housekeeper';

@@ -127,6 +127,24 @@ _PG_init(void)
 							   0,
 							   NULL, NULL, NULL);
 
+	DefineCustomIntVariable("pgapp.ratelimit_sweep_interval",
+							"How often the pgapp housekeeper removes expired rate limit buckets.",
+							"0 turns the periodic sweep off (a full table is still swept when needed).",
+							&pgapp_ratelimit_sweep_interval,
+							60, 0, 86400,
+							PGC_SIGHUP,
+							GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("pgapp.ratelimit_save",
+							 "Save rate limit buckets at shutdown and restore them at start.",
+							 NULL,
+							 &pgapp_ratelimit_save,
+							 true,
+							 PGC_SIGHUP,
+							 0,
+							 NULL, NULL, NULL);
+
 	DefineCustomRealVariable("pgapp.ratelimit_clock_offset",
 							 "Seconds added to the rate limiter's clock (for tests).",
 							 "Lets regression tests move time forward instead of sleeping.",
@@ -161,6 +179,8 @@ _PG_init(void)
 	if (!pgapp_preloaded)
 		return;
 
+	pgapp_register_housekeeper();
+
 	prev_shmem_request_hook = shmem_request_hook;
 	shmem_request_hook = pgapp_shmem_request;
 	prev_shmem_startup_hook = shmem_startup_hook;
@@ -189,6 +209,14 @@ pgapp_shmem_startup(void)
 		if (modules[i]->shmem_startup)
 			modules[i]->shmem_startup();
 	LWLockRelease(AddinShmemInitLock);
+}
+
+void
+pgapp_run_housekeeping(void)
+{
+	for (int i = 0; i < lengthof(modules); i++)
+		if (modules[i]->housekeeping)
+			modules[i]->housekeeping();
 }
 
 void

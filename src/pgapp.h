@@ -27,6 +27,9 @@
  * call RequestAddinShmemSpace / RequestNamedLWLockTranche; shmem_startup runs
  * in shmem_startup_hook with AddinShmemInitLock held by the caller.
  * status returns a short word for pgapp.health(): "ok", "not preloaded", ...
+ * housekeeping runs about once a second in the pgapp housekeeper background
+ * worker (worker.c), outside any transaction; it decides itself whether its
+ * work is due, must be short, and may use shared memory and LWLocks.
  */
 typedef struct PgappModule
 {
@@ -34,7 +37,14 @@ typedef struct PgappModule
 	void		(*shmem_request) (void);
 	void		(*shmem_startup) (void);
 	const char *(*status) (void);
+	void		(*housekeeping) (void);
 } PgappModule;
+
+/* Run every module's housekeeping callback (the housekeeper's round). */
+extern void pgapp_run_housekeeping(void);
+
+/* Register the housekeeper background worker (worker.c); from _PG_init. */
+extern void pgapp_register_housekeeper(void);
 
 /* True when this process got the library through shared_preload_libraries. */
 extern bool pgapp_preloaded;

@@ -23,6 +23,11 @@
  * Nothing raises an error while a spinlock is held; the table-full error
  * is raised after every lock is released.
  *
+ * Named limiters (ratelimit_limiter.c) give a group of keys its own quota
+ * of buckets; each bucket records its limiter's registry slot, and a
+ * limiter's used count is kept exact as buckets come and go.  Sweeping and
+ * the save file are in ratelimit_store.c.
+ *
  * Time is the real clock (GetCurrentTimestamp, not the frozen transaction
  * start), plus pgapp.ratelimit_clock_offset, a superuser-only setting that
  * lets tests move time instead of sleeping.  The algorithms are pure
@@ -57,9 +62,7 @@
 #include "json_util.h"
 #include "pgapp.h"
 #include "ratelimit.h"
-
-#define RATE_PARTITIONS 16
-#define RATE_DISPLAY_LEN 64
+#include "ratelimit_int.h"
 
 /* GUCs (defined in pgapp.c) */
 int			pgapp_ratelimit_max_keys = 10000;
@@ -75,53 +78,7 @@ const struct config_enum_entry pgapp_ratelimit_on_full_options[] = {
 	{NULL, 0, false}
 };
 
-typedef enum RateAlgorithm
-{
-	RATE_FIXED,
-	RATE_SLIDING,
-	RATE_GCRA
-} RateAlgorithm;
-
-static const char *const algorithm_names[] = {"fixed", "sliding", "gcra"};
-
-/* Hash key: 128 bits of the limiter and key. */
-typedef struct RateKey
-{
-	uint64		h1;
-	uint64		h2;
-} RateKey;
-
-/* A bucket's counters (all times in microseconds). */
-typedef struct RateState
-{
-	int64		window_start;	/* fixed, sliding: start of the current window */
-	int64		count;			/* requests counted in the current window */
-	int64		prev_count;		/* sliding: requests in the previous window */
-	int64		tat;			/* gcra: theoretical arrival time */
-	int64		expires_at;		/* after this the bucket holds nothing */
-} RateState;
-
-typedef struct RateBucket
-{
-	RateKey		key;			/* hash key: must be first */
-	slock_t		mutex;
-	RateState	state;
-	int32		algorithm;
-	int32		max_requests;
-	int32		window_seconds;
-	int32		burst;
-	char		display[RATE_DISPLAY_LEN];
-} RateBucket;
-
-typedef struct RateShared
-{
-	LWLockPadded *locks;
-	pg_atomic_uint64 checks;
-	pg_atomic_uint64 denials;
-	pg_atomic_uint64 evictions;
-	pg_atomic_uint64 full_events;
-	pg_atomic_uint64 last_sweep;	/* when the table was last swept (rate_now) */
-} RateShared;
+const char *const pgapp_rate_algorithm_names[3] = {"fixed", "sliding", "gcra"};
 
 /* What a check returns. */
 typedef struct RateDecision
@@ -133,8 +90,16 @@ typedef struct RateDecision
 	int32		reset_after;	/* seconds */
 } RateDecision;
 
-static RateShared *rate_shared = NULL;
-static HTAB *rate_table = NULL;
+RateShared *pgapp_rate_shared = NULL;
+HTAB	   *pgapp_rate_table = NULL;
+
+/* What check_bucket found. */
+typedef enum RateCheckResult
+{
+	RATE_COUNTED,				/* the decision is made */
+	RATE_FULL,					/* no bucket free for this limiter: nothing counted */
+	RATE_STALE					/* the limiter was dropped or re-created meanwhile */
+} RateCheckResult;
 
 static void ratelimit_shmem_request(void);
 static void ratelimit_shmem_startup(void);
@@ -145,6 +110,7 @@ const PgappModule pgapp_ratelimit_module = {
 	.shmem_request = ratelimit_shmem_request,
 	.shmem_startup = ratelimit_shmem_startup,
 	.status = ratelimit_status,
+	.housekeeping = pgapp_rate_housekeeping,
 };
 
 static void
@@ -152,7 +118,7 @@ ratelimit_shmem_request(void)
 {
 	RequestAddinShmemSpace(MAXALIGN(sizeof(RateShared)));
 	RequestAddinShmemSpace(hash_estimate_size(pgapp_ratelimit_max_keys, sizeof(RateBucket)));
-	RequestNamedLWLockTranche("pgapp ratelimit", RATE_PARTITIONS);
+	RequestNamedLWLockTranche("pgapp ratelimit", RATE_PARTITIONS + 1);
 }
 
 /* Caller holds AddinShmemInitLock. */
@@ -162,28 +128,41 @@ ratelimit_shmem_startup(void)
 	bool		found;
 	HASHCTL		info = {0};
 
-	rate_shared = ShmemInitStruct("pgapp ratelimit", sizeof(RateShared), &found);
+	pgapp_rate_shared = ShmemInitStruct("pgapp ratelimit", sizeof(RateShared), &found);
 	if (!found)
 	{
-		rate_shared->locks = GetNamedLWLockTranche("pgapp ratelimit");
-		pg_atomic_init_u64(&rate_shared->checks, 0);
-		pg_atomic_init_u64(&rate_shared->denials, 0);
-		pg_atomic_init_u64(&rate_shared->evictions, 0);
-		pg_atomic_init_u64(&rate_shared->full_events, 0);
-		pg_atomic_init_u64(&rate_shared->last_sweep, 0);
+		pgapp_rate_shared->locks = GetNamedLWLockTranche("pgapp ratelimit");
+		pg_atomic_init_u64(&pgapp_rate_shared->checks, 0);
+		pg_atomic_init_u64(&pgapp_rate_shared->denials, 0);
+		pg_atomic_init_u64(&pgapp_rate_shared->evictions, 0);
+		pg_atomic_init_u64(&pgapp_rate_shared->full_events, 0);
+		pg_atomic_init_u64(&pgapp_rate_shared->last_sweep, 0);
+		pgapp_rate_registry_init();
 	}
 	info.keysize = sizeof(RateKey);
 	info.entrysize = sizeof(RateBucket);
 	info.num_partitions = RATE_PARTITIONS;
-	rate_table = ShmemInitHash("pgapp ratelimit buckets", pgapp_ratelimit_max_keys,
+	pgapp_rate_table = ShmemInitHash("pgapp ratelimit buckets", pgapp_ratelimit_max_keys,
 							   pgapp_ratelimit_max_keys, &info,
 							   HASH_ELEM | HASH_BLOBS | HASH_PARTITION | HASH_FIXED_SIZE);
+
+	/*
+	 * In the postmaster (not in a backend re-attaching under EXEC_BACKEND):
+	 * restore the buckets saved at the last clean shutdown, and save them at
+	 * the next one, as pg_stat_statements does with its statistics.
+	 */
+	if (!IsUnderPostmaster)
+	{
+		if (!found)
+			pgapp_rate_load_file();
+		pgapp_rate_save_at_exit();
+	}
 }
 
 static const char *
 ratelimit_status(void)
 {
-	return rate_shared != NULL ? "ok" : "not preloaded";
+	return pgapp_rate_shared != NULL ? "ok" : "not preloaded";
 }
 
 /* ---------------------------------------------------------------------
@@ -333,17 +312,17 @@ decide(RateAlgorithm alg, RateState *s, int32 max, int32 window, int32 burst, in
  */
 
 /* The real clock, moved by pgapp.ratelimit_clock_offset (tests). */
-static int64
-rate_now(void)
+int64
+pgapp_rate_now(void)
 {
 	return (int64) GetCurrentTimestamp() + (int64) (pgapp_ratelimit_clock_offset * USECS_PER_SEC);
 }
 
-static RateAlgorithm
-parse_algorithm(const char *name)
+RateAlgorithm
+pgapp_rate_parse_algorithm(const char *name)
 {
-	for (int i = 0; i < lengthof(algorithm_names); i++)
-		if (strcmp(name, algorithm_names[i]) == 0)
+	for (int i = 0; i < lengthof(pgapp_rate_algorithm_names); i++)
+		if (strcmp(name, pgapp_rate_algorithm_names[i]) == 0)
 			return (RateAlgorithm) i;
 	ereport(ERROR,
 			errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -369,22 +348,8 @@ check_limits(int32 max, int32 window, int32 burst)
 				errmsg("burst must not be negative, not %d", burst));
 }
 
-/*
- * Named limiters arrive with pgapp.create_limiter; until then there is
- * one, "default".
- */
-static void
-check_limiter(const char *limiter)
-{
-	if (strcmp(limiter, "default") != 0)
-		ereport(ERROR,
-				errcode(ERRCODE_UNDEFINED_OBJECT),
-				errmsg("rate limiter \"%s\" does not exist", limiter),
-				errdetail("Only the \"default\" limiter exists in this version."));
-}
-
-static RateKey
-make_key(const char *limiter, const char *key, int keylen)
+RateKey
+pgapp_rate_make_key(const char *limiter, const char *key, int keylen)
 {
 	RateKey		k;
 	uint64		seed = hash_bytes_extended((const unsigned char *) limiter, strlen(limiter), 0);
@@ -394,84 +359,122 @@ make_key(const char *limiter, const char *key, int keylen)
 	return k;
 }
 
-static LWLock *
-partition_lock(uint32 hashcode)
+/* Take every partition lock, in ascending order (the registry lock, when
+ * needed, is taken before). */
+void
+pgapp_rate_lock_all(LWLockMode mode)
 {
-	return &rate_shared->locks[hashcode % RATE_PARTITIONS].lock;
+	for (int i = 0; i < RATE_PARTITIONS; i++)
+		LWLockAcquire(&pgapp_rate_shared->locks[i].lock, mode);
+}
+
+void
+pgapp_rate_unlock_all(void)
+{
+	for (int i = RATE_PARTITIONS - 1; i >= 0; i--)
+		LWLockRelease(&pgapp_rate_shared->locks[i].lock);
 }
 
 /*
- * Remove buckets that hold nothing any more (expired).  Takes every
- * partition lock exclusively, in order.  Returns how many were removed.
+ * Remove a bucket and give its place back to its limiter.  The caller holds
+ * the bucket's partition lock (or all of them) exclusively.
  */
-static int
-sweep_expired(int64 now)
+void
+pgapp_rate_remove_bucket(RateBucket *b)
 {
-	HASH_SEQ_STATUS status;
-	RateBucket *b;
-	int			removed = 0;
+	RateLimiterSlot *slot = &pgapp_rate_shared->limiters[b->limiter];
 
-	for (int i = 0; i < RATE_PARTITIONS; i++)
-		LWLockAcquire(&rate_shared->locks[i].lock, LW_EXCLUSIVE);
-	hash_seq_init(&status, rate_table);
-	while ((b = hash_seq_search(&status)) != NULL)
+	if (pg_atomic_read_u32(&slot->incarnation) == b->incarnation)
+		pg_atomic_fetch_sub_u32(&slot->used, 1);
+	(void) hash_search(pgapp_rate_table, &b->key, HASH_REMOVE, NULL);
+}
+
+/*
+ * Take one place of the limiter's quota for a new bucket.  "default" has
+ * what the named limiters' quotas leave of the table.
+ */
+static bool
+reserve_place(const RateLimiterRef *ref)
+{
+	RateLimiterSlot *slot = &pgapp_rate_shared->limiters[ref->slot];
+	uint32		quota;
+
+	if (ref->slot == RATE_DEFAULT_SLOT)
+		quota = pg_atomic_read_u32(&pgapp_rate_shared->default_quota);
+	else
+		quota = (uint32) slot->max_keys;
+	if (pg_atomic_fetch_add_u32(&slot->used, 1) >= quota)
 	{
-		if (b->state.expires_at <= now)
-		{
-			hash_search(rate_table, &b->key, HASH_REMOVE, NULL);
-			removed++;
-		}
+		pg_atomic_fetch_sub_u32(&slot->used, 1);
+		return false;
 	}
-	for (int i = RATE_PARTITIONS - 1; i >= 0; i--)
-		LWLockRelease(&rate_shared->locks[i].lock);
-	pg_atomic_fetch_add_u64(&rate_shared->evictions, removed);
-	return removed;
+	return true;
 }
 
 /*
  * One check: find or create the bucket and let the algorithm decide.
- * Returns false when the table is full (nothing was counted).
  */
-static bool
-check_bucket(RateKey *key, const char *display, RateAlgorithm alg, int32 max, int32 window,
-			 int32 burst, RateDecision *d)
+static RateCheckResult
+check_bucket(const RateLimiterRef *ref, RateKey *key, const char *display, RateAlgorithm alg,
+			 int32 max, int32 window, int32 burst, RateDecision *d)
 {
-	uint32		hashcode = get_hash_value(rate_table, key);
-	LWLock	   *lock = partition_lock(hashcode);
+	RateLimiterSlot *slot = &pgapp_rate_shared->limiters[ref->slot];
+	uint32		hashcode = get_hash_value(pgapp_rate_table, key);
+	LWLock	   *lock = &pgapp_rate_shared->locks[hashcode % RATE_PARTITIONS].lock;
 	RateBucket *b;
 	bool		found;
 	int64		now;
 
 	LWLockAcquire(lock, LW_SHARED);
-	b = hash_search_with_hash_value(rate_table, key, hashcode, HASH_FIND, &found);
+	/* under any partition lock the incarnation cannot change */
+	if (pg_atomic_read_u32(&slot->incarnation) != ref->incarnation)
+	{
+		LWLockRelease(lock);
+		return RATE_STALE;
+	}
+	b = hash_search_with_hash_value(pgapp_rate_table, key, hashcode, HASH_FIND, &found);
 	if (!found)
 	{
 		LWLockRelease(lock);
 		LWLockAcquire(lock, LW_EXCLUSIVE);
-		b = hash_search_with_hash_value(rate_table, key, hashcode, HASH_ENTER_NULL, &found);
-		if (b == NULL)
+		if (pg_atomic_read_u32(&slot->incarnation) != ref->incarnation)
 		{
 			LWLockRelease(lock);
-			return false;
+			return RATE_STALE;
 		}
+		b = hash_search_with_hash_value(pgapp_rate_table, key, hashcode, HASH_FIND, &found);
 		if (!found)
 		{
+			if (!reserve_place(ref))
+			{
+				LWLockRelease(lock);
+				return RATE_FULL;
+			}
+			b = hash_search_with_hash_value(pgapp_rate_table, key, hashcode, HASH_ENTER_NULL, &found);
+			if (b == NULL)
+			{
+				pg_atomic_fetch_sub_u32(&slot->used, 1);
+				LWLockRelease(lock);
+				return RATE_FULL;
+			}
 			SpinLockInit(&b->mutex);
 			memset(&b->state, 0, sizeof(RateState));
 			b->algorithm = alg;
 			b->max_requests = max;
 			b->window_seconds = window;
 			b->burst = burst;
+			b->limiter = (int16) ref->slot;
+			b->incarnation = ref->incarnation;
 			strlcpy(b->display, display, RATE_DISPLAY_LEN);
 		}
 	}
 	/* the rules of the latest caller are the bucket's rules */
-	now = rate_now();
+	now = pgapp_rate_now();
 	SpinLockAcquire(&b->mutex);
 	if (b->algorithm != (int32) alg || b->max_requests != max || b->window_seconds != window ||
 		b->burst != burst)
 	{
-		if (found && b->algorithm != (int32) alg)
+		if (b->algorithm != (int32) alg)
 			memset(&b->state, 0, sizeof(RateState));
 		b->algorithm = alg;
 		b->max_requests = max;
@@ -481,32 +484,32 @@ check_bucket(RateKey *key, const char *display, RateAlgorithm alg, int32 max, in
 	decide(alg, &b->state, max, window, burst, now, d);
 	SpinLockRelease(&b->mutex);
 	LWLockRelease(lock);
-	return true;
+	return RATE_COUNTED;
 }
 
 /*
  * The check behind pgapp.check_rate and pgapp.rate_limit.
  */
 static void
-rate_check(const char *limiter, text *key, int32 max, int32 window, const char *algorithm,
+rate_check(const char *limiter, text *key, int32 max, int32 window, RateAlgorithm alg,
 		   int32 burst, RateDecision *d)
 {
-	RateAlgorithm alg;
+	RateLimiterRef ref;
 	RateKey		k;
 	char		display[RATE_DISPLAY_LEN];
 	int			keylen;
+	RateCheckResult result;
 
-	pgapp_require_shmem(rate_shared, "rate limiting");
+	pgapp_require_shmem(pgapp_rate_shared, "rate limiting");
 	keylen = VARSIZE_ANY_EXHDR(key);
 	if (keylen == 0)
 		ereport(ERROR,
 				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				errmsg("rate limit key must not be empty"));
 	check_limits(max, window, burst);
-	alg = parse_algorithm(algorithm);
-	check_limiter(limiter);
+	pgapp_rate_resolve_limiter(limiter, &ref);
 
-	k = make_key(limiter, VARDATA_ANY(key), keylen);
+	k = pgapp_rate_make_key(limiter, VARDATA_ANY(key), keylen);
 	/* a display copy, cut on a character boundary */
 	{
 		int			n = pg_mbcliplen(VARDATA_ANY(key), keylen, RATE_DISPLAY_LEN - 1);
@@ -515,35 +518,45 @@ rate_check(const char *limiter, text *key, int32 max, int32 window, const char *
 		display[n] = '\0';
 	}
 
-	pg_atomic_fetch_add_u64(&rate_shared->checks, 1);
-	if (!check_bucket(&k, display, alg, max, window, burst, d))
+	pg_atomic_fetch_add_u64(&pgapp_rate_shared->checks, 1);
+	pg_atomic_fetch_add_u64(&pgapp_rate_shared->limiters[ref.slot].checks, 1);
+	while ((result = check_bucket(&ref, &k, display, alg, max, window, burst, d)) == RATE_STALE)
+	{
+		CHECK_FOR_INTERRUPTS();
+		pgapp_rate_resolve_limiter(limiter, &ref);
+	}
+	if (result == RATE_FULL)
 	{
 		/*
 		 * Full: make room from expired buckets, then apply the policy.  One
 		 * backend sweeps at most once a second, so that a table full of live
 		 * buckets costs a policy decision, not a scan under every lock.
 		 */
-		int64		now = rate_now();
-		uint64		last = pg_atomic_read_u64(&rate_shared->last_sweep);
-		bool		swept = false;
+		int64		now = pgapp_rate_now();
+		uint64		last = pg_atomic_read_u64(&pgapp_rate_shared->last_sweep);
 
 		if (now - (int64) last >= USECS_PER_SEC &&
-			pg_atomic_compare_exchange_u64(&rate_shared->last_sweep, &last, (uint64) now))
-			swept = sweep_expired(now) > 0;
-		if (!swept || !check_bucket(&k, display, alg, max, window, burst, d))
+			pg_atomic_compare_exchange_u64(&pgapp_rate_shared->last_sweep, &last, (uint64) now) &&
+			pgapp_rate_sweep(now) > 0)
+			result = check_bucket(&ref, &k, display, alg, max, window, burst, d);
+	}
+	if (result != RATE_COUNTED)
+	{
+		/* still full, or dropped during the sweep: the policy decides */
+		pg_atomic_fetch_add_u64(&pgapp_rate_shared->full_events, 1);
+		pg_atomic_fetch_add_u64(&pgapp_rate_shared->limiters[ref.slot].full_events, 1);
+		switch ((RateOnFull) pgapp_ratelimit_on_full)
 		{
-			pg_atomic_fetch_add_u64(&rate_shared->full_events, 1);
-			switch ((RateOnFull) pgapp_ratelimit_on_full)
-			{
-				case RATE_ON_FULL_ALLOW:
-				case RATE_ON_FULL_DENY:
-					d->allowed = (pgapp_ratelimit_on_full == RATE_ON_FULL_ALLOW);
-					d->limit = max;
-					d->remaining = 0;
-					d->retry_after = d->allowed ? 0 : window;
-					d->reset_after = window;
-					break;
-				case RATE_ON_FULL_ERROR:
+			case RATE_ON_FULL_ALLOW:
+			case RATE_ON_FULL_DENY:
+				d->allowed = (pgapp_ratelimit_on_full == RATE_ON_FULL_ALLOW);
+				d->limit = max;
+				d->remaining = 0;
+				d->retry_after = d->allowed ? 0 : window;
+				d->reset_after = window;
+				break;
+			case RATE_ON_FULL_ERROR:
+				if (ref.slot == RATE_DEFAULT_SLOT)
 					ereport(ERROR,
 							errcode(ERRCODE_OUT_OF_MEMORY),
 							errmsg("no free slot in the rate limiter table"),
@@ -551,11 +564,21 @@ rate_check(const char *limiter, text *key, int32 max, int32 window, const char *
 									  pgapp_ratelimit_max_keys),
 							errhint("Raise \"%s\" and restart the server, or set \"%s\" to allow or deny.",
 									"pgapp.ratelimit_max_keys", "pgapp.ratelimit_on_full"));
-			}
+				else
+					ereport(ERROR,
+							errcode(ERRCODE_OUT_OF_MEMORY),
+							errmsg("rate limiter \"%s\" has no free slot", limiter),
+							errdetail("The limiter holds at most %d keys and none has expired.",
+									  pgapp_rate_shared->limiters[ref.slot].max_keys),
+							errhint("Re-create the limiter with a larger max_keys, or set \"%s\" to allow or deny.",
+									"pgapp.ratelimit_on_full"));
 		}
 	}
 	if (!d->allowed)
-		pg_atomic_fetch_add_u64(&rate_shared->denials, 1);
+	{
+		pg_atomic_fetch_add_u64(&pgapp_rate_shared->denials, 1);
+		pg_atomic_fetch_add_u64(&pgapp_rate_shared->limiters[ref.slot].denials, 1);
+	}
 }
 
 static HeapTuple
@@ -576,46 +599,72 @@ decision_tuple(FunctionCallInfo fcinfo, RateDecision *d)
 	return heap_form_tuple(tupdesc, values, nulls);
 }
 
-static void
-read_args(FunctionCallInfo fcinfo, text **key, int32 *max, int32 *window, char **algorithm,
-		  int32 *burst, char **limiter)
+/*
+ * What a check needs from the SQL arguments: explicit limits, or (for the
+ * (key, limiter) forms) the limits the limiter was created with.
+ */
+typedef struct RateArgs
 {
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				errmsg("rate limit key must not be null"));
-	for (int i = 1; i < 6; i++)
+	text	   *key;
+	int32		max;
+	int32		window;
+	RateAlgorithm algorithm;
+	int32		burst;
+	char	   *limiter;
+} RateArgs;
+
+static void
+read_args(FunctionCallInfo fcinfo, RateArgs *a)
+{
+	static const char *const names[] = {"key", "max_requests", "window_seconds", "algorithm", "burst", "limiter"};
+
+	for (int i = 0; i < PG_NARGS(); i++)
 		if (PG_ARGISNULL(i))
 			ereport(ERROR,
 					errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 					errmsg("%s must not be null",
-						   (const char *[]) {"", "max_requests", "window_seconds", "algorithm", "burst", "limiter"}[i]));
-	*key = PG_GETARG_TEXT_PP(0);
-	*max = PG_GETARG_INT32(1);
-	*window = PG_GETARG_INT32(2);
-	*algorithm = text_to_cstring(PG_GETARG_TEXT_PP(3));
-	*burst = PG_GETARG_INT32(4);
-	*limiter = text_to_cstring(PG_GETARG_TEXT_PP(5));
+						   PG_NARGS() == 2 && i == 1 ? "limiter" : i == 0 ? "rate limit key" : names[i]));
+	a->key = PG_GETARG_TEXT_PP(0);
+	if (PG_NARGS() == 2)
+	{
+		/* (key, limiter): the limiter's own limits */
+		RateLimiterRef ref;
+
+		a->limiter = text_to_cstring(PG_GETARG_TEXT_PP(1));
+		pgapp_require_shmem(pgapp_rate_shared, "rate limiting");
+		pgapp_rate_resolve_limiter(a->limiter, &ref);
+		if (!ref.has_defaults)
+			ereport(ERROR,
+					errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					errmsg("rate limiter \"%s\" has no limits of its own", a->limiter),
+					errhint("Pass max_requests and window_seconds, or create the limiter with them."));
+		a->max = ref.max_requests;
+		a->window = ref.window_seconds;
+		a->algorithm = ref.algorithm;
+		a->burst = ref.burst;
+		return;
+	}
+	a->max = PG_GETARG_INT32(1);
+	a->window = PG_GETARG_INT32(2);
+	a->algorithm = pgapp_rate_parse_algorithm(text_to_cstring(PG_GETARG_TEXT_PP(3)));
+	a->burst = PG_GETARG_INT32(4);
+	a->limiter = text_to_cstring(PG_GETARG_TEXT_PP(5));
 }
 
 /*
  * pgapp.check_rate(key, max_requests, window_seconds, algorithm, burst,
  *					limiter) -> pgapp.rate_decision
+ * pgapp.check_rate(key, limiter) -> pgapp.rate_decision
  */
 PG_FUNCTION_INFO_V1(pgapp_check_rate);
 Datum
 pgapp_check_rate(PG_FUNCTION_ARGS)
 {
-	text	   *key;
-	int32		max;
-	int32		window;
-	char	   *algorithm;
-	int32		burst;
-	char	   *limiter;
+	RateArgs	a;
 	RateDecision d;
 
-	read_args(fcinfo, &key, &max, &window, &algorithm, &burst, &limiter);
-	rate_check(limiter, key, max, window, algorithm, burst, &d);
+	read_args(fcinfo, &a);
+	rate_check(a.limiter, a.key, a.max, a.window, a.algorithm, a.burst, &d);
 	PG_RETURN_DATUM(HeapTupleGetDatum(decision_tuple(fcinfo, &d)));
 }
 
@@ -626,16 +675,11 @@ PG_FUNCTION_INFO_V1(pgapp_rate_limit);
 Datum
 pgapp_rate_limit(PG_FUNCTION_ARGS)
 {
-	text	   *key;
-	int32		max;
-	int32		window;
-	char	   *algorithm;
-	int32		burst;
-	char	   *limiter;
+	RateArgs	a;
 	RateDecision d;
 
-	read_args(fcinfo, &key, &max, &window, &algorithm, &burst, &limiter);
-	rate_check(limiter, key, max, window, algorithm, burst, &d);
+	read_args(fcinfo, &a);
+	rate_check(a.limiter, a.key, a.max, a.window, a.algorithm, a.burst, &d);
 	if (!d.allowed)
 	{
 		PgappError err = {0};
@@ -652,7 +696,7 @@ pgapp_rate_limit(PG_FUNCTION_ARGS)
 		err.status = 429;
 		err.body = pgapp_jsonb_finish(&b);
 		err.message = psprintf("rate limit exceeded: retry after %d second(s)", d.retry_after);
-		err.hint = psprintf("At most %d requests per %d second(s) are allowed.", max, window);
+		err.hint = psprintf("At most %d requests per %d second(s) are allowed.", a.max, a.window);
 		(void) pgapp_error_report(&err, true);
 	}
 	PG_RETURN_VOID();
@@ -667,31 +711,36 @@ pgapp_rate_reset(PG_FUNCTION_ARGS)
 {
 	text	   *key;
 	char	   *limiter;
+	RateLimiterRef ref;
 	RateKey		k;
 	uint32		hashcode;
 	LWLock	   *lock;
+	RateBucket *b;
 	bool		found;
 
-	pgapp_require_shmem(rate_shared, "rate limiting");
+	pgapp_require_shmem(pgapp_rate_shared, "rate limiting");
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
 		ereport(ERROR,
 				errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				errmsg("%s must not be null", PG_ARGISNULL(0) ? "key" : "limiter"));
 	key = PG_GETARG_TEXT_PP(0);
 	limiter = text_to_cstring(PG_GETARG_TEXT_PP(1));
-	check_limiter(limiter);
-	k = make_key(limiter, VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key));
-	hashcode = get_hash_value(rate_table, &k);
-	lock = partition_lock(hashcode);
+	pgapp_rate_resolve_limiter(limiter, &ref);
+	k = pgapp_rate_make_key(limiter, VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key));
+	hashcode = get_hash_value(pgapp_rate_table, &k);
+	lock = &pgapp_rate_shared->locks[hashcode % RATE_PARTITIONS].lock;
 	LWLockAcquire(lock, LW_EXCLUSIVE);
-	(void) hash_search_with_hash_value(rate_table, &k, hashcode, HASH_REMOVE, &found);
+	b = hash_search_with_hash_value(pgapp_rate_table, &k, hashcode, HASH_FIND, &found);
+	if (found)
+		pgapp_rate_remove_bucket(b);
 	LWLockRelease(lock);
 	PG_RETURN_BOOL(found);
 }
 
 /*
  * pgapp._rate_buckets() -> SETOF record: the buckets, for pgapp.rate_buckets.
- * Partitions are read one at a time under their shared lock.
+ * Every partition is held shared while the table is read, which also keeps
+ * the limiters' names stable.
  */
 PG_FUNCTION_INFO_V1(pgapp_rate_buckets);
 Datum
@@ -702,37 +751,36 @@ pgapp_rate_buckets(PG_FUNCTION_ARGS)
 	RateBucket *b;
 	int64		now;
 
-	pgapp_require_shmem(rate_shared, "rate limiting");
+	pgapp_require_shmem(pgapp_rate_shared, "rate limiting");
 	InitMaterializedSRF(fcinfo, 0);
-	now = rate_now();
-	for (int i = 0; i < RATE_PARTITIONS; i++)
-		LWLockAcquire(&rate_shared->locks[i].lock, LW_SHARED);
-	hash_seq_init(&status, rate_table);
+	now = pgapp_rate_now();
+	pgapp_rate_lock_all(LW_SHARED);
+	hash_seq_init(&status, pgapp_rate_table);
 	while ((b = hash_seq_search(&status)) != NULL)
 	{
-		Datum		values[7];
-		bool		nulls[7] = {false};
+		Datum		values[8];
+		bool		nulls[8] = {false};
 		RateState	s;
 
 		SpinLockAcquire(&b->mutex);
 		s = b->state;
 		SpinLockRelease(&b->mutex);
-		values[0] = CStringGetTextDatum(b->display);
-		values[1] = CStringGetTextDatum(algorithm_names[b->algorithm]);
-		values[2] = Int32GetDatum(b->max_requests);
-		values[3] = Int32GetDatum(b->window_seconds);
-		values[4] = Int64GetDatum(b->algorithm == RATE_GCRA ? 0 : s.count);
-		values[5] = TimestampTzGetDatum((TimestampTz) s.expires_at);
-		values[6] = BoolGetDatum(s.expires_at <= now);
+		values[0] = CStringGetTextDatum(pgapp_rate_shared->limiters[b->limiter].name);
+		values[1] = CStringGetTextDatum(b->display);
+		values[2] = CStringGetTextDatum(pgapp_rate_algorithm_names[b->algorithm]);
+		values[3] = Int32GetDatum(b->max_requests);
+		values[4] = Int32GetDatum(b->window_seconds);
+		values[5] = Int64GetDatum(b->algorithm == RATE_GCRA ? 0 : s.count);
+		values[6] = TimestampTzGetDatum((TimestampTz) s.expires_at);
+		values[7] = BoolGetDatum(s.expires_at <= now);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
-	for (int i = RATE_PARTITIONS - 1; i >= 0; i--)
-		LWLockRelease(&rate_shared->locks[i].lock);
+	pgapp_rate_unlock_all();
 	return (Datum) 0;
 }
 
 /*
- * pgapp._rate_stats() -> record: the counters, for pgapp.rate_stats.
+ * pgapp.rate_stats() -> record: the counters, for pgapp.rate_stats.
  */
 PG_FUNCTION_INFO_V1(pgapp_rate_stats);
 Datum
@@ -743,21 +791,31 @@ pgapp_rate_stats(PG_FUNCTION_ARGS)
 	bool		nulls[6] = {false};
 	long		buckets;
 
-	pgapp_require_shmem(rate_shared, "rate limiting");
+	pgapp_require_shmem(pgapp_rate_shared, "rate limiting");
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
-	for (int i = 0; i < RATE_PARTITIONS; i++)
-		LWLockAcquire(&rate_shared->locks[i].lock, LW_SHARED);
-	buckets = hash_get_num_entries(rate_table);
-	for (int i = RATE_PARTITIONS - 1; i >= 0; i--)
-		LWLockRelease(&rate_shared->locks[i].lock);
-	values[0] = Int64GetDatum((int64) pg_atomic_read_u64(&rate_shared->checks));
-	values[1] = Int64GetDatum((int64) pg_atomic_read_u64(&rate_shared->denials));
-	values[2] = Int64GetDatum((int64) pg_atomic_read_u64(&rate_shared->evictions));
-	values[3] = Int64GetDatum((int64) pg_atomic_read_u64(&rate_shared->full_events));
+	pgapp_rate_lock_all(LW_SHARED);
+	buckets = hash_get_num_entries(pgapp_rate_table);
+	pgapp_rate_unlock_all();
+	values[0] = Int64GetDatum((int64) pg_atomic_read_u64(&pgapp_rate_shared->checks));
+	values[1] = Int64GetDatum((int64) pg_atomic_read_u64(&pgapp_rate_shared->denials));
+	values[2] = Int64GetDatum((int64) pg_atomic_read_u64(&pgapp_rate_shared->evictions));
+	values[3] = Int64GetDatum((int64) pg_atomic_read_u64(&pgapp_rate_shared->full_events));
 	values[4] = Int64GetDatum((int64) buckets);
 	values[5] = Int32GetDatum(pgapp_ratelimit_max_keys);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(tupdesc), values, nulls)));
+}
+
+/*
+ * pgapp.rate_sweep() -> integer: remove the expired buckets now (the
+ * housekeeper does it every pgapp.ratelimit_sweep_interval).
+ */
+PG_FUNCTION_INFO_V1(pgapp_rate_sweep_now);
+Datum
+pgapp_rate_sweep_now(PG_FUNCTION_ARGS)
+{
+	pgapp_require_shmem(pgapp_rate_shared, "rate limiting");
+	PG_RETURN_INT32(pgapp_rate_sweep(pgapp_rate_now()));
 }
 
 /*
@@ -784,7 +842,7 @@ pgapp_rate_simulate(PG_FUNCTION_ARGS)
 			ereport(ERROR,
 					errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 					errmsg("arguments must not be null"));
-	alg = parse_algorithm(text_to_cstring(PG_GETARG_TEXT_PP(0)));
+	alg = pgapp_rate_parse_algorithm(text_to_cstring(PG_GETARG_TEXT_PP(0)));
 	max = PG_GETARG_INT32(1);
 	window = PG_GETARG_INT32(2);
 	burst = PG_GETARG_INT32(3);

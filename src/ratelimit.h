@@ -27,6 +27,8 @@ extern int	pgapp_ratelimit_on_full;
 extern double pgapp_ratelimit_clock_offset;
 extern char *pgapp_ratelimit_client_header;
 extern char *pgapp_ratelimit_plan_claim;
+extern int	pgapp_ratelimit_sweep_interval;
+extern bool pgapp_ratelimit_save;
 extern const struct config_enum_entry pgapp_ratelimit_on_full_options[];
 
 extern const PgappModule pgapp_ratelimit_module;

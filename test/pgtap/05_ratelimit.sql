@@ -1,7 +1,7 @@
 -- test/pgtap/05_ratelimit.sql
 -- Rate limiting: signatures, privileges, SQLSTATEs.
 BEGIN;
-SELECT plan(15);
+SELECT plan(26);
 
 SELECT function_returns('pgapp', 'check_rate', ARRAY['text', 'integer', 'integer', 'text', 'integer', 'text'],
     'pgapp.rate_decision');
@@ -23,6 +23,23 @@ SELECT throws_ok($$SELECT pgapp.rate_limit('tap', 1, 60)$$, 'PT429', NULL, 'rate
 SELECT throws_ok($$SELECT pgapp.check_rate('tap', 0, 60)$$, '22023', 'max_requests must be greater than 0, not 0');
 SELECT throws_ok($$SELECT pgapp.check_rate('tap', 1, 60, limiter => 'nope')$$, '42704',
     'rate limiter "nope" does not exist');
+
+-- named limiters
+SELECT function_returns('pgapp', 'check_rate', ARRAY['text', 'text'], 'pgapp.rate_decision');
+SELECT function_returns('pgapp', 'rate_limit', ARRAY['text', 'text'], 'void');
+SELECT function_returns('pgapp', 'create_limiter', ARRAY['text', 'integer', 'integer', 'integer', 'text', 'integer'], 'void');
+SELECT function_returns('pgapp', 'drop_limiter', ARRAY['text', 'boolean'], 'boolean');
+SELECT function_returns('pgapp', 'rate_sweep', ARRAY[]::text[], 'integer');
+SELECT has_view('pgapp', 'rate_limiters', 'view pgapp.rate_limiters exists');
+SELECT columns_are('pgapp', 'rate_limiters', ARRAY['name', 'max_keys', 'max_requests', 'window_seconds',
+    'algorithm', 'burst', 'buckets', 'checks', 'denials', 'full_events', 'in_use']);
+SELECT ok(NOT has_function_privilege('public', 'pgapp.create_limiter(text,integer,integer,integer,text,integer)', 'EXECUTE')
+      AND NOT has_function_privilege('public', 'pgapp.drop_limiter(text,boolean)', 'EXECUTE')
+      AND has_function_privilege('pgapp_admin', 'pgapp.create_limiter(text,integer,integer,integer,text,integer)', 'EXECUTE'),
+    'managing limiters is for pgapp_admin');
+SELECT throws_ok($$SELECT pgapp.create_limiter('default', 10)$$, '42710', 'rate limiter "default" already exists');
+SELECT throws_ok($$SELECT pgapp.drop_limiter('nope')$$, '42704', 'rate limiter "nope" does not exist');
+SELECT throws_ok($$SELECT pgapp.check_rate('tap', 'nope')$$, '42704', 'rate limiter "nope" does not exist');
 
 SELECT * FROM finish();
 ROLLBACK;

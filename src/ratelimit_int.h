@@ -1,0 +1,139 @@
+/*-------------------------------------------------------------------------
+ *
+ * ratelimit_int.h
+ *	  Internals shared by the rate limiter's files: the shared-memory layout,
+ *	  the limiter registry and the bucket helpers.
+ *
+ *	ratelimit.c			the algorithms, the check path and the SQL API
+ *	ratelimit_limiter.c	named limiters: registry, per-backend cache, drop
+ *	ratelimit_store.c	sweeping, housekeeping and the save file
+ *
+ * Only these three files include this header; other modules see ratelimit.h.
+ *
+ * src/ratelimit_int.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef PGAPP_RATELIMIT_INT_H
+#define PGAPP_RATELIMIT_INT_H
+
+#include "port/atomics.h"
+#include "storage/lwlock.h"
+#include "storage/spin.h"
+#include "utils/hsearch.h"
+
+#define RATE_PARTITIONS 16
+#define RATE_REGISTRY_LOCK RATE_PARTITIONS	/* tranche index of the registry lock */
+#define RATE_DISPLAY_LEN 64
+#define RATE_MAX_LIMITERS 64	/* slot 0 is "default" */
+#define RATE_DEFAULT_SLOT 0
+#define RATE_LIMITER_NAME_LEN 64	/* NAMEDATALEN: names fit a PostgreSQL identifier */
+
+#define USECS(seconds) ((int64) (seconds) * USECS_PER_SEC)
+
+typedef enum RateAlgorithm
+{
+	RATE_FIXED,
+	RATE_SLIDING,
+	RATE_GCRA
+} RateAlgorithm;
+
+extern const char *const pgapp_rate_algorithm_names[3];
+
+/* Hash key: 128 bits of the limiter and key. */
+typedef struct RateKey
+{
+	uint64		h1;
+	uint64		h2;
+} RateKey;
+
+/* A bucket's counters (all times in microseconds since the PostgreSQL epoch). */
+typedef struct RateState
+{
+	int64		window_start;	/* fixed, sliding: start of the current window */
+	int64		count;			/* requests counted in the current window */
+	int64		prev_count;		/* sliding: requests in the previous window */
+	int64		tat;			/* gcra: theoretical arrival time */
+	int64		expires_at;		/* after this the bucket holds nothing */
+} RateState;
+
+typedef struct RateBucket
+{
+	RateKey		key;			/* hash key: must be first */
+	slock_t		mutex;			/* protects state and the rules below */
+	RateState	state;
+	int32		algorithm;
+	int32		max_requests;
+	int32		window_seconds;
+	int32		burst;
+	int16		limiter;		/* registry slot */
+	uint32		incarnation;	/* of the slot when the bucket was made */
+	char		display[RATE_DISPLAY_LEN];
+} RateBucket;
+
+/*
+ * One limiter of the registry.  name and max_keys change only under the
+ * registry lock held exclusively; incarnation changes only while the
+ * registry lock and every partition lock are held exclusively (registering
+ * or unregistering), so a backend holding any partition lock sees it
+ * stable.  used counts the slot's buckets.
+ */
+typedef struct RateLimiterSlot
+{
+	char		name[RATE_LIMITER_NAME_LEN];	/* "" when free */
+	int32		max_keys;		/* quota; for "default", 0 (what is left) */
+	pg_atomic_uint32 incarnation;
+	pg_atomic_uint32 used;
+	pg_atomic_uint64 checks;
+	pg_atomic_uint64 denials;
+	pg_atomic_uint64 full_events;
+} RateLimiterSlot;
+
+typedef struct RateShared
+{
+	LWLockPadded *locks;		/* RATE_PARTITIONS + the registry lock */
+	pg_atomic_uint64 checks;
+	pg_atomic_uint64 denials;
+	pg_atomic_uint64 evictions;
+	pg_atomic_uint64 full_events;
+	pg_atomic_uint64 last_sweep;	/* when the table was last swept (rate_now) */
+	pg_atomic_uint32 default_quota; /* max_keys minus every named quota */
+	int64		reserved;		/* sum of named quotas; registry lock */
+	RateLimiterSlot limiters[RATE_MAX_LIMITERS];
+} RateShared;
+
+/* A limiter as a backend knows it (ratelimit_limiter.c). */
+typedef struct RateLimiterRef
+{
+	int			slot;
+	uint32		incarnation;
+	bool		has_defaults;	/* max_requests etc. given at creation */
+	int32		max_requests;
+	int32		window_seconds;
+	RateAlgorithm algorithm;
+	int32		burst;
+} RateLimiterRef;
+
+extern RateShared *pgapp_rate_shared;
+extern HTAB *pgapp_rate_table;
+
+/* ratelimit.c */
+extern int64 pgapp_rate_now(void);
+extern RateKey pgapp_rate_make_key(const char *limiter, const char *key, int keylen);
+extern RateAlgorithm pgapp_rate_parse_algorithm(const char *name);
+extern void pgapp_rate_lock_all(LWLockMode mode);
+extern void pgapp_rate_unlock_all(void);
+extern void pgapp_rate_remove_bucket(RateBucket *b);
+
+/* ratelimit_limiter.c */
+extern void pgapp_rate_resolve_limiter(const char *name, RateLimiterRef *ref);
+extern void pgapp_rate_registry_init(void);
+extern int	pgapp_rate_restore_limiter(const char *name, int32 max_keys);
+
+/* ratelimit_store.c */
+extern int	pgapp_rate_sweep(int64 now);
+extern void pgapp_rate_housekeeping(void);
+extern void pgapp_rate_load_file(void);
+extern void pgapp_rate_save_at_exit(void);
+
+#endif							/* PGAPP_RATELIMIT_INT_H */
