@@ -292,6 +292,13 @@ static void
 decide(RateAlgorithm alg, RateState *s, int32 max, int32 window, int32 burst, int64 now,
 	   RateDecision *d)
 {
+	/*
+	 * A window never moves back: a caller that read the clock before another
+	 * one opened the next window counts in that window, not in a fresh copy
+	 * of the previous one.
+	 */
+	if ((alg == RATE_FIXED || alg == RATE_SLIDING) && now < s->window_start)
+		now = s->window_start;
 	switch (alg)
 	{
 		case RATE_FIXED:

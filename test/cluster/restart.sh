@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# test/cluster/restart.sh: the rate limiter across restarts, and the
+# housekeeper's report of a full table.
+#   - a clean shutdown saves the buckets and the next start restores them
+#     (a client does not get a fresh window), named limiters included;
+#   - a crash (a backend killed with SIGKILL) restores nothing;
+#   - pgapp.ratelimit_save = off saves nothing;
+#   - a damaged save file is ignored with a LOG line;
+#   - checks that find the table full are logged once per sweep interval.
+# Prints TAP.  Environment (set by scripts/test): PG_BIN, PGAPP_CLUSTER_DIR
+# (an empty directory), PGAPP_CLUSTER_PORT, PGAPP_CONF (test/pgapp.conf).
+set -uo pipefail
+PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
+DIR=${PGAPP_CLUSTER_DIR:?}
+PORT=${PGAPP_CLUSTER_PORT:?}
+DATA=$DIR/data
+LOG=$DIR/server.log
+n=0
+
+pgctl() { "$PG_BIN/pg_ctl" -D "$DATA" -l "$LOG" -w "$@" >/dev/null; }
+q() { "$PG_BIN/psql" -X -q -At -v ON_ERROR_STOP=1 -h "$DIR" -p "$PORT" -d postgres -c "$1"; }
+check() {   # check "description" actual expected
+    n=$((n + 1))
+    if [ "$2" = "$3" ]; then
+        echo "ok $n - $1"
+    else
+        echo "not ok $n - $1"
+        echo "#   got:      $2"
+        echo "#   expected: $3"
+    fi
+}
+cleanup() { pgctl -m immediate stop 2>/dev/null || true; }
+trap cleanup EXIT
+
+"$PG_BIN/initdb" -D "$DATA" -U postgres -A trust --encoding=UTF8 --locale=C.UTF-8 >"$DIR/initdb.log" 2>&1 \
+    || { echo "not ok 1 - initdb"; cat "$DIR/initdb.log" | sed 's/^/# /'; exit 1; }
+{
+    cat "$PGAPP_CONF"
+    echo "port = $PORT"
+    echo "listen_addresses = ''"
+    echo "unix_socket_directories = '$DIR'"
+    echo "cron.database_name = 'postgres'"
+} >>"$DATA/postgresql.conf"
+pgctl start || { echo "not ok 1 - server start"; tail -n 20 "$LOG" | sed 's/^/# /'; exit 1; }
+
+q "CREATE EXTENSION pgapp" >/dev/null
+q "SELECT pgapp.create_limiter('api', 8, 3, 86400)" >/dev/null
+# 2 of 5 used in a one-day window, 1 of 3 in the named limiter
+q "SELECT pgapp.check_rate('client', 5, 86400)" >/dev/null
+q "SELECT pgapp.check_rate('client', 5, 86400)" >/dev/null
+q "SELECT pgapp.check_rate('client', 'api')" >/dev/null
+
+# 1. clean restart: the counts survive
+pgctl -m fast stop
+check "a clean shutdown writes the save file" "$(test -f "$DATA/pg_stat/pgapp_ratelimit.stat" && echo yes)" yes
+pgctl start
+check "the window goes on after a clean restart (3rd of 5: 2 left)" \
+    "$(q "SELECT (pgapp.check_rate('client', 5, 86400)).remaining")" 2
+check "a named limiter's bucket and quota come back" \
+    "$(q "SELECT (pgapp.check_rate('client', 'api')).remaining || '/' || (SELECT max_keys FROM pgapp.rate_limiters WHERE name = 'api')")" 1/8
+check "the save file is removed once read" "$(test -e "$DATA/pg_stat/pgapp_ratelimit.stat" && echo present || echo gone)" gone
+check "the restore is logged" "$(grep -c 'restored 2 rate limit bucket' "$LOG")" 1
+
+# 2. a crash restores nothing (counters may be inconsistent after a crash):
+#    kill -9 one backend, and the postmaster resets shared memory
+"$PG_BIN/psql" -X -q -h "$DIR" -p "$PORT" -d postgres -c "SELECT pg_sleep(60)" >/dev/null 2>&1 &
+victim=
+for _ in $(seq 1 100); do
+    victim=$(q "SELECT pid FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(60)'")
+    [ -n "$victim" ] && break
+    sleep 0.1
+done
+kill -9 "$victim"
+wait
+for _ in $(seq 1 100); do   # wait for the crash restart, at most 10 s
+    grep -q 'database system is ready to accept connections' <(sed -n '/terminated by signal 9/,$p' "$LOG") && break
+    sleep 0.1
+done
+check "after a crash the window starts afresh (1st of 5: 4 left)" \
+    "$(q "SELECT (pgapp.check_rate('client', 5, 86400)).remaining")" 4
+
+# 3. pgapp.ratelimit_save = off keeps nothing
+q "ALTER SYSTEM SET pgapp.ratelimit_save = off" >/dev/null
+q "SELECT pg_reload_conf()" >/dev/null
+pgctl -m fast stop
+check "with pgapp.ratelimit_save = off no file is written" \
+    "$(test -e "$DATA/pg_stat/pgapp_ratelimit.stat" && echo present || echo absent)" absent
+q_reset() { q "ALTER SYSTEM RESET pgapp.ratelimit_save" >/dev/null && q "SELECT pg_reload_conf()" >/dev/null; }
+
+# 4. a damaged file is ignored, and the server starts
+printf 'not a pgapp file at all' >"$DATA/pg_stat/pgapp_ratelimit.stat"
+pgctl start
+q_reset
+check "a damaged save file is ignored with a LOG line" "$(grep -c 'ignoring damaged rate limiter file' "$LOG")" 1
+check "and the limiter works" "$(q "SELECT (pgapp.check_rate('client', 5, 86400)).remaining")" 4
+
+# 5. a full table is reported by the housekeeper, once per interval
+#    (test/pgapp.conf: 64 keys, sweep every second); wait at most 10 s
+q "SELECT count(*) FROM generate_series(1, 100) AS g, pgapp.check_rate('fill:' || g, 5, 86400)" >/dev/null
+for _ in $(seq 1 100); do
+    grep -q 'found no free bucket' "$LOG" && break
+    sleep 0.1
+done
+check "the housekeeper logs the checks that found the table full" \
+    "$(grep -c 'check(s) found no free bucket in the last 1 second(s) and were allowed without being counted' "$LOG")" 1
+
+pgctl -m fast stop
+trap - EXIT
+echo "1..$n"
