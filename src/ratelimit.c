@@ -356,10 +356,10 @@ check_limits(int32 max, int32 window, int32 burst)
 }
 
 RateKey
-pgapp_rate_make_key(const char *limiter, const char *key, int keylen)
+pgapp_rate_make_key(const char *limiter, Oid dboid, const char *key, int keylen)
 {
 	RateKey		k;
-	uint64		seed = hash_bytes_extended((const unsigned char *) limiter, strlen(limiter), 0);
+	uint64		seed = hash_bytes_extended((const unsigned char *) limiter, strlen(limiter), dboid);
 
 	k.h1 = hash_bytes_extended((const unsigned char *) key, keylen, seed);
 	k.h2 = hash_bytes_extended((const unsigned char *) key, keylen, seed ^ UINT64CONST(0x9E3779B97F4A7C15));
@@ -516,7 +516,8 @@ rate_check(const char *limiter, text *key, int32 max, int32 window, RateAlgorith
 	check_limits(max, window, burst);
 	pgapp_rate_resolve_limiter(limiter, &ref);
 
-	k = pgapp_rate_make_key(limiter, VARDATA_ANY(key), keylen);
+	k = pgapp_rate_make_key(limiter, ref.slot == RATE_DEFAULT_SLOT ? InvalidOid : MyDatabaseId,
+							VARDATA_ANY(key), keylen);
 	/* a display copy, cut on a character boundary */
 	{
 		int			n = pg_mbcliplen(VARDATA_ANY(key), keylen, RATE_DISPLAY_LEN - 1);
@@ -525,7 +526,6 @@ rate_check(const char *limiter, text *key, int32 max, int32 window, RateAlgorith
 		display[n] = '\0';
 	}
 
-	pg_atomic_fetch_add_u64(&pgapp_rate_shared->checks, 1);
 	pg_atomic_fetch_add_u64(&pgapp_rate_shared->limiters[ref.slot].checks, 1);
 	while ((result = check_bucket(&ref, &k, display, alg, max, window, burst, d)) == RATE_STALE)
 	{
@@ -550,7 +550,6 @@ rate_check(const char *limiter, text *key, int32 max, int32 window, RateAlgorith
 	if (result != RATE_COUNTED)
 	{
 		/* still full, or dropped during the sweep: the policy decides */
-		pg_atomic_fetch_add_u64(&pgapp_rate_shared->full_events, 1);
 		pg_atomic_fetch_add_u64(&pgapp_rate_shared->limiters[ref.slot].full_events, 1);
 		switch ((RateOnFull) pgapp_ratelimit_on_full)
 		{
@@ -583,7 +582,6 @@ rate_check(const char *limiter, text *key, int32 max, int32 window, RateAlgorith
 	}
 	if (!d->allowed)
 	{
-		pg_atomic_fetch_add_u64(&pgapp_rate_shared->denials, 1);
 		pg_atomic_fetch_add_u64(&pgapp_rate_shared->limiters[ref.slot].denials, 1);
 	}
 }
@@ -733,7 +731,8 @@ pgapp_rate_reset(PG_FUNCTION_ARGS)
 	key = PG_GETARG_TEXT_PP(0);
 	limiter = text_to_cstring(PG_GETARG_TEXT_PP(1));
 	pgapp_rate_resolve_limiter(limiter, &ref);
-	k = pgapp_rate_make_key(limiter, VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key));
+	k = pgapp_rate_make_key(limiter, ref.slot == RATE_DEFAULT_SLOT ? InvalidOid : MyDatabaseId,
+							VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key));
 	hashcode = get_hash_value(pgapp_rate_table, &k);
 	lock = &pgapp_rate_shared->locks[hashcode % RATE_PARTITIONS].lock;
 	LWLockAcquire(lock, LW_EXCLUSIVE);
@@ -747,7 +746,8 @@ pgapp_rate_reset(PG_FUNCTION_ARGS)
 /*
  * pgapp._rate_buckets() -> SETOF record: the buckets, for pgapp.rate_buckets.
  * Every partition is held shared while the table is read, which also keeps
- * the limiters' names stable.
+ * the limiters' names stable.  Buckets of other databases' named limiters
+ * are not shown.
  */
 PG_FUNCTION_INFO_V1(pgapp_rate_buckets);
 Datum
@@ -769,6 +769,8 @@ pgapp_rate_buckets(PG_FUNCTION_ARGS)
 		bool		nulls[8] = {false};
 		RateState	s;
 
+		if (!pgapp_rate_slot_visible(b->limiter))
+			continue;			/* another database's named limiter */
 		SpinLockAcquire(&b->mutex);
 		s = b->state;
 		SpinLockRelease(&b->mutex);
@@ -804,10 +806,10 @@ pgapp_rate_stats(PG_FUNCTION_ARGS)
 	pgapp_rate_lock_all(LW_SHARED);
 	buckets = hash_get_num_entries(pgapp_rate_table);
 	pgapp_rate_unlock_all();
-	values[0] = Int64GetDatum((int64) pg_atomic_read_u64(&pgapp_rate_shared->checks));
-	values[1] = Int64GetDatum((int64) pg_atomic_read_u64(&pgapp_rate_shared->denials));
+	values[0] = Int64GetDatum((int64) pgapp_rate_total(RATE_CHECKS));
+	values[1] = Int64GetDatum((int64) pgapp_rate_total(RATE_DENIALS));
 	values[2] = Int64GetDatum((int64) pg_atomic_read_u64(&pgapp_rate_shared->evictions));
-	values[3] = Int64GetDatum((int64) pg_atomic_read_u64(&pgapp_rate_shared->full_events));
+	values[3] = Int64GetDatum((int64) pgapp_rate_total(RATE_FULL_EVENTS));
 	values[4] = Int64GetDatum((int64) buckets);
 	values[5] = Int32GetDatum(pgapp_ratelimit_max_keys);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(tupdesc), values, nulls)));

@@ -76,11 +76,13 @@ typedef struct RateBucket
  * registry lock held exclusively; incarnation changes only while the
  * registry lock and every partition lock are held exclusively (registering
  * or unregistering), so a backend holding any partition lock sees it
- * stable.  used counts the slot's buckets.
+ * stable.  used counts the slot's buckets.  Named limiters belong to the
+ * database whose pgapp.rate_limiter defines them; "default" is shared.
  */
 typedef struct RateLimiterSlot
 {
 	char		name[RATE_LIMITER_NAME_LEN];	/* "" when free */
+	Oid			dboid;			/* the database of its definition ("default": none) */
 	int32		max_keys;		/* quota; for "default", 0 (what is left) */
 	pg_atomic_uint32 incarnation;
 	pg_atomic_uint32 used;
@@ -89,6 +91,12 @@ typedef struct RateLimiterSlot
 	pg_atomic_uint64 full_events;
 } RateLimiterSlot;
 
+/*
+ * The counters of checks, denials and full events are kept per limiter
+ * (one contended cache line per check, not two); checks, denials and
+ * full_events below hold what unregistered limiters had counted, so that
+ * pgapp.rate_stats' totals never go down.
+ */
 typedef struct RateShared
 {
 	LWLockPadded *locks;		/* RATE_PARTITIONS + the registry lock */
@@ -119,7 +127,7 @@ extern HTAB *pgapp_rate_table;
 
 /* ratelimit.c */
 extern int64 pgapp_rate_now(void);
-extern RateKey pgapp_rate_make_key(const char *limiter, const char *key, int keylen);
+extern RateKey pgapp_rate_make_key(const char *limiter, Oid dboid, const char *key, int keylen);
 extern RateAlgorithm pgapp_rate_parse_algorithm(const char *name);
 extern void pgapp_rate_lock_all(LWLockMode mode);
 extern void pgapp_rate_unlock_all(void);
@@ -128,7 +136,17 @@ extern void pgapp_rate_remove_bucket(RateBucket *b);
 /* ratelimit_limiter.c */
 extern void pgapp_rate_resolve_limiter(const char *name, RateLimiterRef *ref);
 extern void pgapp_rate_registry_init(void);
-extern int	pgapp_rate_restore_limiter(const char *name, int32 max_keys);
+extern int	pgapp_rate_restore_limiter(const char *name, Oid dboid, int32 max_keys);
+extern bool pgapp_rate_slot_visible(int slot);
+
+typedef enum RateCounter
+{
+	RATE_CHECKS,
+	RATE_DENIALS,
+	RATE_FULL_EVENTS
+} RateCounter;
+
+extern uint64 pgapp_rate_total(RateCounter counter);
 
 /* ratelimit_store.c */
 extern int	pgapp_rate_sweep(int64 now);

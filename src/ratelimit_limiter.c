@@ -9,7 +9,8 @@
  * pgapp.create_limiter / pgapp.drop_limiter); it is the only truth.
  * Shared memory holds a registry of the limiters in use, one slot each
  * (slot 0 is the built-in "default"), with the quota and the count of
- * buckets.  A named limiter's quota is reserved: "default" gets what the
+ * buckets.  A named limiter belongs to its database (the same name in two
+ * databases is two limiters); "default" is shared by the whole server.  A named limiter's quota is reserved: "default" gets what the
  * named quotas leave of pgapp.ratelimit_max_keys.
  *
  * The registry follows the table at the commit of each change (the table's
@@ -46,6 +47,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
+#include "utils/syscache.h"
 
 #include "pgapp.h"
 #include "ratelimit.h"
@@ -101,6 +103,7 @@ pgapp_rate_registry_init(void)
 		RateLimiterSlot *slot = &sh->limiters[i];
 
 		slot->name[0] = '\0';
+		slot->dboid = InvalidOid;
 		slot->max_keys = 0;
 		pg_atomic_init_u32(&slot->incarnation, 0);
 		pg_atomic_init_u32(&slot->used, 0);
@@ -114,12 +117,41 @@ pgapp_rate_registry_init(void)
 }
 
 static int
-find_slot(const char *name)
+find_slot(const char *name, Oid dboid)
 {
-	for (int i = 0; i < RATE_MAX_LIMITERS; i++)
-		if (strcmp(pgapp_rate_shared->limiters[i].name, name) == 0)
+	for (int i = 1; i < RATE_MAX_LIMITERS; i++)
+		if (pgapp_rate_shared->limiters[i].dboid == dboid &&
+			strcmp(pgapp_rate_shared->limiters[i].name, name) == 0)
 			return i;
 	return -1;
+}
+
+/*
+ * A counter summed over every limiter, plus what unregistered ones had
+ * counted.  Without the registry lock: a total, not a snapshot.
+ */
+uint64
+pgapp_rate_total(RateCounter counter)
+{
+	RateShared *sh = pgapp_rate_shared;
+	uint64		total = pg_atomic_read_u64(counter == RATE_CHECKS ? &sh->checks :
+										   counter == RATE_DENIALS ? &sh->denials : &sh->full_events);
+
+	for (int i = 0; i < RATE_MAX_LIMITERS; i++)
+	{
+		RateLimiterSlot *slot = &sh->limiters[i];
+
+		total += pg_atomic_read_u64(counter == RATE_CHECKS ? &slot->checks :
+									counter == RATE_DENIALS ? &slot->denials : &slot->full_events);
+	}
+	return total;
+}
+
+/* Is the slot "default" or a limiter of the current database? */
+bool
+pgapp_rate_slot_visible(int slot)
+{
+	return slot == RATE_DEFAULT_SLOT || pgapp_rate_shared->limiters[slot].dboid == MyDatabaseId;
 }
 
 /*
@@ -127,7 +159,7 @@ find_slot(const char *name)
  * in commit callbacks).  Returns whether the name was registered.
  */
 static bool
-unregister_limiter(const char *name)
+unregister_limiter(const char *name, Oid dboid)
 {
 	RateShared *sh = pgapp_rate_shared;
 	int			i;
@@ -138,7 +170,7 @@ unregister_limiter(const char *name)
 	if (strcmp(name, "default") == 0)
 		return false;
 	LWLockAcquire(&sh->locks[RATE_REGISTRY_LOCK].lock, LW_EXCLUSIVE);
-	i = find_slot(name);
+	i = find_slot(name, dboid);
 	if (i < 0)
 	{
 		LWLockRelease(&sh->locks[RATE_REGISTRY_LOCK].lock);
@@ -156,7 +188,14 @@ unregister_limiter(const char *name)
 	}
 	sh->reserved -= sh->limiters[i].max_keys;
 	pg_atomic_write_u32(&sh->default_quota, (uint32) (pgapp_ratelimit_max_keys - sh->reserved));
+	pg_atomic_fetch_add_u64(&sh->checks, pg_atomic_read_u64(&sh->limiters[i].checks));
+	pg_atomic_fetch_add_u64(&sh->denials, pg_atomic_read_u64(&sh->limiters[i].denials));
+	pg_atomic_fetch_add_u64(&sh->full_events, pg_atomic_read_u64(&sh->limiters[i].full_events));
+	pg_atomic_write_u64(&sh->limiters[i].checks, 0);
+	pg_atomic_write_u64(&sh->limiters[i].denials, 0);
+	pg_atomic_write_u64(&sh->limiters[i].full_events, 0);
 	sh->limiters[i].name[0] = '\0';
+	sh->limiters[i].dboid = InvalidOid;
 	sh->limiters[i].max_keys = 0;
 	pg_atomic_write_u32(&sh->limiters[i].used, 0);
 	pg_atomic_fetch_add_u32(&sh->limiters[i].incarnation, 1);
@@ -178,7 +217,7 @@ register_limiter(const char *name, int32 max_keys, uint32 *incarnation, int *why
 
 	*why = 0;
 	LWLockAcquire(&sh->locks[RATE_REGISTRY_LOCK].lock, LW_EXCLUSIVE);
-	i = find_slot(name);
+	i = find_slot(name, MyDatabaseId);
 	if (i >= 0)
 	{
 		if (sh->limiters[i].max_keys != max_keys)
@@ -207,6 +246,7 @@ register_limiter(const char *name, int32 max_keys, uint32 *incarnation, int *why
 		{
 			pgapp_rate_lock_all(LW_EXCLUSIVE);
 			strlcpy(sh->limiters[i].name, name, RATE_LIMITER_NAME_LEN);
+			sh->limiters[i].dboid = MyDatabaseId;
 			sh->limiters[i].max_keys = max_keys;
 			sh->reserved += max_keys;
 			pg_atomic_write_u32(&sh->default_quota, (uint32) (pgapp_ratelimit_max_keys - sh->reserved));
@@ -229,12 +269,12 @@ register_limiter(const char *name, int32 max_keys, uint32 *incarnation, int *why
  * backend exists, so no lock is needed.  Returns the slot or -1.
  */
 int
-pgapp_rate_restore_limiter(const char *name, int32 max_keys)
+pgapp_rate_restore_limiter(const char *name, Oid dboid, int32 max_keys)
 {
 	RateShared *sh = pgapp_rate_shared;
-	int			i = find_slot(name);
+	int			i = find_slot(name, dboid);
 
-	if (i == RATE_DEFAULT_SLOT || i > 0)
+	if (i > 0)
 		return i;
 	if (max_keys <= 0 || sh->reserved + max_keys > pgapp_ratelimit_max_keys)
 		return -1;
@@ -242,6 +282,7 @@ pgapp_rate_restore_limiter(const char *name, int32 max_keys)
 		if (sh->limiters[j].name[0] == '\0')
 		{
 			strlcpy(sh->limiters[j].name, name, RATE_LIMITER_NAME_LEN);
+			sh->limiters[j].dboid = dboid;
 			sh->limiters[j].max_keys = max_keys;
 			sh->reserved += max_keys;
 			pg_atomic_write_u32(&sh->default_quota, (uint32) (pgapp_ratelimit_max_keys - sh->reserved));
@@ -314,12 +355,14 @@ load_definition(const char *name, LimiterDef *def)
 
 /*
  * Free the slots of registered limiters whose row is gone (dropped while
- * another backend was registering them).  Called when registering fails.
+ * another backend was registering them) or whose database is gone.
+ * Called when registering fails.
  */
 static bool
 collect_garbage(void)
 {
 	char		names[RATE_MAX_LIMITERS][RATE_LIMITER_NAME_LEN];
+	Oid			dboids[RATE_MAX_LIMITERS];
 	int			n = 0;
 	bool		freed = false;
 	LimiterDef	def;
@@ -327,13 +370,17 @@ collect_garbage(void)
 	LWLockAcquire(&pgapp_rate_shared->locks[RATE_REGISTRY_LOCK].lock, LW_SHARED);
 	for (int i = 1; i < RATE_MAX_LIMITERS; i++)
 		if (pgapp_rate_shared->limiters[i].name[0] != '\0')
-			strlcpy(names[n++], pgapp_rate_shared->limiters[i].name, RATE_LIMITER_NAME_LEN);
+		{
+			strlcpy(names[n], pgapp_rate_shared->limiters[i].name, RATE_LIMITER_NAME_LEN);
+			dboids[n++] = pgapp_rate_shared->limiters[i].dboid;
+		}
 	LWLockRelease(&pgapp_rate_shared->locks[RATE_REGISTRY_LOCK].lock);
 	for (int i = 0; i < n; i++)
 	{
 		CHECK_FOR_INTERRUPTS();
-		if (!load_definition(names[i], &def))
-			freed |= unregister_limiter(names[i]);
+		if (dboids[i] == MyDatabaseId ? !load_definition(names[i], &def) :
+			!SearchSysCacheExists1(DATABASEOID, ObjectIdGetDatum(dboids[i])))
+			freed |= unregister_limiter(names[i], dboids[i]);
 	}
 	return freed;
 }
@@ -360,7 +407,7 @@ created_here(const char *name)
 	if (!pending)
 		return false;
 	LWLockAcquire(&pgapp_rate_shared->locks[RATE_REGISTRY_LOCK].lock, LW_SHARED);
-	registered = find_slot(name) >= 0;
+	registered = find_slot(name, MyDatabaseId) >= 0;
 	LWLockRelease(&pgapp_rate_shared->locks[RATE_REGISTRY_LOCK].lock);
 	return !registered;
 }
@@ -409,7 +456,7 @@ pgapp_rate_resolve_limiter(const char *name, RateLimiterRef *ref)
 	if (strlen(name) >= RATE_LIMITER_NAME_LEN || !load_definition(name, &def))
 	{
 		if (strlen(name) < RATE_LIMITER_NAME_LEN)
-			(void) unregister_limiter(name);
+			(void) unregister_limiter(name, MyDatabaseId);
 		ereport(ERROR,
 				errcode(ERRCODE_UNDEFINED_OBJECT),
 				errmsg("rate limiter \"%s\" does not exist", name),
@@ -505,7 +552,7 @@ limiter_xact_callback(XactEvent event, void *arg)
 				int			why;
 
 				if (p->max_keys == 0)
-					(void) unregister_limiter(p->name);
+					(void) unregister_limiter(p->name, MyDatabaseId);
 				else
 					(void) register_limiter(p->name, p->max_keys, &incarnation, &why);
 			}
@@ -629,8 +676,9 @@ pgapp_rate_limiter_changed(PG_FUNCTION_ARGS)
 }
 
 /*
- * pgapp._rate_limiters() -> SETOF record: the limiters registered in this
- * server's shared memory, with their quota, buckets and counters.
+ * pgapp._rate_limiters() -> SETOF record: "default" and the current
+ * database's limiters registered in this server's shared memory, with their
+ * quota, buckets and counters.
  */
 PG_FUNCTION_INFO_V1(pgapp_rate_limiters);
 Datum
@@ -649,7 +697,7 @@ pgapp_rate_limiters(PG_FUNCTION_ARGS)
 		Datum		values[6];
 		bool		nulls[6] = {false};
 
-		if (slot->name[0] == '\0')
+		if (slot->name[0] == '\0' || !pgapp_rate_slot_visible(i))
 			continue;
 		values[0] = CStringGetTextDatum(slot->name);
 		values[1] = Int32GetDatum(i == RATE_DEFAULT_SLOT ?

@@ -39,7 +39,7 @@
 
 #define RATE_SAVE_FILE PGSTAT_STAT_PERMANENT_DIRECTORY "/pgapp_ratelimit.stat"
 #define RATE_SAVE_MAGIC 0x50415231	/* "PAR1" */
-#define RATE_SAVE_VERSION 1
+#define RATE_SAVE_VERSION 2
 #define RATE_SWEEP_BATCH 8192
 
 /* GUCs (defined in pgapp.c) */
@@ -50,6 +50,7 @@ bool		pgapp_ratelimit_save = true;
 typedef struct SavedLimiter
 {
 	int32		slot;
+	Oid			dboid;
 	int32		max_keys;
 	char		name[RATE_LIMITER_NAME_LEN];
 } SavedLimiter;
@@ -148,7 +149,7 @@ pgapp_rate_housekeeping(void)
 	last_run = now;
 
 	(void) pgapp_rate_sweep(now);
-	full = pg_atomic_read_u64(&pgapp_rate_shared->full_events);
+	full = pgapp_rate_total(RATE_FULL_EVENTS);
 	if (full > full_seen)
 		ereport(LOG,
 				errmsg("pgapp: %llu rate limit check(s) found no free bucket in the last %d second(s) and were %s",
@@ -202,6 +203,7 @@ rate_save_file(int code, Datum arg)
 		if (pgapp_rate_shared->limiters[i].name[0] == '\0')
 			continue;
 		l.slot = i;
+		l.dboid = pgapp_rate_shared->limiters[i].dboid;
 		l.max_keys = pgapp_rate_shared->limiters[i].max_keys;
 		strlcpy(l.name, pgapp_rate_shared->limiters[i].name, RATE_LIMITER_NAME_LEN);
 		if (fwrite(&l, sizeof(l), 1, file) != 1)
@@ -293,7 +295,7 @@ pgapp_rate_load_file(void)
 		if (fread(&l, sizeof(l), 1, file) != 1 || l.slot <= 0 || l.slot >= RATE_MAX_LIMITERS)
 			goto bad;
 		l.name[RATE_LIMITER_NAME_LEN - 1] = '\0';
-		map[l.slot] = pgapp_rate_restore_limiter(l.name, l.max_keys);
+		map[l.slot] = pgapp_rate_restore_limiter(l.name, l.dboid, l.max_keys);
 	}
 	if (fread(&nbuckets, sizeof(nbuckets), 1, file) != 1 || nbuckets < 0)
 		goto bad;

@@ -20,3 +20,5 @@ BEGIN
     RETURN c <= p_max;
 END
 $$;
+-- a named limiter with its own limits and 10k reserved keys (check_named.sql)
+SELECT pgapp.create_limiter('bench', 10000, 1000000, 60);

@@ -6,6 +6,7 @@
 #   - a crash (a backend killed with SIGKILL) restores nothing;
 #   - pgapp.ratelimit_save = off saves nothing;
 #   - a damaged save file is ignored with a LOG line;
+#   - a named limiter belongs to its database;
 #   - checks that find the table full are logged once per sweep interval.
 # Prints TAP.  Environment (set by scripts/test): PG_BIN, PGAPP_CLUSTER_DIR
 # (an empty directory), PGAPP_CLUSTER_PORT, PGAPP_CONF (test/pgapp.conf).
@@ -94,7 +95,21 @@ q_reset
 check "a damaged save file is ignored with a LOG line" "$(grep -c 'ignoring damaged rate limiter file' "$LOG")" 1
 check "and the limiter works" "$(q "SELECT (pgapp.check_rate('client', 5, 86400)).remaining")" 4
 
-# 5. a full table is reported by the housekeeper, once per interval
+# 5. named limiters belong to their database: "api" in another database is another limiter
+q "CREATE DATABASE other" >/dev/null
+q_other() { "$PG_BIN/psql" -X -q -At -v ON_ERROR_STOP=1 -h "$DIR" -p "$PORT" -d other -c "$1"; }
+q_other "CREATE EXTENSION pgapp" >/dev/null
+q_other "SELECT pgapp.create_limiter('api', 4, 1, 86400)" >/dev/null
+check "the same limiter name in two databases: two limiters, each with its own limits" \
+    "$(q_other "SELECT (pgapp.check_rate('client', 'api')).remaining")/$(q "SELECT (pgapp.check_rate('client', 'api')).remaining")" 0/2
+check "and its own quota" \
+    "$(q_other "SELECT string_agg(name || '=' || max_keys, ',' ORDER BY name) FROM pgapp.rate_limiters")/$(q "SELECT string_agg(name || '=' || max_keys, ',' ORDER BY name) FROM pgapp.rate_limiters")" \
+    "api=4,default=52/api=8,default=52"
+q_other "SELECT pgapp.drop_limiter('api')" >/dev/null
+check "dropping it in one database leaves the other's" \
+    "$(q "SELECT (pgapp.check_rate('client', 'api')).remaining")" 1
+
+# 6. a full table is reported by the housekeeper, once per interval
 #    (test/pgapp.conf: 64 keys, sweep every second); wait at most 10 s
 q "SELECT count(*) FROM generate_series(1, 100) AS g, pgapp.check_rate('fill:' || g, 5, 86400)" >/dev/null
 for _ in $(seq 1 100); do
