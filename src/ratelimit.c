@@ -121,6 +121,13 @@ ratelimit_shmem_request(void)
 	RequestNamedLWLockTranche("pgapp ratelimit", RATE_PARTITIONS + 1);
 }
 
+/* The key is already a 128-bit hash: its first 32 bits are the table's hash. */
+static uint32
+rate_key_hash(const void *key, Size keysize)
+{
+	return (uint32) ((const RateKey *) key)->h1;
+}
+
 /* Caller holds AddinShmemInitLock. */
 static void
 ratelimit_shmem_startup(void)
@@ -141,10 +148,11 @@ ratelimit_shmem_startup(void)
 	}
 	info.keysize = sizeof(RateKey);
 	info.entrysize = sizeof(RateBucket);
+	info.hash = rate_key_hash;
 	info.num_partitions = RATE_PARTITIONS;
 	pgapp_rate_table = ShmemInitHash("pgapp ratelimit buckets", pgapp_ratelimit_max_keys,
 							   pgapp_ratelimit_max_keys, &info,
-							   HASH_ELEM | HASH_BLOBS | HASH_PARTITION | HASH_FIXED_SIZE);
+							   HASH_ELEM | HASH_FUNCTION | HASH_PARTITION | HASH_FIXED_SIZE);
 
 	/*
 	 * In the postmaster (not in a backend re-attaching under EXEC_BACKEND):
@@ -422,7 +430,7 @@ reserve_place(const RateLimiterRef *ref)
  * One check: find or create the bucket and let the algorithm decide.
  */
 static RateCheckResult
-check_bucket(const RateLimiterRef *ref, RateKey *key, const char *display, RateAlgorithm alg,
+check_bucket(const RateLimiterRef *ref, RateKey *key, text *keytext, RateAlgorithm alg,
 			 int32 max, int32 window, int32 burst, RateDecision *d)
 {
 	RateLimiterSlot *slot = &pgapp_rate_shared->limiters[ref->slot];
@@ -472,7 +480,14 @@ check_bucket(const RateLimiterRef *ref, RateKey *key, const char *display, RateA
 			b->burst = burst;
 			b->limiter = (int16) ref->slot;
 			b->incarnation = ref->incarnation;
-			strlcpy(b->display, display, RATE_DISPLAY_LEN);
+			/* a display copy, cut on a character boundary */
+			{
+				int			n = pg_mbcliplen(VARDATA_ANY(keytext), VARSIZE_ANY_EXHDR(keytext),
+											 RATE_DISPLAY_LEN - 1);
+
+				memcpy(b->display, VARDATA_ANY(keytext), n);
+				b->display[n] = '\0';
+			}
 		}
 	}
 	/* the rules of the latest caller are the bucket's rules */
@@ -503,7 +518,6 @@ rate_check(const char *limiter, text *key, int32 max, int32 window, RateAlgorith
 {
 	RateLimiterRef ref;
 	RateKey		k;
-	char		display[RATE_DISPLAY_LEN];
 	int			keylen;
 	RateCheckResult result;
 
@@ -518,16 +532,9 @@ rate_check(const char *limiter, text *key, int32 max, int32 window, RateAlgorith
 
 	k = pgapp_rate_make_key(limiter, ref.slot == RATE_DEFAULT_SLOT ? InvalidOid : MyDatabaseId,
 							VARDATA_ANY(key), keylen);
-	/* a display copy, cut on a character boundary */
-	{
-		int			n = pg_mbcliplen(VARDATA_ANY(key), keylen, RATE_DISPLAY_LEN - 1);
-
-		memcpy(display, VARDATA_ANY(key), n);
-		display[n] = '\0';
-	}
 
 	pg_atomic_fetch_add_u64(&pgapp_rate_shared->limiters[ref.slot].checks, 1);
-	while ((result = check_bucket(&ref, &k, display, alg, max, window, burst, d)) == RATE_STALE)
+	while ((result = check_bucket(&ref, &k, key, alg, max, window, burst, d)) == RATE_STALE)
 	{
 		CHECK_FOR_INTERRUPTS();
 		pgapp_rate_resolve_limiter(limiter, &ref);
@@ -545,7 +552,7 @@ rate_check(const char *limiter, text *key, int32 max, int32 window, RateAlgorith
 		if (now - (int64) last >= USECS_PER_SEC &&
 			pg_atomic_compare_exchange_u64(&pgapp_rate_shared->last_sweep, &last, (uint64) now) &&
 			pgapp_rate_sweep(now) > 0)
-			result = check_bucket(&ref, &k, display, alg, max, window, burst, d);
+			result = check_bucket(&ref, &k, key, alg, max, window, burst, d);
 	}
 	if (result != RATE_COUNTED)
 	{
@@ -593,9 +600,18 @@ decision_tuple(FunctionCallInfo fcinfo, RateDecision *d)
 	Datum		values[5];
 	bool		nulls[5] = {false};
 
-	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
-		elog(ERROR, "return type must be a row type");
-	tupdesc = BlessTupleDesc(tupdesc);
+	/* looked up once per call site: a check must cost little more than a call */
+	tupdesc = (TupleDesc) fcinfo->flinfo->fn_extra;
+	if (tupdesc == NULL)
+	{
+		MemoryContext old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
+
+		if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+			elog(ERROR, "return type must be a row type");
+		tupdesc = BlessTupleDesc(CreateTupleDescCopy(tupdesc));
+		MemoryContextSwitchTo(old);
+		fcinfo->flinfo->fn_extra = tupdesc;
+	}
 	values[0] = BoolGetDatum(d->allowed);
 	values[1] = Int32GetDatum(d->limit);
 	values[2] = Int32GetDatum(d->remaining);
