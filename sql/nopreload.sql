@@ -39,4 +39,8 @@ END
 $$;
 SET pgapp.error_mode = 'return';
 SELECT pgapp.report_error(409, '{"error": "conflict"}') AS body;
+-- pubsub: direct broadcasts need no shared memory; the outbox does
+SELECT count(*) AS sent FROM (SELECT pgapp.broadcast('np', 'direct without preload', '{}')) AS s;
+SELECT * FROM pg_temp.show($$ SELECT pgapp.broadcast('np', 'e', '{}', mode => 'outbox') $$);
+SELECT * FROM pg_temp.show('SELECT * FROM pgapp.pubsub_outbox');
 DROP EXTENSION pgapp;

@@ -44,6 +44,7 @@
 #include "error.h"
 #include "json_util.h"
 #include "pgapp.h"
+#include "pubsub.h"
 #include "query.h"
 #include "ratelimit.h"
 
@@ -57,6 +58,7 @@ bool		pgapp_preloaded = false;
 static const PgappModule *const modules[] = {
 	&pgapp_error_module,
 	&pgapp_ratelimit_module,
+	&pgapp_pubsub_module,
 };
 
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
@@ -144,6 +146,15 @@ _PG_init(void)
 							 PGC_SIGHUP,
 							 0,
 							 NULL, NULL, NULL);
+
+	DefineCustomIntVariable("pgapp.pubsub_retention",
+							"How long messages too large for NOTIFY stay readable with pgapp.message().",
+							NULL,
+							&pgapp_pubsub_retention,
+							3600, 60, 7 * 86400,
+							PGC_SUSET,
+							GUC_UNIT_S,
+							NULL, NULL, NULL);
 
 	DefineCustomRealVariable("pgapp.ratelimit_clock_offset",
 							 "Seconds added to the rate limiter's clock (for tests).",

@@ -1,0 +1,210 @@
+--
+-- pubsub: broadcast on LISTEN/NOTIFY, received by a second connection
+-- (dblink) that LISTENs.  Waiting is a bounded poll for a given event; the
+-- absence of a message is shown by a marker sent after it, since
+-- notifications arrive in commit order.
+--
+\set ECHO none
+\i test/regress_helpers.sql
+CREATE EXTENSION IF NOT EXISTS dblink;
+CREATE TEMP TABLE got (n serial, channel text, message jsonb);
+-- wait (at most 10 s) until a message with this event has arrived
+CREATE FUNCTION pg_temp.wait_for(event_name text) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+    FOR i IN 1..1000 LOOP
+        INSERT INTO got (channel, message) SELECT notify_name, extra::jsonb FROM dblink_get_notify('listener');
+        IF EXISTS (SELECT 1 FROM got WHERE message ->> 'event' = event_name) THEN
+            RETURN;
+        END IF;
+        PERFORM pg_sleep(0.01);
+    END LOOP;
+    RAISE EXCEPTION 'no "%" message within 10 s', event_name;
+END
+$$;
+-- what arrived, in order, without the varying id and time; then forget it
+CREATE FUNCTION pg_temp.received() RETURNS TABLE (channel text, message jsonb) LANGUAGE plpgsql AS $$
+BEGIN
+    RETURN QUERY SELECT g.channel, g.message - 'id' - 'at' FROM got AS g ORDER BY g.n;
+    DELETE FROM got;
+END
+$$;
+CREATE FUNCTION pg_temp.listen(topic text) RETURNS text LANGUAGE sql AS $$
+    SELECT c FROM dblink('listener', format('SELECT pgapp.subscribe(%L)', topic)) AS t(c text)
+$$;
+SELECT dblink_connect('listener', format('host=%s port=%s dbname=%s',
+    split_part(current_setting('unix_socket_directories'), ',', 1), current_setting('port'),
+    current_database())) AS connected;
+\set ECHO all
+
+-- topics and channels: up to 63 bytes the topic is the channel, else 'pgapp:' || md5(topic)
+SELECT pgapp.channel('orders:new') AS short_topic;
+SELECT pgapp.channel(repeat('t', 64)) = 'pgapp:' || md5(repeat('t', 64)) AS long_topic_hashed;
+SELECT pg_temp.listen('orders:new') AS channel, pg_temp.listen(repeat('t', 64)) = pgapp.channel(repeat('t', 64)) AS long_ok;
+
+-- delivered at commit as {"topic", "event", "payload", "id", "at"}
+SELECT pgapp.broadcast('orders:new', 'created', '{"order_id": 7}');
+SELECT pg_temp.wait_for('created');
+SELECT * FROM pg_temp.received();
+-- a rolled-back transaction, or a rolled-back subtransaction, sends nothing
+BEGIN;
+SELECT pgapp.broadcast('orders:new', 'never', '{}');
+ROLLBACK;
+BEGIN;
+SAVEPOINT s;
+SELECT pgapp.broadcast('orders:new', 'never either', '{}');
+ROLLBACK TO SAVEPOINT s;
+SELECT pgapp.broadcast('orders:new', 'kept', '{}');
+COMMIT;
+SELECT pgapp.broadcast('orders:new', 'marker', '{}');
+SELECT pg_temp.wait_for('marker');
+SELECT * FROM pg_temp.received();
+-- a topic too long for a channel name travels on its hashed channel
+SELECT pgapp.broadcast(repeat('t', 64), 'long topic', '{}');
+SELECT pg_temp.wait_for('long topic');
+SELECT channel = pgapp.channel(repeat('t', 64)) AS on_hashed_channel, message ->> 'topic' = repeat('t', 64) AS full_topic
+  FROM pg_temp.received();
+-- the id is a time-ordered UUID (version 7)
+SELECT pgapp.broadcast('orders:new', 'with id', '{}');
+SELECT pg_temp.wait_for('with id');
+SELECT (message ->> 'id')::uuid IS NOT NULL AS is_uuid, substr(message ->> 'id', 15, 1) AS version,
+       (message ->> 'at')::timestamptz BETWEEN now() - interval '1 minute' AND clock_timestamp() AS recent
+  FROM got;
+DELETE FROM got;
+
+-- a payload too large for NOTIFY (8000 bytes) is stored; the notification carries a reference
+SELECT pgapp.broadcast('orders:new', 'big', jsonb_build_object('blob', repeat('x', 10000)));
+SELECT pg_temp.wait_for('big');
+SELECT message - 'id' - 'at' AS reference FROM got;
+SELECT m - 'id' - 'at' - 'payload' AS stored, length(m -> 'payload' ->> 'blob') AS blob_length,
+       m ->> 'id' = (SELECT message ->> 'id' FROM got) AS same_id
+  FROM pgapp.message((SELECT (message ->> 'id')::uuid FROM got)) AS m;
+DELETE FROM got;
+-- and cannot be sent from a read-only transaction, which cannot store it
+BEGIN READ ONLY;
+SELECT * FROM pg_temp.show($$ SELECT pgapp.broadcast('orders:new', 'big', jsonb_build_object('blob', repeat('x', 10000))) $$);
+-- small messages are fine there (NOTIFY needs no write)
+SELECT pgapp.broadcast('orders:new', 'from a read-only transaction', '{}');
+COMMIT;
+SELECT pg_temp.wait_for('from a read-only transaction');
+SELECT * FROM pg_temp.received();
+
+-- outbox mode: recorded before commit, sent by the database's "pgapp pubsub" worker
+SELECT pgapp.broadcast('orders:new', 'via outbox 1', '{"n": 1}', mode => 'outbox');
+BEGIN;
+SELECT pgapp.broadcast('orders:new', 'via outbox 2', '{"n": 2}', mode => 'outbox');
+SELECT pgapp.broadcast('orders:new', 'via outbox 3', '{"n": 3}', mode => 'outbox');
+SELECT count(*) AS written_before_commit FROM pgapp.outbox WHERE event IN ('via outbox 2', 'via outbox 3');
+COMMIT;
+SELECT pg_temp.wait_for('via outbox 3');
+SELECT * FROM pg_temp.received();
+SELECT pending, worker_state, delivered >= 3 AS delivered, last_delivery IS NOT NULL AS has_delivered
+  FROM pgapp.pubsub_outbox;
+SELECT count(*) AS worker_processes FROM pg_stat_activity WHERE backend_type = 'pgapp pubsub';
+-- nothing from a rolled-back transaction or subtransaction either
+BEGIN;
+SELECT pgapp.broadcast('orders:new', 'outbox never', '{}', mode => 'outbox');
+ROLLBACK;
+BEGIN;
+SAVEPOINT s;
+SELECT pgapp.broadcast('orders:new', 'outbox never either', '{}', mode => 'outbox');
+ROLLBACK TO SAVEPOINT s;
+SAVEPOINT t;
+SELECT pgapp.broadcast('orders:new', 'outbox kept', '{}', mode => 'outbox');
+RELEASE SAVEPOINT t;
+COMMIT;
+SELECT pgapp.broadcast('orders:new', 'outbox marker', '{}', mode => 'outbox');
+SELECT pg_temp.wait_for('outbox marker');
+SELECT * FROM pg_temp.received();
+-- outbox order is commit order: a transaction that broadcasts first but commits last comes last
+SELECT dblink_connect('writer', format('host=%s port=%s dbname=%s',
+    split_part(current_setting('unix_socket_directories'), ',', 1), current_setting('port'),
+    current_database())) AS connected;
+SELECT dblink_exec('writer', 'BEGIN');
+SELECT * FROM dblink('writer', $$SELECT pgapp.broadcast('orders:new', 'made first, committed second', '{}', mode => 'outbox')::text$$) AS t(x text);
+SELECT pgapp.broadcast('orders:new', 'made second, committed first', '{}', mode => 'outbox');
+SELECT dblink_exec('writer', 'COMMIT');
+SELECT pg_temp.wait_for('made first, committed second');
+SELECT * FROM pg_temp.received();
+SELECT dblink_disconnect('writer');
+-- auto mode: the outbox when the transaction writes, NOTIFY directly when it does not
+CREATE TABLE pubsub_notes (id int PRIMARY KEY, body text);
+SELECT delivered AS delivered_before FROM pgapp.pubsub_outbox \gset
+BEGIN;
+INSERT INTO pubsub_notes VALUES (1, 'x');
+SELECT pgapp.broadcast('orders:new', 'auto in a writer', '{}');
+COMMIT;
+SELECT pg_temp.wait_for('auto in a writer');
+SELECT pgapp.broadcast('orders:new', 'auto in a reader', '{}');
+SELECT pg_temp.wait_for('auto in a reader');
+SELECT * FROM pg_temp.received();
+SELECT delivered - :delivered_before AS sent_by_the_worker FROM pgapp.pubsub_outbox;
+
+-- row changes: broadcast_changes attaches a trigger (outbox mode by default)
+SELECT pgapp.broadcast_changes('pubsub_notes', 'notes:%{id}');
+SELECT pg_temp.listen('notes:2');
+INSERT INTO pubsub_notes VALUES (2, 'first');
+UPDATE pubsub_notes SET body = 'second' WHERE id = 2;
+DELETE FROM pubsub_notes WHERE id = 2;
+SELECT pg_temp.wait_for('deleted');
+SELECT * FROM pg_temp.received();
+-- changes_only: the key and what changed; an update that changes nothing says nothing
+ALTER TABLE pubsub_notes ADD COLUMN tag text;
+SELECT pgapp.broadcast_changes('pubsub_notes', 'notes:%{id}', changes_only => true, mode => 'direct');
+INSERT INTO pubsub_notes VALUES (2, 'one', 'a');
+UPDATE pubsub_notes SET body = 'two' WHERE id = 2;
+UPDATE pubsub_notes SET body = 'two' WHERE id = 2;
+UPDATE pubsub_notes SET tag = 'b', body = 'three' WHERE id = 2;
+SELECT pgapp.broadcast('notes:2', 'marker', '{}');
+SELECT pg_temp.wait_for('marker');
+SELECT * FROM pg_temp.received();
+SELECT tgname, replace(encode(tgargs, 'escape'), '\000', ' | ') AS tgargs FROM pg_trigger WHERE tgrelid = 'pubsub_notes'::regclass;
+SELECT pgapp.stop_broadcast_changes('pubsub_notes') AS stopped, pgapp.stop_broadcast_changes('pubsub_notes') AS again;
+UPDATE pubsub_notes SET body = 'unheard' WHERE id = 2;
+SELECT pgapp.broadcast('notes:2', 'marker', '{}');
+SELECT pg_temp.wait_for('marker');
+SELECT * FROM pg_temp.received();
+
+-- unsubscribe: nothing more on that topic
+SELECT * FROM dblink('listener', $$SELECT pgapp.unsubscribe('notes:2')::text$$) AS t(x text);
+SELECT pgapp.broadcast('notes:2', 'unheard', '{}');
+SELECT pgapp.broadcast('orders:new', 'marker', '{}');
+SELECT pg_temp.wait_for('marker');
+SELECT * FROM pg_temp.received();
+
+-- bad input
+SELECT * FROM pg_temp.show($$ SELECT pgapp.broadcast('', 'e', '{}') $$);
+SELECT * FROM pg_temp.show($$ SELECT pgapp.broadcast(repeat('t', 256), 'e', '{}') $$);
+SELECT * FROM pg_temp.show($$ SELECT pgapp.broadcast(NULL, 'e', '{}') $$);
+SELECT * FROM pg_temp.show($$ SELECT pgapp.broadcast('t', '', '{}') $$);
+SELECT * FROM pg_temp.show($$ SELECT pgapp.broadcast('t', repeat('e', 64), '{}') $$);
+SELECT * FROM pg_temp.show($$ SELECT pgapp.broadcast('t', 'e', '[1, 2]') $$);
+SELECT * FROM pg_temp.show($$ SELECT pgapp.broadcast('t', 'e', '"text"') $$);
+SELECT * FROM pg_temp.show($$ SELECT pgapp.broadcast('t', 'e', '{}', mode => 'carrier pigeon') $$);
+SELECT * FROM pg_temp.show($$ SELECT pgapp.subscribe('') $$);
+SELECT * FROM pg_temp.show($$ SELECT pgapp.message('00000000-0000-7000-8000-000000000000') $$);
+SELECT * FROM pg_temp.show($$ SELECT pgapp.message(NULL) $$);
+BEGIN READ ONLY;
+SELECT * FROM pg_temp.show($$ SELECT pgapp.broadcast('t', 'e', '{}', mode => 'outbox') $$);
+ROLLBACK;
+SELECT * FROM pg_temp.show($$ SELECT pgapp.broadcast_changes('pubsub_notes', 'notes:%{nope}') $$);
+SELECT * FROM pg_temp.show($$ SELECT pgapp.broadcast_changes('pubsub_notes', '') $$);
+SELECT * FROM pg_temp.show($$ SELECT pgapp.broadcast_changes('pubsub_notes', 'n', mode => 'fast') $$);
+CREATE VIEW pubsub_notes_view AS SELECT * FROM pubsub_notes;
+SELECT * FROM pg_temp.show($$ SELECT pgapp.broadcast_changes('pubsub_notes_view', 'n') $$);
+SELECT * FROM pg_temp.show($$ SELECT pgapp._broadcast_changes() $$);
+SELECT count(*) AS no_trigger_left FROM pg_trigger WHERE tgrelid = 'pubsub_notes'::regclass;
+
+-- privileges: everyone may broadcast, subscribe and read messages; outbox and
+-- row-change triggers are for pgapp_admin (and the table's owner)
+CREATE ROLE ps_user;
+GRANT ALL ON pubsub_notes TO ps_user;
+SET ROLE ps_user;
+SELECT count(*) AS can_broadcast FROM (SELECT pgapp.broadcast('orders:new', 'from a plain role', '{}')) AS s;
+SELECT * FROM pg_temp.show($$ SELECT * FROM pgapp.outbox $$);
+SELECT * FROM pg_temp.show($$ SELECT * FROM pgapp.message $$);
+SELECT * FROM pg_temp.show($$ SELECT pgapp.broadcast_changes('pubsub_notes', 'n') $$);
+RESET ROLE;
+DROP VIEW pubsub_notes_view;
+DROP TABLE pubsub_notes;
+DROP ROLE ps_user;
+SELECT dblink_disconnect('listener');

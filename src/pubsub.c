@@ -1,0 +1,575 @@
+/*-------------------------------------------------------------------------
+ *
+ * pubsub.c
+ *	  PubSub on LISTEN/NOTIFY: topics, messages, broadcast in direct or
+ *	  outbox mode, subscribe/unsubscribe, and stored large payloads.
+ *
+ * A message is {"topic", "event", "payload", "id", "at"} sent with NOTIFY
+ * on the topic's channel: the topic itself when it fits in an identifier
+ * (63 bytes), else "pgapp:" followed by the md5 of the topic in hex -- a
+ * form any client can compute.  NOTIFY is transactional: nothing is sent by
+ * a transaction (or subtransaction) that rolls back.
+ *
+ * NOTIFY payloads must be shorter than 8000 bytes.  A larger message is
+ * stored in the unlogged table pgapp.message (kept pgapp.pubsub_retention
+ * seconds) and the notification carries {"topic", "event", "id", "at",
+ * "ref": true, "size": n}; pgapp.message(id) returns the whole message.
+ *
+ * Direct mode NOTIFYs in the caller's transaction, whose commit then holds
+ * NOTIFY's cluster-wide lock through its WAL flush.  Outbox mode keeps the
+ * messages of the transaction in memory and writes them to pgapp.outbox
+ * just before commit (so the outbox order is close to the commit order,
+ * whatever the order in which the transactions made their messages); at
+ * commit the database's delivery worker (pubsub_outbox.c) is woken and
+ * sends them in NOTIFY-only transactions.  Auto mode (the default) uses the
+ * outbox when the transaction writes anyway, else NOTIFYs directly.
+ *
+ * src/pubsub.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "commands/async.h"
+#include "common/md5.h"
+#include "executor/spi.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/json.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/uuid.h"
+
+#include "error.h"
+#include "json_util.h"
+#include "pgapp.h"
+#include "pubsub.h"
+#include "pubsub_int.h"
+
+#define NOTIFY_PAYLOAD_LIMIT 8000	/* NOTIFY refuses payloads this long or longer */
+
+/* GUC (defined in pgapp.c) */
+int			pgapp_pubsub_retention = 3600;
+
+static void pubsub_shmem_request(void);
+static void pubsub_shmem_startup(void);
+static const char *pubsub_status(void);
+
+const PgappModule pgapp_pubsub_module = {
+	.name = "pubsub",
+	.shmem_request = pubsub_shmem_request,
+	.shmem_startup = pubsub_shmem_startup,
+	.status = pubsub_status,
+};
+
+static void
+pubsub_shmem_request(void)
+{
+	pgapp_pubsub_outbox_shmem_request();
+}
+
+static void
+pubsub_shmem_startup(void)
+{
+	pgapp_pubsub_outbox_shmem_startup();
+}
+
+static const char *
+pubsub_status(void)
+{
+	return pgapp_pubsub_outbox_attached() ? "ok" : "not preloaded";
+}
+
+/* ---------------------------------------------------------------------
+ * Topics, channels, ids
+ * ---------------------------------------------------------------------
+ */
+
+void
+pgapp_pubsub_check_topic(const char *topic)
+{
+	size_t		len = strlen(topic);
+
+	if (len == 0)
+		ereport(ERROR,
+				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				errmsg("topic must not be empty"));
+	if (len > PUBSUB_TOPIC_MAX)
+		ereport(ERROR,
+				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				errmsg("topic is too long (%zu bytes)", len),
+				errdetail("Topics are at most %d bytes.", PUBSUB_TOPIC_MAX));
+}
+
+void
+pgapp_pubsub_check_event(const char *event)
+{
+	size_t		len = strlen(event);
+
+	if (len == 0)
+		ereport(ERROR,
+				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				errmsg("event must not be empty"));
+	if (len > PUBSUB_EVENT_MAX)
+		ereport(ERROR,
+				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				errmsg("event is too long (%zu bytes)", len),
+				errdetail("Events are at most %d bytes.", PUBSUB_EVENT_MAX));
+}
+
+/*
+ * The channel of a topic (buffer of PUBSUB_CHANNEL_LEN): the topic when it
+ * is a valid channel name, else "pgapp:" || md5(topic).
+ */
+void
+pgapp_pubsub_channel(const char *topic, char *channel)
+{
+	size_t		len = strlen(topic);
+	char		hex[33];
+	const char *errstr = NULL;
+
+	if (len < PUBSUB_CHANNEL_LEN)
+	{
+		memcpy(channel, topic, len + 1);
+		return;
+	}
+	if (!pg_md5_hash(topic, len, hex, &errstr))
+		elog(ERROR, "could not compute the md5 of a topic: %s", errstr ? errstr : "unknown error");
+	snprintf(channel, PUBSUB_CHANNEL_LEN, "pgapp:%s", hex);
+}
+
+PubsubMode
+pgapp_pubsub_parse_mode(const char *mode)
+{
+	if (strcmp(mode, "auto") == 0)
+		return PUBSUB_AUTO;
+	if (strcmp(mode, "direct") == 0)
+		return PUBSUB_DIRECT;
+	if (strcmp(mode, "outbox") == 0)
+		return PUBSUB_OUTBOX;
+	ereport(ERROR,
+			errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			errmsg("unknown broadcast mode \"%s\"", mode),
+			errhint("Use auto, direct or outbox."));
+	return PUBSUB_AUTO;			/* keep compiler quiet */
+}
+
+/*
+ * A new message id: a time-ordered UUID (version 7: 48 bits of Unix
+ * milliseconds, then random bits), in its text form.
+ */
+void
+pgapp_pubsub_new_id(char *id)
+{
+	uint8		b[16];
+	uint64		ms = (uint64) ((GetCurrentTimestamp() / 1000) +
+							   (int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY * 1000);
+
+	if (!pg_strong_random(b + 6, 10))
+		ereport(ERROR,
+				errcode(ERRCODE_INTERNAL_ERROR),
+				errmsg("could not generate a random message id"));
+	for (int i = 0; i < 6; i++)
+		b[i] = (uint8) (ms >> (40 - 8 * i));
+	b[6] = (b[6] & 0x0F) | 0x70;	/* version 7 */
+	b[8] = (b[8] & 0x3F) | 0x80;	/* variant 10 */
+	snprintf(id, PUBSUB_UUID_LEN,
+			 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+			 b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7],
+			 b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
+}
+
+/* ---------------------------------------------------------------------
+ * Sending
+ * ---------------------------------------------------------------------
+ */
+
+/* The ISO 8601 form of a timestamp, as to_jsonb() writes it. */
+static char *
+iso_timestamp(TimestampTz at)
+{
+	return JsonEncodeDateTime(NULL, TimestampTzGetDatum(at), TIMESTAMPTZOID, NULL);
+}
+
+/*
+ * Store a message too large for NOTIFY; the caller sends the reference.
+ * Also removes what has outlived pgapp.pubsub_retention, at most once a
+ * minute per backend.
+ */
+static void
+store_message(const char *id, const char *topic, const char *event, Jsonb *payload, TimestampTz at)
+{
+	static TimestampTz last_prune = 0;
+	Oid			argtypes[5] = {UUIDOID, TEXTOID, TEXTOID, JSONBOID, TIMESTAMPTZOID};
+	Datum		args[5];
+	PgappOwnerSwitch sw;
+	int			ret;
+
+	if (XactReadOnly)
+		ereport(ERROR,
+				errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				errmsg("a message this large cannot be broadcast from a read-only transaction"),
+				errdetail("Messages of %d bytes or more are stored in pgapp.message and sent by reference.",
+						  NOTIFY_PAYLOAD_LIMIT),
+				errhint("Broadcast it from a read-write transaction, or send a smaller payload."));
+
+	args[0] = DirectFunctionCall1(uuid_in, CStringGetDatum(id));
+	args[1] = CStringGetTextDatum(topic);
+	args[2] = CStringGetTextDatum(event);
+	args[3] = JsonbPGetDatum(payload);
+	args[4] = TimestampTzGetDatum(at);
+	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
+	pgapp_become_owner(&sw);
+	PG_TRY();
+	{
+		ret = SPI_execute_with_args("INSERT INTO pgapp.message (id, topic, event, payload, at)"
+									" VALUES ($1, $2, $3, $4, $5)",
+									5, argtypes, args, NULL, false, 0);
+		if (ret != SPI_OK_INSERT)
+			elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(ret));
+		if (GetCurrentTimestamp() - last_prune >= USECS_PER_SEC * 60)
+		{
+			ret = SPI_execute("SELECT pgapp._pubsub_prune()", false, 0);
+			if (ret != SPI_OK_SELECT)
+				elog(ERROR, "SPI_execute failed: %s", SPI_result_code_string(ret));
+			last_prune = GetCurrentTimestamp();
+		}
+	}
+	PG_FINALLY();
+	{
+		pgapp_restore_user(&sw);
+	}
+	PG_END_TRY();
+	if ((ret = SPI_finish()) != SPI_OK_FINISH)
+		elog(ERROR, "SPI_finish failed: %s", SPI_result_code_string(ret));
+}
+
+/*
+ * NOTIFY one message on its topic's channel now (in the current
+ * transaction), by reference when it is too large.
+ */
+void
+pgapp_pubsub_notify(const char *id, const char *topic, const char *event, Jsonb *payload,
+					TimestampTz at)
+{
+	char		channel[PUBSUB_CHANNEL_LEN];
+	char	   *at_text = iso_timestamp(at);
+	PgappJsonbBuilder b = {0};
+	Jsonb	   *message;
+	char	   *text;
+
+	pgapp_pubsub_channel(topic, channel);
+	pgapp_jsonb_begin_object(&b);
+	pgapp_jsonb_key(&b, "topic");
+	pgapp_jsonb_add_string(&b, topic);
+	pgapp_jsonb_key(&b, "event");
+	pgapp_jsonb_add_string(&b, event);
+	pgapp_jsonb_key(&b, "payload");
+	pgapp_jsonb_add_jsonb(&b, payload);
+	pgapp_jsonb_key(&b, "id");
+	pgapp_jsonb_add_string(&b, id);
+	pgapp_jsonb_key(&b, "at");
+	pgapp_jsonb_add_string(&b, at_text);
+	pgapp_jsonb_end_object(&b);
+	message = pgapp_jsonb_finish(&b);
+	text = JsonbToCString(NULL, &message->root, VARSIZE(message));
+
+	if (strlen(text) >= NOTIFY_PAYLOAD_LIMIT)
+	{
+		size_t		size = strlen(text);
+
+		store_message(id, topic, event, payload, at);
+		b = (PgappJsonbBuilder) {0};
+		pgapp_jsonb_begin_object(&b);
+		pgapp_jsonb_key(&b, "topic");
+		pgapp_jsonb_add_string(&b, topic);
+		pgapp_jsonb_key(&b, "event");
+		pgapp_jsonb_add_string(&b, event);
+		pgapp_jsonb_key(&b, "id");
+		pgapp_jsonb_add_string(&b, id);
+		pgapp_jsonb_key(&b, "at");
+		pgapp_jsonb_add_string(&b, at_text);
+		pgapp_jsonb_key(&b, "ref");
+		pgapp_jsonb_add_bool(&b, true);
+		pgapp_jsonb_key(&b, "size");
+		pgapp_jsonb_add_int(&b, (int64) size);
+		pgapp_jsonb_end_object(&b);
+		message = pgapp_jsonb_finish(&b);
+		text = JsonbToCString(NULL, &message->root, VARSIZE(message));
+	}
+	Async_Notify(channel, text);
+}
+
+/* ---------------------------------------------------------------------
+ * The outbox: messages of the transaction, written just before commit
+ * ---------------------------------------------------------------------
+ */
+
+typedef struct OutboxMessage
+{
+	char		id[PUBSUB_UUID_LEN];
+	char	   *topic;
+	char	   *event;
+	Jsonb	   *payload;
+	TimestampTz at;
+	int			nest_level;
+} OutboxMessage;
+
+static List *outbox_pending = NIL;	/* in TopTransactionContext */
+static bool outbox_written = false; /* this transaction wrote outbox rows */
+static bool outbox_callbacks = false;
+static SPIPlanPtr outbox_insert_plan = NULL;
+
+/* Write the transaction's messages to pgapp.outbox (pre-commit). */
+static void
+outbox_flush(void)
+{
+	Oid			argtypes[5] = {UUIDOID, TEXTOID, TEXTOID, JSONBOID, TIMESTAMPTZOID};
+	PgappOwnerSwitch sw;
+	ListCell   *lc;
+	int			ret;
+	List	   *pending = outbox_pending;
+
+	if (pending == NIL)
+		return;
+	outbox_pending = NIL;		/* an error below aborts the transaction */
+	PushActiveSnapshot(GetTransactionSnapshot());
+	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
+	pgapp_become_owner(&sw);
+	PG_TRY();
+	{
+		if (outbox_insert_plan == NULL)
+		{
+			SPIPlanPtr	plan = SPI_prepare("INSERT INTO pgapp.outbox (id, topic, event, payload, at)"
+										   " VALUES ($1, $2, $3, $4, $5)", 5, argtypes);
+
+			if (plan == NULL)
+				elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+			if (SPI_keepplan(plan) != 0)
+				elog(ERROR, "SPI_keepplan failed");
+			outbox_insert_plan = plan;
+		}
+		foreach(lc, pending)
+		{
+			OutboxMessage *m = lfirst(lc);
+			Datum		args[5];
+
+			args[0] = DirectFunctionCall1(uuid_in, CStringGetDatum(m->id));
+			args[1] = CStringGetTextDatum(m->topic);
+			args[2] = CStringGetTextDatum(m->event);
+			args[3] = JsonbPGetDatum(m->payload);
+			args[4] = TimestampTzGetDatum(m->at);
+			ret = SPI_execute_plan(outbox_insert_plan, args, NULL, false, 0);
+			if (ret != SPI_OK_INSERT)
+				elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(ret));
+		}
+	}
+	PG_FINALLY();
+	{
+		pgapp_restore_user(&sw);
+	}
+	PG_END_TRY();
+	if ((ret = SPI_finish()) != SPI_OK_FINISH)
+		elog(ERROR, "SPI_finish failed: %s", SPI_result_code_string(ret));
+	PopActiveSnapshot();
+	outbox_written = true;
+}
+
+static void
+outbox_xact_callback(XactEvent event, void *arg)
+{
+	switch (event)
+	{
+		case XACT_EVENT_PRE_COMMIT:
+		case XACT_EVENT_PRE_PREPARE:
+			outbox_flush();
+			break;
+		case XACT_EVENT_COMMIT:
+			/* after commit: no error may be raised; waking raises none */
+			if (outbox_written)
+				pgapp_pubsub_wake_worker();
+			outbox_written = false;
+			outbox_pending = NIL;
+			break;
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_ABORT:
+		case XACT_EVENT_PREPARE:
+		case XACT_EVENT_PARALLEL_COMMIT:
+			/* a prepared transaction's rows are found by the worker's poll */
+			outbox_written = false;
+			outbox_pending = NIL;	/* freed with TopTransactionContext */
+			break;
+		default:
+			break;
+	}
+}
+
+static void
+outbox_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+						SubTransactionId parentSubid, void *arg)
+{
+	int			level = GetCurrentTransactionNestLevel();
+	ListCell   *lc;
+
+	if (event == SUBXACT_EVENT_COMMIT_SUB)
+	{
+		foreach(lc, outbox_pending)
+		{
+			OutboxMessage *m = lfirst(lc);
+
+			if (m->nest_level >= level)
+				m->nest_level = level - 1;
+		}
+	}
+	else if (event == SUBXACT_EVENT_ABORT_SUB)
+	{
+		foreach(lc, outbox_pending)
+		{
+			OutboxMessage *m = lfirst(lc);
+
+			if (m->nest_level >= level)
+				outbox_pending = foreach_delete_current(outbox_pending, lc);
+		}
+	}
+}
+
+static void
+outbox_queue(const char *topic, const char *event, Jsonb *payload)
+{
+	MemoryContext old;
+	OutboxMessage *m;
+
+	if (!pgapp_pubsub_outbox_attached())
+		ereport(ERROR,
+				errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				errmsg("broadcasting through the outbox requires pgapp to be loaded via \"shared_preload_libraries\""),
+				errhint("Add pgapp to \"shared_preload_libraries\" and restart the server, or use mode => 'direct'."));
+	if (!outbox_callbacks)
+	{
+		RegisterXactCallback(outbox_xact_callback, NULL);
+		RegisterSubXactCallback(outbox_subxact_callback, NULL);
+		outbox_callbacks = true;
+	}
+	old = MemoryContextSwitchTo(TopTransactionContext);
+	m = palloc0(sizeof(OutboxMessage));
+	pgapp_pubsub_new_id(m->id);
+	m->topic = pstrdup(topic);
+	m->event = pstrdup(event);
+	m->payload = (Jsonb *) PG_DETOAST_DATUM_COPY(JsonbPGetDatum(payload));
+	m->at = GetCurrentTimestamp();
+	m->nest_level = GetCurrentTransactionNestLevel();
+	outbox_pending = lappend(outbox_pending, m);
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * Send or queue one message (topic and event already checked).
+ */
+void
+pgapp_pubsub_send(const char *topic, const char *event, Jsonb *payload, PubsubMode mode)
+{
+	if (mode == PUBSUB_AUTO)
+		mode = (GetTopTransactionIdIfAny() != InvalidTransactionId && pgapp_pubsub_outbox_attached()) ?
+			PUBSUB_OUTBOX : PUBSUB_DIRECT;
+	if (mode == PUBSUB_OUTBOX)
+	{
+		if (XactReadOnly)
+			ereport(ERROR,
+					errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+					errmsg("cannot broadcast through the outbox in a read-only transaction"),
+					errhint("Use mode => 'direct' (or 'auto') in read-only transactions."));
+		outbox_queue(topic, event, payload);
+	}
+	else
+	{
+		char		id[PUBSUB_UUID_LEN];
+
+		pgapp_pubsub_new_id(id);
+		pgapp_pubsub_notify(id, topic, event, payload, GetCurrentTimestamp());
+	}
+}
+
+/* ---------------------------------------------------------------------
+ * SQL functions
+ * ---------------------------------------------------------------------
+ */
+
+/*
+ * pgapp.broadcast(topic, event, payload jsonb DEFAULT '{}', mode DEFAULT
+ * 'auto') -> void
+ */
+PG_FUNCTION_INFO_V1(pgapp_broadcast);
+Datum
+pgapp_broadcast(PG_FUNCTION_ARGS)
+{
+	char	   *topic = pgapp_arg_cstring(fcinfo, 0, "topic");
+	char	   *event = pgapp_arg_cstring(fcinfo, 1, "event");
+	char	   *mode = pgapp_arg_cstring(fcinfo, 3, "mode");
+	Jsonb	   *payload;
+
+	pgapp_pubsub_check_topic(topic);
+	pgapp_pubsub_check_event(event);
+	if (PG_ARGISNULL(2))
+		payload = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum("{}")));
+	else
+		payload = PG_GETARG_JSONB_P(2);
+	if (!pgapp_jsonb_is_object(payload))
+		ereport(ERROR,
+				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				errmsg("payload must be a JSON object"),
+				errdetail("Got %s.", JsonbToCString(NULL, &payload->root, 40)),
+				errhint("Wrap the value in an object, e.g. jsonb_build_object('value', ...)."));
+	pgapp_pubsub_send(topic, event, payload, pgapp_pubsub_parse_mode(mode));
+	PG_RETURN_VOID();
+}
+
+/* pgapp.channel(topic) -> text */
+PG_FUNCTION_INFO_V1(pgapp_channel);
+Datum
+pgapp_channel(PG_FUNCTION_ARGS)
+{
+	char	   *topic = pgapp_arg_cstring(fcinfo, 0, "topic");
+	char		channel[PUBSUB_CHANNEL_LEN];
+
+	pgapp_pubsub_check_topic(topic);
+	pgapp_pubsub_channel(topic, channel);
+	PG_RETURN_TEXT_P(cstring_to_text(channel));
+}
+
+/* pgapp.subscribe(topic) -> text: LISTEN on the topic's channel (at commit) */
+PG_FUNCTION_INFO_V1(pgapp_subscribe);
+Datum
+pgapp_subscribe(PG_FUNCTION_ARGS)
+{
+	char	   *topic = pgapp_arg_cstring(fcinfo, 0, "topic");
+	char		channel[PUBSUB_CHANNEL_LEN];
+
+	pgapp_pubsub_check_topic(topic);
+	pgapp_pubsub_channel(topic, channel);
+	Async_Listen(channel);
+	PG_RETURN_TEXT_P(cstring_to_text(channel));
+}
+
+/* pgapp.unsubscribe(topic DEFAULT NULL) -> void: UNLISTEN (NULL: every topic) */
+PG_FUNCTION_INFO_V1(pgapp_unsubscribe);
+Datum
+pgapp_unsubscribe(PG_FUNCTION_ARGS)
+{
+	char		channel[PUBSUB_CHANNEL_LEN];
+	char	   *topic;
+
+	if (PG_ARGISNULL(0))
+	{
+		Async_UnlistenAll();
+		PG_RETURN_VOID();
+	}
+	topic = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	pgapp_pubsub_check_topic(topic);
+	pgapp_pubsub_channel(topic, channel);
+	Async_Unlisten(channel);
+	PG_RETURN_VOID();
+}

@@ -1,0 +1,50 @@
+/*-------------------------------------------------------------------------
+ *
+ * pubsub_int.h
+ *	  Internals shared by the PubSub files:
+ *
+ *	pubsub.c			topics and channels, messages, broadcast (direct and
+ *						outbox), subscribe, the stored large payloads
+ *	pubsub_outbox.c		the delivery worker of each database, woken at commit
+ *	pubsub_changes.c	broadcast_changes: the row-change trigger
+ *
+ * src/pubsub_int.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef PGAPP_PUBSUB_INT_H
+#define PGAPP_PUBSUB_INT_H
+
+#include "utils/jsonb.h"
+#include "utils/timestamp.h"
+
+#define PUBSUB_TOPIC_MAX 255	/* bytes */
+#define PUBSUB_EVENT_MAX 63		/* bytes */
+#define PUBSUB_CHANNEL_LEN 64	/* NAMEDATALEN: a channel is an identifier */
+#define PUBSUB_UUID_LEN 37		/* text form and its terminator */
+
+/* How a broadcast travels. */
+typedef enum PubsubMode
+{
+	PUBSUB_AUTO,				/* outbox when the transaction writes, else direct */
+	PUBSUB_DIRECT,				/* NOTIFY in the caller's transaction */
+	PUBSUB_OUTBOX				/* recorded; the database's worker NOTIFYs after commit */
+} PubsubMode;
+
+/* pubsub.c */
+extern void pgapp_pubsub_check_topic(const char *topic);
+extern void pgapp_pubsub_check_event(const char *event);
+extern void pgapp_pubsub_channel(const char *topic, char *channel);
+extern PubsubMode pgapp_pubsub_parse_mode(const char *mode);
+extern void pgapp_pubsub_new_id(char *id);
+extern void pgapp_pubsub_send(const char *topic, const char *event, Jsonb *payload, PubsubMode mode);
+extern void pgapp_pubsub_notify(const char *id, const char *topic, const char *event, Jsonb *payload,
+								TimestampTz at);
+
+/* pubsub_outbox.c */
+extern void pgapp_pubsub_outbox_shmem_request(void);
+extern void pgapp_pubsub_outbox_shmem_startup(void);
+extern void pgapp_pubsub_wake_worker(void);
+extern bool pgapp_pubsub_outbox_attached(void);
+
+#endif							/* PGAPP_PUBSUB_INT_H */

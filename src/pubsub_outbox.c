@@ -1,0 +1,432 @@
+/*-------------------------------------------------------------------------
+ *
+ * pubsub_outbox.c
+ *	  The outbox delivery worker: one dynamic background worker per
+ *	  database ("pgapp pubsub"), woken at the commit of every transaction
+ *	  that wrote to pgapp.outbox, which sends the recorded messages with
+ *	  NOTIFY in batches and deletes them in the same transaction.
+ *
+ * A message is deleted by the transaction that NOTIFYs it, so it is
+ * delivered once: if the server stops between the writer's commit and the
+ * delivery, the rows are still there and the next worker sends them.
+ * Batches are taken in outbox order (seq), which is the order in which the
+ * writers reached their commit (pubsub.c writes the rows just before it).
+ *
+ * Shared memory holds one slot per database with a worker: its pid, its
+ * latch and counters, under one LWLock.  A committing writer sets the
+ * latch; if the database has no worker, it registers one (at most once per
+ * 10 seconds while a start is pending).  The worker also wakes every second
+ * on its own, which finds rows whose writer could not wake it (a prepared
+ * transaction committed later, a failed start).  It leaves when pgapp is
+ * not installed in its database.
+ *
+ * src/pubsub_outbox.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "commands/extension.h"
+#include "executor/spi.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/lwlock.h"
+#include "storage/proc.h"
+#include "storage/shmem.h"
+#include "tcop/tcopprot.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#include "pgapp.h"
+#include "pubsub.h"
+#include "pubsub_int.h"
+
+#define OUTBOX_MAX_DATABASES 16
+#define OUTBOX_BATCH 500
+#define OUTBOX_POLL_MS 1000
+#define OUTBOX_START_RETRY_USECS (10 * USECS_PER_SEC)
+#define OUTBOX_PRUNE_USECS (60 * USECS_PER_SEC)
+
+typedef enum OutboxSlotState
+{
+	OUTBOX_FREE,
+	OUTBOX_STARTING,			/* registered, not running yet */
+	OUTBOX_RUNNING
+} OutboxSlotState;
+
+typedef struct OutboxSlot
+{
+	Oid			dboid;
+	OutboxSlotState state;
+	pid_t		pid;
+	Latch	   *latch;
+	TimestampTz requested_at;	/* when a start was requested */
+	pg_atomic_uint64 delivered; /* messages sent */
+	pg_atomic_uint64 batches;	/* delivering transactions */
+	pg_atomic_uint64 last_delivery; /* TimestampTz of the last batch */
+} OutboxSlot;
+
+typedef struct OutboxShared
+{
+	LWLock	   *lock;
+	OutboxSlot	slots[OUTBOX_MAX_DATABASES];
+} OutboxShared;
+
+static OutboxShared *outbox_shared = NULL;
+static int	my_slot = -1;
+
+PGDLLEXPORT void pgapp_pubsub_worker_main(Datum arg);
+
+void
+pgapp_pubsub_outbox_shmem_request(void)
+{
+	RequestAddinShmemSpace(MAXALIGN(sizeof(OutboxShared)));
+	RequestNamedLWLockTranche("pgapp pubsub", 1);
+}
+
+/* Caller holds AddinShmemInitLock. */
+void
+pgapp_pubsub_outbox_shmem_startup(void)
+{
+	bool		found;
+
+	outbox_shared = ShmemInitStruct("pgapp pubsub", sizeof(OutboxShared), &found);
+	if (!found)
+	{
+		outbox_shared->lock = &(GetNamedLWLockTranche("pgapp pubsub"))->lock;
+		for (int i = 0; i < OUTBOX_MAX_DATABASES; i++)
+		{
+			OutboxSlot *s = &outbox_shared->slots[i];
+
+			s->dboid = InvalidOid;
+			s->state = OUTBOX_FREE;
+			s->pid = 0;
+			s->latch = NULL;
+			s->requested_at = 0;
+			pg_atomic_init_u64(&s->delivered, 0);
+			pg_atomic_init_u64(&s->batches, 0);
+			pg_atomic_init_u64(&s->last_delivery, 0);
+		}
+	}
+}
+
+bool
+pgapp_pubsub_outbox_attached(void)
+{
+	return outbox_shared != NULL;
+}
+
+static bool
+start_worker(Oid dboid)
+{
+	BackgroundWorker bgw = {0};
+
+	bgw.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	bgw.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	bgw.bgw_restart_time = BGW_NEVER_RESTART;
+	strlcpy(bgw.bgw_library_name, "pgapp", BGW_MAXLEN);
+	strlcpy(bgw.bgw_function_name, "pgapp_pubsub_worker_main", BGW_MAXLEN);
+	snprintf(bgw.bgw_name, BGW_MAXLEN, "pgapp pubsub for database %u", dboid);
+	strlcpy(bgw.bgw_type, "pgapp pubsub", BGW_MAXLEN);
+	bgw.bgw_main_arg = ObjectIdGetDatum(dboid);
+	return RegisterDynamicBackgroundWorker(&bgw, NULL);
+}
+
+/*
+ * Wake the current database's delivery worker, starting it if needed.
+ * Called after commit: raises no error (a failed start is a WARNING, and
+ * the rows wait for the next writer or the next start).
+ */
+void
+pgapp_pubsub_wake_worker(void)
+{
+	OutboxShared *sh = outbox_shared;
+	TimestampTz now = GetCurrentTimestamp();
+	int			slot = -1;
+	int			free_slot = -1;
+	bool		must_start = false;
+	Latch	   *latch = NULL;
+
+	if (sh == NULL)
+		return;
+	LWLockAcquire(sh->lock, LW_EXCLUSIVE);
+	for (int i = 0; i < OUTBOX_MAX_DATABASES; i++)
+	{
+		if (sh->slots[i].state != OUTBOX_FREE && sh->slots[i].dboid == MyDatabaseId)
+			slot = i;
+		else if (sh->slots[i].state == OUTBOX_FREE && free_slot < 0)
+			free_slot = i;
+	}
+	if (slot >= 0)
+	{
+		OutboxSlot *s = &sh->slots[slot];
+
+		if (s->state == OUTBOX_RUNNING)
+			latch = s->latch;
+		else if (now - s->requested_at >= OUTBOX_START_RETRY_USECS)
+		{
+			s->requested_at = now;	/* the last start never came up */
+			must_start = true;
+		}
+	}
+	else if (free_slot >= 0)
+	{
+		OutboxSlot *s = &sh->slots[free_slot];
+
+		s->dboid = MyDatabaseId;
+		s->state = OUTBOX_STARTING;
+		s->pid = 0;
+		s->latch = NULL;
+		s->requested_at = now;
+		slot = free_slot;
+		must_start = true;
+	}
+	if (latch != NULL)
+		SetLatch(latch);
+	LWLockRelease(sh->lock);
+
+	if (slot < 0)
+		ereport(WARNING,
+				errmsg("pgapp pubsub: no delivery worker slot is free for database %u", MyDatabaseId),
+				errdetail("At most %d databases can have an outbox worker at once.", OUTBOX_MAX_DATABASES));
+	else if (must_start && !start_worker(MyDatabaseId))
+		ereport(WARNING,
+				errmsg("pgapp pubsub: could not start the delivery worker of database %u", MyDatabaseId),
+				errhint("Raise \"max_worker_processes\"; messages wait in pgapp.outbox until a worker starts."));
+}
+
+/* ---------------------------------------------------------------------
+ * The worker
+ * ---------------------------------------------------------------------
+ */
+
+static void
+release_slot(int code, Datum arg)
+{
+	if (my_slot < 0 || outbox_shared == NULL)
+		return;
+	LWLockAcquire(outbox_shared->lock, LW_EXCLUSIVE);
+	if (outbox_shared->slots[my_slot].pid == MyProcPid)
+	{
+		outbox_shared->slots[my_slot].state = OUTBOX_FREE;
+		outbox_shared->slots[my_slot].dboid = InvalidOid;
+		outbox_shared->slots[my_slot].pid = 0;
+		outbox_shared->slots[my_slot].latch = NULL;
+	}
+	LWLockRelease(outbox_shared->lock);
+	my_slot = -1;
+}
+
+/* Take the database's slot; false when another worker runs there. */
+static bool
+claim_slot(Oid dboid)
+{
+	OutboxShared *sh = outbox_shared;
+	int			slot = -1;
+	int			free_slot = -1;
+
+	LWLockAcquire(sh->lock, LW_EXCLUSIVE);
+	for (int i = 0; i < OUTBOX_MAX_DATABASES; i++)
+	{
+		if (sh->slots[i].state != OUTBOX_FREE && sh->slots[i].dboid == dboid)
+			slot = i;
+		else if (sh->slots[i].state == OUTBOX_FREE && free_slot < 0)
+			free_slot = i;
+	}
+	if (slot >= 0 && sh->slots[slot].state == OUTBOX_RUNNING)
+		slot = -2;				/* a worker already runs for this database */
+	else if (slot < 0)
+		slot = free_slot;
+	if (slot >= 0)
+	{
+		OutboxSlot *s = &sh->slots[slot];
+
+		s->dboid = dboid;
+		s->state = OUTBOX_RUNNING;
+		s->pid = MyProcPid;
+		s->latch = MyLatch;
+		pg_atomic_write_u64(&s->delivered, 0);
+		pg_atomic_write_u64(&s->batches, 0);
+		pg_atomic_write_u64(&s->last_delivery, 0);
+		my_slot = slot;
+	}
+	LWLockRelease(sh->lock);
+	return slot >= 0;
+}
+
+/*
+ * One batch: delete up to OUTBOX_BATCH messages in outbox order and NOTIFY
+ * them, in one transaction.  Returns how many, or -1 when pgapp is not
+ * installed in this database.
+ */
+static int
+deliver_batch(void)
+{
+	int			ret;
+	int			n = 0;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	if (!OidIsValid(get_extension_oid("pgapp", true)))
+	{
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+		return -1;
+	}
+	pgstat_report_activity(STATE_RUNNING, "pgapp pubsub: delivering the outbox");
+	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
+	ret = SPI_execute("WITH batch AS ("
+					  "  DELETE FROM pgapp.outbox WHERE seq IN ("
+					  "    SELECT seq FROM pgapp.outbox ORDER BY seq LIMIT " CppAsString2(OUTBOX_BATCH)
+					  "    FOR UPDATE SKIP LOCKED)"
+					  "  RETURNING seq, id, topic, event, payload, at)"
+					  " SELECT id::text, topic, event, payload, at FROM batch ORDER BY seq",
+					  false, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "SPI_execute failed: %s", SPI_result_code_string(ret));
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+		char	   *id = SPI_getvalue(tup, desc, 1);
+		char	   *topic = SPI_getvalue(tup, desc, 2);
+		char	   *event = SPI_getvalue(tup, desc, 3);
+		Jsonb	   *payload = DatumGetJsonbP(SPI_getbinval(tup, desc, 4, &isnull));
+		TimestampTz at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 5, &isnull));
+
+		CHECK_FOR_INTERRUPTS();
+		pgapp_pubsub_notify(id, topic, event, payload, at);
+		n++;
+	}
+	if ((ret = SPI_finish()) != SPI_OK_FINISH)
+		elog(ERROR, "SPI_finish failed: %s", SPI_result_code_string(ret));
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	pgstat_report_activity(STATE_IDLE, NULL);
+	if (n > 0)
+	{
+		OutboxSlot *s = &outbox_shared->slots[my_slot];
+
+		pg_atomic_fetch_add_u64(&s->delivered, n);
+		pg_atomic_fetch_add_u64(&s->batches, 1);
+		pg_atomic_write_u64(&s->last_delivery, (uint64) GetCurrentTimestamp());
+	}
+	return n;
+}
+
+/* Remove stored large messages older than pgapp.pubsub_retention. */
+static void
+prune_messages(void)
+{
+	int			ret;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
+	ret = SPI_execute("SELECT pgapp._pubsub_prune()", false, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "SPI_execute failed: %s", SPI_result_code_string(ret));
+	if ((ret = SPI_finish()) != SPI_OK_FINISH)
+		elog(ERROR, "SPI_finish failed: %s", SPI_result_code_string(ret));
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+}
+
+void
+pgapp_pubsub_worker_main(Datum arg)
+{
+	Oid			dboid = DatumGetObjectId(arg);
+	TimestampTz last_prune = 0;
+
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+
+	if (outbox_shared == NULL || !claim_slot(dboid))
+		proc_exit(0);			/* another worker serves this database */
+	before_shmem_exit(release_slot, (Datum) 0);
+	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
+	pgstat_report_appname("pgapp pubsub");
+
+	for (;;)
+	{
+		int			n;
+
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+		do
+		{
+			n = deliver_batch();
+			if (n < 0)
+			{
+				ereport(LOG,
+						errmsg("pgapp pubsub: pgapp is not installed in database %u; the delivery worker stops",
+							   dboid));
+				proc_exit(0);
+			}
+		} while (n == OUTBOX_BATCH);
+		if (GetCurrentTimestamp() - last_prune >= OUTBOX_PRUNE_USECS)
+		{
+			prune_messages();
+			last_prune = GetCurrentTimestamp();
+		}
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 OUTBOX_POLL_MS, PG_WAIT_EXTENSION);
+	}
+}
+
+/*
+ * pgapp._pubsub_workers() -> SETOF record: the delivery workers of every
+ * database (for pgapp.pubsub_outbox).
+ */
+PG_FUNCTION_INFO_V1(pgapp_pubsub_workers);
+Datum
+pgapp_pubsub_workers(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+
+	pgapp_require_shmem(outbox_shared, "the pubsub outbox");
+	InitMaterializedSRF(fcinfo, 0);
+	LWLockAcquire(outbox_shared->lock, LW_SHARED);
+	for (int i = 0; i < OUTBOX_MAX_DATABASES; i++)
+	{
+		OutboxSlot *s = &outbox_shared->slots[i];
+		Datum		values[6];
+		bool		nulls[6] = {false};
+		uint64		last;
+
+		if (s->state == OUTBOX_FREE)
+			continue;
+		values[0] = ObjectIdGetDatum(s->dboid);
+		values[1] = Int32GetDatum(s->pid);
+		nulls[1] = s->pid == 0;
+		values[2] = CStringGetTextDatum(s->state == OUTBOX_RUNNING ? "running" : "starting");
+		values[3] = Int64GetDatum((int64) pg_atomic_read_u64(&s->delivered));
+		values[4] = Int64GetDatum((int64) pg_atomic_read_u64(&s->batches));
+		last = pg_atomic_read_u64(&s->last_delivery);
+		values[5] = TimestampTzGetDatum((TimestampTz) last);
+		nulls[5] = last == 0;
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	LWLockRelease(outbox_shared->lock);
+	return (Datum) 0;
+}

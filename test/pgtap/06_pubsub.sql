@@ -1,0 +1,38 @@
+-- test/pgtap/06_pubsub.sql
+-- PubSub: signatures, privileges, SQLSTATEs.
+BEGIN;
+SELECT plan(20);
+
+SELECT function_returns('pgapp', 'broadcast', ARRAY['text', 'text', 'jsonb', 'text'], 'void');
+SELECT function_returns('pgapp', 'channel', ARRAY['text'], 'text');
+SELECT function_returns('pgapp', 'subscribe', ARRAY['text'], 'text');
+SELECT function_returns('pgapp', 'unsubscribe', ARRAY['text'], 'void');
+SELECT function_returns('pgapp', 'message', ARRAY['uuid'], 'jsonb');
+SELECT function_returns('pgapp', 'broadcast_changes', ARRAY['regclass', 'text', 'boolean', 'text'], 'void');
+SELECT function_returns('pgapp', 'stop_broadcast_changes', ARRAY['regclass'], 'boolean');
+SELECT has_view('pgapp', 'pubsub_outbox', 'view pgapp.pubsub_outbox exists');
+SELECT columns_are('pgapp', 'pubsub_outbox', ARRAY['pending', 'oldest_pending', 'worker_pid', 'worker_state',
+    'delivered', 'batches', 'last_delivery']);
+SELECT ok(has_function_privilege('public', 'pgapp.broadcast(text,text,jsonb,text)', 'EXECUTE')
+      AND has_function_privilege('public', 'pgapp.subscribe(text)', 'EXECUTE')
+      AND has_function_privilege('public', 'pgapp.message(uuid)', 'EXECUTE'),
+    'everyone may broadcast, subscribe and fetch a stored message');
+SELECT ok(NOT has_table_privilege('public', 'pgapp.outbox', 'SELECT')
+      AND NOT has_table_privilege('public', 'pgapp.message', 'SELECT')
+      AND NOT has_table_privilege('public', 'pgapp.pubsub_outbox', 'SELECT'),
+    'the outbox and the stored messages are not readable by everyone');
+SELECT is((SELECT relpersistence FROM pg_class WHERE oid = 'pgapp.message'::regclass), 'u',
+    'stored messages are unlogged');
+SELECT is((SELECT relpersistence FROM pg_class WHERE oid = 'pgapp.outbox'::regclass), 'p',
+    'the outbox is logged (a restart loses no message)');
+SELECT is(pgapp.channel('a:b'), 'a:b', 'a short topic is its own channel');
+SELECT is(pgapp.channel(repeat('z', 64)), 'pgapp:' || md5(repeat('z', 64)), 'a long topic: pgapp: || md5');
+SELECT throws_ok($$SELECT pgapp.broadcast('', 'e', '{}')$$, '22023', 'topic must not be empty');
+SELECT throws_ok($$SELECT pgapp.broadcast('t', 'e', '[]')$$, '22023', 'payload must be a JSON object');
+SELECT throws_ok($$SELECT pgapp.message('00000000-0000-7000-8000-000000000000')$$, '42704', NULL,
+    'an unknown message id is 42704');
+SELECT throws_ok($$SELECT pgapp.broadcast('t', 'e', '{}', mode => 'x')$$, '22023', 'unknown broadcast mode "x"');
+SELECT throws_ok($$SELECT pgapp._broadcast_changes()$$, '39P01', NULL, 'the trigger function refuses a direct call');
+
+SELECT * FROM finish();
+ROLLBACK;
