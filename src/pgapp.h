@@ -29,7 +29,9 @@
  * status returns a short word for pgapp.health(): "ok", "not preloaded", ...
  * housekeeping runs about once a second in the pgapp housekeeper background
  * worker (worker.c), outside any transaction; it decides itself whether its
- * work is due, must be short, and may use shared memory and LWLocks.
+ * work is due, must be short, and may use shared memory and LWLocks, or
+ * start a transaction of its own to read shared catalogs (the housekeeper
+ * is connected to no database).
  */
 typedef struct PgappModule
 {

@@ -62,6 +62,7 @@ const PgappModule pgapp_pubsub_module = {
 	.shmem_request = pubsub_shmem_request,
 	.shmem_startup = pubsub_shmem_startup,
 	.status = pubsub_status,
+	.housekeeping = pgapp_pubsub_housekeeping,
 };
 
 static void

@@ -26,7 +26,13 @@
  */
 #include "postgres.h"
 
+#include "access/heapam.h"
+#include "access/relscan.h"
+#include "access/table.h"
+#include "access/tableam.h"
 #include "access/xact.h"
+#include "access/xlog.h"
+#include "catalog/pg_database.h"
 #include "commands/extension.h"
 #include "executor/spi.h"
 #include "funcapi.h"
@@ -142,12 +148,12 @@ start_worker(Oid dboid)
 }
 
 /*
- * Wake the current database's delivery worker, starting it if needed.
- * Called after commit: raises no error (a failed start is a WARNING, and
- * the rows wait for the next writer or the next start).
+ * Wake a database's delivery worker, starting it if needed.  Raises no
+ * error (it runs after commit): a failed start is a WARNING, and the rows
+ * wait for the next writer or the next start.
  */
-void
-pgapp_pubsub_wake_worker(void)
+static void
+wake_or_start(Oid dboid)
 {
 	OutboxShared *sh = outbox_shared;
 	TimestampTz now = GetCurrentTimestamp();
@@ -161,7 +167,7 @@ pgapp_pubsub_wake_worker(void)
 	LWLockAcquire(sh->lock, LW_EXCLUSIVE);
 	for (int i = 0; i < OUTBOX_MAX_DATABASES; i++)
 	{
-		if (sh->slots[i].state != OUTBOX_FREE && sh->slots[i].dboid == MyDatabaseId)
+		if (sh->slots[i].state != OUTBOX_FREE && sh->slots[i].dboid == dboid)
 			slot = i;
 		else if (sh->slots[i].state == OUTBOX_FREE && free_slot < 0)
 			free_slot = i;
@@ -182,7 +188,7 @@ pgapp_pubsub_wake_worker(void)
 	{
 		OutboxSlot *s = &sh->slots[free_slot];
 
-		s->dboid = MyDatabaseId;
+		s->dboid = dboid;
 		s->state = OUTBOX_STARTING;
 		s->pid = 0;
 		s->latch = NULL;
@@ -196,12 +202,91 @@ pgapp_pubsub_wake_worker(void)
 
 	if (slot < 0)
 		ereport(WARNING,
-				errmsg("pgapp pubsub: no delivery worker slot is free for database %u", MyDatabaseId),
+				errmsg("pgapp pubsub: no delivery worker slot is free for database %u", dboid),
 				errdetail("At most %d databases can have an outbox worker at once.", OUTBOX_MAX_DATABASES));
-	else if (must_start && !start_worker(MyDatabaseId))
+	else if (must_start && !start_worker(dboid))
 		ereport(WARNING,
-				errmsg("pgapp pubsub: could not start the delivery worker of database %u", MyDatabaseId),
+				errmsg("pgapp pubsub: could not start the delivery worker of database %u", dboid),
 				errhint("Raise \"max_worker_processes\"; messages wait in pgapp.outbox until a worker starts."));
+}
+
+/* At the commit of a transaction that wrote to the outbox. */
+void
+pgapp_pubsub_wake_worker(void)
+{
+	wake_or_start(MyDatabaseId);
+}
+
+/*
+ * The housekeeper's part (worker.c): once the server accepts writes, start
+ * the delivery worker of every database, one at a time, so that messages
+ * committed before a restart or a crash are delivered without waiting for
+ * a new writer.  A worker leaves at once where pgapp is not installed.
+ */
+static List *databases_to_visit = NIL;
+static bool databases_listed = false;
+
+static List *
+list_databases(void)
+{
+	List	   *dbs = NIL;
+	Relation	rel;
+	TableScanDesc scan;
+	HeapTuple	tup;
+	MemoryContext caller = CurrentMemoryContext;
+
+	StartTransactionCommand();
+	(void) GetTransactionSnapshot();
+	rel = table_open(DatabaseRelationId, AccessShareLock);
+	scan = table_beginscan_catalog(rel, 0, NULL);
+	while ((tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
+	{
+		Form_pg_database db = (Form_pg_database) GETSTRUCT(tup);
+
+		if (db->datallowconn && !db->datistemplate)
+		{
+			MemoryContext old = MemoryContextSwitchTo(caller);
+
+			dbs = lappend_oid(dbs, db->oid);
+			MemoryContextSwitchTo(old);
+		}
+	}
+	table_endscan(scan);
+	table_close(rel, AccessShareLock);
+	CommitTransactionCommand();
+	return dbs;
+}
+
+void
+pgapp_pubsub_housekeeping(void)
+{
+	Oid			dboid;
+	bool		busy = false;
+
+	if (outbox_shared == NULL || RecoveryInProgress())
+		return;
+	if (!databases_listed)
+	{
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+		databases_to_visit = list_databases();
+		databases_listed = true;
+		MemoryContextSwitchTo(old);
+	}
+	if (databases_to_visit == NIL)
+		return;
+	/* one start at a time: wait while another is coming up */
+	LWLockAcquire(outbox_shared->lock, LW_SHARED);
+	for (int i = 0; i < OUTBOX_MAX_DATABASES; i++)
+		if (outbox_shared->slots[i].state == OUTBOX_STARTING &&
+			GetCurrentTimestamp() - outbox_shared->slots[i].requested_at < OUTBOX_START_RETRY_USECS)
+			busy = true;
+	LWLockRelease(outbox_shared->lock);
+	if (busy)
+		return;
+	dboid = linitial_oid(databases_to_visit);
+	databases_to_visit = list_delete_first(databases_to_visit);
+	wake_or_start(dboid);
 }
 
 /* ---------------------------------------------------------------------
@@ -378,7 +463,7 @@ pgapp_pubsub_worker_main(Datum arg)
 			n = deliver_batch();
 			if (n < 0)
 			{
-				ereport(LOG,
+				ereport(DEBUG1,
 						errmsg("pgapp pubsub: pgapp is not installed in database %u; the delivery worker stops",
 							   dboid));
 				proc_exit(0);

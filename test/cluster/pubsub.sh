@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# test/cluster/pubsub.sh: outbox messages are never lost between commit and
+# delivery.  With no background worker slot free, committed outbox messages
+# wait (the writer gets a WARNING, not an error); the server then crashes
+# (immediate stop) and starts again with room for workers: the housekeeper
+# starts the database's delivery worker by itself, which sends every waiting
+# message once.  Prints TAP.  Environment (set by scripts/test): PG_BIN,
+# PGAPP_CLUSTER_DIR (an empty directory), PGAPP_CLUSTER_PORT, PGAPP_CONF.
+set -uo pipefail
+PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
+DIR=${PGAPP_CLUSTER_DIR:?}
+PORT=${PGAPP_CLUSTER_PORT:?}
+DATA=$DIR/data
+LOG=$DIR/server.log
+n=0
+
+pgctl() { "$PG_BIN/pg_ctl" -D "$DATA" -l "$LOG" -w "$@" >/dev/null; }
+q() { "$PG_BIN/psql" -X -q -At -v ON_ERROR_STOP=1 -h "$DIR" -p "$PORT" -d postgres -c "$1"; }
+check() {   # check "description" actual expected
+    n=$((n + 1))
+    if [ "$2" = "$3" ]; then
+        echo "ok $n - $1"
+    else
+        echo "not ok $n - $1"
+        echo "#   got:      $2"
+        echo "#   expected: $3"
+        tail -n 15 "$LOG" | sed 's/^/#   log: /'
+    fi
+}
+cleanup() { pgctl -m immediate stop 2>/dev/null || true; }
+trap cleanup EXIT
+
+"$PG_BIN/initdb" -D "$DATA" -U postgres -A trust --encoding=UTF8 --locale=C.UTF-8 >"$DIR/initdb.log" 2>&1 \
+    || { echo "not ok 1 - initdb"; sed 's/^/# /' "$DIR/initdb.log"; exit 1; }
+{
+    cat "$PGAPP_CONF"
+    echo "port = $PORT"
+    echo "listen_addresses = ''"
+    echo "unix_socket_directories = '$DIR'"
+    echo "cron.database_name = 'postgres'"
+    # the housekeeper and pg_cron's launcher take both: no room for a delivery worker
+    echo "max_worker_processes = 2"
+} >>"$DATA/postgresql.conf"
+pgctl start || { echo "not ok 1 - server start"; tail -n 20 "$LOG" | sed 's/^/# /'; exit 1; }
+q "CREATE EXTENSION pgapp" >/dev/null
+
+q "SELECT pgapp.broadcast('jobs:1', 'queued', jsonb_build_object('n', g), mode => 'outbox') FROM generate_series(1, 3) AS g" >/dev/null 2>&1
+q "BEGIN; SELECT pgapp.broadcast('jobs:1', 'queued', '{\"n\": 4}', mode => 'outbox'); COMMIT;" >/dev/null 2>&1
+check "the committed messages wait in the outbox" "$(q "SELECT count(*) FROM pgapp.outbox")" 4
+check "the worker that cannot start is a WARNING in the log, never an error to the writer" \
+    "$(grep -c 'WARNING:  pgapp pubsub: could not start the delivery worker' "$LOG" | awk '{print ($1 > 0)}')" 1
+
+# a crash, then a start with room for workers
+pgctl -m immediate stop
+sed -i 's/^max_worker_processes = 2$/max_worker_processes = 8/' "$DATA/postgresql.conf"
+pgctl start || { echo "not ok $((n + 1)) - restart"; tail -n 20 "$LOG" | sed 's/^/# /'; exit 1; }
+# nobody writes: the housekeeper starts the worker, which delivers (wait at most 20 s)
+for _ in $(seq 1 200); do
+    [ "$(q "SELECT count(*) FROM pgapp.outbox")" = 0 ] && break
+    sleep 0.1
+done
+check "after the crash and restart the worker delivers all 4 waiting messages by itself" \
+    "$(q "SELECT pending || '/' || delivered || '/' || worker_state FROM pgapp.pubsub_outbox")" "0/4/running"
+check "one delivery worker runs for the database" \
+    "$(q "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'pgapp pubsub'")" 1
+
+pgctl -m fast stop
+trap - EXIT
+echo "1..$n"
