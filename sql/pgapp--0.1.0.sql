@@ -1340,6 +1340,246 @@ SELECT (SELECT count(*) FROM pgapp.outbox) AS pending,
 COMMENT ON VIEW pgapp.pubsub_outbox IS
 'The outbox of this database: messages waiting, and its delivery worker (counters since the worker started)';
 
+-- Presence (Phoenix.Presence) and typing indicators: unlogged, so that their
+-- frequent writes stay out of the WAL; the database's pgapp pubsub worker
+-- announces joins and leaves as one presence_diff per topic every 1.5 s and
+-- stops typing indicators whose 3 s have passed.
+CREATE UNLOGGED TABLE pgapp.presence (
+    topic       text NOT NULL,
+    key         text NOT NULL,
+    ref         uuid NOT NULL,
+    meta        jsonb NOT NULL,
+    prev_meta   jsonb,              -- announced meta replaced by meta, to announce as a leave
+    announced   boolean NOT NULL DEFAULT false,
+    left_at     timestamptz,
+    joined_at   timestamptz NOT NULL DEFAULT now(),
+    expires_at  timestamptz NOT NULL,
+    PRIMARY KEY (topic, key, ref)
+);
+
+CREATE INDEX presence_pending_idx ON pgapp.presence (topic) WHERE NOT announced OR left_at IS NOT NULL OR prev_meta IS NOT NULL;
+CREATE INDEX presence_expires_idx ON pgapp.presence (expires_at) WHERE left_at IS NULL;
+
+COMMENT ON TABLE pgapp.presence IS
+'Who is present on a topic: one row per tracked meta (pgapp.presence_track); unlogged';
+
+CREATE UNLOGGED TABLE pgapp.typing (
+    topic       text NOT NULL,
+    key         text NOT NULL,
+    expires_at  timestamptz NOT NULL,
+    PRIMARY KEY (topic, key)
+);
+
+COMMENT ON TABLE pgapp.typing IS
+'Typing indicators in progress (pgapp.typing); unlogged';
+
+CREATE FUNCTION pgapp._pubsub_start_worker()
+RETURNS void
+AS 'MODULE_PATHNAME', 'pgapp_pubsub_start_worker'
+LANGUAGE C VOLATILE;
+
+COMMENT ON FUNCTION pgapp._pubsub_start_worker() IS
+'Make sure this database''s pgapp pubsub worker runs (it announces presence and stops typing)';
+
+CREATE FUNCTION pgapp._presence_check(topic text, key text)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF topic IS NULL OR key IS NULL THEN
+        RAISE EXCEPTION 'topic and key must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF topic = '' OR octet_length(topic) > 255 THEN
+        RAISE EXCEPTION 'topic must have 1 to 255 bytes' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF key = '' OR octet_length(key) > 255 THEN
+        RAISE EXCEPTION 'key must have 1 to 255 bytes' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+END
+$$;
+
+/*
+ * Track key on topic with meta for ttl; returns the meta's ref.  Call it
+ * again with that ref before ttl passes to stay (and to change the meta);
+ * without a ref each call adds a meta (one per connection or device).
+ */
+CREATE FUNCTION pgapp.presence_track(topic text, key text, meta jsonb DEFAULT '{}',
+    ttl interval DEFAULT '30s', ref uuid DEFAULT NULL)
+RETURNS uuid
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r uuid := coalesce(ref, gen_random_uuid());
+BEGIN
+    PERFORM pgapp._presence_check(topic, key);
+    IF meta IS NULL OR jsonb_typeof(meta) <> 'object' THEN
+        RAISE EXCEPTION 'meta must be a JSON object' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF ttl IS NULL OR ttl <= interval '0' OR ttl > interval '1 day' THEN
+        RAISE EXCEPTION 'ttl must be positive and at most 1 day, not %',
+                        coalesce(extract(epoch FROM ttl)::text || ' seconds', 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    INSERT INTO pgapp.presence AS p (topic, key, ref, meta, expires_at)
+    VALUES (topic, key, r, meta, clock_timestamp() + ttl)
+    ON CONFLICT ON CONSTRAINT presence_pkey DO UPDATE
+       SET expires_at = excluded.expires_at,
+           meta = excluded.meta,
+           -- a changed meta is announced as a leave of the old one and a join of the new
+           prev_meta = CASE WHEN p.announced AND p.meta IS DISTINCT FROM excluded.meta
+                            THEN coalesce(p.prev_meta, p.meta) ELSE p.prev_meta END,
+           announced = p.announced AND p.meta IS NOT DISTINCT FROM excluded.meta,
+           left_at = NULL;
+    PERFORM pgapp._pubsub_start_worker();
+    RETURN r;
+END
+$$;
+
+COMMENT ON FUNCTION pgapp.presence_track(text, text, jsonb, interval, uuid) IS
+'Track a presence on a topic for ttl; returns the ref to renew or untrack it (joins are broadcast as presence_diff)';
+
+CREATE FUNCTION pgapp.presence_untrack(topic text, key text, ref uuid DEFAULT NULL)
+RETURNS integer
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    n integer;
+BEGIN
+    PERFORM pgapp._presence_check(topic, key);
+    UPDATE pgapp.presence AS p SET left_at = clock_timestamp()
+     WHERE p.topic = presence_untrack.topic AND p.key = presence_untrack.key
+       AND (presence_untrack.ref IS NULL OR p.ref = presence_untrack.ref)
+       AND p.left_at IS NULL;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    PERFORM pgapp._pubsub_start_worker();
+    RETURN n;
+END
+$$;
+
+COMMENT ON FUNCTION pgapp.presence_untrack(text, text, uuid) IS
+'Stop tracking a key on a topic (one meta by ref, or all of them); returns how many metas left';
+
+CREATE FUNCTION pgapp.presence_list(topic text)
+RETURNS jsonb
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF topic IS NULL THEN
+        RAISE EXCEPTION 'topic must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    RETURN (
+        SELECT coalesce(jsonb_object_agg(s.key, jsonb_build_object('metas', s.metas)), '{}')
+          FROM (SELECT p.key,
+                       jsonb_agg(p.meta || jsonb_build_object('phx_ref', p.ref) ORDER BY p.joined_at, p.ref) AS metas
+                  FROM pgapp.presence AS p
+                 WHERE p.topic = presence_list.topic AND p.left_at IS NULL AND p.expires_at > clock_timestamp()
+                 GROUP BY p.key) AS s);
+END
+$$;
+
+COMMENT ON FUNCTION pgapp.presence_list(text) IS
+'Who is present on a topic, as Phoenix''s presence_state: {"key": {"metas": [{..., "phx_ref": ref}]}}';
+
+/*
+ * The pubsub worker's presence round: expired metas leave; then, per topic,
+ * one presence_diff with what joined and what left since the last round.
+ * A meta that joined and left within one round is never announced.
+ */
+CREATE FUNCTION pgapp._presence_flush()
+RETURNS integer
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    d record;
+    n integer := 0;
+BEGIN
+    UPDATE pgapp.presence SET left_at = expires_at
+     WHERE left_at IS NULL AND expires_at <= clock_timestamp();
+    DELETE FROM pgapp.presence WHERE left_at IS NOT NULL AND NOT announced AND prev_meta IS NULL;
+    FOR d IN
+        WITH changes AS (
+            SELECT p.topic, p.key, 'leave' AS kind, coalesce(p.prev_meta, p.meta) || jsonb_build_object('phx_ref', p.ref) AS meta
+              FROM pgapp.presence AS p
+             WHERE (p.left_at IS NOT NULL AND (p.announced OR p.prev_meta IS NOT NULL))
+                OR (p.left_at IS NULL AND p.prev_meta IS NOT NULL)
+            UNION ALL
+            SELECT p.topic, p.key, 'join', p.meta || jsonb_build_object('phx_ref', p.ref)
+              FROM pgapp.presence AS p
+             WHERE NOT p.announced AND p.left_at IS NULL),
+        per_key AS (
+            SELECT topic, kind, key, jsonb_build_object('metas', jsonb_agg(meta ORDER BY meta ->> 'phx_ref')) AS entry
+              FROM changes GROUP BY topic, kind, key)
+        SELECT topic,
+               coalesce(jsonb_object_agg(key, entry) FILTER (WHERE kind = 'join'), '{}') AS joins,
+               coalesce(jsonb_object_agg(key, entry) FILTER (WHERE kind = 'leave'), '{}') AS leaves
+          FROM per_key GROUP BY topic ORDER BY topic
+    LOOP
+        PERFORM pgapp.broadcast(d.topic, 'presence_diff',
+                                jsonb_build_object('joins', d.joins, 'leaves', d.leaves), 'direct');
+        n := n + 1;
+    END LOOP;
+    DELETE FROM pgapp.presence WHERE left_at IS NOT NULL;
+    UPDATE pgapp.presence SET announced = true, prev_meta = NULL WHERE NOT announced OR prev_meta IS NOT NULL;
+    RETURN n;
+END
+$$;
+
+COMMENT ON FUNCTION pgapp._presence_flush() IS
+'Announce presence joins and leaves as one presence_diff per topic (the pubsub worker runs it every 1.5 s)';
+
+CREATE FUNCTION pgapp.typing(topic text, key text)
+RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    started boolean;
+BEGIN
+    PERFORM pgapp._presence_check(topic, key);
+    INSERT INTO pgapp.typing AS t (topic, key, expires_at)
+    VALUES (topic, key, clock_timestamp() + interval '3 seconds')
+    ON CONFLICT ON CONSTRAINT typing_pkey DO UPDATE SET expires_at = excluded.expires_at
+    RETURNING (xmax = 0) INTO started;
+    IF started THEN
+        PERFORM pgapp.broadcast(topic, 'typing', jsonb_build_object('key', key), 'direct');
+    END IF;
+    PERFORM pgapp._pubsub_start_worker();
+END
+$$;
+
+COMMENT ON FUNCTION pgapp.typing(text, text) IS
+'Say that key is typing on topic: broadcasts typing, then typing_stopped 3 s after the last call';
+
+CREATE FUNCTION pgapp._typing_flush()
+RETURNS integer
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    t record;
+    n integer := 0;
+BEGIN
+    FOR t IN DELETE FROM pgapp.typing WHERE expires_at <= clock_timestamp() RETURNING topic, key LOOP
+        PERFORM pgapp.broadcast(t.topic, 'typing_stopped', jsonb_build_object('key', t.key), 'direct');
+        n := n + 1;
+    END LOOP;
+    RETURN n;
+END
+$$;
+
+COMMENT ON FUNCTION pgapp._typing_flush() IS
+'Broadcast typing_stopped for typing indicators whose 3 s have passed (the pubsub worker runs it every 250 ms)';
+
+REVOKE ALL ON pgapp.presence, pgapp.typing FROM PUBLIC;
+REVOKE ALL ON FUNCTION pgapp._pubsub_start_worker(), pgapp._presence_check(text, text),
+    pgapp._presence_flush(), pgapp._typing_flush() FROM PUBLIC;
+GRANT SELECT ON pgapp.presence, pgapp.typing TO pgapp_admin;
+
 REVOKE ALL ON pgapp.message, pgapp.outbox FROM PUBLIC;
 REVOKE ALL ON FUNCTION pgapp._pubsub_prune(), pgapp._broadcast_changes(), pgapp._pubsub_workers() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION pgapp._pubsub_prune(), pgapp._broadcast_changes(), pgapp._pubsub_workers()

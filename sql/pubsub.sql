@@ -164,6 +164,57 @@ SELECT pgapp.broadcast('notes:2', 'marker', '{}');
 SELECT pg_temp.wait_for('marker');
 SELECT * FROM pg_temp.received();
 
+-- presence: metas per key, announced as one coalesced presence_diff per topic
+SELECT pg_temp.listen('room:1');
+-- (in one transaction, so that one round of the worker announces them together)
+BEGIN;
+SELECT pgapp.presence_track('room:1', 'alice', '{"device": "phone"}') AS alice_phone \gset
+SELECT pgapp.presence_track('room:1', 'alice', '{"device": "laptop"}') AS alice_laptop \gset
+SELECT pgapp.presence_track('room:1', 'bob', '{"device": "web"}', ttl => '3 seconds') AS bob \gset
+COMMIT;
+SELECT key, jsonb_array_length(value -> 'metas') AS metas,
+       (SELECT array_agg(m ->> 'device' ORDER BY m ->> 'device') FROM jsonb_array_elements(value -> 'metas') AS m) AS devices
+  FROM jsonb_each(pgapp.presence_list('room:1')) ORDER BY key;
+SELECT pg_temp.wait_for('presence_diff');
+SELECT channel, message -> 'payload' -> 'leaves' AS leaves,
+       (SELECT jsonb_object_agg(k, (SELECT jsonb_agg(m - 'phx_ref' ORDER BY m ->> 'device') FROM jsonb_array_elements(v -> 'metas') AS m))
+          FROM jsonb_each(message -> 'payload' -> 'joins') AS j(k, v)) AS joins
+  FROM pg_temp.received();
+-- every meta carries its ref as phx_ref, as Phoenix's do
+SELECT count(*) AS refs_match FROM jsonb_each(pgapp.presence_list('room:1')) AS e, jsonb_array_elements(e.value -> 'metas') AS m
+ WHERE (m ->> 'phx_ref')::uuid IN (:'alice_phone', :'alice_laptop', :'bob');
+-- bob's ttl lapses (no untrack): the worker makes him leave
+SELECT pg_temp.wait_for('presence_diff');
+SELECT message -> 'payload' -> 'joins' AS joins, jsonb_object_keys(message -> 'payload' -> 'leaves') AS left
+  FROM pg_temp.received();
+-- renewing changes nothing visible; changing a meta is a leave of the old and a join of the new
+SELECT pgapp.presence_track('room:1', 'alice', '{"device": "laptop"}', ref => :'alice_laptop') = :'alice_laptop' AS renewed;
+SELECT pgapp.presence_track('room:1', 'alice', '{"device": "phone", "status": "away"}', ref => :'alice_phone') = :'alice_phone' AS changed;
+SELECT pg_temp.wait_for('presence_diff');
+SELECT (SELECT jsonb_agg(m - 'phx_ref') FROM jsonb_array_elements(message -> 'payload' -> 'joins' -> 'alice' -> 'metas') AS m) AS joined,
+       (SELECT jsonb_agg(m - 'phx_ref') FROM jsonb_array_elements(message -> 'payload' -> 'leaves' -> 'alice' -> 'metas') AS m) AS left
+  FROM pg_temp.received();
+-- a meta that comes and goes within one round is never announced
+BEGIN;
+SELECT pgapp.presence_track('room:1', 'carol', '{}') IS NOT NULL AS carol_came;
+SELECT pgapp.presence_untrack('room:1', 'carol') AS carol_left;
+SELECT pgapp.presence_untrack('room:1', 'alice', :'alice_laptop') AS one_meta_left;
+COMMIT;
+SELECT pg_temp.wait_for('presence_diff');
+SELECT message -> 'payload' -> 'joins' AS joins,
+       (SELECT jsonb_agg(m - 'phx_ref') FROM jsonb_array_elements(message -> 'payload' -> 'leaves' -> 'alice' -> 'metas') AS m) AS alice_left
+  FROM pg_temp.received();
+SELECT pgapp.presence_untrack('room:1', 'alice') AS rest_left, pgapp.presence_untrack('room:1', 'nobody') AS nothing;
+SELECT pg_temp.wait_for('presence_diff');
+SELECT jsonb_object_keys(message -> 'payload' -> 'leaves') AS left FROM pg_temp.received();
+SELECT pgapp.presence_list('room:1') AS empty_room;
+
+-- typing: typing at once, typing_stopped 3 s after the last call
+SELECT pgapp.typing('room:1', 'dave');
+SELECT pgapp.typing('room:1', 'dave');
+SELECT pg_temp.wait_for('typing_stopped');
+SELECT channel, message FROM pg_temp.received();
+
 -- unsubscribe: nothing more on that topic
 SELECT * FROM dblink('listener', $$SELECT pgapp.unsubscribe('notes:2')::text$$) AS t(x text);
 SELECT pgapp.broadcast('notes:2', 'unheard', '{}');
@@ -186,6 +237,13 @@ SELECT * FROM pg_temp.show($$ SELECT pgapp.message(NULL) $$);
 BEGIN READ ONLY;
 SELECT * FROM pg_temp.show($$ SELECT pgapp.broadcast('t', 'e', '{}', mode => 'outbox') $$);
 ROLLBACK;
+SELECT * FROM pg_temp.show($$ SELECT pgapp.presence_track('room:1', 'k', '[]') $$);
+SELECT * FROM pg_temp.show($$ SELECT pgapp.presence_track('room:1', 'k', '{}', ttl => '-5 seconds') $$);
+SELECT * FROM pg_temp.show($$ SELECT pgapp.presence_track('room:1', '', '{}') $$);
+SELECT * FROM pg_temp.show($$ SELECT pgapp.presence_track(repeat('r', 256), 'k', '{}') $$);
+SELECT * FROM pg_temp.show($$ SELECT pgapp.presence_list(NULL) $$);
+SELECT * FROM pg_temp.show($$ SELECT pgapp.typing('room:1', NULL) $$);
+SELECT count(*) AS nothing_tracked FROM pgapp.presence;
 SELECT * FROM pg_temp.show($$ SELECT pgapp.broadcast_changes('pubsub_notes', 'notes:%{nope}') $$);
 SELECT * FROM pg_temp.show($$ SELECT pgapp.broadcast_changes('pubsub_notes', '') $$);
 SELECT * FROM pg_temp.show($$ SELECT pgapp.broadcast_changes('pubsub_notes', 'n', mode => 'fast') $$);
@@ -200,6 +258,9 @@ CREATE ROLE ps_user;
 GRANT ALL ON pubsub_notes TO ps_user;
 SET ROLE ps_user;
 SELECT count(*) AS can_broadcast FROM (SELECT pgapp.broadcast('orders:new', 'from a plain role', '{}')) AS s;
+SELECT pgapp.presence_track('room:2', 'ps_user', '{}') IS NOT NULL AS can_track;
+SELECT pgapp.presence_list('room:2') ? 'ps_user' AS can_list;
+SELECT * FROM pg_temp.show($$ SELECT * FROM pgapp.presence $$);
 SELECT * FROM pg_temp.show($$ SELECT * FROM pgapp.outbox $$);
 SELECT * FROM pg_temp.show($$ SELECT * FROM pgapp.message $$);
 SELECT * FROM pg_temp.show($$ SELECT pgapp.broadcast_changes('pubsub_notes', 'n') $$);

@@ -20,6 +20,13 @@
  * transaction committed later, a failed start).  It leaves when pgapp is
  * not installed in its database.
  *
+ * The same worker runs the rounds of presence and typing indicators
+ * (SQL functions of the install script): pgapp._presence_flush() every
+ * 1.5 s (one coalesced presence_diff per topic, expired metas leave) and
+ * pgapp._typing_flush() every 250 ms while any indicator is on
+ * (typing_stopped 3 s after the last pgapp.typing() call).  Presence and
+ * typing calls wake it.
+ *
  * src/pubsub_outbox.c
  *
  *-------------------------------------------------------------------------
@@ -61,6 +68,8 @@
 #define OUTBOX_POLL_MS 1000
 #define OUTBOX_START_RETRY_USECS (10 * USECS_PER_SEC)
 #define OUTBOX_PRUNE_USECS (60 * USECS_PER_SEC)
+#define PRESENCE_ROUND_USECS (1500 * 1000)	/* presence_diff at most this often */
+#define TYPING_ROUND_USECS (250 * 1000) /* typing_stopped within this of its time */
 
 typedef enum OutboxSlotState
 {
@@ -411,24 +420,38 @@ deliver_batch(void)
 	return n;
 }
 
-/* Remove stored large messages older than pgapp.pubsub_retention. */
-static void
-prune_messages(void)
+/*
+ * Run one query in a transaction of its own; returns the first column of
+ * its first row as a boolean (false when there is none).
+ */
+static bool
+run_round(const char *sql, const char *activity)
 {
 	int			ret;
+	bool		result = false;
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
+	pgstat_report_activity(STATE_RUNNING, activity);
 	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
-	ret = SPI_execute("SELECT pgapp._pubsub_prune()", false, 0);
+	ret = SPI_execute(sql, false, 0);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "SPI_execute failed: %s", SPI_result_code_string(ret));
+	if (SPI_processed > 0)
+	{
+		bool		isnull;
+		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+
+		result = !isnull && DatumGetBool(d);
+	}
 	if ((ret = SPI_finish()) != SPI_OK_FINISH)
 		elog(ERROR, "SPI_finish failed: %s", SPI_result_code_string(ret));
 	PopActiveSnapshot();
 	CommitTransactionCommand();
+	pgstat_report_activity(STATE_IDLE, NULL);
+	return result;
 }
 
 void
@@ -436,6 +459,9 @@ pgapp_pubsub_worker_main(Datum arg)
 {
 	Oid			dboid = DatumGetObjectId(arg);
 	TimestampTz last_prune = 0;
+	TimestampTz last_presence = 0;
+	TimestampTz last_typing = 0;
+	bool		typing_active = true;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
@@ -450,6 +476,8 @@ pgapp_pubsub_worker_main(Datum arg)
 	for (;;)
 	{
 		int			n;
+		long		timeout;
+		TimestampTz now;
 
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
@@ -469,14 +497,46 @@ pgapp_pubsub_worker_main(Datum arg)
 				proc_exit(0);
 			}
 		} while (n == OUTBOX_BATCH);
-		if (GetCurrentTimestamp() - last_prune >= OUTBOX_PRUNE_USECS)
+		now = GetCurrentTimestamp();
+		if (now - last_typing >= TYPING_ROUND_USECS)
 		{
-			prune_messages();
-			last_prune = GetCurrentTimestamp();
+			/* typing_stopped for what is over; keep the fast pace while any is on */
+			typing_active = run_round("SELECT pgapp._typing_flush() >= 0"
+									  " AND EXISTS (SELECT FROM pgapp.typing)",
+									  "pgapp pubsub: typing indicators");
+			last_typing = now;
 		}
-		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 OUTBOX_POLL_MS, PG_WAIT_EXTENSION);
+		if (now - last_presence >= PRESENCE_ROUND_USECS)
+		{
+			(void) run_round("SELECT pgapp._presence_flush() > 0", "pgapp pubsub: presence");
+			last_presence = now;
+		}
+		if (now - last_prune >= OUTBOX_PRUNE_USECS)
+		{
+			(void) run_round("SELECT pgapp._pubsub_prune() > 0", "pgapp pubsub: pruning messages");
+			last_prune = now;
+		}
+		timeout = (last_presence + PRESENCE_ROUND_USECS - GetCurrentTimestamp()) / 1000;
+		if (typing_active)
+			timeout = Min(timeout, TYPING_ROUND_USECS / 1000);
+		timeout = Max(Min(timeout, OUTBOX_POLL_MS), 1);
+		if (WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+					  timeout, PG_WAIT_EXTENSION) & WL_LATCH_SET)
+			typing_active = true;	/* woken by a writer: typing may have started */
 	}
+}
+
+/*
+ * pgapp._pubsub_start_worker() -> void: start this database's worker if it
+ * is not running, and wake it (presence and typing need its rounds).
+ */
+PG_FUNCTION_INFO_V1(pgapp_pubsub_start_worker);
+Datum
+pgapp_pubsub_start_worker(PG_FUNCTION_ARGS)
+{
+	pgapp_require_shmem(outbox_shared, "presence and typing indicators");
+	wake_or_start(MyDatabaseId);
+	PG_RETURN_VOID();
 }
 
 /*

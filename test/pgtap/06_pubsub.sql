@@ -1,7 +1,7 @@
 -- test/pgtap/06_pubsub.sql
 -- PubSub: signatures, privileges, SQLSTATEs.
 BEGIN;
-SELECT plan(20);
+SELECT plan(26);
 
 SELECT function_returns('pgapp', 'broadcast', ARRAY['text', 'text', 'jsonb', 'text'], 'void');
 SELECT function_returns('pgapp', 'channel', ARRAY['text'], 'text');
@@ -33,6 +33,13 @@ SELECT throws_ok($$SELECT pgapp.message('00000000-0000-7000-8000-000000000000')$
     'an unknown message id is 42704');
 SELECT throws_ok($$SELECT pgapp.broadcast('t', 'e', '{}', mode => 'x')$$, '22023', 'unknown broadcast mode "x"');
 SELECT throws_ok($$SELECT pgapp._broadcast_changes()$$, '39P01', NULL, 'the trigger function refuses a direct call');
+SELECT function_returns('pgapp', 'presence_track', ARRAY['text', 'text', 'jsonb', 'interval', 'uuid'], 'uuid');
+SELECT function_returns('pgapp', 'presence_untrack', ARRAY['text', 'text', 'uuid'], 'integer');
+SELECT function_returns('pgapp', 'presence_list', ARRAY['text'], 'jsonb');
+SELECT function_returns('pgapp', 'typing', ARRAY['text', 'text'], 'void');
+SELECT ok((SELECT bool_and(relpersistence = 'u') FROM pg_class WHERE oid IN ('pgapp.presence'::regclass, 'pgapp.typing'::regclass)),
+    'presence and typing are unlogged (kept out of the WAL)');
+SELECT throws_ok($$SELECT pgapp.presence_track('t', 'k', '{}', ttl => '-1 second')$$, '22023', NULL, 'a negative ttl is 22023');
 
 SELECT * FROM finish();
 ROLLBACK;
