@@ -226,6 +226,7 @@ SELECT * FROM pg_temp.received();
 SELECT * FROM pg_temp.show($$ SELECT pgapp.broadcast('', 'e', '{}') $$);
 SELECT * FROM pg_temp.show($$ SELECT pgapp.broadcast(repeat('t', 256), 'e', '{}') $$);
 SELECT * FROM pg_temp.show($$ SELECT pgapp.broadcast(NULL, 'e', '{}') $$);
+SELECT * FROM pg_temp.show($$ SELECT pgapp.broadcast('pgapp:' || md5(repeat('t', 64)), 'e', '{}') $$);
 SELECT * FROM pg_temp.show($$ SELECT pgapp.broadcast('t', '', '{}') $$);
 SELECT * FROM pg_temp.show($$ SELECT pgapp.broadcast('t', repeat('e', 64), '{}') $$);
 SELECT * FROM pg_temp.show($$ SELECT pgapp.broadcast('t', 'e', '[1, 2]') $$);

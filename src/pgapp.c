@@ -156,6 +156,15 @@ _PG_init(void)
 							GUC_UNIT_S,
 							NULL, NULL, NULL);
 
+	DefineCustomBoolVariable("pgapp.pubsub_fixed_envelope",
+							 "Give broadcasts a counter for id and 2000-01-01 for at (for tests).",
+							 "Lets tests compare whole messages, as isolationtester prints them.",
+							 &pgapp_pubsub_fixed_envelope,
+							 false,
+							 PGC_SUSET,
+							 GUC_NOT_IN_SAMPLE,
+							 NULL, NULL, NULL);
+
 	DefineCustomRealVariable("pgapp.ratelimit_clock_offset",
 							 "Seconds added to the rate limiter's clock (for tests).",
 							 "Lets regression tests move time forward instead of sleeping.",

@@ -50,8 +50,9 @@
 
 #define NOTIFY_PAYLOAD_LIMIT 8000	/* NOTIFY refuses payloads this long or longer */
 
-/* GUC (defined in pgapp.c) */
+/* GUCs (defined in pgapp.c) */
 int			pgapp_pubsub_retention = 3600;
+bool		pgapp_pubsub_fixed_envelope = false;
 
 static void pubsub_shmem_request(void);
 static void pubsub_shmem_startup(void);
@@ -102,6 +103,11 @@ pgapp_pubsub_check_topic(const char *topic)
 				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				errmsg("topic is too long (%zu bytes)", len),
 				errdetail("Topics are at most %d bytes.", PUBSUB_TOPIC_MAX));
+	if (strncmp(topic, "pgapp:", 6) == 0)
+		ereport(ERROR,
+				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				errmsg("topics starting with \"pgapp:\" are reserved"),
+				errdetail("They name the channels of topics longer than %d bytes.", PUBSUB_CHANNEL_LEN - 1));
 }
 
 void
@@ -164,10 +170,18 @@ pgapp_pubsub_parse_mode(const char *mode)
 void
 pgapp_pubsub_new_id(char *id)
 {
+	static uint64 counter = 0;
 	uint8		b[16];
 	uint64		ms = (uint64) ((GetCurrentTimestamp() / 1000) +
 							   (int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY * 1000);
 
+	if (pgapp_pubsub_fixed_envelope)
+	{
+		/* tests: a counter of the session, so that outputs are stable */
+		snprintf(id, PUBSUB_UUID_LEN, "00000000-0000-7000-8000-%012llx",
+				 (unsigned long long) ++counter);
+		return;
+	}
 	if (!pg_strong_random(b + 6, 10))
 		ereport(ERROR,
 				errcode(ERRCODE_INTERNAL_ERROR),
@@ -187,11 +201,20 @@ pgapp_pubsub_new_id(char *id)
  * ---------------------------------------------------------------------
  */
 
-/* The ISO 8601 form of a timestamp, as to_jsonb() writes it. */
+/* The ISO 8601 form of a timestamp in UTC, as to_jsonb() writes it. */
 static char *
 iso_timestamp(TimestampTz at)
 {
-	return JsonEncodeDateTime(NULL, TimestampTzGetDatum(at), TIMESTAMPTZOID, NULL);
+	int			utc = 0;
+
+	return JsonEncodeDateTime(NULL, TimestampTzGetDatum(at), TIMESTAMPTZOID, &utc);
+}
+
+/* When a message is made (2000-01-01 UTC with pgapp.pubsub_fixed_envelope). */
+TimestampTz
+pgapp_pubsub_now(void)
+{
+	return pgapp_pubsub_fixed_envelope ? 0 : GetCurrentTimestamp();
 }
 
 /*
@@ -461,7 +484,7 @@ outbox_queue(const char *topic, const char *event, Jsonb *payload)
 	m->topic = pstrdup(topic);
 	m->event = pstrdup(event);
 	m->payload = (Jsonb *) PG_DETOAST_DATUM_COPY(JsonbPGetDatum(payload));
-	m->at = GetCurrentTimestamp();
+	m->at = pgapp_pubsub_now();
 	m->nest_level = GetCurrentTransactionNestLevel();
 	outbox_pending = lappend(outbox_pending, m);
 	MemoryContextSwitchTo(old);
@@ -490,7 +513,7 @@ pgapp_pubsub_send(const char *topic, const char *event, Jsonb *payload, PubsubMo
 		char		id[PUBSUB_UUID_LEN];
 
 		pgapp_pubsub_new_id(id);
-		pgapp_pubsub_notify(id, topic, event, payload, GetCurrentTimestamp());
+		pgapp_pubsub_notify(id, topic, event, payload, pgapp_pubsub_now());
 	}
 }
 

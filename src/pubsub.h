@@ -13,6 +13,7 @@
 #include "pgapp.h"
 
 extern int	pgapp_pubsub_retention;
+extern bool pgapp_pubsub_fixed_envelope;
 extern const PgappModule pgapp_pubsub_module;
 
 #endif							/* PGAPP_PUBSUB_H */

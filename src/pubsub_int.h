@@ -37,6 +37,7 @@ extern void pgapp_pubsub_check_event(const char *event);
 extern void pgapp_pubsub_channel(const char *topic, char *channel);
 extern PubsubMode pgapp_pubsub_parse_mode(const char *mode);
 extern void pgapp_pubsub_new_id(char *id);
+extern TimestampTz pgapp_pubsub_now(void);
 extern void pgapp_pubsub_send(const char *topic, const char *event, Jsonb *payload, PubsubMode mode);
 extern void pgapp_pubsub_notify(const char *id, const char *topic, const char *event, Jsonb *payload,
 								TimestampTz at);
