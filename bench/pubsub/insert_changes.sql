@@ -1,0 +1,2 @@
+\set c random(1, 10000)
+INSERT INTO bench_order_live (customer_id, total) VALUES (:c, 19.99);
