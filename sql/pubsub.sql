@@ -74,7 +74,7 @@ DELETE FROM got;
 -- a payload too large for NOTIFY (8000 bytes) is stored; the notification carries a reference
 SELECT pgapp.broadcast('orders:new', 'big', jsonb_build_object('blob', repeat('x', 10000)));
 SELECT pg_temp.wait_for('big');
-SELECT message - 'id' - 'at' AS reference FROM got;
+SELECT message - 'id' - 'at' - 'size' AS reference, (message ->> 'size')::int > 10000 AS size_of_the_whole FROM got;
 SELECT m - 'id' - 'at' - 'payload' AS stored, length(m -> 'payload' ->> 'blob') AS blob_length,
        m ->> 'id' = (SELECT message ->> 'id' FROM got) AS same_id
   FROM pgapp.message((SELECT (message ->> 'id')::uuid FROM got)) AS m;
