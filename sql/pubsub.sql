@@ -1,39 +1,10 @@
 --
 -- pubsub: broadcast on LISTEN/NOTIFY, received by a second connection
--- (dblink) that LISTENs.  Waiting is a bounded poll for a given event; the
--- absence of a message is shown by a marker sent after it, since
--- notifications arrive in commit order.
+-- (dblink) that LISTENs (test/listener_helpers.sql).
 --
 \set ECHO none
 \i test/regress_helpers.sql
-CREATE EXTENSION IF NOT EXISTS dblink;
-CREATE TEMP TABLE got (n serial, channel text, message jsonb);
--- wait (at most 10 s) until a message with this event has arrived
-CREATE FUNCTION pg_temp.wait_for(event_name text) RETURNS void LANGUAGE plpgsql AS $$
-BEGIN
-    FOR i IN 1..1000 LOOP
-        INSERT INTO got (channel, message) SELECT notify_name, extra::jsonb FROM dblink_get_notify('listener');
-        IF EXISTS (SELECT 1 FROM got WHERE message ->> 'event' = event_name) THEN
-            RETURN;
-        END IF;
-        PERFORM pg_sleep(0.01);
-    END LOOP;
-    RAISE EXCEPTION 'no "%" message within 10 s', event_name;
-END
-$$;
--- what arrived, in order, without the varying id and time; then forget it
-CREATE FUNCTION pg_temp.received() RETURNS TABLE (channel text, message jsonb) LANGUAGE plpgsql AS $$
-BEGIN
-    RETURN QUERY SELECT g.channel, g.message - 'id' - 'at' FROM got AS g ORDER BY g.n;
-    DELETE FROM got;
-END
-$$;
-CREATE FUNCTION pg_temp.listen(topic text) RETURNS text LANGUAGE sql AS $$
-    SELECT c FROM dblink('listener', format('SELECT pgapp.subscribe(%L)', topic)) AS t(c text)
-$$;
-SELECT dblink_connect('listener', format('host=%s port=%s dbname=%s',
-    split_part(current_setting('unix_socket_directories'), ',', 1), current_setting('port'),
-    current_database())) AS connected;
+\i test/listener_helpers.sql
 \set ECHO all
 
 -- topics and channels: up to 63 bytes the topic is the channel, else 'pgapp:' || md5(topic)
