@@ -1265,15 +1265,17 @@ AS 'MODULE_PATHNAME', 'pgapp_broadcast_changes_trigger'
 LANGUAGE C;
 
 CREATE FUNCTION pgapp.broadcast_changes(tbl regclass, topic_template text,
-    changes_only boolean DEFAULT false, mode text DEFAULT 'outbox')
+    changes_only boolean DEFAULT false, mode text DEFAULT 'outbox',
+    events text[] DEFAULT ARRAY['insert', 'update', 'delete'], columns text[] DEFAULT NULL)
 RETURNS void
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     col text;
+    ev text;
 BEGIN
-    IF tbl IS NULL OR topic_template IS NULL OR changes_only IS NULL OR mode IS NULL THEN
+    IF tbl IS NULL OR topic_template IS NULL OR changes_only IS NULL OR mode IS NULL OR events IS NULL THEN
         RAISE EXCEPTION 'arguments of pgapp.broadcast_changes must not be null'
             USING ERRCODE = 'null_value_not_allowed';
     END IF;
@@ -1287,23 +1289,38 @@ BEGIN
         RAISE EXCEPTION 'unknown broadcast mode "%"', mode
             USING ERRCODE = 'invalid_parameter_value', HINT = 'Use auto, direct or outbox.';
     END IF;
-    FOR col IN SELECT (regexp_matches(topic_template, '%\{([^}]*)\}', 'g'))[1] LOOP
-        IF NOT EXISTS (SELECT 1 FROM pg_attribute AS a
+    IF cardinality(events) = 0 THEN
+        RAISE EXCEPTION 'events must name at least one of insert, update and delete'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    FOREACH ev IN ARRAY events LOOP
+        IF ev IS NULL OR lower(ev) NOT IN ('insert', 'update', 'delete') THEN
+            RAISE EXCEPTION 'unknown event "%"', ev
+                USING ERRCODE = 'invalid_parameter_value', HINT = 'Use insert, update or delete.';
+        END IF;
+    END LOOP;
+    FOR col IN SELECT (regexp_matches(topic_template, '%\{([^}]*)\}', 'g'))[1]
+               UNION ALL SELECT unnest(columns) LOOP
+        IF col IS NULL OR NOT EXISTS (SELECT 1 FROM pg_attribute AS a
                         WHERE a.attrelid = tbl AND a.attname = col AND a.attnum > 0 AND NOT a.attisdropped) THEN
-            RAISE EXCEPTION 'column "%" of the topic template does not exist in %', col, tbl
+            RAISE EXCEPTION 'column "%" does not exist in %', col, tbl
                 USING ERRCODE = 'undefined_column',
-                      HINT = 'Write %{column} with a column of the table, e.g. ''orders:%{id}''.';
+                      HINT = 'The topic template''s %{column} and the columns listed must be columns of the table.';
         END IF;
     END LOOP;
     EXECUTE format('CREATE OR REPLACE TRIGGER pgapp_broadcast_changes'
-                   ' AFTER INSERT OR UPDATE OR DELETE ON %s'
-                   ' FOR EACH ROW EXECUTE FUNCTION pgapp._broadcast_changes(%L, %L, %L)',
-                   tbl, topic_template, changes_only::text, mode);
+                   ' AFTER %s ON %s'
+                   ' FOR EACH ROW EXECUTE FUNCTION pgapp._broadcast_changes(%s)',
+                   (SELECT string_agg(DISTINCT upper(e), ' OR ') FROM unnest(events) AS e),
+                   tbl,
+                   (SELECT string_agg(quote_literal(a), ', ' ORDER BY n)
+                      FROM unnest(ARRAY[topic_template, changes_only::text, mode] || coalesce(columns, '{}'))
+                           WITH ORDINALITY AS t(a, n)));
 END
 $$;
 
-COMMENT ON FUNCTION pgapp.broadcast_changes(regclass, text, boolean, text) IS
-'Broadcast every inserted, updated and deleted row of a table to a topic such as ''orders:%{id}'' (outbox mode by default)';
+COMMENT ON FUNCTION pgapp.broadcast_changes(regclass, text, boolean, text, text[], text[]) IS
+'Broadcast a table''s inserted, updated and deleted rows (or the events named, with the columns named) to a topic such as ''orders:%{id}''';
 
 CREATE FUNCTION pgapp.stop_broadcast_changes(tbl regclass)
 RETURNS boolean

@@ -129,6 +129,17 @@ SELECT pgapp.broadcast('notes:2', 'marker', '{}');
 SELECT pg_temp.wait_for('marker');
 SELECT * FROM pg_temp.received();
 SELECT tgname, replace(encode(tgargs, 'escape'), '\000', ' | ') AS tgargs FROM pg_trigger WHERE tgrelid = 'pubsub_notes'::regclass;
+-- only some events, and only some columns in the payload (tag stays private)
+SELECT pgapp.broadcast_changes('pubsub_notes', 'notes:%{id}', mode => 'direct', events => ARRAY['insert', 'delete'],
+                               columns => ARRAY['id', 'body']);
+SELECT pg_get_triggerdef(oid) ~ 'AFTER INSERT OR DELETE' AS insert_and_delete_only FROM pg_trigger WHERE tgrelid = 'pubsub_notes'::regclass;
+SELECT pg_temp.listen('notes:3');
+INSERT INTO pubsub_notes VALUES (3, 'visible', 'private');
+UPDATE pubsub_notes SET body = 'unheard update' WHERE id = 3;
+DELETE FROM pubsub_notes WHERE id = 3;
+SELECT pgapp.broadcast('notes:3', 'marker', '{}');
+SELECT pg_temp.wait_for('marker');
+SELECT * FROM pg_temp.received();
 SELECT pgapp.stop_broadcast_changes('pubsub_notes') AS stopped, pgapp.stop_broadcast_changes('pubsub_notes') AS again;
 UPDATE pubsub_notes SET body = 'unheard' WHERE id = 2;
 SELECT pgapp.broadcast('notes:2', 'marker', '{}');
@@ -218,6 +229,9 @@ SELECT * FROM pg_temp.show($$ SELECT pgapp.typing('room:1', NULL) $$);
 SELECT count(*) AS nothing_tracked FROM pgapp.presence;
 SELECT * FROM pg_temp.show($$ SELECT pgapp.broadcast_changes('pubsub_notes', 'notes:%{nope}') $$);
 SELECT * FROM pg_temp.show($$ SELECT pgapp.broadcast_changes('pubsub_notes', '') $$);
+SELECT * FROM pg_temp.show($$ SELECT pgapp.broadcast_changes('pubsub_notes', 'n', events => ARRAY['truncate']) $$);
+SELECT * FROM pg_temp.show($$ SELECT pgapp.broadcast_changes('pubsub_notes', 'n', events => '{}') $$);
+SELECT * FROM pg_temp.show($$ SELECT pgapp.broadcast_changes('pubsub_notes', 'n', columns => ARRAY['id', 'secret']) $$);
 SELECT * FROM pg_temp.show($$ SELECT pgapp.broadcast_changes('pubsub_notes', 'n', mode => 'fast') $$);
 CREATE VIEW pubsub_notes_view AS SELECT * FROM pubsub_notes;
 SELECT * FROM pg_temp.show($$ SELECT pgapp.broadcast_changes('pubsub_notes_view', 'n') $$);

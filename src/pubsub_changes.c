@@ -11,8 +11,11 @@
  *	  broadcast.
  *
  * Trigger arguments: topic template, changes_only ("true"/"false"), mode
- * ("outbox", "direct" or "auto").  The template's columns are checked by
- * pgapp.broadcast_changes(); a column dropped later gives an empty value.
+ * ("outbox", "direct" or "auto"), then optionally the columns the payload
+ * may carry (none: every column).  The template's and the listed columns
+ * are checked by pgapp.broadcast_changes(); a column dropped later gives an
+ * empty value.  Which of INSERT, UPDATE and DELETE fire is the trigger's
+ * own event list.
  *
  * src/pubsub_changes.c
  *
@@ -122,8 +125,53 @@ typedef struct ChangedColumns
 	Bitmapset  *pkey;
 	TupleDesc	desc;
 	PgappJsonbBuilder *b;
+	char	  **allowed;		/* the columns the payload may carry (none: all) */
+	int			nallowed;
 	int			changed;
 } ChangedColumns;
+
+static bool
+column_allowed(const char *name, char **allowed, int nallowed)
+{
+	if (nallowed == 0)
+		return true;
+	for (int i = 0; i < nallowed; i++)
+		if (strcmp(allowed[i], name) == 0)
+			return true;
+	return false;
+}
+
+/* The payload with only the listed columns. */
+typedef struct PickColumns
+{
+	char	  **allowed;
+	int			nallowed;
+	PgappJsonbBuilder *b;
+} PickColumns;
+
+static void
+pick_one(const char *key, int keylen, JsonbValue *value, void *arg)
+{
+	PickColumns *pc = arg;
+
+	if (column_allowed(pnstrdup(key, keylen), pc->allowed, pc->nallowed))
+	{
+		pgapp_jsonb_key_len(pc->b, key, keylen);
+		pgapp_jsonb_add_value(pc->b, value);
+	}
+}
+
+static Jsonb *
+pick_columns(Jsonb *payload, char **allowed, int nallowed)
+{
+	PgappJsonbBuilder b = {0};
+	PickColumns pc = {allowed, nallowed, &b};
+
+	pgapp_jsonb_begin_object(&b);
+	pgapp_jsonb_foreach(&payload->root, pick_one, &pc);
+	pgapp_jsonb_end_object(&b);
+	return pgapp_jsonb_finish(&b);
+}
 
 static void
 add_if_changed(const char *key, int keylen, JsonbValue *value, void *arg)
@@ -136,6 +184,8 @@ add_if_changed(const char *key, int keylen, JsonbValue *value, void *arg)
 		bms_is_member(attno - FirstLowInvalidHeapAttributeNumber, cc->pkey);
 	bool		changed = before == NULL || !pgapp_jsonb_values_equal(before, value);
 
+	if (!column_allowed(name, cc->allowed, cc->nallowed))
+		return;					/* not in the payload: its changes do not count */
 	if (changed)
 		cc->changed++;
 	if (changed || is_pkey)
@@ -164,10 +214,10 @@ pgapp_broadcast_changes_trigger(PG_FUNCTION_ARGS)
 				errmsg("pgapp._broadcast_changes() must be called as a trigger"),
 				errhint("Attach it with pgapp.broadcast_changes(table, topic_template)."));
 	if (!TRIGGER_FIRED_AFTER(td->tg_event) || !TRIGGER_FIRED_FOR_ROW(td->tg_event) ||
-		td->tg_trigger->tgnargs != 3)
+		td->tg_trigger->tgnargs < 3)
 		ereport(ERROR,
 				errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				errmsg("pgapp._broadcast_changes() must be an AFTER ... FOR EACH ROW trigger with three arguments"),
+				errmsg("pgapp._broadcast_changes() must be an AFTER ... FOR EACH ROW trigger with at least three arguments"),
 				errhint("Attach it with pgapp.broadcast_changes(table, topic_template)."));
 
 	desc = RelationGetDescr(td->tg_relation);
@@ -200,6 +250,8 @@ pgapp_broadcast_changes_trigger(PG_FUNCTION_ARGS)
 			cc.pkey = RelationGetIndexAttrBitmap(td->tg_relation, INDEX_ATTR_BITMAP_PRIMARY_KEY);
 			cc.desc = desc;
 			cc.b = &b;
+			cc.allowed = td->tg_trigger->tgargs + 3;
+			cc.nallowed = td->tg_trigger->tgnargs - 3;
 			pgapp_jsonb_begin_object(&b);
 			pgapp_jsonb_foreach(&payload->root, add_if_changed, &cc);
 			pgapp_jsonb_end_object(&b);
@@ -213,6 +265,8 @@ pgapp_broadcast_changes_trigger(PG_FUNCTION_ARGS)
 				errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				errmsg("pgapp._broadcast_changes() handles INSERT, UPDATE and DELETE only"));
 
+	if (td->tg_trigger->tgnargs > 3)
+		payload = pick_columns(payload, td->tg_trigger->tgargs + 3, td->tg_trigger->tgnargs - 3);
 	topic = make_topic(td->tg_trigger->tgargs[0], row, desc);
 	pgapp_pubsub_check_topic(topic);
 	pgapp_pubsub_send(topic, event, payload, mode);

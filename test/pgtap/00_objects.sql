@@ -33,7 +33,7 @@ SELECT set_eq(
         'function pgapp.allowed_transitions(text,text)',
         'function pgapp.apply_params(pgapp.query,jsonb,jsonb)',
         'function pgapp.broadcast(text,text,jsonb,text)',
-        'function pgapp.broadcast_changes(regclass,text,boolean,text)',
+        'function pgapp.broadcast_changes(regclass,text,boolean,text,text[],text[])',
         'function pgapp.changeset(text,jsonb,jsonb)',
         'function pgapp.channel(text)',
         'function pgapp.check_constraint(pgapp.changeset,text,text,text)',

@@ -8,7 +8,7 @@ SELECT function_returns('pgapp', 'channel', ARRAY['text'], 'text');
 SELECT function_returns('pgapp', 'subscribe', ARRAY['text'], 'text');
 SELECT function_returns('pgapp', 'unsubscribe', ARRAY['text'], 'void');
 SELECT function_returns('pgapp', 'message', ARRAY['uuid'], 'jsonb');
-SELECT function_returns('pgapp', 'broadcast_changes', ARRAY['regclass', 'text', 'boolean', 'text'], 'void');
+SELECT function_returns('pgapp', 'broadcast_changes', ARRAY['regclass', 'text', 'boolean', 'text', 'text[]', 'text[]'], 'void');
 SELECT function_returns('pgapp', 'stop_broadcast_changes', ARRAY['regclass'], 'boolean');
 SELECT has_view('pgapp', 'pubsub_outbox', 'view pgapp.pubsub_outbox exists');
 SELECT columns_are('pgapp', 'pubsub_outbox', ARRAY['pending', 'oldest_pending', 'worker_pid', 'worker_state',
