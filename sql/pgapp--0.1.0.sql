@@ -1366,7 +1366,9 @@ CREATE UNLOGGED TABLE pgapp.presence (
     key         text NOT NULL,
     ref         uuid NOT NULL,
     meta        jsonb NOT NULL,
+    seq         integer NOT NULL DEFAULT 0,     -- version of meta: phx_ref is ref, or ref.seq
     prev_meta   jsonb,              -- announced meta replaced by meta, to announce as a leave
+    prev_seq    integer,            -- and its version
     announced   boolean NOT NULL DEFAULT false,
     left_at     timestamptz,
     joined_at   timestamptz NOT NULL DEFAULT now(),
@@ -1389,6 +1391,14 @@ CREATE UNLOGGED TABLE pgapp.typing (
 
 COMMENT ON TABLE pgapp.typing IS
 'Typing indicators in progress (pgapp.typing); unlogged';
+
+-- The phx_ref of a meta's version: its ref, then ref.1, ref.2 ... as it
+-- changes (Phoenix gives a changed meta a new ref, with phx_ref_prev).
+CREATE FUNCTION pgapp._phx_ref(ref uuid, seq integer)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT CASE WHEN seq = 0 THEN ref::text ELSE ref::text || '.' || seq END $$;
 
 CREATE FUNCTION pgapp._pubsub_start_worker()
 RETURNS void
@@ -1444,9 +1454,14 @@ BEGIN
     ON CONFLICT ON CONSTRAINT presence_pkey DO UPDATE
        SET expires_at = excluded.expires_at,
            meta = excluded.meta,
-           -- a changed meta is announced as a leave of the old one and a join of the new
+           -- a changed meta is announced as a leave of the old version and a
+           -- join of the new one, which gets the next phx_ref
            prev_meta = CASE WHEN p.announced AND p.meta IS DISTINCT FROM excluded.meta
-                            THEN coalesce(p.prev_meta, p.meta) ELSE p.prev_meta END,
+                            THEN p.meta ELSE p.prev_meta END,
+           prev_seq = CASE WHEN p.announced AND p.meta IS DISTINCT FROM excluded.meta
+                           THEN p.seq ELSE p.prev_seq END,
+           seq = CASE WHEN p.announced AND p.meta IS DISTINCT FROM excluded.meta
+                      THEN p.seq + 1 ELSE p.seq END,
            announced = p.announced AND p.meta IS NOT DISTINCT FROM excluded.meta,
            left_at = NULL;
     PERFORM pgapp._pubsub_start_worker();
@@ -1491,7 +1506,8 @@ BEGIN
     RETURN (
         SELECT coalesce(jsonb_object_agg(s.key, jsonb_build_object('metas', s.metas)), '{}')
           FROM (SELECT p.key,
-                       jsonb_agg(p.meta || jsonb_build_object('phx_ref', p.ref) ORDER BY p.joined_at, p.ref) AS metas
+                       jsonb_agg(p.meta || jsonb_build_object('phx_ref', pgapp._phx_ref(p.ref, p.seq))
+                                 ORDER BY p.joined_at, p.ref) AS metas
                   FROM pgapp.presence AS p
                  WHERE p.topic = presence_list.topic AND p.left_at IS NULL AND p.expires_at > clock_timestamp()
                  GROUP BY p.key) AS s);
@@ -1504,7 +1520,11 @@ COMMENT ON FUNCTION pgapp.presence_list(text) IS
 /*
  * The pubsub worker's presence round: expired metas leave; then, per topic,
  * one presence_diff with what joined and what left since the last round.
- * A meta that joined and left within one round is never announced.
+ * A meta that joined and left within one round is never announced, nor one
+ * changed and changed back.  The table is locked for the round (tracking
+ * waits a few milliseconds), so that every statement of the round sees the
+ * same rows: a change committed in between would otherwise be deleted or
+ * marked announced without having been announced.
  */
 CREATE FUNCTION pgapp._presence_flush()
 RETURNS integer
@@ -1515,17 +1535,26 @@ DECLARE
     d record;
     n integer := 0;
 BEGIN
+    LOCK TABLE pgapp.presence IN EXCLUSIVE MODE;
     UPDATE pgapp.presence SET left_at = expires_at
      WHERE left_at IS NULL AND expires_at <= clock_timestamp();
+    UPDATE pgapp.presence SET seq = prev_seq, prev_meta = NULL, prev_seq = NULL, announced = true
+     WHERE left_at IS NULL AND prev_meta IS NOT NULL AND prev_meta = meta;
     DELETE FROM pgapp.presence WHERE left_at IS NOT NULL AND NOT announced AND prev_meta IS NULL;
     FOR d IN
         WITH changes AS (
-            SELECT p.topic, p.key, 'leave' AS kind, coalesce(p.prev_meta, p.meta) || jsonb_build_object('phx_ref', p.ref) AS meta
+            SELECT p.topic, p.key, 'leave' AS kind,
+                   coalesce(p.prev_meta, p.meta)
+                   || jsonb_build_object('phx_ref', pgapp._phx_ref(p.ref, coalesce(p.prev_seq, p.seq))) AS meta
               FROM pgapp.presence AS p
              WHERE (p.left_at IS NOT NULL AND (p.announced OR p.prev_meta IS NOT NULL))
                 OR (p.left_at IS NULL AND p.prev_meta IS NOT NULL)
             UNION ALL
-            SELECT p.topic, p.key, 'join', p.meta || jsonb_build_object('phx_ref', p.ref)
+            SELECT p.topic, p.key, 'join',
+                   p.meta || jsonb_build_object('phx_ref', pgapp._phx_ref(p.ref, p.seq))
+                   || CASE WHEN p.prev_meta IS NOT NULL
+                           THEN jsonb_build_object('phx_ref_prev', pgapp._phx_ref(p.ref, p.prev_seq))
+                           ELSE '{}' END
               FROM pgapp.presence AS p
              WHERE NOT p.announced AND p.left_at IS NULL),
         per_key AS (
@@ -1541,7 +1570,8 @@ BEGIN
         n := n + 1;
     END LOOP;
     DELETE FROM pgapp.presence WHERE left_at IS NOT NULL;
-    UPDATE pgapp.presence SET announced = true, prev_meta = NULL WHERE NOT announced OR prev_meta IS NOT NULL;
+    UPDATE pgapp.presence SET announced = true, prev_meta = NULL, prev_seq = NULL
+     WHERE NOT announced OR prev_meta IS NOT NULL;
     RETURN n;
 END
 $$;
@@ -1572,6 +1602,23 @@ $$;
 COMMENT ON FUNCTION pgapp.typing(text, text) IS
 'Say that key is typing on topic: broadcasts typing, then typing_stopped 3 s after the last call';
 
+CREATE FUNCTION pgapp.typing_list(topic text)
+RETURNS text[]
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF topic IS NULL THEN
+        RAISE EXCEPTION 'topic must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    RETURN (SELECT coalesce(array_agg(t.key ORDER BY t.key), '{}') FROM pgapp.typing AS t
+             WHERE t.topic = typing_list.topic AND t.expires_at > clock_timestamp());
+END
+$$;
+
+COMMENT ON FUNCTION pgapp.typing_list(text) IS
+'Who is typing on a topic now (for a client that joins while someone types)';
+
 CREATE FUNCTION pgapp._typing_flush()
 RETURNS integer
 LANGUAGE plpgsql VOLATILE
@@ -1593,7 +1640,7 @@ COMMENT ON FUNCTION pgapp._typing_flush() IS
 'Broadcast typing_stopped for typing indicators whose 3 s have passed (the pubsub worker runs it every 250 ms)';
 
 REVOKE ALL ON pgapp.presence, pgapp.typing FROM PUBLIC;
-REVOKE ALL ON FUNCTION pgapp._pubsub_start_worker(), pgapp._presence_check(text, text),
+REVOKE ALL ON FUNCTION pgapp._pubsub_start_worker(), pgapp._presence_check(text, text), pgapp._phx_ref(uuid, integer),
     pgapp._presence_flush(), pgapp._typing_flush() FROM PUBLIC;
 GRANT SELECT ON pgapp.presence, pgapp.typing TO pgapp_admin;
 

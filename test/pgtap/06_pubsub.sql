@@ -1,7 +1,7 @@
 -- test/pgtap/06_pubsub.sql
 -- PubSub: signatures, privileges, SQLSTATEs.
 BEGIN;
-SELECT plan(26);
+SELECT plan(27);
 
 SELECT function_returns('pgapp', 'broadcast', ARRAY['text', 'text', 'jsonb', 'text'], 'void');
 SELECT function_returns('pgapp', 'channel', ARRAY['text'], 'text');
@@ -37,6 +37,7 @@ SELECT function_returns('pgapp', 'presence_track', ARRAY['text', 'text', 'jsonb'
 SELECT function_returns('pgapp', 'presence_untrack', ARRAY['text', 'text', 'uuid'], 'integer');
 SELECT function_returns('pgapp', 'presence_list', ARRAY['text'], 'jsonb');
 SELECT function_returns('pgapp', 'typing', ARRAY['text', 'text'], 'void');
+SELECT function_returns('pgapp', 'typing_list', ARRAY['text'], 'text[]');
 SELECT ok((SELECT bool_and(relpersistence = 'u') FROM pg_class WHERE oid IN ('pgapp.presence'::regclass, 'pgapp.typing'::regclass)),
     'presence and typing are unlogged (kept out of the WAL)');
 SELECT throws_ok($$SELECT pgapp.presence_track('t', 'k', '{}', ttl => '-1 second')$$, '22023', NULL, 'a negative ttl is 22023');
