@@ -156,6 +156,15 @@ _PG_init(void)
 							GUC_UNIT_S,
 							NULL, NULL, NULL);
 
+	DefineCustomIntVariable("pgapp.pubsub_batch_delay",
+							"How long the pubsub worker lets writers add to a batch when it is busy.",
+							"0 sends at once; a few milliseconds let one delivering transaction carry many messages.",
+							&pgapp_pubsub_batch_delay,
+							2, 0, 100,
+							PGC_SIGHUP,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
 	DefineCustomBoolVariable("pgapp.pubsub_fixed_envelope",
 							 "Give broadcasts a counter for id and 2000-01-01 for at (for tests).",
 							 "Lets tests compare whole messages, as isolationtester prints them.",

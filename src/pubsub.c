@@ -53,6 +53,7 @@
 /* GUCs (defined in pgapp.c) */
 int			pgapp_pubsub_retention = 3600;
 bool		pgapp_pubsub_fixed_envelope = false;
+int			pgapp_pubsub_batch_delay = 2;
 
 static void pubsub_shmem_request(void);
 static void pubsub_shmem_startup(void);

@@ -14,6 +14,7 @@
 
 extern int	pgapp_pubsub_retention;
 extern bool pgapp_pubsub_fixed_envelope;
+extern int	pgapp_pubsub_batch_delay;
 extern const PgappModule pgapp_pubsub_module;
 
 #endif							/* PGAPP_PUBSUB_H */

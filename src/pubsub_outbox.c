@@ -6,9 +6,11 @@
  *	  that wrote to pgapp.outbox, which sends the recorded messages with
  *	  NOTIFY in batches and deletes them in the same transaction.
  *
- * A message is deleted by the transaction that NOTIFYs it, so it is
- * delivered once: if the server stops between the writer's commit and the
- * delivery, the rows are still there and the next worker sends them.
+ * A message is deleted by the transaction that NOTIFYs it: if the server
+ * stops between the writer's commit and the delivery, the rows are still
+ * there and the next worker sends them.  Delivering transactions commit
+ * asynchronously (see pgapp_pubsub_worker_main), so a crash right after a
+ * delivery may send its messages again: at least once, with the same ids.
  * Batches are taken in outbox order (seq), which is the order in which the
  * writers reached their commit (pubsub.c writes the rows just before it).
  *
@@ -462,6 +464,8 @@ pgapp_pubsub_worker_main(Datum arg)
 	TimestampTz last_presence = 0;
 	TimestampTz last_typing = 0;
 	bool		typing_active = true;
+	bool		woken = false;
+	bool		busy = false;	/* the last batch had more than one message */
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
@@ -472,6 +476,15 @@ pgapp_pubsub_worker_main(Datum arg)
 	before_shmem_exit(release_slot, (Datum) 0);
 	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
 	pgstat_report_appname("pgapp pubsub");
+
+	/*
+	 * A delivering transaction does not wait for its WAL flush: NOTIFY's
+	 * cluster-wide lock is held through the commit, and a flush there would
+	 * make every other NOTIFYing transaction wait for it.  Should the server
+	 * crash before the flush, the deleted rows come back and their messages
+	 * are sent again (same id): delivery is at least once, never lost.
+	 */
+	SetConfigOption("synchronous_commit", "off", PGC_SUSET, PGC_S_OVERRIDE);
 
 	for (;;)
 	{
@@ -486,6 +499,14 @@ pgapp_pubsub_worker_main(Datum arg)
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
 		}
+		/*
+		 * Woken by writers while busy: give the next ones a moment to commit
+		 * too, so that one delivering transaction (one NOTIFY lock, one
+		 * wake-up of every listener) carries many messages.
+		 */
+		if (woken && busy && pgapp_pubsub_batch_delay > 0)
+			(void) WaitLatch(NULL, WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, pgapp_pubsub_batch_delay,
+							 PG_WAIT_EXTENSION);
 		do
 		{
 			n = deliver_batch();
@@ -496,6 +517,7 @@ pgapp_pubsub_worker_main(Datum arg)
 							   dboid));
 				proc_exit(0);
 			}
+			busy = n > 1;
 		} while (n == OUTBOX_BATCH);
 		now = GetCurrentTimestamp();
 		if (now - last_typing >= TYPING_ROUND_USECS)
@@ -520,8 +542,9 @@ pgapp_pubsub_worker_main(Datum arg)
 		if (typing_active)
 			timeout = Min(timeout, TYPING_ROUND_USECS / 1000);
 		timeout = Max(Min(timeout, OUTBOX_POLL_MS), 1);
-		if (WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-					  timeout, PG_WAIT_EXTENSION) & WL_LATCH_SET)
+		woken = (WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						   timeout, PG_WAIT_EXTENSION) & WL_LATCH_SET) != 0;
+		if (woken)
 			typing_active = true;	/* woken by a writer: typing may have started */
 	}
 }

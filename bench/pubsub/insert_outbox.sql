@@ -1,5 +1,3 @@
 \set c random(1, 10000)
-BEGIN;
-INSERT INTO bench_order (customer_id, total) VALUES (:c, 19.99);
-SELECT pgapp.broadcast('bench_orders', 'created', jsonb_build_object('customer_id', :c::int, 'total', 19.99, 'note', 'a payload of about two hundred bytes, like a small order summary'), 'outbox');
-COMMIT;
+WITH o AS (INSERT INTO bench_order (customer_id, total) VALUES (:c, 19.99) RETURNING id, customer_id, total)
+SELECT pgapp.broadcast('bench_orders', 'created', jsonb_build_object('id', o.id, 'customer_id', o.customer_id, 'total', o.total, 'note', 'a payload of about two hundred bytes, like a small order summary'), 'outbox') FROM o;

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # bench/pubsub/run.sh: what a broadcast costs the writer, and how long it
 # takes to arrive.  Writer transactions per second (pgbench -M prepared) at
-# 1, 8 and 32 clients for: INSERT alone; INSERT + raw pg_notify (~200-byte
+# 1, 8 and 32 clients for: INSERT alone; INSERT plus a second row of the
+# outbox's shape (the floor of the outbox's cost); INSERT + raw pg_notify (~200-byte
 # payload); INSERT + pgapp.broadcast in direct mode; in outbox mode; and an
 # INSERT into a table with pgapp.broadcast_changes (outbox) -- with one
 # listener draining the channel, all on one temporary cluster in the same
@@ -9,6 +10,9 @@
 # outbox (latency.js).
 #
 #   bash bench/pubsub/run.sh        SECONDS_PER_RUN=5 ROUNDS=3 CLIENTS="1 8 32" LATENCY_N=500
+#
+# Every variant is one statement (WITH ... INSERT ... RETURNING feeds the
+# broadcast), so that all make the same round trips.
 #
 # Each variant runs ROUNDS times interleaved with the others; the median
 # counts.  Needs node and the npm packages of examples/clients/node (npm ci
@@ -23,7 +27,7 @@ CLIENTS=${CLIENTS:-"1 8 32"}
 LATENCY_N=${LATENCY_N:-500}
 PORT=${BENCH_PORT:-55436}
 DIR=$(mktemp -d /tmp/pgapp-bench-pubsub.XXXXXX)
-VARIANTS="insert insert_notify insert_direct insert_outbox insert_changes"
+VARIANTS="insert insert_two_rows insert_notify insert_direct insert_outbox insert_changes"
 
 as_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 [ "$(id -u)" -eq 0 ] && chown postgres "$DIR"
@@ -77,9 +81,9 @@ done
 echo "ratios (same client count):"
 for c in $CLIENTS; do
     awk -v i="${r[insert,$c]}" -v n="${r[insert_notify,$c]}" -v d="${r[insert_direct,$c]}" \
-        -v o="${r[insert_outbox,$c]}" -v t="${r[insert_changes,$c]}" -v c="$c" 'BEGIN {
-        printf "  %2d clients: notify/insert %.2fx, direct/insert %.2fx, outbox/insert %.2fx, changes/insert %.2fx; direct cost vs pg_notify %.2fx\n",
-               c, n / i, d / i, o / i, t / i, n / d }'
+        -v o="${r[insert_outbox,$c]}" -v t="${r[insert_changes,$c]}" -v w="${r[insert_two_rows,$c]}" -v c="$c" 'BEGIN {
+        printf "  %2d clients: two rows/insert %.2fx, notify/insert %.2fx, direct/insert %.2fx, outbox/insert %.2fx, changes/insert %.2fx; outbox/two rows %.2fx; direct cost vs pg_notify %.2fx\n",
+               c, w / i, n / i, d / i, o / i, t / i, o / w, n / d }'
 done
 # every outbox message was delivered before the latency runs
 for _ in $(seq 1 300); do
