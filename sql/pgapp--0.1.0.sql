@@ -1503,19 +1503,25 @@ BEGIN
     IF topic IS NULL THEN
         RAISE EXCEPTION 'topic must not be null' USING ERRCODE = 'null_value_not_allowed';
     END IF;
+    -- the state as the last round announced it: the diffs that follow apply to it
     RETURN (
         SELECT coalesce(jsonb_object_agg(s.key, jsonb_build_object('metas', s.metas)), '{}')
           FROM (SELECT p.key,
-                       jsonb_agg(p.meta || jsonb_build_object('phx_ref', pgapp._phx_ref(p.ref, p.seq))
+                       jsonb_agg(coalesce(p.prev_meta, p.meta)
+                                 || jsonb_build_object('phx_ref', pgapp._phx_ref(p.ref, v.seq))
+                                 || CASE WHEN v.seq > 0
+                                         THEN jsonb_build_object('phx_ref_prev', pgapp._phx_ref(p.ref, v.seq - 1))
+                                         ELSE '{}' END
                                  ORDER BY p.joined_at, p.ref) AS metas
-                  FROM pgapp.presence AS p
-                 WHERE p.topic = presence_list.topic AND p.left_at IS NULL AND p.expires_at > clock_timestamp()
+                  FROM pgapp.presence AS p,
+                       LATERAL (SELECT CASE WHEN p.prev_meta IS NOT NULL THEN p.prev_seq ELSE p.seq END AS seq) AS v
+                 WHERE p.topic = presence_list.topic AND (p.announced OR p.prev_meta IS NOT NULL)
                  GROUP BY p.key) AS s);
 END
 $$;
 
 COMMENT ON FUNCTION pgapp.presence_list(text) IS
-'Who is present on a topic, as Phoenix''s presence_state: {"key": {"metas": [{..., "phx_ref": ref}]}}';
+'Who is present on a topic as the last presence_diff left it, as Phoenix''s presence_state: {"key": {"metas": [{..., "phx_ref": ref}]}}';
 
 /*
  * The pubsub worker's presence round: expired metas leave; then, per topic,

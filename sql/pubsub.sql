@@ -153,11 +153,13 @@ BEGIN;
 SELECT pgapp.presence_track('room:1', 'alice', '{"device": "phone"}') AS alice_phone \gset
 SELECT pgapp.presence_track('room:1', 'alice', '{"device": "laptop"}') AS alice_laptop \gset
 SELECT pgapp.presence_track('room:1', 'bob', '{"device": "web"}', ttl => '4 seconds') AS bob \gset
+-- presence_list is the state as the last round announced it: nobody yet
+SELECT pgapp.presence_list('room:1') AS before_the_round;
 COMMIT;
+SELECT pg_temp.wait_for('presence_diff');
 SELECT key, jsonb_array_length(value -> 'metas') AS metas,
        (SELECT array_agg(m ->> 'device' ORDER BY m ->> 'device') FROM jsonb_array_elements(value -> 'metas') AS m) AS devices
   FROM jsonb_each(pgapp.presence_list('room:1')) ORDER BY key;
-SELECT pg_temp.wait_for('presence_diff');
 SELECT channel, message -> 'payload' -> 'leaves' AS leaves,
        (SELECT jsonb_object_agg(k, (SELECT jsonb_agg(m - 'phx_ref' ORDER BY m ->> 'device') FROM jsonb_array_elements(v -> 'metas') AS m))
           FROM jsonb_each(message -> 'payload' -> 'joins') AS j(k, v)) AS joins
@@ -260,6 +262,9 @@ GRANT ALL ON pubsub_notes TO ps_user;
 SET ROLE ps_user;
 SELECT count(*) AS can_broadcast FROM (SELECT pgapp.broadcast('orders:new', 'from a plain role', '{}')) AS s;
 SELECT pgapp.presence_track('room:2', 'ps_user', '{}') IS NOT NULL AS can_track;
+RESET ROLE;
+SELECT pgapp._presence_flush() >= 0 AS round_run;
+SET ROLE ps_user;
 SELECT pgapp.presence_list('room:2') ? 'ps_user' AS can_list;
 SELECT * FROM pg_temp.show($$ SELECT * FROM pgapp.presence $$);
 SELECT * FROM pg_temp.show($$ SELECT * FROM pgapp.outbox $$);
