@@ -30,7 +30,12 @@
  */
 #include "postgres.h"
 
+#include "access/htup_details.h"
+#include "access/table.h"
 #include "access/xact.h"
+#include "catalog/dependency.h"
+#include "catalog/indexing.h"
+#include "commands/sequence.h"
 #include "commands/async.h"
 #include "common/md5.h"
 #include "executor/spi.h"
@@ -38,6 +43,7 @@
 #include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/json.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 #include "utils/uuid.h"
@@ -346,61 +352,63 @@ typedef struct OutboxMessage
 static List *outbox_pending = NIL;	/* in TopTransactionContext */
 static bool outbox_written = false; /* this transaction wrote outbox rows */
 static bool outbox_callbacks = false;
-static SPIPlanPtr outbox_insert_plan = NULL;
 
-/* Write the transaction's messages to pgapp.outbox (pre-commit). */
+/*
+ * Write the transaction's messages to pgapp.outbox (pre-commit).  The rows
+ * are written as catalog rows are (heap insert, then its indexes), without
+ * the executor: pgapp.outbox is pgapp's own table, with no trigger, no
+ * constraint but its key and one plain btree index, and this is on every
+ * writer's commit path.
+ */
 static void
 outbox_flush(void)
 {
-	Oid			argtypes[5] = {UUIDOID, TEXTOID, TEXTOID, JSONBOID, TIMESTAMPTZOID};
-	PgappOwnerSwitch sw;
-	ListCell   *lc;
-	int			ret;
+	static Oid	cached_relid = InvalidOid;
+	static Oid	cached_seqid = InvalidOid;
 	List	   *pending = outbox_pending;
+	Oid			relid;
+	Relation	rel;
+	TupleDesc	desc;
+	ListCell   *lc;
 
 	if (pending == NIL)
 		return;
 	outbox_pending = NIL;		/* an error below aborts the transaction */
-	PushActiveSnapshot(GetTransactionSnapshot());
-	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
-	pgapp_become_owner(&sw);
-	PG_TRY();
+	relid = get_relname_relid("outbox", pgapp_schema_oid());
+	if (!OidIsValid(relid))
+		ereport(ERROR,
+				errcode(ERRCODE_UNDEFINED_TABLE),
+				errmsg("pgapp.outbox does not exist"),
+				errhint("Is the pgapp extension installed in this database?"));
+	if (relid != cached_relid)
 	{
-		if (outbox_insert_plan == NULL)
-		{
-			SPIPlanPtr	plan = SPI_prepare("INSERT INTO pgapp.outbox (id, topic, event, payload, at)"
-										   " VALUES ($1, $2, $3, $4, $5)", 5, argtypes);
-
-			if (plan == NULL)
-				elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-			if (SPI_keepplan(plan) != 0)
-				elog(ERROR, "SPI_keepplan failed");
-			outbox_insert_plan = plan;
-		}
-		foreach(lc, pending)
-		{
-			OutboxMessage *m = lfirst(lc);
-			Datum		args[5];
-
-			args[0] = DirectFunctionCall1(uuid_in, CStringGetDatum(m->id));
-			args[1] = CStringGetTextDatum(m->topic);
-			args[2] = CStringGetTextDatum(m->event);
-			args[3] = JsonbPGetDatum(m->payload);
-			args[4] = TimestampTzGetDatum(m->at);
-			ret = SPI_execute_plan(outbox_insert_plan, args, NULL, false, 0);
-			if (ret != SPI_OK_INSERT)
-				elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(ret));
-		}
+		cached_seqid = getIdentitySequence(relid, 1, false);
+		cached_relid = relid;
 	}
-	PG_FINALLY();
+	rel = table_open(relid, RowExclusiveLock);
+	desc = RelationGetDescr(rel);
+	if (desc->natts != 6 || TupleDescAttr(desc, 0)->atttypid != INT8OID ||
+		TupleDescAttr(desc, 1)->atttypid != UUIDOID || TupleDescAttr(desc, 4)->atttypid != JSONBOID ||
+		TupleDescAttr(desc, 5)->atttypid != TIMESTAMPTZOID)
+		elog(ERROR, "pgapp.outbox does not have the columns (seq, id, topic, event, payload, at)");
+	foreach(lc, pending)
 	{
-		pgapp_restore_user(&sw);
+		OutboxMessage *m = lfirst(lc);
+		Datum		values[6];
+		bool		nulls[6] = {false};
+		HeapTuple	tup;
+
+		values[0] = Int64GetDatum(nextval_internal(cached_seqid, false));
+		values[1] = DirectFunctionCall1(uuid_in, CStringGetDatum(m->id));
+		values[2] = CStringGetTextDatum(m->topic);
+		values[3] = CStringGetTextDatum(m->event);
+		values[4] = JsonbPGetDatum(m->payload);
+		values[5] = TimestampTzGetDatum(m->at);
+		tup = heap_form_tuple(desc, values, nulls);
+		CatalogTupleInsert(rel, tup);
+		heap_freetuple(tup);
 	}
-	PG_END_TRY();
-	if ((ret = SPI_finish()) != SPI_OK_FINISH)
-		elog(ERROR, "SPI_finish failed: %s", SPI_result_code_string(ret));
-	PopActiveSnapshot();
+	table_close(rel, NoLock);
 	outbox_written = true;
 }
 
