@@ -70,6 +70,8 @@
 #define OUTBOX_POLL_MS 1000
 #define OUTBOX_START_RETRY_USECS (10 * USECS_PER_SEC)
 #define OUTBOX_PRUNE_USECS (60 * USECS_PER_SEC)
+#define OUTBOX_SEQ_MARGIN 10000		/* how far behind the last seq a batch reads */
+#define OUTBOX_RESCAN_USECS (10 * USECS_PER_SEC)	/* read from the start this often */
 #define PRESENCE_ROUND_USECS (1500 * 1000)	/* presence_diff at most this often */
 #define TYPING_ROUND_USECS (250 * 1000) /* typing_stopped within this of its time */
 
@@ -363,12 +365,23 @@ claim_slot(Oid dboid)
  * One batch: delete up to OUTBOX_BATCH messages in outbox order and NOTIFY
  * them, in one transaction.  Returns how many, or -1 when pgapp is not
  * installed in this database.
+ *
+ * Only rows after *from are read.  A queue table's index starts with the
+ * entries of rows deleted since the last vacuum; reading from the start each
+ * time would step over all of them for every batch (and fall behind the
+ * writers just when they are busiest).  *from is kept OUTBOX_SEQ_MARGIN
+ * behind the last row delivered, because a writer takes its seq just before
+ * its commit and may commit after a later seq; the caller also reads from
+ * the start now and then, which finds any straggler beyond the margin.
  */
 static int
-deliver_batch(void)
+deliver_batch(int64 *from)
 {
 	int			ret;
 	int			n = 0;
+	int64		last = *from;
+	Oid			argtypes[1] = {INT8OID};
+	Datum		args[1];
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
@@ -382,13 +395,14 @@ deliver_batch(void)
 	pgstat_report_activity(STATE_RUNNING, "pgapp pubsub: delivering the outbox");
 	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
-	ret = SPI_execute("WITH batch AS ("
-					  "  DELETE FROM pgapp.outbox WHERE seq IN ("
-					  "    SELECT seq FROM pgapp.outbox ORDER BY seq LIMIT " CppAsString2(OUTBOX_BATCH)
-					  "    FOR UPDATE SKIP LOCKED)"
-					  "  RETURNING seq, id, topic, event, payload, at)"
-					  " SELECT id::text, topic, event, payload, at FROM batch ORDER BY seq",
-					  false, 0);
+	args[0] = Int64GetDatum(*from);
+	ret = SPI_execute_with_args("WITH batch AS ("
+								"  DELETE FROM pgapp.outbox WHERE seq IN ("
+								"    SELECT seq FROM pgapp.outbox WHERE seq > $1"
+								"     ORDER BY seq LIMIT " CppAsString2(OUTBOX_BATCH) " FOR UPDATE SKIP LOCKED)"
+								"  RETURNING seq, id, topic, event, payload, at)"
+								" SELECT id::text, topic, event, payload, at, seq FROM batch ORDER BY seq",
+								1, argtypes, args, NULL, false, 0);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "SPI_execute failed: %s", SPI_result_code_string(ret));
 	for (uint64 i = 0; i < SPI_processed; i++)
@@ -402,6 +416,7 @@ deliver_batch(void)
 		Jsonb	   *payload = DatumGetJsonbP(SPI_getbinval(tup, desc, 4, &isnull));
 		TimestampTz at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 5, &isnull));
 
+		last = Max(last, DatumGetInt64(SPI_getbinval(tup, desc, 6, &isnull)));
 		CHECK_FOR_INTERRUPTS();
 		pgapp_pubsub_notify(id, topic, event, payload, at);
 		n++;
@@ -411,6 +426,7 @@ deliver_batch(void)
 	PopActiveSnapshot();
 	CommitTransactionCommand();
 	pgstat_report_activity(STATE_IDLE, NULL);
+	*from = Max(*from, last - OUTBOX_SEQ_MARGIN);
 	if (n > 0)
 	{
 		OutboxSlot *s = &outbox_shared->slots[my_slot];
@@ -466,6 +482,8 @@ pgapp_pubsub_worker_main(Datum arg)
 	bool		typing_active = true;
 	bool		woken = false;
 	bool		busy = false;	/* the last batch had more than one message */
+	int64		from = 0;		/* batches read rows with seq > from */
+	TimestampTz last_rescan = GetCurrentTimestamp();
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
@@ -507,9 +525,14 @@ pgapp_pubsub_worker_main(Datum arg)
 		if (woken && busy && pgapp_pubsub_batch_delay > 0)
 			(void) WaitLatch(NULL, WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, pgapp_pubsub_batch_delay,
 							 PG_WAIT_EXTENSION);
+		if (GetCurrentTimestamp() - last_rescan >= OUTBOX_RESCAN_USECS)
+		{
+			from = 0;			/* stragglers beyond the margin, if any */
+			last_rescan = GetCurrentTimestamp();
+		}
 		do
 		{
-			n = deliver_batch();
+			n = deliver_batch(&from);
 			if (n < 0)
 			{
 				ereport(DEBUG1,

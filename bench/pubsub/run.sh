@@ -11,6 +11,7 @@
 #
 #   bash bench/pubsub/run.sh        SECONDS_PER_RUN=5 ROUNDS=3 CLIENTS="1 8 32" LATENCY_N=500
 #   VARIANTS="insert insert_outbox" LISTENER=0 bash bench/pubsub/run.sh    a subset, nobody listening
+#   KEEP=1 ...                                                              keep the cluster's directory and log
 #
 # Every variant is one statement (WITH ... INSERT ... RETURNING feeds the
 # broadcast), so that all make the same round trips.
@@ -36,7 +37,7 @@ as_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; 
 cleanup() {
     [ -n "${DRAIN_PID:-}" ] && kill "$DRAIN_PID" 2>/dev/null || true
     as_pg "$PG_BIN/pg_ctl" -D "$DIR/data" -m fast -w stop >/dev/null 2>&1 || true
-    rm -rf "$DIR"
+    if [ -n "${KEEP:-}" ]; then echo "kept $DIR (server.log)"; else rm -rf "$DIR"; fi
 }
 trap cleanup EXIT
 
