@@ -22,33 +22,15 @@
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
-PG_BIN=/usr/lib/postgresql/15/bin
-SECONDS_PER_RUN=${SECONDS_PER_RUN:-5}
-ROUNDS=${ROUNDS:-3}
-CLIENTS=${CLIENTS:-"1 8 32"}
 LATENCY_N=${LATENCY_N:-500}
-PORT=${BENCH_PORT:-55436}
-DIR=$(mktemp -d /tmp/pgapp-bench-pubsub.XXXXXX)
 VARIANTS=${VARIANTS:-"insert insert_two_rows insert_notify insert_direct insert_outbox insert_changes"}
 LISTENER=${LISTENER:-1}
-
-as_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
-[ "$(id -u)" -eq 0 ] && chown postgres "$DIR"
-cleanup() {
-    [ -n "${DRAIN_PID:-}" ] && kill "$DRAIN_PID" 2>/dev/null || true
-    as_pg "$PG_BIN/pg_ctl" -D "$DIR/data" -m fast -w stop >/dev/null 2>&1 || true
-    if [ -n "${KEEP:-}" ]; then echo "kept $DIR (server.log)"; else rm -rf "$DIR"; fi
-}
-trap cleanup EXIT
+source "$HERE/../lib.sh"
 
 (cd "$REPO/examples/clients/node" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
-
-as_pg "$PG_BIN/initdb" -D "$DIR/data" -U postgres -A trust >/dev/null
-as_pg sh -c "printf \"port = $PORT\nlisten_addresses = ''\nunix_socket_directories = '$DIR'\nshared_preload_libraries = 'pgapp'\nmax_connections = 100\n\" >> '$DIR/data/postgresql.conf'"
-as_pg "$PG_BIN/pg_ctl" -D "$DIR/data" -l "$DIR/server.log" -w start >/dev/null
-as_pg "$PG_BIN/psql" -X -q -h "$DIR" -p "$PORT" -U postgres -d postgres -v ON_ERROR_STOP=1 -f "$HERE/schema.sql" >/dev/null
-for f in $VARIANTS; do cp "$HERE/$f.sql" "$DIR/"; done
-[ "$(id -u)" -eq 0 ] && chown postgres "$DIR"/*.sql
+bench_cluster pubsub "${BENCH_PORT:-55436}" "shared_preload_libraries = 'pgapp'"
+BENCH_CLEANUP='[ -n "${DRAIN_PID:-}" ] && kill "$DRAIN_PID" 2>/dev/null || true'
+bench_psql -f "$HERE/schema.sql" >/dev/null
 
 export PGHOST=$DIR PGPORT=$PORT PGUSER=postgres PGDATABASE=postgres
 if [ "$LISTENER" = 1 ]; then
@@ -57,32 +39,8 @@ if [ "$LISTENER" = 1 ]; then
     for _ in $(seq 1 100); do grep -q listening "$DIR/drain.err" 2>/dev/null && break; sleep 0.1; done
 fi
 
-tps() {
-    as_pg "$PG_BIN/pgbench" -n -h "$DIR" -p "$PORT" -U postgres -M prepared -c "$2" -j "$(( $2 < 2 ? 1 : 2 ))" \
-        -T "$SECONDS_PER_RUN" -f "$DIR/$1.sql" postgres 2>/dev/null | awk '/^tps/ {printf "%.0f", $3}' || true
-}
-median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : int((v[NR / 2] + v[NR / 2 + 1]) / 2)}'; }
-
-echo "machine: $(nproc) cores; PostgreSQL $("$PG_BIN/postgres" --version | awk '{print $3}'); pgbench -M prepared, ${SECONDS_PER_RUN}s per run, median of $ROUNDS interleaved rounds; one listener draining"
-declare -A runs r
-for round in $(seq 1 "$ROUNDS"); do
-    for c in $CLIENTS; do
-        for f in $VARIANTS; do
-            runs[$f,$c]="${runs[$f,$c]:-} $(tps "$f" "$c")"
-        done
-    done
-done
-printf '%-16s' "TPS"
-for c in $CLIENTS; do printf '%14s' "$c client(s)"; done
-echo
-for f in $VARIANTS; do
-    printf '%-16s' "$f"
-    for c in $CLIENTS; do
-        r[$f,$c]=$(echo "${runs[$f,$c]}" | median)
-        printf '%14s' "${r[$f,$c]}"
-    done
-    echo "   (runs:$(for c in $CLIENTS; do printf ' [%s]' "${runs[$f,$c]# }"; done))"
-done
+measure "$VARIANTS"
+[ "$LISTENER" = 1 ] && echo "(one listener draining)"
 [ "$VARIANTS" = "${VARIANTS/insert_changes/}" ] && exit 0   # a subset: no ratios
 echo "ratios (same client count):"
 for c in $CLIENTS; do
@@ -93,10 +51,10 @@ for c in $CLIENTS; do
 done
 # every outbox message was delivered before the latency runs
 for _ in $(seq 1 300); do
-    [ "$(as_pg "$PG_BIN/psql" -X -At -h "$DIR" -p "$PORT" -U postgres -d postgres -c 'SELECT count(*) FROM pgapp.outbox')" = 0 ] && break
+    [ "$(bench_psql -At -c 'SELECT count(*) FROM pgapp.outbox')" = 0 ] && break
     sleep 0.1
 done
-as_pg "$PG_BIN/psql" -X -At -h "$DIR" -p "$PORT" -U postgres -d postgres \
+bench_psql -At \
     -c "SELECT 'outbox: pending ' || pending || ', delivered ' || delivered || ' in ' || batches || ' batch(es)' FROM pgapp.pubsub_outbox"
 if [ -n "${DRAIN_PID:-}" ]; then
     kill "$DRAIN_PID"; wait "$DRAIN_PID" 2>/dev/null || true; DRAIN_PID=

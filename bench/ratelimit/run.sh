@@ -11,57 +11,13 @@
 # slow moment of the machine hits every variant alike); the median counts.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
-PG_BIN=/usr/lib/postgresql/15/bin
-SECONDS_PER_RUN=${SECONDS_PER_RUN:-5}
-ROUNDS=${ROUNDS:-3}
-CLIENTS=${CLIENTS:-"1 8 32"}
-PORT=${BENCH_PORT:-55435}
-DIR=$(mktemp -d /tmp/pgapp-bench-rl.XXXXXX)
-
-as_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
-[ "$(id -u)" -eq 0 ] && chown postgres "$DIR"
-cleanup() {
-    as_pg "$PG_BIN/pg_ctl" -D "$DIR/data" -m fast -w stop >/dev/null 2>&1 || true
-    [ -n "${REDIS_PID:-}" ] && kill "$REDIS_PID" 2>/dev/null || true
-    rm -rf "$DIR"
-}
-trap cleanup EXIT
-
-as_pg "$PG_BIN/initdb" -D "$DIR/data" -U postgres -A trust >/dev/null
-as_pg sh -c "printf \"port = $PORT\nlisten_addresses = ''\nunix_socket_directories = '$DIR'\nshared_preload_libraries = 'pgapp'\nmax_connections = 100\npgapp.ratelimit_max_keys = 30000\n\" >> '$DIR/data/postgresql.conf'"
-as_pg "$PG_BIN/pg_ctl" -D "$DIR/data" -l "$DIR/server.log" -w start >/dev/null
-as_pg "$PG_BIN/psql" -X -q -h "$DIR" -p "$PORT" -U postgres -d postgres -v ON_ERROR_STOP=1 -f "$HERE/schema.sql" >/dev/null
-for f in select1 hashtext check_spread check_hot check_named plpgsql_spread; do cp "$HERE/$f.sql" "$DIR/"; done
-[ "$(id -u)" -eq 0 ] && chown postgres "$DIR"/*.sql
-
-tps() {
-    as_pg "$PG_BIN/pgbench" -n -h "$DIR" -p "$PORT" -U postgres -M prepared -c "$2" -j "$(( $2 < 2 ? 1 : 2 ))" \
-        -T "$SECONDS_PER_RUN" -f "$DIR/$1.sql" postgres 2>/dev/null | awk '/^tps/ {printf "%.0f", $3}' || true
-}
-
-echo "machine: $(nproc) cores; PostgreSQL $("$PG_BIN/postgres" --version | awk '{print $3}'); pgbench -M prepared, ${SECONDS_PER_RUN}s per run, median of $ROUNDS interleaved rounds"
-VARIANTS="select1 hashtext check_spread check_hot check_named plpgsql_spread"
-declare -A runs r
-for round in $(seq 1 "$ROUNDS"); do
-    for c in $CLIENTS; do
-        for f in $VARIANTS; do
-            runs[$f,$c]="${runs[$f,$c]:-} $(tps "$f" "$c")"
-        done
-    done
-done
-median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : int((v[NR / 2] + v[NR / 2 + 1]) / 2)}'; }
-printf '%-16s' "TPS"
-for c in $CLIENTS; do printf '%14s' "$c client(s)"; done
-echo
-for f in $VARIANTS; do
-    printf '%-16s' "$f"
-    for c in $CLIENTS; do
-        r[$f,$c]=$(echo "${runs[$f,$c]}" | median)
-        printf '%14s' "${r[$f,$c]}"
-    done
-    echo "   (runs:$(for c in $CLIENTS; do printf ' [%s]' "${runs[$f,$c]# }"; done))"
-done
-as_pg "$PG_BIN/psql" -X -q -At -h "$DIR" -p "$PORT" -U postgres -d postgres -c "SELECT 'rate_stats: ' || row(s.*)::text FROM pgapp.rate_stats s"
+source "$HERE/../lib.sh"
+bench_cluster rl "${BENCH_PORT:-55435}" "shared_preload_libraries = 'pgapp'
+pgapp.ratelimit_max_keys = 30000"
+BENCH_CLEANUP='[ -n "${REDIS_PID:-}" ] && kill "$REDIS_PID" 2>/dev/null || true'
+bench_psql -f "$HERE/schema.sql" >/dev/null
+measure "select1 hashtext check_spread check_hot check_named plpgsql_spread"
+bench_psql -At -c "SELECT 'rate_stats: ' || row(s.*)::text FROM pgapp.rate_stats s"
 echo "ratios (same client count):"
 for c in $CLIENTS; do
     awk -v s="${r[select1,$c]}" -v h="${r[hashtext,$c]}" -v cs="${r[check_spread,$c]}" -v ch="${r[check_hot,$c]}" \

@@ -4,44 +4,10 @@
 # wait (the writer gets a WARNING, not an error); the server then crashes
 # (immediate stop) and starts again with room for workers: the housekeeper
 # starts the database's delivery worker by itself, which sends every waiting
-# message once.  Prints TAP.  Environment (set by scripts/test): PG_BIN,
-# PGAPP_CLUSTER_DIR (an empty directory), PGAPP_CLUSTER_PORT, PGAPP_CONF.
-set -uo pipefail
-PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
-DIR=${PGAPP_CLUSTER_DIR:?}
-PORT=${PGAPP_CLUSTER_PORT:?}
-DATA=$DIR/data
-LOG=$DIR/server.log
-n=0
-
-pgctl() { "$PG_BIN/pg_ctl" -D "$DATA" -l "$LOG" -w "$@" >/dev/null; }
-q() { "$PG_BIN/psql" -X -q -At -v ON_ERROR_STOP=1 -h "$DIR" -p "$PORT" -d postgres -c "$1"; }
-check() {   # check "description" actual expected
-    n=$((n + 1))
-    if [ "$2" = "$3" ]; then
-        echo "ok $n - $1"
-    else
-        echo "not ok $n - $1"
-        echo "#   got:      $2"
-        echo "#   expected: $3"
-        tail -n 15 "$LOG" | sed 's/^/#   log: /'
-    fi
-}
-cleanup() { pgctl -m immediate stop 2>/dev/null || true; }
-trap cleanup EXIT
-
-"$PG_BIN/initdb" -D "$DATA" -U postgres -A trust --encoding=UTF8 --locale=C.UTF-8 >"$DIR/initdb.log" 2>&1 \
-    || { echo "not ok 1 - initdb"; sed 's/^/# /' "$DIR/initdb.log"; exit 1; }
-{
-    cat "$PGAPP_CONF"
-    echo "port = $PORT"
-    echo "listen_addresses = ''"
-    echo "unix_socket_directories = '$DIR'"
-    echo "cron.database_name = 'postgres'"
-    # the housekeeper and pg_cron's launcher take both: no room for a delivery worker
-    echo "max_worker_processes = 2"
-} >>"$DATA/postgresql.conf"
-pgctl start || { echo "not ok 1 - server start"; tail -n 20 "$LOG" | sed 's/^/# /'; exit 1; }
+# message once.  Prints TAP (test/cluster/common.bash).
+source "$(dirname "$0")/common.bash"
+# the housekeeper and pg_cron's launcher take both slots: no room for a delivery worker
+start_cluster 'max_worker_processes = 2'
 q "CREATE EXTENSION pgapp" >/dev/null
 
 q "SELECT pgapp.broadcast('jobs:1', 'queued', jsonb_build_object('n', g), mode => 'outbox') FROM generate_series(1, 3) AS g" >/dev/null 2>&1
@@ -64,6 +30,4 @@ check "after the crash and restart the worker delivers all 4 waiting messages by
 check "one delivery worker runs for the database" \
     "$(q "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'pgapp pubsub'")" 1
 
-pgctl -m fast stop
-trap - EXIT
-echo "1..$n"
+finish

@@ -8,41 +8,9 @@
 #   - a damaged save file is ignored with a LOG line;
 #   - a named limiter belongs to its database;
 #   - checks that find the table full are logged once per sweep interval.
-# Prints TAP.  Environment (set by scripts/test): PG_BIN, PGAPP_CLUSTER_DIR
-# (an empty directory), PGAPP_CLUSTER_PORT, PGAPP_CONF (test/pgapp.conf).
-set -uo pipefail
-PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
-DIR=${PGAPP_CLUSTER_DIR:?}
-PORT=${PGAPP_CLUSTER_PORT:?}
-DATA=$DIR/data
-LOG=$DIR/server.log
-n=0
-
-pgctl() { "$PG_BIN/pg_ctl" -D "$DATA" -l "$LOG" -w "$@" >/dev/null; }
-q() { "$PG_BIN/psql" -X -q -At -v ON_ERROR_STOP=1 -h "$DIR" -p "$PORT" -d postgres -c "$1"; }
-check() {   # check "description" actual expected
-    n=$((n + 1))
-    if [ "$2" = "$3" ]; then
-        echo "ok $n - $1"
-    else
-        echo "not ok $n - $1"
-        echo "#   got:      $2"
-        echo "#   expected: $3"
-    fi
-}
-cleanup() { pgctl -m immediate stop 2>/dev/null || true; }
-trap cleanup EXIT
-
-"$PG_BIN/initdb" -D "$DATA" -U postgres -A trust --encoding=UTF8 --locale=C.UTF-8 >"$DIR/initdb.log" 2>&1 \
-    || { echo "not ok 1 - initdb"; cat "$DIR/initdb.log" | sed 's/^/# /'; exit 1; }
-{
-    cat "$PGAPP_CONF"
-    echo "port = $PORT"
-    echo "listen_addresses = ''"
-    echo "unix_socket_directories = '$DIR'"
-    echo "cron.database_name = 'postgres'"
-} >>"$DATA/postgresql.conf"
-pgctl start || { echo "not ok 1 - server start"; tail -n 20 "$LOG" | sed 's/^/# /'; exit 1; }
+# Prints TAP (test/cluster/common.bash).
+source "$(dirname "$0")/common.bash"
+start_cluster
 
 q "CREATE EXTENSION pgapp" >/dev/null
 q "SELECT pgapp.create_limiter('api', 8, 3, 86400)" >/dev/null
@@ -119,6 +87,4 @@ done
 check "the housekeeper logs the checks that found the table full" \
     "$(grep -c 'check(s) found no free bucket in the last 1 second(s) and were allowed without being counted' "$LOG")" 1
 
-pgctl -m fast stop
-trap - EXIT
-echo "1..$n"
+finish
