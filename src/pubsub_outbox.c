@@ -144,6 +144,26 @@ pgapp_pubsub_outbox_attached(void)
 	return outbox_shared != NULL;
 }
 
+/*
+ * The slot of a database's worker, or -1; *free_slot gets the first free
+ * slot (or -1).  The caller holds the lock.
+ */
+static int
+find_slot(Oid dboid, int *free_slot)
+{
+	int			slot = -1;
+
+	*free_slot = -1;
+	for (int i = 0; i < OUTBOX_MAX_DATABASES; i++)
+	{
+		if (outbox_shared->slots[i].state != OUTBOX_FREE && outbox_shared->slots[i].dboid == dboid)
+			slot = i;
+		else if (outbox_shared->slots[i].state == OUTBOX_FREE && *free_slot < 0)
+			*free_slot = i;
+	}
+	return slot;
+}
+
 static bool
 start_worker(Oid dboid)
 {
@@ -178,13 +198,7 @@ wake_or_start(Oid dboid)
 	if (sh == NULL)
 		return;
 	LWLockAcquire(sh->lock, LW_EXCLUSIVE);
-	for (int i = 0; i < OUTBOX_MAX_DATABASES; i++)
-	{
-		if (sh->slots[i].state != OUTBOX_FREE && sh->slots[i].dboid == dboid)
-			slot = i;
-		else if (sh->slots[i].state == OUTBOX_FREE && free_slot < 0)
-			free_slot = i;
-	}
+	slot = find_slot(dboid, &free_slot);
 	if (slot >= 0)
 	{
 		OutboxSlot *s = &sh->slots[slot];
@@ -333,13 +347,7 @@ claim_slot(Oid dboid)
 	int			free_slot = -1;
 
 	LWLockAcquire(sh->lock, LW_EXCLUSIVE);
-	for (int i = 0; i < OUTBOX_MAX_DATABASES; i++)
-	{
-		if (sh->slots[i].state != OUTBOX_FREE && sh->slots[i].dboid == dboid)
-			slot = i;
-		else if (sh->slots[i].state == OUTBOX_FREE && free_slot < 0)
-			free_slot = i;
-	}
+	slot = find_slot(dboid, &free_slot);
 	if (slot >= 0 && sh->slots[slot].state == OUTBOX_RUNNING)
 		slot = -2;				/* a worker already runs for this database */
 	else if (slot < 0)
