@@ -1410,16 +1410,15 @@ COMMENT ON FUNCTION pgapp._pubsub_start_worker() IS
 
 CREATE FUNCTION pgapp._presence_check(topic text, key text)
 RETURNS void
-LANGUAGE plpgsql IMMUTABLE
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     IF topic IS NULL OR key IS NULL THEN
         RAISE EXCEPTION 'topic and key must not be null' USING ERRCODE = 'null_value_not_allowed';
     END IF;
-    IF topic = '' OR octet_length(topic) > 255 THEN
-        RAISE EXCEPTION 'topic must have 1 to 255 bytes' USING ERRCODE = 'invalid_parameter_value';
-    END IF;
+    -- the same rules as pgapp.broadcast's topics (a round broadcasts on it)
+    PERFORM pgapp.channel(topic);
     IF key = '' OR octet_length(key) > 255 THEN
         RAISE EXCEPTION 'key must have 1 to 255 bytes' USING ERRCODE = 'invalid_parameter_value';
     END IF;

@@ -240,6 +240,7 @@ SELECT * FROM pg_temp.show($$ SELECT pgapp.presence_track('room:1', 'k', '[]') $
 SELECT * FROM pg_temp.show($$ SELECT pgapp.presence_track('room:1', 'k', '{}', ttl => '-5 seconds') $$);
 SELECT * FROM pg_temp.show($$ SELECT pgapp.presence_track('room:1', '', '{}') $$);
 SELECT * FROM pg_temp.show($$ SELECT pgapp.presence_track(repeat('r', 256), 'k', '{}') $$);
+SELECT * FROM pg_temp.show($$ SELECT pgapp.presence_track('pgapp:' || md5('x'), 'k', '{}') $$);
 SELECT * FROM pg_temp.show($$ SELECT pgapp.presence_list(NULL) $$);
 SELECT * FROM pg_temp.show($$ SELECT pgapp.typing('room:1', NULL) $$);
 SELECT * FROM pg_temp.show($$ SELECT pgapp.typing_list(NULL) $$);

@@ -96,20 +96,27 @@ pubsub_status(void)
  * ---------------------------------------------------------------------
  */
 
-void
-pgapp_pubsub_check_topic(const char *topic)
+/* A topic or event: 1 to max bytes. */
+static void
+check_name(const char *what, const char *value, int max)
 {
-	size_t		len = strlen(topic);
+	size_t		len = strlen(value);
 
 	if (len == 0)
 		ereport(ERROR,
 				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				errmsg("topic must not be empty"));
-	if (len > PUBSUB_TOPIC_MAX)
+				errmsg("%s must not be empty", what));
+	if (len > max)
 		ereport(ERROR,
 				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				errmsg("topic is too long (%zu bytes)", len),
-				errdetail("Topics are at most %d bytes.", PUBSUB_TOPIC_MAX));
+				errmsg("%s is too long (%zu bytes)", what, len),
+				errdetail("At most %d bytes are allowed.", max));
+}
+
+void
+pgapp_pubsub_check_topic(const char *topic)
+{
+	check_name("topic", topic, PUBSUB_TOPIC_MAX);
 	if (strncmp(topic, "pgapp:", 6) == 0)
 		ereport(ERROR,
 				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -120,17 +127,7 @@ pgapp_pubsub_check_topic(const char *topic)
 void
 pgapp_pubsub_check_event(const char *event)
 {
-	size_t		len = strlen(event);
-
-	if (len == 0)
-		ereport(ERROR,
-				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				errmsg("event must not be empty"));
-	if (len > PUBSUB_EVENT_MAX)
-		ereport(ERROR,
-				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				errmsg("event is too long (%zu bytes)", len),
-				errdetail("Events are at most %d bytes.", PUBSUB_EVENT_MAX));
+	check_name("event", event, PUBSUB_EVENT_MAX);
 }
 
 /*

@@ -374,6 +374,9 @@ claim_slot(Oid dboid)
  * them, in one transaction.  Returns how many, or -1 when pgapp is not
  * installed in this database.
  *
+ * check_extension: first see whether pgapp is still installed (once per
+ * round of batches, not for every batch).
+ *
  * Only rows after *from are read.  A queue table's index starts with the
  * entries of rows deleted since the last vacuum; reading from the start each
  * time would step over all of them for every batch (and fall behind the
@@ -383,7 +386,7 @@ claim_slot(Oid dboid)
  * the start now and then, which finds any straggler beyond the margin.
  */
 static int
-deliver_batch(int64 *from)
+deliver_batch(int64 *from, bool check_extension)
 {
 	int			ret;
 	int			n = 0;
@@ -394,7 +397,7 @@ deliver_batch(int64 *from)
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
-	if (!OidIsValid(get_extension_oid("pgapp", true)))
+	if (check_extension && !OidIsValid(get_extension_oid("pgapp", true)))
 	{
 		PopActiveSnapshot();
 		CommitTransactionCommand();
@@ -491,6 +494,7 @@ pgapp_pubsub_worker_main(Datum arg)
 	bool		woken = false;
 	bool		busy = false;	/* the last batch had more than one message */
 	int64		from = 0;		/* batches read rows with seq > from */
+	bool		first;
 	TimestampTz last_rescan = GetCurrentTimestamp();
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
@@ -538,9 +542,11 @@ pgapp_pubsub_worker_main(Datum arg)
 			from = 0;			/* stragglers beyond the margin, if any */
 			last_rescan = GetCurrentTimestamp();
 		}
+		first = true;
 		do
 		{
-			n = deliver_batch(&from);
+			n = deliver_batch(&from, first);
+			first = false;
 			if (n < 0)
 			{
 				ereport(DEBUG1,
