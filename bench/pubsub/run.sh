@@ -11,6 +11,9 @@
 #
 #   bash bench/pubsub/run.sh        SECONDS_PER_RUN=5 ROUNDS=3 CLIENTS="1 8 32" LATENCY_N=500
 #   VARIANTS="insert insert_outbox" LISTENER=0 bash bench/pubsub/run.sh    a subset, nobody listening
+#   VARIANTS="insert insert_two_rows insert_wal_message" LISTENER=0 ...     the floors: any outbox that
+#                                   makes a broadcast durable writes at least a WAL record (a
+#                                   transactional logical message here), most a second row
 #   KEEP=1 ...                                                              keep the cluster's directory and log
 #
 # Every variant is one statement (WITH ... INSERT ... RETURNING feeds the
