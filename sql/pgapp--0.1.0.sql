@@ -1828,6 +1828,854 @@ COMMENT ON FUNCTION pgapp.openapi(name) IS
 
 
 ---------------------------------------------------------------------------
+-- Jobs (docs/jobs.md)
+--
+-- Queues and jobs live in two tables.  pgapp.job is hot: fillfactor leaves
+-- room for HOT updates of the columns no index covers (heartbeats,
+-- progress), its partial indexes cover only what the claim, the rescue and
+-- the pruning read, and finished jobs are pruned after pgapp.jobs_retention.
+-- The functions that act for a role (enqueue, cancel, retry) are C entry
+-- points that note who calls them and then run the pgapp._job_* function
+-- of the same name as the schema owner: a job runs as the role that
+-- enqueued it, and only that role or pgapp_admin may cancel or retry it.
+---------------------------------------------------------------------------
+
+-- pgapp_worker: the role external workers log in with (fetch_jobs,
+-- heartbeat, complete_job, fail_job).  Cluster-wide, like pgapp_admin.
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles
+                   WHERE rolname OPERATOR(pg_catalog.=) 'pgapp_worker') THEN
+        CREATE ROLE pgapp_worker NOLOGIN;
+    END IF;
+END
+$$;
+
+CREATE TYPE pgapp.job_state AS ENUM
+    ('scheduled', 'available', 'executing', 'retryable', 'completed', 'discarded', 'cancelled');
+
+CREATE TABLE pgapp.queue (
+    name        text PRIMARY KEY,
+    concurrency integer NOT NULL,
+    paused      boolean NOT NULL DEFAULT false,
+    created_at  timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    -- the channel pgapp_jobs:<name> must fit NOTIFY's 63 bytes
+    CONSTRAINT queue_name_check CHECK (name OPERATOR(pg_catalog.~) '^[A-Za-z0-9_][A-Za-z0-9_.-]{0,51}$'),
+    CONSTRAINT queue_concurrency_check CHECK (concurrency BETWEEN 0 AND 1000)
+);
+
+COMMENT ON TABLE pgapp.queue IS
+'Job queues: concurrency = background workers running its jobs at once (0: external workers only)';
+
+CREATE TABLE pgapp.job (
+    id            bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    queue         text NOT NULL REFERENCES pgapp.queue (name) ON DELETE CASCADE,
+    worker        regproc NOT NULL,
+    args          jsonb NOT NULL DEFAULT '{}',
+    state         pgapp.job_state NOT NULL DEFAULT 'available',
+    priority      integer NOT NULL DEFAULT 0,
+    attempt       integer NOT NULL DEFAULT 0,
+    max_attempts  integer NOT NULL DEFAULT 20,
+    inserted_at   timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    scheduled_at  timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    attempted_at  timestamptz,
+    completed_at  timestamptz,
+    discarded_at  timestamptz,
+    cancelled_at  timestamptz,
+    discard_after interval,
+    errors        jsonb NOT NULL DEFAULT '[]',
+    unique_key    text,
+    progress      numeric,
+    result        jsonb,
+    owner         oid NOT NULL,
+    attempted_by  text,
+    lease         interval,
+    expires_at    timestamptz,
+    CONSTRAINT job_args_check CHECK (pg_catalog.jsonb_typeof(args) OPERATOR(pg_catalog.=) 'object'),
+    CONSTRAINT job_max_attempts_check CHECK (max_attempts OPERATOR(pg_catalog.>=) 1),
+    CONSTRAINT job_attempt_check CHECK (attempt OPERATOR(pg_catalog.>=) 0)
+) WITH (fillfactor = 80);
+
+COMMENT ON TABLE pgapp.job IS
+'Jobs: one row per job, finished ones pruned after pgapp.jobs_retention';
+
+-- what a queue's workers claim next
+CREATE INDEX job_claim_idx ON pgapp.job (queue, priority, scheduled_at, id)
+    WHERE state IN ('scheduled', 'available', 'retryable');
+-- what runs now: rescue of lost leases and workers, stats
+CREATE INDEX job_executing_idx ON pgapp.job (queue) WHERE state = 'executing';
+-- one job per unique key and time bucket (pgapp.enqueue's unique_by / unique_for)
+CREATE UNIQUE INDEX job_unique_idx ON pgapp.job (unique_key) WHERE unique_key IS NOT NULL;
+-- what pruning removes, oldest first
+CREATE INDEX job_finished_idx ON pgapp.job ((coalesce(completed_at, discarded_at, cancelled_at)))
+    WHERE state IN ('completed', 'discarded', 'cancelled');
+
+-- What a worker function receives besides its args.
+CREATE TYPE pgapp.job_info AS (
+    id           bigint,
+    queue        text,
+    worker       regproc,
+    attempt      integer,
+    max_attempts integer,
+    priority     integer,
+    inserted_at  timestamptz,
+    scheduled_at timestamptz,
+    errors       jsonb
+);
+
+-- Oban's default retry curve: 15 s + 2^attempt s (the attempt scaled onto a
+-- 20-attempt curve when max_attempts is larger), plus up to 10% jitter.
+CREATE FUNCTION pgapp.job_backoff(attempt integer, max_attempts integer DEFAULT 20,
+                                  jitter double precision DEFAULT pg_catalog.random())
+RETURNS interval
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT make_interval(secs => (15 + power(2, least(
+               CASE WHEN max_attempts <= 20 THEN greatest(attempt, 0)
+                    ELSE round(greatest(attempt, 0)::numeric / max_attempts * 20)::integer END,
+               100))) * (1 + 0.1 * least(greatest(coalesce(jitter, 0), 0), 1)))
+$$;
+
+COMMENT ON FUNCTION pgapp.job_backoff(integer, integer, double precision) IS
+'Delay before retrying a job that failed its attempth attempt: 15 s + 2^attempt s, plus up to 10% jitter';
+
+CREATE FUNCTION pgapp._job_check_queue(queue text)
+RETURNS pgapp.queue
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    q pgapp.queue;
+BEGIN
+    IF queue IS NULL THEN
+        RAISE EXCEPTION 'queue must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    SELECT * INTO q FROM pgapp.queue AS x WHERE x.name = queue;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'queue "%" does not exist', queue
+            USING ERRCODE = 'undefined_object',
+                  HINT = 'Create it with pgapp.create_queue(name, concurrency).';
+    END IF;
+    RETURN q;
+END
+$$;
+
+-- A worker is fn(args jsonb, job pgapp.job_info) -> jsonb that the role may execute.
+CREATE FUNCTION pgapp._job_check_worker(worker regproc, caller oid)
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    p record;
+BEGIN
+    IF worker IS NULL THEN
+        RAISE EXCEPTION 'worker must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    SELECT pronargs, proargtypes, prorettype, proretset, prokind INTO p FROM pg_proc WHERE oid = worker;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'function with OID % does not exist', worker::oid USING ERRCODE = 'undefined_function';
+    END IF;
+    IF p.prokind <> 'f' OR p.proretset OR p.prorettype <> 'jsonb'::regtype
+       OR p.pronargs <> 2 OR p.proargtypes[0] <> 'jsonb'::regtype OR p.proargtypes[1] <> 'pgapp.job_info'::regtype THEN
+        RAISE EXCEPTION 'function %(%) cannot be a job worker', worker,
+                        pg_get_function_identity_arguments(worker)
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = 'A worker takes (args jsonb, job pgapp.job_info) and returns jsonb.',
+                  HINT = format('CREATE FUNCTION %s(args jsonb, job pgapp.job_info) RETURNS jsonb ...', worker);
+    END IF;
+    IF NOT has_function_privilege(caller, worker, 'EXECUTE') THEN
+        RAISE EXCEPTION 'permission denied for function %', worker
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = 'A job runs as the role that enqueues it, which must be allowed to execute its worker.';
+    END IF;
+END
+$$;
+
+/*
+ * The unique key of a job: a digest of queue, worker and the unique_by
+ * values of its args (all args when unique_by is NULL), and the time
+ * bucket of unique_for (one bucket for ever when it is NULL).
+ */
+CREATE FUNCTION pgapp._job_unique_key(queue text, worker regproc, args jsonb, unique_by text[],
+                                      unique_for interval, at timestamptz)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT md5(jsonb_build_array(queue, worker::oid,
+                   CASE WHEN unique_by IS NULL THEN args
+                        ELSE (SELECT coalesce(jsonb_agg(coalesce(args -> k, 'null'::jsonb) ORDER BY o), '[]')
+                                FROM unnest(unique_by) WITH ORDINALITY AS u(k, o)) END)::text)
+           || ':' || CASE WHEN unique_for IS NULL THEN '0'
+                          ELSE floor(extract(epoch FROM at) / extract(epoch FROM unique_for))::bigint::text END
+$$;
+
+/*
+ * Insert jobs, one per element of args_list (a JSON array of objects);
+ * returns their ids in that order, the existing job's id for a duplicate.
+ * Run by pgapp.enqueue / enqueue_many as the schema owner.
+ */
+CREATE FUNCTION pgapp._job_enqueue_many(queue text, worker regproc, args_list jsonb, scheduled_at timestamptz,
+                                        priority integer, max_attempts integer, unique_by text[],
+                                        unique_for interval, discard_after interval, caller oid)
+RETURNS bigint[]
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    q pgapp.queue;
+    at timestamptz := coalesce(scheduled_at, now());
+    st pgapp.job_state;
+    ids bigint[] := '{}';
+    a jsonb;
+    k text;
+    jid bigint;
+    bad integer;
+BEGIN
+    q := pgapp._job_check_queue(queue);
+    PERFORM pgapp._job_check_worker(worker, caller);
+    IF args_list IS NULL OR jsonb_typeof(args_list) <> 'array' THEN
+        RAISE EXCEPTION 'jobs must be given as a JSON array of argument objects'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    SELECT min(o) INTO bad FROM jsonb_array_elements(args_list) WITH ORDINALITY AS e(v, o)
+     WHERE jsonb_typeof(v) <> 'object';
+    IF bad IS NOT NULL THEN
+        RAISE EXCEPTION 'job args must be a JSON object'
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = format('Got %s (element %s).', jsonb_typeof(args_list -> (bad - 1)), bad),
+                  HINT = 'Pass the arguments as an object, e.g. ''{"user_id": 1}''.';
+    END IF;
+    IF coalesce(max_attempts, 20) < 1 THEN
+        RAISE EXCEPTION 'max_attempts must be at least 1' USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = format('Got %s.', max_attempts);
+    END IF;
+    IF unique_for <= interval '0' THEN
+        RAISE EXCEPTION 'unique_for must be a positive interval' USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = format('Got %s.', unique_for);
+    END IF;
+    IF discard_after <= interval '0' THEN
+        RAISE EXCEPTION 'discard_after must be a positive interval' USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = format('Got %s.', discard_after);
+    END IF;
+    st := CASE WHEN at > now() THEN 'scheduled' ELSE 'available' END;
+
+    IF unique_by IS NULL AND unique_for IS NULL THEN
+        WITH ins AS (
+            INSERT INTO pgapp.job (queue, worker, args, state, priority, max_attempts, scheduled_at,
+                                   discard_after, owner)
+            SELECT q.name, worker, e.v, st, coalesce(priority, 0), coalesce(max_attempts, 20), at,
+                   discard_after, caller
+              FROM jsonb_array_elements(args_list) WITH ORDINALITY AS e(v, o)
+             ORDER BY e.o
+            RETURNING id)
+        SELECT coalesce(array_agg(id ORDER BY id), '{}') INTO ids FROM ins;
+    ELSE
+        FOR a IN SELECT v FROM jsonb_array_elements(args_list) AS e(v) LOOP
+            k := pgapp._job_unique_key(q.name, worker, a, unique_by, unique_for, now());
+            INSERT INTO pgapp.job AS j (queue, worker, args, state, priority, max_attempts, scheduled_at,
+                                        discard_after, owner, unique_key)
+            VALUES (q.name, worker, a, st, coalesce(priority, 0), coalesce(max_attempts, 20), at,
+                    discard_after, caller, k)
+            ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL DO NOTHING
+            RETURNING j.id INTO jid;
+            IF jid IS NULL THEN
+                SELECT j.id INTO jid FROM pgapp.job AS j WHERE j.unique_key = k;
+                IF NOT FOUND THEN
+                    -- committed after this transaction's snapshot (REPEATABLE READ and up)
+                    RAISE EXCEPTION 'could not serialize access due to a concurrent enqueue of the same unique job'
+                        USING ERRCODE = 'serialization_failure';
+                END IF;
+            END IF;
+            ids := ids || jid;
+        END LOOP;
+    END IF;
+    IF st = 'available' AND cardinality(ids) > 0 THEN
+        PERFORM pgapp._job_wake(q.name);
+    END IF;
+    RETURN ids;
+END
+$$;
+
+CREATE FUNCTION pgapp.enqueue(queue text, worker regproc, args jsonb DEFAULT '{}',
+                              scheduled_at timestamptz DEFAULT now(), priority integer DEFAULT 0,
+                              max_attempts integer DEFAULT 20, unique_by text[] DEFAULT NULL,
+                              unique_for interval DEFAULT NULL, discard_after interval DEFAULT NULL)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'pgapp_job_enqueue'
+LANGUAGE C VOLATILE;
+
+COMMENT ON FUNCTION pgapp.enqueue(text, regproc, jsonb, timestamptz, integer, integer, text[], interval, interval) IS
+'Enqueue a job; returns its id (the existing job''s id for a duplicate within unique_for)';
+
+CREATE FUNCTION pgapp.enqueue_many(queue text, worker regproc, args_list jsonb,
+                                   scheduled_at timestamptz DEFAULT now(), priority integer DEFAULT 0,
+                                   max_attempts integer DEFAULT 20, unique_by text[] DEFAULT NULL,
+                                   unique_for interval DEFAULT NULL, discard_after interval DEFAULT NULL)
+RETURNS bigint[]
+AS 'MODULE_PATHNAME', 'pgapp_job_enqueue_many'
+LANGUAGE C VOLATILE;
+
+COMMENT ON FUNCTION pgapp.enqueue_many(text, regproc, jsonb, timestamptz, integer, integer, text[], interval, interval) IS
+'Enqueue one job per element of a JSON array of argument objects; returns the ids in order';
+
+-- May caller act on jobs of owner?  (their own, or pgapp_admin)
+CREATE FUNCTION pgapp._job_check_caller(jid bigint, owner oid, caller oid)
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF owner IS DISTINCT FROM caller AND NOT pg_has_role(caller, 'pgapp_admin', 'MEMBER') THEN
+        RAISE EXCEPTION 'permission denied for job %', jid
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = 'Only the role that enqueued a job, or a member of pgapp_admin, may change it.';
+    END IF;
+END
+$$;
+
+CREATE FUNCTION pgapp._job_cancel_job(id bigint, caller oid)
+RETURNS boolean
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    j pgapp.job;
+BEGIN
+    IF id IS NULL THEN
+        RAISE EXCEPTION 'job id must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    SELECT * INTO j FROM pgapp.job AS x WHERE x.id = _job_cancel_job.id FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'job % does not exist', id USING ERRCODE = 'undefined_object',
+            HINT = 'Finished jobs are pruned after pgapp.jobs_retention.';
+    END IF;
+    PERFORM pgapp._job_check_caller(j.id, j.owner, caller);
+    IF j.state IN ('completed', 'discarded', 'cancelled') THEN
+        RETURN false;
+    END IF;
+    UPDATE pgapp.job AS x
+       SET state = 'cancelled', cancelled_at = now(), unique_key = NULL, expires_at = NULL
+     WHERE x.id = j.id;
+    RETURN true;
+END
+$$;
+
+CREATE FUNCTION pgapp.cancel_job(id bigint)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'pgapp_job_cancel_job'
+LANGUAGE C VOLATILE;
+
+COMMENT ON FUNCTION pgapp.cancel_job(bigint) IS
+'Cancel a job that has not finished; a running one is interrupted. False when it had finished';
+
+CREATE FUNCTION pgapp._job_retry_job(id bigint, caller oid)
+RETURNS boolean
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    j pgapp.job;
+BEGIN
+    IF id IS NULL THEN
+        RAISE EXCEPTION 'job id must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    SELECT * INTO j FROM pgapp.job AS x WHERE x.id = _job_retry_job.id FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'job % does not exist', id USING ERRCODE = 'undefined_object',
+            HINT = 'Finished jobs are pruned after pgapp.jobs_retention.';
+    END IF;
+    PERFORM pgapp._job_check_caller(j.id, j.owner, caller);
+    IF j.state IN ('available', 'executing') THEN
+        RETURN false;
+    END IF;
+    UPDATE pgapp.job AS x
+       SET state = 'available', scheduled_at = now(), completed_at = NULL, discarded_at = NULL,
+           cancelled_at = NULL, max_attempts = greatest(x.max_attempts, x.attempt + 1)
+     WHERE x.id = j.id;
+    PERFORM pgapp._job_wake(j.queue);
+    RETURN true;
+END
+$$;
+
+CREATE FUNCTION pgapp.retry_job(id bigint)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'pgapp_job_retry_job'
+LANGUAGE C VOLATILE;
+
+COMMENT ON FUNCTION pgapp.retry_job(bigint) IS
+'Run a scheduled, retryable or finished job again now; false when it is available or running';
+
+CREATE FUNCTION pgapp.create_queue(name text, concurrency integer, paused boolean DEFAULT false)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF name IS NULL OR concurrency IS NULL OR paused IS NULL THEN
+        RAISE EXCEPTION 'queue name, concurrency and paused must not be null'
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF name !~ '^[A-Za-z0-9_][A-Za-z0-9_.-]{0,51}$' THEN
+        RAISE EXCEPTION 'invalid queue name "%"', name
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = 'A queue name has 1 to 52 letters, digits, "_", "." or "-" and does not start with "." or "-".';
+    END IF;
+    IF concurrency < 0 OR concurrency > 1000 THEN
+        RAISE EXCEPTION 'concurrency must be between 0 and 1000' USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = format('Got %s.', concurrency),
+            HINT = 'Concurrency 0 makes a queue that only external workers serve (pgapp.fetch_jobs).';
+    END IF;
+    IF EXISTS (SELECT FROM pgapp.queue AS q WHERE q.name = create_queue.name) THEN
+        RAISE EXCEPTION 'queue "%" already exists', name USING ERRCODE = 'duplicate_object',
+            HINT = 'Change its concurrency with UPDATE pgapp.queue, or drop it first.';
+    END IF;
+    INSERT INTO pgapp.queue (name, concurrency, paused) VALUES (name, concurrency, paused);
+END
+$$;
+
+COMMENT ON FUNCTION pgapp.create_queue(text, integer, boolean) IS
+'Create a job queue run by up to concurrency background workers (0: external workers only)';
+
+CREATE FUNCTION pgapp._job_set_paused(queue text, paused boolean)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM pgapp._job_check_queue(queue);
+    UPDATE pgapp.queue AS q SET paused = _job_set_paused.paused WHERE q.name = queue;
+    IF NOT paused THEN
+        PERFORM pgapp._job_wake(queue);
+    END IF;
+END
+$$;
+
+CREATE FUNCTION pgapp.pause_queue(name text)
+RETURNS void
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+    SELECT pgapp._job_set_paused(name, true);
+END;
+
+COMMENT ON FUNCTION pgapp.pause_queue(text) IS
+'Stop starting jobs of a queue (running ones finish)';
+
+CREATE FUNCTION pgapp.resume_queue(name text)
+RETURNS void
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+    SELECT pgapp._job_set_paused(name, false);
+END;
+
+COMMENT ON FUNCTION pgapp.resume_queue(text) IS
+'Start running the jobs of a paused queue again';
+
+CREATE FUNCTION pgapp.drop_queue(name text, force boolean DEFAULT false)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    pending bigint;
+BEGIN
+    PERFORM pgapp._job_check_queue(name);
+    PERFORM FROM pgapp.queue AS q WHERE q.name = drop_queue.name FOR UPDATE;
+    SELECT count(*) INTO pending FROM pgapp.job AS j
+     WHERE j.queue = drop_queue.name AND j.state NOT IN ('completed', 'discarded', 'cancelled');
+    IF pending > 0 AND NOT coalesce(force, false) THEN
+        RAISE EXCEPTION 'queue "%" has % unfinished jobs', name, pending
+            USING ERRCODE = 'object_in_use',
+                  HINT = 'Wait for them, cancel them, or drop the queue with force => true to delete them.';
+    END IF;
+    DELETE FROM pgapp.queue AS q WHERE q.name = drop_queue.name;
+END
+$$;
+
+COMMENT ON FUNCTION pgapp.drop_queue(text, boolean) IS
+'Drop a queue and its finished jobs; force => true also deletes unfinished ones';
+
+/*
+ * Record a failed attempt of an executing job: retryable after the backoff,
+ * or discarded after max_attempts or when the retry would come past
+ * discard_after.  error: {"message", "sqlstate", ...}.
+ */
+CREATE FUNCTION pgapp._job_record_failure(jid bigint, error jsonb)
+RETURNS pgapp.job_state
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    result pgapp.job_state;
+BEGIN
+    UPDATE pgapp.job AS j
+       SET errors = j.errors || jsonb_build_array(jsonb_build_object('attempt', j.attempt, 'at', now()) || error),
+           state = d.state, scheduled_at = d.retry_at,
+           discarded_at = CASE WHEN d.state = 'discarded' THEN now() END,
+           unique_key = CASE WHEN d.state = 'discarded' THEN NULL ELSE j.unique_key END,
+           expires_at = NULL
+      FROM (SELECT x.id,
+                   now() + pgapp.job_backoff(x.attempt, x.max_attempts) AS retry_at,
+                   CASE WHEN x.attempt >= x.max_attempts
+                          OR x.inserted_at + x.discard_after < now() + pgapp.job_backoff(x.attempt, x.max_attempts, 0)
+                        THEN 'discarded' ELSE 'retryable' END::pgapp.job_state AS state
+              FROM pgapp.job AS x WHERE x.id = jid) AS d
+     WHERE j.id = d.id AND j.state = 'executing'
+    RETURNING j.state INTO result;
+    RETURN result;
+END
+$$;
+
+/*
+ * Executing jobs whose external worker stopped renewing its lease go back
+ * to available at once (their attempt counted and an error recorded), or
+ * to discarded after their last attempt.  Run by fetch_jobs and the
+ * launcher.
+ */
+CREATE FUNCTION pgapp._job_rescue_expired(queue text DEFAULT NULL)
+RETURNS integer
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    n integer;
+BEGIN
+    WITH lost AS (
+        SELECT j.id FROM pgapp.job AS j
+         WHERE j.state = 'executing' AND (_job_rescue_expired.queue IS NULL OR j.queue = _job_rescue_expired.queue)
+           AND j.expires_at < statement_timestamp()
+           FOR UPDATE SKIP LOCKED)
+    UPDATE pgapp.job AS j
+       SET errors = j.errors || jsonb_build_array(jsonb_build_object(
+               'attempt', j.attempt, 'at', now(), 'sqlstate', '57P01',
+               'message', 'the worker stopped renewing its lease; the job was rescued',
+               'worker', j.attempted_by)),
+           state = CASE WHEN j.attempt >= j.max_attempts THEN 'discarded' ELSE 'available' END::pgapp.job_state,
+           discarded_at = CASE WHEN j.attempt >= j.max_attempts THEN now() END,
+           unique_key = CASE WHEN j.attempt >= j.max_attempts THEN NULL ELSE j.unique_key END,
+           scheduled_at = now(), expires_at = NULL
+      FROM lost WHERE j.id = lost.id;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END
+$$;
+
+---------------------------------------------------------------------------
+-- External workers: any process that can call SQL (pgapp_worker role)
+---------------------------------------------------------------------------
+
+CREATE FUNCTION pgapp.fetch_jobs(queue text, n integer, lease interval DEFAULT interval '30 seconds')
+RETURNS SETOF pgapp.job
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    q pgapp.queue;
+BEGIN
+    q := pgapp._job_check_queue(queue);
+    IF n IS NULL OR n < 1 OR n > 10000 THEN
+        RAISE EXCEPTION 'n must be between 1 and 10000' USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = format('Got %s.', coalesce(n::text, 'NULL'));
+    END IF;
+    IF lease IS NULL OR lease < interval '1 second' THEN
+        RAISE EXCEPTION 'lease must be at least 1 second' USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = format('Got %s.', coalesce(lease::text, 'NULL'));
+    END IF;
+    IF q.paused THEN
+        RETURN;
+    END IF;
+    PERFORM pgapp._job_rescue_expired(q.name);
+    RETURN QUERY
+    WITH picked AS (
+        SELECT j.id FROM pgapp.job AS j
+         WHERE j.queue = q.name AND j.state IN ('scheduled', 'available', 'retryable')
+           AND j.scheduled_at <= statement_timestamp()
+         ORDER BY j.priority, j.scheduled_at, j.id
+         LIMIT n
+           FOR UPDATE SKIP LOCKED),
+    claimed AS (
+        UPDATE pgapp.job AS j
+           SET state = CASE WHEN j.inserted_at + j.discard_after < statement_timestamp()
+                            THEN 'discarded' ELSE 'executing' END::pgapp.job_state,
+               discarded_at = CASE WHEN j.inserted_at + j.discard_after < statement_timestamp() THEN now() END,
+               unique_key = CASE WHEN j.inserted_at + j.discard_after < statement_timestamp()
+                                 THEN NULL ELSE j.unique_key END,
+               attempt = j.attempt + CASE WHEN j.inserted_at + j.discard_after < statement_timestamp() THEN 0 ELSE 1 END,
+               attempted_at = statement_timestamp(),
+               attempted_by = format('external %s (%s)', session_user, pg_backend_pid()),
+               lease = fetch_jobs.lease,
+               expires_at = statement_timestamp() + fetch_jobs.lease
+          FROM picked WHERE j.id = picked.id
+        RETURNING j.*)
+    SELECT * FROM claimed AS c WHERE c.state = 'executing'
+     ORDER BY c.priority, c.scheduled_at, c.id;
+END
+$$;
+
+COMMENT ON FUNCTION pgapp.fetch_jobs(text, integer, interval) IS
+'Claim up to n due jobs of a queue for an external worker, which must finish them or renew the lease (heartbeat) before it ends';
+
+CREATE FUNCTION pgapp.heartbeat(ids bigint[])
+RETURNS bigint[]
+LANGUAGE sql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH renewed AS (
+        UPDATE pgapp.job AS j SET expires_at = statement_timestamp() + j.lease
+         WHERE j.id = ANY (ids) AND j.state = 'executing' AND j.lease IS NOT NULL
+        RETURNING j.id)
+    SELECT coalesce(array_agg(id ORDER BY id), '{}') FROM renewed
+$$;
+
+COMMENT ON FUNCTION pgapp.heartbeat(bigint[]) IS
+'Renew the leases of fetched jobs; returns the ids still held (a missing id was cancelled or rescued: stop working on it)';
+
+CREATE FUNCTION pgapp.complete_job(id bigint, result jsonb DEFAULT NULL)
+RETURNS boolean
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF id IS NULL THEN
+        RAISE EXCEPTION 'job id must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    UPDATE pgapp.job AS j
+       SET state = 'completed', completed_at = now(), result = complete_job.result, expires_at = NULL
+     WHERE j.id = complete_job.id AND j.state = 'executing';
+    IF FOUND THEN
+        RETURN true;
+    END IF;
+    PERFORM FROM pgapp.job AS j WHERE j.id = complete_job.id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'job % does not exist', id USING ERRCODE = 'undefined_object';
+    END IF;
+    RETURN false;
+END
+$$;
+
+COMMENT ON FUNCTION pgapp.complete_job(bigint, jsonb) IS
+'Record a fetched job as completed; false when it no longer runs (cancelled, or rescued after its lease ran out)';
+
+CREATE FUNCTION pgapp.fail_job(id bigint, error text)
+RETURNS boolean
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF id IS NULL THEN
+        RAISE EXCEPTION 'job id must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF pgapp._job_record_failure(id, jsonb_build_object('message', coalesce(error, 'failed'))) IS NOT NULL THEN
+        RETURN true;
+    END IF;
+    PERFORM FROM pgapp.job AS j WHERE j.id = fail_job.id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'job % does not exist', id USING ERRCODE = 'undefined_object';
+    END IF;
+    RETURN false;
+END
+$$;
+
+COMMENT ON FUNCTION pgapp.fail_job(bigint, text) IS
+'Record a failed attempt of a fetched job: retryable after the backoff, or discarded after its last attempt';
+
+/*
+ * Delete jobs finished longer ago than older_than, at most batch_size per
+ * call (run it again while it returns batch_size).
+ */
+CREATE FUNCTION pgapp.prune_jobs(older_than interval DEFAULT NULL, batch_size integer DEFAULT 10000)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    age interval := coalesce(older_than, current_setting('pgapp.jobs_retention', true)::interval, interval '1 day');
+    n bigint;
+BEGIN
+    IF age < interval '0' OR coalesce(batch_size, 0) < 1 THEN
+        RAISE EXCEPTION 'older_than must not be negative and batch_size must be at least 1'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    DELETE FROM pgapp.job AS j
+     WHERE j.id IN (SELECT x.id FROM pgapp.job AS x
+                     WHERE x.state IN ('completed', 'discarded', 'cancelled')
+                       AND coalesce(x.completed_at, x.discarded_at, x.cancelled_at) < now() - age
+                     ORDER BY coalesce(x.completed_at, x.discarded_at, x.cancelled_at)
+                     LIMIT batch_size
+                       FOR UPDATE SKIP LOCKED);
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END
+$$;
+
+COMMENT ON FUNCTION pgapp.prune_jobs(interval, integer) IS
+'Delete finished jobs older than older_than (default pgapp.jobs_retention), batch_size at a time';
+
+---------------------------------------------------------------------------
+-- Monitoring
+---------------------------------------------------------------------------
+
+CREATE VIEW pgapp.queue_stats AS
+SELECT q.name AS queue, q.concurrency, q.paused,
+       count(j.id) FILTER (WHERE j.state = 'scheduled') AS scheduled,
+       count(j.id) FILTER (WHERE j.state = 'available'
+                              OR (j.state IN ('scheduled', 'retryable') AND j.scheduled_at <= now())) AS due,
+       count(j.id) FILTER (WHERE j.state = 'available') AS available,
+       count(j.id) FILTER (WHERE j.state = 'executing') AS executing,
+       count(j.id) FILTER (WHERE j.state = 'retryable') AS retryable,
+       count(j.id) FILTER (WHERE j.state = 'completed') AS completed,
+       count(j.id) FILTER (WHERE j.state = 'discarded') AS discarded,
+       count(j.id) FILTER (WHERE j.state = 'cancelled') AS cancelled,
+       now() - min(j.scheduled_at) FILTER (WHERE j.state IN ('scheduled', 'available', 'retryable')
+                                             AND j.scheduled_at <= now()) AS oldest_due_age
+  FROM pgapp.queue AS q
+  LEFT JOIN pgapp.job AS j ON j.queue = q.name
+ GROUP BY q.name, q.concurrency, q.paused;
+
+COMMENT ON VIEW pgapp.queue_stats IS
+'Per queue: jobs by state, how many are due now, and how long the oldest due job has waited';
+
+CREATE VIEW pgapp.job_errors AS
+SELECT j.id AS job_id, j.queue, j.worker, j.state, (e.value ->> 'attempt')::integer AS attempt,
+       (e.value ->> 'at')::timestamptz AS at, e.value ->> 'sqlstate' AS sqlstate,
+       e.value ->> 'message' AS message, e.value ->> 'detail' AS detail
+  FROM pgapp.job AS j
+ CROSS JOIN LATERAL jsonb_array_elements(j.errors) AS e(value)
+ WHERE j.errors <> '[]';
+
+COMMENT ON VIEW pgapp.job_errors IS
+'Every recorded failure of every job still kept, one row per attempt';
+
+/*
+ * Tell whoever runs a queue that work is due: its background workers (at
+ * commit, through shared memory), or, for a queue of external workers
+ * (concurrency 0), a NOTIFY on pgapp_jobs:<queue>.
+ */
+CREATE FUNCTION pgapp._job_wake(queue text)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF EXISTS (SELECT FROM pgapp.queue AS q WHERE q.name = queue AND q.concurrency = 0) THEN
+        PERFORM pg_notify('pgapp_jobs:' || queue, jsonb_build_object('event', 'available', 'queue', queue)::text);
+    END IF;
+END
+$$;
+
+---------------------------------------------------------------------------
+-- Cron through pg_cron
+---------------------------------------------------------------------------
+
+CREATE FUNCTION pgapp._job_cron_command(queue text, worker regproc, args jsonb)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    -- unique by all args within the minute: a schedule that fires twice in a minute enqueues once
+    SELECT format('SELECT pgapp.enqueue(%L, %L::pg_catalog.regprocedure, %L::jsonb, unique_for => interval %L)',
+                  queue, worker::regprocedure::text, args::text, '1 minute')
+$$;
+
+CREATE FUNCTION pgapp.schedule(name text, cron text, queue text, worker regproc, args jsonb DEFAULT '{}')
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    jobid bigint;
+BEGIN
+    IF name IS NULL OR cron IS NULL THEN
+        RAISE EXCEPTION 'schedule name and cron text must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    PERFORM pgapp._job_check_queue(queue);
+    PERFORM pgapp._job_check_worker(worker, current_user::regrole::oid);
+    IF args IS NULL OR jsonb_typeof(args) <> 'object' THEN
+        RAISE EXCEPTION 'job args must be a JSON object' USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = format('Got %s.', coalesce(jsonb_typeof(args), 'NULL'));
+    END IF;
+    IF NOT EXISTS (SELECT FROM pg_extension WHERE extname = 'pg_cron') THEN
+        RAISE EXCEPTION 'pg_cron is not installed in this database'
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = format('Add pg_cron to shared_preload_libraries, run CREATE EXTENSION pg_cron in the '
+                                'database named by cron.database_name (%s), and call pgapp.schedule there; '
+                                'everything else of pgapp works without it.',
+                                coalesce(current_setting('cron.database_name', true), 'postgres'));
+    END IF;
+    BEGIN
+        EXECUTE 'SELECT cron.schedule_in_database($1, $2, $3, $4)'
+           INTO jobid
+          USING name, cron, pgapp._job_cron_command(queue, worker, args), current_database();
+    EXCEPTION WHEN invalid_parameter_value THEN
+        RAISE EXCEPTION 'invalid cron schedule "%"', cron
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = SQLERRM,
+                  HINT = 'Five fields: minute hour day-of-month month day-of-week, e.g. ''0 2 * * *'' (daily at 02:00), or ''@daily''.';
+    END;
+    RETURN jobid;
+END
+$$;
+
+COMMENT ON FUNCTION pgapp.schedule(text, text, text, regproc, jsonb) IS
+'Enqueue a job on a cron schedule (pg_cron); the same name replaces the schedule. Returns the pg_cron job id';
+
+CREATE FUNCTION pgapp.unschedule(name text)
+RETURNS boolean
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    found boolean;
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_extension WHERE extname = 'pg_cron') THEN
+        RAISE EXCEPTION 'pg_cron is not installed in this database'
+            USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
+    EXECUTE 'SELECT EXISTS (SELECT FROM cron.job WHERE jobname = $1 AND username = current_user)'
+       INTO found USING name;
+    IF NOT found THEN
+        RAISE EXCEPTION 'schedule "%" does not exist', name USING ERRCODE = 'undefined_object';
+    END IF;
+    EXECUTE 'SELECT cron.unschedule($1)' INTO found USING name;
+    RETURN found;
+END
+$$;
+
+COMMENT ON FUNCTION pgapp.unschedule(text) IS
+'Remove a schedule made by pgapp.schedule';
+
+---------------------------------------------------------------------------
+-- Jobs: privileges
+---------------------------------------------------------------------------
+REVOKE ALL ON pgapp.queue, pgapp.job FROM PUBLIC;
+GRANT SELECT ON pgapp.queue TO PUBLIC;
+GRANT INSERT, UPDATE, DELETE ON pgapp.queue TO pgapp_admin;
+GRANT SELECT ON pgapp.job, pgapp.queue_stats, pgapp.job_errors TO pgapp_admin;
+REVOKE ALL ON pgapp.queue_stats, pgapp.job_errors FROM PUBLIC;
+REVOKE ALL ON FUNCTION pgapp._job_check_queue(text), pgapp._job_check_worker(regproc, oid),
+    pgapp._job_unique_key(text, regproc, jsonb, text[], interval, timestamptz),
+    pgapp._job_enqueue_many(text, regproc, jsonb, timestamptz, integer, integer, text[], interval, interval, oid),
+    pgapp._job_check_caller(bigint, oid, oid), pgapp._job_cancel_job(bigint, oid), pgapp._job_retry_job(bigint, oid),
+    pgapp._job_set_paused(text, boolean), pgapp._job_record_failure(bigint, jsonb),
+    pgapp._job_rescue_expired(text), pgapp._job_wake(text), pgapp._job_cron_command(text, regproc, jsonb)
+    FROM PUBLIC;
+REVOKE ALL ON FUNCTION pgapp.create_queue(text, integer, boolean), pgapp.pause_queue(text),
+    pgapp.resume_queue(text), pgapp.drop_queue(text, boolean), pgapp.prune_jobs(interval, integer)
+    FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION pgapp.create_queue(text, integer, boolean), pgapp.pause_queue(text),
+    pgapp.resume_queue(text), pgapp.drop_queue(text, boolean), pgapp.prune_jobs(interval, integer)
+    TO pgapp_admin;
+REVOKE ALL ON FUNCTION pgapp.fetch_jobs(text, integer, interval), pgapp.heartbeat(bigint[]),
+    pgapp.complete_job(bigint, jsonb), pgapp.fail_job(bigint, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION pgapp.fetch_jobs(text, integer, interval), pgapp.heartbeat(bigint[]),
+    pgapp.complete_job(bigint, jsonb), pgapp.fail_job(bigint, text) TO pgapp_worker, pgapp_admin;
+
+
+---------------------------------------------------------------------------
 -- Tell a running PostgREST to reload its schema cache (delivered at commit).
 -- Every upgrade script ends with the same statement.
 ---------------------------------------------------------------------------

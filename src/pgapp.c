@@ -42,6 +42,7 @@
 #include "changeset.h"
 #include "crypto.h"
 #include "error.h"
+#include "jobs.h"
 #include "json_util.h"
 #include "pgapp.h"
 #include "pubsub.h"
@@ -163,6 +164,15 @@ _PG_init(void)
 							2, 0, 100,
 							PGC_SIGHUP,
 							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("pgapp.jobs_retention",
+							"How long finished jobs are kept before pruning.",
+							"Completed, discarded and cancelled jobs older than this are deleted in batches.",
+							&pgapp_jobs_retention,
+							86400, 0, INT_MAX,
+							PGC_SIGHUP,
+							GUC_UNIT_S,
 							NULL, NULL, NULL);
 
 	DefineCustomBoolVariable("pgapp.pubsub_fixed_envelope",

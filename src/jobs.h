@@ -1,0 +1,20 @@
+/*-------------------------------------------------------------------------
+ *
+ * jobs.h
+ *	  The job queue (jobs.c, jobs_shmem.c, jobs_launcher.c, jobs_worker.c).
+ *
+ * src/jobs.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef PGAPP_JOBS_H
+#define PGAPP_JOBS_H
+
+#include "pgapp.h"
+
+/* the most arguments a pgapp._job_* function called as the owner takes, caller excluded */
+#define JOBS_MAX_CALL_ARGS 9
+
+extern int	pgapp_jobs_retention;
+
+#endif							/* PGAPP_JOBS_H */
