@@ -13,7 +13,7 @@ OBJS         = src/pgapp.o src/error.o src/json_util.o src/crypto.o \
                src/changeset_def.o src/machine.o src/query.o src/ratelimit.o \
                src/ratelimit_limiter.o src/ratelimit_store.o src/worker.o \
                src/pubsub.o src/pubsub_outbox.o src/pubsub_changes.o \
-               src/jobs.o
+               src/jobs.o src/jobs_shmem.o src/jobs_supervisor.o src/jobs_worker.o
 DATA         = $(wildcard sql/$(EXTENSION)--*.sql)
 PG_CONFIG   ?= /usr/lib/postgresql/15/bin/pg_config
 PKG_CONFIG  ?= pkg-config
@@ -23,7 +23,7 @@ SHLIB_LINK   = $(shell $(PKG_CONFIG) --libs jansson libsodium)
 PG_CFLAGS    = -Wall -Wmissing-prototypes -Wpointer-arith -Wendif-labels \
                -Wmissing-format-attribute -Wformat-security
 
-REGRESS      = init errors changesets changeset_rules machines openapi queries ratelimit pubsub jobs example_tasks example_catalog example_dashboard
+REGRESS      = init errors changesets changeset_rules machines openapi queries ratelimit pubsub jobs jobs_run example_tasks example_catalog example_dashboard
 REGRESS_OPTS = --temp-config=$(srcdir)/test/$(EXTENSION).conf --temp-instance=./tmp_check
 ISOLATION    = $(patsubst test/specs/%.spec,%,$(sort $(wildcard test/specs/*.spec)))
 ISOLATION_OPTS = --inputdir=$(srcdir)/test \

@@ -130,8 +130,11 @@ SELECT state, attempt FROM pgapp.job WHERE id = :stale_id;
 -- a paused queue hands out nothing
 SELECT pgapp.enqueue('held', 'noop', '{"job": "held"}') AS held_id \gset
 SELECT count(*) AS from_paused FROM pgapp.fetch_jobs('held', 5);
+-- (resumed and paused again in one transaction: no worker may run its jobs)
+BEGIN;
 SELECT pgapp.resume_queue('held');
 SELECT pgapp.pause_queue('held');
+COMMIT;
 
 -- cancel and retry
 SELECT pgapp.cancel_job(:held_id) AS cancel_available, pgapp.cancel_job(:later_id) AS cancel_scheduled;

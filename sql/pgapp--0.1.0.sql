@@ -2159,6 +2159,9 @@ BEGIN
     UPDATE pgapp.job AS x
        SET state = 'cancelled', cancelled_at = now(), unique_key = NULL, expires_at = NULL
      WHERE x.id = j.id;
+    IF j.state = 'executing' THEN
+        PERFORM pgapp._job_interrupt(j.id);     -- at commit, where it runs
+    END IF;
     RETURN true;
 END
 $$;
@@ -2210,7 +2213,7 @@ COMMENT ON FUNCTION pgapp.retry_job(bigint) IS
 
 CREATE FUNCTION pgapp.create_queue(name text, concurrency integer, paused boolean DEFAULT false)
 RETURNS void
-LANGUAGE plpgsql VOLATILE
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
@@ -2255,29 +2258,33 @@ $$;
 
 CREATE FUNCTION pgapp.pause_queue(name text)
 RETURNS void
-LANGUAGE sql VOLATILE
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
-BEGIN ATOMIC
-    SELECT pgapp._job_set_paused(name, true);
-END;
+AS $$
+BEGIN
+    PERFORM pgapp._job_set_paused(name, true);
+END
+$$;
 
 COMMENT ON FUNCTION pgapp.pause_queue(text) IS
 'Stop starting jobs of a queue (running ones finish)';
 
 CREATE FUNCTION pgapp.resume_queue(name text)
 RETURNS void
-LANGUAGE sql VOLATILE
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
-BEGIN ATOMIC
-    SELECT pgapp._job_set_paused(name, false);
-END;
+AS $$
+BEGIN
+    PERFORM pgapp._job_set_paused(name, false);
+END
+$$;
 
 COMMENT ON FUNCTION pgapp.resume_queue(text) IS
 'Start running the jobs of a paused queue again';
 
 CREATE FUNCTION pgapp.drop_queue(name text, force boolean DEFAULT false)
 RETURNS void
-LANGUAGE plpgsql VOLATILE
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -2368,27 +2375,35 @@ $$;
 -- External workers: any process that can call SQL (pgapp_worker role)
 ---------------------------------------------------------------------------
 
-CREATE FUNCTION pgapp.fetch_jobs(queue text, n integer, lease interval DEFAULT interval '30 seconds')
+/*
+ * Claim up to n due jobs of a queue: executing, attempt counted, in
+ * priority order; jobs past their discard_after are discarded instead.
+ * by names the claimer (attempted_by); lease is NULL for pgapp's own
+ * workers (the supervisor watches their processes) and the heartbeat
+ * deadline for external ones.  Nothing for a paused queue.
+ */
+CREATE FUNCTION pgapp._job_claim(queue text, n integer, by text, lease interval)
 RETURNS SETOF pgapp.job
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     q pgapp.queue;
+    due integer;
 BEGIN
     q := pgapp._job_check_queue(queue);
-    IF n IS NULL OR n < 1 OR n > 10000 THEN
-        RAISE EXCEPTION 'n must be between 1 and 10000' USING ERRCODE = 'invalid_parameter_value',
-            DETAIL = format('Got %s.', coalesce(n::text, 'NULL'));
-    END IF;
-    IF lease IS NULL OR lease < interval '1 second' THEN
-        RAISE EXCEPTION 'lease must be at least 1 second' USING ERRCODE = 'invalid_parameter_value',
-            DETAIL = format('Got %s.', coalesce(lease::text, 'NULL'));
-    END IF;
     IF q.paused THEN
         RETURN;
     END IF;
-    PERFORM pgapp._job_rescue_expired(q.name);
+    IF lease IS NULL AND n > 1 AND q.concurrency > 1 THEN
+        -- pgapp's workers share a small backlog rather than one taking it all
+        SELECT count(*) INTO due FROM (
+            SELECT FROM pgapp.job AS j
+             WHERE j.queue = q.name AND j.state IN ('scheduled', 'available', 'retryable')
+               AND j.scheduled_at <= statement_timestamp()
+             LIMIT n * q.concurrency) AS d;
+        n := greatest(1, least(n, due / q.concurrency));
+    END IF;
     RETURN QUERY
     WITH picked AS (
         SELECT j.id FROM pgapp.job AS j
@@ -2406,13 +2421,33 @@ BEGIN
                                  THEN NULL ELSE j.unique_key END,
                attempt = j.attempt + CASE WHEN j.inserted_at + j.discard_after < statement_timestamp() THEN 0 ELSE 1 END,
                attempted_at = statement_timestamp(),
-               attempted_by = format('external %s (%s)', session_user, pg_backend_pid()),
-               lease = fetch_jobs.lease,
-               expires_at = statement_timestamp() + fetch_jobs.lease
+               attempted_by = _job_claim.by,
+               lease = _job_claim.lease,
+               expires_at = statement_timestamp() + _job_claim.lease
           FROM picked WHERE j.id = picked.id
         RETURNING j.*)
     SELECT * FROM claimed AS c WHERE c.state = 'executing'
      ORDER BY c.priority, c.scheduled_at, c.id;
+END
+$$;
+
+CREATE FUNCTION pgapp.fetch_jobs(queue text, n integer, lease interval DEFAULT interval '30 seconds')
+RETURNS SETOF pgapp.job
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM pgapp._job_check_queue(queue);
+    IF n IS NULL OR n < 1 OR n > 10000 THEN
+        RAISE EXCEPTION 'n must be between 1 and 10000' USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = format('Got %s.', coalesce(n::text, 'NULL'));
+    END IF;
+    IF lease IS NULL OR lease < interval '1 second' THEN
+        RAISE EXCEPTION 'lease must be at least 1 second' USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = format('Got %s.', coalesce(lease::text, 'NULL'));
+    END IF;
+    PERFORM pgapp._job_rescue_expired(queue);
+    RETURN QUERY SELECT * FROM pgapp._job_claim(queue, n, format('external %s (%s)', session_user, pg_backend_pid()), lease);
 END
 $$;
 
@@ -2489,7 +2524,7 @@ COMMENT ON FUNCTION pgapp.fail_job(bigint, text) IS
  */
 CREATE FUNCTION pgapp.prune_jobs(older_than interval DEFAULT NULL, batch_size integer DEFAULT 10000)
 RETURNS bigint
-LANGUAGE plpgsql VOLATILE
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -2519,6 +2554,30 @@ COMMENT ON FUNCTION pgapp.prune_jobs(interval, integer) IS
 -- Monitoring
 ---------------------------------------------------------------------------
 
+CREATE FUNCTION pgapp._job_workers(
+    OUT slot integer, OUT pid integer, OUT queue text, OUT state text, OUT job bigint,
+    OUT since timestamptz, OUT job_started timestamptz, OUT jobs_done bigint,
+    OUT progress double precision, OUT progress_message text, OUT progress_seq bigint)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'pgapp_job_workers'
+LANGUAGE C VOLATILE;
+
+CREATE VIEW pgapp.workers AS
+SELECT w.slot, w.pid, w.queue, w.state, w.job, w.since, w.job_started, w.jobs_done,
+       w.progress, w.progress_message
+  FROM pgapp._job_workers() AS w;
+
+COMMENT ON VIEW pgapp.workers IS
+'The queue workers of this database: slot, process, queue, state, the job running and its progress';
+
+CREATE FUNCTION pgapp.job_progress(percent numeric, message text DEFAULT NULL)
+RETURNS void
+AS 'MODULE_PATHNAME', 'pgapp_job_progress'
+LANGUAGE C VOLATILE;
+
+COMMENT ON FUNCTION pgapp.job_progress(numeric, text) IS
+'From inside a job: report how far it has come (broadcast on jobs:<id>, shown in pgapp.workers and queue_stats)';
+
 CREATE VIEW pgapp.queue_stats AS
 SELECT q.name AS queue, q.concurrency, q.paused,
        count(j.id) FILTER (WHERE j.state = 'scheduled') AS scheduled,
@@ -2531,13 +2590,18 @@ SELECT q.name AS queue, q.concurrency, q.paused,
        count(j.id) FILTER (WHERE j.state = 'discarded') AS discarded,
        count(j.id) FILTER (WHERE j.state = 'cancelled') AS cancelled,
        now() - min(j.scheduled_at) FILTER (WHERE j.state IN ('scheduled', 'available', 'retryable')
-                                             AND j.scheduled_at <= now()) AS oldest_due_age
+                                             AND j.scheduled_at <= now()) AS oldest_due_age,
+       (SELECT count(*) FROM pgapp._job_workers() AS w WHERE w.queue = q.name) AS workers,
+       (SELECT count(*) FROM pgapp._job_workers() AS w WHERE w.queue = q.name AND w.job IS NOT NULL) AS busy,
+       (SELECT jsonb_agg(jsonb_strip_nulls(jsonb_build_object('job', w.job, 'percent', w.progress,
+                                                              'message', w.progress_message)) ORDER BY w.job)
+          FROM pgapp._job_workers() AS w WHERE w.queue = q.name AND w.progress IS NOT NULL) AS progress
   FROM pgapp.queue AS q
   LEFT JOIN pgapp.job AS j ON j.queue = q.name
  GROUP BY q.name, q.concurrency, q.paused;
 
 COMMENT ON VIEW pgapp.queue_stats IS
-'Per queue: jobs by state, how many are due now, and how long the oldest due job has waited';
+'Per queue: jobs by state, how many are due now, how long the oldest due job has waited, workers and progress';
 
 CREATE VIEW pgapp.job_errors AS
 SELECT j.id AS job_id, j.queue, j.worker, j.state, (e.value ->> 'attempt')::integer AS attempt,
@@ -2555,6 +2619,16 @@ COMMENT ON VIEW pgapp.job_errors IS
  * commit, through shared memory), or, for a queue of external workers
  * (concurrency 0), a NOTIFY on pgapp_jobs:<queue>.
  */
+CREATE FUNCTION pgapp._job_wake_workers(queue text)
+RETURNS void
+AS 'MODULE_PATHNAME', 'pgapp_job_wake_workers'
+LANGUAGE C VOLATILE;
+
+CREATE FUNCTION pgapp._job_interrupt(id bigint)
+RETURNS void
+AS 'MODULE_PATHNAME', 'pgapp_job_interrupt'
+LANGUAGE C VOLATILE;
+
 CREATE FUNCTION pgapp._job_wake(queue text)
 RETURNS void
 LANGUAGE plpgsql VOLATILE
@@ -2563,7 +2637,69 @@ AS $$
 BEGIN
     IF EXISTS (SELECT FROM pgapp.queue AS q WHERE q.name = queue AND q.concurrency = 0) THEN
         PERFORM pg_notify('pgapp_jobs:' || queue, jsonb_build_object('event', 'available', 'queue', queue)::text);
+    ELSE
+        PERFORM pgapp._job_wake_workers(queue);
     END IF;
+END
+$$;
+
+/*
+ * The supervisor's round (jobs_supervisor.c), in one transaction: the
+ * jobs a worker that ended had claimed but not started go back untouched;
+ * executing jobs of pgapp workers that are not among the live ones (read
+ * from shared memory just before this statement began) become available
+ * again (discarded after their last attempt); expired external leases
+ * too; external queues whose scheduled or retryable jobs fell due since
+ * the last round are NOTIFYed; and each queue's state is returned: due =
+ * due jobs, counted up to the concurrency; next_at = when the next one
+ * falls due.
+ */
+CREATE FUNCTION pgapp._job_supervise(live text[], since timestamptz, ended text[], ended_running bigint[])
+RETURNS TABLE (queue text, concurrency integer, paused boolean, due integer, next_at timestamptz)
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    -- a worker that ended (and was seen to) had claimed a batch: the jobs
+    -- of it that had not started go back as they were, attempt not counted
+    UPDATE pgapp.job AS j
+       SET state = 'available', attempt = greatest(j.attempt - 1, 0), scheduled_at = now()
+     WHERE j.state = 'executing' AND j.lease IS NULL
+       AND j.attempted_by = ANY (ended) AND j.id <> ALL (ended_running);
+    WITH lost AS (
+        SELECT j.id FROM pgapp.job AS j
+         WHERE j.state = 'executing' AND j.lease IS NULL
+           AND j.attempted_by <> ALL (live) AND j.attempted_at < statement_timestamp()
+           FOR UPDATE SKIP LOCKED)
+    UPDATE pgapp.job AS j
+       SET errors = j.errors || jsonb_build_array(jsonb_build_object(
+               'attempt', j.attempt, 'at', now(), 'sqlstate', '57P01',
+               'message', 'the worker running the job ended before it finished; the job was rescued',
+               'worker', j.attempted_by)),
+           state = CASE WHEN j.attempt >= j.max_attempts THEN 'discarded' ELSE 'available' END::pgapp.job_state,
+           discarded_at = CASE WHEN j.attempt >= j.max_attempts THEN now() END,
+           unique_key = CASE WHEN j.attempt >= j.max_attempts THEN NULL ELSE j.unique_key END,
+           scheduled_at = now()
+      FROM lost WHERE j.id = lost.id;
+    PERFORM pgapp._job_rescue_expired(NULL);
+    PERFORM pg_notify('pgapp_jobs:' || q.name, jsonb_build_object('event', 'available', 'queue', q.name)::text)
+       FROM pgapp.queue AS q
+      WHERE q.concurrency = 0 AND NOT q.paused
+        AND EXISTS (SELECT FROM pgapp.job AS j
+                     WHERE j.queue = q.name AND j.state IN ('scheduled', 'retryable', 'available')
+                       AND j.scheduled_at > since AND j.scheduled_at <= statement_timestamp()
+                       AND j.inserted_at < j.scheduled_at);
+    RETURN QUERY
+    SELECT q.name, q.concurrency, q.paused,
+           (SELECT count(*)::integer FROM (
+                SELECT FROM pgapp.job AS j
+                 WHERE j.queue = q.name AND j.state IN ('scheduled', 'available', 'retryable')
+                   AND j.scheduled_at <= statement_timestamp()
+                 LIMIT greatest(q.concurrency, 1)) AS d),
+           (SELECT min(j.scheduled_at) FROM pgapp.job AS j
+             WHERE j.queue = q.name AND j.state IN ('scheduled', 'retryable')
+               AND j.scheduled_at > statement_timestamp())
+      FROM pgapp.queue AS q;
 END
 $$;
 
@@ -2661,8 +2797,18 @@ REVOKE ALL ON FUNCTION pgapp._job_check_queue(text), pgapp._job_check_worker(reg
     pgapp._job_enqueue_many(text, regproc, jsonb, timestamptz, integer, integer, text[], interval, interval, oid),
     pgapp._job_check_caller(bigint, oid, oid), pgapp._job_cancel_job(bigint, oid), pgapp._job_retry_job(bigint, oid),
     pgapp._job_set_paused(text, boolean), pgapp._job_record_failure(bigint, jsonb),
-    pgapp._job_rescue_expired(text), pgapp._job_wake(text), pgapp._job_cron_command(text, regproc, jsonb)
+    pgapp._job_rescue_expired(text), pgapp._job_wake(text), pgapp._job_cron_command(text, regproc, jsonb),
+    pgapp._job_claim(text, integer, text, interval), pgapp._job_supervise(text[], timestamptz, text[], bigint[]),
+    pgapp._job_wake_workers(text), pgapp._job_interrupt(bigint), pgapp._job_workers()
     FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION pgapp._job_workers() TO pgapp_admin;
+-- schedules run as the role that makes them (pg_cron), which needs USAGE on schema cron
+REVOKE ALL ON FUNCTION pgapp.schedule(text, text, text, regproc, jsonb), pgapp.unschedule(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION pgapp.schedule(text, text, text, regproc, jsonb), pgapp.unschedule(text),
+    pgapp._job_check_queue(text), pgapp._job_check_worker(regproc, oid),
+    pgapp._job_cron_command(text, regproc, jsonb) TO pgapp_admin;
+REVOKE ALL ON pgapp.workers FROM PUBLIC;
+GRANT SELECT ON pgapp.workers TO pgapp_admin;
 REVOKE ALL ON FUNCTION pgapp.create_queue(text, integer, boolean), pgapp.pause_queue(text),
     pgapp.resume_queue(text), pgapp.drop_queue(text, boolean), pgapp.prune_jobs(interval, integer)
     FROM PUBLIC;

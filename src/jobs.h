@@ -16,5 +16,11 @@
 #define JOBS_MAX_CALL_ARGS 9
 
 extern int	pgapp_jobs_retention;
+extern int	pgapp_jobs_max_workers;
+extern int	pgapp_jobs_batch_size;
+extern int	pgapp_jobs_idle_timeout;
+extern int	pgapp_jobs_timeout;
+extern int	pgapp_jobs_circuit_cooldown;
+extern const PgappModule pgapp_jobs_module;
 
 #endif							/* PGAPP_JOBS_H */

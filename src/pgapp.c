@@ -60,6 +60,7 @@ static const PgappModule *const modules[] = {
 	&pgapp_error_module,
 	&pgapp_ratelimit_module,
 	&pgapp_pubsub_module,
+	&pgapp_jobs_module,
 };
 
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
@@ -175,6 +176,42 @@ _PG_init(void)
 							GUC_UNIT_S,
 							NULL, NULL, NULL);
 
+	DefineCustomIntVariable("pgapp.jobs_batch_size",
+							"How many jobs a queue worker claims at once.",
+							"A batch's jobs run one after another and commit together; larger batches mean fewer commits per job.",
+							&pgapp_jobs_batch_size,
+							10, 1, 1000,
+							PGC_SIGHUP,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("pgapp.jobs_idle_timeout",
+							"How long a queue worker with nothing to do waits before it exits.",
+							"0 keeps idle workers for ever.",
+							&pgapp_jobs_idle_timeout,
+							60, 0, 86400,
+							PGC_SIGHUP,
+							GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("pgapp.jobs_timeout",
+							"Longest a job may run, unless its worker function sets statement_timeout.",
+							"0 means no limit. A job over its time fails with SQLSTATE 57014 and is retried.",
+							&pgapp_jobs_timeout,
+							0, 0, INT_MAX,
+							PGC_SIGHUP,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("pgapp.jobs_circuit_cooldown",
+							"How long a queue whose workers crashed 5 times within a minute gets no new workers.",
+							NULL,
+							&pgapp_jobs_circuit_cooldown,
+							60, 1, 86400,
+							PGC_SIGHUP,
+							GUC_UNIT_S,
+							NULL, NULL, NULL);
+
 	DefineCustomBoolVariable("pgapp.pubsub_fixed_envelope",
 							 "Give broadcasts a counter for id and 2000-01-01 for at (for tests).",
 							 "Lets tests compare whole messages, as isolationtester prints them.",
@@ -205,6 +242,14 @@ _PG_init(void)
 								"Each bucket takes about 200 bytes.",
 								&pgapp_ratelimit_max_keys,
 								10000, 16, 10000000,
+								PGC_POSTMASTER,
+								0,
+								NULL, NULL, NULL);
+		DefineCustomIntVariable("pgapp.jobs_max_workers",
+								"How many queue workers can run at once, over all databases.",
+								"Each also needs a background worker process: keep max_worker_processes above it.",
+								&pgapp_jobs_max_workers,
+								32, 1, 1024,
 								PGC_POSTMASTER,
 								0,
 								NULL, NULL, NULL);

@@ -21,14 +21,19 @@ SELECT set_eq(
         'function pgapp._job_check_caller(bigint,oid,oid)',
         'function pgapp._job_check_queue(text)',
         'function pgapp._job_check_worker(regproc,oid)',
+        'function pgapp._job_claim(text,integer,text,interval)',
         'function pgapp._job_cron_command(text,regproc,jsonb)',
         'function pgapp._job_enqueue_many(text,regproc,jsonb,timestamp with time zone,integer,integer,text[],interval,interval,oid)',
+        'function pgapp._job_interrupt(bigint)',
         'function pgapp._job_record_failure(bigint,jsonb)',
         'function pgapp._job_rescue_expired(text)',
         'function pgapp._job_retry_job(bigint,oid)',
         'function pgapp._job_set_paused(text,boolean)',
+        'function pgapp._job_supervise(text[],timestamp with time zone,text[],bigint[])',
         'function pgapp._job_unique_key(text,regproc,jsonb,text[],interval,timestamp with time zone)',
         'function pgapp._job_wake(text)',
+        'function pgapp._job_wake_workers(text)',
+        'function pgapp._job_workers()',
         'function pgapp._phx_ref(uuid,integer)',
         'function pgapp._presence_check(text,text)',
         'function pgapp._presence_flush()',
@@ -84,6 +89,7 @@ SELECT set_eq(
         'function pgapp.insert(pgapp.changeset)',
         'function pgapp.is_valid(pgapp.changeset)',
         'function pgapp.job_backoff(integer,integer,double precision)',
+        'function pgapp.job_progress(numeric,text)',
         'function pgapp.json_schema(text)',
         'function pgapp.json_schema_type(regtype,integer)',
         'function pgapp.message(uuid)',
@@ -161,7 +167,8 @@ SELECT set_eq(
         'view pgapp.queue_stats',
         'view pgapp.rate_buckets',
         'view pgapp.rate_limiters',
-        'view pgapp.rate_stats'
+        'view pgapp.rate_stats',
+        'view pgapp.workers'
     ],
     'the extension owns exactly the objects of its public contract'
 );

@@ -1,0 +1,178 @@
+--
+-- jobs_run: jobs run by pgapp's background workers.  Waiting is a bounded
+-- poll of the job's state (at most 10 s, then an error), never a blind sleep.
+--
+\set ECHO none
+\i test/regress_helpers.sql
+\i test/listener_helpers.sql
+-- wait until the job is in one of the states (at most 10 s)
+CREATE FUNCTION pg_temp.wait_job(jid bigint, states text[] DEFAULT '{completed,discarded,cancelled,retryable}')
+RETURNS text LANGUAGE plpgsql AS $$
+DECLARE st text;
+BEGIN
+    FOR i IN 1..1000 LOOP
+        SELECT state INTO st FROM pgapp.job WHERE id = jid;
+        IF st = ANY (states) THEN RETURN st; END IF;
+        PERFORM pg_sleep(0.01);
+    END LOOP;
+    RAISE EXCEPTION 'job % still % after 10 s (waited for %)', jid, st, states;
+END $$;
+-- wait until a worker of the queue runs the job (at most 10 s)
+CREATE FUNCTION pg_temp.wait_running(jid bigint) RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN
+    FOR i IN 1..1000 LOOP
+        IF EXISTS (SELECT FROM pgapp.workers WHERE job = jid) THEN RETURN true; END IF;
+        PERFORM pg_sleep(0.01);
+    END LOOP;
+    RAISE EXCEPTION 'job % did not start within 10 s', jid;
+END $$;
+\set ECHO all
+
+CREATE TABLE public.job_log (job_id bigint, attempt integer, args jsonb, run_as name);
+GRANT INSERT ON public.job_log TO PUBLIC;
+-- a worker: logs its run, fails when asked, reports progress and waits when asked
+CREATE FUNCTION public.log_job(args jsonb, job pgapp.job_info) RETURNS jsonb LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO public.job_log VALUES (job.id, job.attempt, args, current_user);
+    IF (args ->> 'fail_until')::integer >= job.attempt THEN
+        RAISE EXCEPTION 'attempt % fails as asked', job.attempt USING ERRCODE = 'P0001', DETAIL = 'on purpose';
+    END IF;
+    IF args ? 'progress' THEN
+        PERFORM pgapp.job_progress((args ->> 'progress')::numeric, 'working');
+    END IF;
+    IF args ? 'wait' THEN
+        PERFORM pg_sleep((args ->> 'wait')::float8);
+    END IF;
+    RETURN jsonb_build_object('attempt', job.attempt, 'queue', job.queue);
+END $$;
+
+SELECT pgapp.create_queue('run', 2);
+
+-- a job runs at once; its effects and its completion commit together
+SELECT pgapp.enqueue('run', 'log_job', '{"n": 1}') AS j1 \gset
+SELECT pg_temp.wait_job(:j1);
+SELECT state, attempt, result, attempted_by ~ '^pgapp worker \d+$' AS by_worker, completed_at IS NOT NULL AS done_at
+  FROM pgapp.job WHERE id = :j1;
+SELECT attempt, args, run_as FROM public.job_log WHERE job_id = :j1;
+
+-- a failing job: its own writes roll back, the error is recorded, retried after the backoff
+SELECT pgapp.enqueue('run', 'log_job', '{"fail_until": 1}', max_attempts => 3) AS j2 \gset
+SELECT pg_temp.wait_job(:j2);
+SELECT state, attempt, scheduled_at > now() + interval '15 s' AS backed_off,
+       (errors -> 0) - 'at' AS error
+  FROM pgapp.job WHERE id = :j2;
+SELECT count(*) AS logged_rows FROM public.job_log WHERE job_id = :j2;
+-- retry now: the second attempt succeeds
+SELECT pgapp.retry_job(:j2);
+SELECT pg_temp.wait_job(:j2, '{completed}');
+SELECT state, attempt, result FROM pgapp.job WHERE id = :j2;
+SELECT array_agg(attempt) AS logged_attempts FROM public.job_log WHERE job_id = :j2;
+
+-- the last attempt's failure discards it
+SELECT pgapp.enqueue('run', 'log_job', '{"fail_until": 9}', max_attempts => 1) AS j3 \gset
+SELECT pg_temp.wait_job(:j3);
+SELECT state, attempt, discarded_at IS NOT NULL AS discarded_at_set, errors -> 0 ->> 'message' AS message
+  FROM pgapp.job WHERE id = :j3;
+
+-- one failure in a batch does not undo the others
+SELECT pgapp.pause_queue('run');
+SELECT pgapp.enqueue_many('run', 'log_job', '[{"b": 1}, {"b": 2, "fail_until": 9}, {"b": 3}]', max_attempts => 1) AS batch \gset
+SELECT pgapp.resume_queue('run');
+SELECT pg_temp.wait_job(id) AS state, args FROM pgapp.job WHERE args ? 'b' ORDER BY id;
+SELECT array_agg(args ->> 'b' ORDER BY args ->> 'b') AS logged FROM public.job_log WHERE args ? 'b';
+
+-- a job runs as the role that enqueued it
+CREATE ROLE jobs_runner;
+SET ROLE jobs_runner;
+SELECT pgapp.enqueue('run', 'log_job', '{"who": true}') AS j4 \gset
+RESET ROLE;
+SELECT pg_temp.wait_job(:j4);
+SELECT run_as FROM public.job_log WHERE job_id = :j4;
+
+-- a job scheduled for later runs when due (the supervisor wakes for it)
+SELECT pgapp.enqueue('run', 'log_job', '{"later": true}', scheduled_at => clock_timestamp() + interval '300 ms') AS j5 \gset
+SELECT state FROM pgapp.job WHERE id = :j5;
+SELECT pg_temp.wait_job(:j5);
+SELECT attempted_at >= scheduled_at AS not_before_its_time FROM pgapp.job WHERE id = :j5;
+
+-- progress: in pgapp.workers and queue_stats while it runs, broadcast on jobs:<id>
+SELECT pgapp.pause_queue('run');
+SELECT pgapp.enqueue('run', 'log_job', '{"progress": 40, "wait": 60}') AS j6 \gset
+SELECT pg_temp.listen('jobs:' || :j6) IS NOT NULL AS listening;
+SELECT pgapp.resume_queue('run');
+SELECT pg_temp.wait_running(:j6);
+SELECT pg_temp.wait_for('progress');
+SELECT * FROM pg_temp.received();
+SELECT queue, state, progress, progress_message FROM pgapp.workers WHERE job = :j6;
+SELECT busy >= 1 AS busy, progress FROM pgapp.queue_stats WHERE queue = 'run';
+-- cancelling a running job interrupts it; its effects roll back
+SELECT pgapp.cancel_job(:j6);
+SELECT pg_temp.wait_job(:j6, '{cancelled}');
+SELECT pg_temp.wait_job(:j6, '{cancelled}') AS still;
+SELECT count(*) AS logged_rows FROM public.job_log WHERE job_id = :j6;
+-- the worker is free again at once
+SELECT pgapp.enqueue('run', 'log_job', '{"after_cancel": true}') AS j7 \gset
+SELECT pg_temp.wait_job(:j7);
+
+-- a worker function's statement_timeout limits its job
+CREATE FUNCTION public.slow_job(args jsonb, job pgapp.job_info) RETURNS jsonb
+LANGUAGE plpgsql SET statement_timeout = '100ms' AS $$ BEGIN PERFORM pg_sleep(30); RETURN '{}'; END $$;
+SELECT pgapp.enqueue('run', 'slow_job', '{}', max_attempts => 1) AS j8 \gset
+SELECT pg_temp.wait_job(:j8);
+SELECT errors -> 0 ->> 'sqlstate' AS sqlstate, errors -> 0 ->> 'message' AS message FROM pgapp.job WHERE id = :j8;
+
+-- job_progress outside a job
+SELECT * FROM pg_temp.show($$SELECT pgapp.job_progress(10)$$);
+
+-- a paused queue runs nothing, while another queue runs
+SELECT pgapp.create_queue('other', 1);
+SELECT pgapp.pause_queue('run');
+SELECT pgapp.enqueue('run', 'log_job', '{"paused": true}') AS j9 \gset
+SELECT pgapp.enqueue('other', 'log_job', '{"meanwhile": true}') AS j10 \gset
+SELECT pg_temp.wait_job(:j10);
+SELECT state FROM pgapp.job WHERE id = :j9;
+SELECT pgapp.resume_queue('run');
+SELECT pg_temp.wait_job(:j9);
+
+-- lowering the concurrency makes the extra workers leave (no restart needed)
+SELECT pgapp.enqueue_many('run', 'log_job', '[{"wait": 0.5}, {"wait": 0.5}]') AS pair \gset
+CREATE FUNCTION pg_temp.wait_workers(q text, cmp text, n integer) RETURNS boolean LANGUAGE plpgsql AS $$
+DECLARE c integer;
+BEGIN
+    FOR i IN 1..1000 LOOP
+        SELECT count(*) INTO c FROM pgapp.workers WHERE queue = q;
+        IF (cmp = '>=' AND c >= n) OR (cmp = '<=' AND c <= n) THEN RETURN true; END IF;
+        PERFORM pg_sleep(0.01);
+    END LOOP;
+    RAISE EXCEPTION 'queue % has % workers after 10 s, wanted % %', q, c, cmp, n;
+END $$;
+SELECT pg_temp.wait_workers('run', '>=', 2) AS two_workers;
+UPDATE pgapp.queue SET concurrency = 1 WHERE name = 'run';
+SELECT pg_temp.wait_workers('run', '<=', 1) AS one_worker_left;
+
+-- a job that kills its worker: rescued with the attempt counted, then discarded
+-- after its last attempt; the supervisor restarts the queue's worker with
+-- backoff, and the other queue is not disturbed
+SELECT pgapp.create_queue('crashy', 1);
+CREATE FUNCTION public.crash_job(args jsonb, job pgapp.job_info) RETURNS jsonb LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_terminate_backend(pg_backend_pid());
+    PERFORM pg_sleep(10);
+    RETURN '{}';
+END $$;
+SELECT pgapp.enqueue('crashy', 'crash_job', '{}', max_attempts => 2) AS j11 \gset
+SELECT pgapp.enqueue('other', 'log_job', '{"while_crashing": true}') AS j12 \gset
+SELECT pg_temp.wait_job(:j12);
+SELECT pg_temp.wait_job(:j11, '{discarded}');
+SELECT state, attempt, jsonb_array_length(errors) AS errors, errors -> 0 ->> 'sqlstate' AS sqlstate,
+       errors -> 1 ->> 'message' AS message
+  FROM pgapp.job WHERE id = :j11;
+-- the crashing queue works again with a job that does not crash
+SELECT pgapp.enqueue('crashy', 'log_job', '{"after_crashes": true}') AS j13 \gset
+SELECT pg_temp.wait_job(:j13);
+
+SELECT job_id, attempt, sqlstate, message FROM pgapp.job_errors WHERE queue = 'run' ORDER BY job_id, attempt;
+SELECT pgapp.drop_queue('run', force => true), pgapp.drop_queue('other', force => true),
+       pgapp.drop_queue('crashy', force => true);
+DROP ROLE jobs_runner;
+SELECT dblink_disconnect('listener');

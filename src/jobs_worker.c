@@ -1,0 +1,502 @@
+/*-------------------------------------------------------------------------
+ *
+ * jobs_worker.c
+ *	  A queue worker ("pgapp jobs worker"): claims batches of its queue's
+ *	  due jobs and runs them.
+ *
+ * Its supervisor reserves a slot (jobs_int.h) naming the database and the
+ * queue, and starts the worker with the slot's index and generation; a
+ * worker whose slot has been given to another start leaves at once.
+ *
+ * One round:
+ *	 1. claim up to pgapp.jobs_batch_size due jobs (FOR UPDATE SKIP LOCKED,
+ *		pgapp._job_claim) and commit: their attempts are recorded durably
+ *		before they run, so a job that kills its process is not retried
+ *		for ever (the supervisor rescues it, counting the attempt);
+ *	 2. run each job in a subtransaction of one transaction, as the role
+ *		that enqueued it: its effects and its completion commit together,
+ *		and a failing job only rolls back itself, then records its error
+ *		(retryable with backoff, or discarded) in the same transaction.
+ * While a job runs, a 100 ms timer checks whether pgapp.cancel_job asked
+ * for it (then the job is cancelled like a statement), and the worker
+ * function's statement_timeout, or pgapp.jobs_timeout, limits it.
+ *
+ * With nothing due the worker waits on its latch (an enqueue's commit sets
+ * it) and leaves after pgapp.jobs_idle_timeout.
+ *
+ * src/jobs_worker.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "commands/extension.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/proc.h"
+#include "tcop/tcopprot.h"
+#include "utils/builtins.h"
+#include "utils/datum.h"
+#include "utils/guc.h"
+#include "utils/jsonb.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timeout.h"
+#include "utils/timestamp.h"
+
+#include "jobs_int.h"
+#include "json_util.h"
+#include "pgapp.h"
+
+#define CANCEL_CHECK_MS 100
+
+int			pgapp_jobs_batch_size = 10;
+int			pgapp_jobs_idle_timeout = 60;
+int			pgapp_jobs_timeout = 0;
+
+static int	my_index = -1;
+static TimeoutId cancel_timeout_id;
+static volatile sig_atomic_t cancel_requested = false;
+
+static void
+release_slot(int code, Datum arg)
+{
+	JobsSlot   *s = pgapp_jobs_my_slot;
+
+	if (s == NULL)
+		return;
+	LWLockAcquire(jobs_shared->lock, LW_EXCLUSIVE);
+	if (s->pid == MyProcPid)
+	{
+		/*
+		 * pid and job_id stay for the supervisor, which tells the job that
+		 * was running (its attempt counts) from its batch-mates that had
+		 * not started (theirs does not).
+		 */
+		s->state = JOBS_FREE;
+		s->latch = NULL;
+		pg_atomic_write_u64(&s->cancel_job, 0);
+	}
+	LWLockRelease(jobs_shared->lock);
+	pgapp_jobs_my_slot = NULL;
+}
+
+static void
+set_state(JobsProcState state)
+{
+	JobsSlot   *s = pgapp_jobs_my_slot;
+
+	if (s->state == state)
+		return;
+	LWLockAcquire(jobs_shared->lock, LW_EXCLUSIVE);
+	s->state = state;
+	s->since = GetCurrentTimestamp();
+	LWLockRelease(jobs_shared->lock);
+}
+
+/* Leave on purpose: the supervisor does not count it as a crash. */
+static void
+leave(const char *why)
+{
+	pgapp_jobs_my_slot->clean_exit = true;
+	ereport(DEBUG1, errmsg("pgapp jobs worker of queue \"%s\" leaves: %s",
+						   pgapp_jobs_my_slot->queue, why));
+	proc_exit(0);
+}
+
+/* Timer handler (signal context): is the running job to be cancelled? */
+static void
+cancel_check(void)
+{
+	JobsSlot   *s = pgapp_jobs_my_slot;
+	uint64		job;
+
+	if (s == NULL)
+		return;
+	job = pg_atomic_read_u64(&s->job_id);
+	if (job != 0 && pg_atomic_read_u64(&s->cancel_job) == job)
+	{
+		cancel_requested = true;
+		QueryCancelPending = true;
+		InterruptPending = true;
+		SetLatch(MyLatch);
+	}
+}
+
+typedef struct ClaimedJob
+{
+	int64		id;
+	Oid			worker;
+	Oid			owner;
+	Datum		args;			/* jsonb */
+	Datum		info;			/* pgapp.job_info */
+	int			timeout_ms;		/* 0: none */
+} ClaimedJob;
+
+/*
+ * Claim a batch and commit.  Returns the jobs (in cxt), or NIL when none is
+ * due; leaves when the queue is gone or pgapp is not installed.
+ */
+static List *
+claim_batch(MemoryContext cxt, const char *by)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			argtypes[3] = {TEXTOID, INT4OID, TEXTOID};
+	Datum		values[3];
+	List	   *jobs = NIL;
+	int			ret;
+	bool		queue_gone = false;
+	bool		more = false;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	pgstat_report_activity(STATE_RUNNING, "pgapp jobs: claiming");
+	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
+	if (!OidIsValid(get_extension_oid("pgapp", true)))
+		queue_gone = true;
+	else
+	{
+		if (plan == NULL)
+		{
+			plan = SPI_prepare("SELECT c.id, c.worker::pg_catalog.oid, c.owner, c.args,"
+							   "       ROW(c.id, c.queue, c.worker, c.attempt, c.max_attempts, c.priority,"
+							   "           c.inserted_at, c.scheduled_at, c.errors)::pgapp.job_info,"
+							   "       (SELECT o.option_value FROM pg_catalog.pg_options_to_table(p.proconfig) AS o"
+							   "         WHERE o.option_name OPERATOR(pg_catalog.=) 'statement_timeout'),"
+							   "       EXISTS (SELECT FROM pgapp.queue AS q WHERE q.name OPERATOR(pg_catalog.=) $1)"
+							   "  FROM pgapp._job_claim($1, $2, $3, NULL) AS c"
+							   "  LEFT JOIN pg_catalog.pg_proc AS p ON p.oid OPERATOR(pg_catalog.=) c.worker::pg_catalog.oid"
+							   " ORDER BY c.priority, c.scheduled_at, c.id",
+							   3, argtypes);
+			if (plan == NULL || SPI_keepplan(plan) != 0)
+				elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+		}
+		values[0] = CStringGetTextDatum(pgapp_jobs_my_slot->queue);
+		values[1] = Int32GetDatum(Max(pgapp_jobs_batch_size, 1));
+		values[2] = CStringGetTextDatum(by);
+		PG_TRY();
+		{
+			ret = SPI_execute_plan(plan, values, NULL, false, 0);
+		}
+		PG_CATCH();
+		{
+			ErrorData  *edata;
+
+			MemoryContextSwitchTo(cxt);
+			edata = CopyErrorData();
+			if (edata->sqlerrcode != ERRCODE_UNDEFINED_OBJECT)
+				PG_RE_THROW();
+			/* the queue was dropped */
+			FlushErrorState();
+			AbortCurrentTransaction();
+			leave("its queue was dropped");
+		}
+		PG_END_TRY();
+		if (ret != SPI_OK_SELECT)
+			elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(ret));
+		for (uint64 i = 0; !queue_gone && i < SPI_processed; i++)
+		{
+			HeapTuple	tup = SPI_tuptable->vals[i];
+			TupleDesc	desc = SPI_tuptable->tupdesc;
+			bool		isnull;
+			MemoryContext old;
+			ClaimedJob *j;
+			char	   *timeout;
+
+			old = MemoryContextSwitchTo(cxt);
+			j = palloc0(sizeof(ClaimedJob));
+			j->id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+			j->worker = DatumGetObjectId(SPI_getbinval(tup, desc, 2, &isnull));
+			j->owner = DatumGetObjectId(SPI_getbinval(tup, desc, 3, &isnull));
+			j->args = datumCopy(SPI_getbinval(tup, desc, 4, &isnull), false, -1);
+			j->info = datumCopy(SPI_getbinval(tup, desc, 5, &isnull), false, -1);
+			timeout = SPI_getvalue(tup, desc, 6);
+			j->timeout_ms = pgapp_jobs_timeout;
+			if (timeout != NULL && !parse_int(timeout, &j->timeout_ms, GUC_UNIT_MS, NULL))
+				j->timeout_ms = pgapp_jobs_timeout;
+			jobs = lappend(jobs, j);
+			MemoryContextSwitchTo(old);
+		}
+	}
+	/* more due than this batch: another worker (or the supervisor) takes the rest */
+	if (!queue_gone && jobs != NIL)
+	{
+		static SPIPlanPtr more_plan = NULL;
+
+		if (more_plan == NULL)
+		{
+			more_plan = SPI_prepare("SELECT EXISTS (SELECT FROM pgapp.job"
+									" WHERE queue OPERATOR(pg_catalog.=) $1"
+									"   AND state IN ('scheduled', 'available', 'retryable')"
+									"   AND scheduled_at OPERATOR(pg_catalog.<=) pg_catalog.statement_timestamp())",
+									1, argtypes);
+			if (more_plan == NULL || SPI_keepplan(more_plan) != 0)
+				elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+		}
+		ret = SPI_execute_plan(more_plan, values, NULL, true, 1);
+		if (ret != SPI_OK_SELECT)
+			elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(ret));
+		if (SPI_processed == 1)
+		{
+			bool		isnull;
+
+			more = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		}
+	}
+	if ((ret = SPI_finish()) != SPI_OK_FINISH)
+		elog(ERROR, "SPI_finish failed: %s", SPI_result_code_string(ret));
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	pgstat_report_activity(STATE_IDLE, NULL);
+	if (queue_gone)
+		leave("pgapp is not installed");
+	if (more)
+		pgapp_jobs_wake_queue(MyDatabaseId, pgapp_jobs_my_slot->queue, pgapp_jobs_my_slot, false);
+	return jobs;
+}
+
+/* The error of a failed job, as recorded in pgapp.job.errors. */
+static Datum
+error_json(ErrorData *edata, bool cancelled)
+{
+	json_t	   *o = pgapp_json_object();
+	Jsonb	   *jb;
+
+	pgapp_json_set(o, "message", pgapp_json_string(edata->message ? edata->message : "error"));
+	pgapp_json_set(o, "sqlstate", pgapp_json_string(unpack_sql_state(edata->sqlerrcode)));
+	if (edata->detail)
+		pgapp_json_set(o, "detail", pgapp_json_string(edata->detail));
+	if (edata->hint)
+		pgapp_json_set(o, "hint", pgapp_json_string(edata->hint));
+	if (edata->context)
+		pgapp_json_set(o, "context", pgapp_json_string(edata->context));
+	if (cancelled)
+		pgapp_json_set(o, "cancelled", pgapp_json_bool(true));
+	jb = pgapp_json_to_jsonb(o);
+	pgapp_json_free(o);
+	return JsonbPGetDatum(jb);
+}
+
+/* Run one claimed job inside the open transaction (SPI connected). */
+static void
+run_job(ClaimedJob *j, SPIPlanPtr complete_plan, SPIPlanPtr fail_plan, MemoryContext job_cxt)
+{
+	JobsSlot   *s = pgapp_jobs_my_slot;
+	PgappSubxact sx;
+	Oid			saved_user;
+	int			saved_sec;
+	MemoryContext old = MemoryContextSwitchTo(job_cxt);
+	char		activity[128];
+
+	snprintf(activity, sizeof(activity), "pgapp jobs: job %lld", (long long) j->id);
+	pgstat_report_activity(STATE_RUNNING, activity);
+	SpinLockAcquire(&s->mutex);
+	s->progress = -1;
+	s->progress_message[0] = '\0';
+	SpinLockRelease(&s->mutex);
+	s->job_started = GetCurrentTimestamp();
+	pg_atomic_write_u64(&s->job_id, (uint64) j->id);
+	cancel_requested = false;
+
+	GetUserIdAndSecContext(&saved_user, &saved_sec);
+	pgapp_subxact_begin(&sx);
+	PG_TRY();
+	{
+		FmgrInfo	flinfo;
+		LOCAL_FCINFO(fc, 2);
+		Datum		result;
+		Datum		values[3];
+		char		nulls[3] = {' ', ' ', ' '};
+		double		progress;
+		int			ret;
+
+		enable_timeout_every(cancel_timeout_id,
+							 TimestampTzPlusMilliseconds(GetCurrentTimestamp(), CANCEL_CHECK_MS),
+							 CANCEL_CHECK_MS);
+		if (j->timeout_ms > 0)
+			enable_timeout_after(STATEMENT_TIMEOUT, j->timeout_ms);
+		/* the job runs as the role that enqueued it */
+		SetUserIdAndSecContext(j->owner, saved_sec | SECURITY_LOCAL_USERID_CHANGE);
+		fmgr_info(j->worker, &flinfo);
+		InitFunctionCallInfoData(*fc, &flinfo, 2, InvalidOid, NULL, NULL);
+		fc->args[0].value = j->args;
+		fc->args[0].isnull = false;
+		fc->args[1].value = j->info;
+		fc->args[1].isnull = false;
+		result = FunctionCallInvoke(fc);
+		SetUserIdAndSecContext(saved_user, saved_sec);
+		disable_timeout(cancel_timeout_id, false);
+		if (j->timeout_ms > 0)
+			disable_timeout(STATEMENT_TIMEOUT, false);
+
+		SpinLockAcquire(&s->mutex);
+		progress = s->progress;
+		SpinLockRelease(&s->mutex);
+		values[0] = Int64GetDatum(j->id);
+		values[1] = result;
+		nulls[1] = fc->isnull ? 'n' : ' ';
+		values[2] = Float8GetDatum(progress);
+		nulls[2] = progress < 0 ? 'n' : ' ';
+		ret = SPI_execute_plan(complete_plan, values, nulls, false, 0);
+		if (ret != SPI_OK_UPDATE)
+			elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(ret));
+		if (SPI_processed == 0)
+			ereport(ERROR,
+					errcode(ERRCODE_QUERY_CANCELED),
+					errmsg("job %lld was cancelled while it ran", (long long) j->id));
+		pgapp_subxact_commit(&sx);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+		Datum		values[2];
+		int			ret;
+
+		disable_timeout(cancel_timeout_id, false);
+		if (j->timeout_ms > 0)
+			disable_timeout(STATEMENT_TIMEOUT, false);
+		SetUserIdAndSecContext(saved_user, saved_sec);
+		MemoryContextSwitchTo(job_cxt);
+		edata = pgapp_subxact_abort(&sx);
+		QueryCancelPending = false;
+		values[0] = Int64GetDatum(j->id);
+		values[1] = error_json(edata, cancel_requested);
+		/* a cancelled job is already marked so: this finds it not executing */
+		ret = SPI_execute_plan(fail_plan, values, NULL, false, 0);
+		if (ret != SPI_OK_SELECT)
+			elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(ret));
+	}
+	PG_END_TRY();
+	pg_atomic_write_u64(&s->job_id, 0);
+	pg_atomic_write_u64(&s->cancel_job, 0);
+	pg_atomic_fetch_add_u64(&s->jobs_done, 1);
+	cancel_requested = false;
+	MemoryContextSwitchTo(old);
+	MemoryContextReset(job_cxt);
+}
+
+static void
+run_batch(List *jobs, MemoryContext job_cxt)
+{
+	static SPIPlanPtr complete_plan = NULL;
+	static SPIPlanPtr fail_plan = NULL;
+	ListCell   *lc;
+	int			ret;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
+	if (complete_plan == NULL)
+	{
+		Oid			ctypes[3] = {INT8OID, JSONBOID, FLOAT8OID};
+		Oid			ftypes[2] = {INT8OID, JSONBOID};
+
+		complete_plan = SPI_prepare("UPDATE pgapp.job SET state = 'completed', completed_at = pg_catalog.now(),"
+									" result = $2, progress = $3, expires_at = NULL"
+									" WHERE id OPERATOR(pg_catalog.=) $1"
+									"   AND state OPERATOR(pg_catalog.=) 'executing'",
+									3, ctypes);
+		if (complete_plan == NULL || SPI_keepplan(complete_plan) != 0)
+			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+		fail_plan = SPI_prepare("SELECT pgapp._job_record_failure($1, $2)", 2, ftypes);
+		if (fail_plan == NULL || SPI_keepplan(fail_plan) != 0)
+			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+	}
+	foreach(lc, jobs)
+	{
+		CHECK_FOR_INTERRUPTS();
+		run_job((ClaimedJob *) lfirst(lc), complete_plan, fail_plan, job_cxt);
+	}
+	if ((ret = SPI_finish()) != SPI_OK_FINISH)
+		elog(ERROR, "SPI_finish failed: %s", SPI_result_code_string(ret));
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	pgstat_report_activity(STATE_IDLE, NULL);
+}
+
+void
+pgapp_jobs_worker_main(Datum arg)
+{
+	uint32		generation;
+	Oid			dboid = InvalidOid;
+	JobsSlot   *s;
+	char		by[64];
+	MemoryContext batch_cxt;
+	MemoryContext job_cxt;
+	TimestampTz idle_since;
+
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+
+	my_index = DatumGetInt32(arg);
+	memcpy(&generation, MyBgworkerEntry->bgw_extra, sizeof(uint32));
+	if (jobs_shared == NULL || my_index < 0 || my_index >= jobs_shared->nslots)
+		proc_exit(0);
+	s = &jobs_shared->slots[my_index];
+	LWLockAcquire(jobs_shared->lock, LW_EXCLUSIVE);
+	if (s->state == JOBS_STARTING && s->generation == generation)
+	{
+		s->state = JOBS_IDLE;
+		s->pid = MyProcPid;
+		s->latch = MyLatch;
+		s->since = GetCurrentTimestamp();
+		dboid = s->dboid;
+		pgapp_jobs_my_slot = s;
+	}
+	LWLockRelease(jobs_shared->lock);
+	if (pgapp_jobs_my_slot == NULL)
+		proc_exit(0);			/* the slot went to another start */
+	before_shmem_exit(release_slot, (Datum) 0);
+
+	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
+	pgstat_report_appname("pgapp jobs worker");
+	cancel_timeout_id = RegisterTimeout(USER_TIMEOUT, cancel_check);
+	snprintf(by, sizeof(by), "pgapp worker %d", MyProcPid);
+
+	batch_cxt = AllocSetContextCreate(TopMemoryContext, "pgapp jobs batch", ALLOCSET_DEFAULT_SIZES);
+	job_cxt = AllocSetContextCreate(TopMemoryContext, "pgapp jobs job", ALLOCSET_DEFAULT_SIZES);
+	idle_since = GetCurrentTimestamp();
+	for (;;)
+	{
+		List	   *jobs;
+
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+		if (s->stop_requested)
+			leave("its supervisor asked it to (lower concurrency)");
+		ResetLatch(MyLatch);
+		jobs = claim_batch(batch_cxt, by);
+		if (jobs != NIL)
+		{
+			set_state(JOBS_BUSY);
+			run_batch(jobs, job_cxt);
+			MemoryContextReset(batch_cxt);
+			idle_since = GetCurrentTimestamp();
+			continue;
+		}
+		/* idle: mark it before the next claim, so a commit from now on wakes us */
+		set_state(JOBS_IDLE);
+		if (pgapp_jobs_idle_timeout > 0 &&
+			TimestampDifferenceExceeds(idle_since, GetCurrentTimestamp(), pgapp_jobs_idle_timeout * 1000))
+			leave("idle");
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 pgapp_jobs_idle_timeout > 0 ? Min(pgapp_jobs_idle_timeout * 1000L, 1000L) : 1000L,
+						 PG_WAIT_EXTENSION);
+	}
+}

@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# test/cluster/jobs.sh: jobs survive crashes.  kill -9 of a queue worker in
+# the middle of a job (the postmaster then restarts every process) and kill -9
+# of the postmaster itself: no job is lost, none stays "executing", the
+# interrupted attempt is counted and recorded, its writes are gone, and a
+# unique job is not duplicated.  A queue whose workers keep crashing opens
+# its circuit (logged) without holding back another queue; too few
+# background worker slots is a WARNING with a hint, and the jobs still run.
+# Prints TAP (test/cluster/common.bash).
+source "$(dirname "$0")/common.bash"
+start_cluster 'pgapp.jobs_circuit_cooldown = 2'
+
+wait_for() {  # wait_for "SQL returning true" [tenths of a second, default 300]
+    local i
+    for i in $(seq 1 "${2:-300}"); do
+        [ "$(q "$1" 2>/dev/null)" = t ] && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+ready() { wait_for "SELECT true" 300; }
+
+q "CREATE EXTENSION pgapp" >/dev/null
+q "CREATE TABLE ran (job_id bigint, attempt int)" >/dev/null
+# the first attempt hangs (until killed), later ones finish
+q "CREATE FUNCTION hang_once(args jsonb, job pgapp.job_info) RETURNS jsonb LANGUAGE plpgsql AS \$\$
+   BEGIN
+       INSERT INTO ran VALUES (job.id, job.attempt);
+       IF job.attempt = 1 THEN PERFORM pg_sleep(60); END IF;
+       RETURN jsonb_build_object('attempt', job.attempt);
+   END \$\$" >/dev/null
+q "CREATE FUNCTION crash(args jsonb, job pgapp.job_info) RETURNS jsonb LANGUAGE plpgsql AS \$\$
+   BEGIN PERFORM pg_terminate_backend(pg_backend_pid()); PERFORM pg_sleep(10); RETURN '{}'; END \$\$" >/dev/null
+q "CREATE FUNCTION ok(args jsonb, job pgapp.job_info) RETURNS jsonb LANGUAGE sql AS \$\$ SELECT '{}'::jsonb \$\$" >/dev/null
+q "SELECT pgapp.create_queue('hang', 1), pgapp.create_queue('crashy', 1), pgapp.create_queue('steady', 1)" >/dev/null
+
+# --- kill -9 of a worker in the middle of a job
+unique=$(q "SELECT pgapp.enqueue('steady', 'ok', '{\"report\": 1}', unique_by => '{report}', unique_for => '1 hour')")
+j1=$(q "SELECT pgapp.enqueue('hang', 'hang_once', '{}', max_attempts => 3)")
+wait_for "SELECT EXISTS (SELECT FROM pgapp.workers WHERE job = $j1)" \
+    || echo "# job $j1 never started"
+pid=$(q "SELECT pid FROM pgapp.workers WHERE job = $j1")
+kill -9 "$pid"
+sleep 0.5
+ready
+wait_for "SELECT state = 'completed' FROM pgapp.job WHERE id = $j1"
+check "after kill -9 of its worker, the job runs again and completes" \
+    "$(q "SELECT state || ' attempt ' || attempt FROM pgapp.job WHERE id = $j1")" "completed attempt 2"
+check "the killed attempt is recorded as rescued" \
+    "$(q "SELECT errors -> 0 ->> 'sqlstate' || ' ' || (errors -> 0 ->> 'attempt') FROM pgapp.job WHERE id = $j1")" "57P01 1"
+check "the killed attempt's writes are gone, the second attempt's are there" \
+    "$(q "SELECT string_agg(attempt::text, ',') FROM ran WHERE job_id = $j1")" "2"
+check "the unique job is not duplicated by the crash" \
+    "$(q "SELECT pgapp.enqueue('steady', 'ok', '{\"report\": 1}', unique_by => '{report}', unique_for => '1 hour') = $unique")" t
+
+# --- kill -9 of the postmaster in the middle of a job
+j2=$(q "SELECT pgapp.enqueue('hang', 'hang_once', '{}', max_attempts => 3)")
+wait_for "SELECT EXISTS (SELECT FROM pgapp.workers WHERE job = $j2)" \
+    || echo "# job $j2 never started"
+kill -9 "$(head -1 "$DATA/postmaster.pid")"
+# the orphaned processes leave when they notice the postmaster's death
+for _ in $(seq 1 100); do
+    pgrep -f -- "-D $DATA" >/dev/null || pgrep -u "$(id -u)" -f "postgres: .*pgapp" >/dev/null || break
+    sleep 0.1
+done
+for _ in $(seq 1 100); do
+    "$PG_BIN/pg_ctl" -D "$DATA" -l "$LOG" -w start >/dev/null 2>&1 && break
+    sleep 0.2
+done
+ready
+wait_for "SELECT state = 'completed' FROM pgapp.job WHERE id = $j2"
+check "after kill -9 of the postmaster and a restart, the job completes" \
+    "$(q "SELECT state || ' attempt ' || attempt FROM pgapp.job WHERE id = $j2")" "completed attempt 2"
+check "no job is left executing" "$(q "SELECT count(*) FROM pgapp.job WHERE state = 'executing'")" 0
+check "every job enqueued before the crashes is accounted for" \
+    "$(q "SELECT string_agg(state::text, ',' ORDER BY id) FROM pgapp.job")" "completed,completed,completed"
+
+# --- a queue whose workers keep crashing opens its circuit; another queue runs on
+q "SELECT pgapp.enqueue_many('crashy', 'crash', (SELECT jsonb_agg(jsonb_build_object('n', g)) FROM generate_series(1, 6) AS g), max_attempts => 1)" >/dev/null
+wait_for "SELECT count(*) >= 5 FROM pgapp.job WHERE queue = 'crashy' AND state = 'discarded'" 600
+check "five crashes within a minute open the queue's circuit (logged)" \
+    "$(grep -c 'LOG:  pgapp jobs: the workers of queue "crashy" crashed 5 times within a minute' "$LOG" | awk '{print ($1 > 0)}')" 1
+j3=$(q "SELECT pgapp.enqueue('steady', 'ok', '{\"meanwhile\": true}')")
+wait_for "SELECT state = 'completed' FROM pgapp.job WHERE id = $j3" 100
+check "another queue runs while the circuit is open" "$(q "SELECT state FROM pgapp.job WHERE id = $j3")" completed
+wait_for "SELECT count(*) = 6 FROM pgapp.job WHERE queue = 'crashy' AND state = 'discarded'" 300
+check "after the cooling period the crashing queue gets workers again" \
+    "$(q "SELECT count(*) FROM pgapp.job WHERE queue = 'crashy' AND state = 'discarded'")" 6
+
+# --- too few background worker slots: a WARNING with a hint; the jobs still run
+pgctl -m fast stop
+# housekeeper, pg_cron, the logical replication launcher, the pubsub worker, the supervisor, one queue worker
+sed -i 's/^max_worker_processes = .*/max_worker_processes = 6/' "$DATA/postgresql.conf"
+grep -q '^max_worker_processes = 6' "$DATA/postgresql.conf" || echo 'max_worker_processes = 6' >>"$DATA/postgresql.conf"
+pgctl start
+ready
+q "SELECT pgapp.create_queue('wide', 3)" >/dev/null
+q "CREATE FUNCTION nap(args jsonb, job pgapp.job_info) RETURNS jsonb LANGUAGE sql AS \$\$ SELECT pg_sleep(0.3); SELECT '{}'::jsonb \$\$" >/dev/null
+q "SELECT pgapp.enqueue_many('wide', 'nap', '[{}, {}, {}, {}, {}, {}]')" >/dev/null
+wait_for "SELECT count(*) = 6 FROM pgapp.job WHERE queue = 'wide' AND state = 'completed'" 300
+check "with too few worker processes every job still completes" \
+    "$(q "SELECT count(*) FROM pgapp.job WHERE queue = 'wide' AND state = 'completed'")" 6
+check "the missing worker processes are a WARNING naming max_worker_processes" \
+    "$(grep -A1 'WARNING:  pgapp jobs: could not start a worker for queue "wide"' "$LOG" | grep -c 'max_worker_processes' | awk '{print ($1 > 0)}')" 1
+
+finish
