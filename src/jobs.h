@@ -18,6 +18,7 @@
 extern int	pgapp_jobs_retention;
 extern int	pgapp_jobs_max_workers;
 extern int	pgapp_jobs_batch_size;
+extern int	pgapp_jobs_commit_interval;
 extern int	pgapp_jobs_idle_timeout;
 extern int	pgapp_jobs_timeout;
 extern int	pgapp_jobs_circuit_cooldown;

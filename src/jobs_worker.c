@@ -10,13 +10,17 @@
  *
  * One round:
  *	 1. claim up to pgapp.jobs_batch_size due jobs (FOR UPDATE SKIP LOCKED,
- *		pgapp._job_claim) and commit: their attempts are recorded durably
+ *		pgapp._job_claim; fewer when the backlog is small, so that the
+ *		queue's workers share it) and commit: their attempts are recorded durably
  *		before they run, so a job that kills its process is not retried
  *		for ever (the supervisor rescues it, counting the attempt);
- *	 2. run each job in a subtransaction of one transaction, as the role
- *		that enqueued it: its effects and its completion commit together,
- *		and a failing job only rolls back itself, then records its error
- *		(retryable with backoff, or discarded) in the same transaction.
+ *	 2. run each job in a subtransaction, as the role that enqueued it:
+ *		its effects and its completion commit together, and a failing job
+ *		only rolls back itself, then records its error (retryable with
+ *		backoff, or discarded) in the same transaction.  Many quick jobs
+ *		share a transaction (commits are what limits throughput); a
+ *		transaction open for pgapp.jobs_commit_interval commits after its
+ *		current job.
  * While a job runs, a 100 ms timer checks whether pgapp.cancel_job asked
  * for it (then the job is cancelled like a statement), and the worker
  * function's statement_timeout, or pgapp.jobs_timeout, limits it.
@@ -57,7 +61,8 @@
 
 #define CANCEL_CHECK_MS 100
 
-int			pgapp_jobs_batch_size = 10;
+int			pgapp_jobs_batch_size = 500;
+int			pgapp_jobs_commit_interval = 200;
 int			pgapp_jobs_idle_timeout = 60;
 int			pgapp_jobs_timeout = 0;
 
@@ -319,9 +324,6 @@ run_job(ClaimedJob *j, SPIPlanPtr complete_plan, SPIPlanPtr fail_plan, MemoryCon
 		double		progress;
 		int			ret;
 
-		enable_timeout_every(cancel_timeout_id,
-							 TimestampTzPlusMilliseconds(GetCurrentTimestamp(), CANCEL_CHECK_MS),
-							 CANCEL_CHECK_MS);
 		if (j->timeout_ms > 0)
 			enable_timeout_after(STATEMENT_TIMEOUT, j->timeout_ms);
 		/* the job runs as the role that enqueued it */
@@ -334,7 +336,6 @@ run_job(ClaimedJob *j, SPIPlanPtr complete_plan, SPIPlanPtr fail_plan, MemoryCon
 		fc->args[1].isnull = false;
 		result = FunctionCallInvoke(fc);
 		SetUserIdAndSecContext(saved_user, saved_sec);
-		disable_timeout(cancel_timeout_id, false);
 		if (j->timeout_ms > 0)
 			disable_timeout(STATEMENT_TIMEOUT, false);
 
@@ -361,7 +362,6 @@ run_job(ClaimedJob *j, SPIPlanPtr complete_plan, SPIPlanPtr fail_plan, MemoryCon
 		Datum		values[2];
 		int			ret;
 
-		disable_timeout(cancel_timeout_id, false);
 		if (j->timeout_ms > 0)
 			disable_timeout(STATEMENT_TIMEOUT, false);
 		SetUserIdAndSecContext(saved_user, saved_sec);
@@ -379,17 +379,16 @@ run_job(ClaimedJob *j, SPIPlanPtr complete_plan, SPIPlanPtr fail_plan, MemoryCon
 	pg_atomic_write_u64(&s->job_id, 0);
 	pg_atomic_write_u64(&s->cancel_job, 0);
 	pg_atomic_fetch_add_u64(&s->jobs_done, 1);
+	/* a cancel that came after the job: not for the next one */
+	QueryCancelPending = false;
 	cancel_requested = false;
 	MemoryContextSwitchTo(old);
 	MemoryContextReset(job_cxt);
 }
 
 static void
-run_batch(List *jobs, MemoryContext job_cxt)
+begin_run(void)
 {
-	static SPIPlanPtr complete_plan = NULL;
-	static SPIPlanPtr fail_plan = NULL;
-	ListCell   *lc;
 	int			ret;
 
 	SetCurrentStatementStartTimestamp();
@@ -397,6 +396,39 @@ run_batch(List *jobs, MemoryContext job_cxt)
 	PushActiveSnapshot(GetTransactionSnapshot());
 	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
+}
+
+static void
+end_run(void)
+{
+	int			ret;
+
+	if ((ret = SPI_finish()) != SPI_OK_FINISH)
+		elog(ERROR, "SPI_finish failed: %s", SPI_result_code_string(ret));
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+}
+
+/*
+ * Run a claimed batch.  The jobs' effects and completions commit together,
+ * in one transaction for many short jobs; once a transaction has been open
+ * for pgapp.jobs_commit_interval, it commits after the current job and the
+ * next ones go on in a new one, so that a slow job does not keep the locks
+ * of the quick ones before it.
+ */
+static void
+run_batch(List *jobs, MemoryContext job_cxt)
+{
+	static SPIPlanPtr complete_plan = NULL;
+	static SPIPlanPtr fail_plan = NULL;
+	ListCell   *lc;
+	TimestampTz began;
+
+	begin_run();
+	began = GetCurrentTimestamp();
+	/* every 100 ms while the batch runs: is the running job to be cancelled? */
+	enable_timeout_every(cancel_timeout_id, TimestampTzPlusMilliseconds(began, CANCEL_CHECK_MS),
+						 CANCEL_CHECK_MS);
 	if (complete_plan == NULL)
 	{
 		Oid			ctypes[3] = {INT8OID, JSONBOID, FLOAT8OID};
@@ -416,12 +448,17 @@ run_batch(List *jobs, MemoryContext job_cxt)
 	foreach(lc, jobs)
 	{
 		CHECK_FOR_INTERRUPTS();
+		if (TimestampDifferenceExceeds(began, GetCurrentTimestamp(), pgapp_jobs_commit_interval))
+		{
+			end_run();
+			begin_run();
+			began = GetCurrentTimestamp();
+		}
 		run_job((ClaimedJob *) lfirst(lc), complete_plan, fail_plan, job_cxt);
 	}
-	if ((ret = SPI_finish()) != SPI_OK_FINISH)
-		elog(ERROR, "SPI_finish failed: %s", SPI_result_code_string(ret));
-	PopActiveSnapshot();
-	CommitTransactionCommand();
+	disable_timeout(cancel_timeout_id, false);
+	QueryCancelPending = false;
+	end_run();
 	pgstat_report_activity(STATE_IDLE, NULL);
 }
 

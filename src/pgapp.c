@@ -178,11 +178,20 @@ _PG_init(void)
 
 	DefineCustomIntVariable("pgapp.jobs_batch_size",
 							"How many jobs a queue worker claims at once.",
-							"A batch's jobs run one after another and commit together; larger batches mean fewer commits per job.",
+							"Fewer when the backlog is small, so that the queue's workers share it; the claim commits before the jobs run.",
 							&pgapp_jobs_batch_size,
-							10, 1, 1000,
+							500, 1, 10000,
 							PGC_SIGHUP,
 							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("pgapp.jobs_commit_interval",
+							"How long a queue worker lets one transaction carry its jobs before it commits.",
+							"Quick jobs share a transaction (fewer commits); after this long it commits after the current job.",
+							&pgapp_jobs_commit_interval,
+							200, 0, 60000,
+							PGC_SIGHUP,
+							GUC_UNIT_MS,
 							NULL, NULL, NULL);
 
 	DefineCustomIntVariable("pgapp.jobs_idle_timeout",
