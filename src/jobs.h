@@ -22,6 +22,8 @@ extern int	pgapp_jobs_commit_interval;
 extern int	pgapp_jobs_idle_timeout;
 extern int	pgapp_jobs_timeout;
 extern int	pgapp_jobs_circuit_cooldown;
+extern char *pgapp_databases;
 extern const PgappModule pgapp_jobs_module;
+extern bool pgapp_jobs_database_allowed(const char *dbname);
 
 #endif							/* PGAPP_JOBS_H */

@@ -56,6 +56,7 @@ typedef struct JobsDatabase
 	TimestampTz requested_at;	/* when a start was last requested */
 	bool		no_extension;	/* the last supervisor found no pgapp here */
 	bool		crashed;		/* the last supervisor did not exit cleanly */
+	bool		stop_requested; /* DROP DATABASE is coming: leave */
 	int			crashes;		/* in a row, for the backoff */
 	TimestampTz restart_at;		/* not before this */
 } JobsDatabase;

@@ -30,13 +30,16 @@
 #include "access/xact.h"
 #include "access/xlog.h"
 #include "catalog/pg_database.h"
+#include "commands/dbcommands.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "pgstat.h"
 #include "postmaster/bgworker.h"
 #include "storage/ipc.h"
 #include "storage/proc.h"
 #include "storage/shmem.h"
 #include "utils/builtins.h"
+#include "utils/varlena.h"
 #include "utils/memutils.h"
 #include "utils/numeric.h"
 #include "utils/snapmgr.h"
@@ -50,6 +53,36 @@
 
 JobsShared *jobs_shared = NULL;
 int			pgapp_jobs_max_workers = 32;
+char	   *pgapp_databases = NULL;
+
+/*
+ * May pgapp run jobs in this database?  pgapp.databases lists the names
+ * (comma-separated); empty means every database.
+ */
+bool
+pgapp_jobs_database_allowed(const char *dbname)
+{
+	char	   *copy;
+	List	   *names;
+	ListCell   *lc;
+	bool		allowed = false;
+
+	if (pgapp_databases == NULL || pgapp_databases[0] == '\0')
+		return true;
+	if (dbname == NULL)
+		return false;
+	copy = pstrdup(pgapp_databases);
+	if (!SplitIdentifierString(copy, ',', &names))
+		return false;			/* rejected by the check hook; not reached */
+	foreach(lc, names)
+	{
+		if (strcmp((char *) lfirst(lc), dbname) == 0)
+			allowed = true;
+	}
+	list_free(names);
+	pfree(copy);
+	return allowed;
+}
 
 /* This process's slot when it is a queue worker (jobs_worker.c sets it). */
 JobsSlot   *pgapp_jobs_my_slot = NULL;
@@ -101,8 +134,59 @@ jobs_status(void)
 	return jobs_shared != NULL ? "ok" : "not preloaded";
 }
 
+/*
+ * DROP DATABASE is coming (pgapp.c): ask the database's supervisor and
+ * workers to leave, and wait for them (at most 5 s; a job still running
+ * then keeps its worker, and the DROP fails as for any other session).
+ * They leave cleanly, so nothing restarts them; an enqueue in the
+ * database, if it survives, starts its supervisor again.
+ */
+static void
+jobs_before_drop_database(Oid dboid)
+{
+	if (jobs_shared == NULL)
+		return;
+	for (int tries = 0; tries < 500; tries++)
+	{
+		bool		present = false;
+
+		LWLockAcquire(jobs_shared->lock, LW_SHARED);
+		for (int i = 0; i < JOBS_MAX_DATABASES; i++)
+		{
+			JobsDatabase *db = &jobs_shared->databases[i];
+
+			if (db->dboid == dboid && db->state != JOBS_FREE)
+			{
+				present = true;
+				db->stop_requested = true;
+				if (db->latch)
+					SetLatch(db->latch);
+			}
+		}
+		for (int i = 0; i < jobs_shared->nslots; i++)
+		{
+			JobsSlot   *s = &jobs_shared->slots[i];
+
+			if (s->dboid == dboid && s->state != JOBS_FREE)
+			{
+				present = true;
+				s->stop_requested = true;
+				if (s->latch)
+					SetLatch(s->latch);
+			}
+		}
+		LWLockRelease(jobs_shared->lock);
+		if (!present)
+			return;
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 10, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
+}
+
 const PgappModule pgapp_jobs_module = {
 	.name = "jobs",
+	.before_drop_database = jobs_before_drop_database,
 	.shmem_request = pgapp_jobs_shmem_request,
 	.shmem_startup = pgapp_jobs_shmem_startup,
 	.status = jobs_status,
@@ -179,6 +263,7 @@ pgapp_jobs_wake_supervisor(Oid dboid, bool start)
 				  now - db->requested_at >= SUPERVISOR_START_RETRY_USECS))
 		{
 			db->state = JOBS_STARTING;
+			db->stop_requested = false;
 			db->requested_at = now;
 			db->no_extension = false;
 			must_start = true;
@@ -226,7 +311,8 @@ list_databases(void)
 	{
 		Form_pg_database db = (Form_pg_database) GETSTRUCT(tup);
 
-		if (db->datallowconn && !db->datistemplate)
+		if (db->datallowconn && !db->datistemplate &&
+			pgapp_jobs_database_allowed(NameStr(db->datname)))
 		{
 			MemoryContext old = MemoryContextSwitchTo(caller);
 
@@ -321,6 +407,7 @@ pgapp_jobs_housekeeping(void)
 typedef struct PendingAction
 {
 	bool		interrupt;		/* else wake */
+	bool		start;			/* may start the supervisor (pgapp.databases) */
 	int			level;			/* subtransaction nesting level */
 	int64		job_id;
 	char		queue[JOBS_QUEUE_LEN];
@@ -394,7 +481,7 @@ jobs_xact_callback(XactEvent event, void *arg)
 		if (a->interrupt)
 			interrupt_job(a->job_id);
 		else
-			pgapp_jobs_wake_queue(MyDatabaseId, a->queue, NULL, true);
+			pgapp_jobs_wake_queue(MyDatabaseId, a->queue, NULL, a->start);
 	}
 }
 
@@ -445,6 +532,7 @@ add_pending(bool interrupt, int64 job_id, const char *queue)
 	old = MemoryContextSwitchTo(TopTransactionContext);
 	a = palloc0(sizeof(PendingAction));
 	a->interrupt = interrupt;
+	a->start = pgapp_jobs_database_allowed(get_database_name(MyDatabaseId));
 	a->level = GetCurrentTransactionNestLevel();
 	a->job_id = job_id;
 	if (queue != NULL)

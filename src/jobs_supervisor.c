@@ -29,6 +29,7 @@
 
 #include "access/xact.h"
 #include "catalog/pg_type.h"
+#include "commands/dbcommands.h"
 #include "commands/extension.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
@@ -549,6 +550,7 @@ pgapp_jobs_supervisor_main(Datum arg)
 	TimestampTz since;
 	TimestampTz last_prune = 0;
 	MemoryContext round_cxt;
+	char	   *dbname;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
@@ -575,6 +577,9 @@ pgapp_jobs_supervisor_main(Datum arg)
 
 	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
 	pgstat_report_appname("pgapp jobs supervisor");
+	StartTransactionCommand();
+	dbname = MemoryContextStrdup(TopMemoryContext, get_database_name(dboid));
+	CommitTransactionCommand();
 	started = MemoryContextAllocZero(TopMemoryContext, sizeof(Started) * jobs_shared->nslots);
 	seen_seq = MemoryContextAllocZero(TopMemoryContext, sizeof(uint32) * jobs_shared->nslots);
 	round_cxt = AllocSetContextCreate(TopMemoryContext, "pgapp jobs supervisor", ALLOCSET_DEFAULT_SIZES);
@@ -588,10 +593,37 @@ pgapp_jobs_supervisor_main(Datum arg)
 
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
+		if (my_db->stop_requested)
+		{
+			clean_exit = true;	/* DROP DATABASE: its workers were told too */
+			proc_exit(0);
+		}
 		if (ConfigReloadPending)
 		{
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
+			if (!pgapp_jobs_database_allowed(dbname))
+			{
+				ereport(LOG,
+						errmsg("pgapp jobs: database \"%s\" is no longer in \"pgapp.databases\"; its supervisor stops",
+							   dbname));
+				/* and so do its workers, after their current batch */
+				LWLockAcquire(jobs_shared->lock, LW_SHARED);
+				for (int i = 0; i < jobs_shared->nslots; i++)
+				{
+					JobsSlot   *s = &jobs_shared->slots[i];
+
+					if (s->state != JOBS_FREE && s->dboid == MyDatabaseId)
+					{
+						s->stop_requested = true;
+						if (s->latch)
+							SetLatch(s->latch);
+					}
+				}
+				LWLockRelease(jobs_shared->lock);
+				clean_exit = true;
+				proc_exit(0);
+			}
 		}
 		old = MemoryContextSwitchTo(round_cxt);
 		sleep_ms = supervise(&since, &last_prune);

@@ -516,7 +516,7 @@ pgapp_jobs_worker_main(Datum arg)
 			ProcessConfigFile(PGC_SIGHUP);
 		}
 		if (s->stop_requested)
-			leave("its supervisor asked it to (lower concurrency)");
+			leave("its supervisor asked it to (lower concurrency, or the database left pgapp.databases)");
 		ResetLatch(MyLatch);
 		jobs = claim_batch(batch_cxt, by);
 		if (jobs != NIL)

@@ -24,12 +24,14 @@
 
 #include "access/xact.h"
 #include "catalog/namespace.h"
+#include "commands/dbcommands.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "storage/ipc.h"
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
+#include "tcop/utility.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/jsonb.h"
@@ -65,14 +67,33 @@ static const PgappModule *const modules[] = {
 
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+static ProcessUtility_hook_type prev_process_utility_hook = NULL;
 
 static void pgapp_shmem_request(void);
 static void pgapp_shmem_startup(void);
+static void pgapp_process_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
+								  ProcessUtilityContext context, ParamListInfo params,
+								  QueryEnvironment *queryEnv, DestReceiver *dest, QueryCompletion *qc);
 static bool library_listed(const char *setting, const char *library);
 static json_t *spi_json_value(const char *query, MemoryContext mcxt);
 
 PG_FUNCTION_INFO_V1(pgapp_version);
 PG_FUNCTION_INFO_V1(pgapp_health);
+
+/* pgapp.databases: a list of names SplitIdentifierString accepts */
+static bool
+check_databases(char **newval, void **extra, GucSource source)
+{
+	char	   *copy = pstrdup(*newval);
+	List	   *names;
+	bool		ok = SplitIdentifierString(copy, ',', &names);
+
+	if (!ok)
+		GUC_check_errdetail("List syntax is invalid.");
+	list_free(names);
+	pfree(copy);
+	return ok;
+}
 
 void
 _PG_init(void)
@@ -166,6 +187,15 @@ _PG_init(void)
 							PGC_SIGHUP,
 							GUC_UNIT_MS,
 							NULL, NULL, NULL);
+
+	DefineCustomStringVariable("pgapp.databases",
+							   "Databases where pgapp's background workers run jobs (comma-separated; empty: all).",
+							   "Elsewhere jobs can still be enqueued and served by external workers.",
+							   &pgapp_databases,
+							   "",
+							   PGC_SIGHUP,
+							   GUC_LIST_INPUT,
+							   check_databases, NULL, NULL);
 
 	DefineCustomIntVariable("pgapp.jobs_retention",
 							"How long finished jobs are kept before pruning.",
@@ -278,6 +308,8 @@ _PG_init(void)
 	shmem_request_hook = pgapp_shmem_request;
 	prev_shmem_startup_hook = shmem_startup_hook;
 	shmem_startup_hook = pgapp_shmem_startup;
+	prev_process_utility_hook = ProcessUtility_hook;
+	ProcessUtility_hook = pgapp_process_utility;
 }
 
 static void
@@ -302,6 +334,32 @@ pgapp_shmem_startup(void)
 		if (modules[i]->shmem_startup)
 			modules[i]->shmem_startup();
 	LWLockRelease(AddinShmemInitLock);
+}
+
+/*
+ * DROP DATABASE: first let the modules send their background workers away
+ * from the database (they would make a plain DROP DATABASE fail).
+ */
+static void
+pgapp_process_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
+					  ProcessUtilityContext context, ParamListInfo params,
+					  QueryEnvironment *queryEnv, DestReceiver *dest, QueryCompletion *qc)
+{
+	if (IsA(pstmt->utilityStmt, DropdbStmt))
+	{
+		Oid			dboid = get_database_oid(((DropdbStmt *) pstmt->utilityStmt)->dbname, true);
+
+		if (OidIsValid(dboid))
+			for (int i = 0; i < lengthof(modules); i++)
+				if (modules[i]->before_drop_database)
+					modules[i]->before_drop_database(dboid);
+	}
+	if (prev_process_utility_hook)
+		prev_process_utility_hook(pstmt, queryString, readOnlyTree, context, params,
+								  queryEnv, dest, qc);
+	else
+		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context, params,
+								queryEnv, dest, qc);
 }
 
 void

@@ -32,6 +32,10 @@
  * work is due, must be short, and may use shared memory and LWLocks, or
  * start a transaction of its own to read shared catalogs (the housekeeper
  * is connected to no database).
+ * before_drop_database runs in the backend about to execute DROP DATABASE
+ * (ProcessUtility_hook in pgapp.c): a module whose background workers stay
+ * connected to that database asks them to leave and waits for them briefly,
+ * so that a plain DROP DATABASE is not refused because of them.
  */
 typedef struct PgappModule
 {
@@ -40,6 +44,7 @@ typedef struct PgappModule
 	void		(*shmem_startup) (void);
 	const char *(*status) (void);
 	void		(*housekeeping) (void);
+	void		(*before_drop_database) (Oid dboid);
 } PgappModule;
 
 /* Run every module's housekeeping callback (the housekeeper's round). */

@@ -71,6 +71,7 @@ const PgappModule pgapp_pubsub_module = {
 	.shmem_startup = pubsub_shmem_startup,
 	.status = pubsub_status,
 	.housekeeping = pgapp_pubsub_housekeeping,
+	.before_drop_database = pgapp_pubsub_before_drop_database,
 };
 
 static void

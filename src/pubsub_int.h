@@ -47,6 +47,7 @@ extern void pgapp_pubsub_outbox_shmem_request(void);
 extern void pgapp_pubsub_outbox_shmem_startup(void);
 extern void pgapp_pubsub_wake_worker(void);
 extern bool pgapp_pubsub_outbox_attached(void);
+extern void pgapp_pubsub_before_drop_database(Oid dboid);
 extern void pgapp_pubsub_housekeeping(void);
 
 #endif							/* PGAPP_PUBSUB_INT_H */

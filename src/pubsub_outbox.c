@@ -89,6 +89,7 @@ typedef struct OutboxSlot
 	pid_t		pid;
 	Latch	   *latch;
 	TimestampTz requested_at;	/* when a start was requested */
+	bool		stop_requested; /* DROP DATABASE is coming: leave */
 	pg_atomic_uint64 delivered; /* messages sent */
 	pg_atomic_uint64 batches;	/* delivering transactions */
 	pg_atomic_uint64 last_delivery; /* TimestampTz of the last batch */
@@ -245,6 +246,42 @@ pgapp_pubsub_wake_worker(void)
 }
 
 /*
+ * DROP DATABASE is coming (pgapp.c): ask the database's delivery worker to
+ * leave and wait for it (at most 5 s).  Messages it had not sent yet are
+ * dropped with the database.
+ */
+void
+pgapp_pubsub_before_drop_database(Oid dboid)
+{
+	if (outbox_shared == NULL)
+		return;
+	for (int tries = 0; tries < 500; tries++)
+	{
+		bool		present = false;
+
+		LWLockAcquire(outbox_shared->lock, LW_EXCLUSIVE);
+		for (int i = 0; i < OUTBOX_MAX_DATABASES; i++)
+		{
+			OutboxSlot *s = &outbox_shared->slots[i];
+
+			if (s->state == OUTBOX_RUNNING && s->dboid == dboid)
+			{
+				present = true;
+				s->stop_requested = true;
+				if (s->latch)
+					SetLatch(s->latch);
+			}
+		}
+		LWLockRelease(outbox_shared->lock);
+		if (!present)
+			return;
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 10, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
+}
+
+/*
  * The housekeeper's part (worker.c): once the server accepts writes, start
  * the delivery worker of every database, one at a time, so that messages
  * committed before a restart or a crash are delivered without waiting for
@@ -360,6 +397,7 @@ claim_slot(Oid dboid)
 		s->state = OUTBOX_RUNNING;
 		s->pid = MyProcPid;
 		s->latch = MyLatch;
+		s->stop_requested = false;
 		pg_atomic_write_u64(&s->delivered, 0);
 		pg_atomic_write_u64(&s->batches, 0);
 		pg_atomic_write_u64(&s->last_delivery, 0);
@@ -524,6 +562,8 @@ pgapp_pubsub_worker_main(Datum arg)
 
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
+		if (outbox_shared->slots[my_slot].stop_requested)
+			proc_exit(0);		/* DROP DATABASE: the next writer elsewhere starts none here */
 		if (ConfigReloadPending)
 		{
 			ConfigReloadPending = false;

@@ -4,8 +4,11 @@
 # of the postmaster itself: no job is lost, none stays "executing", the
 # interrupted attempt is counted and recorded, its writes are gone, and a
 # unique job is not duplicated.  A queue whose workers keep crashing opens
-# its circuit (logged) without holding back another queue; too few
-# background worker slots is a WARNING with a hint, and the jobs still run.
+# its circuit (logged) without holding back another queue; databases
+# created and dropped (plainly: pgapp's workers step aside; or WITH (FORCE)
+# while a job runs) never stop the launcher; pgapp.databases
+# keeps workers out of the databases it does not list; too few background
+# worker slots is a WARNING with a hint, and the jobs still run.
 # Prints TAP (test/cluster/common.bash).
 source "$(dirname "$0")/common.bash"
 start_cluster 'pgapp.jobs_circuit_cooldown = 2'
@@ -87,6 +90,58 @@ check "another queue runs while the circuit is open" "$(q "SELECT state FROM pga
 wait_for "SELECT count(*) = 6 FROM pgapp.job WHERE queue = 'crashy' AND state = 'discarded'" 300
 check "after the cooling period the crashing queue gets workers again" \
     "$(q "SELECT count(*) FROM pgapp.job WHERE queue = 'crashy' AND state = 'discarded'")" 6
+
+# --- databases come and go; none of it stops the launcher
+qd() { "$PG_BIN/psql" -X -q -At -v ON_ERROR_STOP=1 -h "$DIR" -p "$PORT" -d "$1" -c "$2"; }
+q "CREATE DATABASE d2" >/dev/null
+qd d2 "CREATE EXTENSION pgapp" >/dev/null
+qd d2 "CREATE FUNCTION ok(args jsonb, job pgapp.job_info) RETURNS jsonb LANGUAGE sql AS \$\$ SELECT '{}'::jsonb \$\$" >/dev/null
+qd d2 "SELECT pgapp.create_queue('q', 1)" >/dev/null
+j=$(qd d2 "SELECT pgapp.enqueue('q', 'ok', '{}')")
+qd d2 "SELECT pgapp.broadcast('t', 'e', '{}', mode => 'outbox')" >/dev/null
+for _ in $(seq 1 100); do
+    [ "$(qd d2 "SELECT state FROM pgapp.job WHERE id = $j")" = completed ] && break
+    sleep 0.1
+done
+check "in a new database, the first enqueue starts its supervisor and the job runs" \
+    "$(qd d2 "SELECT state || ' ' || (SELECT count(*) > 0 FROM pg_stat_activity WHERE datname = 'd2' AND backend_type IN ('pgapp jobs supervisor', 'pgapp pubsub')) FROM pgapp.job WHERE id = $j")" "completed true"
+check "a plain DROP DATABASE sends pgapp's workers away and succeeds" \
+    "$(q "DROP DATABASE d2" 2>&1 && echo dropped)" dropped
+q "CREATE DATABASE d3" >/dev/null
+qd d3 "CREATE EXTENSION pgapp" >/dev/null
+qd d3 "CREATE FUNCTION slow(args jsonb, job pgapp.job_info) RETURNS jsonb LANGUAGE sql AS \$\$ SELECT pg_sleep(60); SELECT '{}'::jsonb \$\$" >/dev/null
+qd d3 "SELECT pgapp.create_queue('q', 1)" >/dev/null
+j=$(qd d3 "SELECT pgapp.enqueue('q', 'slow', '{}')")
+for _ in $(seq 1 100); do
+    [ "$(qd d3 "SELECT count(*) FROM pgapp.workers WHERE job = $j")" = 1 ] && break
+    sleep 0.1
+done
+check "DROP DATABASE WITH (FORCE) while a job runs there succeeds" \
+    "$(q "DROP DATABASE d3 WITH (FORCE)" 2>&1 && echo dropped)" dropped
+q "CREATE DATABASE d4" >/dev/null
+sleep 1.5
+j=$(q "SELECT pgapp.enqueue('steady', 'ok', '{\"after_drops\": true}')")
+wait_for "SELECT state = 'completed' FROM pgapp.job WHERE id = $j" 100
+check "after databases were dropped, or made without pgapp, the launcher and the other database's jobs go on" \
+    "$(q "SELECT state || ' ' || (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'pgapp housekeeper') FROM pgapp.job WHERE id = $j")" "completed 1"
+
+# --- pgapp.databases restricts where workers run jobs
+q "ALTER SYSTEM SET pgapp.databases = 'elsewhere'" >/dev/null
+q "SELECT pg_reload_conf()" >/dev/null
+wait_for "SELECT NOT EXISTS (SELECT FROM pg_stat_activity WHERE backend_type IN ('pgapp jobs supervisor', 'pgapp jobs worker'))" 100
+check "a database left out of pgapp.databases loses its supervisor and workers (logged)" \
+    "$(grep -c 'database "postgres" is no longer in "pgapp.databases"' "$LOG" | awk '{print ($1 > 0)}')" 1
+j4=$(q "SELECT pgapp.enqueue('steady', 'ok', '{\"excluded\": true}')")
+sleep 1
+check "there, an enqueued job waits (no supervisor is started for it)" \
+    "$(q "SELECT state || ' ' || (SELECT count(*) FROM pg_stat_activity WHERE backend_type IN ('pgapp jobs supervisor', 'pgapp jobs worker')) FROM pgapp.job WHERE id = $j4")" "available 0"
+q "ALTER SYSTEM RESET pgapp.databases" >/dev/null
+q "SELECT pg_reload_conf()" >/dev/null
+sleep 0.2
+j5=$(q "SELECT pgapp.enqueue('steady', 'ok', '{\"included\": true}')")
+wait_for "SELECT count(*) = 2 FROM pgapp.job WHERE id IN ($j4, $j5) AND state = 'completed'" 100
+check "listed again, the next enqueue starts the supervisor and both jobs run" \
+    "$(q "SELECT count(*) FROM pgapp.job WHERE id IN ($j4, $j5) AND state = 'completed'")" 2
 
 # --- too few background worker slots: a WARNING with a hint; the jobs still run
 pgctl -m fast stop
