@@ -23,7 +23,7 @@ SHLIB_LINK   = $(shell $(PKG_CONFIG) --libs jansson libsodium)
 PG_CFLAGS    = -Wall -Wmissing-prototypes -Wpointer-arith -Wendif-labels \
                -Wmissing-format-attribute -Wformat-security
 
-REGRESS      = init errors changesets changeset_rules machines openapi queries ratelimit pubsub jobs jobs_run example_tasks example_catalog example_dashboard
+REGRESS      = init errors changesets changeset_rules machines openapi queries ratelimit pubsub jobs jobs_run example_tasks example_catalog example_dashboard example_jobs
 REGRESS_OPTS = --temp-config=$(srcdir)/test/$(EXTENSION).conf --temp-instance=./tmp_check
 ISOLATION    = $(patsubst test/specs/%.spec,%,$(sort $(wildcard test/specs/*.spec)))
 ISOLATION_OPTS = --inputdir=$(srcdir)/test \

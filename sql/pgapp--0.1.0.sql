@@ -1833,7 +1833,9 @@ COMMENT ON FUNCTION pgapp.openapi(name) IS
 -- Queues and jobs live in two tables.  pgapp.job is hot: fillfactor leaves
 -- room for HOT updates of the columns no index covers (heartbeats,
 -- progress), its partial indexes cover only what the claim, the rescue and
--- the pruning read, and finished jobs are pruned after pgapp.jobs_retention.
+-- the pruning read, autovacuum visits it early (every claim leaves a dead
+-- entry in the claim index), and finished jobs are pruned after
+-- pgapp.jobs_retention.
 -- The functions that act for a role (enqueue, cancel, retry) are C entry
 -- points that note who calls them and then run the pgapp._job_* function
 -- of the same name as the schema owner: a job runs as the role that
@@ -1894,7 +1896,7 @@ CREATE TABLE pgapp.job (
     CONSTRAINT job_args_check CHECK (pg_catalog.jsonb_typeof(args) OPERATOR(pg_catalog.=) 'object'),
     CONSTRAINT job_max_attempts_check CHECK (max_attempts OPERATOR(pg_catalog.>=) 1),
     CONSTRAINT job_attempt_check CHECK (attempt OPERATOR(pg_catalog.>=) 0)
-) WITH (fillfactor = 80);
+) WITH (fillfactor = 80, autovacuum_vacuum_scale_factor = 0.02, autovacuum_analyze_scale_factor = 0.05);
 
 COMMENT ON TABLE pgapp.job IS
 'Jobs: one row per job, finished ones pruned after pgapp.jobs_retention';
@@ -2159,8 +2161,9 @@ BEGIN
     UPDATE pgapp.job AS x
        SET state = 'cancelled', cancelled_at = now(), unique_key = NULL, expires_at = NULL
      WHERE x.id = j.id;
-    IF j.state = 'executing' THEN
-        PERFORM pgapp._job_interrupt(j.id);     -- at commit, where it runs
+    IF j.state = 'executing' AND j.lease IS NULL THEN
+        -- at commit, in the worker that claimed it
+        PERFORM pgapp._job_interrupt(j.id, substring(j.attempted_by FROM '^pgapp worker (\d+)$')::integer);
     END IF;
     RETURN true;
 END
@@ -2236,6 +2239,7 @@ BEGIN
             HINT = 'Change its concurrency with UPDATE pgapp.queue, or drop it first.';
     END IF;
     INSERT INTO pgapp.queue (name, concurrency, paused) VALUES (name, concurrency, paused);
+    PERFORM pgapp._job_wake_workers(name);     -- the database's supervisor, at commit
 END
 $$;
 
@@ -2320,15 +2324,15 @@ DECLARE
     result pgapp.job_state;
 BEGIN
     UPDATE pgapp.job AS j
-       SET errors = j.errors || jsonb_build_array(jsonb_build_object('attempt', j.attempt, 'at', now()) || error),
+       SET errors = j.errors || jsonb_build_array(jsonb_build_object('attempt', j.attempt, 'at', clock_timestamp()) || error),
            state = d.state, scheduled_at = d.retry_at,
-           discarded_at = CASE WHEN d.state = 'discarded' THEN now() END,
+           discarded_at = CASE WHEN d.state = 'discarded' THEN clock_timestamp() END,
            unique_key = CASE WHEN d.state = 'discarded' THEN NULL ELSE j.unique_key END,
            expires_at = NULL
       FROM (SELECT x.id,
-                   now() + pgapp.job_backoff(x.attempt, x.max_attempts) AS retry_at,
+                   clock_timestamp() + pgapp.job_backoff(x.attempt, x.max_attempts) AS retry_at,
                    CASE WHEN x.attempt >= x.max_attempts
-                          OR x.inserted_at + x.discard_after < now() + pgapp.job_backoff(x.attempt, x.max_attempts, 0)
+                          OR x.inserted_at + x.discard_after < clock_timestamp() + pgapp.job_backoff(x.attempt, x.max_attempts, 0)
                         THEN 'discarded' ELSE 'retryable' END::pgapp.job_state AS state
               FROM pgapp.job AS x WHERE x.id = jid) AS d
      WHERE j.id = d.id AND j.state = 'executing'
@@ -2389,20 +2393,10 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     q pgapp.queue;
-    due integer;
 BEGIN
     q := pgapp._job_check_queue(queue);
     IF q.paused THEN
         RETURN;
-    END IF;
-    IF lease IS NULL AND n > 1 AND q.concurrency > 1 THEN
-        -- pgapp's workers share a small backlog rather than one taking it all
-        SELECT count(*) INTO due FROM (
-            SELECT FROM pgapp.job AS j
-             WHERE j.queue = q.name AND j.state IN ('scheduled', 'available', 'retryable')
-               AND j.scheduled_at <= statement_timestamp()
-             LIMIT n * q.concurrency) AS d;
-        n := greatest(1, least(n, due / q.concurrency));
     END IF;
     RETURN QUERY
     WITH picked AS (
@@ -2479,8 +2473,8 @@ BEGIN
         RAISE EXCEPTION 'job id must not be null' USING ERRCODE = 'null_value_not_allowed';
     END IF;
     UPDATE pgapp.job AS j
-       SET state = 'completed', completed_at = now(), result = complete_job.result, expires_at = NULL
-     WHERE j.id = complete_job.id AND j.state = 'executing';
+       SET state = 'completed', completed_at = clock_timestamp(), result = complete_job.result, expires_at = NULL
+     WHERE j.id = complete_job.id AND j.state = 'executing' AND j.lease IS NOT NULL;
     IF FOUND THEN
         RETURN true;
     END IF;
@@ -2504,7 +2498,8 @@ BEGIN
     IF id IS NULL THEN
         RAISE EXCEPTION 'job id must not be null' USING ERRCODE = 'null_value_not_allowed';
     END IF;
-    IF pgapp._job_record_failure(id, jsonb_build_object('message', coalesce(error, 'failed'))) IS NOT NULL THEN
+    IF EXISTS (SELECT FROM pgapp.job AS j WHERE j.id = fail_job.id AND j.lease IS NOT NULL)
+       AND pgapp._job_record_failure(id, jsonb_build_object('message', coalesce(error, 'failed'))) IS NOT NULL THEN
         RETURN true;
     END IF;
     PERFORM FROM pgapp.job AS j WHERE j.id = fail_job.id;
@@ -2624,7 +2619,7 @@ RETURNS void
 AS 'MODULE_PATHNAME', 'pgapp_job_wake_workers'
 LANGUAGE C VOLATILE;
 
-CREATE FUNCTION pgapp._job_interrupt(id bigint)
+CREATE FUNCTION pgapp._job_interrupt(id bigint, pid integer)
 RETURNS void
 AS 'MODULE_PATHNAME', 'pgapp_job_interrupt'
 LANGUAGE C VOLATILE;
@@ -2637,9 +2632,9 @@ AS $$
 BEGIN
     IF EXISTS (SELECT FROM pgapp.queue AS q WHERE q.name = queue AND q.concurrency = 0) THEN
         PERFORM pg_notify('pgapp_jobs:' || queue, jsonb_build_object('event', 'available', 'queue', queue)::text);
-    ELSE
-        PERFORM pgapp._job_wake_workers(queue);
     END IF;
+    -- an external queue still needs the supervisor (scheduled jobs falling due, rescue, pruning)
+    PERFORM pgapp._job_wake_workers(queue);
 END
 $$;
 
@@ -2799,7 +2794,7 @@ REVOKE ALL ON FUNCTION pgapp._job_check_queue(text), pgapp._job_check_worker(reg
     pgapp._job_set_paused(text, boolean), pgapp._job_record_failure(bigint, jsonb),
     pgapp._job_rescue_expired(text), pgapp._job_wake(text), pgapp._job_cron_command(text, regproc, jsonb),
     pgapp._job_claim(text, integer, text, interval), pgapp._job_supervise(text[], timestamptz, text[], bigint[]),
-    pgapp._job_wake_workers(text), pgapp._job_interrupt(bigint), pgapp._job_workers()
+    pgapp._job_wake_workers(text), pgapp._job_interrupt(bigint, integer), pgapp._job_workers()
     FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION pgapp._job_workers() TO pgapp_admin;
 -- schedules run as the role that makes them (pg_cron), which needs USAGE on schema cron

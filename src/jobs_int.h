@@ -37,6 +37,7 @@
 #define JOBS_MAX_DATABASES 16
 #define JOBS_QUEUE_LEN 64		/* queue names have at most 52 bytes */
 #define JOBS_MESSAGE_LEN 128	/* progress message kept in a slot */
+#define JOBS_CANCEL_RING 16		/* cancel requests for a worker's claimed jobs */
 
 typedef enum JobsProcState
 {
@@ -76,6 +77,8 @@ typedef struct JobsSlot
 	TimestampTz job_started;
 	pg_atomic_uint64 job_id;	/* the job running now, 0 if none */
 	pg_atomic_uint64 cancel_job;	/* a job to interrupt */
+	pg_atomic_uint64 cancel_ring[JOBS_CANCEL_RING]; /* claimed jobs to skip */
+	pg_atomic_uint32 cancel_next;
 	pg_atomic_uint64 jobs_done;
 	slock_t		mutex;			/* protects the progress fields */
 	uint32		progress_seq;	/* bumped at each report */

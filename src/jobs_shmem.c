@@ -32,6 +32,7 @@
 #include "catalog/pg_database.h"
 #include "commands/dbcommands.h"
 #include "funcapi.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
@@ -123,6 +124,9 @@ pgapp_jobs_shmem_startup(void)
 		pg_atomic_init_u64(&s->job_id, 0);
 		pg_atomic_init_u64(&s->cancel_job, 0);
 		pg_atomic_init_u64(&s->jobs_done, 0);
+		pg_atomic_init_u32(&s->cancel_next, 0);
+		for (int k = 0; k < JOBS_CANCEL_RING; k++)
+			pg_atomic_init_u64(&s->cancel_ring[k], 0);
 		SpinLockInit(&s->mutex);
 		s->progress = -1;
 	}
@@ -410,6 +414,7 @@ typedef struct PendingAction
 	bool		start;			/* may start the supervisor (pgapp.databases) */
 	int			level;			/* subtransaction nesting level */
 	int64		job_id;
+	int			pid;			/* of the worker that claimed it */
 	char		queue[JOBS_QUEUE_LEN];
 } PendingAction;
 
@@ -442,21 +447,31 @@ pgapp_jobs_wake_queue(Oid dboid, const char *queue, JobsSlot *except, bool start
 		pgapp_jobs_wake_supervisor(dboid, start);
 }
 
+/*
+ * Tell the worker that claimed the job (pid) to cancel it: at once if it
+ * runs it now, or, if it waits its turn in the worker's batch, when its
+ * turn comes (the worker then skips it).
+ */
 static void
-interrupt_job(int64 job_id)
+interrupt_job(int64 job_id, int pid)
 {
 	LWLockAcquire(jobs_shared->lock, LW_SHARED);
 	for (int i = 0; i < jobs_shared->nslots; i++)
 	{
 		JobsSlot   *s = &jobs_shared->slots[i];
 
-		if (s->state != JOBS_FREE && s->dboid == MyDatabaseId &&
-			(int64) pg_atomic_read_u64(&s->job_id) == job_id)
+		if (s->state == JOBS_FREE || s->dboid != MyDatabaseId)
+			continue;
+		if (s->pid == pid)
 		{
-			pg_atomic_write_u64(&s->cancel_job, (uint64) job_id);
-			if (s->latch != NULL)
-				SetLatch(s->latch);
+			uint32		k = pg_atomic_fetch_add_u32(&s->cancel_next, 1);
+
+			pg_atomic_write_u64(&s->cancel_ring[k % JOBS_CANCEL_RING], (uint64) job_id);
 		}
+		if ((int64) pg_atomic_read_u64(&s->job_id) == job_id)
+			pg_atomic_write_u64(&s->cancel_job, (uint64) job_id);
+		if ((s->pid == pid || (int64) pg_atomic_read_u64(&s->job_id) == job_id) && s->latch != NULL)
+			SetLatch(s->latch);
 	}
 	LWLockRelease(jobs_shared->lock);
 }
@@ -479,7 +494,7 @@ jobs_xact_callback(XactEvent event, void *arg)
 		PendingAction *a = (PendingAction *) lfirst(lc);
 
 		if (a->interrupt)
-			interrupt_job(a->job_id);
+			interrupt_job(a->job_id, a->pid);
 		else
 			pgapp_jobs_wake_queue(MyDatabaseId, a->queue, NULL, a->start);
 	}
@@ -506,7 +521,7 @@ jobs_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 }
 
 static void
-add_pending(bool interrupt, int64 job_id, const char *queue)
+add_pending(bool interrupt, int64 job_id, int pid, const char *queue)
 {
 	MemoryContext old;
 	PendingAction *a;
@@ -535,6 +550,7 @@ add_pending(bool interrupt, int64 job_id, const char *queue)
 	a->start = pgapp_jobs_database_allowed(get_database_name(MyDatabaseId));
 	a->level = GetCurrentTransactionNestLevel();
 	a->job_id = job_id;
+	a->pid = pid;
 	if (queue != NULL)
 		strlcpy(a->queue, queue, JOBS_QUEUE_LEN);
 	pending_actions = lappend(pending_actions, a);
@@ -551,17 +567,20 @@ Datum
 pgapp_job_wake_workers(PG_FUNCTION_ARGS)
 {
 	if (jobs_shared != NULL && !PG_ARGISNULL(0))
-		add_pending(false, 0, text_to_cstring(PG_GETARG_TEXT_PP(0)));
+		add_pending(false, 0, 0, text_to_cstring(PG_GETARG_TEXT_PP(0)));
 	PG_RETURN_VOID();
 }
 
-/* pgapp._job_interrupt(id bigint) -> void: at commit, cancel the job where it runs. */
+/*
+ * pgapp._job_interrupt(id bigint, pid integer) -> void: at commit, cancel
+ * the job in the worker (pid) that claimed it.
+ */
 PG_FUNCTION_INFO_V1(pgapp_job_interrupt);
 Datum
 pgapp_job_interrupt(PG_FUNCTION_ARGS)
 {
 	if (jobs_shared != NULL && !PG_ARGISNULL(0))
-		add_pending(true, PG_GETARG_INT64(0), NULL);
+		add_pending(true, PG_GETARG_INT64(0), PG_ARGISNULL(1) ? 0 : PG_GETARG_INT32(1), NULL);
 	PG_RETURN_VOID();
 }
 
@@ -595,7 +614,11 @@ pgapp_job_progress(PG_FUNCTION_ARGS)
 				errmsg("percent must be between 0 and 100"),
 				errdetail("Got %g.", percent));
 	if (!PG_ARGISNULL(1))
+	{
 		message = text_to_cstring(PG_GETARG_TEXT_PP(1));
+		/* cut on a character boundary: the slot keeps JOBS_MESSAGE_LEN - 1 bytes */
+		message[pg_mbcliplen(message, strlen(message), JOBS_MESSAGE_LEN - 1)] = '\0';
+	}
 	SpinLockAcquire(&s->mutex);
 	s->progress = percent;
 	if (message != NULL)

@@ -106,7 +106,11 @@ release_database(int code, Datum arg)
 		my_db->latch = NULL;
 		my_db->crashed = !clean_exit;
 		if (clean_exit)
+		{
+			/* nothing to restart: the entry goes back (16 of them serve every database) */
 			my_db->crashes = 0;
+			my_db->dboid = InvalidOid;
+		}
 		else
 		{
 			my_db->crashes = Min(my_db->crashes + 1, 10);
@@ -166,8 +170,40 @@ note_crash(const char *queue)
 
 /* Which started workers have ended, and how. */
 static void
+note_ended(JobsSlot *s)
+{
+	MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+	int64	   *job = palloc(sizeof(int64));
+
+	*job = (int64) pg_atomic_read_u64(&s->job_id);
+	ended_workers = lappend(ended_workers, psprintf("pgapp worker %d", (int) s->pid));
+	ended_jobs = lappend(ended_jobs, job);
+	MemoryContextSwitchTo(old);
+}
+
+static void
 reap_workers(void)
 {
+	/*
+	 * Workers of this database that ended with no handle of this process
+	 * behind them (started by a supervisor that has since gone): reap them
+	 * here, as their jobs' rescue needs.
+	 */
+	LWLockAcquire(jobs_shared->lock, LW_EXCLUSIVE);
+	for (int i = 0; i < jobs_shared->nslots; i++)
+	{
+		JobsSlot   *s = &jobs_shared->slots[i];
+
+		if (started[i].handle == NULL && s->state == JOBS_FREE && s->pid != 0 &&
+			s->dboid == MyDatabaseId)
+		{
+			note_ended(s);
+			s->pid = 0;
+			pg_atomic_write_u64(&s->job_id, 0);
+		}
+	}
+	LWLockRelease(jobs_shared->lock);
+
 	for (int i = 0; i < jobs_shared->nslots; i++)
 	{
 		Started    *st = &started[i];
@@ -192,15 +228,7 @@ reap_workers(void)
 			else
 				crashed = !s->clean_exit;
 			if (s->pid != 0)
-			{
-				MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
-				int64	   *job = palloc(sizeof(int64));
-
-				*job = (int64) pg_atomic_read_u64(&s->job_id);
-				ended_workers = lappend(ended_workers, psprintf("pgapp worker %d", (int) s->pid));
-				ended_jobs = lappend(ended_jobs, job);
-				MemoryContextSwitchTo(old);
-			}
+				note_ended(s);
 			s->pid = 0;
 			pg_atomic_write_u64(&s->job_id, 0);
 		}
@@ -438,6 +466,7 @@ supervise(TimestampTz *since, TimestampTz *last_prune)
 	Datum		values[4];
 	int			ret;
 	long		sleep_ms = SUPERVISOR_POLL_MS;
+	bool		behind = false;
 
 	reap_workers();
 	SetCurrentStatementStartTimestamp();
@@ -528,14 +557,21 @@ supervise(TimestampTz *since, TimestampTz *last_prune)
 		pgstat_report_activity(STATE_RUNNING, "pgapp jobs: pruning");
 		if ((ret = SPI_connect()) != SPI_OK_CONNECT)
 			elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
-		ret = SPI_execute("SELECT pgapp.prune_jobs()", false, 0);
+		ret = SPI_execute("SELECT pgapp.prune_jobs() >= 10000", false, 0);
 		if (ret != SPI_OK_SELECT)
 			elog(ERROR, "SPI_execute failed: %s", SPI_result_code_string(ret));
+		if (SPI_processed == 1)
+		{
+			bool		isnull;
+
+			behind = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		}
 		if ((ret = SPI_finish()) != SPI_OK_FINISH)
 			elog(ERROR, "SPI_finish failed: %s", SPI_result_code_string(ret));
 		PopActiveSnapshot();
 		CommitTransactionCommand();
-		*last_prune = now;
+		/* a full batch: more is waiting; prune again at the next round */
+		*last_prune = behind ? now - PRUNE_EVERY_USECS : now;
 	}
 	pgstat_report_activity(STATE_IDLE, NULL);
 	if (next_at != 0)

@@ -9,9 +9,11 @@
  * worker whose slot has been given to another start leaves at once.
  *
  * One round:
- *	 1. claim up to pgapp.jobs_batch_size due jobs (FOR UPDATE SKIP LOCKED,
- *		pgapp._job_claim; fewer when the backlog is small, so that the
- *		queue's workers share it) and commit: their attempts are recorded durably
+ *	 1. claim due jobs (FOR UPDATE SKIP LOCKED, pgapp._job_claim) and
+ *		commit: one at first, twice as many each time a claim comes back
+ *		full, up to pgapp.jobs_batch_size (a small backlog is shared by the
+ *		queue's workers, a large one taken in large batches; a full claim
+ *		also wakes another worker).  Their attempts are recorded durably
  *		before they run, so a job that kills its process is not retried
  *		for ever (the supervisor rescues it, counting the attempt);
  *	 2. run each job in a subtransaction, as the role that enqueued it:
@@ -52,6 +54,7 @@
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
+#include "utils/syscache.h"
 #include "utils/timeout.h"
 #include "utils/timestamp.h"
 
@@ -150,7 +153,7 @@ typedef struct ClaimedJob
  * due; leaves when the queue is gone or pgapp is not installed.
  */
 static List *
-claim_batch(MemoryContext cxt, const char *by)
+claim_batch(MemoryContext cxt, const char *by, int n, bool *full)
 {
 	static SPIPlanPtr plan = NULL;
 	Oid			argtypes[3] = {TEXTOID, INT4OID, TEXTOID};
@@ -158,7 +161,6 @@ claim_batch(MemoryContext cxt, const char *by)
 	List	   *jobs = NIL;
 	int			ret;
 	bool		queue_gone = false;
-	bool		more = false;
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
@@ -186,7 +188,7 @@ claim_batch(MemoryContext cxt, const char *by)
 				elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
 		}
 		values[0] = CStringGetTextDatum(pgapp_jobs_my_slot->queue);
-		values[1] = Int32GetDatum(Max(pgapp_jobs_batch_size, 1));
+		values[1] = Int32GetDatum(n);
 		values[2] = CStringGetTextDatum(by);
 		PG_TRY();
 		{
@@ -232,31 +234,6 @@ claim_batch(MemoryContext cxt, const char *by)
 			MemoryContextSwitchTo(old);
 		}
 	}
-	/* more due than this batch: another worker (or the supervisor) takes the rest */
-	if (!queue_gone && jobs != NIL)
-	{
-		static SPIPlanPtr more_plan = NULL;
-
-		if (more_plan == NULL)
-		{
-			more_plan = SPI_prepare("SELECT EXISTS (SELECT FROM pgapp.job"
-									" WHERE queue OPERATOR(pg_catalog.=) $1"
-									"   AND state IN ('scheduled', 'available', 'retryable')"
-									"   AND scheduled_at OPERATOR(pg_catalog.<=) pg_catalog.statement_timestamp())",
-									1, argtypes);
-			if (more_plan == NULL || SPI_keepplan(more_plan) != 0)
-				elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-		}
-		ret = SPI_execute_plan(more_plan, values, NULL, true, 1);
-		if (ret != SPI_OK_SELECT)
-			elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(ret));
-		if (SPI_processed == 1)
-		{
-			bool		isnull;
-
-			more = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-		}
-	}
 	if ((ret = SPI_finish()) != SPI_OK_FINISH)
 		elog(ERROR, "SPI_finish failed: %s", SPI_result_code_string(ret));
 	PopActiveSnapshot();
@@ -264,7 +241,15 @@ claim_batch(MemoryContext cxt, const char *by)
 	pgstat_report_activity(STATE_IDLE, NULL);
 	if (queue_gone)
 		leave("pgapp is not installed");
-	if (more)
+	/*
+	 * Busy before anyone is told: the supervisor counts idle workers as
+	 * ready for the rest.  A full claim means more is likely due; another
+	 * worker (or the supervisor) takes it.
+	 */
+	if (jobs != NIL)
+		set_state(JOBS_BUSY);
+	*full = list_length(jobs) == n;
+	if (*full)
 		pgapp_jobs_wake_queue(MyDatabaseId, pgapp_jobs_my_slot->queue, pgapp_jobs_my_slot, false);
 	return jobs;
 }
@@ -291,6 +276,31 @@ error_json(ErrorData *edata, bool cancelled)
 	return JsonbPGetDatum(jb);
 }
 
+/* Is the job marked cancelled?  (SPI connected) */
+static bool
+job_cancelled(int64 id)
+{
+	Oid			argtypes[1] = {INT8OID};
+	Datum		values[1] = {Int64GetDatum(id)};
+	bool		cancelled = false;
+	int			ret;
+
+	PushActiveSnapshot(GetTransactionSnapshot());
+	ret = SPI_execute_with_args("SELECT state OPERATOR(pg_catalog.=) 'cancelled' FROM pgapp.job"
+								" WHERE id OPERATOR(pg_catalog.=) $1",
+								1, argtypes, values, NULL, true, 1);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(ret));
+	if (SPI_processed == 1)
+	{
+		bool		isnull;
+
+		cancelled = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	}
+	PopActiveSnapshot();
+	return cancelled;
+}
+
 /* Run one claimed job inside the open transaction (SPI connected). */
 static void
 run_job(ClaimedJob *j, SPIPlanPtr complete_plan, SPIPlanPtr fail_plan, MemoryContext job_cxt)
@@ -302,6 +312,13 @@ run_job(ClaimedJob *j, SPIPlanPtr complete_plan, SPIPlanPtr fail_plan, MemoryCon
 	MemoryContext old = MemoryContextSwitchTo(job_cxt);
 	char		activity[128];
 
+	/* cancelled while it waited its turn (cancel_job marked it): skip it */
+	for (int k = 0; k < JOBS_CANCEL_RING; k++)
+		if ((int64) pg_atomic_read_u64(&s->cancel_ring[k]) == j->id && job_cancelled(j->id))
+		{
+			MemoryContextSwitchTo(old);
+			return;
+		}
 	snprintf(activity, sizeof(activity), "pgapp jobs: job %lld", (long long) j->id);
 	pgstat_report_activity(STATE_RUNNING, activity);
 	SpinLockAcquire(&s->mutex);
@@ -327,6 +344,11 @@ run_job(ClaimedJob *j, SPIPlanPtr complete_plan, SPIPlanPtr fail_plan, MemoryCon
 		if (j->timeout_ms > 0)
 			enable_timeout_after(STATEMENT_TIMEOUT, j->timeout_ms);
 		/* the job runs as the role that enqueued it */
+		if (!SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(j->owner)))
+			ereport(ERROR,
+					errcode(ERRCODE_UNDEFINED_OBJECT),
+					errmsg("the role that enqueued job %lld (OID %u) no longer exists", (long long) j->id, j->owner),
+					errhint("Its jobs cannot run; cancel them, or re-enqueue them as another role."));
 		SetUserIdAndSecContext(j->owner, saved_sec | SECURITY_LOCAL_USERID_CHANGE);
 		fmgr_info(j->worker, &flinfo);
 		InitFunctionCallInfoData(*fc, &flinfo, 2, InvalidOid, NULL, NULL);
@@ -334,6 +356,8 @@ run_job(ClaimedJob *j, SPIPlanPtr complete_plan, SPIPlanPtr fail_plan, MemoryCon
 		fc->args[0].isnull = false;
 		fc->args[1].value = j->info;
 		fc->args[1].isnull = false;
+		/* a snapshot for the job's own time only (an abort pops it) */
+		PushActiveSnapshot(GetTransactionSnapshot());
 		result = FunctionCallInvoke(fc);
 		SetUserIdAndSecContext(saved_user, saved_sec);
 		if (j->timeout_ms > 0)
@@ -354,6 +378,7 @@ run_job(ClaimedJob *j, SPIPlanPtr complete_plan, SPIPlanPtr fail_plan, MemoryCon
 			ereport(ERROR,
 					errcode(ERRCODE_QUERY_CANCELED),
 					errmsg("job %lld was cancelled while it ran", (long long) j->id));
+		PopActiveSnapshot();
 		pgapp_subxact_commit(&sx);
 	}
 	PG_CATCH();
@@ -371,7 +396,9 @@ run_job(ClaimedJob *j, SPIPlanPtr complete_plan, SPIPlanPtr fail_plan, MemoryCon
 		values[0] = Int64GetDatum(j->id);
 		values[1] = error_json(edata, cancel_requested);
 		/* a cancelled job is already marked so: this finds it not executing */
+		PushActiveSnapshot(GetTransactionSnapshot());
 		ret = SPI_execute_plan(fail_plan, values, NULL, false, 0);
+		PopActiveSnapshot();
 		if (ret != SPI_OK_SELECT)
 			elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(ret));
 	}
@@ -393,7 +420,11 @@ begin_run(void)
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
-	PushActiveSnapshot(GetTransactionSnapshot());
+	/*
+	 * No snapshot is held across the jobs: each statement takes its own, so
+	 * the xmin horizon moves on between jobs and the claim index's entries
+	 * of claimed jobs can be pruned while the batch runs.
+	 */
 	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
 }
@@ -405,7 +436,6 @@ end_run(void)
 
 	if ((ret = SPI_finish()) != SPI_OK_FINISH)
 		elog(ERROR, "SPI_finish failed: %s", SPI_result_code_string(ret));
-	PopActiveSnapshot();
 	CommitTransactionCommand();
 }
 
@@ -434,7 +464,7 @@ run_batch(List *jobs, MemoryContext job_cxt)
 		Oid			ctypes[3] = {INT8OID, JSONBOID, FLOAT8OID};
 		Oid			ftypes[2] = {INT8OID, JSONBOID};
 
-		complete_plan = SPI_prepare("UPDATE pgapp.job SET state = 'completed', completed_at = pg_catalog.now(),"
+		complete_plan = SPI_prepare("UPDATE pgapp.job SET state = 'completed', completed_at = pg_catalog.clock_timestamp(),"
 									" result = $2, progress = $3, expires_at = NULL"
 									" WHERE id OPERATOR(pg_catalog.=) $1"
 									"   AND state OPERATOR(pg_catalog.=) 'executing'",
@@ -472,6 +502,7 @@ pgapp_jobs_worker_main(Datum arg)
 	MemoryContext batch_cxt;
 	MemoryContext job_cxt;
 	TimestampTz idle_since;
+	int			claim_size = 1;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
@@ -508,6 +539,7 @@ pgapp_jobs_worker_main(Datum arg)
 	for (;;)
 	{
 		List	   *jobs;
+		bool		full;
 
 		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending)
@@ -518,7 +550,13 @@ pgapp_jobs_worker_main(Datum arg)
 		if (s->stop_requested)
 			leave("its supervisor asked it to (lower concurrency, or the database left pgapp.databases)");
 		ResetLatch(MyLatch);
-		jobs = claim_batch(batch_cxt, by);
+		jobs = claim_batch(batch_cxt, by, claim_size, &full);
+		/*
+		 * Claims start at one job and double while they come back full, up
+		 * to pgapp.jobs_batch_size: a small backlog is shared by the queue's
+		 * workers, a large one is taken in large batches.
+		 */
+		claim_size = full ? Min(claim_size * 2, Max(pgapp_jobs_batch_size, 1)) : 1;
 		if (jobs != NIL)
 		{
 			set_state(JOBS_BUSY);

@@ -24,7 +24,7 @@ SELECT set_eq(
         'function pgapp._job_claim(text,integer,text,interval)',
         'function pgapp._job_cron_command(text,regproc,jsonb)',
         'function pgapp._job_enqueue_many(text,regproc,jsonb,timestamp with time zone,integer,integer,text[],interval,interval,oid)',
-        'function pgapp._job_interrupt(bigint)',
+        'function pgapp._job_interrupt(bigint,integer)',
         'function pgapp._job_record_failure(bigint,jsonb)',
         'function pgapp._job_rescue_expired(text)',
         'function pgapp._job_retry_job(bigint,oid)',
