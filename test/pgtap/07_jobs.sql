@@ -3,7 +3,7 @@
 -- contract.  Only a queue of external workers (concurrency 0) is used, and
 -- everything is rolled back, so no background worker ever sees these jobs.
 BEGIN;
-SELECT plan(95);
+SELECT plan(100);
 
 -- The public jobs functions and the internal pgapp._job_* ones (pgapp.job_progress,
 -- which comes with the background workers, is left to their tests).
@@ -38,6 +38,9 @@ SELECT function_returns('pgapp', 'heartbeat', ARRAY['bigint[]'], 'bigint[]');
 SELECT function_returns('pgapp', 'complete_job', ARRAY['bigint', 'jsonb'], 'boolean');
 SELECT function_returns('pgapp', 'fail_job', ARRAY['bigint', 'text'], 'boolean');
 SELECT function_returns('pgapp', 'prune_jobs', ARRAY['interval', 'integer'], 'bigint');
+SELECT function_returns('pgapp', 'job_progress', ARRAY['numeric', 'text'], 'void');
+SELECT is((SELECT provolatile::text FROM pg_proc WHERE oid = 'pgapp.job_progress(numeric,text)'::regprocedure), 'v',
+    'job_progress is VOLATILE');
 SELECT function_returns('pgapp', 'job_backoff', ARRAY['integer', 'integer', 'double precision'], 'interval');
 -- named arguments (PostgREST) and the defaults that make API.md's short calls work,
 -- e.g. pgapp.fetch_jobs(queue, n) and pgapp.create_queue(name, concurrency)
@@ -112,6 +115,12 @@ SELECT is(ARRAY(SELECT c FROM unnest(ARRAY['queue', 'concurrency', 'paused', 'sc
                  WHERE NOT EXISTS (SELECT FROM pg_attribute WHERE attrelid = 'pgapp.queue_stats'::regclass
                                       AND attname = c AND NOT attisdropped)), '{}'::text[],
     'pgapp.queue_stats has the queue, its jobs counted by state, due and oldest_due_age');
+SELECT has_view('pgapp', 'workers', 'view pgapp.workers exists');
+SELECT columns_are('pgapp', 'workers', ARRAY['slot', 'pid', 'queue', 'state', 'job', 'since', 'job_started',
+    'jobs_done', 'progress', 'progress_message'], 'pgapp.workers: slot, pid, queue, state, job, since and progress');
+SELECT ok(has_table_privilege('pgapp_admin', 'pgapp.workers', 'SELECT')
+      AND NOT has_table_privilege('public', 'pgapp.workers', 'SELECT'),
+    'pgapp_admin, not everyone, may read pgapp.workers');
 SELECT has_view('pgapp', 'job_errors', 'view pgapp.job_errors exists');
 SELECT columns_are('pgapp', 'job_errors', ARRAY['job_id', 'queue', 'worker', 'state', 'attempt', 'at', 'sqlstate',
     'message', 'detail']);
