@@ -1904,8 +1904,10 @@ COMMENT ON TABLE pgapp.job IS
 -- what a queue's workers claim next
 CREATE INDEX job_claim_idx ON pgapp.job (queue, priority, scheduled_at, id)
     WHERE state IN ('scheduled', 'available', 'retryable');
--- what runs now: rescue of lost leases and workers, stats
-CREATE INDEX job_executing_idx ON pgapp.job (queue) WHERE state = 'executing';
+-- what runs now: rescue of lost leases and workers, stats.  On id, not on
+-- queue: "id = $1 AND state = 'executing'" (every completion) must find its
+-- row at once, and the planner prefers this small index for it.
+CREATE INDEX job_executing_idx ON pgapp.job (id) WHERE state = 'executing';
 -- one job per unique key and time bucket (pgapp.enqueue's unique_by / unique_for)
 CREATE UNIQUE INDEX job_unique_idx ON pgapp.job (unique_key) WHERE unique_key IS NOT NULL;
 -- what pruning removes, oldest first
