@@ -181,6 +181,24 @@ SELECT pgapp.prune_jobs(batch_size => 1) AS pruned, pgapp.prune_jobs() AS pruned
 SELECT count(*) FILTER (WHERE state = 'completed') AS completed_left, count(*) > 0 AS others_kept FROM pgapp.job;
 SELECT * FROM pg_temp.show($$SELECT pgapp.prune_jobs(batch_size => 0)$$);
 
+-- a queue's rate limit: at most max_jobs started per period (a token bucket)
+SELECT pgapp.create_queue('limited', 0);
+SELECT pgapp.limit_queue('limited', 2, '1 hour');
+SELECT name, rate_limit, rate_period, rate_tokens FROM pgapp.queue WHERE name = 'limited';
+SELECT cardinality(pgapp.enqueue_many('limited', 'noop', '[{}, {}, {}, {}, {}]')) AS enqueued;
+SELECT count(*) AS first_fetch FROM pgapp.fetch_jobs('limited', 5);
+SELECT count(*) AS no_token_left FROM pgapp.fetch_jobs('limited', 5);
+-- half a period later one token has come back
+UPDATE pgapp.queue SET rate_updated_at = rate_updated_at - interval '30 minutes' WHERE name = 'limited';
+SELECT count(*) AS half_a_period_later FROM pgapp.fetch_jobs('limited', 5);
+-- without the limit, the rest
+SELECT pgapp.limit_queue('limited', NULL, NULL);
+SELECT count(*) AS unlimited FROM pgapp.fetch_jobs('limited', 5);
+SELECT * FROM pg_temp.show($$SELECT pgapp.limit_queue('limited', 0, '1 hour')$$);
+SELECT * FROM pg_temp.show($$SELECT pgapp.limit_queue('limited', 5, NULL)$$);
+SELECT * FROM pg_temp.show($$SELECT pgapp.limit_queue('nope', 5, '1 s')$$);
+SELECT pgapp.drop_queue('limited', force => true);
+
 -- dropping a queue with unfinished jobs needs force
 SELECT * FROM pg_temp.show($$SELECT pgapp.drop_queue('api')$$);
 SELECT pgapp.drop_queue('api', force => true);

@@ -134,6 +134,18 @@ SELECT state FROM pgapp.job WHERE id = :j9;
 SELECT pgapp.resume_queue('run');
 SELECT pg_temp.wait_job(:j9);
 
+-- a rate-limited queue: its workers start no more than the limit allows
+SELECT pgapp.limit_queue('other', 1, '1 hour');
+SELECT pgapp.enqueue('other', 'log_job', '{"limited": 1}') AS l1 \gset
+SELECT pgapp.enqueue('other', 'log_job', '{"limited": 2}') AS l2 \gset
+SELECT pg_temp.wait_job(:l1);
+SELECT pgapp.enqueue('run', 'log_job', '{"marker": true}') AS marker \gset
+SELECT pg_temp.wait_job(:marker);
+SELECT state FROM pgapp.job WHERE id = :l2;
+-- lifted, the waiting job runs (the supervisor wakes the queue's idle worker)
+SELECT pgapp.limit_queue('other', NULL, NULL);
+SELECT pg_temp.wait_job(:l2);
+
 -- lowering the concurrency makes the extra workers leave (no restart needed)
 SELECT pgapp.enqueue_many('run', 'log_job', '[{"wait": 0.5}, {"wait": 0.5}]') AS pair \gset
 CREATE FUNCTION pg_temp.wait_workers(q text, cmp text, n integer) RETURNS boolean LANGUAGE plpgsql AS $$

@@ -1861,6 +1861,15 @@ CREATE TABLE pgapp.queue (
     concurrency integer NOT NULL,
     paused      boolean NOT NULL DEFAULT false,
     created_at  timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    -- optional rate limit (pgapp.limit_queue): at most rate_limit jobs started
+    -- per rate_period, as a token bucket the claims draw from
+    rate_limit      integer,
+    rate_period     interval,
+    rate_tokens     double precision,
+    rate_updated_at timestamptz,
+    CONSTRAINT queue_rate_check CHECK ((rate_limit IS NULL) = (rate_period IS NULL)
+                                       AND rate_limit OPERATOR(pg_catalog.>) 0
+                                       AND rate_period OPERATOR(pg_catalog.>) interval '0'),
     -- the channel pgapp_jobs:<name> must fit NOTIFY's 63 bytes
     CONSTRAINT queue_name_check CHECK (name OPERATOR(pg_catalog.~) '^[A-Za-z0-9_][A-Za-z0-9_.-]{0,51}$'),
     CONSTRAINT queue_concurrency_check CHECK (concurrency BETWEEN 0 AND 1000)
@@ -2309,6 +2318,32 @@ BEGIN
 END
 $$;
 
+CREATE FUNCTION pgapp.limit_queue(name text, max_jobs integer, per interval)
+RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM pgapp._job_check_queue(name);
+    IF (max_jobs IS NULL) <> (per IS NULL) THEN
+        RAISE EXCEPTION 'max_jobs and per must both be given, or both be null to remove the limit'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF max_jobs < 1 OR per <= interval '0' THEN
+        RAISE EXCEPTION 'a queue''s rate limit needs max_jobs >= 1 and a positive period'
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = format('Got %s per %s.', max_jobs, per);
+    END IF;
+    UPDATE pgapp.queue AS q
+       SET rate_limit = max_jobs, rate_period = per, rate_tokens = max_jobs, rate_updated_at = now()
+     WHERE q.name = limit_queue.name;
+    PERFORM pgapp._job_wake(name);
+END
+$$;
+
+COMMENT ON FUNCTION pgapp.limit_queue(text, integer, interval) IS
+'Let a queue start at most max_jobs jobs per period (a token bucket); NULL, NULL removes the limit';
+
 COMMENT ON FUNCTION pgapp.drop_queue(text, boolean) IS
 'Drop a queue and its finished jobs; force => true also deletes unfinished ones';
 
@@ -2395,10 +2430,27 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     q pgapp.queue;
+    tokens double precision;
+    claimed integer;
 BEGIN
     q := pgapp._job_check_queue(queue);
     IF q.paused THEN
         RETURN;
+    END IF;
+    IF q.rate_limit IS NOT NULL THEN
+        -- the bucket refills at rate_limit per rate_period, up to rate_limit;
+        -- claims of the queue take turns on its row for as long as they last
+        SELECT * INTO q FROM pgapp.queue AS x WHERE x.name = q.name FOR NO KEY UPDATE;
+        tokens := least(q.rate_limit::double precision,
+                        coalesce(q.rate_tokens, q.rate_limit)
+                        + q.rate_limit * extract(epoch FROM statement_timestamp() - coalesce(q.rate_updated_at, statement_timestamp()))
+                                       / extract(epoch FROM q.rate_period));
+        n := least(n, floor(tokens)::integer);
+        IF n < 1 THEN
+            UPDATE pgapp.queue AS x SET rate_tokens = tokens, rate_updated_at = statement_timestamp()
+             WHERE x.name = q.name;
+            RETURN;
+        END IF;
     END IF;
     RETURN QUERY
     WITH picked AS (
@@ -2424,6 +2476,11 @@ BEGIN
         RETURNING j.*)
     SELECT * FROM claimed AS c WHERE c.state = 'executing'
      ORDER BY c.priority, c.scheduled_at, c.id;
+    IF q.rate_limit IS NOT NULL THEN
+        GET DIAGNOSTICS claimed = ROW_COUNT;
+        UPDATE pgapp.queue AS x SET rate_tokens = tokens - claimed, rate_updated_at = statement_timestamp()
+         WHERE x.name = q.name;
+    END IF;
 END
 $$;
 
@@ -2807,10 +2864,12 @@ GRANT EXECUTE ON FUNCTION pgapp.schedule(text, text, text, regproc, jsonb), pgap
 REVOKE ALL ON pgapp.workers FROM PUBLIC;
 GRANT SELECT ON pgapp.workers TO pgapp_admin;
 REVOKE ALL ON FUNCTION pgapp.create_queue(text, integer, boolean), pgapp.pause_queue(text),
-    pgapp.resume_queue(text), pgapp.drop_queue(text, boolean), pgapp.prune_jobs(interval, integer)
+    pgapp.resume_queue(text), pgapp.drop_queue(text, boolean), pgapp.prune_jobs(interval, integer),
+    pgapp.limit_queue(text, integer, interval)
     FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION pgapp.create_queue(text, integer, boolean), pgapp.pause_queue(text),
-    pgapp.resume_queue(text), pgapp.drop_queue(text, boolean), pgapp.prune_jobs(interval, integer)
+    pgapp.resume_queue(text), pgapp.drop_queue(text, boolean), pgapp.prune_jobs(interval, integer),
+    pgapp.limit_queue(text, integer, interval)
     TO pgapp_admin;
 REVOKE ALL ON FUNCTION pgapp.fetch_jobs(text, integer, interval), pgapp.heartbeat(bigint[]),
     pgapp.complete_job(bigint, jsonb), pgapp.fail_job(bigint, text) FROM PUBLIC;

@@ -298,37 +298,6 @@ pgapp_jobs_wake_supervisor(Oid dboid, bool start)
 static List *jobs_databases_to_visit = NIL;
 static bool jobs_databases_listed = false;
 
-static List *
-list_databases(void)
-{
-	List	   *dbs = NIL;
-	Relation	rel;
-	TableScanDesc scan;
-	HeapTuple	tup;
-	MemoryContext caller = CurrentMemoryContext;
-
-	StartTransactionCommand();
-	(void) GetTransactionSnapshot();
-	rel = table_open(DatabaseRelationId, AccessShareLock);
-	scan = table_beginscan_catalog(rel, 0, NULL);
-	while ((tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
-	{
-		Form_pg_database db = (Form_pg_database) GETSTRUCT(tup);
-
-		if (db->datallowconn && !db->datistemplate &&
-			pgapp_jobs_database_allowed(NameStr(db->datname)))
-		{
-			MemoryContext old = MemoryContextSwitchTo(caller);
-
-			dbs = lappend_oid(dbs, db->oid);
-			MemoryContextSwitchTo(old);
-		}
-	}
-	table_endscan(scan);
-	table_close(rel, AccessShareLock);
-	CommitTransactionCommand();
-	return dbs;
-}
 
 void
 pgapp_jobs_housekeeping(void)
@@ -344,7 +313,7 @@ pgapp_jobs_housekeeping(void)
 	{
 		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
 
-		jobs_databases_to_visit = list_databases();
+		jobs_databases_to_visit = pgapp_list_databases(pgapp_jobs_database_allowed);
 		jobs_databases_listed = true;
 		MemoryContextSwitchTo(old);
 	}
@@ -367,7 +336,7 @@ pgapp_jobs_housekeeping(void)
 	{
 		ListCell   *lc;
 
-		existing = list_databases();
+		existing = pgapp_list_databases(pgapp_jobs_database_allowed);
 		foreach(lc, restart)
 		{
 			Oid			dboid = lfirst_oid(lc);

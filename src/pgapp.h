@@ -17,6 +17,7 @@
 #define PGAPP_H
 
 #include "fmgr.h"
+#include "nodes/pg_list.h"
 #include "utils/resowner.h"
 
 #define PGAPP_VERSION "0.1.0"
@@ -49,6 +50,13 @@ typedef struct PgappModule
 
 /* Run every module's housekeeping callback (the housekeeper's round). */
 extern void pgapp_run_housekeeping(void);
+
+/*
+ * The oids of the databases that accept connections and are not templates
+ * (and whose name passes allowed, unless NULL), read from pg_database in a
+ * transaction of its own (worker.c; for processes connected to no database).
+ */
+extern List *pgapp_list_databases(bool (*allowed) (const char *dbname));
 
 /* Register the housekeeper background worker (worker.c); from _PG_init. */
 extern void pgapp_register_housekeeper(void);

@@ -290,36 +290,6 @@ pgapp_pubsub_before_drop_database(Oid dboid)
 static List *databases_to_visit = NIL;
 static bool databases_listed = false;
 
-static List *
-list_databases(void)
-{
-	List	   *dbs = NIL;
-	Relation	rel;
-	TableScanDesc scan;
-	HeapTuple	tup;
-	MemoryContext caller = CurrentMemoryContext;
-
-	StartTransactionCommand();
-	(void) GetTransactionSnapshot();
-	rel = table_open(DatabaseRelationId, AccessShareLock);
-	scan = table_beginscan_catalog(rel, 0, NULL);
-	while ((tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
-	{
-		Form_pg_database db = (Form_pg_database) GETSTRUCT(tup);
-
-		if (db->datallowconn && !db->datistemplate)
-		{
-			MemoryContext old = MemoryContextSwitchTo(caller);
-
-			dbs = lappend_oid(dbs, db->oid);
-			MemoryContextSwitchTo(old);
-		}
-	}
-	table_endscan(scan);
-	table_close(rel, AccessShareLock);
-	CommitTransactionCommand();
-	return dbs;
-}
 
 void
 pgapp_pubsub_housekeeping(void)
@@ -333,7 +303,7 @@ pgapp_pubsub_housekeeping(void)
 	{
 		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
 
-		databases_to_visit = list_databases();
+		databases_to_visit = pgapp_list_databases(NULL);
 		databases_listed = true;
 		MemoryContextSwitchTo(old);
 	}

@@ -90,6 +90,7 @@ SELECT set_eq(
         'function pgapp.is_valid(pgapp.changeset)',
         'function pgapp.job_backoff(integer,integer,double precision)',
         'function pgapp.job_progress(numeric,text)',
+        'function pgapp.limit_queue(text,integer,interval)',
         'function pgapp.json_schema(text)',
         'function pgapp.json_schema_type(regtype,integer)',
         'function pgapp.message(uuid)',

@@ -77,7 +77,9 @@ SELECT results_eq(
     $$SELECT attname::text COLLATE "default", format_type(atttypid, atttypmod), attnotnull FROM pg_attribute
        WHERE attrelid = 'pgapp.queue'::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum$$,
     $$VALUES ('name', 'text', true), ('concurrency', 'integer', true), ('paused', 'boolean', true),
-             ('created_at', 'timestamp with time zone', true)$$,
+             ('created_at', 'timestamp with time zone', true), ('rate_limit', 'integer', false),
+             ('rate_period', 'interval', false), ('rate_tokens', 'double precision', false),
+             ('rate_updated_at', 'timestamp with time zone', false)$$,
     'pgapp.queue: columns, types and NOT NULL');
 SELECT col_is_pk('pgapp', 'queue', 'name', 'a queue is known by its name');
 SELECT has_table('pgapp', 'job', 'jobs live in pgapp.job');
@@ -140,6 +142,7 @@ SELECT is(ARRAY(SELECT f FROM unnest(ARRAY[
 SELECT is(ARRAY(SELECT f FROM unnest(ARRAY[
                     'pgapp.create_queue(text,integer,boolean)', 'pgapp.pause_queue(text)', 'pgapp.resume_queue(text)',
                     'pgapp.drop_queue(text,boolean)', 'pgapp.prune_jobs(interval,integer)',
+                    'pgapp.limit_queue(text,integer,interval)',
                     'pgapp.fetch_jobs(text,integer,interval)', 'pgapp.heartbeat(bigint[])',
                     'pgapp.complete_job(bigint,jsonb)', 'pgapp.fail_job(bigint,text)']) AS f
                  WHERE to_regprocedure(f) IS NULL OR has_function_privilege('public', to_regprocedure(f), 'EXECUTE')),
@@ -159,7 +162,8 @@ SELECT is(ARRAY(SELECT f FROM unnest(ARRAY[
     '{}'::text[], 'pgapp_worker may not administer queues');
 SELECT is(ARRAY(SELECT f FROM unnest(ARRAY[
                     'pgapp.create_queue(text,integer,boolean)', 'pgapp.pause_queue(text)', 'pgapp.resume_queue(text)',
-                    'pgapp.drop_queue(text,boolean)', 'pgapp.prune_jobs(interval,integer)']) AS f
+                    'pgapp.drop_queue(text,boolean)', 'pgapp.prune_jobs(interval,integer)',
+                    'pgapp.limit_queue(text,integer,interval)']) AS f
                  WHERE to_regprocedure(f) IS NULL OR NOT has_function_privilege('pgapp_admin', to_regprocedure(f), 'EXECUTE')),
     '{}'::text[], 'pgapp_admin may administer queues');
 SELECT ok(has_function_privilege('pgapp_admin', 'pgapp.schedule(text,text,text,regproc,jsonb)', 'EXECUTE')
