@@ -1902,6 +1902,8 @@ CREATE TABLE pgapp.job (
     attempted_by  text,
     lease         interval,
     expires_at    timestamptz,
+    -- pgapp.cancel_job of a job a pgapp worker has claimed: the worker cancels it
+    cancel_requested_at timestamptz,
     CONSTRAINT job_args_check CHECK (pg_catalog.jsonb_typeof(args) OPERATOR(pg_catalog.=) 'object'),
     CONSTRAINT job_max_attempts_check CHECK (max_attempts OPERATOR(pg_catalog.>=) 1),
     CONSTRAINT job_attempt_check CHECK (attempt OPERATOR(pg_catalog.>=) 0)
@@ -2166,16 +2168,19 @@ BEGIN
             HINT = 'Finished jobs are pruned after pgapp.jobs_retention.';
     END IF;
     PERFORM pgapp._job_check_caller(j.id, j.owner, caller);
-    IF j.state IN ('completed', 'discarded', 'cancelled') THEN
+    IF j.state IN ('completed', 'discarded', 'cancelled') OR j.cancel_requested_at IS NOT NULL THEN
         RETURN false;
+    END IF;
+    IF j.state = 'executing' AND j.lease IS NULL THEN
+        -- claimed by a pgapp worker: flag it, and at commit ask the worker,
+        -- which cancels it (rolling its effects back) unless it has finished
+        UPDATE pgapp.job AS x SET cancel_requested_at = now() WHERE x.id = j.id;
+        PERFORM pgapp._job_interrupt(j.id, substring(j.attempted_by FROM '^pgapp worker (\d+)$')::integer);
+        RETURN true;
     END IF;
     UPDATE pgapp.job AS x
        SET state = 'cancelled', cancelled_at = now(), unique_key = NULL, expires_at = NULL
      WHERE x.id = j.id;
-    IF j.state = 'executing' AND j.lease IS NULL THEN
-        -- at commit, in the worker that claimed it
-        PERFORM pgapp._job_interrupt(j.id, substring(j.attempted_by FROM '^pgapp worker (\d+)$')::integer);
-    END IF;
     RETURN true;
 END
 $$;
@@ -2210,7 +2215,8 @@ BEGIN
     END IF;
     UPDATE pgapp.job AS x
        SET state = 'available', scheduled_at = now(), completed_at = NULL, discarded_at = NULL,
-           cancelled_at = NULL, max_attempts = greatest(x.max_attempts, x.attempt + 1)
+           cancelled_at = NULL, cancel_requested_at = NULL,
+           max_attempts = greatest(x.max_attempts, x.attempt + 1)
      WHERE x.id = j.id;
     PERFORM pgapp._job_wake(j.queue);
     RETURN true;
@@ -2361,14 +2367,18 @@ DECLARE
     result pgapp.job_state;
 BEGIN
     UPDATE pgapp.job AS j
-       SET errors = j.errors || jsonb_build_array(jsonb_build_object('attempt', j.attempt, 'at', clock_timestamp()) || error),
-           state = d.state, scheduled_at = d.retry_at,
+       SET errors = CASE WHEN d.state = 'cancelled' THEN j.errors
+                         ELSE j.errors || jsonb_build_array(jsonb_build_object('attempt', j.attempt, 'at', clock_timestamp()) || error) END,
+           state = d.state,
+           scheduled_at = CASE WHEN d.state = 'retryable' THEN d.retry_at ELSE j.scheduled_at END,
            discarded_at = CASE WHEN d.state = 'discarded' THEN clock_timestamp() END,
-           unique_key = CASE WHEN d.state = 'discarded' THEN NULL ELSE j.unique_key END,
+           cancelled_at = CASE WHEN d.state = 'cancelled' THEN clock_timestamp() END,
+           unique_key = CASE WHEN d.state IN ('discarded', 'cancelled') THEN NULL ELSE j.unique_key END,
            expires_at = NULL
       FROM (SELECT x.id,
                    clock_timestamp() + pgapp.job_backoff(x.attempt, x.max_attempts) AS retry_at,
-                   CASE WHEN x.attempt >= x.max_attempts
+                   CASE WHEN x.cancel_requested_at IS NOT NULL THEN 'cancelled'
+                        WHEN x.attempt >= x.max_attempts
                           OR x.inserted_at + x.discard_after < clock_timestamp() + pgapp.job_backoff(x.attempt, x.max_attempts, 0)
                         THEN 'discarded' ELSE 'retryable' END::pgapp.job_state AS state
               FROM pgapp.job AS x WHERE x.id = jid) AS d
@@ -2717,7 +2727,10 @@ BEGIN
     -- a worker that ended (and was seen to) had claimed a batch: the jobs
     -- of it that had not started go back as they were, attempt not counted
     UPDATE pgapp.job AS j
-       SET state = 'available', attempt = greatest(j.attempt - 1, 0), scheduled_at = now()
+       SET state = CASE WHEN j.cancel_requested_at IS NULL THEN 'available' ELSE 'cancelled' END::pgapp.job_state,
+           cancelled_at = CASE WHEN j.cancel_requested_at IS NULL THEN NULL ELSE now() END,
+           unique_key = CASE WHEN j.cancel_requested_at IS NULL THEN j.unique_key END,
+           attempt = greatest(j.attempt - 1, 0), scheduled_at = now()
      WHERE j.state = 'executing' AND j.lease IS NULL
        AND j.attempted_by = ANY (ended) AND j.id <> ALL (ended_running);
     WITH lost AS (
@@ -2730,9 +2743,12 @@ BEGIN
                'attempt', j.attempt, 'at', now(), 'sqlstate', '57P01',
                'message', 'the worker running the job ended before it finished; the job was rescued',
                'worker', j.attempted_by)),
-           state = CASE WHEN j.attempt >= j.max_attempts THEN 'discarded' ELSE 'available' END::pgapp.job_state,
-           discarded_at = CASE WHEN j.attempt >= j.max_attempts THEN now() END,
-           unique_key = CASE WHEN j.attempt >= j.max_attempts THEN NULL ELSE j.unique_key END,
+           state = CASE WHEN j.cancel_requested_at IS NOT NULL THEN 'cancelled'
+                        WHEN j.attempt >= j.max_attempts THEN 'discarded' ELSE 'available' END::pgapp.job_state,
+           discarded_at = CASE WHEN j.cancel_requested_at IS NULL AND j.attempt >= j.max_attempts THEN now() END,
+           cancelled_at = CASE WHEN j.cancel_requested_at IS NOT NULL THEN now() END,
+           unique_key = CASE WHEN j.cancel_requested_at IS NOT NULL OR j.attempt >= j.max_attempts
+                             THEN NULL ELSE j.unique_key END,
            scheduled_at = now()
       FROM lost WHERE j.id = lost.id;
     PERFORM pgapp._job_rescue_expired(NULL);

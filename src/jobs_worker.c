@@ -48,6 +48,7 @@
 #include "storage/ipc.h"
 #include "storage/proc.h"
 #include "tcop/tcopprot.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
 #include "utils/guc.h"
@@ -276,7 +277,103 @@ error_json(ErrorData *edata, bool cancelled)
 	return JsonbPGetDatum(jb);
 }
 
-/* Is the job marked cancelled?  (SPI connected) */
+/*
+ * The jobs that succeeded in the open transaction: their completion is
+ * written with one statement just before it commits (flush_completions).
+ * Nobody else changes a job a pgapp worker has claimed (pgapp.cancel_job
+ * only flags it and asks the worker), so the state read then is the one
+ * the job ran in.
+ */
+typedef struct Completions
+{
+	MemoryContext cxt;			/* reset at each flush */
+	int			n;
+	int			cap;
+	Datum	   *ids;
+	Datum	   *results;
+	bool	   *result_nulls;
+	Datum	   *progress;
+	bool	   *progress_nulls;
+	Datum	   *at;
+} Completions;
+
+static Completions done;
+
+static void
+add_completion(int64 id, Datum result, bool isnull, double progress)
+{
+	MemoryContext old = MemoryContextSwitchTo(done.cxt);
+
+	if (done.n == done.cap)
+	{
+		done.cap = Max(64, done.cap * 2);
+		done.ids = done.ids ? repalloc(done.ids, sizeof(Datum) * done.cap) : palloc(sizeof(Datum) * done.cap);
+		done.results = done.results ? repalloc(done.results, sizeof(Datum) * done.cap) : palloc(sizeof(Datum) * done.cap);
+		done.result_nulls = done.result_nulls ? repalloc(done.result_nulls, sizeof(bool) * done.cap) : palloc(sizeof(bool) * done.cap);
+		done.progress = done.progress ? repalloc(done.progress, sizeof(Datum) * done.cap) : palloc(sizeof(Datum) * done.cap);
+		done.progress_nulls = done.progress_nulls ? repalloc(done.progress_nulls, sizeof(bool) * done.cap) : palloc(sizeof(bool) * done.cap);
+		done.at = done.at ? repalloc(done.at, sizeof(Datum) * done.cap) : palloc(sizeof(Datum) * done.cap);
+	}
+	done.ids[done.n] = Int64GetDatum(id);
+	done.results[done.n] = isnull ? (Datum) 0 : PointerGetDatum(PG_DETOAST_DATUM_COPY(result));
+	done.result_nulls[done.n] = isnull;
+	done.progress[done.n] = Float8GetDatum(progress);
+	done.progress_nulls[done.n] = progress < 0;
+	done.at[done.n] = TimestampTzGetDatum(GetCurrentTimestamp());
+	done.n++;
+	MemoryContextSwitchTo(old);
+}
+
+/* Write the completions of the open transaction (SPI connected). */
+static void
+flush_completions(void)
+{
+	static SPIPlanPtr plan = NULL;
+	Datum		values[4];
+	int			dims[1];
+	int			lbs[1] = {1};
+	int			ret;
+	MemoryContext old;
+
+	if (done.n == 0)
+		return;
+	if (plan == NULL)
+	{
+		Oid			types[4] = {INT8ARRAYOID, JSONBARRAYOID, FLOAT8ARRAYOID, TIMESTAMPTZARRAYOID};
+
+		plan = SPI_prepare("UPDATE pgapp.job AS j SET state = 'completed', completed_at = c.at,"
+						   "       result = c.result, progress = c.progress, expires_at = NULL"
+						   "  FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3),"
+						   "                 pg_catalog.unnest($4)) AS c(id, result, progress, at)"
+						   " WHERE j.id OPERATOR(pg_catalog.=) c.id"
+						   "   AND j.state OPERATOR(pg_catalog.=) 'executing'",
+						   4, types);
+		if (plan == NULL || SPI_keepplan(plan) != 0)
+			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+	}
+	old = MemoryContextSwitchTo(done.cxt);
+	dims[0] = done.n;
+	values[0] = PointerGetDatum(construct_array(done.ids, done.n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	values[1] = PointerGetDatum(construct_md_array(done.results, done.result_nulls, 1, dims, lbs,
+												   JSONBOID, -1, false, TYPALIGN_INT));
+	values[2] = PointerGetDatum(construct_md_array(done.progress, done.progress_nulls, 1, dims, lbs,
+												   FLOAT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	values[3] = PointerGetDatum(construct_array(done.at, done.n, TIMESTAMPTZOID, 8, FLOAT8PASSBYVAL,
+												TYPALIGN_DOUBLE));
+	MemoryContextSwitchTo(old);
+	PushActiveSnapshot(GetTransactionSnapshot());
+	ret = SPI_execute_plan(plan, values, NULL, false, 0);
+	PopActiveSnapshot();
+	if (ret != SPI_OK_UPDATE)
+		elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(ret));
+	done.n = 0;
+	done.cap = 0;
+	done.ids = done.results = done.progress = done.at = NULL;
+	done.result_nulls = done.progress_nulls = NULL;
+	MemoryContextReset(done.cxt);
+}
+
+/* Has pgapp.cancel_job asked for the job?  (SPI connected) */
 static bool
 job_cancelled(int64 id)
 {
@@ -286,7 +383,7 @@ job_cancelled(int64 id)
 	int			ret;
 
 	PushActiveSnapshot(GetTransactionSnapshot());
-	ret = SPI_execute_with_args("SELECT state OPERATOR(pg_catalog.=) 'cancelled' FROM pgapp.job"
+	ret = SPI_execute_with_args("SELECT cancel_requested_at IS NOT NULL FROM pgapp.job"
 								" WHERE id OPERATOR(pg_catalog.=) $1",
 								1, argtypes, values, NULL, true, 1);
 	if (ret != SPI_OK_SELECT)
@@ -303,7 +400,7 @@ job_cancelled(int64 id)
 
 /* Run one claimed job inside the open transaction (SPI connected). */
 static void
-run_job(ClaimedJob *j, SPIPlanPtr complete_plan, SPIPlanPtr fail_plan, MemoryContext job_cxt)
+run_job(ClaimedJob *j, SPIPlanPtr fail_plan, MemoryContext job_cxt)
 {
 	JobsSlot   *s = pgapp_jobs_my_slot;
 	PgappSubxact sx;
@@ -312,11 +409,22 @@ run_job(ClaimedJob *j, SPIPlanPtr complete_plan, SPIPlanPtr fail_plan, MemoryCon
 	MemoryContext old = MemoryContextSwitchTo(job_cxt);
 	char		activity[128];
 
-	/* cancelled while it waited its turn (cancel_job marked it): skip it */
+	/* cancelled while it waited its turn: record it so, and skip it */
 	for (int k = 0; k < JOBS_CANCEL_RING; k++)
 		if ((int64) pg_atomic_read_u64(&s->cancel_ring[k]) == j->id && job_cancelled(j->id))
 		{
+			Datum		values[2];
+			int			ret;
+
+			values[0] = Int64GetDatum(j->id);
+			values[1] = DirectFunctionCall1(jsonb_in, CStringGetDatum("{\"message\": \"cancelled before it started\"}"));
+			PushActiveSnapshot(GetTransactionSnapshot());
+			ret = SPI_execute_plan(fail_plan, values, NULL, false, 0);
+			PopActiveSnapshot();
+			if (ret != SPI_OK_SELECT)
+				elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(ret));
 			MemoryContextSwitchTo(old);
+			MemoryContextReset(job_cxt);
 			return;
 		}
 	snprintf(activity, sizeof(activity), "pgapp jobs: job %lld", (long long) j->id);
@@ -336,10 +444,7 @@ run_job(ClaimedJob *j, SPIPlanPtr complete_plan, SPIPlanPtr fail_plan, MemoryCon
 		FmgrInfo	flinfo;
 		LOCAL_FCINFO(fc, 2);
 		Datum		result;
-		Datum		values[3];
-		char		nulls[3] = {' ', ' ', ' '};
 		double		progress;
-		int			ret;
 
 		if (j->timeout_ms > 0)
 			enable_timeout_after(STATEMENT_TIMEOUT, j->timeout_ms);
@@ -366,20 +471,10 @@ run_job(ClaimedJob *j, SPIPlanPtr complete_plan, SPIPlanPtr fail_plan, MemoryCon
 		SpinLockAcquire(&s->mutex);
 		progress = s->progress;
 		SpinLockRelease(&s->mutex);
-		values[0] = Int64GetDatum(j->id);
-		values[1] = result;
-		nulls[1] = fc->isnull ? 'n' : ' ';
-		values[2] = Float8GetDatum(progress);
-		nulls[2] = progress < 0 ? 'n' : ' ';
-		ret = SPI_execute_plan(complete_plan, values, nulls, false, 0);
-		if (ret != SPI_OK_UPDATE)
-			elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(ret));
-		if (SPI_processed == 0)
-			ereport(ERROR,
-					errcode(ERRCODE_QUERY_CANCELED),
-					errmsg("job %lld was cancelled while it ran", (long long) j->id));
 		PopActiveSnapshot();
 		pgapp_subxact_commit(&sx);
+		/* its completion is written with the others' before the commit */
+		add_completion(j->id, result, fc->isnull, progress);
 	}
 	PG_CATCH();
 	{
@@ -395,7 +490,7 @@ run_job(ClaimedJob *j, SPIPlanPtr complete_plan, SPIPlanPtr fail_plan, MemoryCon
 		QueryCancelPending = false;
 		values[0] = Int64GetDatum(j->id);
 		values[1] = error_json(edata, cancel_requested);
-		/* a cancelled job is already marked so: this finds it not executing */
+		/* recorded as failed, or, when cancel_job asked for it, as cancelled */
 		PushActiveSnapshot(GetTransactionSnapshot());
 		ret = SPI_execute_plan(fail_plan, values, NULL, false, 0);
 		PopActiveSnapshot();
@@ -434,6 +529,7 @@ end_run(void)
 {
 	int			ret;
 
+	flush_completions();
 	if ((ret = SPI_finish()) != SPI_OK_FINISH)
 		elog(ERROR, "SPI_finish failed: %s", SPI_result_code_string(ret));
 	CommitTransactionCommand();
@@ -449,7 +545,6 @@ end_run(void)
 static void
 run_batch(List *jobs, MemoryContext job_cxt)
 {
-	static SPIPlanPtr complete_plan = NULL;
 	static SPIPlanPtr fail_plan = NULL;
 	ListCell   *lc;
 	TimestampTz began;
@@ -459,18 +554,10 @@ run_batch(List *jobs, MemoryContext job_cxt)
 	/* every 100 ms while the batch runs: is the running job to be cancelled? */
 	enable_timeout_every(cancel_timeout_id, TimestampTzPlusMilliseconds(began, CANCEL_CHECK_MS),
 						 CANCEL_CHECK_MS);
-	if (complete_plan == NULL)
+	if (fail_plan == NULL)
 	{
-		Oid			ctypes[3] = {INT8OID, JSONBOID, FLOAT8OID};
 		Oid			ftypes[2] = {INT8OID, JSONBOID};
 
-		complete_plan = SPI_prepare("UPDATE pgapp.job SET state = 'completed', completed_at = pg_catalog.clock_timestamp(),"
-									" result = $2, progress = $3, expires_at = NULL"
-									" WHERE id OPERATOR(pg_catalog.=) $1"
-									"   AND state OPERATOR(pg_catalog.=) 'executing'",
-									3, ctypes);
-		if (complete_plan == NULL || SPI_keepplan(complete_plan) != 0)
-			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
 		fail_plan = SPI_prepare("SELECT pgapp._job_record_failure($1, $2)", 2, ftypes);
 		if (fail_plan == NULL || SPI_keepplan(fail_plan) != 0)
 			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
@@ -484,7 +571,7 @@ run_batch(List *jobs, MemoryContext job_cxt)
 			begin_run();
 			began = GetCurrentTimestamp();
 		}
-		run_job((ClaimedJob *) lfirst(lc), complete_plan, fail_plan, job_cxt);
+		run_job((ClaimedJob *) lfirst(lc), fail_plan, job_cxt);
 	}
 	disable_timeout(cancel_timeout_id, false);
 	QueryCancelPending = false;
@@ -535,6 +622,7 @@ pgapp_jobs_worker_main(Datum arg)
 
 	batch_cxt = AllocSetContextCreate(TopMemoryContext, "pgapp jobs batch", ALLOCSET_DEFAULT_SIZES);
 	job_cxt = AllocSetContextCreate(TopMemoryContext, "pgapp jobs job", ALLOCSET_DEFAULT_SIZES);
+	done.cxt = AllocSetContextCreate(TopMemoryContext, "pgapp jobs completions", ALLOCSET_DEFAULT_SIZES);
 	idle_since = GetCurrentTimestamp();
 	for (;;)
 	{

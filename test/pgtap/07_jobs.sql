@@ -94,7 +94,8 @@ SELECT results_eq(
              ('cancelled_at', 'timestamp with time zone', false), ('discard_after', 'interval', false),
              ('errors', 'jsonb', true), ('unique_key', 'text', false), ('progress', 'numeric', false),
              ('result', 'jsonb', false), ('owner', 'oid', true), ('attempted_by', 'text', false),
-             ('lease', 'interval', false), ('expires_at', 'timestamp with time zone', false)$$,
+             ('lease', 'interval', false), ('expires_at', 'timestamp with time zone', false),
+             ('cancel_requested_at', 'timestamp with time zone', false)$$,
     'pgapp.job: columns, types and NOT NULL (fetch_jobs returns these rows)');
 SELECT col_is_pk('pgapp', 'job', 'id', 'a job is known by its id');
 SELECT fk_ok('pgapp', 'job', 'queue', 'pgapp', 'queue', 'name');
