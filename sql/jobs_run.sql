@@ -102,9 +102,12 @@ SELECT pg_temp.listen('jobs:' || :j6) IS NOT NULL AS listening;
 SELECT pgapp.resume_queue('run');
 SELECT pg_temp.wait_running(:j6);
 SELECT pg_temp.wait_for('progress');
-SELECT * FROM pg_temp.received();
+SELECT channel = 'jobs:' || :j6 AS on_its_topic, message ->> 'topic' = channel AS topic_ok,
+       (message -> 'payload' ->> 'id')::bigint = :j6 AS its_id, (message #- '{payload,id}') - 'topic' AS message
+  FROM pg_temp.received();
 SELECT queue, state, progress, progress_message FROM pgapp.workers WHERE job = :j6;
-SELECT busy >= 1 AS busy, progress FROM pgapp.queue_stats WHERE queue = 'run';
+SELECT busy >= 1 AS busy, (progress -> 0 ->> 'job')::bigint = :j6 AS its_job, (progress -> 0) - 'job' AS progress
+  FROM pgapp.queue_stats WHERE queue = 'run';
 -- cancelling a running job interrupts it; its effects roll back
 SELECT pgapp.cancel_job(:j6);
 SELECT pg_temp.wait_job(:j6, '{cancelled}');
@@ -183,7 +186,7 @@ SELECT state, attempt, jsonb_array_length(errors) AS errors, errors -> 0 ->> 'sq
 SELECT pgapp.enqueue('crashy', 'log_job', '{"after_crashes": true}') AS j13 \gset
 SELECT pg_temp.wait_job(:j13);
 
-SELECT job_id, attempt, sqlstate, message FROM pgapp.job_errors WHERE queue = 'run' ORDER BY job_id, attempt;
+SELECT attempt, sqlstate, message FROM pgapp.job_errors WHERE queue = 'run' ORDER BY job_id, attempt;
 SELECT pgapp.drop_queue('run', force => true), pgapp.drop_queue('other', force => true),
        pgapp.drop_queue('crashy', force => true);
 DROP ROLE jobs_runner;

@@ -2136,18 +2136,29 @@ LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION pgapp.enqueue_many(text, regproc, jsonb, timestamptz, integer, integer, text[], interval, interval) IS
 'Enqueue one job per element of a JSON array of argument objects; returns the ids in order';
 
--- May caller act on jobs of owner?  (their own, or pgapp_admin)
-CREATE FUNCTION pgapp._job_check_caller(jid bigint, owner oid, caller oid)
-RETURNS void
-LANGUAGE plpgsql STABLE
+-- The job, locked, that caller may change (their own, or pgapp_admin); errors otherwise.
+CREATE FUNCTION pgapp._job_for_caller(id bigint, caller oid)
+RETURNS pgapp.job
+LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    j pgapp.job;
 BEGIN
-    IF owner IS DISTINCT FROM caller AND NOT pg_has_role(caller, 'pgapp_admin', 'MEMBER') THEN
-        RAISE EXCEPTION 'permission denied for job %', jid
+    IF id IS NULL THEN
+        RAISE EXCEPTION 'job id must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    SELECT * INTO j FROM pgapp.job AS x WHERE x.id = _job_for_caller.id FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'job % does not exist', id USING ERRCODE = 'undefined_object',
+            HINT = 'Finished jobs are pruned after pgapp.jobs_retention.';
+    END IF;
+    IF j.owner IS DISTINCT FROM caller AND NOT pg_has_role(caller, 'pgapp_admin', 'MEMBER') THEN
+        RAISE EXCEPTION 'permission denied for job %', id
             USING ERRCODE = 'insufficient_privilege',
                   DETAIL = 'Only the role that enqueued a job, or a member of pgapp_admin, may change it.';
     END IF;
+    RETURN j;
 END
 $$;
 
@@ -2159,15 +2170,7 @@ AS $$
 DECLARE
     j pgapp.job;
 BEGIN
-    IF id IS NULL THEN
-        RAISE EXCEPTION 'job id must not be null' USING ERRCODE = 'null_value_not_allowed';
-    END IF;
-    SELECT * INTO j FROM pgapp.job AS x WHERE x.id = _job_cancel_job.id FOR UPDATE;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'job % does not exist', id USING ERRCODE = 'undefined_object',
-            HINT = 'Finished jobs are pruned after pgapp.jobs_retention.';
-    END IF;
-    PERFORM pgapp._job_check_caller(j.id, j.owner, caller);
+    j := pgapp._job_for_caller(id, caller);
     IF j.state IN ('completed', 'discarded', 'cancelled') OR j.cancel_requested_at IS NOT NULL THEN
         RETURN false;
     END IF;
@@ -2201,15 +2204,7 @@ AS $$
 DECLARE
     j pgapp.job;
 BEGIN
-    IF id IS NULL THEN
-        RAISE EXCEPTION 'job id must not be null' USING ERRCODE = 'null_value_not_allowed';
-    END IF;
-    SELECT * INTO j FROM pgapp.job AS x WHERE x.id = _job_retry_job.id FOR UPDATE;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'job % does not exist', id USING ERRCODE = 'undefined_object',
-            HINT = 'Finished jobs are pruned after pgapp.jobs_retention.';
-    END IF;
-    PERFORM pgapp._job_check_caller(j.id, j.owner, caller);
+    j := pgapp._job_for_caller(id, caller);
     IF j.state IN ('available', 'executing') THEN
         RETURN false;
     END IF;
@@ -2865,7 +2860,7 @@ REVOKE ALL ON pgapp.queue_stats, pgapp.job_errors FROM PUBLIC;
 REVOKE ALL ON FUNCTION pgapp._job_check_queue(text), pgapp._job_check_worker(regproc, oid),
     pgapp._job_unique_key(text, regproc, jsonb, text[], interval, timestamptz),
     pgapp._job_enqueue_many(text, regproc, jsonb, timestamptz, integer, integer, text[], interval, interval, oid),
-    pgapp._job_check_caller(bigint, oid, oid), pgapp._job_cancel_job(bigint, oid), pgapp._job_retry_job(bigint, oid),
+    pgapp._job_for_caller(bigint, oid), pgapp._job_cancel_job(bigint, oid), pgapp._job_retry_job(bigint, oid),
     pgapp._job_set_paused(text, boolean), pgapp._job_record_failure(bigint, jsonb),
     pgapp._job_rescue_expired(text), pgapp._job_wake(text), pgapp._job_cron_command(text, regproc, jsonb),
     pgapp._job_claim(text, integer, text, interval), pgapp._job_supervise(text[], timestamptz, text[], bigint[]),

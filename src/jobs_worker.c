@@ -464,6 +464,8 @@ run_job(ClaimedJob *j, SPIPlanPtr fail_plan, MemoryContext job_cxt)
 		/* a snapshot for the job's own time only (an abort pops it) */
 		PushActiveSnapshot(GetTransactionSnapshot());
 		result = FunctionCallInvoke(fc);
+		/* from here on, a cancel is too late for this job */
+		pg_atomic_write_u64(&s->job_id, 0);
 		SetUserIdAndSecContext(saved_user, saved_sec);
 		if (j->timeout_ms > 0)
 			disable_timeout(STATEMENT_TIMEOUT, false);
@@ -482,6 +484,11 @@ run_job(ClaimedJob *j, SPIPlanPtr fail_plan, MemoryContext job_cxt)
 		Datum		values[2];
 		int			ret;
 
+		/*
+		 * No more cancels for this job: the cancel timer must not interrupt
+		 * the recording of its end below (that would end the worker).
+		 */
+		pg_atomic_write_u64(&s->job_id, 0);
 		if (j->timeout_ms > 0)
 			disable_timeout(STATEMENT_TIMEOUT, false);
 		SetUserIdAndSecContext(saved_user, saved_sec);
