@@ -13,7 +13,8 @@ OBJS         = src/pgapp.o src/error.o src/json_util.o src/crypto.o \
                src/changeset_def.o src/machine.o src/query.o src/ratelimit.o \
                src/ratelimit_limiter.o src/ratelimit_store.o src/worker.o \
                src/pubsub.o src/pubsub_outbox.o src/pubsub_changes.o \
-               src/jobs.o src/jobs_shmem.o src/jobs_supervisor.o src/jobs_worker.o
+               src/jobs.o src/jobs_shmem.o src/jobs_supervisor.o src/jobs_worker.o \
+               src/jobs_running.o
 DATA         = $(wildcard sql/$(EXTENSION)--*.sql)
 PG_CONFIG   ?= /usr/lib/postgresql/15/bin/pg_config
 PKG_CONFIG  ?= pkg-config

@@ -1919,6 +1919,9 @@ CREATE INDEX job_claim_idx ON pgapp.job (queue, priority, scheduled_at, id)
 -- queue: "id = $1 AND state = 'executing'" (every completion) must find its
 -- row at once, and the planner prefers this small index for it.
 CREATE INDEX job_executing_idx ON pgapp.job (id) WHERE state = 'executing';
+-- when the next scheduled or retryable job falls due (the supervisor's wake-up)
+CREATE INDEX job_scheduled_idx ON pgapp.job (queue, scheduled_at)
+    WHERE state IN ('scheduled', 'retryable');
 -- one job per unique key and time bucket (pgapp.enqueue's unique_by / unique_for)
 CREATE UNIQUE INDEX job_unique_idx ON pgapp.job (unique_key) WHERE unique_key IS NOT NULL;
 -- what pruning removes, oldest first
@@ -2108,7 +2111,7 @@ BEGIN
         END LOOP;
     END IF;
     IF st = 'available' AND cardinality(ids) > 0 THEN
-        PERFORM pgapp._job_wake(q.name);
+        PERFORM pgapp._job_wake(q.name, cardinality(ids));
     END IF;
     RETURN ids;
 END
@@ -2678,7 +2681,7 @@ COMMENT ON VIEW pgapp.job_errors IS
  * commit, through shared memory), or, for a queue of external workers
  * (concurrency 0), a NOTIFY on pgapp_jobs:<queue>.
  */
-CREATE FUNCTION pgapp._job_wake_workers(queue text)
+CREATE FUNCTION pgapp._job_wake_workers(queue text, n integer DEFAULT 1)
 RETURNS void
 AS 'MODULE_PATHNAME', 'pgapp_job_wake_workers'
 LANGUAGE C VOLATILE;
@@ -2688,7 +2691,7 @@ RETURNS void
 AS 'MODULE_PATHNAME', 'pgapp_job_interrupt'
 LANGUAGE C VOLATILE;
 
-CREATE FUNCTION pgapp._job_wake(queue text)
+CREATE FUNCTION pgapp._job_wake(queue text, n integer DEFAULT 1)
 RETURNS void
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
@@ -2698,55 +2701,79 @@ BEGIN
         PERFORM pg_notify('pgapp_jobs:' || queue, jsonb_build_object('event', 'available', 'queue', queue)::text);
     END IF;
     -- an external queue still needs the supervisor (scheduled jobs falling due, rescue, pruning)
-    PERFORM pgapp._job_wake_workers(queue);
+    PERFORM pgapp._job_wake_workers(queue, n);
 END
 $$;
 
 /*
- * The supervisor's round (jobs_supervisor.c), in one transaction: the
- * jobs a worker that ended had claimed but not started go back untouched;
- * executing jobs of pgapp workers that are not among the live ones (read
- * from shared memory just before this statement began) become available
- * again (discarded after their last attempt); expired external leases
- * too; external queues whose scheduled or retryable jobs fell due since
- * the last round are NOTIFYed; and each queue's state is returned: due =
- * due jobs, counted up to the concurrency; next_at = when the next one
- * falls due.
+ * The supervisor's round (jobs_supervisor.c), in one transaction: jobs that
+ * were running when the server crashed have their attempt counted (a
+ * worker's claim commits without waiting for its WAL flush, so after a crash
+ * the claim may be gone; the worker noted the running job in a file that
+ * survives the crash: crashed / crashed_attempts); the jobs a worker that
+ * ended had claimed but not started go back untouched; with rescue (the
+ * first round, a round after workers ended, and once a second), executing
+ * jobs of pgapp workers that are not among the live ones (read from shared
+ * memory just before this statement began) become available again
+ * (discarded after their last attempt), and expired external leases too;
+ * external queues whose scheduled or retryable jobs fell due since the last
+ * round are NOTIFYed; and each queue's state is returned: due = due jobs,
+ * counted up to the concurrency; next_at = when the next one falls due.
  */
-CREATE FUNCTION pgapp._job_supervise(live text[], since timestamptz, ended text[], ended_running bigint[])
+CREATE FUNCTION pgapp._job_supervise(live text[], since timestamptz, ended text[], ended_running bigint[],
+                                     rescue boolean, crashed bigint[], crashed_attempts integer[])
 RETURNS TABLE (queue text, concurrency integer, paused boolean, due integer, next_at timestamptz)
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
+    IF cardinality(crashed) > 0 THEN
+        -- as the rescue below would have, had the claim reached the disk
+        UPDATE pgapp.job AS j
+           SET attempt = c.attempt,
+               errors = j.errors || jsonb_build_array(jsonb_build_object(
+                   'attempt', c.attempt, 'at', now(), 'sqlstate', '57P01',
+                   'message', 'the worker running the job ended before it finished; the job was rescued')),
+               state = CASE WHEN c.attempt >= j.max_attempts THEN 'discarded' ELSE 'available' END::pgapp.job_state,
+               discarded_at = CASE WHEN c.attempt >= j.max_attempts THEN now() END,
+               unique_key = CASE WHEN c.attempt >= j.max_attempts THEN NULL ELSE j.unique_key END,
+               scheduled_at = now()
+          FROM ROWS FROM (unnest(crashed), unnest(crashed_attempts)) AS c(id, attempt)
+         WHERE j.id = c.id AND j.attempt < c.attempt
+           AND j.state IN ('scheduled', 'available', 'retryable');
+    END IF;
     -- a worker that ended (and was seen to) had claimed a batch: the jobs
     -- of it that had not started go back as they were, attempt not counted
-    UPDATE pgapp.job AS j
-       SET state = CASE WHEN j.cancel_requested_at IS NULL THEN 'available' ELSE 'cancelled' END::pgapp.job_state,
-           cancelled_at = CASE WHEN j.cancel_requested_at IS NULL THEN NULL ELSE now() END,
-           unique_key = CASE WHEN j.cancel_requested_at IS NULL THEN j.unique_key END,
-           attempt = greatest(j.attempt - 1, 0), scheduled_at = now()
-     WHERE j.state = 'executing' AND j.lease IS NULL
-       AND j.attempted_by = ANY (ended) AND j.id <> ALL (ended_running);
-    WITH lost AS (
-        SELECT j.id FROM pgapp.job AS j
+    IF cardinality(ended) > 0 THEN
+        UPDATE pgapp.job AS j
+           SET state = CASE WHEN j.cancel_requested_at IS NULL THEN 'available' ELSE 'cancelled' END::pgapp.job_state,
+               cancelled_at = CASE WHEN j.cancel_requested_at IS NULL THEN NULL ELSE now() END,
+               unique_key = CASE WHEN j.cancel_requested_at IS NULL THEN j.unique_key END,
+               attempt = greatest(j.attempt - 1, 0), scheduled_at = now()
          WHERE j.state = 'executing' AND j.lease IS NULL
-           AND j.attempted_by <> ALL (live) AND j.attempted_at < statement_timestamp()
-           FOR UPDATE SKIP LOCKED)
-    UPDATE pgapp.job AS j
-       SET errors = j.errors || jsonb_build_array(jsonb_build_object(
-               'attempt', j.attempt, 'at', now(), 'sqlstate', '57P01',
-               'message', 'the worker running the job ended before it finished; the job was rescued',
-               'worker', j.attempted_by)),
-           state = CASE WHEN j.cancel_requested_at IS NOT NULL THEN 'cancelled'
-                        WHEN j.attempt >= j.max_attempts THEN 'discarded' ELSE 'available' END::pgapp.job_state,
-           discarded_at = CASE WHEN j.cancel_requested_at IS NULL AND j.attempt >= j.max_attempts THEN now() END,
-           cancelled_at = CASE WHEN j.cancel_requested_at IS NOT NULL THEN now() END,
-           unique_key = CASE WHEN j.cancel_requested_at IS NOT NULL OR j.attempt >= j.max_attempts
-                             THEN NULL ELSE j.unique_key END,
-           scheduled_at = now()
-      FROM lost WHERE j.id = lost.id;
-    PERFORM pgapp._job_rescue_expired(NULL);
+           AND j.attempted_by = ANY (ended) AND j.id <> ALL (ended_running);
+    END IF;
+    IF rescue THEN
+        WITH lost AS (
+            SELECT j.id FROM pgapp.job AS j
+             WHERE j.state = 'executing' AND j.lease IS NULL
+               AND j.attempted_by <> ALL (live) AND j.attempted_at < statement_timestamp()
+               FOR UPDATE SKIP LOCKED)
+        UPDATE pgapp.job AS j
+           SET errors = j.errors || jsonb_build_array(jsonb_build_object(
+                   'attempt', j.attempt, 'at', now(), 'sqlstate', '57P01',
+                   'message', 'the worker running the job ended before it finished; the job was rescued',
+                   'worker', j.attempted_by)),
+               state = CASE WHEN j.cancel_requested_at IS NOT NULL THEN 'cancelled'
+                            WHEN j.attempt >= j.max_attempts THEN 'discarded' ELSE 'available' END::pgapp.job_state,
+               discarded_at = CASE WHEN j.cancel_requested_at IS NULL AND j.attempt >= j.max_attempts THEN now() END,
+               cancelled_at = CASE WHEN j.cancel_requested_at IS NOT NULL THEN now() END,
+               unique_key = CASE WHEN j.cancel_requested_at IS NOT NULL OR j.attempt >= j.max_attempts
+                                 THEN NULL ELSE j.unique_key END,
+               scheduled_at = now()
+          FROM lost WHERE j.id = lost.id;
+        PERFORM pgapp._job_rescue_expired(NULL);
+    END IF;
     PERFORM pg_notify('pgapp_jobs:' || q.name, jsonb_build_object('event', 'available', 'queue', q.name)::text)
        FROM pgapp.queue AS q
       WHERE q.concurrency = 0 AND NOT q.paused
@@ -2761,9 +2788,10 @@ BEGIN
                  WHERE j.queue = q.name AND j.state IN ('scheduled', 'available', 'retryable')
                    AND j.scheduled_at <= statement_timestamp()
                  LIMIT greatest(q.concurrency, 1)) AS d),
-           (SELECT min(j.scheduled_at) FROM pgapp.job AS j
+           (SELECT j.scheduled_at FROM pgapp.job AS j
              WHERE j.queue = q.name AND j.state IN ('scheduled', 'retryable')
-               AND j.scheduled_at > statement_timestamp())
+               AND j.scheduled_at > statement_timestamp()
+             ORDER BY j.scheduled_at LIMIT 1)
       FROM pgapp.queue AS q;
 END
 $$;
@@ -2862,9 +2890,9 @@ REVOKE ALL ON FUNCTION pgapp._job_check_queue(text), pgapp._job_check_worker(reg
     pgapp._job_enqueue_many(text, regproc, jsonb, timestamptz, integer, integer, text[], interval, interval, oid),
     pgapp._job_for_caller(bigint, oid), pgapp._job_cancel_job(bigint, oid), pgapp._job_retry_job(bigint, oid),
     pgapp._job_set_paused(text, boolean), pgapp._job_record_failure(bigint, jsonb),
-    pgapp._job_rescue_expired(text), pgapp._job_wake(text), pgapp._job_cron_command(text, regproc, jsonb),
-    pgapp._job_claim(text, integer, text, interval), pgapp._job_supervise(text[], timestamptz, text[], bigint[]),
-    pgapp._job_wake_workers(text), pgapp._job_interrupt(bigint, integer), pgapp._job_workers()
+    pgapp._job_rescue_expired(text), pgapp._job_wake(text, integer), pgapp._job_cron_command(text, regproc, jsonb),
+    pgapp._job_claim(text, integer, text, interval), pgapp._job_supervise(text[], timestamptz, text[], bigint[], boolean, bigint[], integer[]),
+    pgapp._job_wake_workers(text, integer), pgapp._job_interrupt(bigint, integer), pgapp._job_workers()
     FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION pgapp._job_workers() TO pgapp_admin;
 -- schedules run as the role that makes them (pg_cron), which needs USAGE on schema cron

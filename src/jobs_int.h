@@ -103,7 +103,15 @@ extern void pgapp_jobs_shmem_startup(void);
 extern void pgapp_jobs_housekeeping(void);
 extern void pgapp_jobs_wake_supervisor(Oid dboid, bool start);
 extern JobsDatabase *pgapp_jobs_database(Oid dboid);
-extern void pgapp_jobs_wake_queue(Oid dboid, const char *queue, JobsSlot *except, bool start);
+extern void pgapp_jobs_wake_queue(Oid dboid, const char *queue, JobsSlot *except, bool start, int cap,
+								  int count);
+
+/* jobs_running.c: the running job of each slot, in a file that outlives a crash */
+extern void pgapp_jobs_running_startup(int nslots);
+extern void pgapp_jobs_running_set(int slot, int64 job_id, int32 attempt);
+extern void pgapp_jobs_running_clear(int slot);
+extern int	pgapp_jobs_running_crashed(int64 *jobs, int32 *attempts, int *where, int max);
+extern void pgapp_jobs_running_forget(const int *where, int n);
 
 /* jobs_supervisor.c, jobs_worker.c */
 PGDLLEXPORT void pgapp_jobs_supervisor_main(Datum arg);

@@ -124,6 +124,9 @@ pgapp_jobs_shmem_startup(void)
 		SpinLockInit(&s->mutex);
 		s->progress = -1;
 	}
+	/* the postmaster, at start and after a crash: what was running then */
+	if (!IsUnderPostmaster && IsPostmasterEnvironment)
+		pgapp_jobs_running_startup(jobs_shared->nslots);
 }
 
 static const char *
@@ -378,6 +381,7 @@ typedef struct PendingAction
 	int			level;			/* subtransaction nesting level */
 	int64		job_id;
 	int			pid;			/* of the worker that claimed it */
+	int			count;			/* jobs made due (wake-ups) */
 	char		queue[JOBS_QUEUE_LEN];
 } PendingAction;
 
@@ -385,28 +389,33 @@ static List *pending_actions = NIL;	/* in TopTransactionContext */
 static bool callbacks_registered = false;
 
 /*
- * Wake an idle worker of a queue other than except, or, when none is idle,
- * the database's supervisor (starting it if start).
+ * Wake up to count idle workers of a queue (other than except); when fewer
+ * were idle, wake the database's supervisor too (starting it if start),
+ * unless cap > 0 and the queue already has that many workers: then there
+ * is nobody to start.
  */
 void
-pgapp_jobs_wake_queue(Oid dboid, const char *queue, JobsSlot *except, bool start)
+pgapp_jobs_wake_queue(Oid dboid, const char *queue, JobsSlot *except, bool start, int cap, int count)
 {
-	bool		woke = false;
+	int			woke = 0;
+	int			workers = 0;
 
 	LWLockAcquire(jobs_shared->lock, LW_SHARED);
-	for (int i = 0; i < jobs_shared->nslots && !woke; i++)
+	for (int i = 0; i < jobs_shared->nslots; i++)
 	{
 		JobsSlot   *s = &jobs_shared->slots[i];
 
-		if (s != except && s->state == JOBS_IDLE && s->dboid == dboid && s->latch != NULL &&
-			!s->stop_requested && strcmp(s->queue, queue) == 0)
+		if (s->state == JOBS_FREE || s->dboid != dboid || s->stop_requested || strcmp(s->queue, queue) != 0)
+			continue;
+		workers++;
+		if (woke < count && s != except && s->state == JOBS_IDLE && s->latch != NULL)
 		{
 			SetLatch(s->latch);
-			woke = true;
+			woke++;
 		}
 	}
 	LWLockRelease(jobs_shared->lock);
-	if (!woke)
+	if (woke < count && (cap <= 0 || workers < cap))
 		pgapp_jobs_wake_supervisor(dboid, start);
 }
 
@@ -459,7 +468,7 @@ jobs_xact_callback(XactEvent event, void *arg)
 		if (a->interrupt)
 			interrupt_job(a->job_id, a->pid);
 		else
-			pgapp_jobs_wake_queue(MyDatabaseId, a->queue, NULL, a->start);
+			pgapp_jobs_wake_queue(MyDatabaseId, a->queue, NULL, a->start, 0, a->count);
 	}
 }
 
@@ -484,7 +493,7 @@ jobs_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 }
 
 static void
-add_pending(bool interrupt, int64 job_id, int pid, const char *queue)
+add_pending(bool interrupt, int64 job_id, int pid, const char *queue, int count)
 {
 	MemoryContext old;
 	PendingAction *a;
@@ -504,7 +513,11 @@ add_pending(bool interrupt, int64 job_id, int pid, const char *queue)
 			PendingAction *p = (PendingAction *) lfirst(lc);
 
 			if (!p->interrupt && strcmp(p->queue, queue) == 0)
-				return;			/* one wake-up per queue and transaction */
+			{
+				/* one wake-up per queue and transaction, for all its jobs */
+				p->count = Min((int64) p->count + count, PG_INT32_MAX);
+				return;
+			}
 		}
 	}
 	old = MemoryContextSwitchTo(TopTransactionContext);
@@ -514,6 +527,7 @@ add_pending(bool interrupt, int64 job_id, int pid, const char *queue)
 	a->level = GetCurrentTransactionNestLevel();
 	a->job_id = job_id;
 	a->pid = pid;
+	a->count = count;
 	if (queue != NULL)
 		strlcpy(a->queue, queue, JOBS_QUEUE_LEN);
 	pending_actions = lappend(pending_actions, a);
@@ -521,16 +535,18 @@ add_pending(bool interrupt, int64 job_id, int pid, const char *queue)
 }
 
 /*
- * pgapp._job_wake_workers(queue text) -> void: at commit, wake an idle
- * worker of the queue, or the supervisor.  Does nothing without shared
- * memory (the jobs wait until workers can run).
+ * pgapp._job_wake_workers(queue text, n integer) -> void: at commit, wake
+ * n idle workers of the queue (n jobs were made due), and the supervisor
+ * when fewer are idle.  Does nothing without shared memory (the jobs wait
+ * until workers can run).
  */
 PG_FUNCTION_INFO_V1(pgapp_job_wake_workers);
 Datum
 pgapp_job_wake_workers(PG_FUNCTION_ARGS)
 {
 	if (jobs_shared != NULL && !PG_ARGISNULL(0))
-		add_pending(false, 0, 0, text_to_cstring(PG_GETARG_TEXT_PP(0)));
+		add_pending(false, 0, 0, text_to_cstring(PG_GETARG_TEXT_PP(0)),
+					PG_ARGISNULL(1) ? 1 : Max(PG_GETARG_INT32(1), 1));
 	PG_RETURN_VOID();
 }
 
@@ -543,7 +559,7 @@ Datum
 pgapp_job_interrupt(PG_FUNCTION_ARGS)
 {
 	if (jobs_shared != NULL && !PG_ARGISNULL(0))
-		add_pending(true, PG_GETARG_INT64(0), PG_ARGISNULL(1) ? 0 : PG_GETARG_INT32(1), NULL);
+		add_pending(true, PG_GETARG_INT64(0), PG_ARGISNULL(1) ? 0 : PG_GETARG_INT32(1), NULL, 0);
 	PG_RETURN_VOID();
 }
 

@@ -6,11 +6,14 @@
  *	  jobs, wakes for scheduled jobs, relays progress, prunes.
  *
  * A round (when woken, when the next scheduled job falls due, and at least
- * once a second) runs pgapp._job_supervise() in one transaction: it
- * rescues executing jobs whose worker is gone (not among the live workers
- * this process read from shared memory just before) or whose lease ran
- * out, NOTIFYs external queues whose scheduled jobs fell due, and returns
- * each queue's concurrency, pause, due work and next scheduled time.
+ * once a second) runs pgapp._job_supervise() in one transaction: it counts
+ * the attempts of jobs that were running when the server crashed
+ * (jobs_running.c), rescues executing jobs whose worker is gone (not among
+ * the live workers this process read from shared memory just before) or
+ * whose lease ran out -- on the first round, after workers ended, and once
+ * a second, as that reads every executing job -- NOTIFYs external queues
+ * whose scheduled jobs fell due, and returns each queue's concurrency,
+ * pause, due work and next scheduled time.
  * Then, per queue:
  *	 - due work and fewer workers than min(due, concurrency): start more,
  *	   unless the queue's workers crashed recently (capped exponential
@@ -51,6 +54,8 @@
 
 #define SUPERVISOR_POLL_MS 1000
 #define SUPERVISOR_MIN_ROUND_MS 5	/* rounds at most this often when woken */
+#define RESCUE_EVERY_USECS USECS_PER_SEC	/* lost jobs looked for at least this often */
+#define RESCUE_CRASHED_MAX 64		/* crashed jobs taken per round */
 #define PRUNE_EVERY_USECS (60 * USECS_PER_SEC)
 #define CIRCUIT_CRASHES 5
 #define CIRCUIT_WINDOW_USECS (60 * USECS_PER_SEC)
@@ -461,12 +466,19 @@ supervise(TimestampTz *since, TimestampTz *last_prune)
 {
 	static SPIPlanPtr round_plan = NULL;
 	static SPIPlanPtr progress_plan = NULL;
+	static TimestampTz last_rescue = 0;
 	TimestampTz now = GetCurrentTimestamp();
 	TimestampTz next_at = 0;
-	Datum		values[4];
+	Datum		values[7];
 	int			ret;
 	long		sleep_ms = SUPERVISOR_POLL_MS;
 	bool		behind = false;
+	bool		rescue;
+	int64		crashed[RESCUE_CRASHED_MAX];
+	int32		crashed_attempts[RESCUE_CRASHED_MAX];
+	int			crashed_where[RESCUE_CRASHED_MAX];
+	int			ncrashed;
+	Datum	   *elems;
 
 	reap_workers();
 	SetCurrentStatementStartTimestamp();
@@ -487,11 +499,13 @@ supervise(TimestampTz *since, TimestampTz *last_prune)
 		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
 	if (round_plan == NULL)
 	{
-		Oid			types[4] = {TEXTARRAYOID, TIMESTAMPTZOID, TEXTARRAYOID, INT8ARRAYOID};
+		Oid			types[7] = {TEXTARRAYOID, TIMESTAMPTZOID, TEXTARRAYOID, INT8ARRAYOID, BOOLOID,
+		INT8ARRAYOID, INT4ARRAYOID};
 		Oid			ptypes[3] = {INT8OID, FLOAT8OID, TEXTOID};
 
-		round_plan = SPI_prepare("SELECT queue, concurrency, paused, due, next_at FROM pgapp._job_supervise($1, $2, $3, $4)",
-								 4, types);
+		round_plan = SPI_prepare("SELECT queue, concurrency, paused, due, next_at"
+								 "  FROM pgapp._job_supervise($1, $2, $3, $4, $5, $6, $7)",
+								 7, types);
 		if (round_plan == NULL || SPI_keepplan(round_plan) != 0)
 			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
 		progress_plan = SPI_prepare("SELECT pgapp.broadcast('jobs:' OPERATOR(pg_catalog.||) $1, 'progress',"
@@ -504,6 +518,21 @@ supervise(TimestampTz *since, TimestampTz *last_prune)
 	values[1] = TimestampTzGetDatum(*since);
 	values[0] = live_workers();
 	values[2] = ended_array(&values[3]);
+	/*
+	 * Looking for lost jobs reads every executing one: on the first round,
+	 * when workers ended, and once a second (external leases).
+	 */
+	rescue = last_rescue == 0 || ended_workers != NIL || now - last_rescue >= RESCUE_EVERY_USECS;
+	values[4] = BoolGetDatum(rescue);
+	/* the jobs that were running when the server crashed (jobs_running.c) */
+	ncrashed = pgapp_jobs_running_crashed(crashed, crashed_attempts, crashed_where, RESCUE_CRASHED_MAX);
+	elems = palloc(sizeof(Datum) * (ncrashed + 1));
+	for (int k = 0; k < ncrashed; k++)
+		elems[k] = Int64GetDatum(crashed[k]);
+	values[5] = PointerGetDatum(construct_array(elems, ncrashed, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	for (int k = 0; k < ncrashed; k++)
+		elems[k] = Int32GetDatum(crashed_attempts[k]);
+	values[6] = PointerGetDatum(construct_array(elems, ncrashed, INT4OID, 4, true, TYPALIGN_INT));
 	*since = now;
 	ret = SPI_execute_plan(round_plan, values, NULL, false, 0);
 	if (ret != SPI_OK_SELECT)
@@ -545,6 +574,9 @@ supervise(TimestampTz *since, TimestampTz *last_prune)
 		elog(ERROR, "SPI_finish failed: %s", SPI_result_code_string(ret));
 	PopActiveSnapshot();
 	CommitTransactionCommand();
+	if (rescue)
+		last_rescue = now;
+	pgapp_jobs_running_forget(crashed_where, ncrashed);
 	list_free_deep(ended_workers);
 	list_free_deep(ended_jobs);
 	ended_workers = ended_jobs = NIL;

@@ -37,8 +37,8 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
-#include "commands/extension.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "miscadmin.h"
@@ -94,6 +94,12 @@ release_slot(int code, Datum arg)
 		pg_atomic_write_u64(&s->cancel_job, 0);
 	}
 	LWLockRelease(jobs_shared->lock);
+	/*
+	 * The note of a job still running stays: this exit may be the end of a
+	 * server whose postmaster died, the claim's WAL never written.  Read
+	 * after a later restart, a note whose attempt was counted changes
+	 * nothing.
+	 */
 	pgapp_jobs_my_slot = NULL;
 }
 
@@ -142,6 +148,7 @@ cancel_check(void)
 typedef struct ClaimedJob
 {
 	int64		id;
+	int32		attempt;
 	Oid			worker;
 	Oid			owner;
 	Datum		args;			/* jsonb */
@@ -150,108 +157,229 @@ typedef struct ClaimedJob
 } ClaimedJob;
 
 /*
+ * The claim: the due jobs of the queue, highest priority first, locked
+ * with SKIP LOCKED and made executing (or discarded when past their
+ * discard_after), their attempt counted.  It is the same claim as
+ * pgapp._job_claim's (which fetch_jobs and rate-limited queues use) in one
+ * statement that also reads the queue: no row means the queue is gone; a
+ * paused queue claims nothing; a rate-limited one goes through
+ * pgapp._job_claim, which keeps the token bucket.  Keep the two in step.
+ * Run with search_path = pg_catalog (set for the claim's transaction).
+ */
+#define CLAIM_COLUMNS \
+	"c.id, c.worker::oid, c.owner, c.args," \
+	" ROW(c.id, c.queue, c.worker, c.attempt, c.max_attempts, c.priority," \
+	"     c.inserted_at, c.scheduled_at, c.errors)::pgapp.job_info, c.attempt"
+static const char *const claim_sql =
+	"WITH q AS ("
+	"    SELECT q.paused, q.rate_limit IS NOT NULL AS limited, q.concurrency"
+	"      FROM pgapp.queue AS q WHERE q.name = $1),"
+	" picked AS ("
+	"    SELECT j.id FROM pgapp.job AS j"
+	"     WHERE j.queue = $1 AND j.state IN ('scheduled', 'available', 'retryable')"
+	"       AND j.scheduled_at <= statement_timestamp()"
+	"       AND EXISTS (SELECT FROM q WHERE NOT q.paused AND NOT q.limited)"
+	"     ORDER BY j.priority, j.scheduled_at, j.id"
+	"     LIMIT $2"
+	"       FOR UPDATE OF j SKIP LOCKED),"
+	" claimed AS ("
+	"    UPDATE pgapp.job AS j"
+	"       SET state = CASE WHEN j.inserted_at + j.discard_after < statement_timestamp()"
+	"                        THEN 'discarded' ELSE 'executing' END::pgapp.job_state,"
+	"           discarded_at = CASE WHEN j.inserted_at + j.discard_after < statement_timestamp() THEN now() END,"
+	"           unique_key = CASE WHEN j.inserted_at + j.discard_after < statement_timestamp()"
+	"                             THEN NULL ELSE j.unique_key END,"
+	"           attempt = j.attempt + CASE WHEN j.inserted_at + j.discard_after < statement_timestamp() THEN 0 ELSE 1 END,"
+	"           attempted_at = statement_timestamp(), attempted_by = $3, lease = NULL, expires_at = NULL"
+	"     WHERE j.id = ANY (ARRAY(SELECT picked.id FROM picked))"
+	"    RETURNING j.*)"
+	" SELECT q.paused, q.limited, q.concurrency, " CLAIM_COLUMNS
+	"   FROM q LEFT JOIN claimed AS c ON c.state = 'executing'"
+	"  ORDER BY c.priority, c.scheduled_at, c.id";
+static const char *const limited_claim_sql =
+	"SELECT false, true, (SELECT q.concurrency FROM pgapp.queue AS q WHERE q.name = $1), " CLAIM_COLUMNS
+	"  FROM pgapp._job_claim($1, $2, $3, NULL) AS c"
+	" ORDER BY c.priority, c.scheduled_at, c.id";
+
+/*
+ * The statement_timeout a worker function sets for itself (SET clause), in
+ * ms, or pgapp.jobs_timeout.
+ */
+static int
+worker_timeout(Oid fn)
+{
+	HeapTuple	tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(fn));
+	int			timeout = pgapp_jobs_timeout;
+
+	if (HeapTupleIsValid(tup))
+	{
+		bool		isnull;
+		Datum		config = SysCacheGetAttr(PROCOID, tup, Anum_pg_proc_proconfig, &isnull);
+
+		if (!isnull)
+		{
+			ArrayType  *a = DatumGetArrayTypeP(config);
+			Datum	   *items;
+			int			n;
+
+			deconstruct_array(a, TEXTOID, -1, false, TYPALIGN_INT, &items, NULL, &n);
+			for (int i = 0; i < n; i++)
+			{
+				char	   *item = TextDatumGetCString(items[i]);
+				char	   *eq = strchr(item, '=');
+				int			ms;
+
+				if (eq != NULL && (size_t) (eq - item) == strlen("statement_timeout") &&
+					strncmp(item, "statement_timeout", eq - item) == 0 &&
+					parse_int(eq + 1, &ms, GUC_UNIT_MS, NULL))
+					timeout = ms;
+				pfree(item);
+			}
+		}
+		ReleaseSysCache(tup);
+	}
+	return timeout;
+}
+
+/* A setting for the rest of the transaction. */
+static void
+set_local(const char *name, const char *value)
+{
+	(void) set_config_option(name, value, PGC_SUSET, PGC_S_SESSION, GUC_ACTION_LOCAL, true, 0, false);
+}
+
+/* Run one claim statement (SPI connected); false when the queue is gone. */
+static bool
+run_claim(SPIPlanPtr plan, Datum *values)
+{
+	int			ret;
+
+	PG_TRY();
+	{
+		ret = SPI_execute_plan(plan, values, NULL, false, 0);
+		if (ret != SPI_OK_SELECT)
+			elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(ret));
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+		edata = CopyErrorData();
+		MemoryContextSwitchTo(old);
+		/* pgapp dropped (its tables with it), or the queue in a rate-limited claim */
+		if (edata->sqlerrcode != ERRCODE_UNDEFINED_OBJECT &&
+			edata->sqlerrcode != ERRCODE_UNDEFINED_TABLE &&
+			edata->sqlerrcode != ERRCODE_INVALID_SCHEMA_NAME &&
+			edata->sqlerrcode != ERRCODE_UNDEFINED_FUNCTION)
+			PG_RE_THROW();
+		FlushErrorState();
+		AbortCurrentTransaction();
+		leave("its queue was dropped, or pgapp is not installed");
+	}
+	PG_END_TRY();
+	return SPI_processed > 0;
+}
+
+/*
  * Claim a batch and commit.  Returns the jobs (in cxt), or NIL when none is
- * due; leaves when the queue is gone or pgapp is not installed.
+ * due; leaves when the queue is gone or pgapp is not installed.  *cap is
+ * the queue's concurrency.
+ *
+ * The claim's commit does not wait for its WAL flush: the job starts
+ * sooner.  A crash before the flush could lose the claim and the count of
+ * the attempt that crashed; the running job's note (jobs_running.c) keeps
+ * that count.
  */
 static List *
-claim_batch(MemoryContext cxt, const char *by, int n, bool *full)
+claim_batch(MemoryContext cxt, const char *by, int n, bool *full, int *cap)
 {
 	static SPIPlanPtr plan = NULL;
-	Oid			argtypes[3] = {TEXTOID, INT4OID, TEXTOID};
+	static SPIPlanPtr limited_plan = NULL;
 	Datum		values[3];
 	List	   *jobs = NIL;
 	int			ret;
-	bool		queue_gone = false;
+	bool		found;
+	bool		limited = false;
+	int			claimed = 0;
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
+	set_local("search_path", "pg_catalog, pg_temp");
+	set_local("synchronous_commit", "off");
 	PushActiveSnapshot(GetTransactionSnapshot());
 	pgstat_report_activity(STATE_RUNNING, "pgapp jobs: claiming");
 	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
-	if (!OidIsValid(get_extension_oid("pgapp", true)))
-		queue_gone = true;
-	else
+	if (plan == NULL)
 	{
-		if (plan == NULL)
-		{
-			plan = SPI_prepare("SELECT c.id, c.worker::pg_catalog.oid, c.owner, c.args,"
-							   "       ROW(c.id, c.queue, c.worker, c.attempt, c.max_attempts, c.priority,"
-							   "           c.inserted_at, c.scheduled_at, c.errors)::pgapp.job_info,"
-							   "       (SELECT o.option_value FROM pg_catalog.pg_options_to_table(p.proconfig) AS o"
-							   "         WHERE o.option_name OPERATOR(pg_catalog.=) 'statement_timeout'),"
-							   "       EXISTS (SELECT FROM pgapp.queue AS q WHERE q.name OPERATOR(pg_catalog.=) $1)"
-							   "  FROM pgapp._job_claim($1, $2, $3, NULL) AS c"
-							   "  LEFT JOIN pg_catalog.pg_proc AS p ON p.oid OPERATOR(pg_catalog.=) c.worker::pg_catalog.oid"
-							   " ORDER BY c.priority, c.scheduled_at, c.id",
-							   3, argtypes);
-			if (plan == NULL || SPI_keepplan(plan) != 0)
-				elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-		}
-		values[0] = CStringGetTextDatum(pgapp_jobs_my_slot->queue);
-		values[1] = Int32GetDatum(n);
-		values[2] = CStringGetTextDatum(by);
-		PG_TRY();
-		{
-			ret = SPI_execute_plan(plan, values, NULL, false, 0);
-		}
-		PG_CATCH();
-		{
-			ErrorData  *edata;
+		Oid			argtypes[3] = {TEXTOID, INT4OID, TEXTOID};
 
-			MemoryContextSwitchTo(cxt);
-			edata = CopyErrorData();
-			if (edata->sqlerrcode != ERRCODE_UNDEFINED_OBJECT)
-				PG_RE_THROW();
-			/* the queue was dropped */
-			FlushErrorState();
-			AbortCurrentTransaction();
-			leave("its queue was dropped");
-		}
-		PG_END_TRY();
-		if (ret != SPI_OK_SELECT)
-			elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(ret));
-		for (uint64 i = 0; !queue_gone && i < SPI_processed; i++)
-		{
-			HeapTuple	tup = SPI_tuptable->vals[i];
-			TupleDesc	desc = SPI_tuptable->tupdesc;
-			bool		isnull;
-			MemoryContext old;
-			ClaimedJob *j;
-			char	   *timeout;
+		plan = SPI_prepare(claim_sql, 3, argtypes);
+		if (plan == NULL || SPI_keepplan(plan) != 0)
+			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+		limited_plan = SPI_prepare(limited_claim_sql, 3, argtypes);
+		if (limited_plan == NULL || SPI_keepplan(limited_plan) != 0)
+			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+	}
+	values[0] = CStringGetTextDatum(pgapp_jobs_my_slot->queue);
+	values[1] = Int32GetDatum(n);
+	values[2] = CStringGetTextDatum(by);
+	found = run_claim(plan, values);
+	if (found)
+	{
+		bool		isnull;
 
-			old = MemoryContextSwitchTo(cxt);
-			j = palloc0(sizeof(ClaimedJob));
-			j->id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
-			j->worker = DatumGetObjectId(SPI_getbinval(tup, desc, 2, &isnull));
-			j->owner = DatumGetObjectId(SPI_getbinval(tup, desc, 3, &isnull));
-			j->args = datumCopy(SPI_getbinval(tup, desc, 4, &isnull), false, -1);
-			j->info = datumCopy(SPI_getbinval(tup, desc, 5, &isnull), false, -1);
-			timeout = SPI_getvalue(tup, desc, 6);
-			j->timeout_ms = pgapp_jobs_timeout;
-			if (timeout != NULL && !parse_int(timeout, &j->timeout_ms, GUC_UNIT_MS, NULL))
-				j->timeout_ms = pgapp_jobs_timeout;
-			jobs = lappend(jobs, j);
-			MemoryContextSwitchTo(old);
-		}
+		limited = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+		if (limited)
+			found = run_claim(limited_plan, values);
+	}
+	for (uint64 i = 0; found && i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+		MemoryContext old;
+		ClaimedJob *j;
+		Datum		id;
+
+		if (i == 0)
+			*cap = DatumGetInt32(SPI_getbinval(tup, desc, 3, &isnull));
+		id = SPI_getbinval(tup, desc, 4, &isnull);
+		if (isnull)
+			continue;			/* nothing claimed */
+		old = MemoryContextSwitchTo(cxt);
+		j = palloc0(sizeof(ClaimedJob));
+		j->id = DatumGetInt64(id);
+		j->worker = DatumGetObjectId(SPI_getbinval(tup, desc, 5, &isnull));
+		j->owner = DatumGetObjectId(SPI_getbinval(tup, desc, 6, &isnull));
+		j->args = datumCopy(SPI_getbinval(tup, desc, 7, &isnull), false, -1);
+		j->info = datumCopy(SPI_getbinval(tup, desc, 8, &isnull), false, -1);
+		j->attempt = DatumGetInt32(SPI_getbinval(tup, desc, 9, &isnull));
+		j->timeout_ms = worker_timeout(j->worker);
+		jobs = lappend(jobs, j);
+		MemoryContextSwitchTo(old);
+		claimed++;
 	}
 	if ((ret = SPI_finish()) != SPI_OK_FINISH)
 		elog(ERROR, "SPI_finish failed: %s", SPI_result_code_string(ret));
 	PopActiveSnapshot();
 	CommitTransactionCommand();
 	pgstat_report_activity(STATE_IDLE, NULL);
-	if (queue_gone)
-		leave("pgapp is not installed");
+	if (!found && !limited)
+		leave("its queue was dropped, or pgapp is not installed");
 	/*
 	 * Busy before anyone is told: the supervisor counts idle workers as
-	 * ready for the rest.  A full claim means more is likely due; another
-	 * worker (or the supervisor) takes it.
+	 * ready for the rest.  A full claim of more than one job means more is
+	 * likely due; another worker (or the supervisor, when the queue has
+	 * room for one more) takes it.  (A single job is what an idle queue's
+	 * enqueue makes due, and that enqueue's commit told the others.)
 	 */
 	if (jobs != NIL)
 		set_state(JOBS_BUSY);
-	*full = list_length(jobs) == n;
-	if (*full)
-		pgapp_jobs_wake_queue(MyDatabaseId, pgapp_jobs_my_slot->queue, pgapp_jobs_my_slot, false);
+	*full = claimed == n;
+	if (*full && n > 1)
+		pgapp_jobs_wake_queue(MyDatabaseId, pgapp_jobs_my_slot->queue, pgapp_jobs_my_slot, false, *cap, 1);
 	return jobs;
 }
 
@@ -324,7 +452,21 @@ add_completion(int64 id, Datum result, bool isnull, double progress)
 	MemoryContextSwitchTo(old);
 }
 
-/* Write the completions of the open transaction (SPI connected). */
+static int
+by_job_id(const void *a, const void *b)
+{
+	int64		x = DatumGetInt64(done.ids[*(const int *) a]);
+	int64		y = DatumGetInt64(done.ids[*(const int *) b]);
+
+	return (x > y) - (x < y);
+}
+
+/*
+ * Write the completions of the open transaction (SPI connected): one
+ * UPDATE that finds the rows by id (= ANY, an index scan whatever the
+ * statistics say) and each row's values by a binary search of its id in
+ * the sorted id array (width_bucket).
+ */
 static void
 flush_completions(void)
 {
@@ -334,6 +476,13 @@ flush_completions(void)
 	int			lbs[1] = {1};
 	int			ret;
 	MemoryContext old;
+	int		   *order;
+	Datum	   *ids;
+	Datum	   *results;
+	bool	   *result_nulls;
+	Datum	   *progress;
+	bool	   *progress_nulls;
+	Datum	   *at;
 
 	if (done.n == 0)
 		return;
@@ -341,24 +490,43 @@ flush_completions(void)
 	{
 		Oid			types[4] = {INT8ARRAYOID, JSONBARRAYOID, FLOAT8ARRAYOID, TIMESTAMPTZARRAYOID};
 
-		plan = SPI_prepare("UPDATE pgapp.job AS j SET state = 'completed', completed_at = c.at,"
-						   "       result = c.result, progress = c.progress, expires_at = NULL"
-						   "  FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3),"
-						   "                 pg_catalog.unnest($4)) AS c(id, result, progress, at)"
-						   " WHERE j.id OPERATOR(pg_catalog.=) c.id"
+		plan = SPI_prepare("UPDATE pgapp.job AS j SET state = 'completed',"
+						   "       completed_at = ($4)[pg_catalog.width_bucket(j.id, $1)],"
+						   "       result = ($2)[pg_catalog.width_bucket(j.id, $1)],"
+						   "       progress = ($3)[pg_catalog.width_bucket(j.id, $1)], expires_at = NULL"
+						   " WHERE j.id OPERATOR(pg_catalog.=) ANY ($1)"
 						   "   AND j.state OPERATOR(pg_catalog.=) 'executing'",
 						   4, types);
 		if (plan == NULL || SPI_keepplan(plan) != 0)
 			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
 	}
 	old = MemoryContextSwitchTo(done.cxt);
+	order = palloc(sizeof(int) * done.n);
+	for (int i = 0; i < done.n; i++)
+		order[i] = i;
+	qsort(order, done.n, sizeof(int), by_job_id);
+	ids = palloc(sizeof(Datum) * done.n);
+	results = palloc(sizeof(Datum) * done.n);
+	result_nulls = palloc(sizeof(bool) * done.n);
+	progress = palloc(sizeof(Datum) * done.n);
+	progress_nulls = palloc(sizeof(bool) * done.n);
+	at = palloc(sizeof(Datum) * done.n);
+	for (int i = 0; i < done.n; i++)
+	{
+		ids[i] = done.ids[order[i]];
+		results[i] = done.results[order[i]];
+		result_nulls[i] = done.result_nulls[order[i]];
+		progress[i] = done.progress[order[i]];
+		progress_nulls[i] = done.progress_nulls[order[i]];
+		at[i] = done.at[order[i]];
+	}
 	dims[0] = done.n;
-	values[0] = PointerGetDatum(construct_array(done.ids, done.n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-	values[1] = PointerGetDatum(construct_md_array(done.results, done.result_nulls, 1, dims, lbs,
+	values[0] = PointerGetDatum(construct_array(ids, done.n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	values[1] = PointerGetDatum(construct_md_array(results, result_nulls, 1, dims, lbs,
 												   JSONBOID, -1, false, TYPALIGN_INT));
-	values[2] = PointerGetDatum(construct_md_array(done.progress, done.progress_nulls, 1, dims, lbs,
+	values[2] = PointerGetDatum(construct_md_array(progress, progress_nulls, 1, dims, lbs,
 												   FLOAT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-	values[3] = PointerGetDatum(construct_array(done.at, done.n, TIMESTAMPTZOID, 8, FLOAT8PASSBYVAL,
+	values[3] = PointerGetDatum(construct_array(at, done.n, TIMESTAMPTZOID, 8, FLOAT8PASSBYVAL,
 												TYPALIGN_DOUBLE));
 	MemoryContextSwitchTo(old);
 	PushActiveSnapshot(GetTransactionSnapshot());
@@ -435,6 +603,7 @@ run_job(ClaimedJob *j, SPIPlanPtr fail_plan, MemoryContext job_cxt)
 	SpinLockRelease(&s->mutex);
 	s->job_started = GetCurrentTimestamp();
 	pg_atomic_write_u64(&s->job_id, (uint64) j->id);
+	pgapp_jobs_running_set(my_index, j->id, j->attempt);
 	cancel_requested = false;
 
 	GetUserIdAndSecContext(&saved_user, &saved_sec);
@@ -505,6 +674,7 @@ run_job(ClaimedJob *j, SPIPlanPtr fail_plan, MemoryContext job_cxt)
 			elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(ret));
 	}
 	PG_END_TRY();
+	pgapp_jobs_running_clear(my_index);
 	pg_atomic_write_u64(&s->job_id, 0);
 	pg_atomic_write_u64(&s->cancel_job, 0);
 	pg_atomic_fetch_add_u64(&s->jobs_done, 1);
@@ -597,6 +767,7 @@ pgapp_jobs_worker_main(Datum arg)
 	MemoryContext job_cxt;
 	TimestampTz idle_since;
 	int			claim_size = 1;
+	int			cap = 0;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
@@ -645,7 +816,7 @@ pgapp_jobs_worker_main(Datum arg)
 		if (s->stop_requested)
 			leave("its supervisor asked it to (lower concurrency, or the database left pgapp.databases)");
 		ResetLatch(MyLatch);
-		jobs = claim_batch(batch_cxt, by, claim_size, &full);
+		jobs = claim_batch(batch_cxt, by, claim_size, &full, &cap);
 		/*
 		 * Claims start at one job and double while they come back full, up
 		 * to pgapp.jobs_batch_size: a small backlog is shared by the queue's

@@ -79,6 +79,47 @@ check "no job is left executing" "$(q "SELECT count(*) FROM pgapp.job WHERE stat
 check "every job enqueued before the crashes is accounted for" \
     "$(q "SELECT string_agg(state::text, ',' ORDER BY id) FROM pgapp.job")" "completed,completed,completed"
 
+# --- the claim commits without waiting for its flush: a crash can lose it, and the
+# running job's note (a file in the data directory) counts the attempt instead.
+# Here the notes are written by hand while the server is stopped, for jobs whose
+# claim did not survive: one with attempts left, one at its last attempt.
+q "SELECT pgapp.create_queue('noted', 1, paused => true)" >/dev/null
+ja=$(q "SELECT pgapp.enqueue('noted', 'ok', '{\"a\": 1}', max_attempts => 3)")
+jb=$(q "SELECT pgapp.enqueue('noted', 'ok', '{\"b\": 1}', max_attempts => 1)")
+dboid=$(q "SELECT oid FROM pg_database WHERE datname = current_database()")
+pgctl -m fast stop
+perl -e 'binmode STDOUT; print pack("L4", 0x50474a52, 2, 0, 0), pack("Llq<", $ARGV[0], 1, $ARGV[1]),
+         pack("Llq<", $ARGV[0], 1, $ARGV[2])' "$dboid" "$ja" "$jb" >"$DATA/pgapp_jobs.running"
+pgctl start
+ready
+wait_for "SELECT attempt = 1 FROM pgapp.job WHERE id = $ja" 100
+check "a job noted as running at a crash whose claim was lost has its attempt counted" \
+    "$(q "SELECT state || ' ' || attempt || ' ' || (errors -> 0 ->> 'sqlstate') FROM pgapp.job WHERE id = $ja")" "available 1 57P01"
+check "one noted at its last attempt is discarded" \
+    "$(q "SELECT state || ' ' || attempt FROM pgapp.job WHERE id = $jb")" "discarded 1"
+check "the restart logs the noted jobs" \
+    "$(grep -c 'pgapp jobs: 2 job(s) were running when the server stopped' "$LOG" | awk '{print ($1 > 0)}')" 1
+q "SELECT pgapp.resume_queue('noted')" >/dev/null
+wait_for "SELECT state = 'completed' FROM pgapp.job WHERE id = $ja" 100
+check "the noted job then runs as its second attempt" \
+    "$(q "SELECT state || ' ' || attempt FROM pgapp.job WHERE id = $ja")" "completed 2"
+
+# --- a job that kills its backend (so the server restarts) each time it runs
+# stops after max_attempts, whether or not its claim reached the disk
+q "CREATE FUNCTION kill_server(args jsonb, job pgapp.job_info) RETURNS jsonb LANGUAGE plpgsql AS \$\$
+   BEGIN EXECUTE 'COPY (SELECT 1) TO PROGRAM ''kill -9 \$PPID'''; RETURN '{}'; END \$\$" >/dev/null
+q "SELECT pgapp.create_queue('killer', 1)" >/dev/null
+jk=$(q "SELECT pgapp.enqueue('killer', 'kill_server', '{}', max_attempts => 2)")
+for _ in $(seq 1 300); do
+    [ "$(q "SELECT state FROM pgapp.job WHERE id = $jk" 2>/dev/null)" = discarded ] && break
+    sleep 0.1
+done
+ready
+check "a job that kills the server every time is discarded after its 2 attempts" \
+    "$(q "SELECT state || ' ' || attempt || ' ' || jsonb_array_length(errors) FROM pgapp.job WHERE id = $jk")" "discarded 2 2"
+check "the server restarted twice for it" \
+    "$(grep -c "Failed process was running: pgapp jobs: job $jk\$" "$LOG")" 2
+
 # --- a queue whose workers keep crashing opens its circuit; another queue runs on
 q "SELECT pgapp.enqueue_many('crashy', 'crash', (SELECT jsonb_agg(jsonb_build_object('n', g)) FROM generate_series(1, 6) AS g), max_attempts => 1)" >/dev/null
 wait_for "SELECT count(*) >= 5 FROM pgapp.job WHERE queue = 'crashy' AND state = 'discarded'" 600
