@@ -2515,22 +2515,40 @@ $$;
 COMMENT ON FUNCTION pgapp.fetch_jobs(text, integer, interval) IS
 'Claim up to n due jobs of a queue for an external worker, which must finish them or renew the lease (heartbeat) before it ends';
 
-CREATE FUNCTION pgapp.heartbeat(ids bigint[])
+/*
+ * The external worker's calls on the jobs it fetched.  attempt (the job's
+ * attempt as fetch_jobs returned it) is the fetch's fencing token: given,
+ * the call acts only while the job is still that fetch -- not after its
+ * lease ran out and the job was rescued, fetched again and so renumbered.
+ */
+CREATE FUNCTION pgapp.heartbeat(ids bigint[], attempts integer[] DEFAULT NULL)
 RETURNS bigint[]
-LANGUAGE sql VOLATILE SECURITY DEFINER
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    held bigint[];
+BEGIN
+    IF attempts IS NOT NULL AND cardinality(attempts) <> cardinality(ids) THEN
+        RAISE EXCEPTION 'attempts must have one element per id' USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = format('Got %s id(s) and %s attempt(s).', cardinality(ids), cardinality(attempts)),
+            HINT = 'Pass each job''s attempt as fetch_jobs returned it, in the order of ids.';
+    END IF;
     WITH renewed AS (
         UPDATE pgapp.job AS j SET expires_at = statement_timestamp() + j.lease
-         WHERE j.id = ANY (ids) AND j.state = 'executing' AND j.lease IS NOT NULL
+         WHERE j.id IN (SELECT h.id FROM unnest(ids, attempts) AS h(id, attempt)
+                         WHERE attempts IS NULL OR h.attempt IS NOT DISTINCT FROM j.attempt)
+           AND j.state = 'executing' AND j.lease IS NOT NULL
         RETURNING j.id)
-    SELECT coalesce(array_agg(id ORDER BY id), '{}') FROM renewed
+    SELECT coalesce(array_agg(r.id ORDER BY r.id), '{}') INTO held FROM renewed AS r;
+    RETURN held;
+END
 $$;
 
-COMMENT ON FUNCTION pgapp.heartbeat(bigint[]) IS
-'Renew the leases of fetched jobs; returns the ids still held (a missing id was cancelled or rescued: stop working on it)';
+COMMENT ON FUNCTION pgapp.heartbeat(bigint[], integer[]) IS
+'Renew the leases of fetched jobs (attempts: their fencing tokens); returns the ids still held (a missing id was cancelled or rescued: stop working on it)';
 
-CREATE FUNCTION pgapp.complete_job(id bigint, result jsonb DEFAULT NULL)
+CREATE FUNCTION pgapp.complete_job(id bigint, result jsonb DEFAULT NULL, attempt integer DEFAULT NULL)
 RETURNS boolean
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -2541,7 +2559,8 @@ BEGIN
     END IF;
     UPDATE pgapp.job AS j
        SET state = 'completed', completed_at = clock_timestamp(), result = complete_job.result, expires_at = NULL
-     WHERE j.id = complete_job.id AND j.state = 'executing' AND j.lease IS NOT NULL;
+     WHERE j.id = complete_job.id AND j.state = 'executing' AND j.lease IS NOT NULL
+       AND (complete_job.attempt IS NULL OR j.attempt = complete_job.attempt);
     IF FOUND THEN
         RETURN true;
     END IF;
@@ -2553,10 +2572,10 @@ BEGIN
 END
 $$;
 
-COMMENT ON FUNCTION pgapp.complete_job(bigint, jsonb) IS
-'Record a fetched job as completed; false when it no longer runs (cancelled, or rescued after its lease ran out)';
+COMMENT ON FUNCTION pgapp.complete_job(bigint, jsonb, integer) IS
+'Record a fetched job as completed; false when it no longer runs (cancelled, or rescued after its lease ran out; with attempt, also when fetched again since)';
 
-CREATE FUNCTION pgapp.fail_job(id bigint, error text)
+CREATE FUNCTION pgapp.fail_job(id bigint, error text, attempt integer DEFAULT NULL)
 RETURNS boolean
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -2565,8 +2584,12 @@ BEGIN
     IF id IS NULL THEN
         RAISE EXCEPTION 'job id must not be null' USING ERRCODE = 'null_value_not_allowed';
     END IF;
-    IF EXISTS (SELECT FROM pgapp.job AS j WHERE j.id = fail_job.id AND j.lease IS NOT NULL)
-       AND pgapp._job_record_failure(id, jsonb_build_object('message', coalesce(error, 'failed'))) IS NOT NULL THEN
+    -- locked: the job stays this fetch's until its failure is recorded
+    PERFORM FROM pgapp.job AS j
+      WHERE j.id = fail_job.id AND j.state = 'executing' AND j.lease IS NOT NULL
+        AND (fail_job.attempt IS NULL OR j.attempt = fail_job.attempt)
+        FOR UPDATE;
+    IF FOUND AND pgapp._job_record_failure(id, jsonb_build_object('message', coalesce(error, 'failed'))) IS NOT NULL THEN
         RETURN true;
     END IF;
     PERFORM FROM pgapp.job AS j WHERE j.id = fail_job.id;
@@ -2577,8 +2600,9 @@ BEGIN
 END
 $$;
 
-COMMENT ON FUNCTION pgapp.fail_job(bigint, text) IS
-'Record a failed attempt of a fetched job: retryable after the backoff, or discarded after its last attempt';
+COMMENT ON FUNCTION pgapp.fail_job(bigint, text, integer) IS
+'Record a failed attempt of a fetched job (attempt: its fencing token): retryable after the backoff, or discarded after its last attempt';
+
 
 /*
  * Delete jobs finished longer ago than older_than, at most batch_size per
@@ -2910,10 +2934,10 @@ GRANT EXECUTE ON FUNCTION pgapp.create_queue(text, integer, boolean), pgapp.paus
     pgapp.resume_queue(text), pgapp.drop_queue(text, boolean), pgapp.prune_jobs(interval, integer),
     pgapp.limit_queue(text, integer, interval)
     TO pgapp_admin;
-REVOKE ALL ON FUNCTION pgapp.fetch_jobs(text, integer, interval), pgapp.heartbeat(bigint[]),
-    pgapp.complete_job(bigint, jsonb), pgapp.fail_job(bigint, text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION pgapp.fetch_jobs(text, integer, interval), pgapp.heartbeat(bigint[]),
-    pgapp.complete_job(bigint, jsonb), pgapp.fail_job(bigint, text) TO pgapp_worker, pgapp_admin;
+REVOKE ALL ON FUNCTION pgapp.fetch_jobs(text, integer, interval), pgapp.heartbeat(bigint[], integer[]),
+    pgapp.complete_job(bigint, jsonb, integer), pgapp.fail_job(bigint, text, integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION pgapp.fetch_jobs(text, integer, interval), pgapp.heartbeat(bigint[], integer[]),
+    pgapp.complete_job(bigint, jsonb, integer), pgapp.fail_job(bigint, text, integer) TO pgapp_worker, pgapp_admin;
 
 
 ---------------------------------------------------------------------------

@@ -9,13 +9,15 @@
  * worker whose slot has been given to another start leaves at once.
  *
  * One round:
- *	 1. claim due jobs (FOR UPDATE SKIP LOCKED, pgapp._job_claim) and
- *		commit: one at first, twice as many each time a claim comes back
- *		full, up to pgapp.jobs_batch_size (a small backlog is shared by the
- *		queue's workers, a large one taken in large batches; a full claim
- *		also wakes another worker).  Their attempts are recorded durably
+ *	 1. claim due jobs (FOR UPDATE SKIP LOCKED) and commit: one at
+ *		first, twice as many each time a claim comes back full, up to
+ *		pgapp.jobs_batch_size and to about one commit interval of work at
+ *		the queue's recent pace (a small backlog is shared by the queue's
+ *		workers, a large one of quick jobs taken in large batches; a full
+ *		claim also wakes another worker).  Their attempts are counted
  *		before they run, so a job that kills its process is not retried
- *		for ever (the supervisor rescues it, counting the attempt);
+ *		for ever: the claim commits without waiting for its flush, and the
+ *		running job's note (jobs_running.c) covers a crash before it;
  *	 2. run each job in a subtransaction, as the role that enqueued it:
  *		its effects and its completion commit together, and a failing job
  *		only rolls back itself, then records its error (retryable with
@@ -65,7 +67,7 @@
 
 #define CANCEL_CHECK_MS 100
 
-int			pgapp_jobs_batch_size = 500;
+int			pgapp_jobs_batch_size = 1000;
 int			pgapp_jobs_commit_interval = 200;
 int			pgapp_jobs_idle_timeout = 60;
 int			pgapp_jobs_timeout = 0;
@@ -768,6 +770,7 @@ pgapp_jobs_worker_main(Datum arg)
 	TimestampTz idle_since;
 	int			claim_size = 1;
 	int			cap = 0;
+	int64		job_usecs = 0;	/* how long a job takes, moving average */
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
@@ -825,8 +828,22 @@ pgapp_jobs_worker_main(Datum arg)
 		claim_size = full ? Min(claim_size * 2, Max(pgapp_jobs_batch_size, 1)) : 1;
 		if (jobs != NIL)
 		{
+			TimestampTz began = GetCurrentTimestamp();
+			int64		per_job;
+
 			set_state(JOBS_BUSY);
 			run_batch(jobs, job_cxt);
+			/*
+			 * ... and hold about one transaction's worth of work
+			 * (pgapp.jobs_commit_interval, at least 50 ms), by how long the
+			 * queue's jobs have been taking: quick jobs go in large batches,
+			 * slow ones a few at a time, so that jobs claimed by a busy
+			 * worker do not wait while another worker is idle.
+			 */
+			per_job = Max((GetCurrentTimestamp() - began) / list_length(jobs), 1);
+			job_usecs = job_usecs == 0 ? per_job : (3 * job_usecs + per_job) / 4;
+			claim_size = Min(claim_size,
+							 Max(1, Max(pgapp_jobs_commit_interval, 50) * (int64) 1000 / job_usecs));
 			MemoryContextReset(batch_cxt);
 			idle_since = GetCurrentTimestamp();
 			continue;

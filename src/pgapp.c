@@ -207,10 +207,10 @@ _PG_init(void)
 							NULL, NULL, NULL);
 
 	DefineCustomIntVariable("pgapp.jobs_batch_size",
-							"How many jobs a queue worker claims at once.",
-							"Fewer when the backlog is small, so that the queue's workers share it; the claim commits before the jobs run.",
+							"How many jobs a queue worker claims at once, at most.",
+							"Fewer when the backlog is small, so that the queue's workers share it, and when jobs are slow (about one pgapp.jobs_commit_interval of work); the claim commits before the jobs run.",
 							&pgapp_jobs_batch_size,
-							500, 1, 10000,
+							1000, 1, 10000,
 							PGC_SIGHUP,
 							0,
 							NULL, NULL, NULL);

@@ -32,7 +32,8 @@
 #    round); the medians count.  A run still going after RUN_TIMEOUT (60 s)
 #    stops and reports completed jobs / elapsed, marked *; that variant is
 #    not run again at that size.
-# 2. Latency on an idle queue (LATENCY): LATENCY_N jobs enqueued one at a time,
+# 2. Latency on an idle queue (LATENCY; run first, on the fresh cluster, as the
+#    throughput runs leave autovacuum work behind): LATENCY_N jobs enqueued one at a time,
 #    each after the previous one ran and LATENCY_PAUSE_MS more, after one
 #    warm-up job (pgapp's queue then has a live idle worker, which stays
 #    pgapp.jobs_idle_timeout = 60 s): commit -> handler start, p50 and p99.
@@ -188,6 +189,22 @@ echo "machine: $(nproc) cores, $(free -g | awk '/^Mem/ {print $2}') GiB, load $(
      "graphile-worker $(node -p "require('$HERE/node_modules/graphile-worker/package.json').version");" \
      "pg-boss $(node -p "require('$HERE/node_modules/pg-boss/package.json').version"); $(date -u '+%Y-%m-%d %H:%M UTC')"
 echo "$build"
+# latency first, on a fresh cluster: the throughput runs leave tables for
+# autovacuum to work on, and that noise belongs to neither system
+if [ -n "${LATENCY// /}" ]; then
+    echo "latency on an idle queue: $LATENCY_N jobs enqueued one at a time (${LATENCY_PAUSE_MS} ms apart), commit -> handler start (ms)"
+    for v in $LATENCY; do
+        case "$v" in
+            pgapp) node "$HERE/pgapp.mjs" latency "$LATENCY_N" "$LATENCY_PAUSE_MS" ;;
+            graphile-tuned) node "$HERE/graphile.mjs" latency "$LATENCY_N" "$LATENCY_PAUSE_MS" ;;
+            pg-boss) node "$HERE/pgboss.mjs" latency "$LATENCY_N" "$LATENCY_PAUSE_MS" ;;
+            *) echo "no latency run for $v" >&2 ;;
+        esac | sed 's/^RESULT /  /'
+    done
+    # the latency queue's idle worker leaves
+    psql_db pgapp -At -c "SELECT pgapp.drop_queue('lat', force => true)" >/dev/null
+fi
+
 declare -A runs capped
 ALL="$VARIANTS $EXTRA"
 if [ -n "${ALL// /}" ]; then
@@ -234,21 +251,8 @@ if [ -n "${ALL// /}" ]; then
              "run_commits: transactions that completed jobs):"
         sed 's/^/  /' "$DIR/pgapp.log"
     fi
-fi
-
-if [ -n "${LATENCY// /}" ]; then
-    # the throughput queue's idle workers leave
     psql_db pgapp -At -c "SELECT pgapp.drop_queue('bench', force => true) FROM pgapp.queue WHERE name = 'bench'" >/dev/null
     bench_psql -c 'ALTER SYSTEM RESET pgapp.jobs_batch_size' -c 'SELECT pg_reload_conf()' >/dev/null
-    echo "latency on an idle queue: $LATENCY_N jobs enqueued one at a time (${LATENCY_PAUSE_MS} ms apart), commit -> handler start (ms)"
-    for v in $LATENCY; do
-        case "$v" in
-            pgapp) node "$HERE/pgapp.mjs" latency "$LATENCY_N" "$LATENCY_PAUSE_MS" ;;
-            graphile-tuned) node "$HERE/graphile.mjs" latency "$LATENCY_N" "$LATENCY_PAUSE_MS" ;;
-            pg-boss) node "$HERE/pgboss.mjs" latency "$LATENCY_N" "$LATENCY_PAUSE_MS" ;;
-            *) echo "no latency run for $v" >&2 ;;
-        esac | sed 's/^RESULT /  /'
-    done
 fi
 
 # graphile-worker's first start looks for its migrations table: expected

@@ -3,7 +3,7 @@
 -- contract.  Only a queue of external workers (concurrency 0) is used, and
 -- everything is rolled back, so no background worker ever sees these jobs.
 BEGIN;
-SELECT plan(100);
+SELECT plan(109);
 
 -- The public jobs functions and the internal pgapp._job_* ones (pgapp.job_progress,
 -- which comes with the background workers, is left to their tests).
@@ -34,9 +34,9 @@ SELECT function_returns('pgapp', 'drop_queue', ARRAY['text', 'boolean'], 'void')
 SELECT function_returns('pgapp', 'schedule', ARRAY['text', 'text', 'text', 'regproc', 'jsonb'], 'bigint');
 SELECT function_returns('pgapp', 'unschedule', ARRAY['text'], 'boolean');
 SELECT function_returns('pgapp', 'fetch_jobs', ARRAY['text', 'integer', 'interval'], 'setof pgapp.job');
-SELECT function_returns('pgapp', 'heartbeat', ARRAY['bigint[]'], 'bigint[]');
-SELECT function_returns('pgapp', 'complete_job', ARRAY['bigint', 'jsonb'], 'boolean');
-SELECT function_returns('pgapp', 'fail_job', ARRAY['bigint', 'text'], 'boolean');
+SELECT function_returns('pgapp', 'heartbeat', ARRAY['bigint[]', 'integer[]'], 'bigint[]');
+SELECT function_returns('pgapp', 'complete_job', ARRAY['bigint', 'jsonb', 'integer'], 'boolean');
+SELECT function_returns('pgapp', 'fail_job', ARRAY['bigint', 'text', 'integer'], 'boolean');
 SELECT function_returns('pgapp', 'prune_jobs', ARRAY['interval', 'integer'], 'bigint');
 SELECT function_returns('pgapp', 'job_progress', ARRAY['numeric', 'text'], 'void');
 SELECT is((SELECT provolatile::text FROM pg_proc WHERE oid = 'pgapp.job_progress(numeric,text)'::regprocedure), 'v',
@@ -48,14 +48,14 @@ SELECT results_eq(
     $$SELECT proname::text COLLATE "default", array_to_string(proargnames, ',') COLLATE "default", pronargdefaults::integer
         FROM tap_jobs_fn WHERE proname NOT LIKE '\_%' ORDER BY proname$$,
     $$VALUES ('cancel_job', 'id', 0),
-             ('complete_job', 'id,result', 1),
+             ('complete_job', 'id,result,attempt', 2),
              ('create_queue', 'name,concurrency,paused', 1),
              ('drop_queue', 'name,force', 1),
              ('enqueue', 'queue,worker,args,scheduled_at,priority,max_attempts,unique_by,unique_for,discard_after', 7),
              ('enqueue_many', 'queue,worker,args_list,scheduled_at,priority,max_attempts,unique_by,unique_for,discard_after', 6),
-             ('fail_job', 'id,error', 0),
+             ('fail_job', 'id,error,attempt', 1),
              ('fetch_jobs', 'queue,n,lease', 1),
-             ('heartbeat', 'ids', 0),
+             ('heartbeat', 'ids,attempts', 1),
              ('job_backoff', 'attempt,max_attempts,jitter', 2),
              ('pause_queue', 'name', 0),
              ('prune_jobs', 'older_than,batch_size', 2),
@@ -144,16 +144,16 @@ SELECT is(ARRAY(SELECT f FROM unnest(ARRAY[
                     'pgapp.create_queue(text,integer,boolean)', 'pgapp.pause_queue(text)', 'pgapp.resume_queue(text)',
                     'pgapp.drop_queue(text,boolean)', 'pgapp.prune_jobs(interval,integer)',
                     'pgapp.limit_queue(text,integer,interval)',
-                    'pgapp.fetch_jobs(text,integer,interval)', 'pgapp.heartbeat(bigint[])',
-                    'pgapp.complete_job(bigint,jsonb)', 'pgapp.fail_job(bigint,text)']) AS f
+                    'pgapp.fetch_jobs(text,integer,interval)', 'pgapp.heartbeat(bigint[],integer[])',
+                    'pgapp.complete_job(bigint,jsonb,integer)', 'pgapp.fail_job(bigint,text,integer)']) AS f
                  WHERE to_regprocedure(f) IS NULL OR has_function_privilege('public', to_regprocedure(f), 'EXECUTE')),
     '{}'::text[], 'not everyone may administer queues or act as an external worker');
 SELECT is(ARRAY(SELECT sig FROM tap_jobs_fn WHERE proname LIKE '\_job\_%'
                    AND has_function_privilege('public', oid, 'EXECUTE') ORDER BY sig), '{}'::text[],
     'no internal pgapp._job_* function is executable by everyone');
 SELECT is(ARRAY(SELECT f FROM unnest(ARRAY[
-                    'pgapp.fetch_jobs(text,integer,interval)', 'pgapp.heartbeat(bigint[])',
-                    'pgapp.complete_job(bigint,jsonb)', 'pgapp.fail_job(bigint,text)']) AS f
+                    'pgapp.fetch_jobs(text,integer,interval)', 'pgapp.heartbeat(bigint[],integer[])',
+                    'pgapp.complete_job(bigint,jsonb,integer)', 'pgapp.fail_job(bigint,text,integer)']) AS f
                  WHERE to_regprocedure(f) IS NULL OR NOT has_function_privilege('pgapp_worker', to_regprocedure(f), 'EXECUTE')),
     '{}'::text[], 'pgapp_worker may fetch, heartbeat, complete and fail jobs');
 SELECT is(ARRAY(SELECT f FROM unnest(ARRAY[
@@ -332,6 +332,34 @@ SELECT results_eq($$SELECT args FROM pgapp.job WHERE queue = 'tap_ext' AND state
     $$VALUES ('{"n": 1}'::jsonb), ('{"later": true}'::jsonb), ('{"by": "user"}'::jsonb)$$,
     'pgapp_admin may read pgapp.job: the completed jobs');
 RESET ROLE;
+
+-- fencing: a job's attempt, as fetch_jobs returned it, is that fetch's token
+CREATE TEMP TABLE tap_fence_setup AS SELECT FROM pgapp.create_queue('tap_fence', 0);
+INSERT INTO tap_ids SELECT 'fenced', pgapp.enqueue('tap_fence', 'tap_job_worker', '{"f": 1}');
+CREATE TEMP TABLE tap_fetch1 AS SELECT id, attempt FROM pgapp.fetch_jobs('tap_fence', 1, lease => '1 second');
+-- its lease runs out (backdated here); the next fetch rescues the job and takes it again
+UPDATE pgapp.job SET expires_at = now() - interval '1 second' WHERE id = (SELECT id FROM tap_fetch1);
+CREATE TEMP TABLE tap_fetch2 AS SELECT id, attempt FROM pgapp.fetch_jobs('tap_fence', 1);
+SELECT results_eq($$SELECT f1.id = f2.id, f1.attempt, f2.attempt FROM tap_fetch1 AS f1, tap_fetch2 AS f2$$,
+    $$VALUES (true, 1, 2)$$, 'a job whose lease ran out is rescued and fetched again, as attempt 2');
+SELECT is(pgapp.heartbeat(ARRAY[id], ARRAY[attempt]), '{}'::bigint[],
+    'heartbeat with the first fetch''s attempt no longer holds the job') FROM tap_fetch1;
+SELECT is(pgapp.heartbeat(ARRAY[id], ARRAY[attempt]), ARRAY[id],
+    'heartbeat with the second fetch''s attempt holds it') FROM tap_fetch2;
+SELECT is(pgapp.complete_job(id, '{"by": 1}', attempt), false,
+    'complete_job with the first fetch''s attempt is refused') FROM tap_fetch1;
+SELECT is(pgapp.fail_job(id, 'late', attempt), false,
+    'fail_job with the first fetch''s attempt is refused') FROM tap_fetch1;
+SELECT is(pgapp.heartbeat(ARRAY[id]), ARRAY[id],
+    'heartbeat without attempts holds any fetched job, as API.md''s short call') FROM tap_fetch1;
+SELECT is(pgapp.complete_job(id, '{"by": 2}', attempt), true,
+    'complete_job with the current attempt completes the job') FROM tap_fetch2;
+SELECT results_eq($$SELECT state::text, result, jsonb_array_length(errors) FROM pgapp.job
+                    WHERE id = (SELECT id FROM tap_fetch1)$$,
+    $$VALUES ('completed', '{"by": 2}'::jsonb, 1)$$,
+    'the second fetch''s result is recorded; the first''s late calls changed nothing');
+SELECT throws_ok($$SELECT pgapp.heartbeat(ARRAY[1, 2]::bigint[], ARRAY[1])$$, '22023',
+    'attempts must have one element per id', 'heartbeat with attempts that do not match the ids is 22023');
 
 SELECT * FROM finish();
 ROLLBACK;

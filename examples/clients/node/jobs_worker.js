@@ -19,13 +19,16 @@
 // retry, a scheduled job falling due).  The worker LISTENs on that channel
 // and, when woken (or every pollInterval, in case a notification was
 // missed), claims jobs with pgapp.fetch_jobs(queue, n, lease).  Each job is
-// its own: it must be finished with pgapp.complete_job(id, result) or
-// pgapp.fail_job(id, error) before its lease runs out, or have the lease
-// renewed with pgapp.heartbeat(ids), which this worker does for all the
-// jobs it runs every lease/3.  heartbeat returns the ids still held: a job
-// missing from it was cancelled (pgapp.cancel_job) or rescued after its
-// lease ran out (and given to another worker), so its handler's signal is
-// aborted and its outcome is not reported.
+// its own: it must be finished with pgapp.complete_job(id, result, attempt)
+// or pgapp.fail_job(id, error, attempt) before its lease runs out, or have
+// the lease renewed with pgapp.heartbeat(ids, attempts), which this worker
+// does for all the jobs it runs every lease/3.  The job's attempt, as
+// fetch_jobs returned it, fences the calls: once a job was rescued and
+// fetched again, this worker's late calls change nothing.  heartbeat
+// returns the ids still held: a job missing from it was cancelled
+// (pgapp.cancel_job) or rescued after its lease ran out (and given to
+// another worker), so its handler's signal is aborted and its outcome is
+// not reported.
 //
 // The role the worker logs in as needs membership in pgapp_worker (GRANT
 // pgapp_worker TO thumbnailer).  One connection does everything: LISTEN,
@@ -208,8 +211,8 @@ class JobsWorker extends EventEmitter {
   async complete(entry, result) {
     const { job } = entry;
     try {
-      const { rows } = await this.sql('SELECT pgapp.complete_job($1, $2::jsonb) AS ok',
-        [job.id, result === undefined ? null : JSON.stringify(result)]);
+      const { rows } = await this.sql('SELECT pgapp.complete_job($1, $2::jsonb, $3) AS ok',
+        [job.id, result === undefined ? null : JSON.stringify(result), job.attempt]);
       if (rows[0].ok) this.emit('completed', job, result);
       else this.emit('lost', job, 'was cancelled or rescued before it completed');
     } catch (err) {
@@ -221,7 +224,8 @@ class JobsWorker extends EventEmitter {
   async fail(entry, error) {
     const { job } = entry;
     try {
-      const { rows } = await this.sql('SELECT pgapp.fail_job($1, $2) AS ok', [job.id, error.message || String(error)]);
+      const { rows } = await this.sql('SELECT pgapp.fail_job($1, $2, $3) AS ok',
+        [job.id, error.message || String(error), job.attempt]);
       if (rows[0].ok) this.emit('failed', job, error);
       else this.emit('lost', job, 'was cancelled or rescued before it failed');
     } catch (err) {
@@ -233,11 +237,13 @@ class JobsWorker extends EventEmitter {
   // Renew the leases of the running jobs; the ones not renewed are lost.
   async heartbeat() {
     if (this.heartbeating || !this.client) return;
-    const ids = [...this.jobs.values()].filter((e) => e.state === 'running').map((e) => e.job.id);
+    const running = [...this.jobs.values()].filter((e) => e.state === 'running');
+    const ids = running.map((e) => e.job.id);
     if (ids.length === 0) return;
     this.heartbeating = true;
     try {
-      const { rows } = await this.sql('SELECT pgapp.heartbeat($1::bigint[]) AS held', [ids]);
+      const { rows } = await this.sql('SELECT pgapp.heartbeat($1::bigint[], $2::int[]) AS held',
+        [ids, running.map((e) => e.job.attempt)]);
       const held = new Set(rows[0].held.map(String));
       for (const id of ids) {
         const entry = this.jobs.get(id);
