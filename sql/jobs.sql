@@ -95,7 +95,7 @@ SELECT id, args ->> 'job' AS job, state, attempt, attempted_by ~ '^external post
 -- claimed jobs are not fetched again
 SELECT array_agg(args ->> 'job') AS next FROM pgapp.fetch_jobs('api', 10);
 -- heartbeat renews each lease by its length and returns the ids still held
-UPDATE pgapp.job SET expires_at = now() WHERE queue = 'api' AND state = 'executing';
+UPDATE pgapp.job SET expires_at = now() + interval '3 seconds' WHERE queue = 'api' AND state = 'executing';
 SELECT pgapp.heartbeat(array_agg(id) || 999::bigint) = array_agg(id ORDER BY id) AS held_all_but_unknown
   FROM pgapp.job WHERE queue = 'api' AND state = 'executing';
 SELECT args ->> 'job' AS job, lease, expires_at - now() BETWEEN lease - interval '5 s' AND lease AS renewed
@@ -176,7 +176,7 @@ SELECT queue, concurrency, paused, scheduled, due, available, executing, retryab
 SELECT job_id, queue, worker, state, attempt, sqlstate, message FROM pgapp.job_errors ORDER BY job_id, attempt;
 
 -- pruning: finished jobs older than the retention, in batches
-UPDATE pgapp.job SET completed_at = now() - interval '2 days' WHERE state = 'completed';
+UPDATE pgapp.job SET inserted_at = now() - interval '3 days', completed_at = now() - interval '2 days' WHERE state = 'completed';
 SELECT pgapp.prune_jobs(batch_size => 1) AS pruned, pgapp.prune_jobs() AS pruned_rest;
 SELECT count(*) FILTER (WHERE state = 'completed') AS completed_left, count(*) > 0 AS others_kept FROM pgapp.job;
 SELECT * FROM pg_temp.show($$SELECT pgapp.prune_jobs(batch_size => 0)$$);

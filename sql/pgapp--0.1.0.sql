@@ -1904,6 +1904,11 @@ CREATE TABLE pgapp.job (
     expires_at    timestamptz,
     -- pgapp.cancel_job of a job a pgapp worker has claimed: the worker cancels it
     cancel_requested_at timestamptz,
+    -- waiting to be claimed (scheduled, available or retryable): the claim
+    -- index's predicate.  Not the state itself, so that a completion, which
+    -- changes the state but leaves the job unclaimable, touches no indexed
+    -- column and is a HOT update (no index entries written)
+    claimable     boolean NOT NULL GENERATED ALWAYS AS (state IN ('scheduled', 'available', 'retryable')) STORED,
     CONSTRAINT job_args_check CHECK (pg_catalog.jsonb_typeof(args) OPERATOR(pg_catalog.=) 'object'),
     CONSTRAINT job_max_attempts_check CHECK (max_attempts OPERATOR(pg_catalog.>=) 1),
     CONSTRAINT job_attempt_check CHECK (attempt OPERATOR(pg_catalog.>=) 0)
@@ -1912,21 +1917,20 @@ CREATE TABLE pgapp.job (
 COMMENT ON TABLE pgapp.job IS
 'Jobs: one row per job, finished ones pruned after pgapp.jobs_retention';
 
+-- The indexes never name state, completed_at, result or progress: a
+-- job's completion then rewrites its row in place when the page has room
+-- (HOT), and only the claim writes index entries (the primary key's).
 -- what a queue's workers claim next
-CREATE INDEX job_claim_idx ON pgapp.job (queue, priority, scheduled_at, id)
-    WHERE state IN ('scheduled', 'available', 'retryable');
--- what runs now: rescue of lost leases and workers, stats.  On id, not on
--- queue: "id = $1 AND state = 'executing'" (every completion) must find its
--- row at once, and the planner prefers this small index for it.
-CREATE INDEX job_executing_idx ON pgapp.job (id) WHERE state = 'executing';
--- when the next scheduled or retryable job falls due (the supervisor's wake-up)
-CREATE INDEX job_scheduled_idx ON pgapp.job (queue, scheduled_at)
-    WHERE state IN ('scheduled', 'retryable');
+CREATE INDEX job_claim_idx ON pgapp.job (queue, priority, scheduled_at, id) WHERE claimable;
+-- when the next scheduled or retryable job falls due (the supervisor's
+-- wake-up); jobs enqueued to run now are not in it
+CREATE INDEX job_scheduled_idx ON pgapp.job (queue, scheduled_at) WHERE claimable AND scheduled_at > inserted_at;
+-- external workers' leases, for their rescue when they run out
+CREATE INDEX job_leased_idx ON pgapp.job (expires_at) WHERE lease IS NOT NULL;
 -- one job per unique key and time bucket (pgapp.enqueue's unique_by / unique_for)
 CREATE UNIQUE INDEX job_unique_idx ON pgapp.job (unique_key) WHERE unique_key IS NOT NULL;
--- what pruning removes, oldest first
-CREATE INDEX job_finished_idx ON pgapp.job ((coalesce(completed_at, discarded_at, cancelled_at)))
-    WHERE state IN ('completed', 'discarded', 'cancelled');
+-- pruning: a job finished before a time was enqueued before it
+CREATE INDEX job_inserted_idx ON pgapp.job (inserted_at);
 
 -- What a worker function receives besides its args.
 CREATE TYPE pgapp.job_info AS (
@@ -2402,8 +2406,8 @@ DECLARE
 BEGIN
     WITH lost AS (
         SELECT j.id FROM pgapp.job AS j
-         WHERE j.state = 'executing' AND (_job_rescue_expired.queue IS NULL OR j.queue = _job_rescue_expired.queue)
-           AND j.expires_at < statement_timestamp()
+         WHERE j.lease IS NOT NULL AND j.expires_at < statement_timestamp() AND j.state = 'executing'
+           AND (_job_rescue_expired.queue IS NULL OR j.queue = _job_rescue_expired.queue)
            FOR UPDATE SKIP LOCKED)
     UPDATE pgapp.job AS j
        SET errors = j.errors || jsonb_build_array(jsonb_build_object(
@@ -2463,7 +2467,7 @@ BEGIN
     RETURN QUERY
     WITH picked AS (
         SELECT j.id FROM pgapp.job AS j
-         WHERE j.queue = q.name AND j.state IN ('scheduled', 'available', 'retryable')
+         WHERE j.queue = q.name AND j.claimable
            AND j.scheduled_at <= statement_timestamp()
          ORDER BY j.priority, j.scheduled_at, j.id
          LIMIT n
@@ -2623,9 +2627,11 @@ BEGIN
     END IF;
     DELETE FROM pgapp.job AS j
      WHERE j.id IN (SELECT x.id FROM pgapp.job AS x
-                     WHERE x.state IN ('completed', 'discarded', 'cancelled')
+                     -- finished before the cutoff, so enqueued before it too (job_inserted_idx)
+                     WHERE x.inserted_at < now() - age
+                       AND x.state IN ('completed', 'discarded', 'cancelled')
                        AND coalesce(x.completed_at, x.discarded_at, x.cancelled_at) < now() - age
-                     ORDER BY coalesce(x.completed_at, x.discarded_at, x.cancelled_at)
+                     ORDER BY x.inserted_at
                      LIMIT batch_size
                        FOR UPDATE SKIP LOCKED);
     GET DIAGNOSTICS n = ROW_COUNT;
@@ -2736,10 +2742,10 @@ $$;
  * the claim may be gone; the worker noted the running job in a file that
  * survives the crash: crashed / crashed_attempts); the jobs a worker that
  * ended had claimed but not started go back untouched; with rescue (the
- * first round, a round after workers ended, and once a second), executing
- * jobs of pgapp workers that are not among the live ones (read from shared
- * memory just before this statement began) become available again
- * (discarded after their last attempt), and expired external leases too;
+ * first round, and a round after workers ended), executing jobs of pgapp
+ * workers that are not among the live ones (read from shared memory just
+ * before this statement began) become available again (discarded after
+ * their last attempt); expired external leases too, every round;
  * external queues whose scheduled or retryable jobs fell due since the last
  * round are NOTIFYed; and each queue's state is returned: due = due jobs,
  * counted up to the concurrency; next_at = when the next one falls due.
@@ -2796,24 +2802,24 @@ BEGIN
                                  THEN NULL ELSE j.unique_key END,
                scheduled_at = now()
           FROM lost WHERE j.id = lost.id;
-        PERFORM pgapp._job_rescue_expired(NULL);
     END IF;
+    PERFORM pgapp._job_rescue_expired(NULL);
     PERFORM pg_notify('pgapp_jobs:' || q.name, jsonb_build_object('event', 'available', 'queue', q.name)::text)
        FROM pgapp.queue AS q
       WHERE q.concurrency = 0 AND NOT q.paused
         AND EXISTS (SELECT FROM pgapp.job AS j
-                     WHERE j.queue = q.name AND j.state IN ('scheduled', 'retryable', 'available')
+                     WHERE j.queue = q.name AND j.claimable
                        AND j.scheduled_at > since AND j.scheduled_at <= statement_timestamp()
                        AND j.inserted_at < j.scheduled_at);
     RETURN QUERY
     SELECT q.name, q.concurrency, q.paused,
            (SELECT count(*)::integer FROM (
                 SELECT FROM pgapp.job AS j
-                 WHERE j.queue = q.name AND j.state IN ('scheduled', 'available', 'retryable')
+                 WHERE j.queue = q.name AND j.claimable
                    AND j.scheduled_at <= statement_timestamp()
                  LIMIT greatest(q.concurrency, 1)) AS d),
            (SELECT j.scheduled_at FROM pgapp.job AS j
-             WHERE j.queue = q.name AND j.state IN ('scheduled', 'retryable')
+             WHERE j.queue = q.name AND j.claimable AND j.scheduled_at > j.inserted_at
                AND j.scheduled_at > statement_timestamp()
              ORDER BY j.scheduled_at LIMIT 1)
       FROM pgapp.queue AS q;

@@ -9,9 +9,9 @@
  * once a second) runs pgapp._job_supervise() in one transaction: it counts
  * the attempts of jobs that were running when the server crashed
  * (jobs_running.c), rescues executing jobs whose worker is gone (not among
- * the live workers this process read from shared memory just before) or
- * whose lease ran out -- on the first round, after workers ended, and once
- * a second, as that reads every executing job -- NOTIFYs external queues
+ * the live workers this process read from shared memory just before) -- on
+ * the first round and after workers ended, as that reads the whole table --
+ * or whose lease ran out, NOTIFYs external queues
  * whose scheduled jobs fell due, and returns each queue's concurrency,
  * pause, due work and next scheduled time.
  * Then, per queue:
@@ -54,7 +54,6 @@
 
 #define SUPERVISOR_POLL_MS 1000
 #define SUPERVISOR_MIN_ROUND_MS 5	/* rounds at most this often when woken */
-#define RESCUE_EVERY_USECS USECS_PER_SEC	/* lost jobs looked for at least this often */
 #define RESCUE_CRASHED_MAX 64		/* crashed jobs taken per round */
 #define PRUNE_EVERY_USECS (60 * USECS_PER_SEC)
 #define CIRCUIT_CRASHES 5
@@ -202,7 +201,8 @@ reap_workers(void)
 		if (started[i].handle == NULL && s->state == JOBS_FREE && s->pid != 0 &&
 			s->dboid == MyDatabaseId)
 		{
-			note_ended(s);
+			if (!s->clean_exit)
+				note_ended(s);
 			s->pid = 0;
 			pg_atomic_write_u64(&s->job_id, 0);
 		}
@@ -232,7 +232,8 @@ reap_workers(void)
 			}
 			else
 				crashed = !s->clean_exit;
-			if (s->pid != 0)
+			/* one that left on purpose had no claimed jobs: nothing to rescue */
+			if (s->pid != 0 && crashed)
 				note_ended(s);
 			s->pid = 0;
 			pg_atomic_write_u64(&s->job_id, 0);
@@ -519,10 +520,11 @@ supervise(TimestampTz *since, TimestampTz *last_prune)
 	values[0] = live_workers();
 	values[2] = ended_array(&values[3]);
 	/*
-	 * Looking for lost jobs reads every executing one: on the first round,
-	 * when workers ended, and once a second (external leases).
+	 * Looking for lost jobs reads the whole table: on the first round (a
+	 * restart, of the server or of this supervisor) and when workers ended
+	 * without leaving on purpose.
 	 */
-	rescue = last_rescue == 0 || ended_workers != NIL || now - last_rescue >= RESCUE_EVERY_USECS;
+	rescue = last_rescue == 0 || ended_workers != NIL;
 	values[4] = BoolGetDatum(rescue);
 	/* the jobs that were running when the server crashed (jobs_running.c) */
 	ncrashed = pgapp_jobs_running_crashed(crashed, crashed_attempts, crashed_where, RESCUE_CRASHED_MAX);

@@ -178,7 +178,7 @@ static const char *const claim_sql =
 	"      FROM pgapp.queue AS q WHERE q.name = $1),"
 	" picked AS ("
 	"    SELECT j.id FROM pgapp.job AS j"
-	"     WHERE j.queue = $1 AND j.state IN ('scheduled', 'available', 'retryable')"
+	"     WHERE j.queue = $1 AND j.claimable"
 	"       AND j.scheduled_at <= statement_timestamp()"
 	"       AND EXISTS (SELECT FROM q WHERE NOT q.paused AND NOT q.limited)"
 	"     ORDER BY j.priority, j.scheduled_at, j.id"

@@ -3,7 +3,7 @@
 -- contract.  Only a queue of external workers (concurrency 0) is used, and
 -- everything is rolled back, so no background worker ever sees these jobs.
 BEGIN;
-SELECT plan(109);
+SELECT plan(110);
 
 -- The public jobs functions and the internal pgapp._job_* ones (pgapp.job_progress,
 -- which comes with the background workers, is left to their tests).
@@ -95,9 +95,14 @@ SELECT results_eq(
              ('errors', 'jsonb', true), ('unique_key', 'text', false), ('progress', 'numeric', false),
              ('result', 'jsonb', false), ('owner', 'oid', true), ('attempted_by', 'text', false),
              ('lease', 'interval', false), ('expires_at', 'timestamp with time zone', false),
-             ('cancel_requested_at', 'timestamp with time zone', false)$$,
+             ('cancel_requested_at', 'timestamp with time zone', false),
+             ('claimable', 'boolean', true)$$,
     'pgapp.job: columns, types and NOT NULL (fetch_jobs returns these rows)');
 SELECT col_is_pk('pgapp', 'job', 'id', 'a job is known by its id');
+SELECT is(ARRAY(SELECT indexname::text FROM pg_indexes
+                 WHERE schemaname = 'pgapp' AND tablename = 'job'
+                   AND indexdef ~ '\m(state|completed_at|discarded_at|cancelled_at|result|progress|errors)\M'),
+    '{}'::text[], 'no index of pgapp.job names a column that finishing a job changes (so it can be a HOT update)');
 SELECT fk_ok('pgapp', 'job', 'queue', 'pgapp', 'queue', 'name');
 SELECT has_enum('pgapp', 'job_state', 'enum pgapp.job_state exists');
 SELECT enum_has_labels('pgapp', 'job_state',
