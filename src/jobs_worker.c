@@ -304,6 +304,8 @@ claim_batch(MemoryContext cxt, const char *by, int n, bool *full, int *cap)
 	bool		found;
 	bool		limited = false;
 	int			claimed = 0;
+	Oid			last_worker = InvalidOid;
+	int			last_timeout = 0;
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
@@ -358,7 +360,13 @@ claim_batch(MemoryContext cxt, const char *by, int n, bool *full, int *cap)
 		j->args = datumCopy(SPI_getbinval(tup, desc, 7, &isnull), false, -1);
 		j->info = datumCopy(SPI_getbinval(tup, desc, 8, &isnull), false, -1);
 		j->attempt = DatumGetInt32(SPI_getbinval(tup, desc, 9, &isnull));
-		j->timeout_ms = worker_timeout(j->worker);
+		/* a batch's jobs mostly share their worker function */
+		if (j->worker != last_worker)
+		{
+			last_worker = j->worker;
+			last_timeout = worker_timeout(j->worker);
+		}
+		j->timeout_ms = last_timeout;
 		jobs = lappend(jobs, j);
 		MemoryContextSwitchTo(old);
 		claimed++;

@@ -1,5 +1,7 @@
-// bench/jobs/pgapp.mjs: pgapp's latency on an idle queue (database "pgapp", schema.sql).
+// bench/jobs/pgapp.mjs: pgapp's latency on an idle queue (database "pgapp", schema.sql),
+// and the wait for a throughput run's end.
 //   node pgapp.mjs latency N PAUSE_MS
+//   node pgapp.mjs wait TIMEOUT_S
 // One warm-up job (it leaves the queue "lat" one live idle worker), then N jobs
 // enqueued one at a time, each after the previous one completed and PAUSE_MS
 // more.  Commit -> handler start: the enqueuing transaction's commit timestamp
@@ -55,6 +57,29 @@ async function latency(n, pauseMs) {
   await c.end();
 }
 
+// Wait until the throughput run's queue "bench" has no job left to run, or
+// TIMEOUT_S passed.  Polled from here, in autocommit statements, rather than
+// from a DO block in run.sh's psql session: a DO block is one statement whose
+// snapshot would hold back the xmin horizon for the whole run, so that no
+// dead index entry of a claimed job could be cleaned up while the workers
+// claim (the peers' drivers do not hold one either).
+async function wait(timeoutS) {
+  const c = await client('pgapp');
+  const until = Date.now() + timeoutS * 1000;
+  for (;;) {
+    const r = await c.query(
+      "SELECT NOT EXISTS (SELECT FROM pgapp.job WHERE queue = 'bench' AND claimable)" +
+      " AND NOT EXISTS (SELECT FROM pgapp.job WHERE queue = 'bench' AND state = 'executing') AS done");
+    if (r.rows[0].done || Date.now() > until) break;
+    await sleep(50);
+  }
+  await c.end();
+}
+
 const [mode, a, b] = process.argv.slice(2);
-if (mode !== 'latency') { console.error('usage: node pgapp.mjs latency N PAUSE_MS'); process.exit(2); }
-latency(Number(a || 500), Number(b || 20)).then(() => process.exit(0), (e) => { console.error(e); process.exit(1); });
+const main = {
+  latency: () => latency(Number(a || 500), Number(b || 20)),
+  wait: () => wait(Number(a || 60)),
+}[mode];
+if (!main) { console.error('usage: node pgapp.mjs latency N PAUSE_MS | wait TIMEOUT_S'); process.exit(2); }
+main().then(() => process.exit(0), (e) => { console.error(e); process.exit(1); });

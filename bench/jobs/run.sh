@@ -22,11 +22,9 @@
 #    - pg-boss: insert() of all the jobs in one call, then work() with
 #      batchSize 10 and burstWhenBatchFull; from work() until none is
 #      unfinished;
-#    - pgapp-b100 / pgapp-b1000 (EXTRA): pgapp with pgapp.jobs_batch_size 100
-#      and 1000 (ALTER SYSTEM + pg_reload_conf), the default being 500;
-#    - pgapp-noexecidx (opt-in, e.g. EXTRA="pgapp-noexecidx"): a diagnostic,
-#      pgapp with pgapp.job_executing_idx dropped for its runs (the completion
-#      UPDATE's plan; see docs/benchmarks.md).
+#    - pgapp-b100 / pgapp-b2000 (EXTRA; any pgapp-b<N>): pgapp with
+#      pgapp.jobs_batch_size 100 and 2000 (ALTER SYSTEM + pg_reload_conf), the
+#      default being 1000;
 #    Before each timed part: VACUUM ANALYZE of the system's database and a
 #    CHECKPOINT.  ROUNDS rounds, interleaved (every size and variant once per
 #    round); the medians count.  A run still going after RUN_TIMEOUT (60 s)
@@ -51,7 +49,7 @@ set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 SIZES=${SIZES:-"20000 100000"}
 VARIANTS=${VARIANTS-"pgapp graphile-tuned graphile-default pg-boss"}
-EXTRA=${EXTRA-"pgapp-b100 pgapp-b1000"}
+EXTRA=${EXTRA-"pgapp-b100 pgapp-b2000"}
 LATENCY=${LATENCY-"pgapp graphile-tuned pg-boss"}
 LATENCY_N=${LATENCY_N:-500}
 LATENCY_PAUSE_MS=${LATENCY_PAUSE_MS:-20}
@@ -80,11 +78,10 @@ psql_db pgapp -f "$HERE/schema.sql" >/dev/null
 node "$HERE/graphile.mjs" setup
 node "$HERE/pgboss.mjs" setup
 
-# A pgapp run: n jobs, batch size b (empty: the default); diag=noexecidx runs
-# it with pgapp.job_executing_idx dropped (see docs/benchmarks.md).  Prints
+# A pgapp run: n jobs, batch size b (empty: the default).  Prints
 # "jobs/s capped"; the details go to $DIR/pgapp.log.
 pgapp_run() {
-    local n=$1 b=$2 diag=${3:-} out
+    local n=$1 b=$2 out
     if [ -n "$b" ]; then
         bench_psql -c "ALTER SYSTEM SET pgapp.jobs_batch_size = $b" -c 'SELECT pg_reload_conf()' >/dev/null
     else
@@ -106,21 +103,11 @@ END \$\$;
 SELECT pgapp.create_queue('bench', 10, paused => true);
 SELECT cardinality(pgapp.enqueue_many('bench', 'bench_noop', (SELECT jsonb_agg('{}'::jsonb) FROM generate_series(1, $n))));
 SQL
-    if [ "$diag" = noexecidx ]; then
-        psql_db pgapp -c 'DROP INDEX pgapp.job_executing_idx'
-    fi
     psql_db pgapp -c 'VACUUM ANALYZE' -c 'CHECKPOINT'
     out=$(psql_db pgapp -At -F ' ' <<SQL
 SELECT current_setting('pgapp.jobs_batch_size') AS batch, count(*) AS queued FROM pgapp.job WHERE queue = 'bench' \gset
 SELECT now() AS t0 FROM pgapp.resume_queue('bench') \gset
-DO \$\$
-BEGIN
-    WHILE clock_timestamp() < now() + interval '$RUN_TIMEOUT s' LOOP
-        IF NOT EXISTS (SELECT FROM pgapp.job WHERE queue = 'bench'
-                        AND state NOT IN ('completed', 'discarded', 'cancelled')) THEN RETURN; END IF;
-        PERFORM pg_sleep(0.05);
-    END LOOP;
-END \$\$;
+\\! node "$HERE/pgapp.mjs" wait $RUN_TIMEOUT
 SELECT now() AS t_end, EXISTS (SELECT FROM pgapp.job WHERE queue = 'bench'
                                AND state NOT IN ('completed', 'discarded', 'cancelled')) AS capped \gset
 SELECT pgapp.pause_queue('bench') WHERE :'capped' \g /dev/null
@@ -139,10 +126,7 @@ SELECT round(count(*) FILTER (WHERE state = 'completed')
   FROM pgapp.job WHERE queue = 'bench';
 SQL
 )
-    if [ "$diag" = noexecidx ]; then
-        psql_db pgapp -c "CREATE INDEX job_executing_idx ON pgapp.job (queue) WHERE state = 'executing'"
-    fi
-    echo "pgapp${diag:+ ($diag)} n=$n ${out#* * }" >>"$DIR/pgapp.log"
+    echo "pgapp n=$n ${out#* * }" >>"$DIR/pgapp.log"
     case "$out" in
         *"queued=$n completed="*) echo "${out%% batch=*}" ;;
         *) echo "pgapp: $out" >&2; return 1 ;;
@@ -175,7 +159,6 @@ pgboss_run() { node "$HERE/pgboss.mjs" throughput "$1" | peer_result; }
 one_run() {
     case "$1" in
         pgapp) pgapp_run "$2" "" ;;
-        pgapp-noexecidx) pgapp_run "$2" "" noexecidx ;;
         pgapp-b*) pgapp_run "$2" "${1#pgapp-b}" ;;
         graphile-default) graphile_run "$2" default ;;
         graphile-tuned) graphile_run "$2" tuned ;;
