@@ -467,7 +467,7 @@ supervise(TimestampTz *since, TimestampTz *last_prune)
 {
 	static SPIPlanPtr round_plan = NULL;
 	static SPIPlanPtr progress_plan = NULL;
-	static TimestampTz last_rescue = 0;
+	static bool first_round = true;
 	TimestampTz now = GetCurrentTimestamp();
 	TimestampTz next_at = 0;
 	Datum		values[7];
@@ -524,7 +524,7 @@ supervise(TimestampTz *since, TimestampTz *last_prune)
 	 * restart, of the server or of this supervisor) and when workers ended
 	 * without leaving on purpose.
 	 */
-	rescue = last_rescue == 0 || ended_workers != NIL;
+	rescue = first_round || ended_workers != NIL;
 	values[4] = BoolGetDatum(rescue);
 	/* the jobs that were running when the server crashed (jobs_running.c) */
 	ncrashed = pgapp_jobs_running_crashed(crashed, crashed_attempts, crashed_where, RESCUE_CRASHED_MAX);
@@ -576,8 +576,7 @@ supervise(TimestampTz *since, TimestampTz *last_prune)
 		elog(ERROR, "SPI_finish failed: %s", SPI_result_code_string(ret));
 	PopActiveSnapshot();
 	CommitTransactionCommand();
-	if (rescue)
-		last_rescue = now;
+	first_round = false;
 	pgapp_jobs_running_forget(crashed_where, ncrashed);
 	list_free_deep(ended_workers);
 	list_free_deep(ended_jobs);
