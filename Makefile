@@ -39,6 +39,11 @@ EXTRA_CLEAN  = tmp_check_np/ output_np/ tmp_pgtap/
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
+# PGXS tracks no header dependencies (unless PostgreSQL was configured
+# with --enable-depend): a changed struct in src/*.h must rebuild every
+# object, or files built before it read shared memory with the old layout.
+$(OBJS): $(wildcard $(srcdir)/src/*.h)
+
 .PHONY: check-regress check-isolation check-nopreload pgtap
 
 check-regress:
