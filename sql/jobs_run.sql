@@ -186,8 +186,20 @@ SELECT state, attempt, jsonb_array_length(errors) AS errors, errors -> 0 ->> 'sq
 SELECT pgapp.enqueue('crashy', 'log_job', '{"after_crashes": true}') AS j13 \gset
 SELECT pg_temp.wait_job(:j13);
 
+-- slow jobs are claimed a few at a time: a claim holds about one commit
+-- interval (200 ms) of work at the queue's pace, here 150 ms a job, so after
+-- the first claim (one job) every claim takes one; by doubling alone the
+-- claims would have been 1, 2 and 3 jobs
+SELECT pgapp.create_queue('paced', 1);
+SELECT cardinality(pgapp.enqueue_many('paced', 'log_job', '[{"wait": 0.15}, {"wait": 0.15}, {"wait": 0.15},
+                                                            {"wait": 0.15}, {"wait": 0.15}, {"wait": 0.15}]')) AS paced;
+SELECT pg_temp.wait_job(max(id)) FROM pgapp.job WHERE queue = 'paced';
+SELECT count(*) AS claims, max(n) AS largest_claim, sum(n) AS jobs
+  FROM (SELECT count(*) AS n FROM pgapp.job WHERE queue = 'paced' AND state = 'completed'
+         GROUP BY attempted_by, attempted_at) AS c;
+
 SELECT attempt, sqlstate, message FROM pgapp.job_errors WHERE queue = 'run' ORDER BY job_id, attempt;
 SELECT pgapp.drop_queue('run', force => true), pgapp.drop_queue('other', force => true),
-       pgapp.drop_queue('crashy', force => true);
+       pgapp.drop_queue('crashy', force => true), pgapp.drop_queue('paced', force => true);
 DROP ROLE jobs_runner;
 SELECT dblink_disconnect('listener');
