@@ -2609,6 +2609,46 @@ COMMENT ON FUNCTION pgapp.fail_job(bigint, text, integer) IS
 
 
 /*
+ * An external worker's progress on a job it fetched (pgapp.job_progress is
+ * for jobs pgapp's workers run): kept in the job's progress column, shown
+ * by queue_stats, and broadcast on jobs:<id> as pgapp's workers' progress
+ * is.  attempt fences the call as for complete_job.
+ */
+CREATE FUNCTION pgapp.report_progress(id bigint, percent numeric, message text DEFAULT NULL,
+                                      attempt integer DEFAULT NULL)
+RETURNS boolean
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF id IS NULL OR percent IS NULL THEN
+        RAISE EXCEPTION 'job id and percent must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF NOT (percent >= 0 AND percent <= 100) THEN
+        RAISE EXCEPTION 'percent must be between 0 and 100' USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = format('Got %s.', percent);
+    END IF;
+    UPDATE pgapp.job AS j SET progress = report_progress.percent
+     WHERE j.id = report_progress.id AND j.state = 'executing' AND j.lease IS NOT NULL
+       AND (report_progress.attempt IS NULL OR j.attempt = report_progress.attempt);
+    IF NOT FOUND THEN
+        PERFORM FROM pgapp.job AS j WHERE j.id = report_progress.id;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'job % does not exist', id USING ERRCODE = 'undefined_object';
+        END IF;
+        RETURN false;
+    END IF;
+    PERFORM pgapp.broadcast('jobs:' || id, 'progress',
+                            jsonb_strip_nulls(jsonb_build_object('id', id, 'percent', percent, 'message', message)),
+                            'direct');
+    RETURN true;
+END
+$$;
+
+COMMENT ON FUNCTION pgapp.report_progress(bigint, numeric, text, integer) IS
+'An external worker''s progress on a fetched job (percent 0..100): kept on the job, shown by queue_stats, broadcast on jobs:<id>; false when the job is no longer that fetch''s';
+
+/*
  * Delete jobs finished longer ago than older_than, at most batch_size per
  * call (run it again while it returns batch_size).
  */
@@ -2685,9 +2725,16 @@ SELECT q.name AS queue, q.concurrency, q.paused,
                                              AND j.scheduled_at <= now()) AS oldest_due_age,
        (SELECT count(*) FROM pgapp._job_workers() AS w WHERE w.queue = q.name) AS workers,
        (SELECT count(*) FROM pgapp._job_workers() AS w WHERE w.queue = q.name AND w.job IS NOT NULL) AS busy,
-       (SELECT jsonb_agg(jsonb_strip_nulls(jsonb_build_object('job', w.job, 'percent', w.progress,
-                                                              'message', w.progress_message)) ORDER BY w.job)
-          FROM pgapp._job_workers() AS w WHERE w.queue = q.name AND w.progress IS NOT NULL) AS progress
+       (SELECT jsonb_agg(p.p ORDER BY p.job)
+          FROM (SELECT w.job, jsonb_strip_nulls(jsonb_build_object('job', w.job, 'percent', w.progress,
+                                                                   'message', w.progress_message)) AS p
+                  FROM pgapp._job_workers() AS w WHERE w.queue = q.name AND w.progress IS NOT NULL
+                UNION ALL
+                -- external workers' (pgapp.report_progress)
+                SELECT x.id, jsonb_build_object('job', x.id, 'percent', x.progress)
+                  FROM pgapp.job AS x
+                 WHERE x.queue = q.name AND x.state = 'executing' AND x.lease IS NOT NULL
+                   AND x.progress IS NOT NULL) AS p) AS progress
   FROM pgapp.queue AS q
   LEFT JOIN pgapp.job AS j ON j.queue = q.name
  GROUP BY q.name, q.concurrency, q.paused;
@@ -2941,9 +2988,11 @@ GRANT EXECUTE ON FUNCTION pgapp.create_queue(text, integer, boolean), pgapp.paus
     pgapp.limit_queue(text, integer, interval)
     TO pgapp_admin;
 REVOKE ALL ON FUNCTION pgapp.fetch_jobs(text, integer, interval), pgapp.heartbeat(bigint[], integer[]),
-    pgapp.complete_job(bigint, jsonb, integer), pgapp.fail_job(bigint, text, integer) FROM PUBLIC;
+    pgapp.complete_job(bigint, jsonb, integer), pgapp.fail_job(bigint, text, integer),
+    pgapp.report_progress(bigint, numeric, text, integer) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION pgapp.fetch_jobs(text, integer, interval), pgapp.heartbeat(bigint[], integer[]),
-    pgapp.complete_job(bigint, jsonb, integer), pgapp.fail_job(bigint, text, integer) TO pgapp_worker, pgapp_admin;
+    pgapp.complete_job(bigint, jsonb, integer), pgapp.fail_job(bigint, text, integer),
+    pgapp.report_progress(bigint, numeric, text, integer) TO pgapp_worker, pgapp_admin;
 
 
 ---------------------------------------------------------------------------

@@ -89,13 +89,33 @@ const jobRow = async (id) => (await db.query(
   `SELECT state::text, attempt, result, errors, attempted_by, scheduled_at > now() + interval '15 s' AS backed_off
      FROM pgapp.job WHERE id = $1`, [id])).rows[0];
 
+// Settled when a "progress" handler's report has returned (whichever side
+// asks first creates it).
+const progressedJobs = new Map();
+function progressed(id) {
+  const key = String(id);
+  if (!progressedJobs.has(key)) {
+    let resolve;
+    const promise = new Promise((r) => { resolve = r; });
+    progressedJobs.set(key, { promise, resolve });
+  }
+  return progressedJobs.get(key);
+}
+
 // What the handler does is up to the job's args: "echo" returns them,
 // "fail" throws, "sleep" takes ms milliseconds (stopping when its signal
 // aborts), "hold" runs until the test releases it, ignoring its signal
-// (a worker that froze), "until_aborted" runs until its signal aborts.
-async function handler(job, { signal }) {
+// (a worker that froze), "until_aborted" runs until its signal aborts,
+// "progress" reports 40% and then waits to be released.
+async function handler(job, { signal, progress }) {
   const { kind } = job.args;
   if (kind === 'echo') return { echo: job.args, attempt: job.attempt };
+  if (kind === 'progress') {
+    const held = await progress(40, 'rows 400 of 1000');
+    progressed(job.id).resolve(held);
+    await new Promise((resolve) => released.set(`${job.id}:${job.attempt}`, resolve));
+    return { reported: held };
+  }
   if (kind === 'fail') throw new Error(`no thumbnail for ${job.args.file}`);
   if (kind === 'sleep') {
     await new Promise((resolve, reject) => {
@@ -203,6 +223,20 @@ test('a failing handler records its error and makes the job retryable', async ()
   assert.equal(row.errors.length, 1);
   assert.equal(row.errors[0].message, 'no thumbnail for b.png');
   assert.equal(row.errors[0].attempt, 1);
+});
+
+test('a handler\'s progress is kept on the job and shown by queue_stats while it runs', async () => {
+  const id = await enqueue(QUEUE, { kind: 'progress' });
+  await main1.inbox.job.take(forJob(id));
+  assert.equal(await progressed(id).promise, true, 'report_progress returned true');
+  const row = (await db.query(`SELECT j.progress::float8 AS progress, s.progress AS stats
+                                 FROM pgapp.job AS j JOIN pgapp.queue_stats AS s ON s.queue = j.queue
+                                WHERE j.id = $1`, [id])).rows[0];
+  assert.equal(row.progress, 40);
+  assert.deepEqual(row.stats, [{ job: Number(id), percent: 40 }]);
+  released.get(`${id}:1`)();
+  const { more: result } = await main1.inbox.completed.take(forJob(id));
+  assert.deepEqual(result, { reported: true });
 });
 
 test('heartbeats keep a job that runs 2.5 times its lease', async () => {

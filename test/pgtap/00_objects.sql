@@ -104,6 +104,7 @@ SELECT set_eq(
         'function pgapp.presence_track(text,text,jsonb,interval,uuid)',
         'function pgapp.presence_untrack(text,text,uuid)',
         'function pgapp.prune_jobs(interval,integer)',
+        'function pgapp.report_progress(bigint,numeric,text,integer)',
         'function pgapp.rate_limit(text,integer,integer,text,integer,text)',
         'function pgapp.rate_limit(text,text)',
         'function pgapp.rate_limit_request()',

@@ -3,7 +3,7 @@
 -- contract.  Only a queue of external workers (concurrency 0) is used, and
 -- everything is rolled back, so no background worker ever sees these jobs.
 BEGIN;
-SELECT plan(110);
+SELECT plan(118);
 
 -- The public jobs functions and the internal pgapp._job_* ones (pgapp.job_progress,
 -- which comes with the background workers, is left to their tests).
@@ -16,7 +16,7 @@ SELECT p.oid, p.proname, p.oid::regprocedure::text AS sig, p.prosecdef, p.provol
    AND (p.proname LIKE '\_job\_%'
         OR p.proname IN ('enqueue', 'enqueue_many', 'cancel_job', 'retry_job', 'create_queue', 'pause_queue',
                          'resume_queue', 'drop_queue', 'schedule', 'unschedule', 'fetch_jobs', 'heartbeat',
-                         'complete_job', 'fail_job', 'prune_jobs', 'job_backoff'));
+                         'complete_job', 'fail_job', 'report_progress', 'prune_jobs', 'job_backoff'));
 
 ---------------------------------------------------------------------------
 -- Signatures (API.md section 6)
@@ -37,6 +37,7 @@ SELECT function_returns('pgapp', 'fetch_jobs', ARRAY['text', 'integer', 'interva
 SELECT function_returns('pgapp', 'heartbeat', ARRAY['bigint[]', 'integer[]'], 'bigint[]');
 SELECT function_returns('pgapp', 'complete_job', ARRAY['bigint', 'jsonb', 'integer'], 'boolean');
 SELECT function_returns('pgapp', 'fail_job', ARRAY['bigint', 'text', 'integer'], 'boolean');
+SELECT function_returns('pgapp', 'report_progress', ARRAY['bigint', 'numeric', 'text', 'integer'], 'boolean');
 SELECT function_returns('pgapp', 'prune_jobs', ARRAY['interval', 'integer'], 'bigint');
 SELECT function_returns('pgapp', 'job_progress', ARRAY['numeric', 'text'], 'void');
 SELECT is((SELECT provolatile::text FROM pg_proc WHERE oid = 'pgapp.job_progress(numeric,text)'::regprocedure), 'v',
@@ -59,6 +60,7 @@ SELECT results_eq(
              ('job_backoff', 'attempt,max_attempts,jitter', 2),
              ('pause_queue', 'name', 0),
              ('prune_jobs', 'older_than,batch_size', 2),
+             ('report_progress', 'id,percent,message,attempt', 2),
              ('resume_queue', 'name', 0),
              ('retry_job', 'id', 0),
              ('schedule', 'name,cron,queue,worker,args', 1),
@@ -150,7 +152,8 @@ SELECT is(ARRAY(SELECT f FROM unnest(ARRAY[
                     'pgapp.drop_queue(text,boolean)', 'pgapp.prune_jobs(interval,integer)',
                     'pgapp.limit_queue(text,integer,interval)',
                     'pgapp.fetch_jobs(text,integer,interval)', 'pgapp.heartbeat(bigint[],integer[])',
-                    'pgapp.complete_job(bigint,jsonb,integer)', 'pgapp.fail_job(bigint,text,integer)']) AS f
+                    'pgapp.complete_job(bigint,jsonb,integer)', 'pgapp.fail_job(bigint,text,integer)',
+                    'pgapp.report_progress(bigint,numeric,text,integer)']) AS f
                  WHERE to_regprocedure(f) IS NULL OR has_function_privilege('public', to_regprocedure(f), 'EXECUTE')),
     '{}'::text[], 'not everyone may administer queues or act as an external worker');
 SELECT is(ARRAY(SELECT sig FROM tap_jobs_fn WHERE proname LIKE '\_job\_%'
@@ -158,9 +161,10 @@ SELECT is(ARRAY(SELECT sig FROM tap_jobs_fn WHERE proname LIKE '\_job\_%'
     'no internal pgapp._job_* function is executable by everyone');
 SELECT is(ARRAY(SELECT f FROM unnest(ARRAY[
                     'pgapp.fetch_jobs(text,integer,interval)', 'pgapp.heartbeat(bigint[],integer[])',
-                    'pgapp.complete_job(bigint,jsonb,integer)', 'pgapp.fail_job(bigint,text,integer)']) AS f
+                    'pgapp.complete_job(bigint,jsonb,integer)', 'pgapp.fail_job(bigint,text,integer)',
+                    'pgapp.report_progress(bigint,numeric,text,integer)']) AS f
                  WHERE to_regprocedure(f) IS NULL OR NOT has_function_privilege('pgapp_worker', to_regprocedure(f), 'EXECUTE')),
-    '{}'::text[], 'pgapp_worker may fetch, heartbeat, complete and fail jobs');
+    '{}'::text[], 'pgapp_worker may fetch, heartbeat, complete and fail jobs and report progress');
 SELECT is(ARRAY(SELECT f FROM unnest(ARRAY[
                     'pgapp.create_queue(text,integer,boolean)', 'pgapp.pause_queue(text)', 'pgapp.resume_queue(text)',
                     'pgapp.drop_queue(text,boolean)', 'pgapp.prune_jobs(interval,integer)']) AS f
@@ -363,6 +367,25 @@ SELECT results_eq($$SELECT state::text, result, jsonb_array_length(errors) FROM 
                     WHERE id = (SELECT id FROM tap_fetch1)$$,
     $$VALUES ('completed', '{"by": 2}'::jsonb, 1)$$,
     'the second fetch''s result is recorded; the first''s late calls changed nothing');
+-- an external worker's progress
+INSERT INTO tap_ids SELECT 'progressing', pgapp.enqueue('tap_fence', 'tap_job_worker', '{"p": 1}');
+CREATE TEMP TABLE tap_fetch3 AS SELECT id, attempt FROM pgapp.fetch_jobs('tap_fence', 1);
+SELECT is(pgapp.report_progress(id, 40, 'rows 400 of 1000', attempt), true,
+    'report_progress on a fetched job returns true') FROM tap_fetch3;
+SELECT results_eq($$SELECT j.progress, s.progress FROM pgapp.job AS j, pgapp.queue_stats AS s
+                    WHERE j.id = (SELECT id FROM tap_fetch3) AND s.queue = 'tap_fence'$$,
+    $$SELECT 40::numeric, jsonb_build_array(jsonb_build_object('job', (SELECT id FROM tap_fetch3), 'percent', 40))$$,
+    'the progress is kept on the job and shown by queue_stats');
+SELECT is(pgapp.report_progress(id, 50, NULL, attempt + 1), false,
+    'report_progress with another fetch''s attempt is refused') FROM tap_fetch3;
+SELECT throws_ok($$SELECT pgapp.report_progress((SELECT id FROM tap_fetch3), 150)$$, '22023',
+    'percent must be between 0 and 100', 'report_progress outside 0..100 is 22023');
+SELECT throws_ok($$SELECT pgapp.report_progress(NULL, 10)$$, '22004',
+    'job id and percent must not be null', 'report_progress of a NULL job is 22004');
+SELECT throws_ok($$SELECT pgapp.report_progress(-1, 10)$$, '42704', 'job -1 does not exist',
+    'report_progress of an unknown job is 42704');
+SELECT is(pgapp.report_progress((SELECT id FROM tap_ids WHERE label = 'plain'), 10), false,
+    'report_progress of a job that no longer runs returns false');
 SELECT throws_ok($$SELECT pgapp.heartbeat(ARRAY[1, 2]::bigint[], ARRAY[1])$$, '22023',
     'attempts must have one element per id', 'heartbeat with attempts that do not match the ids is 22023');
 

@@ -72,7 +72,7 @@ class JobsWorker extends EventEmitter {
   } = {}) {
     super();
     if (typeof queue !== 'string' || queue === '') throw new TypeError('queue must be a queue name');
-    if (typeof handler !== 'function') throw new TypeError('handler must be a function (job, { signal }) => result');
+    if (typeof handler !== 'function') throw new TypeError('handler must be a function (job, { signal, progress }) => result');
     if (!(Number.isInteger(concurrency) && concurrency >= 1)) throw new TypeError('concurrency must be a positive integer');
     if (!(lease >= 1)) throw new TypeError('lease must be at least 1 second');
     this.queue = queue;
@@ -191,7 +191,11 @@ class JobsWorker extends EventEmitter {
       let result;
       let error = null;
       try {
-        result = await this.handler(job, { signal: entry.controller.signal, worker: this });
+        result = await this.handler(job, {
+          signal: entry.controller.signal,
+          worker: this,
+          progress: (percent, message) => this.progress(entry, percent, message),
+        });
       } catch (err) {
         error = err instanceof Error ? err : new Error(String(err));
       }
@@ -219,6 +223,16 @@ class JobsWorker extends EventEmitter {
       err.job = job;
       this.emit('error', err);
     }
+  }
+
+  // The handler's progress (percent 0..100, an optional message): kept on
+  // the job, shown by pgapp.queue_stats, broadcast on "jobs:<id>".  Resolves
+  // to false when the job is no longer this worker's.
+  async progress(entry, percent, message = null) {
+    const { job } = entry;
+    const { rows } = await this.sql('SELECT pgapp.report_progress($1, $2, $3, $4) AS ok',
+      [job.id, percent, message, job.attempt]);
+    return rows[0].ok;
   }
 
   async fail(entry, error) {
