@@ -100,6 +100,13 @@ SELECT pgapp.heartbeat(array_agg(id) || 999::bigint) = array_agg(id ORDER BY id)
   FROM pgapp.job WHERE queue = 'api' AND state = 'executing';
 SELECT args ->> 'job' AS job, lease, expires_at - now() BETWEEN lease - interval '5 s' AND lease AS renewed
   FROM pgapp.job WHERE queue = 'api' AND state = 'executing' ORDER BY id;
+-- an external worker's progress: kept on the job, broadcast on jobs:<id>
+SELECT pg_temp.listen('jobs:' || id) IS NOT NULL AS listening FROM pgapp.job WHERE args ->> 'job' = 'urgent';
+SELECT pgapp.report_progress(id, 25, 'a quarter', attempt) AS reported FROM pgapp.job WHERE args ->> 'job' = 'urgent';
+SELECT pg_temp.wait_for('progress');
+SELECT g.channel = 'jobs:' || j.id AS on_its_topic, (g.message -> 'payload' ->> 'id')::bigint = j.id AS its_id,
+       (g.message -> 'payload') - 'id' AS payload, j.progress
+  FROM pg_temp.received() AS g, pgapp.job AS j WHERE j.args ->> 'job' = 'urgent';
 SELECT pgapp.complete_job(id, '{"sent": true}') AS completed FROM pgapp.job WHERE args ->> 'job' = 'urgent';
 SELECT pgapp.complete_job(id) AS again FROM pgapp.job WHERE args ->> 'job' = 'urgent';
 SELECT pgapp.fail_job(id, 'smtp timeout') AS failed FROM pgapp.job WHERE args ->> 'job' = 'a';
