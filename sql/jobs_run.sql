@@ -186,6 +186,14 @@ SELECT state, attempt, jsonb_array_length(errors) AS errors, errors -> 0 ->> 'sq
 SELECT pgapp.enqueue('crashy', 'log_job', '{"after_crashes": true}') AS j13 \gset
 SELECT pg_temp.wait_job(:j13);
 
+-- past discard_after, a worker's claim discards the job instead of running it
+-- (the workers' claim statement, jobs_worker.c; fetch_jobs's is tested in jobs.sql)
+SELECT pgapp.enqueue('run', 'log_job', '{"stale": true}', discard_after => '1 microsecond') AS j14 \gset
+SELECT pg_temp.wait_job(:j14, '{discarded}');
+SELECT state, attempt, discarded_at IS NOT NULL AS discarded_at_set,
+       (SELECT count(*) FROM public.job_log WHERE job_id = :j14) AS runs
+  FROM pgapp.job WHERE id = :j14;
+
 -- slow jobs are claimed a few at a time: a claim holds about one commit
 -- interval (200 ms) of work at the queue's pace, here 150 ms a job, so after
 -- the first claim (one job) every claim takes one; by doubling alone the
