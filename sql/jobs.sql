@@ -183,10 +183,30 @@ SELECT queue, concurrency, paused, scheduled, due, available, executing, retryab
 SELECT job_id, queue, worker, state, attempt, sqlstate, message FROM pgapp.job_errors ORDER BY job_id, attempt;
 
 -- pruning: finished jobs older than the retention, in batches
+-- (the times are made up: no prune may have noted the ids issued since then, see below)
+TRUNCATE pgapp.job_prune_mark;
 UPDATE pgapp.job SET inserted_at = now() - interval '3 days', completed_at = now() - interval '2 days' WHERE state = 'completed';
 SELECT pgapp.prune_jobs(batch_size => 1) AS pruned, pgapp.prune_jobs() AS pruned_rest;
 SELECT count(*) FILTER (WHERE state = 'completed') AS completed_left, count(*) > 0 AS others_kept FROM pgapp.job;
 SELECT * FROM pg_temp.show($$SELECT pgapp.prune_jobs(batch_size => 0)$$);
+-- each prune notes the last id issued; a later prune stops at the note of the first
+-- prune at or after its cutoff (jobs finished before it had their ids issued before it)
+SELECT count(*) AS marks, max(last_id) = (SELECT last_value FROM pgapp.job_id_seq) AS mark_is_last_id
+  FROM pgapp.job_prune_mark;
+SELECT pgapp.create_queue('prune', 0);
+SELECT pgapp.enqueue('prune', 'noop') AS before_mark \gset
+SELECT pgapp.enqueue('prune', 'noop') AS after_mark \gset
+TRUNCATE pgapp.job_prune_mark;
+INSERT INTO pgapp.job_prune_mark VALUES (now() - interval '2 days', 0), (now() - interval '12 hours', :before_mark);
+UPDATE pgapp.job SET state = 'completed', completed_at = now() - interval '3 days'
+ WHERE id IN (:before_mark, :after_mark);
+SELECT pgapp.prune_jobs() AS pruned_up_to_mark;
+SELECT id = :after_mark AS kept_past_mark FROM pgapp.job WHERE id IN (:before_mark, :after_mark);
+-- marks older than the retention go; the mark of this prune stays
+SELECT array_agg(last_id = :before_mark ORDER BY at) AS mark_12h_ago,
+       array_agg(at > now() - interval '1 minute' ORDER BY at) AS mark_now FROM pgapp.job_prune_mark;
+SELECT pgapp.prune_jobs() AS pruned_then;
+SELECT pgapp.drop_queue('prune', force => true);
 
 -- a queue's rate limit: at most max_jobs started per period (a token bucket)
 SELECT pgapp.create_queue('limited', 0);

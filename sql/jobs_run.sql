@@ -206,8 +206,45 @@ SELECT count(*) AS claims, max(n) AS largest_claim, sum(n) AS jobs
   FROM (SELECT count(*) AS n FROM pgapp.job WHERE queue = 'paced' AND state = 'completed'
          GROUP BY attempted_by, attempted_at) AS c;
 
+-- a worker started for a backlog takes its share of it once its first job
+-- showed the pace: 30 quick jobs due when the queue resumes, one worker, so
+-- claims of 1 and then the 29 left (by doubling alone: 1, 2, 4, 8 and 15).
+-- The share is bounded by one commit interval of work at that pace, and a
+-- new process's first job is slow (its caches are cold), on a loaded machine
+-- more than 200 ms / 29: a commit interval of 10 s for this part.  A new
+-- connection shows what the postmaster has loaded, so what a worker it starts
+-- next gets.
+CREATE FUNCTION pg_temp.wait_setting(name text, value text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE v text;
+BEGIN
+    FOR i IN 1..1000 LOOP
+        SELECT t.v INTO v FROM dblink(format('host=%s port=%s dbname=%s',
+                                             split_part(current_setting('unix_socket_directories'), ',', 1),
+                                             current_setting('port'), current_database()),
+                                      format('SHOW %I', name)) AS t(v text);
+        IF v = value THEN RETURN v; END IF;
+        PERFORM pg_sleep(0.01);
+    END LOOP;
+    RAISE EXCEPTION '% is still % after 10 s (waited for %)', name, v, value;
+END $$;
+ALTER SYSTEM SET pgapp.jobs_commit_interval = '10s';
+SELECT pg_reload_conf();
+SELECT pg_temp.wait_setting('pgapp.jobs_commit_interval', '10s');
+SELECT pgapp.create_queue('backlog', 1, paused => true);
+SELECT cardinality(pgapp.enqueue_many('backlog', 'log_job',
+                                      (SELECT jsonb_agg('{}'::jsonb) FROM generate_series(1, 30)))) AS backlog;
+SELECT pgapp.resume_queue('backlog');
+SELECT pg_temp.wait_job(max(id)) FROM pgapp.job WHERE queue = 'backlog';
+SELECT array_agg(n ORDER BY at) AS claims
+  FROM (SELECT attempted_at AS at, count(*) AS n FROM pgapp.job WHERE queue = 'backlog' AND state = 'completed'
+         GROUP BY attempted_by, attempted_at) AS c;
+ALTER SYSTEM RESET pgapp.jobs_commit_interval;
+SELECT pg_reload_conf();
+SELECT pg_temp.wait_setting('pgapp.jobs_commit_interval', '200ms');
+
 SELECT attempt, sqlstate, message FROM pgapp.job_errors WHERE queue = 'run' ORDER BY job_id, attempt;
 SELECT pgapp.drop_queue('run', force => true), pgapp.drop_queue('other', force => true),
-       pgapp.drop_queue('crashy', force => true), pgapp.drop_queue('paced', force => true);
+       pgapp.drop_queue('crashy', force => true), pgapp.drop_queue('paced', force => true),
+       pgapp.drop_queue('backlog', force => true);
 DROP ROLE jobs_runner;
 SELECT dblink_disconnect('listener');

@@ -1929,8 +1929,19 @@ CREATE INDEX job_scheduled_idx ON pgapp.job (queue, scheduled_at) WHERE claimabl
 CREATE INDEX job_leased_idx ON pgapp.job (expires_at) WHERE lease IS NOT NULL;
 -- one job per unique key and time bucket (pgapp.enqueue's unique_by / unique_for)
 CREATE UNIQUE INDEX job_unique_idx ON pgapp.job (unique_key) WHERE unique_key IS NOT NULL;
--- pruning: a job finished before a time was enqueued before it
-CREATE INDEX job_inserted_idx ON pgapp.job (inserted_at);
+
+-- Pruning's bound, instead of an index on inserted_at (which every claim
+-- would write to): at each prune, the last job id issued then.  A job that
+-- finished before a time had its id issued before it, so the jobs finished
+-- before a cutoff all have ids up to the mark of the first prune at or after
+-- that cutoff, and pruning walks the primary key up to there.
+CREATE TABLE pgapp.job_prune_mark (
+    at       timestamptz PRIMARY KEY,
+    last_id  bigint NOT NULL
+);
+
+COMMENT ON TABLE pgapp.job_prune_mark IS
+'The last job id issued at each pgapp.prune_jobs: where a later prune''s scan of the primary key stops';
 
 -- What a worker function receives besides its args.
 CREATE TYPE pgapp.job_info AS (
@@ -2660,21 +2671,38 @@ AS $$
 DECLARE
     age interval := coalesce(older_than, current_setting('pgapp.jobs_retention', true)::interval, interval '1 day');
     n bigint;
+    bound bigint;
 BEGIN
     IF age < interval '0' OR coalesce(batch_size, 0) < 1 THEN
         RAISE EXCEPTION 'older_than must not be negative and batch_size must be at least 1'
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    -- jobs finished before the cutoff have ids up to the first mark at or
+    -- after it (none yet: the last id issued now)
+    SELECT m.last_id INTO bound FROM pgapp.job_prune_mark AS m
+     WHERE m.at >= now() - age ORDER BY m.at LIMIT 1;
+    IF bound IS NULL THEN
+        bound := coalesce(pg_sequence_last_value('pgapp.job_id_seq'), 0);
+    END IF;
     DELETE FROM pgapp.job AS j
      WHERE j.id IN (SELECT x.id FROM pgapp.job AS x
-                     -- finished before the cutoff, so enqueued before it too (job_inserted_idx)
-                     WHERE x.inserted_at < now() - age
+                     WHERE x.id <= bound
                        AND x.state IN ('completed', 'discarded', 'cancelled')
                        AND coalesce(x.completed_at, x.discarded_at, x.cancelled_at) < now() - age
-                     ORDER BY x.inserted_at
+                     ORDER BY x.id
                      LIMIT batch_size
                        FOR UPDATE SKIP LOCKED);
     GET DIAGNOSTICS n = ROW_COUNT;
+    -- this prune's mark (one per second at most); marks before the cutoff
+    -- serve no later prune of that age (nor of the retention's, when a
+    -- shorter age was asked for)
+    INSERT INTO pgapp.job_prune_mark (at, last_id)
+    SELECT now(), coalesce(pg_sequence_last_value('pgapp.job_id_seq'), 0)
+     WHERE NOT EXISTS (SELECT FROM pgapp.job_prune_mark AS m WHERE m.at > now() - interval '1 second')
+    ON CONFLICT (at) DO NOTHING;
+    DELETE FROM pgapp.job_prune_mark AS m
+     WHERE m.at < now() - greatest(age, coalesce(current_setting('pgapp.jobs_retention', true)::interval,
+                                                 interval '1 day'));
     RETURN n;
 END
 $$;
@@ -2864,7 +2892,7 @@ BEGIN
                 SELECT FROM pgapp.job AS j
                  WHERE j.queue = q.name AND j.claimable
                    AND j.scheduled_at <= statement_timestamp()
-                 LIMIT greatest(q.concurrency, 1)) AS d),
+                 LIMIT greatest(q.concurrency, 1) * 64) AS d),
            (SELECT j.scheduled_at FROM pgapp.job AS j
              WHERE j.queue = q.name AND j.claimable AND j.scheduled_at > j.inserted_at
                AND j.scheduled_at > statement_timestamp()
@@ -2957,7 +2985,7 @@ COMMENT ON FUNCTION pgapp.unschedule(text) IS
 ---------------------------------------------------------------------------
 -- Jobs: privileges
 ---------------------------------------------------------------------------
-REVOKE ALL ON pgapp.queue, pgapp.job FROM PUBLIC;
+REVOKE ALL ON pgapp.queue, pgapp.job, pgapp.job_prune_mark FROM PUBLIC;
 GRANT SELECT ON pgapp.queue TO PUBLIC;
 GRANT INSERT, UPDATE, DELETE ON pgapp.queue TO pgapp_admin;
 GRANT SELECT ON pgapp.job, pgapp.queue_stats, pgapp.job_errors TO pgapp_admin;

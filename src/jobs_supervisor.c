@@ -249,7 +249,7 @@ reap_workers(void)
 }
 
 static bool
-start_worker(const char *queue)
+start_worker(const char *queue, int first_claim)
 {
 	BackgroundWorker bgw = {0};
 	int			index = -1;
@@ -280,6 +280,7 @@ start_worker(const char *queue)
 		s->generation = generation = s->generation + 1;
 		s->clean_exit = false;
 		s->stop_requested = false;
+		s->first_claim = first_claim;
 		s->since = GetCurrentTimestamp();
 		pg_atomic_write_u64(&s->job_id, 0);
 		pg_atomic_write_u64(&s->cancel_job, 0);
@@ -566,10 +567,19 @@ supervise(TimestampTz *since, TimestampTz *last_prune)
 			sleep_ms = Min(sleep_ms, Max((until - now) / 1000, 1));
 			continue;
 		}
-		/* due work beyond what the idle workers take, up to the concurrency */
-		for (int k = 0; k < Min(due - idle, concurrency - running); k++)
-			if (!start_worker(queue))
-				break;
+		/*
+		 * Due work beyond what the idle workers take, up to the concurrency.
+		 * A new worker is told its share of the backlog (due counts up to
+		 * 64 jobs a worker): after its first job it claims that much, rather
+		 * than doubling up to it from one job.
+		 */
+		{
+			int			starts = Min(due - idle, concurrency - running);
+
+			for (int k = 0; k < starts; k++)
+				if (!start_worker(queue, Max(1, due / Max(running + starts, 1))))
+					break;
+		}
 	}
 	relay_progress(progress_plan);
 	if ((ret = SPI_finish()) != SPI_OK_FINISH)

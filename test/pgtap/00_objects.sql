@@ -146,6 +146,7 @@ SELECT set_eq(
         'sequence pgapp.transition_log_id_seq',
         'table pgapp.changeset_def',
         'table pgapp.job',
+        'table pgapp.job_prune_mark',
         'table pgapp.machine',
         'table pgapp.message',
         'table pgapp.outbox',

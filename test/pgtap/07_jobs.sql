@@ -3,7 +3,7 @@
 -- contract.  Only a queue of external workers (concurrency 0) is used, and
 -- everything is rolled back, so no background worker ever sees these jobs.
 BEGIN;
-SELECT plan(118);
+SELECT plan(120);
 
 -- The public jobs functions and the internal pgapp._job_* ones (pgapp.job_progress,
 -- which comes with the background workers, is left to their tests).
@@ -105,6 +105,10 @@ SELECT is(ARRAY(SELECT indexname::text FROM pg_indexes
                  WHERE schemaname = 'pgapp' AND tablename = 'job'
                    AND indexdef ~ '\m(state|completed_at|discarded_at|cancelled_at|result|progress|errors)\M'),
     '{}'::text[], 'no index of pgapp.job names a column that finishing a job changes (so it can be a HOT update)');
+SELECT is(ARRAY(SELECT indexrelid::regclass::text FROM pg_index
+                 WHERE indrelid = 'pgapp.job'::regclass AND indpred IS NULL),
+    ARRAY['pgapp.job_pkey'],
+    'the primary key is the only index of pgapp.job over every row (a claim writes one index entry)');
 SELECT fk_ok('pgapp', 'job', 'queue', 'pgapp', 'queue', 'name');
 SELECT has_enum('pgapp', 'job_state', 'enum pgapp.job_state exists');
 SELECT enum_has_labels('pgapp', 'job_state',
@@ -185,6 +189,9 @@ SELECT ok(has_table_privilege('pgapp_admin', 'pgapp.job', 'SELECT')
       AND has_table_privilege('pgapp_admin', 'pgapp.job_errors', 'SELECT')
       AND has_table_privilege('pgapp_admin', 'pgapp.queue', 'SELECT, INSERT, UPDATE, DELETE'),
     'pgapp_admin may read jobs, queue_stats and job_errors and change queues');
+SELECT ok(NOT has_table_privilege('public', 'pgapp.job_prune_mark', 'SELECT, INSERT, UPDATE, DELETE')
+      AND NOT has_table_privilege('pgapp_admin', 'pgapp.job_prune_mark', 'INSERT, UPDATE, DELETE'),
+    'only pgapp.prune_jobs writes its marks');
 SELECT ok(NOT has_table_privilege('public', 'pgapp.job', 'SELECT, INSERT, UPDATE, DELETE')
       AND NOT has_table_privilege('public', 'pgapp.queue_stats', 'SELECT')
       AND NOT has_table_privilege('public', 'pgapp.job_errors', 'SELECT')
