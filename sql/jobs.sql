@@ -71,7 +71,19 @@ SELECT pgapp.enqueue('ext', 'noop', '{"tick": 1}', unique_for => '1 microsecond'
 SELECT pgapp.enqueue('ext', 'noop', '{"once": true}', unique_by => '{once}') AS once_id \gset
 SELECT pgapp.enqueue('ext', 'noop', '{"once": true}', unique_by => '{once}') = :once_id AS still_same;
 SELECT pgapp.cancel_job(:once_id) AS cancelled;
-SELECT pgapp.enqueue('ext', 'noop', '{"once": true}', unique_by => '{once}') <> :once_id AS new_after_cancel;
+SELECT pgapp.enqueue('ext', 'noop', '{"once": true}', unique_by => '{once}') AS once2 \gset
+SELECT :once2 <> :once_id AS new_after_cancel;
+-- the cancelled job keeps its key, not holding it; retry_job takes it back
+-- unless another job holds it now
+SELECT id = :once_id AS first, state, unique_key IS NOT NULL AS has_key, holds_key
+  FROM pgapp.job WHERE id IN (:once_id, :once2) ORDER BY id;
+SELECT * FROM pg_temp.show(format('SELECT pgapp.retry_job(%s)', :once_id));
+SELECT state FROM pgapp.job WHERE id = :once_id;
+SELECT pgapp.cancel_job(:once2) AS cancelled_second, pgapp.retry_job(:once_id) AS retried_first;
+SELECT pgapp.enqueue('ext', 'noop', '{"once": true}', unique_by => '{once}') = :once_id AS first_holds_key_again;
+-- (and back: the second job available again, holding the key)
+SELECT pgapp.cancel_job(:once_id) AS cancelled_first, pgapp.retry_job(:once2) AS retried_second;
+SELECT id = :once_id AS first, state, holds_key FROM pgapp.job WHERE id IN (:once_id, :once2) ORDER BY id;
 
 -- backoff: 15 s + 2^attempt s, up to 10% jitter; scaled onto 20 attempts beyond that
 SELECT a, pgapp.job_backoff(a, 20, 0) AS no_jitter, pgapp.job_backoff(a, 20, 1) AS full_jitter

@@ -1909,6 +1909,10 @@ CREATE TABLE pgapp.job (
     -- changes the state but leaves the job unclaimable, touches no indexed
     -- column and is a HOT update (no index entries written)
     claimable     boolean NOT NULL GENERATED ALWAYS AS (state IN ('scheduled', 'available', 'retryable')) STORED,
+    -- the job holds its unique key (job_unique_idx): it has one and is not
+    -- discarded or cancelled.  The key itself stays on the job, so that
+    -- retry_job can take it back
+    holds_key     boolean NOT NULL GENERATED ALWAYS AS (unique_key IS NOT NULL AND state NOT IN ('discarded', 'cancelled')) STORED,
     CONSTRAINT job_args_check CHECK (pg_catalog.jsonb_typeof(args) OPERATOR(pg_catalog.=) 'object'),
     CONSTRAINT job_max_attempts_check CHECK (max_attempts OPERATOR(pg_catalog.>=) 1),
     CONSTRAINT job_attempt_check CHECK (attempt OPERATOR(pg_catalog.>=) 0)
@@ -1928,7 +1932,7 @@ CREATE INDEX job_scheduled_idx ON pgapp.job (queue, scheduled_at) WHERE claimabl
 -- external workers' leases, for their rescue when they run out
 CREATE INDEX job_leased_idx ON pgapp.job (expires_at) WHERE lease IS NOT NULL;
 -- one job per unique key and time bucket (pgapp.enqueue's unique_by / unique_for)
-CREATE UNIQUE INDEX job_unique_idx ON pgapp.job (unique_key) WHERE unique_key IS NOT NULL;
+CREATE UNIQUE INDEX job_unique_idx ON pgapp.job (unique_key) WHERE holds_key;
 
 -- Pruning's bound, instead of an index on inserted_at (which every claim
 -- would write to): at each prune, the last job id issued then.  A job that
@@ -2112,10 +2116,10 @@ BEGIN
                                         discard_after, owner, unique_key)
             VALUES (q.name, worker, a, st, coalesce(priority, 0), coalesce(max_attempts, 20), at,
                     discard_after, caller, k)
-            ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL DO NOTHING
+            ON CONFLICT (unique_key) WHERE holds_key DO NOTHING
             RETURNING j.id INTO jid;
             IF jid IS NULL THEN
-                SELECT j.id INTO jid FROM pgapp.job AS j WHERE j.unique_key = k;
+                SELECT j.id INTO jid FROM pgapp.job AS j WHERE j.unique_key = k AND j.holds_key;
                 IF NOT FOUND THEN
                     -- committed after this transaction's snapshot (REPEATABLE READ and up)
                     RAISE EXCEPTION 'could not serialize access due to a concurrent enqueue of the same unique job'
@@ -2200,7 +2204,7 @@ BEGIN
         RETURN true;
     END IF;
     UPDATE pgapp.job AS x
-       SET state = 'cancelled', cancelled_at = now(), unique_key = NULL, expires_at = NULL
+       SET state = 'cancelled', cancelled_at = now(), expires_at = NULL
      WHERE x.id = j.id;
     RETURN true;
 END
@@ -2221,10 +2225,23 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     j pgapp.job;
+    holder bigint;
 BEGIN
     j := pgapp._job_for_caller(id, caller);
     IF j.state IN ('available', 'executing') THEN
         RETURN false;
+    END IF;
+    -- a discarded or cancelled job takes its unique key back, unless another
+    -- job was enqueued with it meanwhile
+    IF NOT j.holds_key AND j.unique_key IS NOT NULL THEN
+        SELECT x.id INTO holder FROM pgapp.job AS x WHERE x.unique_key = j.unique_key AND x.holds_key;
+        IF FOUND THEN
+            RAISE EXCEPTION 'job % cannot run again: job % now holds its unique key', j.id, holder
+                USING ERRCODE = 'unique_violation',
+                      DETAIL = format('Job %s was %s, which released its key; job %s was enqueued with it since.',
+                                      j.id, j.state, holder),
+                      HINT = format('Job %s runs in its place; cancel it first to run job %s again.', holder, j.id);
+        END IF;
     END IF;
     UPDATE pgapp.job AS x
        SET state = 'available', scheduled_at = now(), completed_at = NULL, discarded_at = NULL,
@@ -2386,7 +2403,6 @@ BEGIN
            scheduled_at = CASE WHEN d.state = 'retryable' THEN d.retry_at ELSE j.scheduled_at END,
            discarded_at = CASE WHEN d.state = 'discarded' THEN clock_timestamp() END,
            cancelled_at = CASE WHEN d.state = 'cancelled' THEN clock_timestamp() END,
-           unique_key = CASE WHEN d.state IN ('discarded', 'cancelled') THEN NULL ELSE j.unique_key END,
            expires_at = NULL
       FROM (SELECT x.id,
                    clock_timestamp() + pgapp.job_backoff(x.attempt, x.max_attempts) AS retry_at,
@@ -2427,7 +2443,6 @@ BEGIN
                'worker', j.attempted_by)),
            state = CASE WHEN j.attempt >= j.max_attempts THEN 'discarded' ELSE 'available' END::pgapp.job_state,
            discarded_at = CASE WHEN j.attempt >= j.max_attempts THEN now() END,
-           unique_key = CASE WHEN j.attempt >= j.max_attempts THEN NULL ELSE j.unique_key END,
            scheduled_at = now(), expires_at = NULL
       FROM lost WHERE j.id = lost.id;
     GET DIAGNOSTICS n = ROW_COUNT;
@@ -2488,8 +2503,6 @@ BEGIN
            SET state = CASE WHEN j.inserted_at + j.discard_after < statement_timestamp()
                             THEN 'discarded' ELSE 'executing' END::pgapp.job_state,
                discarded_at = CASE WHEN j.inserted_at + j.discard_after < statement_timestamp() THEN now() END,
-               unique_key = CASE WHEN j.inserted_at + j.discard_after < statement_timestamp()
-                                 THEN NULL ELSE j.unique_key END,
                attempt = j.attempt + CASE WHEN j.inserted_at + j.discard_after < statement_timestamp() THEN 0 ELSE 1 END,
                attempted_at = statement_timestamp(),
                attempted_by = _job_claim.by,
@@ -2841,7 +2854,6 @@ BEGIN
                    'message', 'the worker running the job ended before it finished; the job was rescued')),
                state = CASE WHEN c.attempt >= j.max_attempts THEN 'discarded' ELSE 'available' END::pgapp.job_state,
                discarded_at = CASE WHEN c.attempt >= j.max_attempts THEN now() END,
-               unique_key = CASE WHEN c.attempt >= j.max_attempts THEN NULL ELSE j.unique_key END,
                scheduled_at = now()
           FROM ROWS FROM (unnest(crashed), unnest(crashed_attempts)) AS c(id, attempt)
          WHERE j.id = c.id AND j.attempt < c.attempt
@@ -2853,7 +2865,6 @@ BEGIN
         UPDATE pgapp.job AS j
            SET state = CASE WHEN j.cancel_requested_at IS NULL THEN 'available' ELSE 'cancelled' END::pgapp.job_state,
                cancelled_at = CASE WHEN j.cancel_requested_at IS NULL THEN NULL ELSE now() END,
-               unique_key = CASE WHEN j.cancel_requested_at IS NULL THEN j.unique_key END,
                attempt = greatest(j.attempt - 1, 0), scheduled_at = now()
          WHERE j.state = 'executing' AND j.lease IS NULL
            AND j.attempted_by = ANY (ended) AND j.id <> ALL (ended_running);
@@ -2873,8 +2884,6 @@ BEGIN
                             WHEN j.attempt >= j.max_attempts THEN 'discarded' ELSE 'available' END::pgapp.job_state,
                discarded_at = CASE WHEN j.cancel_requested_at IS NULL AND j.attempt >= j.max_attempts THEN now() END,
                cancelled_at = CASE WHEN j.cancel_requested_at IS NOT NULL THEN now() END,
-               unique_key = CASE WHEN j.cancel_requested_at IS NOT NULL OR j.attempt >= j.max_attempts
-                                 THEN NULL ELSE j.unique_key END,
                scheduled_at = now()
           FROM lost WHERE j.id = lost.id;
     END IF;

@@ -189,8 +189,6 @@ static const char *const claim_sql =
 	"       SET state = CASE WHEN j.inserted_at + j.discard_after < statement_timestamp()"
 	"                        THEN 'discarded' ELSE 'executing' END::pgapp.job_state,"
 	"           discarded_at = CASE WHEN j.inserted_at + j.discard_after < statement_timestamp() THEN now() END,"
-	"           unique_key = CASE WHEN j.inserted_at + j.discard_after < statement_timestamp()"
-	"                             THEN NULL ELSE j.unique_key END,"
 	"           attempt = j.attempt + CASE WHEN j.inserted_at + j.discard_after < statement_timestamp() THEN 0 ELSE 1 END,"
 	"           attempted_at = statement_timestamp(), attempted_by = $3, lease = NULL, expires_at = NULL"
 	"     WHERE j.id = ANY (ARRAY(SELECT picked.id FROM picked))"

@@ -98,7 +98,7 @@ SELECT results_eq(
              ('result', 'jsonb', false), ('owner', 'oid', true), ('attempted_by', 'text', false),
              ('lease', 'interval', false), ('expires_at', 'timestamp with time zone', false),
              ('cancel_requested_at', 'timestamp with time zone', false),
-             ('claimable', 'boolean', true)$$,
+             ('claimable', 'boolean', true), ('holds_key', 'boolean', true)$$,
     'pgapp.job: columns, types and NOT NULL (fetch_jobs returns these rows)');
 SELECT col_is_pk('pgapp', 'job', 'id', 'a job is known by its id');
 SELECT is(ARRAY(SELECT indexname::text FROM pg_indexes
