@@ -505,12 +505,12 @@ flush_completions(void)
 		Oid			types[4] = {INT8ARRAYOID, JSONBARRAYOID, FLOAT8ARRAYOID, TIMESTAMPTZARRAYOID};
 
 		plan = SPI_prepare_cursor("UPDATE pgapp.job AS j SET state = 'completed',"
-						   "       completed_at = ($4)[pg_catalog.width_bucket(j.id, $1)],"
-						   "       result = ($2)[pg_catalog.width_bucket(j.id, $1)],"
-						   "       progress = ($3)[pg_catalog.width_bucket(j.id, $1)], expires_at = NULL"
-						   " WHERE j.id OPERATOR(pg_catalog.=) ANY ($1)"
-						   "   AND j.state OPERATOR(pg_catalog.=) 'executing'",
-						   4, types, CURSOR_OPT_GENERIC_PLAN);
+								  "       completed_at = ($4)[pg_catalog.width_bucket(j.id, $1)],"
+								  "       result = ($2)[pg_catalog.width_bucket(j.id, $1)],"
+								  "       progress = ($3)[pg_catalog.width_bucket(j.id, $1)], expires_at = NULL"
+								  " WHERE j.id OPERATOR(pg_catalog.=) ANY ($1)"
+								  "   AND j.state OPERATOR(pg_catalog.=) 'executing'",
+								  4, types, CURSOR_OPT_GENERIC_PLAN);
 		if (plan == NULL || SPI_keepplan(plan) != 0)
 			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
 	}
