@@ -2901,7 +2901,8 @@ BEGIN
                 SELECT FROM pgapp.job AS j
                  WHERE j.queue = q.name AND j.claimable
                    AND j.scheduled_at <= statement_timestamp()
-                 LIMIT greatest(q.concurrency, 1) * 64) AS d),
+                 -- up to 64 a worker, for the share new workers take (at most 4096 read)
+                 LIMIT least(greatest(q.concurrency, 1) * 64, 4096)) AS d),
            (SELECT j.scheduled_at FROM pgapp.job AS j
              WHERE j.queue = q.name AND j.claimable AND j.scheduled_at > j.inserted_at
                AND j.scheduled_at > statement_timestamp()
