@@ -242,9 +242,32 @@ ALTER SYSTEM RESET pgapp.jobs_commit_interval;
 SELECT pg_reload_conf();
 SELECT pg_temp.wait_setting('pgapp.jobs_commit_interval', '200ms');
 
+-- what a job sets ends with it: a later job of the same worker (here the
+-- third, in the same transaction as the second) sees the database's settings
+CREATE FUNCTION public.guc_setter(args jsonb, job pgapp.job_info) RETURNS jsonb LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM set_config('app.job_local', 'set by a job', true);
+    SET work_mem = '77MB';
+    RETURN jsonb_build_object('local', current_setting('app.job_local', true), 'work_mem', current_setting('work_mem'));
+END $$;
+CREATE FUNCTION public.guc_reader(args jsonb, job pgapp.job_info) RETURNS jsonb LANGUAGE sql AS $$
+    SELECT jsonb_build_object('local', coalesce(current_setting('app.job_local', true), ''),
+                              'work_mem', current_setting('work_mem'),
+                              'same_worker', (SELECT count(DISTINCT attempted_by) = 1 FROM pgapp.job
+                                               WHERE queue = 'guc' AND state <> 'available'))
+$$;
+GRANT EXECUTE ON FUNCTION public.guc_setter(jsonb, pgapp.job_info), public.guc_reader(jsonb, pgapp.job_info) TO PUBLIC;
+SELECT pgapp.create_queue('guc', 1, paused => true);
+SELECT pgapp.enqueue('guc', 'guc_setter') AS g1 \gset
+SELECT pgapp.enqueue('guc', 'guc_setter') AS g2 \gset
+SELECT pgapp.enqueue('guc', 'guc_reader') AS g3 \gset
+SELECT pgapp.resume_queue('guc');
+SELECT pg_temp.wait_job(:g3);
+SELECT id - :g1 + 1 AS job, worker, state, result FROM pgapp.job WHERE queue = 'guc' ORDER BY id;
+
 SELECT attempt, sqlstate, message FROM pgapp.job_errors WHERE queue = 'run' ORDER BY job_id, attempt;
 SELECT pgapp.drop_queue('run', force => true), pgapp.drop_queue('other', force => true),
        pgapp.drop_queue('crashy', force => true), pgapp.drop_queue('paced', force => true),
-       pgapp.drop_queue('backlog', force => true);
+       pgapp.drop_queue('backlog', force => true), pgapp.drop_queue('guc', force => true);
 DROP ROLE jobs_runner;
 SELECT dblink_disconnect('listener');

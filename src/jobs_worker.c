@@ -628,6 +628,8 @@ run_job(ClaimedJob *j, SPIPlanPtr fail_plan, MemoryContext job_cxt)
 		LOCAL_FCINFO(fc, 2);
 		Datum		result;
 		double		progress;
+		/* what the job sets (SET, SET LOCAL, set_config) ends with it */
+		int			guc_level = NewGUCNestLevel();
 
 		if (j->timeout_ms > 0)
 			enable_timeout_after(STATEMENT_TIMEOUT, j->timeout_ms);
@@ -657,6 +659,7 @@ run_job(ClaimedJob *j, SPIPlanPtr fail_plan, MemoryContext job_cxt)
 		progress = s->progress;
 		SpinLockRelease(&s->mutex);
 		PopActiveSnapshot();
+		AtEOXact_GUC(false, guc_level);
 		pgapp_subxact_commit(&sx);
 		/* its completion is written with the others' before the commit */
 		add_completion(j->id, result, fc->isnull, progress);
