@@ -264,6 +264,16 @@ SELECT pgapp.enqueue('guc', 'guc_reader') AS g3 \gset
 SELECT pgapp.resume_queue('guc');
 SELECT pg_temp.wait_job(:g3);
 SELECT id - :g1 + 1 AS job, worker, state, result FROM pgapp.job WHERE queue = 'guc' ORDER BY id;
+-- nor does a session-level advisory lock a job took stay with the worker
+CREATE FUNCTION public.lock_taker(args jsonb, job pgapp.job_info) RETURNS jsonb LANGUAGE sql AS $$
+    SELECT jsonb_build_object('locked', pg_try_advisory_lock(4242))
+$$;
+GRANT EXECUTE ON FUNCTION public.lock_taker(jsonb, pgapp.job_info) TO PUBLIC;
+SELECT pgapp.enqueue('guc', 'lock_taker') AS g4 \gset
+SELECT pg_temp.wait_job(:g4);
+SELECT result FROM pgapp.job WHERE id = :g4;
+SELECT pid IS NOT NULL AS worker_alive FROM pgapp.workers WHERE queue = 'guc';
+SELECT pg_try_advisory_lock(4242) AS free_after_the_job, pg_advisory_unlock(4242) AS unlocked;
 
 SELECT attempt, sqlstate, message FROM pgapp.job_errors WHERE queue = 'run' ORDER BY job_id, attempt;
 SELECT pgapp.drop_queue('run', force => true), pgapp.drop_queue('other', force => true),

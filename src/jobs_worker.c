@@ -48,6 +48,7 @@
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
 #include "storage/ipc.h"
+#include "storage/lock.h"
 #include "storage/proc.h"
 #include "tcop/tcopprot.h"
 #include "utils/array.h"
@@ -691,6 +692,12 @@ run_job(ClaimedJob *j, SPIPlanPtr fail_plan, MemoryContext job_cxt)
 			elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(ret));
 	}
 	PG_END_TRY();
+	/*
+	 * Session-level advisory locks the job took (pg_advisory_lock) are not
+	 * for the worker process to keep: they go with the job.  Those of its
+	 * transaction stay until the transaction commits.
+	 */
+	LockReleaseSession(USER_LOCKMETHOD);
 	pgapp_jobs_running_clear(my_index);
 	pg_atomic_write_u64(&s->job_id, 0);
 	pg_atomic_write_u64(&s->cancel_job, 0);
