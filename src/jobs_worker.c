@@ -741,14 +741,16 @@ end_run(void)
  * in one transaction for many short jobs; once a transaction has been open
  * for pgapp.jobs_commit_interval, it commits after the current job and the
  * next ones go on in a new one, so that a slow job does not keep the locks
- * of the quick ones before it.
+ * of the quick ones before it.  Returns how long the jobs took (in us), the
+ * commits not counted.
  */
-static void
+static int64
 run_batch(List *jobs, MemoryContext job_cxt)
 {
 	static SPIPlanPtr fail_plan = NULL;
 	ListCell   *lc;
 	TimestampTz began;
+	int64		job_time = 0;
 
 	begin_run();
 	began = GetCurrentTimestamp();
@@ -765,19 +767,24 @@ run_batch(List *jobs, MemoryContext job_cxt)
 	}
 	foreach(lc, jobs)
 	{
+		TimestampTz now;
+
 		CHECK_FOR_INTERRUPTS();
-		if (TimestampDifferenceExceeds(began, GetCurrentTimestamp(), pgapp_jobs_commit_interval))
+		now = GetCurrentTimestamp();
+		if (TimestampDifferenceExceeds(began, now, pgapp_jobs_commit_interval))
 		{
 			end_run();
 			begin_run();
-			began = GetCurrentTimestamp();
+			began = now = GetCurrentTimestamp();
 		}
 		run_job((ClaimedJob *) lfirst(lc), fail_plan, job_cxt);
+		job_time += GetCurrentTimestamp() - now;
 	}
 	disable_timeout(cancel_timeout_id, false);
 	QueryCancelPending = false;
 	end_run();
 	pgstat_report_activity(STATE_IDLE, NULL);
+	return job_time;
 }
 
 void
@@ -860,19 +867,20 @@ pgapp_jobs_worker_main(Datum arg)
 		share = 0;
 		if (jobs != NIL)
 		{
-			TimestampTz began = GetCurrentTimestamp();
 			int64		per_job;
 
 			set_state(JOBS_BUSY);
-			run_batch(jobs, job_cxt);
 			/*
 			 * ... and hold about one transaction's worth of work
 			 * (pgapp.jobs_commit_interval, at least 50 ms), by how long the
 			 * queue's jobs have been taking: quick jobs go in large batches,
 			 * slow ones a few at a time, so that jobs claimed by a busy
-			 * worker do not wait while another worker is idle.
+			 * worker do not wait while another worker is idle.  The jobs'
+			 * own time: a batch's commit costs the same for one job or a
+			 * thousand, and would make a first batch of one look slow.
 			 */
-			per_job = Max((GetCurrentTimestamp() - began) / list_length(jobs), 1);
+			per_job = run_batch(jobs, job_cxt) / list_length(jobs);
+			per_job = Max(per_job, 1);
 			job_usecs = job_usecs == 0 ? per_job : (3 * job_usecs + per_job) / 4;
 			claim_size = Min(claim_size,
 							 Max(1, Max(pgapp_jobs_commit_interval, 50) * (int64) 1000 / job_usecs));
