@@ -31,7 +31,8 @@
 #    stops and reports completed jobs / elapsed, marked *; that variant is
 #    not run again at that size.
 # 2. Latency on an idle queue (LATENCY; run first, on the fresh cluster, as the
-#    throughput runs leave autovacuum work behind): LATENCY_N jobs enqueued one at a time,
+#    throughput runs leave autovacuum work behind, after a VACUUM ANALYZE of each
+#    database and a CHECKPOINT): LATENCY_N jobs enqueued one at a time,
 #    each after the previous one ran and LATENCY_PAUSE_MS more, after one
 #    warm-up job (pgapp's queue then has a live idle worker, which stays
 #    pgapp.jobs_idle_timeout = 60 s): commit -> handler start, p50 and p99.
@@ -175,6 +176,10 @@ echo "$build"
 # latency first, on a fresh cluster: the throughput runs leave tables for
 # autovacuum to work on, and that noise belongs to neither system
 if [ -n "${LATENCY// /}" ]; then
+    # the setup's writes (three databases, the peers' migrations) would otherwise
+    # be vacuumed, analyzed and checkpointed while the latency runs
+    for db in pgapp graphile pgboss; do psql_db "$db" -c 'VACUUM ANALYZE'; done
+    bench_psql -c 'CHECKPOINT' >/dev/null
     echo "latency on an idle queue: $LATENCY_N jobs enqueued one at a time (${LATENCY_PAUSE_MS} ms apart), commit -> handler start (ms)"
     for v in $LATENCY; do
         case "$v" in
