@@ -2,7 +2,7 @@
 #
 #   make && make install          build and install into the PostgreSQL of $(PG_CONFIG)
 #   make installcheck             pg_regress + isolation specs on temp instances (PGXS)
-#   make check-regress | check-isolation | check-nopreload
+#   make check-regress | check-isolation | check-nopreload | check-security
 #                                 one suite each (scripts/test runs them all and pgTAP)
 #   make pgtap                    pg_prove on the server named by the PG* environment
 
@@ -31,10 +31,17 @@ ISOLATION_OPTS = --inputdir=$(srcdir)/test \
                  --temp-config=$(srcdir)/test/$(EXTENSION).conf \
                  --temp-config=$(srcdir)/test/isolation.conf \
                  --temp-instance=./tmp_check_iso
+# The security suite: test/security/sql/NN_<area>.sql replays the attacks
+# we know, as the unprivileged roles 00_setup creates (sorted order).
+SECURITY     = $(patsubst $(srcdir)/test/security/sql/%.sql,%,$(sort $(wildcard $(srcdir)/test/security/sql/*.sql)))
+SECURITY_OPTS = --inputdir=$(srcdir)/test/security --outputdir=output_sec \
+                --dbname=contrib_regression \
+                --temp-config=$(srcdir)/test/$(EXTENSION).conf \
+                --temp-instance=./tmp_check_sec
 NOPRELOAD_OPTS = --temp-config=$(srcdir)/test/nopreload.conf \
                  --temp-instance=./tmp_check_np --outputdir=output_np
 
-EXTRA_CLEAN  = tmp_check_np/ output_np/ tmp_pgtap/
+EXTRA_CLEAN  = tmp_check_np/ output_np/ tmp_pgtap/ tmp_check_sec/ output_sec/
 
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
@@ -44,13 +51,16 @@ include $(PGXS)
 # object, or files built before it read shared memory with the old layout.
 $(OBJS): $(wildcard $(srcdir)/src/*.h)
 
-.PHONY: check-regress check-isolation check-nopreload pgtap
+.PHONY: check-regress check-isolation check-nopreload check-security pgtap
 
 check-regress:
 	$(pg_regress_installcheck) $(REGRESS_OPTS) $(REGRESS)
 
 check-isolation:
 	$(pg_isolation_regress_installcheck) $(ISOLATION_OPTS) $(ISOLATION)
+
+check-security:
+	$(pg_regress_installcheck) $(SECURITY_OPTS) $(SECURITY)
 
 # The same library without shared_preload_libraries: functions that need
 # shared memory must refuse with SQLSTATE 55000, never crash.

@@ -7,7 +7,9 @@
 set -euo pipefail
 
 PG_MAJOR=15
-PG_BIN=/usr/lib/postgresql/$PG_MAJOR/bin
+# PGAPP_PG_BIN: another PostgreSQL 15 build (a relocated copy, say), so that
+# two checkouts can build, install and test side by side.
+PG_BIN=${PGAPP_PG_BIN:-/usr/lib/postgresql/$PG_MAJOR/bin}
 PG_CONFIG=$PG_BIN/pg_config
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
