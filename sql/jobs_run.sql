@@ -117,6 +117,20 @@ SELECT count(*) AS logged_rows FROM public.job_log WHERE job_id = :j6;
 SELECT pgapp.enqueue('run', 'log_job', '{"after_cancel": true}') AS j7 \gset
 SELECT pg_temp.wait_job(:j7);
 
+-- a cancel made in a savepoint that was released holds, though a later
+-- sibling savepoint rolls back (PL/pgSQL's BEGIN ... EXCEPTION blocks make
+-- this pattern): the request is the parent's once the savepoint is released
+SELECT pgapp.enqueue('run', 'log_job', '{"wait": 60, "savepoints": true}') AS j7b \gset
+SELECT pg_temp.wait_running(:j7b);
+BEGIN;
+SAVEPOINT a;
+SELECT pgapp.cancel_job(:j7b);
+RELEASE a;
+SAVEPOINT b;
+ROLLBACK TO b;
+COMMIT;
+SELECT pg_temp.wait_job(:j7b, '{cancelled}');
+
 -- a worker function's statement_timeout limits its job
 CREATE FUNCTION public.slow_job(args jsonb, job pgapp.job_info) RETURNS jsonb
 LANGUAGE plpgsql SET statement_timeout = '100ms' AS $$ BEGIN PERFORM pg_sleep(30); RETURN '{}'; END $$;

@@ -1971,7 +1971,7 @@ AS $$
     SELECT make_interval(secs => (15 + power(2, least(
                CASE WHEN max_attempts <= 20 THEN greatest(attempt, 0)
                     ELSE round(greatest(attempt, 0)::numeric / max_attempts * 20)::integer END,
-               100))) * (1 + 0.1 * least(greatest(coalesce(jitter, 0), 0), 1)))
+               20))) * (1 + 0.1 * least(greatest(coalesce(jitter, 0), 0), 1)))
 $$;
 
 COMMENT ON FUNCTION pgapp.job_backoff(integer, integer, double precision) IS
@@ -2010,7 +2010,7 @@ BEGIN
     IF worker IS NULL THEN
         RAISE EXCEPTION 'worker must not be null' USING ERRCODE = 'null_value_not_allowed';
     END IF;
-    SELECT pronargs, proargtypes, prorettype, proretset, prokind INTO p FROM pg_proc WHERE oid = worker;
+    SELECT pronargs, proargtypes, prorettype, proretset, prokind, pronamespace INTO p FROM pg_proc WHERE oid = worker;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'function with OID % does not exist', worker::oid USING ERRCODE = 'undefined_function';
     END IF;
@@ -2022,6 +2022,12 @@ BEGIN
                   DETAIL = 'A worker takes (args jsonb, job pgapp.job_info) and returns jsonb.',
                   HINT = format('CREATE FUNCTION %s(args jsonb, job pgapp.job_info) RETURNS jsonb ...', worker);
     END IF;
+    IF p.pronamespace = pg_my_temp_schema() OR pg_is_other_temp_schema(p.pronamespace) THEN
+        RAISE EXCEPTION 'job worker % is a temporary function', worker
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = 'A temporary function belongs to one session; a job runs in a worker process.',
+                  HINT = 'Create the worker in a schema of its own.';
+    END IF;
     IF NOT has_function_privilege(caller, worker, 'EXECUTE') THEN
         RAISE EXCEPTION 'permission denied for function %', worker
             USING ERRCODE = 'insufficient_privilege',
@@ -2031,17 +2037,19 @@ END
 $$;
 
 /*
- * The unique key of a job: a digest of queue, worker and the unique_by
- * values of its args (all args when unique_by is NULL), and the time
- * bucket of unique_for (one bucket for ever when it is NULL).
+ * The unique key of a job: a digest of its owner, queue, worker and the
+ * unique_by values of its args (all args when unique_by is NULL), and the
+ * time bucket of unique_for (one bucket for ever when it is NULL).  The
+ * owner is part of it, so that one role cannot take another's key (a job
+ * enqueued first, that never runs, would stand in for the other's).
  */
 CREATE FUNCTION pgapp._job_unique_key(queue text, worker regproc, args jsonb, unique_by text[],
-                                      unique_for interval, at timestamptz)
+                                      unique_for interval, at timestamptz, owner oid)
 RETURNS text
 LANGUAGE sql IMMUTABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT md5(jsonb_build_array(queue, worker::oid,
+    SELECT md5(jsonb_build_array(queue, worker::oid, owner,
                    CASE WHEN unique_by IS NULL THEN args
                         ELSE (SELECT coalesce(jsonb_agg(coalesce(args -> k, 'null'::jsonb) ORDER BY o), '[]')
                                 FROM unnest(unique_by) WITH ORDINALITY AS u(k, o)) END)::text)
@@ -2070,6 +2078,9 @@ DECLARE
     k text;
     jid bigint;
     bad integer;
+    big integer;
+    max_batch integer;
+    max_args bigint;
 BEGIN
     q := pgapp._job_check_queue(queue);
     PERFORM pgapp._job_check_worker(worker, caller);
@@ -2077,8 +2088,24 @@ BEGIN
         RAISE EXCEPTION 'jobs must be given as a JSON array of argument objects'
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    SELECT min(o) INTO bad FROM jsonb_array_elements(args_list) WITH ORDINALITY AS e(v, o)
-     WHERE jsonb_typeof(v) <> 'object';
+    max_batch := current_setting('pgapp.jobs_max_batch')::integer;
+    IF max_batch > 0 AND jsonb_array_length(args_list) > max_batch THEN
+        RAISE EXCEPTION 'too many jobs in one call: % (at most %)', jsonb_array_length(args_list), max_batch
+            USING ERRCODE = 'program_limit_exceeded',
+                  HINT = 'Enqueue them in smaller batches, or raise pgapp.jobs_max_batch (0: no limit).';
+    END IF;
+    max_args := pg_size_bytes(current_setting('pgapp.jobs_max_args_size'));
+    SELECT min(o) FILTER (WHERE jsonb_typeof(v) <> 'object'),
+           min(o) FILTER (WHERE max_args > 0 AND pg_column_size(v) > max_args)
+      INTO bad, big
+      FROM jsonb_array_elements(args_list) WITH ORDINALITY AS e(v, o);
+    IF big IS NOT NULL AND bad IS NULL THEN
+        RAISE EXCEPTION 'job args are too large: % bytes (at most %)',
+                        pg_column_size(args_list -> (big - 1)), max_args
+            USING ERRCODE = 'program_limit_exceeded',
+                  DETAIL = format('Element %s of the jobs.', big),
+                  HINT = 'Store large data in a table and pass its key, or raise pgapp.jobs_max_args_size.';
+    END IF;
     IF bad IS NOT NULL THEN
         RAISE EXCEPTION 'job args must be a JSON object'
             USING ERRCODE = 'invalid_parameter_value',
@@ -2111,7 +2138,7 @@ BEGIN
         SELECT coalesce(array_agg(id ORDER BY id), '{}') INTO ids FROM ins;
     ELSE
         FOR a IN SELECT v FROM jsonb_array_elements(args_list) AS e(v) LOOP
-            k := pgapp._job_unique_key(q.name, worker, a, unique_by, unique_for, now());
+            k := pgapp._job_unique_key(q.name, worker, a, unique_by, unique_for, now(), caller);
             INSERT INTO pgapp.job AS j (queue, worker, args, state, priority, max_attempts, scheduled_at,
                                         discard_after, owner, unique_key)
             VALUES (q.name, worker, a, st, coalesce(priority, 0), coalesce(max_attempts, 20), at,
@@ -3001,7 +3028,7 @@ GRANT INSERT, UPDATE, DELETE ON pgapp.queue TO pgapp_admin;
 GRANT SELECT ON pgapp.job, pgapp.queue_stats, pgapp.job_errors TO pgapp_admin;
 REVOKE ALL ON pgapp.queue_stats, pgapp.job_errors FROM PUBLIC;
 REVOKE ALL ON FUNCTION pgapp._job_check_queue(text), pgapp._job_check_worker(regproc, oid),
-    pgapp._job_unique_key(text, regproc, jsonb, text[], interval, timestamptz),
+    pgapp._job_unique_key(text, regproc, jsonb, text[], interval, timestamptz, oid),
     pgapp._job_enqueue_many(text, regproc, jsonb, timestamptz, integer, integer, text[], interval, interval, oid),
     pgapp._job_for_caller(bigint, oid), pgapp._job_cancel_job(bigint, oid), pgapp._job_retry_job(bigint, oid),
     pgapp._job_set_paused(text, boolean), pgapp._job_record_failure(bigint, jsonb),

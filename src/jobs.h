@@ -16,6 +16,8 @@
 #define JOBS_MAX_CALL_ARGS 9
 
 extern int	pgapp_jobs_retention;
+extern int	pgapp_jobs_max_args_size;
+extern int	pgapp_jobs_max_batch;
 extern int	pgapp_jobs_max_workers;
 extern int	pgapp_jobs_batch_size;
 extern int	pgapp_jobs_commit_interval;

@@ -479,16 +479,29 @@ jobs_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 	int			level;
 	ListCell   *lc;
 
-	if (event != SUBXACT_EVENT_ABORT_SUB || pending_actions == NIL)
+	if (pending_actions == NIL)
 		return;
-	/* forget what the rolled-back subtransaction asked for */
 	level = GetCurrentTransactionNestLevel();
 	foreach(lc, pending_actions)
 	{
 		PendingAction *a = (PendingAction *) lfirst(lc);
 
-		if (a->level >= level)
+		if (a->level < level)
+			continue;
+		if (event == SUBXACT_EVENT_COMMIT_SUB)
+		{
+			/*
+			 * Released: what it asked for is now its parent's, so that a
+			 * later sibling's rollback (PL/pgSQL's BEGIN ... EXCEPTION makes
+			 * one per block) does not take it away.
+			 */
+			a->level = level - 1;
+		}
+		else if (event == SUBXACT_EVENT_ABORT_SUB)
+		{
+			/* forget what the rolled-back subtransaction asked for */
 			pending_actions = foreach_delete_current(pending_actions, lc);
+		}
 	}
 }
 

@@ -39,8 +39,13 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
+#include "commands/async.h"
+#include "commands/prepare.h"
+#include "commands/sequence.h"
+#include "commands/trigger.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "miscadmin.h"
@@ -52,11 +57,15 @@
 #include "storage/proc.h"
 #include "tcop/tcopprot.h"
 #include "utils/array.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
 #include "utils/guc.h"
 #include "utils/jsonb.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/portal.h"
+#include "utils/regproc.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
 #include "utils/timeout.h"
@@ -581,6 +590,59 @@ job_cancelled(int64 id)
 	return cancelled;
 }
 
+/*
+ * A job's worker is checked again when it runs, as its owner: EXECUTE may
+ * have been revoked since the enqueue, and a function in a temporary schema
+ * (another session's pg_temp) is no worker.
+ */
+static void
+check_worker(ClaimedJob *j)
+{
+	Oid			nsp = get_func_namespace(j->worker);
+
+	if (!OidIsValid(nsp))
+		ereport(ERROR,
+				errcode(ERRCODE_UNDEFINED_FUNCTION),
+				errmsg("the worker function of job %lld (OID %u) no longer exists", (long long) j->id, j->worker));
+	if (isAnyTempNamespace(nsp))
+		ereport(ERROR,
+				errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				errmsg("job worker %s is a temporary function", format_procedure(j->worker)),
+				errdetail("A temporary function belongs to one session; a job runs in a worker process."));
+	if (pg_proc_aclcheck(j->worker, j->owner, ACL_EXECUTE) != ACLCHECK_OK)
+	{
+		char	   *owner = GetUserNameFromId(j->owner, true);
+
+		ereport(ERROR,
+				errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				errmsg("permission denied for function %s", format_procedure(j->worker)),
+				errdetail("Job %lld runs as role %s, which may no longer execute its worker.",
+						  (long long) j->id, owner ? owner : "(dropped)"));
+	}
+}
+
+/*
+ * Session state a job leaves in the worker process is not for the next
+ * job, which may be another role's: prepared statements, the sequences'
+ * currval/lastval, LISTEN, and temporary objects.  The job's
+ * security-restricted operation refuses to make most of them; what it
+ * could make anyway is dropped here.
+ * Its settings and advisory locks are undone by run_job itself.
+ */
+static void
+forget_session_state(void)
+{
+	Oid			temp_nsp;
+	Oid			temp_toast_nsp;
+
+	DropAllPreparedStatements();
+	ResetSequenceCaches();
+	Async_UnlistenAll();
+	GetTempNamespaceState(&temp_nsp, &temp_toast_nsp);
+	if (OidIsValid(temp_nsp))
+		ResetTempTableNamespace();
+}
+
 /* Run one claimed job inside the open transaction (SPI connected). */
 static void
 run_job(ClaimedJob *j, SPIPlanPtr fail_plan, MemoryContext job_cxt)
@@ -640,7 +702,14 @@ run_job(ClaimedJob *j, SPIPlanPtr fail_plan, MemoryContext job_cxt)
 					errcode(ERRCODE_UNDEFINED_OBJECT),
 					errmsg("the role that enqueued job %lld (OID %u) no longer exists", (long long) j->id, j->owner),
 					errhint("Its jobs cannot run; cancel them, or re-enqueue them as another role."));
-		SetUserIdAndSecContext(j->owner, saved_sec | SECURITY_LOCAL_USERID_CHANGE);
+		/*
+		 * ... in a security-restricted operation, as PostgreSQL runs a table
+		 * owner's code during maintenance: no temporary objects, no WITH
+		 * HOLD cursor, no SET ROLE, no LISTEN outlive it in this process.
+		 */
+		SetUserIdAndSecContext(j->owner,
+							   saved_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
+		check_worker(j);
 		fmgr_info(j->worker, &flinfo);
 		InitFunctionCallInfoData(*fc, &flinfo, 2, InvalidOid, NULL, NULL);
 		fc->args[0].value = j->args;
@@ -650,6 +719,16 @@ run_job(ClaimedJob *j, SPIPlanPtr fail_plan, MemoryContext job_cxt)
 		/* a snapshot for the job's own time only (an abort pops it) */
 		PushActiveSnapshot(GetTransactionSnapshot());
 		result = FunctionCallInvoke(fc);
+
+		/*
+		 * Nothing the job armed may run after it, as the worker's role: a
+		 * security-restricted operation defers no trigger (PostgreSQL raises
+		 * 42501 at the end of the statement that would), so none is pending
+		 * here; should one be, it fires now, as the owner, or fails the
+		 * job.  The cursors the job left open are closed.
+		 */
+		AfterTriggerFireDeferred();
+		PortalHashTableDeleteAll();
 		/* from here on, a cancel is too late for this job */
 		pg_atomic_write_u64(&s->job_id, 0);
 		SetUserIdAndSecContext(saved_user, saved_sec);
@@ -698,6 +777,7 @@ run_job(ClaimedJob *j, SPIPlanPtr fail_plan, MemoryContext job_cxt)
 	 * transaction stay until the transaction commits.
 	 */
 	LockReleaseSession(USER_LOCKMETHOD);
+	forget_session_state();
 	pgapp_jobs_running_clear(my_index);
 	pg_atomic_write_u64(&s->job_id, 0);
 	pg_atomic_write_u64(&s->cancel_job, 0);

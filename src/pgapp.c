@@ -206,6 +206,24 @@ _PG_init(void)
 							GUC_UNIT_S,
 							NULL, NULL, NULL);
 
+	DefineCustomIntVariable("pgapp.jobs_max_args_size",
+							"The largest args one job may carry.",
+							"Measured as stored (jsonb); a larger one is refused with 54000.  0: no limit.",
+							&pgapp_jobs_max_args_size,
+							256, 0, 1024 * 1024,
+							PGC_SUSET,
+							GUC_UNIT_KB,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("pgapp.jobs_max_batch",
+							"How many jobs one call of pgapp.enqueue_many may enqueue, at most.",
+							"A larger batch is refused with 54000.  0: no limit.",
+							&pgapp_jobs_max_batch,
+							10000, 0, INT_MAX,
+							PGC_SUSET,
+							0,
+							NULL, NULL, NULL);
+
 	DefineCustomIntVariable("pgapp.jobs_batch_size",
 							"How many jobs a queue worker claims at once, at most.",
 							"Fewer when the backlog is small, so that the queue's workers share it, and when jobs are slow (about one pgapp.jobs_commit_interval of work); the claim commits before the jobs run.",

@@ -102,6 +102,7 @@ BEGIN
     RAISE EXCEPTION 'the workers of the dropped queue "bench" are still there after 30 s';
 END \$\$;
 SELECT pgapp.create_queue('bench', 10, paused => true);
+SET pgapp.jobs_max_batch = 0;
 SELECT cardinality(pgapp.enqueue_many('bench', 'bench_noop', (SELECT jsonb_agg('{}'::jsonb) FROM generate_series(1, $n))));
 SQL
     psql_db pgapp -c 'VACUUM ANALYZE' -c 'CHECKPOINT'

@@ -30,7 +30,7 @@ SELECT set_eq(
         'function pgapp._job_retry_job(bigint,oid)',
         'function pgapp._job_set_paused(text,boolean)',
         'function pgapp._job_supervise(text[],timestamp with time zone,text[],bigint[],boolean,bigint[],integer[])',
-        'function pgapp._job_unique_key(text,regproc,jsonb,text[],interval,timestamp with time zone)',
+        'function pgapp._job_unique_key(text,regproc,jsonb,text[],interval,timestamp with time zone,oid)',
         'function pgapp._job_wake(text,integer)',
         'function pgapp._job_wake_workers(text,integer)',
         'function pgapp._job_workers()',
