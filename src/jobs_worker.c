@@ -42,7 +42,6 @@
 #include "catalog/namespace.h"
 #include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
-#include "commands/async.h"
 #include "commands/prepare.h"
 #include "commands/sequence.h"
 #include "commands/trigger.h"
@@ -595,10 +594,17 @@ job_cancelled(int64 id)
  * have been revoked since the enqueue, and a function in a temporary schema
  * (another session's pg_temp) is no worker.
  */
+static Oid	checked_worker = InvalidOid;	/* and its owner: passed in this batch */
+static Oid	checked_owner = InvalidOid;
+
 static void
 check_worker(ClaimedJob *j)
 {
-	Oid			nsp = get_func_namespace(j->worker);
+	Oid			nsp;
+
+	if (j->worker == checked_worker && j->owner == checked_owner)
+		return;
+	nsp = get_func_namespace(j->worker);
 
 	if (!OidIsValid(nsp))
 		ereport(ERROR,
@@ -619,14 +625,16 @@ check_worker(ClaimedJob *j)
 				errdetail("Job %lld runs as role %s, which may no longer execute its worker.",
 						  (long long) j->id, owner ? owner : "(dropped)"));
 	}
+	checked_worker = j->worker;
+	checked_owner = j->owner;
 }
 
 /*
  * Session state a job leaves in the worker process is not for the next
  * job, which may be another role's: prepared statements, the sequences'
- * currval/lastval, LISTEN, and temporary objects.  The job's
- * security-restricted operation refuses to make most of them; what it
- * could make anyway is dropped here.
+ * currval/lastval, and temporary objects.  The job's security-restricted
+ * operation refuses to make most of them (and LISTEN); what it could make
+ * anyway is dropped here.
  * Its settings and advisory locks are undone by run_job itself.
  */
 static void
@@ -637,7 +645,6 @@ forget_session_state(void)
 
 	DropAllPreparedStatements();
 	ResetSequenceCaches();
-	Async_UnlistenAll();
 	GetTempNamespaceState(&temp_nsp, &temp_toast_nsp);
 	if (OidIsValid(temp_nsp))
 		ResetTempTableNamespace();
@@ -796,6 +803,8 @@ begin_run(void)
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
+	/* a worker's EXECUTE is checked again in each transaction */
+	checked_worker = InvalidOid;
 	/*
 	 * No snapshot is held across the jobs: each statement takes its own, so
 	 * the xmin horizon moves on between jobs and the claim index's entries
