@@ -55,6 +55,16 @@ SELECT pg_temp.wait_job(:j);
 SELECT * FROM pg_temp.job_error(:j);
 SELECT what, usr FROM public.ran_as ORDER BY at;
 
+-- ... while the same constraint made immediate fires in the job, as its owner
+SET ROLE sec_attacker;
+CREATE FUNCTION public.trigger_now(args jsonb, job pgapp.job_info) RETURNS jsonb LANGUAGE plpgsql AS $$
+BEGIN SET CONSTRAINTS ALL IMMEDIATE; INSERT INTO public.trap VALUES (2); RETURN '{}'; END $$;
+SELECT pgapp.enqueue('sec', 'public.trigger_now', '{}', max_attempts => 1) AS j \gset
+RESET ROLE;
+SELECT pg_temp.wait_job(:j);
+SELECT what, usr FROM public.ran_as ORDER BY at;
+TRUNCATE public.ran_as;
+
 -- 1b. the same with the issue's temporary table: refused in the job
 SET ROLE sec_attacker;
 CREATE FUNCTION public.arm_temp(args jsonb, job pgapp.job_info) RETURNS jsonb LANGUAGE plpgsql AS $$
@@ -184,7 +194,8 @@ SELECT * FROM pg_temp.job_error(:j);
 SET ROLE sec_attacker;
 CREATE FUNCTION pg_temp.temp_worker(args jsonb, job pgapp.job_info) RETURNS jsonb
 LANGUAGE sql AS $$ SELECT '{}'::jsonb $$;
-SELECT * FROM pg_temp.show($$SELECT pgapp.enqueue('sec', 'pg_temp.temp_worker', '{}')$$);
+SELECT regexp_replace(e, 'pg_temp_\d+', 'pg_temp_N') AS error
+  FROM pg_temp.show($$SELECT pgapp.enqueue('sec', 'pg_temp.temp_worker', '{}')$$) AS e;
 RESET ROLE;
 
 -- 6. a unique key is the enqueuing role's own: the attacker's job, enqueued
