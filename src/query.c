@@ -657,9 +657,9 @@ pgapp_allow_sort(PG_FUNCTION_ARGS)
 	args[1] = PointerGetDatum(fields);
 	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
-	ret = SPI_execute_with_args("INSERT INTO pgapp.sort_allowed (source, fields) VALUES ($1, $2)"
-								" ON CONFLICT (source) DO UPDATE SET fields = EXCLUDED.fields",
-								2, argtypes, args, NULL, false, 0);
+	ret = pgapp_spi_execute_as_owner("INSERT INTO pgapp.sort_allowed (source, fields) VALUES ($1, $2)"
+									 " ON CONFLICT (source) DO UPDATE SET fields = EXCLUDED.fields",
+									 2, argtypes, args, NULL);
 	if (ret != SPI_OK_INSERT)
 		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(ret));
 	SPI_finish();
@@ -699,7 +699,7 @@ bad:
 	ereport(ERROR,
 			errcode(ERRCODE_SYNTAX_ERROR),
 			errmsg("%s \"%s\" must be a single SQL expression", what, name),
-			errdetail("It was: %s", text));
+			errdetail("It was: %s", pgapp_echo(text)));
 }
 
 /*
@@ -749,10 +749,10 @@ define_expression(FunctionCallInfo fcinfo, const char *kind)
 	args[1] = CStringGetTextDatum(name);
 	args[2] = CStringGetTextDatum(kind);
 	args[3] = CStringGetTextDatum(expr);
-	ret = SPI_execute_with_args("INSERT INTO pgapp.query_expression (source, name, kind, expression)"
-								" VALUES ($1, $2, $3, $4)"
-								" ON CONFLICT (source, kind, name) DO UPDATE SET expression = EXCLUDED.expression",
-								4, argtypes, args, NULL, false, 0);
+	ret = pgapp_spi_execute_as_owner("INSERT INTO pgapp.query_expression (source, name, kind, expression)"
+									 " VALUES ($1, $2, $3, $4)"
+									 " ON CONFLICT (source, kind, name) DO UPDATE SET expression = EXCLUDED.expression",
+									 4, argtypes, args, NULL);
 	if (ret != SPI_OK_INSERT)
 		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(ret));
 	SPI_finish();

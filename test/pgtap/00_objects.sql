@@ -114,6 +114,7 @@ SELECT set_eq(
         'function pgapp.report_error(integer,jsonb,text,text,text,regclass)',
         'function pgapp.resume_queue(text)',
         'function pgapp.retry_job(bigint)',
+        'function pgapp.row_visible(regclass,jsonb,name[])',
         'function pgapp.schedule(text,text,text,regproc,jsonb)',
         'function pgapp.scope(pgapp.query,text)',
         'function pgapp.search(pgapp.query,text,text[])',
