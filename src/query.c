@@ -130,7 +130,7 @@ resolve_field(Oid relid, const char *name, QueryField *f)
 	if (f->attnum == InvalidAttrNumber || f->attnum < 0)
 		ereport(ERROR,
 				errcode(ERRCODE_UNDEFINED_COLUMN),
-				errmsg("column \"%s\" of relation \"%s\" does not exist", name, get_rel_name(relid)),
+				errmsg("column \"%s\" of relation \"%s\" does not exist", pgapp_echo(name), get_rel_name(relid)),
 				errhint("Fields are column names of the query's source, written as they are (no quoting)."));
 	get_atttypetypmodcoll(relid, f->attnum, &f->typid, &typmod, &collid);
 	f->basetype = getBaseType(f->typid);

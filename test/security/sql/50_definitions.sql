@@ -238,6 +238,13 @@ SELECT * FROM pg_temp.show(format($$ SELECT pgapp.define_machine('m', %L) $$,
 SELECT * FROM pg_temp.show(format($$ SELECT pgapp.define_machine('m', '{"a": []}', ARRAY[%L]) $$, repeat('w', 140000)));
 SELECT * FROM pg_temp.show(format($$ SELECT pgapp.transition_allowed('def_admin_status', %L, 'done') $$, repeat('v', 140000)));
 SELECT * FROM pg_temp.show(format($$ SELECT pgapp.define_changeset(%L, 'public.def_admin_own', ARRAY['title']) $$, repeat('u', 140000)));
+SELECT * FROM pg_temp.show(format($$ SELECT pgapp.define_changeset('def_long', 'public.def_admin_own', ARRAY['title'], %L) $$,
+    jsonb_build_array(jsonb_build_object('required', jsonb_build_array(repeat('r', 140000))))));
+SELECT * FROM pg_temp.show(format($$ SELECT pgapp.define_changeset('def_long', 'public.def_admin_own', ARRAY['title'], %L) $$,
+    jsonb_build_array(jsonb_build_object('required', jsonb_build_array('title'), repeat('o', 140000), 1))));
+SELECT * FROM pg_temp.show(format($$ SELECT pgapp.define_changeset('def_long', 'public.def_admin_own', ARRAY['title'], %L) $$,
+    jsonb_build_array(jsonb_build_object(repeat('q', 140000), 'title'))));
+SELECT * FROM pg_temp.show(format($$ SELECT pgapp.allow_sort('public.def_admin_own', ARRAY[%L]) $$, repeat('p', 140000)));
 SELECT * FROM pg_temp.show(format($$ SELECT pgapp.define_scope('public.def_admin_own', 's', %L) $$,
     'true, ' || repeat('1 + ', 35000) || '1'));
 RESET ROLE;
