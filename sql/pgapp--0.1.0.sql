@@ -741,6 +741,21 @@ RETURNS void
 AS 'MODULE_PATHNAME', 'pgapp_define_stat'
 LANGUAGE C VOLATILE;
 
+CREATE FUNCTION pgapp.drop_scope(source regclass, name text)
+RETURNS void
+AS 'MODULE_PATHNAME', 'pgapp_drop_scope'
+LANGUAGE C VOLATILE;
+
+CREATE FUNCTION pgapp.drop_stat(source regclass, name text)
+RETURNS void
+AS 'MODULE_PATHNAME', 'pgapp_drop_stat'
+LANGUAGE C VOLATILE;
+
+COMMENT ON FUNCTION pgapp.drop_scope(regclass, text) IS
+'Remove a scope of a table (its owner, pgapp_admin)';
+COMMENT ON FUNCTION pgapp.drop_stat(regclass, text) IS
+'Remove a stat of a table (its owner, pgapp_admin)';
+
 CREATE FUNCTION pgapp.scope(q pgapp.query, name text)
 RETURNS pgapp.query
 AS 'MODULE_PATHNAME', 'pgapp_scope'
@@ -897,8 +912,10 @@ GRANT SELECT ON pgapp.sort_allowed, pgapp.query_expression TO PUBLIC;
 REVOKE ALL ON FUNCTION pgapp.allow_sort(regclass, text[]) FROM PUBLIC;
 REVOKE ALL ON FUNCTION pgapp.define_scope(regclass, text, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION pgapp.define_stat(regclass, text, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION pgapp.drop_scope(regclass, text), pgapp.drop_stat(regclass, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION pgapp.allow_sort(regclass, text[]), pgapp.define_scope(regclass, text, text),
-    pgapp.define_stat(regclass, text, text) TO pgapp_admin;
+    pgapp.define_stat(regclass, text, text), pgapp.drop_scope(regclass, text),
+    pgapp.drop_stat(regclass, text) TO pgapp_admin;
 
 ---------------------------------------------------------------------------
 -- Rate limiting in shared memory (docs/ratelimit.md)

@@ -775,6 +775,61 @@ pgapp_define_stat(PG_FUNCTION_ARGS)
 }
 
 /*
+ * pgapp.drop_scope(source, name) / pgapp.drop_stat(source, name): for the
+ * table's owner, like defining; 42704 when there is no such definition.
+ */
+static void
+drop_expression(FunctionCallInfo fcinfo, const char *kind)
+{
+	Oid			relid;
+	char	   *name;
+	int			ret;
+	Oid			argtypes[3] = {REGCLASSOID, TEXTOID, TEXTOID};
+	Datum		args[3];
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				errmsg("source must not be null"));
+	relid = PG_GETARG_OID(0);
+	name = pgapp_arg_cstring(fcinfo, 1, "name");
+	if (!pg_class_ownercheck(relid, GetUserId()))
+		aclcheck_error(ACLCHECK_NOT_OWNER, OBJECT_TABLE, get_rel_name(relid));
+	args[0] = ObjectIdGetDatum(relid);
+	args[1] = CStringGetTextDatum(kind);
+	args[2] = CStringGetTextDatum(name);
+	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
+	ret = pgapp_spi_execute_as_owner("DELETE FROM pgapp.query_expression"
+									 " WHERE source OPERATOR(pg_catalog.=) $1 AND kind OPERATOR(pg_catalog.=) $2"
+									 "   AND name OPERATOR(pg_catalog.=) $3",
+									 3, argtypes, args, NULL);
+	if (ret != SPI_OK_DELETE)
+		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(ret));
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				errcode(ERRCODE_UNDEFINED_OBJECT),
+				errmsg("%s \"%s\" of %s does not exist", kind, pgapp_echo(name), get_rel_name(relid)));
+	SPI_finish();
+}
+
+PG_FUNCTION_INFO_V1(pgapp_drop_scope);
+Datum
+pgapp_drop_scope(PG_FUNCTION_ARGS)
+{
+	drop_expression(fcinfo, "scope");
+	PG_RETURN_VOID();
+}
+
+PG_FUNCTION_INFO_V1(pgapp_drop_stat);
+Datum
+pgapp_drop_stat(PG_FUNCTION_ARGS)
+{
+	drop_expression(fcinfo, "stat");
+	PG_RETURN_VOID();
+}
+
+/*
  * The expression of a scope or stat (42704 naming the defined ones when
  * missing).  The caller is connected to SPI; the result is in the
  * caller's memory context.

@@ -70,6 +70,8 @@ SELECT set_eq(
         'function pgapp.drop_limiter(text,boolean)',
         'function pgapp.drop_machine(text)',
         'function pgapp.drop_queue(text,boolean)',
+        'function pgapp.drop_scope(regclass,text)',
+        'function pgapp.drop_stat(regclass,text)',
         'function pgapp.enforce_transitions(regclass,name,text,boolean)',
         'function pgapp.enqueue(text,regproc,jsonb,timestamp with time zone,integer,integer,text[],interval,interval)',
         'function pgapp.enqueue_many(text,regproc,jsonb,timestamp with time zone,integer,integer,text[],interval,interval)',

@@ -91,6 +91,8 @@ SELECT * FROM pg_temp.show($$
     SELECT pgapp.define_scope('public.def_victim', 'open', 'true') $$);
 SELECT * FROM pg_temp.show($$
     SELECT pgapp.define_stat('public.def_victim', 'title_length', '0') $$);
+SELECT * FROM pg_temp.show($$ SELECT pgapp.drop_scope('public.def_victim', 'open') $$);
+SELECT * FROM pg_temp.show($$ SELECT pgapp.drop_stat('public.def_victim', 'title_length') $$);
 SELECT * FROM pg_temp.show($$ SELECT pgapp.allow_sort('public.def_victim', ARRAY['title']) $$);
 SELECT * FROM pg_temp.show($$
     SELECT pgapp.define_changeset('def_victim_evil', 'public.def_victim', ARRAY['status'], '[]') $$);
@@ -131,6 +133,8 @@ SELECT * FROM pg_temp.show($$
     SELECT pgapp.define_scope('public.def_admin_own', 'smuggled', 'true); DELETE FROM public.def_admin_own; --') $$);
 SELECT * FROM pg_temp.show($$
     SELECT pgapp.define_scope('public.def_admin_own', 'sub', '(SELECT true FROM public.def_victim LIMIT 1)') $$);
+SELECT pgapp.drop_scope('public.def_admin_own', 'sub');
+SELECT * FROM pg_temp.show($$ SELECT pgapp.drop_scope('public.def_admin_own', 'sub') $$);
 INSERT INTO public.def_admin_own VALUES (1, 'mine', 'todo');
 SELECT pgapp.all(pgapp.scope(pgapp.from('public.def_admin_own'), 'open')) AS open_rows;
 RESET ROLE;
