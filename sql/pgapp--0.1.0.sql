@@ -905,6 +905,38 @@ RETURNS text
 AS 'MODULE_PATHNAME', 'pgapp_to_sql'
 LANGUAGE C STABLE;
 
+/*
+ * Definitions go with their table: a dropped table's changesets, scopes,
+ * stats and sort whitelist are deleted in the same command, so that a later
+ * table that reuses its OID never inherits them.  SECURITY DEFINER to write
+ * the definition tables; an event trigger function cannot be called
+ * directly.
+ */
+CREATE FUNCTION pgapp._definitions_dropped()
+RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    dropped oid[];
+BEGIN
+    SELECT array_agg(d.objid) INTO dropped
+      FROM pg_event_trigger_dropped_objects() AS d
+     WHERE d.classid = 'pg_class'::regclass AND d.objsubid = 0;
+    IF dropped IS NULL THEN
+        RETURN;
+    END IF;
+    DELETE FROM pgapp.query_expression WHERE source::oid = ANY (dropped);
+    DELETE FROM pgapp.sort_allowed WHERE source::oid = ANY (dropped);
+    DELETE FROM pgapp.changeset_def WHERE source::oid = ANY (dropped);
+END
+$$;
+
+REVOKE ALL ON FUNCTION pgapp._definitions_dropped() FROM PUBLIC;
+
+CREATE EVENT TRIGGER pgapp_definitions_dropped ON sql_drop
+    EXECUTE FUNCTION pgapp._definitions_dropped();
+
 -- Written only by allow_sort, define_scope and define_stat (for the table's
 -- owner, with the extension owner's rights), read by everyone.
 REVOKE ALL ON pgapp.sort_allowed, pgapp.query_expression FROM PUBLIC;

@@ -142,6 +142,22 @@ SELECT source::text, kind, name FROM pgapp.query_expression
  WHERE source = 'public.def_admin_own'::regclass ORDER BY kind, name;
 SELECT name, owner FROM pgapp.machine ORDER BY name;
 
+-- definitions go with their table: a later table reusing its OID inherits none
+CREATE TABLE public.def_short_lived (id int PRIMARY KEY, flag boolean);
+ALTER TABLE public.def_short_lived OWNER TO sec_admin;
+SET ROLE sec_admin;
+SELECT pgapp.define_scope('public.def_short_lived', 'flagged', 't.flag');
+SELECT pgapp.allow_sort('public.def_short_lived', ARRAY['id']);
+SELECT pgapp.define_changeset('def_short_lived', 'public.def_short_lived', ARRAY['flag']);
+SELECT 'public.def_short_lived'::regclass::oid AS short_lived \gset
+DROP TABLE public.def_short_lived;
+RESET ROLE;
+SELECT (SELECT count(*) FROM pgapp.query_expression WHERE source::oid = :short_lived) AS scopes,
+       (SELECT count(*) FROM pgapp.sort_allowed WHERE source::oid = :short_lived) AS sorts,
+       (SELECT count(*) FROM pgapp.changeset_def WHERE source::oid = :short_lived) AS changesets;
+-- the event trigger's function is not for calling
+SELECT * FROM pg_temp.show($$ SELECT pgapp._definitions_dropped() $$);
+
 -- the superuser may change anyone's definitions, as with ALTER TABLE
 SELECT pgapp.define_machine('def_admin_status', '{"todo": ["done"], "done": ["todo"]}');
 
@@ -277,6 +293,9 @@ SELECT count(*) AS installed FROM pg_extension WHERE extname = 'pgapp';
 -- as pgapp made them (members such as sec_admin stay): adopted
 CREATE EXTENSION pgapp;
 SELECT extname FROM pg_extension WHERE extname = 'pgapp';
+-- and dropped again (its event trigger goes with it)
+DROP EXTENSION pgapp;
+SELECT count(*) AS event_triggers FROM pg_event_trigger;
 \c :orig_db
 \set VERBOSITY terse
 DROP DATABASE def_roles;
