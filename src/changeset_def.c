@@ -322,8 +322,8 @@ pgapp_define_changeset(PG_FUNCTION_ARGS)
 	ArrayType  *permitted;
 	Jsonb	   *rules;
 	int			ret;
-	Oid			argtypes[4] = {TEXTOID, REGCLASSOID, TEXTARRAYOID, JSONBOID};
-	Datum		args[4];
+	Oid			argtypes[5] = {TEXTOID, REGCLASSOID, TEXTARRAYOID, JSONBOID, OIDOID};
+	Datum		args[5];
 
 	check_changeset_name(name);
 	if (PG_ARGISNULL(1) || PG_ARGISNULL(2) || PG_ARGISNULL(3))
@@ -358,16 +358,26 @@ pgapp_define_changeset(PG_FUNCTION_ARGS)
 	args[1] = ObjectIdGetDatum(relid);
 	args[2] = PointerGetDatum(permitted);
 	args[3] = JsonbPGetDatum(rules);
+	args[4] = ObjectIdGetDatum(GetUserId());
 	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
-	ret = pgapp_spi_execute_as_owner("INSERT INTO pgapp.changeset_def (name, source, permitted, rules)"
+	/* the owner again, for a changeset another table's owner defined since */
+	ret = pgapp_spi_execute_as_owner("INSERT INTO pgapp.changeset_def AS d (name, source, permitted, rules)"
 									 " VALUES ($1, $2, $3, $4)"
 									 " ON CONFLICT (name) DO UPDATE"
 									 " SET source = EXCLUDED.source, permitted = EXCLUDED.permitted,"
-									 "     rules = EXCLUDED.rules, updated_at = pg_catalog.now()",
-									 4, argtypes, args, NULL);
+									 "     rules = EXCLUDED.rules, updated_at = pg_catalog.now()"
+									 " WHERE COALESCE(pg_catalog.pg_has_role($5,"
+									 "     (SELECT c.relowner FROM pg_catalog.pg_class c"
+									 "       WHERE c.oid OPERATOR(pg_catalog.=) d.source), 'USAGE'), true)",
+									 5, argtypes, args, NULL);
 	if (ret != SPI_OK_INSERT)
 		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(ret));
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				errmsg("must be owner of the table of changeset \"%s\"", name),
+				errdetail("The owner of another table defined changeset \"%s\" at the same time.", name));
 	SPI_finish();
 	relcache_callback((Datum) 0, InvalidOid);
 	PG_RETURN_VOID();

@@ -409,14 +409,21 @@ pgapp_define_machine(PG_FUNCTION_ARGS)
 	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
 	(void) check_machine_owner(name);
-	ret = pgapp_spi_execute_as_owner("INSERT INTO pgapp.machine (name, transitions, initial, owner)"
+	/* the owner again, for a machine another role created since the check */
+	ret = pgapp_spi_execute_as_owner("INSERT INTO pgapp.machine AS m (name, transitions, initial, owner)"
 									 " VALUES ($1, $2, $3, $4)"
 									 " ON CONFLICT (name) DO UPDATE"
 									 " SET transitions = EXCLUDED.transitions, initial = EXCLUDED.initial,"
-									 "     updated_at = pg_catalog.now()",
+									 "     updated_at = pg_catalog.now()"
+									 " WHERE pg_catalog.pg_has_role($4, m.owner, 'USAGE')",
 									 4, argtypes, args, nulls);
 	if (ret != SPI_OK_INSERT)
 		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(ret));
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				errmsg("must be owner of machine \"%s\"", name),
+				errdetail("Another role defined machine \"%s\" at the same time.", name));
 	SPI_finish();
 	pgapp_machine_invalidate();
 	PG_RETURN_VOID();
