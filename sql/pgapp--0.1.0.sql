@@ -579,8 +579,8 @@ COMMENT ON FUNCTION pgapp.row_visible(regclass, jsonb, name[]) IS
 
 -- Each role sees the entries of the rows it may read: SELECT on the key
 -- and the status column, and, under row-level security, the row itself as
--- its policies show it now.  The trigger writes as the table's owner,
--- which the policy does not restrict.
+-- its policies show it now.  The trigger writes as the log's owner (the
+-- extension's), whom the policy does not restrict.
 ALTER TABLE pgapp.transition_log ENABLE ROW LEVEL SECURITY;
 CREATE POLICY transition_log_readable ON pgapp.transition_log FOR SELECT
     USING (pgapp.row_visible(tbl, row_key, ARRAY[col]));
