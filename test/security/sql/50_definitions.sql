@@ -1,7 +1,9 @@
 --
 -- security/50_definitions: definitions (changesets, machines, scopes and
 -- stats, sort whitelists) change only through their functions, which check
--- that the caller owns the table they describe; the transition log shows a
+-- that the caller owns the table they describe (or, for a machine, the
+-- machine), and go with their table when it is dropped; stored scopes run
+-- with the querying role's rights; the transition log shows a
 -- row's history only to those who may read the row; health() shows its
 -- configuration only to pgapp_admin; CREATE EXTENSION refuses to adopt a
 -- role named pgapp_admin or pgapp_worker that could do more than pgapp
