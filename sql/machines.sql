@@ -78,6 +78,25 @@ SET ROLE sm_reader;
 SELECT count(*) AS without_rls FROM pgapp.transition_log;
 RESET ROLE;
 DROP POLICY sm_first ON sm_task;
+-- a partitioned table: entries name the partition, readers of the parent see them
+CREATE TABLE sm_part (id int, region text, state text, PRIMARY KEY (id, region)) PARTITION BY LIST (region);
+CREATE TABLE sm_part_eu PARTITION OF sm_part FOR VALUES IN ('eu');
+SELECT pgapp.enforce_transitions('sm_part', 'state', 'sm_status', log => true);
+INSERT INTO sm_part VALUES (1, 'eu', 'todo');
+UPDATE sm_part SET state = 'in_progress';
+GRANT SELECT ON sm_part TO sm_reader;
+ALTER TABLE sm_part ENABLE ROW LEVEL SECURITY;
+CREATE POLICY sm_part_none ON sm_part USING (id > 1);
+SET ROLE sm_reader;
+SELECT count(*) AS hidden_by_parent_policy FROM pgapp.transition_log WHERE tbl = 'sm_part_eu'::regclass;
+RESET ROLE;
+DROP POLICY sm_part_none ON sm_part;
+CREATE POLICY sm_part_all ON sm_part USING (true);
+SET ROLE sm_reader;
+SELECT tbl, row_key, from_state, to_state FROM pgapp.transition_log WHERE tbl = 'sm_part_eu'::regclass ORDER BY id;
+RESET ROLE;
+DELETE FROM pgapp.transition_log WHERE tbl = 'sm_part_eu'::regclass;
+DROP TABLE sm_part;
 REVOKE ALL ON sm_task FROM sm_reader;
 DROP ROLE sm_reader;
 -- a rolled-back change leaves no log entry

@@ -527,7 +527,9 @@ SELECT pg_catalog.pg_extension_config_dump('pgapp.transition_log', '');
  * applies to the user, the row must be one its policies show now.  Runs as
  * the caller (never SECURITY DEFINER): the lookup of the row is the
  * caller's own query, with the caller's policies.  NULL or false when the
- * table, a column or the row is gone, or row_key is not the whole key.
+ * table, a column or the row is gone, or row_key is not the whole key.  The
+ * row of a partition is looked for in the partitioned table it belongs to
+ * (the log names the partition), with that table's privileges and policies.
  */
 CREATE FUNCTION pgapp.row_visible(tbl regclass, row_key jsonb, columns name[] DEFAULT '{}')
 RETURNS boolean
@@ -542,6 +544,10 @@ DECLARE
 BEGIN
     IF jsonb_typeof(row_key) <> 'object' THEN
         RETURN false;
+    END IF;
+    -- a partition's rows are read through its root, with the root's rights
+    IF (SELECT c.relispartition FROM pg_class AS c WHERE c.oid = tbl) THEN
+        tbl := pg_partition_root(tbl);
     END IF;
     -- the named columns must exist and be readable
     IF EXISTS (SELECT 1 FROM unnest(columns) AS c(name)
