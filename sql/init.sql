@@ -56,5 +56,16 @@ CREATE ROLE pgapp_test_user;
 SET ROLE pgapp_test_user;
 SELECT pgapp.version() IS NOT NULL AS can_call;
 SELECT pgapp.health()->>'status' AS status;
+-- outside pgapp_admin, health() tells the status and the version only
+SELECT jsonb_object_keys(pgapp.health()) AS key ORDER BY 1;
+RESET ROLE;
+GRANT pgapp_admin TO pgapp_test_user;
+SET ROLE pgapp_test_user;
+SELECT count(*) AS admin_keys FROM jsonb_object_keys(pgapp.health());
 RESET ROLE;
 DROP ROLE pgapp_test_user;
+
+-- the roles pgapp made: no attribute, no membership of another role
+SELECT rolname, rolcanlogin, rolsuper, rolcreaterole, rolcreatedb, rolreplication, rolbypassrls,
+       EXISTS (SELECT 1 FROM pg_auth_members m WHERE m.member = r.oid) AS member_of_any
+  FROM pg_roles r WHERE rolname IN ('pgapp_admin', 'pgapp_worker') ORDER BY 1;

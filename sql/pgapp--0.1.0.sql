@@ -4,13 +4,49 @@
 \echo Use "CREATE EXTENSION pgapp" to load this file. \quit
 
 /*
- * Roles.  pgapp_admin may run the administrative functions (statistics
- * resets now; queue and limiter administration in later modules).  Roles are
- * cluster-wide, so it is created only when missing and survives DROP
- * EXTENSION, like pgsodium's roles.
+ * Roles.  pgapp_admin may run the administrative functions (definitions on
+ * the tables its members own, queues, limiters, statistics); pgapp_worker
+ * (created with the jobs below) is what external job workers log in as
+ * members of.  Roles are cluster-wide, so each is created only when missing
+ * and survives DROP EXTENSION, like pgsodium's roles; a database that
+ * installs pgapp later adopts them.  Adopting is safe only for a role that
+ * carries nothing but what pgapp grants it, so a role of that name that can
+ * log in, has any attribute beyond NOLOGIN, or is a member of another role
+ * (whose rights every pgapp admin or worker would inherit) is refused.  Its
+ * members stay: they are the admins and workers granted it before.
  */
 DO $$
+DECLARE
+    r record;
+    attrs text;
 BEGIN
+    FOR r IN SELECT a.rolname, a.rolsuper, a.rolcanlogin, a.rolcreaterole, a.rolcreatedb,
+                    a.rolreplication, a.rolbypassrls,
+                    ARRAY(SELECT m.roleid::pg_catalog.regrole::pg_catalog.text
+                            FROM pg_catalog.pg_auth_members AS m
+                           WHERE m.member OPERATOR(pg_catalog.=) a.oid ORDER BY 1) AS member_of
+               FROM pg_catalog.pg_roles AS a
+              WHERE a.rolname OPERATOR(pg_catalog.=) ANY (ARRAY['pgapp_admin', 'pgapp_worker'])
+              ORDER BY a.rolname
+    LOOP
+        attrs := pg_catalog.concat_ws(', ',
+            CASE WHEN r.rolsuper THEN 'SUPERUSER' END, CASE WHEN r.rolcanlogin THEN 'LOGIN' END,
+            CASE WHEN r.rolcreaterole THEN 'CREATEROLE' END, CASE WHEN r.rolcreatedb THEN 'CREATEDB' END,
+            CASE WHEN r.rolreplication THEN 'REPLICATION' END, CASE WHEN r.rolbypassrls THEN 'BYPASSRLS' END);
+        IF attrs OPERATOR(pg_catalog.<>) '' THEN
+            RAISE EXCEPTION 'role "%" already exists with %', r.rolname, attrs
+                USING ERRCODE = 'object_not_in_prerequisite_state',
+                      DETAIL = 'pgapp creates this role NOLOGIN with no other attribute and would adopt the existing one.',
+                      HINT = pg_catalog.format('Remove the attributes (ALTER ROLE %I NOSUPERUSER NOLOGIN NOCREATEROLE NOCREATEDB NOREPLICATION NOBYPASSRLS) or drop the role, then create the extension.', r.rolname);
+        END IF;
+        IF pg_catalog.cardinality(r.member_of) OPERATOR(pg_catalog.>) 0 THEN
+            RAISE EXCEPTION 'role "%" already exists as a member of %', r.rolname,
+                            pg_catalog.array_to_string(r.member_of, ', ')
+                USING ERRCODE = 'object_not_in_prerequisite_state',
+                      DETAIL = 'pgapp would adopt the existing role, and its members would have these roles'' rights too.',
+                      HINT = pg_catalog.format('Revoke those roles from %I (REVOKE ... FROM %I) or drop it, then create the extension.', r.rolname, r.rolname);
+        END IF;
+    END LOOP;
     IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles
                    WHERE rolname OPERATOR(pg_catalog.=) 'pgapp_admin') THEN
         CREATE ROLE pgapp_admin NOLOGIN;
@@ -453,6 +489,8 @@ CREATE TABLE pgapp.machine (
     name        text PRIMARY KEY,
     transitions jsonb NOT NULL,
     initial     text[],
+    -- the role that defined it: only it (and its members) may change or drop it
+    owner       regrole NOT NULL,
     created_at  timestamptz NOT NULL DEFAULT pg_catalog.now(),
     updated_at  timestamptz NOT NULL DEFAULT pg_catalog.now()
 );
@@ -478,9 +516,80 @@ CREATE TABLE pgapp.transition_log (
 CREATE INDEX transition_log_row ON pgapp.transition_log (tbl, row_key);
 
 COMMENT ON TABLE pgapp.transition_log IS
-'Status changes of tables attached with pgapp.enforce_transitions(..., log => true)';
+'Status changes of tables attached with pgapp.enforce_transitions(..., log => true); each role sees those of the rows it may read';
 
 SELECT pg_catalog.pg_extension_config_dump('pgapp.transition_log', '');
+
+/*
+ * May the current user read the row of tbl whose primary key is row_key
+ * ({"id": 1}), and the given columns?  The key and the columns must be
+ * readable (column or table SELECT privilege), and when row-level security
+ * applies to the user, the row must be one its policies show now.  Runs as
+ * the caller (never SECURITY DEFINER): the lookup of the row is the
+ * caller's own query, with the caller's policies.  NULL or false when the
+ * table, a column or the row is gone, or row_key is not the whole key.  The
+ * row of a partition is looked for in the partitioned table it belongs to
+ * (the log names the partition), with that table's privileges and policies.
+ */
+CREATE FUNCTION pgapp.row_visible(tbl regclass, row_key jsonb, columns name[] DEFAULT '{}')
+RETURNS boolean
+LANGUAGE plpgsql STABLE STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    keys integer;
+    readable boolean;
+    cond text;
+    visible boolean;
+BEGIN
+    IF jsonb_typeof(row_key) <> 'object' THEN
+        RETURN false;
+    END IF;
+    -- a partition's rows are read through its root, with the root's rights
+    IF (SELECT c.relispartition FROM pg_class AS c WHERE c.oid = tbl) THEN
+        tbl := pg_partition_root(tbl);
+    END IF;
+    -- the named columns must exist and be readable
+    IF EXISTS (SELECT 1 FROM unnest(columns) AS c(name)
+                LEFT JOIN pg_attribute AS a
+                       ON a.attrelid = tbl AND a.attname = c.name AND a.attnum > 0 AND NOT a.attisdropped
+               WHERE a.attnum IS NULL OR NOT coalesce(has_column_privilege(tbl, a.attnum, 'SELECT'), false)) THEN
+        RETURN false;
+    END IF;
+    -- row_key must be exactly the primary key, every column of it readable
+    SELECT count(*),
+           bool_and(coalesce(has_column_privilege(tbl, a.attnum, 'SELECT'), false) AND row_key ? a.attname),
+           string_agg(CASE WHEN t.typnamespace = 'pg_catalog'::regnamespace
+                           THEN format('t.%I = ($1 ->> %L)::%s', a.attname, a.attname,
+                                       format_type(a.atttypid, a.atttypmod))
+                           ELSE format('t.%I::text = ($1 ->> %L)', a.attname, a.attname) END,
+                      ' AND ')
+      INTO keys, readable, cond
+      FROM pg_index AS i
+      JOIN pg_attribute AS a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
+      JOIN pg_type AS t ON t.oid = a.atttypid
+     WHERE i.indrelid = tbl AND i.indisprimary;
+    IF keys = 0 OR NOT readable OR keys <> (SELECT count(*) FROM jsonb_object_keys(row_key)) THEN
+        RETURN false;
+    END IF;
+    IF NOT row_security_active(tbl) THEN
+        RETURN true;
+    END IF;
+    EXECUTE format('SELECT EXISTS (SELECT 1 FROM %s AS t WHERE %s)', tbl, cond) INTO visible USING row_key;
+    RETURN visible;
+END
+$$;
+
+COMMENT ON FUNCTION pgapp.row_visible(regclass, jsonb, name[]) IS
+'Whether the caller may read the row of tbl with primary key row_key (and the columns): privileges and row-level security';
+
+-- Each role sees the entries of the rows it may read: SELECT on the key
+-- and the status column, and, under row-level security, the row itself as
+-- its policies show it now.  The trigger writes as the log's owner (the
+-- extension's), whom the policy does not restrict.
+ALTER TABLE pgapp.transition_log ENABLE ROW LEVEL SECURITY;
+CREATE POLICY transition_log_readable ON pgapp.transition_log FOR SELECT
+    USING (pgapp.row_visible(tbl, row_key, ARRAY[col]));
 
 CREATE FUNCTION pgapp.define_machine(machine text, transitions jsonb, initial text[] DEFAULT NULL)
 RETURNS void
@@ -527,10 +636,14 @@ CREATE TRIGGER definitions_changed
     FOR EACH STATEMENT EXECUTE FUNCTION pgapp._definitions_changed();
 
 -- Privileges: definitions are read by everyone (rules are not secret) and
--- changed through the define_* functions by pgapp_admin; the triggers and
--- the transition log run with the extension owner's rights.
+-- changed only through the define_* and drop_* functions, by pgapp_admin
+-- members who own the table (or, for a machine, the machine); the functions
+-- check and validate as the caller, then write with the extension owner's
+-- rights, and nobody else may write these tables.  The triggers and the
+-- transition log run with the extension owner's rights; the log shows each
+-- role the entries of the rows it may read (policy above).
+REVOKE ALL ON pgapp.changeset_def, pgapp.machine, pgapp.transition_log FROM PUBLIC;
 GRANT SELECT ON pgapp.changeset_def, pgapp.machine, pgapp.transition_log TO PUBLIC;
-GRANT INSERT, UPDATE, DELETE ON pgapp.changeset_def, pgapp.machine TO pgapp_admin;
 REVOKE ALL ON FUNCTION pgapp._changeset_trigger() FROM PUBLIC;
 REVOKE ALL ON FUNCTION pgapp._transition_trigger() FROM PUBLIC;
 REVOKE ALL ON FUNCTION pgapp._definitions_changed() FROM PUBLIC;
@@ -633,6 +746,21 @@ CREATE FUNCTION pgapp.define_stat(source regclass, name text, expression_sql tex
 RETURNS void
 AS 'MODULE_PATHNAME', 'pgapp_define_stat'
 LANGUAGE C VOLATILE;
+
+CREATE FUNCTION pgapp.drop_scope(source regclass, name text)
+RETURNS void
+AS 'MODULE_PATHNAME', 'pgapp_drop_scope'
+LANGUAGE C VOLATILE;
+
+CREATE FUNCTION pgapp.drop_stat(source regclass, name text)
+RETURNS void
+AS 'MODULE_PATHNAME', 'pgapp_drop_stat'
+LANGUAGE C VOLATILE;
+
+COMMENT ON FUNCTION pgapp.drop_scope(regclass, text) IS
+'Remove a scope of a table (its owner, pgapp_admin)';
+COMMENT ON FUNCTION pgapp.drop_stat(regclass, text) IS
+'Remove a stat of a table (its owner, pgapp_admin)';
 
 CREATE FUNCTION pgapp.scope(q pgapp.query, name text)
 RETURNS pgapp.query
@@ -783,13 +911,49 @@ RETURNS text
 AS 'MODULE_PATHNAME', 'pgapp_to_sql'
 LANGUAGE C STABLE;
 
+/*
+ * Definitions go with their table: a dropped table's changesets, scopes,
+ * stats and sort whitelist are deleted in the same command, so that a later
+ * table that reuses its OID never inherits them.  SECURITY DEFINER to write
+ * the definition tables; an event trigger function cannot be called
+ * directly.
+ */
+CREATE FUNCTION pgapp._definitions_dropped()
+RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    dropped oid[];
+BEGIN
+    SELECT array_agg(d.objid) INTO dropped
+      FROM pg_event_trigger_dropped_objects() AS d
+     WHERE d.classid = 'pg_class'::regclass AND d.objsubid = 0;
+    IF dropped IS NULL THEN
+        RETURN;
+    END IF;
+    DELETE FROM pgapp.query_expression WHERE source::oid = ANY (dropped);
+    DELETE FROM pgapp.sort_allowed WHERE source::oid = ANY (dropped);
+    DELETE FROM pgapp.changeset_def WHERE source::oid = ANY (dropped);
+END
+$$;
+
+REVOKE ALL ON FUNCTION pgapp._definitions_dropped() FROM PUBLIC;
+
+CREATE EVENT TRIGGER pgapp_definitions_dropped ON sql_drop
+    EXECUTE FUNCTION pgapp._definitions_dropped();
+
+-- Written only by allow_sort, define_scope and define_stat (for the table's
+-- owner, with the extension owner's rights), read by everyone.
+REVOKE ALL ON pgapp.sort_allowed, pgapp.query_expression FROM PUBLIC;
 GRANT SELECT ON pgapp.sort_allowed, pgapp.query_expression TO PUBLIC;
-GRANT INSERT, UPDATE, DELETE ON pgapp.sort_allowed, pgapp.query_expression TO pgapp_admin;
 REVOKE ALL ON FUNCTION pgapp.allow_sort(regclass, text[]) FROM PUBLIC;
 REVOKE ALL ON FUNCTION pgapp.define_scope(regclass, text, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION pgapp.define_stat(regclass, text, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION pgapp.drop_scope(regclass, text), pgapp.drop_stat(regclass, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION pgapp.allow_sort(regclass, text[]), pgapp.define_scope(regclass, text, text),
-    pgapp.define_stat(regclass, text, text) TO pgapp_admin;
+    pgapp.define_stat(regclass, text, text), pgapp.drop_scope(regclass, text),
+    pgapp.drop_stat(regclass, text) TO pgapp_admin;
 
 ---------------------------------------------------------------------------
 -- Rate limiting in shared memory (docs/ratelimit.md)

@@ -114,7 +114,7 @@ check_changeset_name(const char *name)
 	if (strlen(name) >= NAMEDATALEN)
 		ereport(ERROR,
 				errcode(ERRCODE_NAME_TOO_LONG),
-				errmsg("changeset name \"%s\" is too long", name),
+				errmsg("changeset name \"%s\" is too long", pgapp_echo(name)),
 				errdetail("Names are at most %d bytes.", NAMEDATALEN - 1));
 }
 
@@ -127,6 +127,36 @@ check_table(Oid relid)
 		ereport(ERROR,
 				errcode(ERRCODE_WRONG_OBJECT_TYPE),
 				errmsg("\"%s\" is not a table", get_rel_name(relid)));
+}
+
+/*
+ * Refuse (42501) unless the current user owns the table of the existing
+ * changeset name, if there is one and the table still exists: redefining or
+ * dropping a changeset changes what the writes to that table accept.
+ * Returns whether the changeset exists.
+ */
+static bool
+check_changeset_owner(const char *name)
+{
+	bool		isnull;
+	bool		exists;
+	Oid			relid = InvalidOid;
+	int			ret;
+
+	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
+	pgapp_spi_select_as_owner("SELECT source::pg_catalog.oid FROM pgapp.changeset_def"
+							  " WHERE name OPERATOR(pg_catalog.=) $1", name);
+	exists = SPI_processed > 0;
+	if (exists)
+		relid = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	SPI_finish();
+	if (exists && get_rel_name(relid) != NULL && !pg_class_ownercheck(relid, GetUserId()))
+		ereport(ERROR,
+				errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				errmsg("must be owner of table %s", get_rel_name(relid)),
+				errdetail("Changeset \"%s\" is defined for table %s.", name, qualified_name(relid)));
+	return exists;
 }
 
 /* Context callback: which rule was being compiled. */
@@ -292,8 +322,8 @@ pgapp_define_changeset(PG_FUNCTION_ARGS)
 	ArrayType  *permitted;
 	Jsonb	   *rules;
 	int			ret;
-	Oid			argtypes[4] = {TEXTOID, REGCLASSOID, TEXTARRAYOID, JSONBOID};
-	Datum		args[4];
+	Oid			argtypes[5] = {TEXTOID, REGCLASSOID, TEXTARRAYOID, JSONBOID, OIDOID};
+	Datum		args[5];
 
 	check_changeset_name(name);
 	if (PG_ARGISNULL(1) || PG_ARGISNULL(2) || PG_ARGISNULL(3))
@@ -307,6 +337,7 @@ pgapp_define_changeset(PG_FUNCTION_ARGS)
 	check_table(relid);
 	if (!pg_class_ownercheck(relid, GetUserId()))
 		aclcheck_error(ACLCHECK_NOT_OWNER, OBJECT_TABLE, get_rel_name(relid));
+	(void) check_changeset_owner(name);
 
 	/* compile now so that a bad rule is refused here, not at the first write */
 	(void) compile_rules(name, relid, permitted, rules);
@@ -327,16 +358,26 @@ pgapp_define_changeset(PG_FUNCTION_ARGS)
 	args[1] = ObjectIdGetDatum(relid);
 	args[2] = PointerGetDatum(permitted);
 	args[3] = JsonbPGetDatum(rules);
+	args[4] = ObjectIdGetDatum(GetUserId());
 	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
-	ret = SPI_execute_with_args("INSERT INTO pgapp.changeset_def (name, source, permitted, rules)"
-								" VALUES ($1, $2, $3, $4)"
-								" ON CONFLICT (name) DO UPDATE"
-								" SET source = EXCLUDED.source, permitted = EXCLUDED.permitted,"
-								"     rules = EXCLUDED.rules, updated_at = pg_catalog.now()",
-								4, argtypes, args, NULL, false, 0);
+	/* the owner again, for a changeset another table's owner defined since */
+	ret = pgapp_spi_execute_as_owner("INSERT INTO pgapp.changeset_def AS d (name, source, permitted, rules)"
+									 " VALUES ($1, $2, $3, $4)"
+									 " ON CONFLICT (name) DO UPDATE"
+									 " SET source = EXCLUDED.source, permitted = EXCLUDED.permitted,"
+									 "     rules = EXCLUDED.rules, updated_at = pg_catalog.now()"
+									 " WHERE COALESCE(pg_catalog.pg_has_role($5,"
+									 "     (SELECT c.relowner FROM pg_catalog.pg_class c"
+									 "       WHERE c.oid OPERATOR(pg_catalog.=) d.source), 'USAGE'), true)",
+									 5, argtypes, args, NULL);
 	if (ret != SPI_OK_INSERT)
 		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(ret));
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				errmsg("must be owner of the table of changeset \"%s\"", name),
+				errdetail("The owner of another table defined changeset \"%s\" at the same time.", name));
 	SPI_finish();
 	relcache_callback((Datum) 0, InvalidOid);
 	PG_RETURN_VOID();
@@ -386,11 +427,17 @@ Datum
 pgapp_drop_changeset(PG_FUNCTION_ARGS)
 {
 	char	   *name = pgapp_arg_cstring(fcinfo, 0, "name");
-	Oid			table = enforcing_table(name, InvalidOid);
+	Oid			table;
 	int			ret;
 	Oid			argtypes[1] = {TEXTOID};
 	Datum		args[1];
 
+	check_changeset_name(name);
+	if (!check_changeset_owner(name))
+		ereport(ERROR,
+				errcode(ERRCODE_UNDEFINED_OBJECT),
+				errmsg("changeset \"%s\" does not exist", name));
+	table = enforcing_table(name, InvalidOid);
 	if (OidIsValid(table))
 		ereport(ERROR,
 				errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
@@ -400,8 +447,8 @@ pgapp_drop_changeset(PG_FUNCTION_ARGS)
 	args[0] = CStringGetTextDatum(name);
 	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
-	ret = SPI_execute_with_args("DELETE FROM pgapp.changeset_def WHERE name OPERATOR(pg_catalog.=) $1",
-								1, argtypes, args, NULL, false, 0);
+	ret = pgapp_spi_execute_as_owner("DELETE FROM pgapp.changeset_def WHERE name OPERATOR(pg_catalog.=) $1",
+									 1, argtypes, args, NULL);
 	if (ret != SPI_OK_DELETE)
 		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(ret));
 	if (SPI_processed == 0)

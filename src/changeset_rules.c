@@ -107,7 +107,7 @@ pgapp_cs_resolve_field(Oid relid, const char *name, bool allow_virtual, CsField 
 		ereport(ERROR,
 				errcode(ERRCODE_UNDEFINED_COLUMN),
 				errmsg("column \"%s\" of relation \"%s\" does not exist",
-					   name, get_rel_name(relid)));
+					   pgapp_echo(name), get_rel_name(relid)));
 	}
 	field->attnum = attnum;
 	get_atttypetypmodcoll(relid, attnum, &typid, &typmod, &collid);
@@ -212,7 +212,7 @@ pgapp_cs_check_rule(Oid relid, CsRule *rule)
 						ereport(ERROR,
 								errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 								errmsg("%s rule for \"%s\" lists %s, which is not a label of enum %s",
-									   what, f->name, pgapp_jsonb_value_to_cstring(v),
+									   what, f->name, pgapp_echo(pgapp_jsonb_value_to_cstring(v)),
 									   format_type_be(f->typid)));
 					tup = SearchSysCache2(ENUMTYPOIDNAME, ObjectIdGetDatum(f->typid),
 										  CStringGetDatum(pgapp_jsonb_value_cstring(v)));
@@ -220,7 +220,7 @@ pgapp_cs_check_rule(Oid relid, CsRule *rule)
 						ereport(ERROR,
 								errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 								errmsg("%s rule for \"%s\" lists \"%s\", which is not a label of enum %s",
-									   what, f->name, pgapp_jsonb_value_cstring(v),
+									   what, f->name, pgapp_echo(pgapp_jsonb_value_cstring(v)),
 									   format_type_be(f->typid)));
 					rule->enum_oids[i] = ((Form_pg_enum) GETSTRUCT(tup))->oid;
 					ReleaseSysCache(tup);
@@ -416,7 +416,7 @@ set_option(const char *key, int keylen, JsonbValue *value, void *arg)
 	if (!option_known(rule->kind, key))
 		ereport(ERROR,
 				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				errmsg("unknown option \"%s\" in rule %d (%s)", key, index, rule_names[rule->kind]),
+				errmsg("unknown option \"%s\" in rule %d (%s)", pgapp_echo(key), index, rule_names[rule->kind]),
 				errhint("The %s rule takes: %s.", rule_names[rule->kind], options_list(rule->kind)));
 
 	if (strcmp(key, "message") == 0)
@@ -495,7 +495,7 @@ pgapp_cs_rule_from_json(Oid relid, JsonbValue *json, int index)
 		ereport(ERROR,
 				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				errmsg("rule %d names no known validator", index),
-				errdetail("The rule is %s.", pgapp_jsonb_value_to_cstring(json)),
+				errdetail("The rule is %s.", pgapp_echo(pgapp_jsonb_value_to_cstring(json))),
 				errhint("A rule has one of: %s.", buf.data));
 	}
 	if (rp.nkinds > 1)

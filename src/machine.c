@@ -12,11 +12,21 @@
  * reloads a machine after its definition changes (at its next command in
  * the defining session, at commit elsewhere).
  *
+ * A machine belongs to the role that defined it (pgapp.machine.owner):
+ * only that role, its members and superusers may redefine or drop it, as
+ * PostgreSQL checks ALTER and DROP.  Nobody but the extension's owner may
+ * write pgapp.machine directly: define_machine checks and compiles the
+ * definition as the caller, then writes it with the owner's rights.
+ *
  * The trigger (pgapp._transition_trigger) runs BEFORE INSERT OR UPDATE OF
  * the column to check, and, when the table is attached with log => true,
  * again AFTER to record the change in pgapp.transition_log.  The log is
  * written with the extension owner's rights, so ordinary roles can add to
- * it only through the trigger.
+ * it only through the trigger; a row-level security policy shows each role
+ * only the entries of rows it may read (pgapp.row_visible).
+ *
+ * Errors echo at most 64 characters of a state or name the caller sent
+ * (pgapp_echo).
  *
  * src/machine.c
  *
@@ -109,7 +119,7 @@ check_name(const char *name, const char *what)
 	if (strlen(name) >= NAMEDATALEN)
 		ereport(ERROR,
 				errcode(ERRCODE_NAME_TOO_LONG),
-				errmsg("%s name \"%s\" is too long", what, name),
+				errmsg("%s name \"%s\" is too long", what, pgapp_echo(name)),
 				errdetail("Names are at most %d bytes.", NAMEDATALEN - 1));
 }
 
@@ -149,7 +159,7 @@ compile(Machine *m, const char *name, Jsonb *transitions, ArrayType *initial)
 			ereport(ERROR,
 					errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					errmsg("transitions from state \"%s\" of machine \"%s\" must be a JSON array of states",
-						   m->states[i].name, name),
+						   pgapp_echo(m->states[i].name), name),
 					errhint("Use [] for a state with no way out."));
 		m->states[i].targets = palloc(sizeof(int) * Max(n, 1));
 		for (int j = 0; j < n; j++)
@@ -162,13 +172,14 @@ compile(Machine *m, const char *name, Jsonb *transitions, ArrayType *initial)
 				ereport(ERROR,
 						errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 						errmsg("transitions from state \"%s\" of machine \"%s\" must be state names, not %s",
-							   m->states[i].name, name, pgapp_jsonb_value_to_cstring(t)));
+							   pgapp_echo(m->states[i].name), name,
+							   pgapp_echo(pgapp_jsonb_value_to_cstring(t))));
 			k = state_index(m, target);
 			if (k < 0)
 				ereport(ERROR,
 						errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 						errmsg("machine \"%s\" has a transition from \"%s\" to unknown state \"%s\"",
-							   name, m->states[i].name, target),
+							   name, pgapp_echo(m->states[i].name), pgapp_echo(target)),
 						errhint("Every target must also be a key of the transitions object; use [] for a final state."));
 			m->states[i].targets[m->states[i].ntargets++] = k;
 		}
@@ -201,7 +212,7 @@ compile(Machine *m, const char *name, Jsonb *transitions, ArrayType *initial)
 			if (k < 0)
 				ereport(ERROR,
 						errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						errmsg("initial state \"%s\" is not a state of machine \"%s\"", state, name));
+						errmsg("initial state \"%s\" is not a state of machine \"%s\"", pgapp_echo(state), name));
 			m->states[k].initial = true;
 		}
 	}
@@ -335,7 +346,39 @@ pgapp_machine_check(const char *machine, const char *from_state, const char *to_
 }
 
 /*
- * pgapp.define_machine(machine text, transitions jsonb, initial text[])
+ * Refuse (42501) unless the current user has the rights of the role that
+ * owns machine name; the caller is connected to SPI.  Returns whether the
+ * machine exists.
+ */
+static bool
+check_machine_owner(const char *name)
+{
+	bool		isnull;
+	Oid			owner;
+
+	pgapp_spi_select_as_owner("SELECT owner FROM pgapp.machine"
+							  " WHERE name OPERATOR(pg_catalog.=) $1", name);
+	if (SPI_processed == 0)
+		return false;
+	owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	if (!has_privs_of_role(GetUserId(), owner))
+	{
+		char	   *owner_name = GetUserNameFromId(owner, true);
+
+		ereport(ERROR,
+				errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				errmsg("must be owner of machine \"%s\"", name),
+				owner_name ? errdetail("Machine \"%s\" belongs to role \"%s\".", name, owner_name)
+				: errdetail("The role that defined machine \"%s\" no longer exists.", name),
+				errhint("Only its owner, a member of the owner role or a superuser may change or drop it."));
+	}
+	return true;
+}
+
+/*
+ * pgapp.define_machine(machine text, transitions jsonb, initial text[]):
+ * a new machine belongs to the caller; an existing one may be redefined
+ * only by its owner.
  */
 PG_FUNCTION_INFO_V1(pgapp_define_machine);
 Datum
@@ -345,9 +388,9 @@ pgapp_define_machine(PG_FUNCTION_ARGS)
 	Jsonb	   *transitions;
 	Machine		scratch = {0};
 	int			ret;
-	Oid			argtypes[3] = {TEXTOID, JSONBOID, TEXTARRAYOID};
-	Datum		args[3];
-	char		nulls[3] = {' ', ' ', ' '};
+	Oid			argtypes[4] = {TEXTOID, JSONBOID, TEXTARRAYOID, OIDOID};
+	Datum		args[4];
+	char		nulls[4] = {' ', ' ', ' ', ' '};
 
 	check_name(name, "machine");
 	if (PG_ARGISNULL(1))
@@ -362,24 +405,33 @@ pgapp_define_machine(PG_FUNCTION_ARGS)
 	args[2] = PG_ARGISNULL(2) ? (Datum) 0 : PG_GETARG_DATUM(2);
 	if (PG_ARGISNULL(2))
 		nulls[2] = 'n';
+	args[3] = ObjectIdGetDatum(GetUserId());
 	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
-	ret = SPI_execute_with_args("INSERT INTO pgapp.machine (name, transitions, initial)"
-								" VALUES ($1, $2, $3)"
-								" ON CONFLICT (name) DO UPDATE"
-								" SET transitions = EXCLUDED.transitions, initial = EXCLUDED.initial,"
-								"     updated_at = pg_catalog.now()",
-								3, argtypes, args, nulls, false, 0);
+	(void) check_machine_owner(name);
+	/* the owner again, for a machine another role created since the check */
+	ret = pgapp_spi_execute_as_owner("INSERT INTO pgapp.machine AS m (name, transitions, initial, owner)"
+									 " VALUES ($1, $2, $3, $4)"
+									 " ON CONFLICT (name) DO UPDATE"
+									 " SET transitions = EXCLUDED.transitions, initial = EXCLUDED.initial,"
+									 "     updated_at = pg_catalog.now()"
+									 " WHERE pg_catalog.pg_has_role($4, m.owner, 'USAGE')",
+									 4, argtypes, args, nulls);
 	if (ret != SPI_OK_INSERT)
 		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(ret));
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				errmsg("must be owner of machine \"%s\"", name),
+				errdetail("Another role defined machine \"%s\" at the same time.", name));
 	SPI_finish();
 	pgapp_machine_invalidate();
 	PG_RETURN_VOID();
 }
 
 /*
- * pgapp.drop_machine(machine text): refused while a trigger or a changeset
- * uses the machine.
+ * pgapp.drop_machine(machine text): for its owner; refused while a trigger
+ * or a changeset uses the machine.
  */
 PG_FUNCTION_INFO_V1(pgapp_drop_machine);
 Datum
@@ -390,9 +442,14 @@ pgapp_drop_machine(PG_FUNCTION_ARGS)
 	Oid			argtypes[1] = {TEXTOID};
 	Datum		args[1];
 
+	check_name(name, "machine");
 	args[0] = CStringGetTextDatum(name);
 	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
+	if (!check_machine_owner(name))
+		ereport(ERROR,
+				errcode(ERRCODE_UNDEFINED_OBJECT),
+				errmsg("machine \"%s\" does not exist", name));
 	ret = SPI_execute_with_args(
 		"SELECT t.tgrelid::pg_catalog.regclass::pg_catalog.text FROM pg_catalog.pg_trigger t"
 		" WHERE t.tgfoid OPERATOR(pg_catalog.=) 'pgapp._transition_trigger()'::pg_catalog.regprocedure"
@@ -411,8 +468,8 @@ pgapp_drop_machine(PG_FUNCTION_ARGS)
 				errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
 				errmsg("cannot drop machine \"%s\" because %s uses it", name,
 					   SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1)));
-	ret = SPI_execute_with_args("DELETE FROM pgapp.machine WHERE name OPERATOR(pg_catalog.=) $1",
-								1, argtypes, args, NULL, false, 0);
+	ret = pgapp_spi_execute_as_owner("DELETE FROM pgapp.machine WHERE name OPERATOR(pg_catalog.=) $1",
+									 1, argtypes, args, NULL);
 	if (ret != SPI_OK_DELETE)
 		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(ret));
 	if (SPI_processed == 0)
@@ -440,11 +497,11 @@ pgapp_transition_allowed(PG_FUNCTION_ARGS)
 	if (from != NULL && state_index(m, from) < 0)
 		ereport(ERROR,
 				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				errmsg("\"%s\" is not a state of machine \"%s\"", from, name));
+				errmsg("\"%s\" is not a state of machine \"%s\"", pgapp_echo(from), name));
 	if (state_index(m, to) < 0)
 		ereport(ERROR,
 				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				errmsg("\"%s\" is not a state of machine \"%s\"", to, name));
+				errmsg("\"%s\" is not a state of machine \"%s\"", pgapp_echo(to), name));
 	PG_RETURN_BOOL(pgapp_machine_check(name, from, to) == CS_TRANSITION_OK);
 }
 
@@ -475,7 +532,7 @@ pgapp_allowed_transitions(PG_FUNCTION_ARGS)
 		if (k < 0)
 			ereport(ERROR,
 					errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					errmsg("\"%s\" is not a state of machine \"%s\"", from, name));
+					errmsg("\"%s\" is not a state of machine \"%s\"", pgapp_echo(from), name));
 		for (int i = 0; i < m->states[k].ntargets; i++)
 			elems[n++] = CStringGetTextDatum(m->states[m->states[k].targets[i]].name);
 	}
@@ -543,7 +600,7 @@ check_enum_coverage(Machine *m, const char *name, Oid enumtype)
 		foreach(lc, labels)
 			found |= (strcmp(lfirst(lc), m->states[i].name) == 0);
 		if (!found)
-			appendStringInfo(&extra, "%s\"%s\"", extra.len ? ", " : "", m->states[i].name);
+			appendStringInfo(&extra, "%s\"%s\"", extra.len ? ", " : "", pgapp_echo(m->states[i].name));
 	}
 	if (missing.len > 0)
 		ereport(ERROR,
@@ -844,8 +901,8 @@ pgapp_transition_trigger(PG_FUNCTION_ARGS)
 		const char *values[2];
 		const char *msg = NULL;
 
-		values[0] = from ? from : "nil";
-		values[1] = to;
+		values[0] = from ? pgapp_echo(from) : "nil";
+		values[1] = pgapp_echo(to);
 		switch (pgapp_machine_check(machine, from, to))
 		{
 			case CS_TRANSITION_OK:
@@ -854,7 +911,7 @@ pgapp_transition_trigger(PG_FUNCTION_ARGS)
 				msg = psprintf("cannot transition from %s to %s", values[0], values[1]);
 				break;
 			case CS_TRANSITION_NOT_INITIAL:
-				msg = psprintf("cannot start as %s", to);
+				msg = psprintf("cannot start as %s", values[1]);
 				break;
 			case CS_TRANSITION_UNKNOWN_STATE:
 				msg = "is invalid";

@@ -27,11 +27,13 @@
 #include "commands/dbcommands.h"
 #include "executor/spi.h"
 #include "fmgr.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "storage/ipc.h"
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
 #include "tcop/utility.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/jsonb.h"
@@ -481,6 +483,44 @@ pgapp_spi_select_as_owner(const char *sql, const char *name)
 		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(ret));
 }
 
+/*
+ * Run a statement that writes pgapp's own tables as the schema owner; the
+ * caller is connected to SPI.  The definition tables grant no write to
+ * anyone else, so a definition changes only through a function that checked
+ * the caller (ownership of the table it describes) and validated the input
+ * first, as the caller.  Returns SPI's result code.
+ */
+int
+pgapp_spi_execute_as_owner(const char *sql, int nargs, Oid *argtypes, Datum *args,
+						   const char *nulls)
+{
+	PgappOwnerSwitch sw;
+	int			ret;
+
+	pgapp_become_owner(&sw);
+	PG_TRY();
+	{
+		ret = SPI_execute_with_args(sql, nargs, argtypes, args, nulls, false, 0);
+	}
+	PG_FINALLY();
+	{
+		pgapp_restore_user(&sw);
+	}
+	PG_END_TRY();
+	return ret;
+}
+
+char *
+pgapp_echo(const char *input)
+{
+	int			len = strlen(input);
+	int			clip = pg_mbcharcliplen(input, len, PGAPP_ECHO_CHARS);
+
+	if (clip >= len)
+		return pstrdup(input);
+	return psprintf("%.*s...", clip, input);
+}
+
 char *
 pgapp_arg_cstring(FunctionCallInfo fcinfo, int n, const char *what)
 {
@@ -572,6 +612,15 @@ spi_json_value(const char *query, MemoryContext mcxt)
 	return json;
 }
 
+/* May the current user see health()'s configuration part? */
+static bool
+health_admin(void)
+{
+	Oid			admin = get_role_oid("pgapp_admin", true);
+
+	return superuser() || (OidIsValid(admin) && has_privs_of_role(GetUserId(), admin));
+}
+
 /*
  * pgapp.health() -> jsonb
  *
@@ -581,6 +630,10 @@ spi_json_value(const char *query, MemoryContext mcxt)
  *
  * "degraded" means something a deployment should fix: not preloaded, or an
  * installed extension version that differs from the loaded library.
+ *
+ * Only superusers and members of pgapp_admin see the configuration, the
+ * workers and the libraries; everyone else (PostgREST's anonymous role
+ * included) gets {"status", "version"}, what a load balancer needs.
  */
 Datum
 pgapp_health(PG_FUNCTION_ARGS)
@@ -651,6 +704,17 @@ pgapp_health(PG_FUNCTION_ARGS)
 
 	pgapp_json_set(health, "status", pgapp_json_string(degraded ? "degraded" : "ok"));
 	pgapp_json_set(health, "version", installed);
+	if (!health_admin())
+	{
+		pgapp_json_free(cron);
+		pgapp_json_free(libs);
+		pgapp_json_free(mods);
+		pgapp_json_free(workers);
+		result = pgapp_json_to_jsonb(health);
+		pgapp_json_free(health);
+		pgapp_json_free(cron_state);
+		PG_RETURN_JSONB_P(result);
+	}
 	pgapp_json_set(health, "library_version", pgapp_json_string(PGAPP_VERSION));
 	pgapp_json_set(health, "preloaded", pgapp_json_bool(pgapp_preloaded));
 	pgapp_json_set(health, "shared_memory", pgapp_json_bool(pgapp_preloaded && shmem_ok));

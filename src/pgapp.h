@@ -105,8 +105,17 @@ typedef struct PgappOwnerSwitch
 
 extern void pgapp_become_owner(PgappOwnerSwitch *sw);
 extern void pgapp_spi_select_as_owner(const char *sql, const char *name);
+extern int	pgapp_spi_execute_as_owner(const char *sql, int nargs, Oid *argtypes,
+									   Datum *args, const char *nulls);
 extern void pgapp_restore_user(PgappOwnerSwitch *sw);
 extern Oid	pgapp_schema_oid(void);
+
+/*
+ * Input echoed in an error message: at most PGAPP_ECHO_CHARS characters,
+ * then "...", so that a message never carries a caller's megabytes.
+ */
+#define PGAPP_ECHO_CHARS 64
+extern char *pgapp_echo(const char *input);
 
 /* Argument n as a C string; 22004 naming what when it is NULL. */
 extern char *pgapp_arg_cstring(FunctionCallInfo fcinfo, int n, const char *what);

@@ -130,7 +130,7 @@ resolve_field(Oid relid, const char *name, QueryField *f)
 	if (f->attnum == InvalidAttrNumber || f->attnum < 0)
 		ereport(ERROR,
 				errcode(ERRCODE_UNDEFINED_COLUMN),
-				errmsg("column \"%s\" of relation \"%s\" does not exist", name, get_rel_name(relid)),
+				errmsg("column \"%s\" of relation \"%s\" does not exist", pgapp_echo(name), get_rel_name(relid)),
 				errhint("Fields are column names of the query's source, written as they are (no quoting)."));
 	get_atttypetypmodcoll(relid, f->attnum, &f->typid, &typmod, &collid);
 	f->basetype = getBaseType(f->typid);
@@ -657,9 +657,9 @@ pgapp_allow_sort(PG_FUNCTION_ARGS)
 	args[1] = PointerGetDatum(fields);
 	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
-	ret = SPI_execute_with_args("INSERT INTO pgapp.sort_allowed (source, fields) VALUES ($1, $2)"
-								" ON CONFLICT (source) DO UPDATE SET fields = EXCLUDED.fields",
-								2, argtypes, args, NULL, false, 0);
+	ret = pgapp_spi_execute_as_owner("INSERT INTO pgapp.sort_allowed (source, fields) VALUES ($1, $2)"
+									 " ON CONFLICT (source) DO UPDATE SET fields = EXCLUDED.fields",
+									 2, argtypes, args, NULL);
 	if (ret != SPI_OK_INSERT)
 		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(ret));
 	SPI_finish();
@@ -699,7 +699,7 @@ bad:
 	ereport(ERROR,
 			errcode(ERRCODE_SYNTAX_ERROR),
 			errmsg("%s \"%s\" must be a single SQL expression", what, name),
-			errdetail("It was: %s", text));
+			errdetail("It was: %s", pgapp_echo(text)));
 }
 
 /*
@@ -749,10 +749,10 @@ define_expression(FunctionCallInfo fcinfo, const char *kind)
 	args[1] = CStringGetTextDatum(name);
 	args[2] = CStringGetTextDatum(kind);
 	args[3] = CStringGetTextDatum(expr);
-	ret = SPI_execute_with_args("INSERT INTO pgapp.query_expression (source, name, kind, expression)"
-								" VALUES ($1, $2, $3, $4)"
-								" ON CONFLICT (source, kind, name) DO UPDATE SET expression = EXCLUDED.expression",
-								4, argtypes, args, NULL, false, 0);
+	ret = pgapp_spi_execute_as_owner("INSERT INTO pgapp.query_expression (source, name, kind, expression)"
+									 " VALUES ($1, $2, $3, $4)"
+									 " ON CONFLICT (source, kind, name) DO UPDATE SET expression = EXCLUDED.expression",
+									 4, argtypes, args, NULL);
 	if (ret != SPI_OK_INSERT)
 		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(ret));
 	SPI_finish();
@@ -771,6 +771,61 @@ Datum
 pgapp_define_stat(PG_FUNCTION_ARGS)
 {
 	define_expression(fcinfo, "stat");
+	PG_RETURN_VOID();
+}
+
+/*
+ * pgapp.drop_scope(source, name) / pgapp.drop_stat(source, name): for the
+ * table's owner, like defining; 42704 when there is no such definition.
+ */
+static void
+drop_expression(FunctionCallInfo fcinfo, const char *kind)
+{
+	Oid			relid;
+	char	   *name;
+	int			ret;
+	Oid			argtypes[3] = {REGCLASSOID, TEXTOID, TEXTOID};
+	Datum		args[3];
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				errmsg("source must not be null"));
+	relid = PG_GETARG_OID(0);
+	name = pgapp_arg_cstring(fcinfo, 1, "name");
+	if (!pg_class_ownercheck(relid, GetUserId()))
+		aclcheck_error(ACLCHECK_NOT_OWNER, OBJECT_TABLE, get_rel_name(relid));
+	args[0] = ObjectIdGetDatum(relid);
+	args[1] = CStringGetTextDatum(kind);
+	args[2] = CStringGetTextDatum(name);
+	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
+	ret = pgapp_spi_execute_as_owner("DELETE FROM pgapp.query_expression"
+									 " WHERE source OPERATOR(pg_catalog.=) $1 AND kind OPERATOR(pg_catalog.=) $2"
+									 "   AND name OPERATOR(pg_catalog.=) $3",
+									 3, argtypes, args, NULL);
+	if (ret != SPI_OK_DELETE)
+		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(ret));
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				errcode(ERRCODE_UNDEFINED_OBJECT),
+				errmsg("%s \"%s\" of %s does not exist", kind, pgapp_echo(name), get_rel_name(relid)));
+	SPI_finish();
+}
+
+PG_FUNCTION_INFO_V1(pgapp_drop_scope);
+Datum
+pgapp_drop_scope(PG_FUNCTION_ARGS)
+{
+	drop_expression(fcinfo, "scope");
+	PG_RETURN_VOID();
+}
+
+PG_FUNCTION_INFO_V1(pgapp_drop_stat);
+Datum
+pgapp_drop_stat(PG_FUNCTION_ARGS)
+{
+	drop_expression(fcinfo, "stat");
 	PG_RETURN_VOID();
 }
 
