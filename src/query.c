@@ -17,12 +17,18 @@
  * Builders resolve every field against the catalog when they are called
  * and store values as text in the column's own type (cast through the
  * column type's input function), so a bad field or value fails at once.
- * Executors rebuild the SQL from the value: identifiers come from the
- * catalog and are quoted, values are always bound parameters typed as
- * their column, never spliced.  Plans are prepared once per SQL text and
- * kept (SPI_keepplan) in a per-backend cache, so the second page of the
- * same query shape does not plan again; PostgreSQL's plan cache
- * invalidates them when the tables change.
+ * A value may also be made by hand, so every builder and executor first
+ * reads it through query_read, the one place that checks every key, type
+ * and operation, converts values to their column's type and checks sorts,
+ * scopes, stats and preloads against their definitions (22023 for a bad
+ * shape, never a crash).  Executors build the SQL from what query_read
+ * returned, never from the jsonb: identifiers come from the catalog and
+ * are quoted, values are always bound parameters typed as their column,
+ * never spliced.  Plans are prepared once per SQL text and kept
+ * (SPI_keepplan) in a per-backend cache, so the second page of the same
+ * query shape does not plan again; PostgreSQL's plan cache invalidates
+ * them when the tables change.  The cache holds at most MAX_CACHED_PLANS
+ * plans and pgapp.query_cache_memory kB, least recently used evicted.
  *
  * src/query.c
  *
