@@ -287,6 +287,27 @@ SELECT * FROM pg_temp.show($$ SELECT pgapp.preload(pgapp.from('q_active'), ARRAY
 SELECT * FROM pg_temp.show($$ SELECT pgapp.all('{"source": "q_product", "where": [], "order": [], "scopes": ["active) OR (true"]}') $$);
 SELECT count(*) AS products_still_there FROM q_product;
 
+-- whitelists and scopes are read again after any change, even within one statement
+DO $$
+DECLARE q pgapp.query := pgapp.scope(pgapp.from('q_product'), 'active');
+BEGIN
+    RAISE NOTICE 'active: %', pgapp.count(pgapp.sort_by(q, 'price'));
+    PERFORM pgapp.allow_sort('q_product', ARRAY['name']);
+    PERFORM pgapp.define_scope('q_product', 'active', 'status = ''draft''');
+    BEGIN
+        PERFORM pgapp.count(q);
+        PERFORM pgapp.sort_by(q, 'price');
+        RAISE NOTICE 'price still sortable';
+    EXCEPTION WHEN invalid_parameter_value THEN
+        RAISE NOTICE 'price no longer sortable: %', SQLERRM;
+    END;
+    RAISE NOTICE 'active is now draft: %', pgapp.count(q);
+    PERFORM pgapp.allow_sort('q_product', ARRAY['name', 'price', 'released', 'id']);
+    PERFORM pgapp.define_scope('q_product', 'active', 'status = ''active''');
+    RAISE NOTICE 'active again, sortable by price again: %', pgapp.count(pgapp.sort_by(q, 'price'));
+END
+$$;
+
 -- privileges: sort whitelists are for pgapp_admin and the table owner
 CREATE ROLE q_reader;
 GRANT SELECT ON q_product TO q_reader;

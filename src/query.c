@@ -37,6 +37,7 @@
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
@@ -55,6 +56,7 @@
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
+#include "storage/proc.h"
 #include "parser/parser.h"
 #include "utils/acl.h"
 #include "utils/array.h"
@@ -1122,6 +1124,57 @@ pgapp_search(PG_FUNCTION_ARGS)
 	PG_RETURN_JSONB_P(append_end(&a));
 }
 
+/*
+ * Sort whitelists and scope/stat expressions looked up in this statement.
+ * Every builder reads the whole value it is given, so a pipe of builders
+ * would otherwise ask pgapp.sort_allowed and pgapp.query_expression the
+ * same questions again and again.  The answers are kept only while the
+ * statement, the transaction and its command counter are the same: any
+ * write (allow_sort, define_scope) advances the command counter, and a new
+ * statement may see a new snapshot.
+ */
+typedef struct MemoSort
+{
+	Oid			relid;
+	ArrayType  *allowed;		/* NULL: no whitelist */
+} MemoSort;
+
+typedef struct MemoExpr
+{
+	Oid			relid;
+	char	   *kind;
+	char	   *name;
+	char	   *expression;
+} MemoExpr;
+
+static MemoryContext memo_mcxt = NULL;
+static LocalTransactionId memo_lxid = InvalidLocalTransactionId;
+static CommandId memo_cid = InvalidCommandId;
+static TimestampTz memo_stmt = 0;
+static List *memo_sorts = NIL;
+static List *memo_exprs = NIL;
+
+/* Forget the memo when the statement, transaction or command changed. */
+static void
+memo_check(void)
+{
+	LocalTransactionId lxid = MyProc->lxid;
+	CommandId	cid = GetCurrentCommandId(false);
+	TimestampTz stmt = GetCurrentStatementStartTimestamp();
+
+	if (memo_mcxt != NULL && lxid == memo_lxid && cid == memo_cid && stmt == memo_stmt)
+		return;
+	if (memo_mcxt == NULL)
+		memo_mcxt = AllocSetContextCreate(TopMemoryContext, "pgapp query lookups", ALLOCSET_SMALL_SIZES);
+	else
+		MemoryContextReset(memo_mcxt);
+	memo_sorts = NIL;
+	memo_exprs = NIL;
+	memo_lxid = lxid;
+	memo_cid = cid;
+	memo_stmt = stmt;
+}
+
 /* The fields allow_sort whitelisted for relid, as a text[] (NULL if none). */
 static ArrayType *
 sortable_fields(Oid relid)
@@ -1130,7 +1183,16 @@ sortable_fields(Oid relid)
 	Oid			argtypes[1] = {OIDOID};
 	Datum		args[1];
 	ArrayType  *result = NULL;
-	MemoryContext caller = CurrentMemoryContext;
+	ListCell   *lc;
+	MemoSort   *m;
+
+	memo_check();
+	foreach(lc, memo_sorts)
+	{
+		m = lfirst(lc);
+		if (m->relid == relid)
+			return m->allowed;
+	}
 
 	args[0] = ObjectIdGetDatum(relid);
 	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
@@ -1143,12 +1205,22 @@ sortable_fields(Oid relid)
 	{
 		bool		isnull;
 		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-		MemoryContext old = MemoryContextSwitchTo(caller);
+		MemoryContext old = MemoryContextSwitchTo(memo_mcxt);
 
-		result = DatumGetArrayTypePCopy(d);
+		if (!isnull)
+			result = DatumGetArrayTypePCopy(d);
 		MemoryContextSwitchTo(old);
 	}
 	SPI_finish();
+	m = MemoryContextAlloc(memo_mcxt, sizeof(MemoSort));
+	m->relid = relid;
+	m->allowed = result;
+	{
+		MemoryContext old = MemoryContextSwitchTo(memo_mcxt);
+
+		memo_sorts = lappend(memo_sorts, m);
+		MemoryContextSwitchTo(old);
+	}
 	return result;
 }
 
@@ -1429,6 +1501,16 @@ lookup_expression(Oid relid, const char *kind, const char *name, MemoryContext m
 	Datum		args[3];
 	int			ret;
 	char	   *result;
+	ListCell   *lc;
+
+	memo_check();
+	foreach(lc, memo_exprs)
+	{
+		MemoExpr   *m = lfirst(lc);
+
+		if (m->relid == relid && strcmp(m->kind, kind) == 0 && strcmp(m->name, name) == 0)
+			return MemoryContextStrdup(mcxt, m->expression);
+	}
 
 	args[0] = ObjectIdGetDatum(relid);
 	args[1] = CStringGetTextDatum(kind);
@@ -1457,6 +1539,17 @@ lookup_expression(Oid relid, const char *kind, const char *name, MemoryContext m
 				errhint("The table owner defines them with pgapp.define_%s().", kind));
 	}
 	result = MemoryContextStrdup(mcxt, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
+	{
+		MemoryContext old = MemoryContextSwitchTo(memo_mcxt);
+		MemoExpr   *m = palloc(sizeof(MemoExpr));
+
+		m->relid = relid;
+		m->kind = pstrdup(kind);
+		m->name = pstrdup(name);
+		m->expression = pstrdup(result);
+		memo_exprs = lappend(memo_exprs, m);
+		MemoryContextSwitchTo(old);
+	}
 	return result;
 }
 
