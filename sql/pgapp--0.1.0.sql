@@ -805,6 +805,7 @@ BEGIN
     IF q IS NULL THEN
         RAISE EXCEPTION 'query must not be null' USING ERRCODE = 'null_value_not_allowed';
     END IF;
+    q := pgapp.check_query(q);
     IF spec IS NULL OR jsonb_typeof(spec) <> 'object' THEN
         RAISE EXCEPTION 'spec must be a JSON object'
             USING ERRCODE = 'invalid_parameter_value',
@@ -910,6 +911,24 @@ CREATE FUNCTION pgapp.to_sql(q pgapp.query)
 RETURNS text
 AS 'MODULE_PATHNAME', 'pgapp_to_sql'
 LANGUAGE C STABLE;
+
+CREATE FUNCTION pgapp.check_query(q pgapp.query)
+RETURNS pgapp.query
+AS 'MODULE_PATHNAME', 'pgapp_check_query'
+LANGUAGE C STABLE;
+
+COMMENT ON FUNCTION pgapp.check_query(pgapp.query) IS
+'The query itself when it is well formed (every key, type, operation, field, sort and name checked), else 22023';
+
+-- The kept plans of the calling backend (pgapp.query_cache_memory caps bytes).
+CREATE FUNCTION pgapp.query_cache_stats(OUT entries integer, OUT bytes bigint,
+                                        OUT max_entries integer, OUT max_bytes bigint)
+RETURNS record
+AS 'MODULE_PATHNAME', 'pgapp_query_cache_stats'
+LANGUAGE C VOLATILE;
+
+COMMENT ON FUNCTION pgapp.query_cache_stats() IS
+'The query plans this backend keeps: how many, their bytes, and the caps (pgapp.query_cache_memory)';
 
 /*
  * Definitions go with their table: a dropped table's changesets, scopes,

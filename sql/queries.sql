@@ -253,6 +253,27 @@ SELECT * FROM pg_temp.show($$ SELECT pgapp.all('{"source": "q_product", "where":
 SELECT * FROM pg_temp.show($$ SELECT pgapp.all('{"source": "q_product", "where": [], "order": [{"field": "id", "dir": "asc; drop table q_product", "nulls": "last"}]}') $$);
 SELECT * FROM pg_temp.show($$ SELECT pgapp.all('{"source": "q_product; drop table q_product", "where": [], "order": []}') $$);
 SELECT * FROM pg_temp.show($$ SELECT pgapp.all('{"where": [], "order": []}') $$);
+-- values in a hand-made value: a JSON string or number in the column's type
+-- (5 on an integer column is 5); a boolean only on a boolean column; null,
+-- objects and arrays are 22023, never a comparison with a made-up value
+SELECT pgapp.count('{"source": "q_product", "where": [{"op": "eq", "field": "id", "value": 2}], "order": []}') AS number_on_int;
+SELECT pgapp.count('{"source": "q_product", "where": [{"op": "range", "field": "price", "from": 5, "to": 19.5}], "order": []}') AS number_range;
+SELECT * FROM pg_temp.show($$ SELECT pgapp.count('{"source": "q_product", "where": [{"op": "eq", "field": "id", "value": 2.5}], "order": []}') $$);
+SELECT * FROM pg_temp.show($$ SELECT pgapp.count('{"source": "q_product", "where": [{"op": "eq", "field": "id", "value": true}], "order": []}') $$);
+SELECT * FROM pg_temp.show($$ SELECT pgapp.count('{"source": "q_product", "where": [{"op": "eq", "field": "name", "value": null}], "order": []}') $$);
+SELECT * FROM pg_temp.show($$ SELECT pgapp.count('{"source": "q_product", "where": [{"op": "in", "field": "id", "values": [1, {"a": 1}]}], "order": []}') $$);
+SELECT * FROM pg_temp.show($$ SELECT pgapp.count('{"source": "q_product", "where": [{"op": "range", "field": "price"}], "order": []}') $$);
+SELECT * FROM pg_temp.show($$ SELECT pgapp.count('{"source": "q_product", "where": "true", "order": []}') $$);
+SELECT * FROM pg_temp.show($$ SELECT pgapp.count('{"source": "q_product", "where": [], "order": [], "limit": 1}') $$);
+SELECT * FROM pg_temp.show($$ SELECT pgapp.count('{"source": "q_product", "where": [], "order": [{"field": "sku", "dir": "asc", "nulls": "last"}]}') $$);
+-- builders read the value they are given the same way
+SELECT * FROM pg_temp.show($$ SELECT pgapp.sort_by('{"source": "q_product", "where": [{"op": "eq", "field": "name"}], "order": []}', 'id') $$);
+-- check_query: the value itself when it is well formed
+SELECT pgapp.check_query(pgapp.sort_by(pgapp.filter_by(pgapp.from('q_product'), 'id', 1), 'name')) -> 'order' AS checked;
+SELECT * FROM pg_temp.show($$ SELECT pgapp.check_query('{"source": "q_product", "where": [{"op": "eq", "field": "id", "value": [1]}], "order": []}') $$);
+-- the kept plans of this backend, capped by pgapp.query_cache_memory
+SELECT entries > 0 AS has_plans, bytes > 0 AS has_bytes, bytes <= max_bytes AS under_cap, max_entries, max_bytes
+  FROM pgapp.query_cache_stats();
 SELECT * FROM pg_temp.show($$ SELECT pgapp.define_scope('q_product', 'evil', 'true); DROP TABLE q_product; --') $$);
 SELECT * FROM pg_temp.show($$ SELECT pgapp.define_scope('q_product', 'evil', 'true FROM pg_authid') $$);
 SELECT * FROM pg_temp.show($$ SELECT pgapp.define_scope('q_product', 'evil', 'nope = 1') $$);
@@ -265,6 +286,27 @@ SELECT * FROM pg_temp.show($$ SELECT pgapp.preload(pgapp.from('q_product'), ARRA
 SELECT * FROM pg_temp.show($$ SELECT pgapp.preload(pgapp.from('q_active'), ARRAY['maker']) $$);
 SELECT * FROM pg_temp.show($$ SELECT pgapp.all('{"source": "q_product", "where": [], "order": [], "scopes": ["active) OR (true"]}') $$);
 SELECT count(*) AS products_still_there FROM q_product;
+
+-- whitelists and scopes are read again after any change, even within one statement
+DO $$
+DECLARE q pgapp.query := pgapp.scope(pgapp.from('q_product'), 'active');
+BEGIN
+    RAISE NOTICE 'active: %', pgapp.count(pgapp.sort_by(q, 'price'));
+    PERFORM pgapp.allow_sort('q_product', ARRAY['name']);
+    PERFORM pgapp.define_scope('q_product', 'active', 'status = ''draft''');
+    BEGIN
+        PERFORM pgapp.count(q);
+        PERFORM pgapp.sort_by(q, 'price');
+        RAISE NOTICE 'price still sortable';
+    EXCEPTION WHEN invalid_parameter_value THEN
+        RAISE NOTICE 'price no longer sortable: %', SQLERRM;
+    END;
+    RAISE NOTICE 'active is now draft: %', pgapp.count(q);
+    PERFORM pgapp.allow_sort('q_product', ARRAY['name', 'price', 'released', 'id']);
+    PERFORM pgapp.define_scope('q_product', 'active', 'status = ''active''');
+    RAISE NOTICE 'active again, sortable by price again: %', pgapp.count(pgapp.sort_by(q, 'price'));
+END
+$$;
 
 -- privileges: sort whitelists are for pgapp_admin and the table owner
 CREATE ROLE q_reader;

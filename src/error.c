@@ -34,6 +34,7 @@
 #include "catalog/pg_type.h"
 #include "funcapi.h"
 #include "lib/stringinfo.h"
+#include "mb/pg_wchar.h"
 #include "port/atomics.h"
 #include "storage/ipc.h"
 #include "storage/shmem.h"
@@ -382,4 +383,25 @@ pgapp_error_stats_reset(PG_FUNCTION_ARGS)
 	}
 	pg_atomic_write_u64(&error_stats->stats_reset, (uint64) now);
 	PG_RETURN_TIMESTAMPTZ(now);
+}
+
+/*
+ * s cut to at most maxchars characters (never inside a multibyte
+ * character), with "..." appended when it was cut: for messages and details
+ * that quote what a caller sent, so an error never echoes a huge input.
+ * NULL stays NULL.  The result is palloc'd.
+ */
+char *
+pga_truncate_for_message(const char *s, int maxchars)
+{
+	int			len;
+	int			cut;
+
+	if (s == NULL)
+		return NULL;
+	len = strlen(s);
+	cut = pg_mbcharcliplen(s, len, Max(maxchars, 0));
+	if (cut >= len)
+		return pstrdup(s);
+	return psprintf("%.*s...", cut, s);
 }

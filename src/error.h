@@ -67,6 +67,9 @@ extern bool pgapp_error_returns(void);
  */
 extern Jsonb *pgapp_error_report(const PgappError *err, bool force_raise);
 
+/* s cut to maxchars characters plus "..." (UTF-8 safe), for messages. */
+extern char *pga_truncate_for_message(const char *s, int maxchars);
+
 /* Registry entry for pgapp.c. */
 extern const PgappModule pgapp_error_module;
 

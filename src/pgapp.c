@@ -126,6 +126,15 @@ _PG_init(void)
 							0,
 							NULL, NULL, NULL);
 
+	DefineCustomIntVariable("pgapp.query_cache_memory",
+							"Memory the kept query plans of one backend may hold.",
+							"Past it, the least recently used plans are dropped; 0 keeps none.",
+							&pgapp_query_cache_memory,
+							8192, 0, MAX_KILOBYTES,
+							PGC_SUSET,
+							GUC_UNIT_KB,
+							NULL, NULL, NULL);
+
 	DefineCustomEnumVariable("pgapp.ratelimit_on_full",
 							 "What pgapp.check_rate does when no bucket is free and none has expired.",
 							 "allow: let the request through; deny: refuse it; error: raise an error.",

@@ -17,12 +17,18 @@
  * Builders resolve every field against the catalog when they are called
  * and store values as text in the column's own type (cast through the
  * column type's input function), so a bad field or value fails at once.
- * Executors rebuild the SQL from the value: identifiers come from the
- * catalog and are quoted, values are always bound parameters typed as
- * their column, never spliced.  Plans are prepared once per SQL text and
- * kept (SPI_keepplan) in a per-backend cache, so the second page of the
- * same query shape does not plan again; PostgreSQL's plan cache
- * invalidates them when the tables change.
+ * A value may also be made by hand, so every builder and executor first
+ * reads it through query_read, the one place that checks every key, type
+ * and operation, converts values to their column's type and checks sorts,
+ * scopes, stats and preloads against their definitions (22023 for a bad
+ * shape, never a crash).  Executors build the SQL from what query_read
+ * returned, never from the jsonb: identifiers come from the catalog and
+ * are quoted, values are always bound parameters typed as their column,
+ * never spliced.  Plans are prepared once per SQL text and kept
+ * (SPI_keepplan) in a per-backend cache, so the second page of the same
+ * query shape does not plan again; PostgreSQL's plan cache invalidates
+ * them when the tables change.  The cache holds at most MAX_CACHED_PLANS
+ * plans and pgapp.query_cache_memory kB, least recently used evicted.
  *
  * src/query.c
  *
@@ -31,6 +37,7 @@
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
@@ -41,10 +48,15 @@
 #include "utils/rel.h"
 #include "utils/relcache.h"
 #include "executor/spi.h"
+#include "executor/spi_priv.h"
+#include "funcapi.h"
+#include "lib/ilist.h"
 #include "fmgr.h"
 #include "lib/stringinfo.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
+#include "storage/proc.h"
 #include "parser/parser.h"
 #include "utils/acl.h"
 #include "utils/array.h"
@@ -54,6 +66,7 @@
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/plancache.h"
 #include "utils/regproc.h"
 #include "utils/typcache.h"
 #include "utils/syscache.h"
@@ -62,11 +75,17 @@
 #include "catalog/pg_collation.h"
 #include "utils/formatting.h"
 
+#include "error.h"
 #include "json_util.h"
 #include "pgapp.h"
 #include "query.h"
 
 int			pgapp_max_page_size = 100;
+int			pgapp_query_cache_memory = 8192;	/* kB */
+
+/* At most this many characters of a caller's input in an error message. */
+#define ECHO_CHARS 64
+#define ECHO(s) pga_truncate_for_message((s), ECHO_CHARS)
 
 /* A column of the source, resolved. */
 typedef struct QueryField
@@ -100,14 +119,99 @@ typedef struct PlanEntry
 	PlanKey		key;
 	char	   *sql;			/* in TopMemoryContext */
 	SPIPlanPtr	plan;
+	Size		bytes;			/* memory of the plan, last measured */
+	int			running;		/* executions under way (a stat may run a query) */
+	dlist_node	lru;			/* in plans_lru, most recently used first */
 } PlanEntry;
 
 #define MAX_CACHED_PLANS 256
 
 static HTAB *plans = NULL;
+static dlist_head plans_lru = DLIST_STATIC_INIT(plans_lru);
+static Size plans_bytes = 0;
 
-static Oid	query_source(Jsonb *q);
+/*
+ * A relation of relid: a foreign key from it ("belongs to": one row or
+ * null) or to it ("has many": an array).  Its name is the foreign-key
+ * column without "_id" (assignee_id -> assignee) for one, the referencing
+ * table's name for the other (task -> "task").
+ */
+typedef struct QueryRelation
+{
+	char	   *name;
+	bool		many;
+	Oid			other;			/* the related table */
+	int			ncols;
+	char	  **local;			/* columns of the source */
+	char	  **remote;			/* matching columns of the related table */
+	int			norder;
+	char	  **order;			/* has many: the related rows' primary key, for a stable order */
+} QueryRelation;
+
+/*
+ * A pgapp.query value, read and checked by query_read: every executor and
+ * builder works on this, never on the jsonb itself.
+ */
+typedef enum QueryOp
+{
+	QOP_EQ,
+	QOP_IN,
+	QOP_NULL,
+	QOP_RANGE,
+	QOP_SEARCH
+} QueryOp;
+
+typedef struct QueryCond
+{
+	QueryOp		op;
+	QueryField	f;				/* eq, in, null, range */
+	Datum		value;			/* eq: in the column's type */
+	Oid			arraytype;		/* in: the column type's array type */
+	Datum		values;			/* in: an array of it */
+	bool		has_from;		/* range: an open end has none */
+	bool		has_to;
+	Datum		from;
+	Datum		to;
+	char	   *eq_op;			/* eq, in: OPERATOR(...) of the column type's btree = */
+	char	   *ge_op;			/* range: its >= and <= */
+	char	   *le_op;
+	Datum		pattern;		/* search: the ILIKE pattern (text) */
+	int			nfields;
+	QueryField *fields;
+} QueryCond;
+
+typedef struct QueryOrder
+{
+	QueryField	f;
+	bool		desc;
+	bool		nulls_first;
+} QueryOrder;
+
+/* A scope or stat: its name and the owner's expression. */
+typedef struct QueryNamed
+{
+	char	   *name;
+	char	   *expression;
+} QueryNamed;
+
+typedef struct QueryValue
+{
+	Oid			relid;
+	List	   *conds;			/* QueryCond * */
+	List	   *orders;			/* QueryOrder * */
+	List	   *scopes;			/* QueryNamed * */
+	List	   *stats;			/* QueryNamed * */
+	List	   *preloads;		/* QueryRelation *, copied */
+} QueryValue;
+
 static void resolve_field(Oid relid, const char *name, QueryField *f);
+static ArrayType *sortable_fields(Oid relid);
+static void check_sortable(Oid relid, ArrayType *allowed, const char *field);
+static char *lookup_expression(Oid relid, const char *kind, const char *name, MemoryContext mcxt);
+static List *cached_relations(Oid relid);
+static QueryRelation *find_relation(Oid relid, List *relations, const char *name);
+static char *escape_like(const char *s);
+static char *btree_operator(Oid typid, int16 strategy);
 
 /* ---------------------------------------------------------------------
  * Fields and values
@@ -130,11 +234,63 @@ resolve_field(Oid relid, const char *name, QueryField *f)
 	if (f->attnum == InvalidAttrNumber || f->attnum < 0)
 		ereport(ERROR,
 				errcode(ERRCODE_UNDEFINED_COLUMN),
-				errmsg("column \"%s\" of relation \"%s\" does not exist", pgapp_echo(name), get_rel_name(relid)),
+				errmsg("column \"%s\" of relation \"%s\" does not exist", ECHO(name), get_rel_name(relid)),
 				errhint("Fields are column names of the query's source, written as they are (no quoting)."));
 	get_atttypetypmodcoll(relid, f->attnum, &f->typid, &typmod, &collid);
 	f->basetype = getBaseType(f->typid);
 	get_type_category_preferred(f->basetype, &f->category, &preferred);
+}
+
+/*
+ * msg with the caller's text, where it quotes it, cut to ECHO_CHARS
+ * characters; whatever else it says is cut at four times that.
+ */
+static char *
+cut_echo(char *msg, const char *text)
+{
+	char	   *at;
+	int			len;
+
+	if (msg == NULL)
+		return NULL;
+	len = strlen(text);
+	if (len > ECHO_CHARS && (at = strstr(msg, text)) != NULL)
+		msg = psprintf("%.*s%s%s", (int) (at - msg), msg, ECHO(text), at + len);
+	if (pg_mbstrlen(msg) > 4 * ECHO_CHARS)
+		msg = pga_truncate_for_message(msg, 4 * ECHO_CHARS);
+	return msg;
+}
+
+/*
+ * text through the input function of typid.  The type's own error (22P02
+ * and the like) passes through, with the echoed text cut to ECHO_CHARS.
+ */
+static Datum
+column_input(const char *text, Oid typid)
+{
+	MemoryContext mcxt = CurrentMemoryContext;
+	Oid			typinput;
+	Oid			typioparam;
+	Datum		result = (Datum) 0;
+
+	getTypeInputInfo(typid, &typinput, &typioparam);
+	PG_TRY();
+	{
+		result = OidInputFunctionCall(typinput, (char *) text, typioparam, -1);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(mcxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		edata->message = cut_echo(edata->message, text);
+		edata->detail = cut_echo(edata->detail, text);
+		ReThrowError(edata);
+	}
+	PG_END_TRY();
+	return result;
 }
 
 /*
@@ -146,8 +302,6 @@ static char *
 value_as_column_text(Datum value, Oid valtype, const QueryField *f)
 {
 	Oid			typoutput;
-	Oid			typinput;
-	Oid			typioparam;
 	bool		isvarlena;
 	char	   *text;
 	Datum		d;
@@ -156,50 +310,525 @@ value_as_column_text(Datum value, Oid valtype, const QueryField *f)
 	text = OidOutputFunctionCall(typoutput, value);
 	if (valtype == f->typid)
 		return text;
-	getTypeInputInfo(f->typid, &typinput, &typioparam);
-	d = OidInputFunctionCall(typinput, text, typioparam, -1);
+	d = column_input(text, f->typid);
 	getTypeOutputInfo(f->typid, &typoutput, &isvarlena);
 	return OidOutputFunctionCall(typoutput, d);
 }
 
-static Datum
-column_datum(const char *text, Oid typid)
-{
-	Oid			typinput;
-	Oid			typioparam;
-
-	getTypeInputInfo(typid, &typinput, &typioparam);
-	return OidInputFunctionCall(typinput, (char *) text, typioparam, -1);
-}
-
 /* ---------------------------------------------------------------------
- * The query value
+ * The query value: one reader checks all of it
  * ---------------------------------------------------------------------
  */
 
+#define QUERY_HINT "Build queries with pgapp.from() and the builders; docs/queries.md describes the value."
+
+/* 22023 for a malformed query value; fmt and its arguments as errmsg's. */
+#define bad_query(...) \
+	ereport(ERROR, \
+			errcode(ERRCODE_INVALID_PARAMETER_VALUE), \
+			errmsg(__VA_ARGS__), \
+			errhint(QUERY_HINT))
+
+static const char *
+json_type_name(const JsonbValue *v)
+{
+	if (v == NULL)
+		return "nothing";
+	switch (v->type)
+	{
+		case jbvNull:
+			return "null";
+		case jbvString:
+			return "a string";
+		case jbvNumeric:
+			return "a number";
+		case jbvBool:
+			return "a boolean";
+		case jbvBinary:
+			return JsonContainerIsArray(v->val.binary.data) ? "an array" : "an object";
+		default:
+			return "something else";
+	}
+}
+
+/*
+ * Is every key of the object container one of keys (NULL-terminated)?
+ * Otherwise 22023 naming the first unknown one; what says whose key it is.
+ */
+static void
+check_keys(JsonbContainer *object, const char *const *keys, const char *what)
+{
+	JsonbIterator *it = JsonbIteratorInit(object);
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		bool		known = false;
+		char	   *key;
+		StringInfoData list;
+
+		if (tok != WJB_KEY)
+			continue;
+		for (int i = 0; keys[i] != NULL && !known; i++)
+			known = (v.val.string.len == (int) strlen(keys[i]) &&
+					 memcmp(v.val.string.val, keys[i], v.val.string.len) == 0);
+		if (known)
+			continue;
+		key = pnstrdup(v.val.string.val, v.val.string.len);
+		initStringInfo(&list);
+		for (int i = 0; keys[i] != NULL; i++)
+			appendStringInfo(&list, "%s\"%s\"", i ? ", " : "", keys[i]);
+		ereport(ERROR,
+				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				errmsg("%s has an unknown key \"%s\"", what, ECHO(key)),
+				errdetail("Its keys are %s.", list.data),
+				errhint(QUERY_HINT));
+	}
+}
+
+/* The string member key of object (22023 when absent or not a string). */
+static char *
+required_string(JsonbContainer *object, const char *key, const char *what)
+{
+	JsonbValue *v = pgapp_jsonb_get(object, key);
+
+	if (v == NULL)
+		bad_query("%s has no \"%s\"", what, key);
+	if (v->type != jbvString)
+		bad_query("\"%s\" of %s must be a string, not %s", key, what, json_type_name(v));
+	return pnstrdup(v->val.string.val, v->val.string.len);
+}
+
+/* The array member key of object (22023 when absent or not an array). */
+static JsonbValue *
+required_array(JsonbContainer *object, const char *key, const char *what)
+{
+	JsonbValue *v = pgapp_jsonb_get(object, key);
+
+	if (v == NULL)
+		bad_query("%s has no \"%s\"", what, key);
+	if (!pgapp_jsonb_value_is_array(v))
+		bad_query("\"%s\" of %s must be an array, not %s", key, what, json_type_name(v));
+	return v;
+}
+
+/*
+ * A value of a condition, in the column's type.  A JSON string is the
+ * value's text; a JSON number is taken as its text too (5 on an integer
+ * column is 5; 5.5 there is the type's own 22P02); a JSON boolean only on
+ * a boolean column.  null, objects and arrays are 22023: "IS NULL" is its
+ * own operation, and nothing ever compares with a made-up value.
+ */
+static Datum
+condition_value(JsonbValue *v, const QueryField *f, const char *key, const char *what)
+{
+	char	   *text = NULL;
+
+	if (v == NULL)
+		bad_query("%s has no \"%s\"", what, key);
+	switch (v->type)
+	{
+		case jbvString:
+			text = pnstrdup(v->val.string.val, v->val.string.len);
+			break;
+		case jbvNumeric:
+			text = DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(v->val.numeric)));
+			break;
+		case jbvBool:
+			if (f->category == TYPCATEGORY_BOOLEAN)
+				text = v->val.boolean ? "true" : "false";
+			break;
+		default:
+			break;
+	}
+	if (text == NULL)
+		ereport(ERROR,
+				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				errmsg("\"%s\" of %s must be a string or a number, not %s", key, what, json_type_name(v)),
+				v->type == jbvNull ? errhint("Filter on NULL with {\"op\": \"null\", \"field\": ...}, "
+											 "as pgapp.filter_by(q, field, NULL::type) writes it.")
+				: errhint(QUERY_HINT));
+	return column_input(text, f->typid);
+}
+
+static const char *const query_keys[] = {"source", "where", "order", "scopes", "stats", "preload", NULL};
+static const char *const eq_keys[] = {"op", "field", "value", NULL};
+static const char *const in_keys[] = {"op", "field", "values", NULL};
+static const char *const null_keys[] = {"op", "field", NULL};
+static const char *const range_keys[] = {"op", "field", "from", "to", NULL};
+static const char *const search_keys[] = {"op", "term", "fields", NULL};
+static const char *const order_keys[] = {"field", "dir", "nulls", NULL};
+
+/* One element of "where". */
+static QueryCond *
+read_condition(Oid relid, JsonbValue *cv, int n)
+{
+	QueryCond  *c = palloc0(sizeof(QueryCond));
+	char	   *what = psprintf("query condition %d", n);
+	JsonbContainer *obj;
+	char	   *op;
+
+	if (!pgapp_jsonb_value_is_object(cv))
+		bad_query("%s must be an object, not %s", what, json_type_name(cv));
+	obj = cv->val.binary.data;
+	op = required_string(obj, "op", what);
+	if (strcmp(op, "search") == 0)
+	{
+		JsonbValue *fields;
+		char	   *term;
+
+		c->op = QOP_SEARCH;
+		check_keys(obj, search_keys, what);
+		term = required_string(obj, "term", what);
+		fields = required_array(obj, "fields", what);
+		c->nfields = pgapp_jsonb_array_length(fields);
+		if (c->nfields == 0)
+			bad_query("\"fields\" of %s must name at least one field", what);
+		c->fields = palloc(sizeof(QueryField) * c->nfields);
+		for (int j = 0; j < c->nfields; j++)
+		{
+			JsonbValue *fv = pgapp_jsonb_array_get(fields, j);
+			char	   *name = pgapp_jsonb_value_cstring(fv);
+
+			CHECK_FOR_INTERRUPTS();
+			if (name == NULL)
+				bad_query("\"fields\" of %s must be field names, not %s", what, json_type_name(fv));
+			resolve_field(relid, name, &c->fields[j]);
+			if (c->fields[j].category != TYPCATEGORY_STRING)
+				ereport(ERROR,
+						errcode(ERRCODE_DATATYPE_MISMATCH),
+						errmsg("search applies to text columns, but \"%s\" is of type %s",
+							   c->fields[j].name, format_type_be(c->fields[j].typid)));
+		}
+		c->pattern = CStringGetTextDatum(psprintf("%%%s%%", escape_like(term)));
+		return c;
+	}
+
+	if (strcmp(op, "eq") == 0)
+	{
+		c->op = QOP_EQ;
+		check_keys(obj, eq_keys, what);
+	}
+	else if (strcmp(op, "in") == 0)
+	{
+		c->op = QOP_IN;
+		check_keys(obj, in_keys, what);
+	}
+	else if (strcmp(op, "null") == 0)
+	{
+		c->op = QOP_NULL;
+		check_keys(obj, null_keys, what);
+	}
+	else if (strcmp(op, "range") == 0)
+	{
+		c->op = QOP_RANGE;
+		check_keys(obj, range_keys, what);
+	}
+	else
+		ereport(ERROR,
+				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				errmsg("%s has an unknown op \"%s\"", what, ECHO(op)),
+				errdetail("Operations are eq, in, null, range and search."),
+				errhint(QUERY_HINT));
+	resolve_field(relid, required_string(obj, "field", what), &c->f);
+
+	/* the column type's own btree operators (42883 when it has none) */
+	if (c->op == QOP_EQ || c->op == QOP_IN)
+		c->eq_op = btree_operator(c->f.typid, BTEqualStrategyNumber);
+	else if (c->op == QOP_RANGE)
+	{
+		c->ge_op = btree_operator(c->f.typid, BTGreaterEqualStrategyNumber);
+		c->le_op = btree_operator(c->f.typid, BTLessEqualStrategyNumber);
+	}
+
+	switch (c->op)
+	{
+		case QOP_EQ:
+			c->value = condition_value(pgapp_jsonb_get(obj, "value"), &c->f, "value", what);
+			break;
+		case QOP_IN:
+			{
+				JsonbValue *values = required_array(obj, "values", what);
+				int			nv = pgapp_jsonb_array_length(values);
+				Datum	   *elems = palloc(sizeof(Datum) * Max(nv, 1));
+				int16		typlen;
+				bool		typbyval;
+				char		typalign;
+
+				c->arraytype = get_array_type(c->f.typid);
+				if (!OidIsValid(c->arraytype))
+					ereport(ERROR,
+							errcode(ERRCODE_DATATYPE_MISMATCH),
+							errmsg("cannot filter \"%s\" by a list of values", c->f.name));
+				for (int j = 0; j < nv; j++)
+				{
+					CHECK_FOR_INTERRUPTS();
+					elems[j] = condition_value(pgapp_jsonb_array_get(values, j), &c->f, "values", what);
+				}
+				get_typlenbyvalalign(c->f.typid, &typlen, &typbyval, &typalign);
+				c->values = PointerGetDatum(construct_array(elems, nv, c->f.typid, typlen, typbyval, typalign));
+			}
+			break;
+		case QOP_NULL:
+			break;
+		case QOP_RANGE:
+			{
+				JsonbValue *from = pgapp_jsonb_get(obj, "from");
+				JsonbValue *to = pgapp_jsonb_get(obj, "to");
+
+				if (c->f.category != TYPCATEGORY_NUMERIC && c->f.category != TYPCATEGORY_DATETIME)
+					ereport(ERROR,
+							errcode(ERRCODE_DATATYPE_MISMATCH),
+							errmsg("filter_range applies to numeric, date and time columns, but \"%s\" is of type %s",
+								   c->f.name, format_type_be(c->f.typid)));
+				c->has_from = (from != NULL && from->type != jbvNull);
+				c->has_to = (to != NULL && to->type != jbvNull);
+				if (!c->has_from && !c->has_to)
+					ereport(ERROR,
+							errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+							errmsg("%s (range) has neither \"from\" nor \"to\"", what),
+							errhint("A range needs at least one end; pgapp.filter_range adds nothing for two open ends."));
+				if (c->has_from)
+					c->from = condition_value(from, &c->f, "from", what);
+				if (c->has_to)
+					c->to = condition_value(to, &c->f, "to", what);
+			}
+			break;
+		case QOP_SEARCH:
+			break;
+	}
+	return c;
+}
+
+/* One element of "order"; allowed is the source's sort whitelist. */
+static QueryOrder *
+read_ordering(Oid relid, ArrayType *allowed, JsonbValue *ov, int n)
+{
+	QueryOrder *o = palloc0(sizeof(QueryOrder));
+	char	   *what = psprintf("query ordering %d", n);
+	JsonbContainer *obj;
+	char	   *field;
+	char	   *dir;
+	char	   *nulls;
+
+	if (!pgapp_jsonb_value_is_object(ov))
+		bad_query("%s must be an object, not %s", what, json_type_name(ov));
+	obj = ov->val.binary.data;
+	check_keys(obj, order_keys, what);
+	field = required_string(obj, "field", what);
+	dir = required_string(obj, "dir", what);
+	nulls = required_string(obj, "nulls", what);
+	if (strcmp(dir, "asc") != 0 && strcmp(dir, "desc") != 0)
+		bad_query("\"dir\" of %s must be \"asc\" or \"desc\", not \"%s\"", what, ECHO(dir));
+	if (strcmp(nulls, "first") != 0 && strcmp(nulls, "last") != 0)
+		bad_query("\"nulls\" of %s must be \"first\" or \"last\", not \"%s\"", what, ECHO(nulls));
+	/* a hand-made value goes through the whitelist as sort_by does */
+	check_sortable(relid, allowed, field);
+	resolve_field(relid, field, &o->f);
+	o->desc = (strcmp(dir, "desc") == 0);
+	o->nulls_first = (strcmp(nulls, "first") == 0);
+	return o;
+}
+
+/* The names of array v (scopes, stats, preload); 22023 for anything else. */
+static List *
+read_names(JsonbValue *v, const char *key)
+{
+	List	   *names = NIL;
+	int			n;
+
+	if (v == NULL)
+		return NIL;
+	if (!pgapp_jsonb_value_is_array(v))
+		bad_query("\"%s\" of a query must be an array of names, not %s", key, json_type_name(v));
+	n = pgapp_jsonb_array_length(v);
+	for (int i = 0; i < n; i++)
+	{
+		JsonbValue *e = pgapp_jsonb_array_get(v, i);
+		char	   *name = pgapp_jsonb_value_cstring(e);
+
+		CHECK_FOR_INTERRUPTS();
+		if (name == NULL)
+			bad_query("\"%s\" of a query must be an array of names, but element %d is %s",
+					  key, i + 1, json_type_name(e));
+		names = lappend(names, name);
+	}
+	return names;
+}
+
+/* A copy of r in the current memory context. */
+static QueryRelation *
+copy_relation(const QueryRelation *r)
+{
+	QueryRelation *c = palloc(sizeof(QueryRelation));
+
+	*c = *r;
+	c->name = pstrdup(r->name);
+	c->local = palloc(sizeof(char *) * Max(r->ncols, 1));
+	c->remote = palloc(sizeof(char *) * Max(r->ncols, 1));
+	for (int j = 0; j < r->ncols; j++)
+	{
+		c->local[j] = pstrdup(r->local[j]);
+		c->remote[j] = pstrdup(r->remote[j]);
+	}
+	c->order = palloc(sizeof(char *) * Max(r->norder, 1));
+	for (int j = 0; j < r->norder; j++)
+		c->order[j] = pstrdup(r->order[j]);
+	return c;
+}
+
+/* The relation a query's "source" names, a table or view (42P01, 42809). */
 static Oid
-query_source(Jsonb *q)
+read_source(Jsonb *q)
 {
 	JsonbValue *src = pgapp_jsonb_get_key(q, "source");
+	List	   *names;
+	Oid			relid;
+	char		kind;
 
-	if (src == NULL || src->type != jbvString)
+	if (src == NULL)
 		ereport(ERROR,
 				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				errmsg("query has no \"source\""),
 				errhint("Start queries with pgapp.from(table)."));
-	return RangeVarGetRelid(makeRangeVarFromNameList(
-		stringToQualifiedNameList(pgapp_jsonb_value_cstring(src))), NoLock, false);
+	if (src->type != jbvString)
+		bad_query("\"source\" of a query must be a string naming a table or view, not %s", json_type_name(src));
+	names = stringToQualifiedNameList(pnstrdup(src->val.string.val, src->val.string.len));
+	if (list_length(names) > 3)
+		bad_query("\"source\" of a query must be a table or view name, as pgapp.from() writes it");
+	relid = RangeVarGetRelid(makeRangeVarFromNameList(names), NoLock, false);
+	kind = get_rel_relkind(relid);
+	if (kind != RELKIND_RELATION && kind != RELKIND_PARTITIONED_TABLE && kind != RELKIND_VIEW &&
+		kind != RELKIND_MATVIEW && kind != RELKIND_FOREIGN_TABLE)
+		ereport(ERROR,
+				errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				errmsg("\"%s\" is not a table or view", get_rel_name(relid)));
+	return relid;
 }
 
-static Jsonb *
-arg_query(FunctionCallInfo fcinfo)
+/*
+ * The one reader of a pgapp.query value: every builder and executor calls
+ * it before anything else.  It checks every key (unknown ones included),
+ * every type and every operation, resolves fields against the catalog,
+ * converts values to their column's type, and checks sort fields against
+ * the whitelist and scope, stat and preload names against their
+ * definitions.  Anything malformed is 22023 (or the exact SQLSTATE of an
+ * unknown column, scope, type mismatch or bad value), never a crash, never
+ * "no filter".  The result lives in the current memory context.
+ */
+static void
+query_read(Jsonb *q, QueryValue *qv)
 {
+	MemoryContext mcxt = CurrentMemoryContext;
+	JsonbValue *where;
+	JsonbValue *order;
+	List	   *scopes;
+	List	   *stats;
+	List	   *preloads;
+	int			n;
+
+	memset(qv, 0, sizeof(QueryValue));
+	if (q == NULL || !pgapp_jsonb_is_object(q))
+		bad_query("a query must be a JSON object");
+	check_keys(&q->root, query_keys, "a query");
+	qv->relid = read_source(q);
+
+	where = required_array(&q->root, "where", "a query");
+	n = pgapp_jsonb_array_length(where);
+	for (int i = 0; i < n; i++)
+	{
+		CHECK_FOR_INTERRUPTS();
+		qv->conds = lappend(qv->conds, read_condition(qv->relid, pgapp_jsonb_array_get(where, i), i + 1));
+	}
+
+	order = required_array(&q->root, "order", "a query");
+	n = pgapp_jsonb_array_length(order);
+	if (n > 0)
+	{
+		ArrayType  *allowed = sortable_fields(qv->relid);
+
+		for (int i = 0; i < n; i++)
+		{
+			CHECK_FOR_INTERRUPTS();
+			qv->orders = lappend(qv->orders, read_ordering(qv->relid, allowed, pgapp_jsonb_array_get(order, i), i + 1));
+		}
+	}
+
+	scopes = read_names(pgapp_jsonb_get_key(q, "scopes"), "scopes");
+	stats = read_names(pgapp_jsonb_get_key(q, "stats"), "stats");
+	preloads = read_names(pgapp_jsonb_get_key(q, "preload"), "preload");
+	if (scopes != NIL || stats != NIL || preloads != NIL)
+	{
+		int			ret;
+		ListCell   *lc;
+		List	   *relations = NIL;
+		MemoryContext old;
+
+		if ((ret = SPI_connect()) != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
+		foreach(lc, scopes)
+		{
+			QueryNamed *s = MemoryContextAlloc(mcxt, sizeof(QueryNamed));
+
+			s->name = lfirst(lc);
+			s->expression = lookup_expression(qv->relid, "scope", s->name, mcxt);
+			old = MemoryContextSwitchTo(mcxt);
+			qv->scopes = lappend(qv->scopes, s);
+			MemoryContextSwitchTo(old);
+		}
+		foreach(lc, stats)
+		{
+			QueryNamed *s = MemoryContextAlloc(mcxt, sizeof(QueryNamed));
+
+			s->name = lfirst(lc);
+			s->expression = lookup_expression(qv->relid, "stat", s->name, mcxt);
+			old = MemoryContextSwitchTo(mcxt);
+			qv->stats = lappend(qv->stats, s);
+			MemoryContextSwitchTo(old);
+		}
+		if (preloads != NIL)
+			relations = cached_relations(qv->relid);
+		foreach(lc, preloads)
+		{
+			QueryRelation *r = find_relation(qv->relid, relations, lfirst(lc));
+
+			old = MemoryContextSwitchTo(mcxt);
+			qv->preloads = lappend(qv->preloads, copy_relation(r));
+			MemoryContextSwitchTo(old);
+		}
+		SPI_finish();
+		MemoryContextSwitchTo(mcxt);
+	}
+}
+
+/* The query argument, read (NULL is 22004). */
+static Jsonb *
+arg_query(FunctionCallInfo fcinfo, QueryValue *qv)
+{
+	Jsonb	   *q;
+
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
 				errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				errmsg("query must not be null"),
 				errhint("Start queries with pgapp.from(table)."));
-	return PG_GETARG_JSONB_P(0);
+	q = PG_GETARG_JSONB_P(0);
+	query_read(q, qv);
+	return q;
+}
+
+/*
+ * pgapp.check_query(q) -> pgapp.query: q itself when query_read accepts
+ * it, for a value that comes from elsewhere (a client, a table).
+ */
+PG_FUNCTION_INFO_V1(pgapp_check_query);
+Datum
+pgapp_check_query(PG_FUNCTION_ARGS)
+{
+	QueryValue	qv;
+
+	PG_RETURN_JSONB_P(arg_query(fcinfo, &qv));
 }
 
 /*
@@ -304,14 +933,17 @@ PG_FUNCTION_INFO_V1(pgapp_filter_by);
 Datum
 pgapp_filter_by(PG_FUNCTION_ARGS)
 {
-	Jsonb	   *q = arg_query(fcinfo);
-	Oid			relid = query_source(q);
+	QueryValue	qv;
+	Jsonb	   *q = arg_query(fcinfo, &qv);
+	Oid			relid = qv.relid;
 	QueryField	f;
 	QueryAppend		a;
 	PgappJsonbBuilder *b;
 	Oid			valtype = get_fn_expr_argtype(fcinfo->flinfo, 2);
 
 	resolve_field(relid, pgapp_arg_cstring(fcinfo, 1, "field"), &f);
+	if (!PG_ARGISNULL(2))
+		(void) btree_operator(f.typid, BTEqualStrategyNumber);	/* 42883 now, not when it runs */
 	b = append_begin(&a, q, "where");
 	pgapp_jsonb_begin_object(b);
 	pgapp_jsonb_key(b, "field");
@@ -368,8 +1000,9 @@ PG_FUNCTION_INFO_V1(pgapp_filter_range);
 Datum
 pgapp_filter_range(PG_FUNCTION_ARGS)
 {
-	Jsonb	   *q = arg_query(fcinfo);
-	Oid			relid = query_source(q);
+	QueryValue	qv;
+	Jsonb	   *q = arg_query(fcinfo, &qv);
+	Oid			relid = qv.relid;
 	QueryField	f;
 	QueryAppend		a;
 	PgappJsonbBuilder *b;
@@ -438,8 +1071,9 @@ PG_FUNCTION_INFO_V1(pgapp_search);
 Datum
 pgapp_search(PG_FUNCTION_ARGS)
 {
-	Jsonb	   *q = arg_query(fcinfo);
-	Oid			relid = query_source(q);
+	QueryValue	qv;
+	Jsonb	   *q = arg_query(fcinfo, &qv);
+	Oid			relid = qv.relid;
 	char	   *term;
 	Datum	   *elems;
 	bool	   *nulls;
@@ -490,6 +1124,57 @@ pgapp_search(PG_FUNCTION_ARGS)
 	PG_RETURN_JSONB_P(append_end(&a));
 }
 
+/*
+ * Sort whitelists and scope/stat expressions looked up in this statement.
+ * Every builder reads the whole value it is given, so a pipe of builders
+ * would otherwise ask pgapp.sort_allowed and pgapp.query_expression the
+ * same questions again and again.  The answers are kept only while the
+ * statement, the transaction and its command counter are the same: any
+ * write (allow_sort, define_scope) advances the command counter, and a new
+ * statement may see a new snapshot.
+ */
+typedef struct MemoSort
+{
+	Oid			relid;
+	ArrayType  *allowed;		/* NULL: no whitelist */
+} MemoSort;
+
+typedef struct MemoExpr
+{
+	Oid			relid;
+	char	   *kind;
+	char	   *name;
+	char	   *expression;
+} MemoExpr;
+
+static MemoryContext memo_mcxt = NULL;
+static LocalTransactionId memo_lxid = InvalidLocalTransactionId;
+static CommandId memo_cid = InvalidCommandId;
+static TimestampTz memo_stmt = 0;
+static List *memo_sorts = NIL;
+static List *memo_exprs = NIL;
+
+/* Forget the memo when the statement, transaction or command changed. */
+static void
+memo_check(void)
+{
+	LocalTransactionId lxid = MyProc->lxid;
+	CommandId	cid = GetCurrentCommandId(false);
+	TimestampTz stmt = GetCurrentStatementStartTimestamp();
+
+	if (memo_mcxt != NULL && lxid == memo_lxid && cid == memo_cid && stmt == memo_stmt)
+		return;
+	if (memo_mcxt == NULL)
+		memo_mcxt = AllocSetContextCreate(TopMemoryContext, "pgapp query lookups", ALLOCSET_SMALL_SIZES);
+	else
+		MemoryContextReset(memo_mcxt);
+	memo_sorts = NIL;
+	memo_exprs = NIL;
+	memo_lxid = lxid;
+	memo_cid = cid;
+	memo_stmt = stmt;
+}
+
 /* The fields allow_sort whitelisted for relid, as a text[] (NULL if none). */
 static ArrayType *
 sortable_fields(Oid relid)
@@ -498,7 +1183,16 @@ sortable_fields(Oid relid)
 	Oid			argtypes[1] = {OIDOID};
 	Datum		args[1];
 	ArrayType  *result = NULL;
-	MemoryContext caller = CurrentMemoryContext;
+	ListCell   *lc;
+	MemoSort   *m;
+
+	memo_check();
+	foreach(lc, memo_sorts)
+	{
+		m = lfirst(lc);
+		if (m->relid == relid)
+			return m->allowed;
+	}
 
 	args[0] = ObjectIdGetDatum(relid);
 	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
@@ -511,37 +1205,34 @@ sortable_fields(Oid relid)
 	{
 		bool		isnull;
 		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-		MemoryContext old = MemoryContextSwitchTo(caller);
+		MemoryContext old = MemoryContextSwitchTo(memo_mcxt);
 
-		result = DatumGetArrayTypePCopy(d);
+		if (!isnull)
+			result = DatumGetArrayTypePCopy(d);
 		MemoryContextSwitchTo(old);
 	}
 	SPI_finish();
+	m = MemoryContextAlloc(memo_mcxt, sizeof(MemoSort));
+	m->relid = relid;
+	m->allowed = result;
+	{
+		MemoryContext old = MemoryContextSwitchTo(memo_mcxt);
+
+		memo_sorts = lappend(memo_sorts, m);
+		MemoryContextSwitchTo(old);
+	}
 	return result;
 }
 
 /*
- * pgapp.sort_by(q, field text, direction text DEFAULT 'asc')
- * direction: asc | desc, optionally followed by "nulls first" / "nulls last".
+ * 22023 unless field is on the sort whitelist allowed (sortable_fields of
+ * relid); the detail lists the sortable fields.
  */
-PG_FUNCTION_INFO_V1(pgapp_sort_by);
-Datum
-pgapp_sort_by(PG_FUNCTION_ARGS)
+static void
+check_sortable(Oid relid, ArrayType *allowed, const char *field)
 {
-	Jsonb	   *q = arg_query(fcinfo);
-	Oid			relid = query_source(q);
-	char	   *field = pgapp_arg_cstring(fcinfo, 1, "field");
-	char	   *direction = PG_ARGISNULL(2) ? pstrdup("asc") : text_to_cstring(PG_GETARG_TEXT_PP(2));
-	ArrayType  *allowed = sortable_fields(relid);
 	StringInfoData allowed_list;
 	bool		ok = false;
-	const char *dir = NULL;
-	const char *nulls = NULL;
-	List	   *words;
-	ListCell   *lc;
-	QueryAppend		a;
-	PgappJsonbBuilder *b;
-	QueryField	f;
 
 	initStringInfo(&allowed_list);
 	if (allowed != NULL)
@@ -563,10 +1254,34 @@ pgapp_sort_by(PG_FUNCTION_ARGS)
 	if (!ok)
 		ereport(ERROR,
 				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				errmsg("cannot sort %s by \"%s\"", get_rel_name(relid), field),
+				errmsg("cannot sort %s by \"%s\"", get_rel_name(relid), ECHO(field)),
 				allowed_list.len > 0 ? errdetail("Sortable fields: %s.", allowed_list.data)
 				: errdetail("No field of %s is sortable.", get_rel_name(relid)),
 				errhint("The table owner allows fields with pgapp.allow_sort()."));
+}
+
+/*
+ * pgapp.sort_by(q, field text, direction text DEFAULT 'asc')
+ * direction: asc | desc, optionally followed by "nulls first" / "nulls last".
+ */
+PG_FUNCTION_INFO_V1(pgapp_sort_by);
+Datum
+pgapp_sort_by(PG_FUNCTION_ARGS)
+{
+	QueryValue	qv;
+	Jsonb	   *q = arg_query(fcinfo, &qv);
+	Oid			relid = qv.relid;
+	char	   *field = pgapp_arg_cstring(fcinfo, 1, "field");
+	char	   *direction = PG_ARGISNULL(2) ? pstrdup("asc") : text_to_cstring(PG_GETARG_TEXT_PP(2));
+	const char *dir = NULL;
+	const char *nulls = NULL;
+	List	   *words;
+	ListCell   *lc;
+	QueryAppend		a;
+	PgappJsonbBuilder *b;
+	QueryField	f;
+
+	check_sortable(relid, sortable_fields(relid), field);
 	resolve_field(relid, field, &f);
 
 	/* asc | desc [nulls first | nulls last], any case, any spacing */
@@ -601,7 +1316,7 @@ pgapp_sort_by(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				errmsg("invalid sort direction \"%s\"",
-					   PG_ARGISNULL(2) ? "" : text_to_cstring(PG_GETARG_TEXT_PP(2))),
+					   PG_ARGISNULL(2) ? "" : ECHO(text_to_cstring(PG_GETARG_TEXT_PP(2)))),
 				errhint("Use asc or desc, optionally followed by nulls first or nulls last."));
 
 	b = append_begin(&a, q, "order");
@@ -698,8 +1413,8 @@ check_single_expression(const char *text, const char *what, const char *name)
 bad:
 	ereport(ERROR,
 			errcode(ERRCODE_SYNTAX_ERROR),
-			errmsg("%s \"%s\" must be a single SQL expression", what, name),
-			errdetail("It was: %s", pgapp_echo(text)));
+			errmsg("%s \"%s\" must be a single SQL expression", what, ECHO(name)),
+			errdetail("It was: %s", pga_truncate_for_message(text, 4 * ECHO_CHARS)));
 }
 
 /*
@@ -841,6 +1556,16 @@ lookup_expression(Oid relid, const char *kind, const char *name, MemoryContext m
 	Datum		args[3];
 	int			ret;
 	char	   *result;
+	ListCell   *lc;
+
+	memo_check();
+	foreach(lc, memo_exprs)
+	{
+		MemoExpr   *m = lfirst(lc);
+
+		if (m->relid == relid && strcmp(m->kind, kind) == 0 && strcmp(m->name, name) == 0)
+			return MemoryContextStrdup(mcxt, m->expression);
+	}
 
 	args[0] = ObjectIdGetDatum(relid);
 	args[1] = CStringGetTextDatum(kind);
@@ -863,12 +1588,23 @@ lookup_expression(Oid relid, const char *kind, const char *name, MemoryContext m
 			known = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
 		ereport(ERROR,
 				errcode(ERRCODE_UNDEFINED_OBJECT),
-				errmsg("%s \"%s\" of %s does not exist", kind, name, get_rel_name(relid)),
+				errmsg("%s \"%s\" of %s does not exist", kind, ECHO(name), get_rel_name(relid)),
 				known ? errdetail("Defined %ss: %s.", kind, known)
 				: errdetail("%s has no %ss.", get_rel_name(relid), kind),
 				errhint("The table owner defines them with pgapp.define_%s().", kind));
 	}
 	result = MemoryContextStrdup(mcxt, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
+	{
+		MemoryContext old = MemoryContextSwitchTo(memo_mcxt);
+		MemoExpr   *m = palloc(sizeof(MemoExpr));
+
+		m->relid = relid;
+		m->kind = pstrdup(kind);
+		m->name = pstrdup(name);
+		m->expression = pstrdup(result);
+		memo_exprs = lappend(memo_exprs, m);
+		MemoryContextSwitchTo(old);
+	}
 	return result;
 }
 
@@ -876,8 +1612,9 @@ lookup_expression(Oid relid, const char *kind, const char *name, MemoryContext m
 static Datum
 add_named(FunctionCallInfo fcinfo, const char *key, const char *kind)
 {
-	Jsonb	   *q = arg_query(fcinfo);
-	Oid			relid = query_source(q);
+	QueryValue	qv;
+	Jsonb	   *q = arg_query(fcinfo, &qv);
+	Oid			relid = qv.relid;
 	QueryAppend a;
 	PgappJsonbBuilder *b;
 	Datum	   *elems;
@@ -938,24 +1675,6 @@ pgapp_with_stats(PG_FUNCTION_ARGS)
  * Preloads: related rows through foreign keys, in the same statement
  * ---------------------------------------------------------------------
  */
-
-/*
- * A relation of relid: a foreign key from it ("belongs to": one row or
- * null) or to it ("has many": an array).  Its name is the foreign-key
- * column without "_id" (assignee_id -> assignee) for one, the referencing
- * table's name for the other (task -> "task").
- */
-typedef struct QueryRelation
-{
-	char	   *name;
-	bool		many;
-	Oid			other;			/* the related table */
-	int			ncols;
-	char	  **local;			/* columns of the source */
-	char	  **remote;			/* matching columns of the related table */
-	int			norder;
-	char	  **order;			/* has many: the related rows' primary key, for a stable order */
-} QueryRelation;
 
 static char *
 relation_name(bool many, Oid other, int ncols, char **fkcols, const char *conname)
@@ -1159,7 +1878,7 @@ find_relation(Oid relid, List *relations, const char *name)
 	if (found == NULL)
 		ereport(ERROR,
 				errcode(ERRCODE_UNDEFINED_OBJECT),
-				errmsg("relation \"%s\" of %s does not exist", name, get_rel_name(relid)),
+				errmsg("relation \"%s\" of %s does not exist", ECHO(name), get_rel_name(relid)),
 				known.len ? errdetail("Relations through foreign keys: %s.", known.data)
 				: errdetail("No foreign key refers to or from %s.", get_rel_name(relid)));
 	return found;
@@ -1170,8 +1889,9 @@ PG_FUNCTION_INFO_V1(pgapp_preload);
 Datum
 pgapp_preload(PG_FUNCTION_ARGS)
 {
-	Jsonb	   *q = arg_query(fcinfo);
-	Oid			relid = query_source(q);
+	QueryValue	qv;
+	Jsonb	   *q = arg_query(fcinfo, &qv);
+	Oid			relid = qv.relid;
 	QueryAppend a;
 	PgappJsonbBuilder *b;
 	Datum	   *elems;
@@ -1269,149 +1989,83 @@ sql_param(QuerySql *qs, Oid typid, Datum value)
 	appendStringInfo(&qs->sql, "$%d", qs->nparams);
 }
 
-static char *
-field_of(JsonbValue *cond, const char *key)
-{
-	return pgapp_jsonb_value_cstring(pgapp_jsonb_get(cond->val.binary.data, key));
-}
-
 /*
- * QueryAppend " WHERE ..." for the conditions of q (nothing when there are none).
- * Every identifier is re-resolved and quoted; every value is a parameter.
+ * " WHERE ..." for the conditions of qv (nothing when there are none).
+ * Every identifier comes from the catalog and is quoted; every value is a
+ * parameter of its column's type.
  */
 static void
-sql_where(QuerySql *qs, Jsonb *q, Oid relid)
+sql_where(QuerySql *qs, QueryValue *qv)
 {
-	JsonbValue *where = pgapp_jsonb_get_key(q, "where");
-	int			n = pgapp_jsonb_array_length(where);
+	ListCell   *lc;
+	int			i = 0;
 
-	for (int i = 0; i < n; i++)
+	foreach(lc, qv->conds)
 	{
-		JsonbValue *cond = pgapp_jsonb_array_get(where, i);
-		char	   *op;
-		QueryField	f;
+		QueryCond  *c = lfirst(lc);
+		const char *col = c->op == QOP_SEARCH ? NULL : quote_identifier(c->f.name);
 
-		if (!pgapp_jsonb_value_is_object(cond) || (op = field_of(cond, "op")) == NULL)
-			ereport(ERROR,
-					errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					errmsg("query condition %d is malformed", i + 1),
-					errhint("Build queries with pgapp's builders."));
-		appendStringInfoString(&qs->sql, i == 0 ? " WHERE " : " AND ");
-
-		if (strcmp(op, "search") == 0)
+		CHECK_FOR_INTERRUPTS();
+		appendStringInfoString(&qs->sql, i++ == 0 ? " WHERE " : " AND ");
+		switch (c->op)
 		{
-			JsonbValue *fields = pgapp_jsonb_get(cond->val.binary.data, "fields");
-			int			nf = pgapp_jsonb_array_length(fields);
-			char	   *term = field_of(cond, "term");
-			char	   *pattern;
-
-			if (term == NULL || nf <= 0)
-				ereport(ERROR,
-						errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						errmsg("query condition %d is malformed", i + 1));
-			pattern = psprintf("%%%s%%", escape_like(term));
-			appendStringInfoChar(&qs->sql, '(');
-			for (int j = 0; j < nf; j++)
-			{
-				resolve_field(relid, pgapp_jsonb_value_cstring(pgapp_jsonb_array_get(fields, j)), &f);
-				appendStringInfo(&qs->sql, "%st.%s::pg_catalog.text OPERATOR(pg_catalog.~~*) ",
-								 j ? " OR " : "", quote_identifier(f.name));
-				sql_param(qs, TEXTOID, CStringGetTextDatum(pattern));
-			}
-			appendStringInfoChar(&qs->sql, ')');
-			continue;
+			case QOP_SEARCH:
+				appendStringInfoChar(&qs->sql, '(');
+				for (int j = 0; j < c->nfields; j++)
+				{
+					appendStringInfo(&qs->sql, "%st.%s::pg_catalog.text OPERATOR(pg_catalog.~~*) ",
+									 j ? " OR " : "", quote_identifier(c->fields[j].name));
+					sql_param(qs, TEXTOID, c->pattern);
+				}
+				appendStringInfoChar(&qs->sql, ')');
+				break;
+			case QOP_NULL:
+				appendStringInfo(&qs->sql, "t.%s IS NULL", col);
+				break;
+			case QOP_EQ:
+				appendStringInfo(&qs->sql, "t.%s %s ", col, c->eq_op);
+				sql_param(qs, c->f.typid, c->value);
+				break;
+			case QOP_IN:
+				appendStringInfo(&qs->sql, "t.%s %s ANY (", col, c->eq_op);
+				sql_param(qs, c->arraytype, c->values);
+				appendStringInfoChar(&qs->sql, ')');
+				break;
+			case QOP_RANGE:
+				/* query_read made sure of at least one end */
+				appendStringInfoChar(&qs->sql, '(');
+				if (c->has_from)
+				{
+					appendStringInfo(&qs->sql, "t.%s %s ", col, c->ge_op);
+					sql_param(qs, c->f.typid, c->from);
+				}
+				if (c->has_from && c->has_to)
+					appendStringInfoString(&qs->sql, " AND ");
+				if (c->has_to)
+				{
+					appendStringInfo(&qs->sql, "t.%s %s ", col, c->le_op);
+					sql_param(qs, c->f.typid, c->to);
+				}
+				appendStringInfoChar(&qs->sql, ')');
+				break;
 		}
-
-		resolve_field(relid, field_of(cond, "field"), &f);
-		if (strcmp(op, "null") == 0)
-			appendStringInfo(&qs->sql, "t.%s IS NULL", quote_identifier(f.name));
-		else if (strcmp(op, "eq") == 0)
-		{
-			appendStringInfo(&qs->sql, "t.%s %s ", quote_identifier(f.name),
-							 btree_operator(f.typid, BTEqualStrategyNumber));
-			sql_param(qs, f.typid, column_datum(field_of(cond, "value"), f.typid));
-		}
-		else if (strcmp(op, "in") == 0)
-		{
-			JsonbValue *values = pgapp_jsonb_get(cond->val.binary.data, "values");
-			int			nv = Max(pgapp_jsonb_array_length(values), 0);
-			Datum	   *elems = palloc(sizeof(Datum) * Max(nv, 1));
-			int16		typlen;
-			bool		typbyval;
-			char		typalign;
-			Oid			arraytype = get_array_type(f.typid);
-
-			if (!OidIsValid(arraytype))
-				ereport(ERROR,
-						errcode(ERRCODE_DATATYPE_MISMATCH),
-						errmsg("cannot filter \"%s\" by a list of values", f.name));
-			for (int j = 0; j < nv; j++)
-				elems[j] = column_datum(pgapp_jsonb_value_cstring(pgapp_jsonb_array_get(values, j)), f.typid);
-			get_typlenbyvalalign(f.typid, &typlen, &typbyval, &typalign);
-			appendStringInfo(&qs->sql, "t.%s %s ANY (", quote_identifier(f.name),
-							 btree_operator(f.typid, BTEqualStrategyNumber));
-			sql_param(qs, arraytype, PointerGetDatum(construct_array(elems, nv, f.typid, typlen, typbyval, typalign)));
-			appendStringInfoChar(&qs->sql, ')');
-		}
-		else if (strcmp(op, "range") == 0)
-		{
-			char	   *from = field_of(cond, "from");
-			char	   *to = field_of(cond, "to");
-
-			appendStringInfoChar(&qs->sql, '(');
-			if (from)
-			{
-				appendStringInfo(&qs->sql, "t.%s %s ", quote_identifier(f.name),
-								 btree_operator(f.typid, BTGreaterEqualStrategyNumber));
-				sql_param(qs, f.typid, column_datum(from, f.typid));
-			}
-			if (from && to)
-				appendStringInfoString(&qs->sql, " AND ");
-			if (to)
-			{
-				appendStringInfo(&qs->sql, "t.%s %s ", quote_identifier(f.name),
-								 btree_operator(f.typid, BTLessEqualStrategyNumber));
-				sql_param(qs, f.typid, column_datum(to, f.typid));
-			}
-			appendStringInfoChar(&qs->sql, ')');
-		}
-		else
-			ereport(ERROR,
-					errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					errmsg("unknown query condition \"%s\"", op));
 	}
 }
 
 /* " ORDER BY ..." (nothing when unsorted); prefix qualifies the columns. */
 static void
-sql_order(StringInfo sql, Jsonb *q, Oid relid, const char *prefix)
+sql_order(StringInfo sql, QueryValue *qv, const char *prefix)
 {
-	JsonbValue *order = pgapp_jsonb_get_key(q, "order");
-	int			n = pgapp_jsonb_array_length(order);
+	ListCell   *lc;
+	int			i = 0;
 
-	for (int i = 0; i < n; i++)
+	foreach(lc, qv->orders)
 	{
-		JsonbValue *o = pgapp_jsonb_array_get(order, i);
-		QueryField	f;
-		char	   *dir;
-		char	   *nulls;
+		QueryOrder *o = lfirst(lc);
 
-		if (!pgapp_jsonb_value_is_object(o))
-			ereport(ERROR,
-					errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					errmsg("query ordering %d is malformed", i + 1));
-		resolve_field(relid, field_of(o, "field"), &f);
-		dir = field_of(o, "dir");
-		nulls = field_of(o, "nulls");
-		if (dir == NULL || nulls == NULL ||
-			(strcmp(dir, "asc") != 0 && strcmp(dir, "desc") != 0) ||
-			(strcmp(nulls, "first") != 0 && strcmp(nulls, "last") != 0))
-			ereport(ERROR,
-					errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					errmsg("query ordering %d is malformed", i + 1));
-		appendStringInfo(sql, "%s%s%s %s NULLS %s", i == 0 ? " ORDER BY " : ", ", prefix,
-						 quote_identifier(f.name), strcmp(dir, "asc") == 0 ? "ASC" : "DESC",
-						 strcmp(nulls, "first") == 0 ? "FIRST" : "LAST");
+		appendStringInfo(sql, "%s%s%s %s NULLS %s", i++ == 0 ? " ORDER BY " : ", ", prefix,
+						 quote_identifier(o->f.name), o->desc ? "DESC" : "ASC",
+						 o->nulls_first ? "FIRST" : "LAST");
 	}
 }
 
@@ -1421,42 +2075,16 @@ qualified(Oid relid)
 	return quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)), get_rel_name(relid));
 }
 
-/* The names listed under key (scopes, stats, preload) of q. */
-static List *
-query_names(Jsonb *q, const char *key)
-{
-	JsonbValue *arr = pgapp_jsonb_get_key(q, key);
-	int			n = pgapp_jsonb_array_length(arr);
-	List	   *names = NIL;
-
-	for (int i = 0; i < n; i++)
-	{
-		char	   *name = pgapp_jsonb_value_cstring(pgapp_jsonb_array_get(arr, i));
-
-		if (name == NULL)
-			ereport(ERROR,
-					errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					errmsg("query %s must be names", key));
-		names = lappend(names, name);
-	}
-	return names;
-}
-
 /*
- * " FROM source AS t WHERE ..." (filters and scopes) into qs.  The caller
- * is connected to SPI (scopes, stats and relations are looked up).
+ * " FROM source AS t WHERE ..." (filters and scopes) into qs.
  * *select_extra gets the expression that extends to_jsonb(t) with stats and
  * preloads (or NULL), *laterals the LEFT JOIN LATERAL clauses of the
  * preloads (or ""): the caller applies them to the rows it keeps (a page),
  * not to every row that matches.
  */
-static Oid
-sql_from_where(QuerySql *qs, Jsonb *q, char **select_extra, char **laterals)
+static void
+sql_from_where(QuerySql *qs, QueryValue *qv, char **select_extra, char **laterals)
 {
-	Oid			relid = query_source(q);
-	List	   *scopes = query_names(q, "scopes");
-	List	   *stats = query_names(q, "stats");
-	List	   *preloads = query_names(q, "preload");
 	StringInfoData extra;
 	StringInfoData lat;
 	ListCell   *lc;
@@ -1464,72 +2092,61 @@ sql_from_where(QuerySql *qs, Jsonb *q, char **select_extra, char **laterals)
 
 	initStringInfo(&extra);
 	initStringInfo(&lat);
-	foreach(lc, stats)
+	foreach(lc, qv->stats)
+	{
+		QueryNamed *s = lfirst(lc);
+
 		appendStringInfo(&extra, "%s%s, (%s)", extra.len ? ", " : "",
-						 quote_literal_cstr(lfirst(lc)),
-						 lookup_expression(relid, "stat", lfirst(lc), CurrentMemoryContext));
-	appendStringInfo(&qs->sql, " FROM %s AS t", qualified(relid));
-	if (preloads != NIL)
-	{
-		List	   *relations = cached_relations(relid);
-
-		foreach(lc, preloads)
-		{
-			QueryRelation *r = find_relation(relid, relations, lfirst(lc));
-
-			StringInfoData value;
-
-			i++;
-			initStringInfo(&value);
-			if (r->many)
-			{
-				appendStringInfo(&value, "COALESCE(pg_catalog.jsonb_agg(pg_catalog.to_jsonb(r%d)", i);
-				for (int j = 0; j < r->norder && r->many; j++)
-					appendStringInfo(&value, "%sr%d.%s", j ? ", " : " ORDER BY ", i, quote_identifier(r->order[j]));
-				appendStringInfoString(&value, "), '[]'::pg_catalog.jsonb)");
-			}
-			else
-				appendStringInfo(&value, "pg_catalog.to_jsonb(r%d)", i);
-			appendStringInfo(&lat, " LEFT JOIN LATERAL (SELECT %s AS pgapp_preload FROM %s AS r%d WHERE ",
-							 value.data, qualified(r->other), i);
-			for (int j = 0; j < r->ncols; j++)
-				appendStringInfo(&lat, "%sr%d.%s %s t.%s", j ? " AND " : "", i,
-								 quote_identifier(r->remote[j]),
-								 btree_operator(get_atttype(r->other, get_attnum(r->other, r->remote[j])),
-												BTEqualStrategyNumber),
-								 quote_identifier(r->local[j]));
-			appendStringInfo(&lat, ") AS p%d ON true", i);
-			appendStringInfo(&extra, "%s%s, p%d.pgapp_preload", extra.len ? ", " : "", quote_literal_cstr(r->name), i);
-		}
+						 quote_literal_cstr(s->name), s->expression);
 	}
-	sql_where(qs, q, relid);
-	i = 0;
-	foreach(lc, scopes)
+	appendStringInfo(&qs->sql, " FROM %s AS t", qualified(qv->relid));
+	foreach(lc, qv->preloads)
 	{
-		bool		first = (pgapp_jsonb_array_length(pgapp_jsonb_get_key(q, "where")) <= 0 && i == 0);
+		QueryRelation *r = lfirst(lc);
+		StringInfoData value;
 
-		appendStringInfo(&qs->sql, "%s(%s)", first ? " WHERE " : " AND ",
-						 lookup_expression(relid, "scope", lfirst(lc), CurrentMemoryContext));
+		i++;
+		initStringInfo(&value);
+		if (r->many)
+		{
+			appendStringInfo(&value, "COALESCE(pg_catalog.jsonb_agg(pg_catalog.to_jsonb(r%d)", i);
+			for (int j = 0; j < r->norder; j++)
+				appendStringInfo(&value, "%sr%d.%s", j ? ", " : " ORDER BY ", i, quote_identifier(r->order[j]));
+			appendStringInfoString(&value, "), '[]'::pg_catalog.jsonb)");
+		}
+		else
+			appendStringInfo(&value, "pg_catalog.to_jsonb(r%d)", i);
+		appendStringInfo(&lat, " LEFT JOIN LATERAL (SELECT %s AS pgapp_preload FROM %s AS r%d WHERE ",
+						 value.data, qualified(r->other), i);
+		for (int j = 0; j < r->ncols; j++)
+			appendStringInfo(&lat, "%sr%d.%s %s t.%s", j ? " AND " : "", i,
+							 quote_identifier(r->remote[j]),
+							 btree_operator(get_atttype(r->other, get_attnum(r->other, r->remote[j])),
+											BTEqualStrategyNumber),
+							 quote_identifier(r->local[j]));
+		appendStringInfo(&lat, ") AS p%d ON true", i);
+		appendStringInfo(&extra, "%s%s, p%d.pgapp_preload", extra.len ? ", " : "", quote_literal_cstr(r->name), i);
+	}
+	sql_where(qs, qv);
+	i = 0;
+	foreach(lc, qv->scopes)
+	{
+		QueryNamed *s = lfirst(lc);
+
+		appendStringInfo(&qs->sql, "%s(%s)", qv->conds == NIL && i == 0 ? " WHERE " : " AND ", s->expression);
 		i++;
 	}
 	if (select_extra != NULL)
 		*select_extra = extra.len ? extra.data : NULL;
 	if (laterals != NULL)
 		*laterals = lat.data;
-	return relid;
 }
-
-/* One key column of a keyset page. */
-typedef struct KeyColumn
-{
-	QueryField	f;
-} KeyColumn;
 
 /* A keyset page: its key columns, the cursor's values (NULL: first page). */
 typedef struct Keyset
 {
-	List	   *keys;
-	char	  **after;
+	List	   *keys;			/* QueryField * */
+	Datum	   *after;
 	bool		descending;
 } Keyset;
 
@@ -1543,13 +2160,12 @@ typedef struct Keyset
  *	  LEFT JOIN LATERAL (...) ... ORDER BY ...
  *
  * keys, when given, are appended to the select list as a jsonb array of
- * their text (keyset cursors).  The caller is connected to SPI.
+ * their text (keyset cursors).
  */
-static Oid
-sql_select_rows(QuerySql *qs, Jsonb *q, bool with_total, int64 limit, int64 offset, Keyset *ks)
+static void
+sql_select_rows(QuerySql *qs, QueryValue *qv, bool with_total, int64 limit, int64 offset, Keyset *ks)
 {
 	QuerySql	from;
-	Oid			relid;
 	char	   *extra;
 	char	   *laterals;
 	StringInfoData order;
@@ -1558,18 +2174,18 @@ sql_select_rows(QuerySql *qs, Jsonb *q, bool with_total, int64 limit, int64 offs
 	int			i = 0;
 
 	sql_init(&from);
-	relid = sql_from_where(&from, q, &extra, &laterals);
+	sql_from_where(&from, qv, &extra, &laterals);
 	initStringInfo(&order);
 	initStringInfo(&keys_select);
 	if (ks == NULL)
-		sql_order(&order, q, relid, "t.");
+		sql_order(&order, qv, "t.");
 	else
 	{
 		/* the keys in one direction; their text makes the next cursor */
 		appendStringInfoString(&keys_select, "pg_catalog.jsonb_build_array(");
 		foreach(lc, ks->keys)
 		{
-			const char *col = quote_identifier(((KeyColumn *) lfirst(lc))->f.name);
+			const char *col = quote_identifier(((QueryField *) lfirst(lc))->name);
 
 			appendStringInfo(&order, "%st.%s %s", i ? ", " : " ORDER BY ", col,
 							 ks->descending ? "DESC" : "ASC");
@@ -1599,20 +2215,20 @@ sql_select_rows(QuerySql *qs, Jsonb *q, bool with_total, int64 limit, int64 offs
 	if (ks != NULL && ks->after != NULL)
 	{
 		/* row comparison: exactly "after" for NOT NULL keys in one direction */
-		appendStringInfo(&qs->sql, "%s(", strstr(from.sql.data, " WHERE ") ? " AND " : " WHERE ");
+		appendStringInfo(&qs->sql, "%s(", qv->conds != NIL || qv->scopes != NIL ? " AND " : " WHERE ");
 		i = 0;
 		foreach(lc, ks->keys)
 			appendStringInfo(&qs->sql, "%st.%s", i++ ? ", " : "",
-							 quote_identifier(((KeyColumn *) lfirst(lc))->f.name));
+							 quote_identifier(((QueryField *) lfirst(lc))->name));
 		appendStringInfo(&qs->sql, ") OPERATOR(pg_catalog.%s) (", ks->descending ? "<" : ">");
 		i = 0;
 		foreach(lc, ks->keys)
 		{
-			KeyColumn  *k = lfirst(lc);
+			QueryField *k = lfirst(lc);
 
 			if (i)
 				appendStringInfoString(&qs->sql, ", ");
-			sql_param(qs, k->f.typid, column_datum(ks->after[i], k->f.typid));
+			sql_param(qs, k->typid, ks->after[i]);
 			i++;
 		}
 		appendStringInfoChar(&qs->sql, ')');
@@ -1629,7 +2245,78 @@ sql_select_rows(QuerySql *qs, Jsonb *q, bool with_total, int64 limit, int64 offs
 		sql_param(qs, INT8OID, Int64GetDatum(offset));
 	}
 	appendStringInfo(&qs->sql, ") AS t%s%s", laterals, order.data);
-	return relid;
+}
+
+/* ---------------------------------------------------------------------
+ * Kept plans: at most MAX_CACHED_PLANS and pgapp.query_cache_memory
+ * ---------------------------------------------------------------------
+ */
+
+/*
+ * The memory a kept plan holds: the SPI plan's own context, and for each
+ * of its CachedPlanSources the source context (with the analyzed queries
+ * under it) and the generic plan's context, once there is one.
+ */
+static Size
+plan_bytes(SPIPlanPtr plan)
+{
+	Size		bytes = 0;
+	ListCell   *lc;
+
+	if (plan->plancxt != NULL)
+		bytes += MemoryContextMemAllocated(plan->plancxt, true);
+	foreach(lc, plan->plancache_list)
+	{
+		CachedPlanSource *ps = lfirst(lc);
+
+		if (ps->context != NULL)
+			bytes += MemoryContextMemAllocated(ps->context, true);
+		if (ps->query_context != NULL && ps->query_context->parent != ps->context)
+			bytes += MemoryContextMemAllocated(ps->query_context, true);
+		if (ps->gplan != NULL && ps->gplan->context != NULL)
+			bytes += MemoryContextMemAllocated(ps->gplan->context, true);
+	}
+	return bytes;
+}
+
+static void
+plan_forget(PlanEntry *e)
+{
+	dlist_delete(&e->lru);
+	plans_bytes -= e->bytes;
+	SPI_freeplan(e->plan);
+	pfree(e->sql);
+	hash_search(plans, &e->key, HASH_REMOVE, NULL);
+}
+
+/*
+ * Measure entry again and evict least recently used plans past the caps.
+ * A plan that is running (a scope or stat may itself run a query) stays.
+ */
+static void
+plans_enforce(PlanEntry *entry)
+{
+	Size		cap = (Size) pgapp_query_cache_memory * 1024;
+	dlist_node *node;
+
+	if (entry != NULL)
+	{
+		plans_bytes -= entry->bytes;
+		entry->bytes = plan_bytes(entry->plan);
+		plans_bytes += entry->bytes;
+		/* a plan larger than the cap alone is not kept */
+		if (entry->bytes > cap && entry->running == 0)
+			plan_forget(entry);
+	}
+	node = dlist_is_empty(&plans_lru) ? NULL : dlist_tail_node(&plans_lru);
+	while (node != NULL && (plans_bytes > cap || hash_get_num_entries(plans) > MAX_CACHED_PLANS))
+	{
+		PlanEntry  *e = dlist_container(PlanEntry, lru, node);
+
+		node = dlist_has_prev(&plans_lru, node) ? dlist_prev_node(&plans_lru, node) : NULL;
+		if (e->running == 0)
+			plan_forget(e);
+	}
 }
 
 /*
@@ -1640,10 +2327,9 @@ static void
 sql_execute(QuerySql *qs, long count)
 {
 	PlanKey		key;
-	PlanEntry  *entry;
+	PlanEntry  *entry = NULL;
 	bool		found;
 	SPIPlanPtr	plan;
-	bool		cached = true;
 	int			ret;
 
 	if (plans == NULL)
@@ -1660,42 +2346,70 @@ sql_execute(QuerySql *qs, long count)
 	key.len = qs->sql.len;
 	entry = hash_search(plans, &key, HASH_FIND, &found);
 	if (found && strcmp(entry->sql, qs->sql.data) == 0)
+	{
 		plan = entry->plan;
+		dlist_move_head(&plans_lru, &entry->lru);
+	}
 	else
 	{
 		plan = SPI_prepare(qs->sql.data, qs->nparams, qs->types);
 		if (plan == NULL)
 			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-		if (found)
-			cached = false;		/* a hash collision: run it uncached */
+		if (found || pgapp_query_cache_memory <= 0)
+			entry = NULL;		/* a hash collision, or no cache: run it uncached */
 		else
 		{
-			if (hash_get_num_entries(plans) >= MAX_CACHED_PLANS)
-			{
-				HASH_SEQ_STATUS status;
-				PlanEntry  *e;
-
-				/* full: start over rather than track recency */
-				hash_seq_init(&status, plans);
-				while ((e = hash_seq_search(&status)) != NULL)
-				{
-					SPI_freeplan(e->plan);
-					pfree(e->sql);
-					hash_search(plans, &e->key, HASH_REMOVE, NULL);
-				}
-			}
 			if (SPI_keepplan(plan) != 0)
 				elog(ERROR, "SPI_keepplan failed");
 			entry = hash_search(plans, &key, HASH_ENTER, &found);
 			entry->sql = MemoryContextStrdup(TopMemoryContext, qs->sql.data);
 			entry->plan = plan;
+			entry->bytes = 0;
+			entry->running = 0;
+			dlist_push_head(&plans_lru, &entry->lru);
 		}
 	}
-	ret = SPI_execute_plan(plan, qs->values, NULL, true, count);
+	if (entry != NULL)
+		entry->running++;
+	PG_TRY();
+	{
+		ret = SPI_execute_plan(plan, qs->values, NULL, true, count);
+	}
+	PG_FINALLY();
+	{
+		if (entry != NULL)
+			entry->running--;
+	}
+	PG_END_TRY();
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(ret));
-	if (!cached)
+	if (entry == NULL)
 		SPI_freeplan(plan);
+	/* measured after running: the generic plan is made by then */
+	plans_enforce(entry);
+}
+
+/*
+ * pgapp.query_cache_stats() -> (entries, bytes, max_entries, max_bytes):
+ * the kept plans of the calling backend, and their caps.
+ */
+PG_FUNCTION_INFO_V1(pgapp_query_cache_stats);
+Datum
+pgapp_query_cache_stats(PG_FUNCTION_ARGS)
+{
+	TupleDesc	desc;
+	Datum		values[4];
+	bool		nulls[4] = {false, false, false, false};
+
+	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	if (plans != NULL)
+		plans_enforce(NULL);	/* the cap may have been lowered since */
+	values[0] = Int32GetDatum(plans ? (int32) hash_get_num_entries(plans) : 0);
+	values[1] = Int64GetDatum((int64) plans_bytes);
+	values[2] = Int32GetDatum(MAX_CACHED_PLANS);
+	values[3] = Int64GetDatum((int64) pgapp_query_cache_memory * 1024);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(desc), values, nulls)));
 }
 
 /* ---------------------------------------------------------------------
@@ -1707,7 +2421,7 @@ sql_execute(QuerySql *qs, long count)
  * The query's rows as a jsonb array, in its order.  limit/offset < 0: none.
  */
 static Jsonb *
-run_rows(Jsonb *q, int64 limit, int64 offset, int64 *total)
+run_rows(QueryValue *qv, int64 limit, int64 offset, int64 *total)
 {
 	QuerySql	qs;
 	int			ret;
@@ -1717,7 +2431,7 @@ run_rows(Jsonb *q, int64 limit, int64 offset, int64 *total)
 
 	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
-	(void) sql_select_rows(&qs, q, total != NULL, limit, offset, NULL);
+	sql_select_rows(&qs, qv, total != NULL, limit, offset, NULL);
 	sql_execute(&qs, 0);
 
 	MemoryContextSwitchTo(caller);
@@ -1741,7 +2455,7 @@ run_rows(Jsonb *q, int64 limit, int64 offset, int64 *total)
 }
 
 static int64
-run_count(Jsonb *q)
+run_count(QueryValue *qv)
 {
 	QuerySql	qs;
 	int			ret;
@@ -1753,7 +2467,7 @@ run_count(Jsonb *q)
 	sql_init(&qs);
 	appendStringInfoString(&qs.sql, "SELECT pg_catalog.count(*)");
 	/* preloads and stats do not change the count: no laterals */
-	(void) sql_from_where(&qs, q, NULL, NULL);
+	sql_from_where(&qs, qv, NULL, NULL);
 	sql_execute(&qs, 1);
 	n = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	SPI_finish();
@@ -1765,7 +2479,10 @@ PG_FUNCTION_INFO_V1(pgapp_all);
 Datum
 pgapp_all(PG_FUNCTION_ARGS)
 {
-	PG_RETURN_JSONB_P(run_rows(arg_query(fcinfo), -1, 0, NULL));
+	QueryValue	qv;
+
+	(void) arg_query(fcinfo, &qv);
+	PG_RETURN_JSONB_P(run_rows(&qv, -1, 0, NULL));
 }
 
 /* pgapp.one(q) -> jsonb: the first row, or NULL. */
@@ -1773,8 +2490,11 @@ PG_FUNCTION_INFO_V1(pgapp_one);
 Datum
 pgapp_one(PG_FUNCTION_ARGS)
 {
-	Jsonb	   *rows = run_rows(arg_query(fcinfo), 1, 0, NULL);
+	QueryValue	qv;
+	Jsonb	   *rows;
 
+	(void) arg_query(fcinfo, &qv);
+	rows = run_rows(&qv, 1, 0, NULL);
 	if (JB_ROOT_COUNT(rows) == 0)
 		PG_RETURN_NULL();
 	PG_RETURN_JSONB_P(pgapp_jsonb_from_value(getIthJsonbValueFromContainer(&rows->root, 0)));
@@ -1785,7 +2505,10 @@ PG_FUNCTION_INFO_V1(pgapp_count);
 Datum
 pgapp_count(PG_FUNCTION_ARGS)
 {
-	PG_RETURN_INT64(run_count(arg_query(fcinfo)));
+	QueryValue	qv;
+
+	(void) arg_query(fcinfo, &qv);
+	PG_RETURN_INT64(run_count(&qv));
 }
 
 /*
@@ -1797,13 +2520,14 @@ PG_FUNCTION_INFO_V1(pgapp_paginate);
 Datum
 pgapp_paginate(PG_FUNCTION_ARGS)
 {
-	Jsonb	   *q = arg_query(fcinfo);
+	QueryValue	qv;
 	int32		page;
 	int32		page_size;
 	int64		total;
 	Jsonb	   *entries;
 	PgappJsonbBuilder b = {0};
 
+	(void) arg_query(fcinfo, &qv);
 	if (PG_ARGISNULL(1) || PG_ARGISNULL(2))
 		ereport(ERROR,
 				errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
@@ -1820,9 +2544,9 @@ pgapp_paginate(PG_FUNCTION_ARGS)
 				errmsg("page_size must be between 1 and %d, not %d", pgapp_max_page_size, page_size),
 				errhint("The upper bound is the setting \"pgapp.max_page_size\"."));
 
-	entries = run_rows(q, page_size, (int64) (page - 1) * page_size, &total);
+	entries = run_rows(&qv, page_size, (int64) (page - 1) * page_size, &total);
 	if (total < 0)
-		total = page == 1 ? 0 : run_count(q);
+		total = page == 1 ? 0 : run_count(&qv);
 
 	pgapp_jsonb_begin_object(&b);
 	pgapp_jsonb_key(&b, "entries");
@@ -1847,15 +2571,12 @@ PG_FUNCTION_INFO_V1(pgapp_to_sql);
 Datum
 pgapp_to_sql(PG_FUNCTION_ARGS)
 {
-	Jsonb	   *q = arg_query(fcinfo);
+	QueryValue	qv;
 	QuerySql	qs;
-	int			ret;
 	text	   *result;
-	MemoryContext caller = CurrentMemoryContext;
 
-	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
-	(void) sql_select_rows(&qs, q, false, -1, 0, NULL);
+	(void) arg_query(fcinfo, &qv);
+	sql_select_rows(&qs, &qv, false, -1, 0, NULL);
 	if (qs.nparams > 0)
 	{
 		appendStringInfoString(&qs.sql, "\n-- parameters:");
@@ -1864,6 +2585,7 @@ pgapp_to_sql(PG_FUNCTION_ARGS)
 			Oid			typoutput;
 			bool		isvarlena;
 
+			CHECK_FOR_INTERRUPTS();
 			getTypeOutputInfo(qs.types[i], &typoutput, &isvarlena);
 			appendStringInfo(&qs.sql, " $%d = %s::%s", i + 1,
 							 quote_literal_cstr(OidOutputFunctionCall(typoutput, qs.values[i])),
@@ -1872,10 +2594,7 @@ pgapp_to_sql(PG_FUNCTION_ARGS)
 				appendStringInfoChar(&qs.sql, ',');
 		}
 	}
-	/* everything above lives in SPI's memory: copy the text out first */
-	MemoryContextSwitchTo(caller);
 	result = cstring_to_text(qs.sql.data);
-	SPI_finish();
 	PG_RETURN_TEXT_P(result);
 }
 
@@ -1886,55 +2605,52 @@ pgapp_to_sql(PG_FUNCTION_ARGS)
 
 
 /*
- * The keyset of q: its sort fields, then the primary key columns not
+ * The keyset of qv: its sort fields, then the primary key columns not
  * already sorted on (a unique tie-breaker), all in one direction and NOT
  * NULL, so "(keys) > (cursor)" is exactly "after the cursor".
  */
 static List *
-keyset_columns(Jsonb *q, Oid relid, bool *descending)
+keyset_columns(QueryValue *qv, bool *descending)
 {
-	JsonbValue *order = pgapp_jsonb_get_key(q, "order");
-	int			n = pgapp_jsonb_array_length(order);
 	List	   *keys = NIL;
-	const char *dir = NULL;
+	bool		have_dir = false;
+	bool		desc = false;
 	Relation	rel;
 	Bitmapset  *pk = NULL;
 	int			attr = -1;
+	ListCell   *lc;
 
-	for (int i = 0; i < n; i++)
+	foreach(lc, qv->orders)
 	{
-		JsonbValue *o = pgapp_jsonb_array_get(order, i);
-		KeyColumn  *k = palloc0(sizeof(KeyColumn));
-		char	   *d = field_of(o, "dir");
+		QueryOrder *o = lfirst(lc);
 
-		resolve_field(relid, field_of(o, "field"), &k->f);
-		if (dir != NULL && d != NULL && strcmp(dir, d) != 0)
+		if (have_dir && o->desc != desc)
 			ereport(ERROR,
 					errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					errmsg("keyset pagination needs every sort in the same direction"),
 					errhint("Sort all fields asc, or all desc, or use pgapp.paginate."));
-		dir = d;
-		keys = lappend(keys, k);
+		desc = o->desc;
+		have_dir = true;
+		keys = lappend(keys, &o->f);
 	}
-	*descending = (dir != NULL && strcmp(dir, "desc") == 0);
+	*descending = desc;
 
-	rel = relation_open(relid, AccessShareLock);
+	rel = relation_open(qv->relid, AccessShareLock);
 	if (rel->rd_rel->relkind == RELKIND_RELATION || rel->rd_rel->relkind == RELKIND_PARTITIONED_TABLE)
 		pk = RelationGetIndexAttrBitmap(rel, INDEX_ATTR_BITMAP_PRIMARY_KEY);
 	while ((attr = bms_next_member(pk, attr)) >= 0)
 	{
 		AttrNumber	attnum = attr + FirstLowInvalidHeapAttributeNumber;
 		char	   *name = NameStr(TupleDescAttr(RelationGetDescr(rel), attnum - 1)->attname);
-		ListCell   *lc;
 		bool		have = false;
 
 		foreach(lc, keys)
-			have |= (((KeyColumn *) lfirst(lc))->f.attnum == attnum);
+			have |= (((QueryField *) lfirst(lc))->attnum == attnum);
 		if (!have)
 		{
-			KeyColumn  *k = palloc0(sizeof(KeyColumn));
+			QueryField *k = palloc0(sizeof(QueryField));
 
-			resolve_field(relid, pstrdup(name), &k->f);
+			resolve_field(qv->relid, pstrdup(name), k);
 			keys = lappend(keys, k);
 		}
 	}
@@ -1943,19 +2659,15 @@ keyset_columns(Jsonb *q, Oid relid, bool *descending)
 				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				errmsg("keyset pagination needs a primary key on %s", RelationGetRelationName(rel)),
 				errdetail("The primary key breaks ties between rows with the same sort values."));
+	foreach(lc, keys)
 	{
-		ListCell   *lc;
+		QueryField *k = lfirst(lc);
 
-		foreach(lc, keys)
-		{
-			KeyColumn  *k = lfirst(lc);
-
-			if (!TupleDescAttr(RelationGetDescr(rel), k->f.attnum - 1)->attnotnull)
-				ereport(ERROR,
-						errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						errmsg("keyset pagination cannot sort on \"%s\", which may be null", k->f.name),
-						errhint("Sort on NOT NULL columns, or use pgapp.paginate."));
-		}
+		if (!TupleDescAttr(RelationGetDescr(rel), k->attnum - 1)->attnotnull)
+			ereport(ERROR,
+					errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					errmsg("keyset pagination cannot sort on \"%s\", which may be null", k->name),
+					errhint("Sort on NOT NULL columns, or use pgapp.paginate."));
 	}
 	relation_close(rel, AccessShareLock);
 	return keys;
@@ -1974,15 +2686,16 @@ encode_cursor(const char *json)
 	return out;
 }
 
-/* The key values of a cursor, as text in each column's type. */
-static char **
-decode_cursor(const char *cursor, int nkeys)
+/* The key values of a cursor, each in its column's type. */
+static Datum *
+decode_cursor(const char *cursor, List *keys)
 {
+	int			nkeys = list_length(keys);
 	int			len = strlen(cursor);
 	char	   *json = palloc(pg_b64_dec_len(len) + 1);
 	int			n = pg_b64_decode(cursor, len, json, pg_b64_dec_len(len));
 	Jsonb	   *jb = NULL;
-	char	  **values;
+	Datum	   *values;
 	PgappSubxact sx;
 
 	if (n < 0)
@@ -2002,19 +2715,21 @@ decode_cursor(const char *cursor, int nkeys)
 	PG_END_TRY();
 	if (jb == NULL || !JB_ROOT_IS_ARRAY(jb) || JB_ROOT_IS_SCALAR(jb) || JB_ROOT_COUNT(jb) != nkeys)
 		goto bad;
-	values = palloc(sizeof(char *) * nkeys);
+	values = palloc(sizeof(Datum) * Max(nkeys, 1));
 	for (int i = 0; i < nkeys; i++)
 	{
-		values[i] = pgapp_jsonb_value_cstring(getIthJsonbValueFromContainer(&jb->root, i));
-		if (values[i] == NULL)
+		char	   *text = pgapp_jsonb_value_cstring(getIthJsonbValueFromContainer(&jb->root, i));
+
+		if (text == NULL)
 			goto bad;
+		values[i] = column_input(text, ((QueryField *) list_nth(keys, i))->typid);
 	}
 	return values;
 
 bad:
 	ereport(ERROR,
 			errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-			errmsg("invalid cursor \"%s\"", cursor),
+			errmsg("invalid cursor \"%s\"", ECHO(cursor)),
 			errhint("Pass the \"after\" value of the previous page, unchanged, for the same query."));
 	return NULL;				/* keep compiler quiet */
 }
@@ -2029,14 +2744,10 @@ PG_FUNCTION_INFO_V1(pgapp_paginate_after);
 Datum
 pgapp_paginate_after(PG_FUNCTION_ARGS)
 {
-	Jsonb	   *q = arg_query(fcinfo);
+	QueryValue	qv;
 	char	   *after = PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1));
 	int32		page_size;
 	QuerySql	qs;
-	Oid			relid;
-	List	   *keys;
-	bool		descending;
-	int			nkeys;
 	int			ret;
 	Keyset		ks;
 	PgappJsonbBuilder b = {0};
@@ -2044,6 +2755,7 @@ pgapp_paginate_after(PG_FUNCTION_ARGS)
 	Jsonb	   *result;
 	MemoryContext caller = CurrentMemoryContext;
 
+	(void) arg_query(fcinfo, &qv);
 	if (PG_ARGISNULL(2))
 		ereport(ERROR,
 				errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
@@ -2055,16 +2767,11 @@ pgapp_paginate_after(PG_FUNCTION_ARGS)
 				errmsg("page_size must be between 1 and %d, not %d", pgapp_max_page_size, page_size),
 				errhint("The upper bound is the setting \"pgapp.max_page_size\"."));
 
-	relid = query_source(q);
-	keys = keyset_columns(q, relid, &descending);
-	nkeys = list_length(keys);
-
-	ks.keys = keys;
-	ks.descending = descending;
-	ks.after = after ? decode_cursor(after, nkeys) : NULL;
+	ks.keys = keyset_columns(&qv, &ks.descending);
+	ks.after = after ? decode_cursor(after, ks.keys) : NULL;
 	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
-	(void) sql_select_rows(&qs, q, false, (int64) page_size + 1, 0, &ks);
+	sql_select_rows(&qs, &qv, false, (int64) page_size + 1, 0, &ks);
 	sql_execute(&qs, 0);
 
 	MemoryContextSwitchTo(caller);
