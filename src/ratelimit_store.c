@@ -137,15 +137,19 @@ pgapp_rate_sweep(int64 now)
 
 /*
  * The housekeeper's round (worker.c): sweep, and say once per round how
- * many checks found the table full since the last one.
+ * many live buckets were evicted to make room (the table is too small for
+ * the keys in use, or someone floods it) and how many checks found nothing
+ * to evict, since the last round.
  */
 void
 pgapp_rate_housekeeping(void)
 {
 	static uint64 full_seen = 0;
+	static uint64 evicted_seen = 0;
 	static int64 last_run = 0;
 	int64		now;
 	uint64		full;
+	uint64		evicted;
 
 	if (pgapp_rate_shared == NULL || pgapp_ratelimit_sweep_interval <= 0)
 		return;
@@ -155,14 +159,23 @@ pgapp_rate_housekeeping(void)
 	last_run = now;
 
 	(void) pgapp_rate_sweep(now);
+	evicted = pgapp_rate_total(RATE_EVICTIONS);
+	if (evicted > evicted_seen)
+		ereport(LOG,
+				errmsg("pgapp: %llu live rate limit bucket(s) were evicted in the last %d second(s) to make room for new keys",
+					   (unsigned long long) (evicted - evicted_seen), pgapp_ratelimit_sweep_interval),
+				errdetail("A key evicted while its window runs starts counting afresh."),
+				errhint("Raise \"%s\" (or the limiters' max_keys) to hold every active key; see pgapp.rate_stats.",
+						"pgapp.ratelimit_max_keys"));
+	evicted_seen = evicted;
 	full = pgapp_rate_total(RATE_FULL_EVENTS);
 	if (full > full_seen)
 		ereport(LOG,
-				errmsg("pgapp: %llu rate limit check(s) found no free bucket in the last %d second(s) and were %s",
+				errmsg("pgapp: %llu rate limit check(s) found no free bucket and none to evict in the last %d second(s) and were %s",
 					   (unsigned long long) (full - full_seen), pgapp_ratelimit_sweep_interval,
 					   pgapp_ratelimit_on_full == RATE_ON_FULL_ALLOW ? "allowed without being counted" :
 					   pgapp_ratelimit_on_full == RATE_ON_FULL_DENY ? "denied" : "refused with an error"),
-				errhint("Raise \"%s\" (or the limiters' max_keys) to hold every active key.",
+				errhint("Raise \"%s\", or leave \"default\" a share of it when creating limiters.",
 						"pgapp.ratelimit_max_keys"));
 	full_seen = full;
 }
