@@ -141,10 +141,25 @@ typedef enum RateCheckResult
 /* What evict_one did. */
 typedef enum RateEvictResult
 {
-	RATE_EVICT_NONE,			/* found no bucket of the limiter to evict */
+	RATE_EVICT_NONE,			/* the limiter has no bucket to evict */
+	RATE_EVICT_LOST,			/* the victim went away meanwhile: try again */
 	RATE_EVICT_FREED,			/* removed one; its place went back to the limiter */
 	RATE_EVICT_HANDED			/* removed one; its place is the caller's now */
 } RateEvictResult;
+
+/* The candidates evict_one has looked at, and the cheapest so far. */
+typedef struct RateEvictSample
+{
+	int			slot;
+	uint32		incarnation;
+	int64		now;
+	int			picked[RATE_EVICT_SAMPLE];	/* directory indexes */
+	int			npicked;
+	bool		have;
+	RateKey		victim;
+	int64		weight;
+	int64		expires_at;
+} RateEvictSample;
 
 static void ratelimit_shmem_request(void);
 static void ratelimit_shmem_startup(void);
@@ -657,90 +672,83 @@ bucket_weight(const RateBucket *b, const RateState *s, int64 now)
  * Evict one bucket of the limiter (slot, incarnation) to make room: the
  * cheapest of RATE_EVICT_SAMPLE distinct buckets drawn at random from the
  * directory (fewest requests still counted, then closest to expiry).  When
- * random probes find none of the limiter's buckets (a named limiter with a
- * small share of the table), the directory is walked from a random place.
+ * RATE_EVICT_PROBES random probes find none of the limiter's buckets (a
+ * named limiter with a small share of the table), the directory is walked
+ * from a random place until RATE_EVICT_SAMPLE of them are found.
  * Called with no lock held.  With want_place, the victim's place passes to
  * the caller (even when the limiter holds more than a quota that shrank:
  * the named limiter that took the share reclaims it, by evicting from
  * "default", when it needs the room).  See the header comment for the
  * locking.
  */
+static void
+consider_candidate(RateEvictSample *es, int i)
+{
+	RateBucket *b = pgapp_rate_shared->dir[i];
+	RateState	st;
+	int64		w;
+
+	if (b->limiter != es->slot || b->incarnation != es->incarnation)
+		return;
+	for (int j = 0; j < es->npicked; j++)
+		if (es->picked[j] == i)
+			return;
+	es->picked[es->npicked++] = i;
+	SpinLockAcquire(&b->mutex);
+	st = b->state;
+	SpinLockRelease(&b->mutex);
+	w = bucket_weight(b, &st, es->now);
+	if (!es->have || w < es->weight || (w == es->weight && st.expires_at < es->expires_at))
+	{
+		es->have = true;
+		es->victim = b->key;
+		es->weight = w;
+		es->expires_at = st.expires_at;
+	}
+}
+
 static RateEvictResult
 evict_one(int slot, uint32 incarnation, bool want_place)
 {
 	RateShared *sh = pgapp_rate_shared;
 	LWLock	   *dirlock = &sh->locks[RATE_DIRECTORY_LOCK].lock;
-	int64		now = pgapp_rate_now();
-	int			picked[RATE_EVICT_SAMPLE];
-	int			npicked = 0;
-	bool		have = false;
-	RateKey		victim = {0};
-	int64		best_weight = 0;
-	int64		best_expiry = 0;
+	RateEvictSample es = {0};
 	uint32		hashcode;
 	LWLock	   *lock;
 	RateBucket *b;
 	bool		found;
-	RateEvictResult result = RATE_EVICT_NONE;
+	RateEvictResult result = RATE_EVICT_LOST;
 	int			n;
-	int			start = 0;
 
+	es.slot = slot;
+	es.incarnation = incarnation;
+	es.now = pgapp_rate_now();
 	LWLockAcquire(dirlock, LW_SHARED);
 	n = sh->dir_count;
-	for (int probe = 0; n > 0 && npicked < RATE_EVICT_SAMPLE; probe++)
+	for (int probe = 0; n > 0 && probe < RATE_EVICT_PROBES && es.npicked < RATE_EVICT_SAMPLE; probe++)
+		consider_candidate(&es, (int) pg_prng_uint64_range(&pg_global_prng_state, 0, n - 1));
+	if (n > 0 && es.npicked == 0)
 	{
-		int			i;
-		bool		seen = false;
-		RateState	st;
-		int64		w;
+		/* none found at random: walk the directory from a random place */
+		int			start = (int) pg_prng_uint64_range(&pg_global_prng_state, 0, n - 1);
 
-		if (probe < RATE_EVICT_PROBES)
-			i = (int) pg_prng_uint64_range(&pg_global_prng_state, 0, n - 1);
-		else if (npicked > 0 || probe - RATE_EVICT_PROBES >= n)
-			break;
-		else
-		{
-			/* none found at random: walk from a random place */
-			if (probe == RATE_EVICT_PROBES)
-				start = (int) pg_prng_uint64_range(&pg_global_prng_state, 0, n - 1);
-			i = (start + probe - RATE_EVICT_PROBES) % n;
-		}
-		b = sh->dir[i];
-		if (b->limiter != slot || b->incarnation != incarnation)
-			continue;
-		for (int j = 0; j < npicked; j++)
-			seen |= picked[j] == i;
-		if (seen)
-			continue;
-		picked[npicked++] = i;
-		SpinLockAcquire(&b->mutex);
-		st = b->state;
-		SpinLockRelease(&b->mutex);
-		w = bucket_weight(b, &st, now);
-		if (!have || w < best_weight || (w == best_weight && st.expires_at < best_expiry))
-		{
-			have = true;
-			victim = b->key;
-			best_weight = w;
-			best_expiry = st.expires_at;
-		}
-		/* in the walk, stop at the first sample */
-		if (probe >= RATE_EVICT_PROBES && npicked == RATE_EVICT_SAMPLE)
-			break;
+		for (int j = 0; j < n && es.npicked < RATE_EVICT_SAMPLE; j++)
+			consider_candidate(&es, (start + j) % n);
 	}
 	LWLockRelease(dirlock);
-	if (!have)
+	if (!es.have)
 		return RATE_EVICT_NONE;
 
-	hashcode = get_hash_value(pgapp_rate_table, &victim);
+	hashcode = get_hash_value(pgapp_rate_table, &es.victim);
 	lock = &sh->locks[hashcode % RATE_PARTITIONS].lock;
 	LWLockAcquire(lock, LW_EXCLUSIVE);
-	b = hash_search_with_hash_value(pgapp_rate_table, &victim, hashcode, HASH_FIND, &found);
+	b = hash_search_with_hash_value(pgapp_rate_table, &es.victim, hashcode, HASH_FIND, &found);
 	/* gone or replaced meanwhile: the caller tries again */
 	if (found && b->limiter == slot && b->incarnation == incarnation &&
 		pg_atomic_read_u32(&sh->limiters[slot].incarnation) == incarnation)
 	{
-		bool		live = b->state.expires_at > now;
+		/* exclusive lock: nobody else touches the bucket's state now */
+		bool		live = b->state.expires_at > es.now;
 
 		pgapp_rate_remove_bucket(b, !want_place);
 		if (live)
@@ -804,6 +812,7 @@ check_bucket(const RateLimiterRef *ref, const RateKey *ident, RateKey *key, text
 	if (!found)
 	{
 		bool		have_place = false;
+		RateEvictResult evicted = RATE_EVICT_LOST;
 
 		LWLockRelease(lock);
 		for (int attempt = 0;; attempt++)
@@ -835,27 +844,34 @@ check_bucket(const RateLimiterRef *ref, const RateKey *ident, RateKey *key, text
 				}
 			}
 			LWLockRelease(lock);
-			if (attempt >= RATE_EVICT_ATTEMPTS)
+			if (attempt < RATE_EVICT_ATTEMPTS)
 			{
+				if (!have_place)
+				{
+					/* the limiter's quota is full: evict one of its buckets */
+					evicted = evict_one(ref->slot, ref->incarnation, true);
+					have_place = evicted == RATE_EVICT_HANDED;
+				}
+				else
+				{
+					/*
+					 * A place in the quota but none in the table: "default"
+					 * holds more than its share since a named limiter took
+					 * some, and gives it back now.
+					 */
+					evicted = evict_one(RATE_DEFAULT_SLOT,
+										pg_atomic_read_u32(&pgapp_rate_shared->limiters[RATE_DEFAULT_SLOT].incarnation),
+										false);
+				}
+			}
+			if (attempt >= RATE_EVICT_ATTEMPTS || evicted == RATE_EVICT_NONE)
+			{
+				/* a limiter dropped meanwhile has no buckets: look it up again */
+				if (pg_atomic_read_u32(&slot->incarnation) != ref->incarnation)
+					return RATE_STALE;
 				if (have_place)
 					give_back_place(ref, NULL);
 				return RATE_FULL;
-			}
-			if (!have_place)
-			{
-				/* the limiter's quota is full: evict one of its buckets */
-				if (evict_one(ref->slot, ref->incarnation, true) == RATE_EVICT_HANDED)
-					have_place = true;
-			}
-			else
-			{
-				/*
-				 * A place in the quota but none in the table: "default" holds
-				 * more than its share since a named limiter took some.
-				 */
-				(void) evict_one(RATE_DEFAULT_SLOT,
-								 pg_atomic_read_u32(&pgapp_rate_shared->limiters[RATE_DEFAULT_SLOT].incarnation),
-								 false);
 			}
 		}
 	}
