@@ -163,7 +163,7 @@ _PG_init(void)
 
 	DefineCustomIntVariable("pgapp.ratelimit_sweep_interval",
 							"How often the pgapp housekeeper removes expired rate limit buckets.",
-							"0 turns the periodic sweep off (a full table is still swept when needed).",
+							"0 turns the periodic sweep off (a full table still evicts expired buckets first).",
 							&pgapp_ratelimit_sweep_interval,
 							60, 0, 86400,
 							PGC_SIGHUP,

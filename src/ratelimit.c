@@ -213,7 +213,6 @@ ratelimit_shmem_startup(void)
 		pg_atomic_init_u64(&pgapp_rate_shared->evictions, 0);
 		pg_atomic_init_u64(&pgapp_rate_shared->full_events, 0);
 		pg_atomic_init_u64(&pgapp_rate_shared->swept, 0);
-		pg_atomic_init_u64(&pgapp_rate_shared->last_sweep, 0);
 		pgapp_rate_shared->dir_count = 0;
 		pgapp_rate_shared->dir = dir;
 		pgapp_rate_registry_init();

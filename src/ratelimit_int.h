@@ -105,10 +105,10 @@ typedef struct RateLimiterSlot
 } RateLimiterSlot;
 
 /*
- * The counters of checks, denials and full events are kept per limiter
- * (one contended cache line per check, not two); checks, denials and
- * full_events below hold what unregistered limiters had counted, so that
- * pgapp.rate_stats' totals never go down.
+ * The counters of checks, denials, full events and evictions are kept per
+ * limiter (one contended cache line per check, not two); the ones below
+ * hold what unregistered limiters had counted, so that pgapp.rate_stats'
+ * totals never go down.  swept (expired buckets removed) is global.
  */
 typedef struct RateShared
 {
@@ -122,7 +122,6 @@ typedef struct RateShared
 	pg_atomic_uint64 evictions;
 	pg_atomic_uint64 full_events;
 	pg_atomic_uint64 swept;		/* expired buckets removed */
-	pg_atomic_uint64 last_sweep;	/* when the table was last swept (rate_now) */
 	pg_atomic_uint32 default_quota; /* max_keys minus every named quota */
 	int64		reserved;		/* sum of named quotas; registry lock */
 	int32		dir_count;		/* buckets in the directory; directory lock */
