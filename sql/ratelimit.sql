@@ -38,6 +38,13 @@ RESET pgapp.ratelimit_clock_offset;
 SELECT (pgapp.check_rate('user:2', 3, 3600)).remaining AS other_key;
 -- reset forgets a key
 SELECT pgapp.rate_reset('user:1') AS existed, (pgapp.check_rate('user:1', 3, 3600)).remaining AS fresh;
+-- the same key with other limits is another counter; reset forgets them all
+SELECT (pgapp.check_rate('user:9', 1, 3600)).allowed AS first, (pgapp.check_rate('user:9', 1, 3600)).allowed AS second,
+       (pgapp.check_rate('user:9', 2, 3600)).allowed AS other_limits,
+       (pgapp.check_rate('user:9', 1, 3600, 'sliding')).allowed AS other_algorithm;
+SELECT count(*) AS buckets_of_key FROM pgapp.rate_buckets WHERE key = 'user:9';
+SELECT pgapp.rate_reset('user:9') AS existed, pgapp.rate_reset('user:9') AS again;
+SELECT count(*) AS buckets_of_key FROM pgapp.rate_buckets WHERE key = 'user:9';
 
 -- rate_limit raises PT429 with the body PostgREST shows
 SELECT pgapp.rate_limit('user:3', 1, 3600);

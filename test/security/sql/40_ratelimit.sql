@@ -180,5 +180,12 @@ RESET ROLE;
 SET ROLE anon;
 SELECT allowed, remaining FROM pgapp.check_rate('sub:alice', 100, 86400);
 RESET ROLE;
+-- nor see them: rate_buckets lists this database's keys only, and resetting
+-- ours leaves theirs
+SELECT count(*) AS our_buckets FROM pgapp.rate_buckets WHERE key = 'sub:alice';
+SELECT pgapp.rate_reset('sub:alice') AS ours_reset;
+\c sec_rl_other
+SELECT key, count FROM pgapp.rate_buckets WHERE key = 'sub:alice';
+\c contrib_regression
 DROP DATABASE sec_rl_other WITH (FORCE);
 DROP ROLE sec_rl_other_role;
