@@ -829,6 +829,9 @@ RETURNS boolean
 AS 'MODULE_PATHNAME', 'pgapp_rate_reset'
 LANGUAGE C VOLATILE;
 
+COMMENT ON FUNCTION pgapp.rate_reset(text, text) IS
+'Forget a key''s buckets in this database (under every set of limits it was checked with); pgapp_admin only';
+
 CREATE FUNCTION pgapp._rate_buckets(
     OUT limiter text, OUT key text, OUT algorithm text, OUT max_requests integer, OUT window_seconds integer,
     OUT count bigint, OUT expires_at timestamptz, OUT expired boolean)
@@ -839,7 +842,7 @@ LANGUAGE C STRICT VOLATILE;
 CREATE VIEW pgapp.rate_buckets AS SELECT * FROM pgapp._rate_buckets();
 
 COMMENT ON VIEW pgapp.rate_buckets IS
-'The rate limiter''s buckets in shared memory (keys cut to 63 bytes); pgapp_admin only';
+'The rate limiter''s buckets of this database in shared memory (keys cut to 63 bytes); pgapp_admin only';
 
 CREATE FUNCTION pgapp.rate_stats(
     OUT checks bigint, OUT denials bigint, OUT evictions bigint, OUT full_events bigint,
@@ -1167,7 +1170,7 @@ END
 $$;
 
 COMMENT ON FUNCTION pgapp.rate_limit_request() IS
-'PostgREST db-pre-request hook: rate limit per JWT sub (or client address) and plan; 429 with Retry-After';
+'PostgREST db-pre-request hook: rate limit per JWT sub (or the last address of the trusted client header) and plan; 429 with Retry-After';
 
 GRANT SELECT ON pgapp.rate_plan TO PUBLIC;
 GRANT INSERT, UPDATE, DELETE ON pgapp.rate_plan TO pgapp_admin;

@@ -28,7 +28,9 @@
  * Locking: the registry lock (tranche index RATE_REGISTRY_LOCK) is taken
  * before partition locks, never after.  Registering into a free slot or
  * freeing a slot also takes every partition lock exclusively, so that a
- * check holding one partition lock sees a stable incarnation.
+ * check holding one partition lock sees a stable incarnation; freeing a
+ * slot removes its buckets then, each also leaving the directory under the
+ * directory lock (innermost, see ratelimit.c).
  *
  * src/ratelimit_limiter.c
  *
