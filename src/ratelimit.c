@@ -41,12 +41,15 @@
  * Eviction holds no partition lock while it samples: it chooses the victim
  * under the directory lock, releases it, then takes the victim's partition
  * lock exclusively and checks the victim is still there and still of the
- * same limiter before removing it.  A backend never waits for a partition
- * lock while holding another one.  The place of the victim in its
+ * same limiter before removing it.  Apart from the whole-table scans
+ * (ascending order), a backend never waits for a partition lock while
+ * holding another one.  The place of the victim in its
  * limiter's quota passes to the evicting check (the "used" count does not
  * move), so concurrent inserts cannot steal it.  Nothing raises an error
- * while a lock is held; the table-full error is raised after every lock
- * is released.
+ * while a spinlock is held, and a check raises none under an LWLock: the
+ * table-full error is raised after every lock is released (only
+ * rate_buckets may fail to allocate a row under the shared scan, which an
+ * abort releases).
  *
  * Named limiters (ratelimit_limiter.c) give a group of keys its own quota
  * of buckets; each bucket records its limiter's registry slot, and a
@@ -113,6 +116,9 @@ const char *const pgapp_rate_algorithm_names[3] = {"fixed", "sliding", "gcra"};
 #define RATE_EVICT_SAMPLE 5
 #define RATE_EVICT_PROBES 32
 #define RATE_EVICT_ATTEMPTS 8
+
+/* Buckets rate_reset removes per scan of the table */
+#define RATE_RESET_BATCH 64
 
 /* How much of a user's input an error message repeats */
 #define RATE_ECHO_CHARS 64
@@ -1101,8 +1107,8 @@ pgapp_rate_reset(PG_FUNCTION_ARGS)
 	RateKey		ident;
 	HASH_SEQ_STATUS status;
 	RateBucket *b;
-	List	   *found_keys = NIL;
-	ListCell   *lc;
+	RateKey		keys[RATE_RESET_BATCH];
+	int			n;
 	bool		removed = false;
 
 	pgapp_require_shmem(pgapp_rate_shared, "rate limiting");
@@ -1115,36 +1121,43 @@ pgapp_rate_reset(PG_FUNCTION_ARGS)
 	pgapp_rate_resolve_limiter(limiter, &ref);
 	ident = pgapp_rate_ident(limiter, MyDatabaseId, VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key));
 
-	pgapp_rate_lock_all(LW_SHARED);
-	hash_seq_init(&status, pgapp_rate_table);
-	while ((b = hash_seq_search(&status)) != NULL)
+	/* a batch at a time (a key checked with many limits has many buckets) */
+	do
 	{
-		if (b->ident.h1 == ident.h1 && b->ident.h2 == ident.h2 && b->limiter == ref.slot)
+		CHECK_FOR_INTERRUPTS();
+		n = 0;
+		pgapp_rate_lock_all(LW_SHARED);
+		hash_seq_init(&status, pgapp_rate_table);
+		while ((b = hash_seq_search(&status)) != NULL)
 		{
-			RateKey    *copy = palloc(sizeof(RateKey));
-
-			*copy = b->key;
-			found_keys = lappend(found_keys, copy);
+			if (b->ident.h1 == ident.h1 && b->ident.h2 == ident.h2 && b->limiter == ref.slot)
+			{
+				keys[n++] = b->key;
+				if (n == RATE_RESET_BATCH)
+				{
+					hash_seq_term(&status);
+					break;
+				}
+			}
 		}
-	}
-	pgapp_rate_unlock_all();
+		pgapp_rate_unlock_all();
 
-	foreach(lc, found_keys)
-	{
-		RateKey    *k = lfirst(lc);
-		uint32		hashcode = get_hash_value(pgapp_rate_table, k);
-		LWLock	   *lock = &pgapp_rate_shared->locks[hashcode % RATE_PARTITIONS].lock;
-		bool		found;
-
-		LWLockAcquire(lock, LW_EXCLUSIVE);
-		b = hash_search_with_hash_value(pgapp_rate_table, k, hashcode, HASH_FIND, &found);
-		if (found)
+		for (int i = 0; i < n; i++)
 		{
-			pgapp_rate_remove_bucket(b, true);
-			removed = true;
+			uint32		hashcode = get_hash_value(pgapp_rate_table, &keys[i]);
+			LWLock	   *lock = &pgapp_rate_shared->locks[hashcode % RATE_PARTITIONS].lock;
+			bool		found;
+
+			LWLockAcquire(lock, LW_EXCLUSIVE);
+			b = hash_search_with_hash_value(pgapp_rate_table, &keys[i], hashcode, HASH_FIND, &found);
+			if (found)
+			{
+				pgapp_rate_remove_bucket(b, true);
+				removed = true;
+			}
+			LWLockRelease(lock);
 		}
-		LWLockRelease(lock);
-	}
+	} while (n == RATE_RESET_BATCH);
 	PG_RETURN_BOOL(removed);
 }
 
