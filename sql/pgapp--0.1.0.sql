@@ -1012,6 +1012,9 @@ RETURNS boolean
 AS 'MODULE_PATHNAME', 'pgapp_rate_reset'
 LANGUAGE C VOLATILE;
 
+COMMENT ON FUNCTION pgapp.rate_reset(text, text) IS
+'Forget a key''s buckets in this database (under every set of limits it was checked with); pgapp_admin only';
+
 CREATE FUNCTION pgapp._rate_buckets(
     OUT limiter text, OUT key text, OUT algorithm text, OUT max_requests integer, OUT window_seconds integer,
     OUT count bigint, OUT expires_at timestamptz, OUT expired boolean)
@@ -1022,11 +1025,11 @@ LANGUAGE C STRICT VOLATILE;
 CREATE VIEW pgapp.rate_buckets AS SELECT * FROM pgapp._rate_buckets();
 
 COMMENT ON VIEW pgapp.rate_buckets IS
-'The rate limiter''s buckets in shared memory (keys cut to 63 bytes); pgapp_admin only';
+'The rate limiter''s buckets of this database in shared memory (keys cut to 63 bytes); pgapp_admin only';
 
 CREATE FUNCTION pgapp.rate_stats(
     OUT checks bigint, OUT denials bigint, OUT evictions bigint, OUT full_events bigint,
-    OUT buckets bigint, OUT max_keys integer)
+    OUT buckets bigint, OUT max_keys integer, OUT swept bigint)
 RETURNS record
 AS 'MODULE_PATHNAME', 'pgapp_rate_stats'
 LANGUAGE C STRICT VOLATILE;
@@ -1034,7 +1037,7 @@ LANGUAGE C STRICT VOLATILE;
 CREATE VIEW pgapp.rate_stats AS SELECT * FROM pgapp.rate_stats();
 
 COMMENT ON VIEW pgapp.rate_stats IS
-'Rate limiter counters since the server started: checks, denials, evictions, table-full events';
+'Rate limiter counters since the server started: checks, denials, evictions of live buckets to make room, table-full events, expired buckets swept';
 
 CREATE FUNCTION pgapp._rate_simulate(algorithm text, max_requests integer, window_seconds integer,
     burst integer, at double precision[])
@@ -1095,13 +1098,16 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     capacity integer := nullif(current_setting('pgapp.ratelimit_max_keys', true), '')::integer;
+    max_window integer := coalesce((SELECT s.setting::integer FROM pg_catalog.pg_settings AS s
+                                     WHERE s.name = 'pgapp.ratelimit_max_window'), 2147483647);
     reserved bigint;
 BEGIN
     IF name IS NULL OR name = '' THEN
         RAISE EXCEPTION 'rate limiter name must not be empty' USING ERRCODE = 'invalid_parameter_value';
     END IF;
     IF octet_length(name) >= 64 THEN
-        RAISE EXCEPTION 'rate limiter name "%" is too long', name
+        RAISE EXCEPTION 'rate limiter name "%" is too long',
+                        left(name, 64) || CASE WHEN length(name) > 64 THEN '...' ELSE '' END
             USING ERRCODE = 'invalid_parameter_value', DETAIL = 'Names are at most 63 bytes.';
     END IF;
     IF name = 'default' THEN
@@ -1125,8 +1131,15 @@ BEGIN
         RAISE EXCEPTION 'window_seconds must be greater than 0, not %', window_seconds
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    IF window_seconds > max_window THEN
+        RAISE EXCEPTION 'window_seconds must be at most %, not %', max_window, window_seconds
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = 'A bucket lives as long as its window; "pgapp.ratelimit_max_window" caps windows.',
+                  HINT = 'A superuser can raise "pgapp.ratelimit_max_window".';
+    END IF;
     IF algorithm IS NULL OR algorithm NOT IN ('fixed', 'sliding', 'gcra') THEN
-        RAISE EXCEPTION 'unknown rate limiting algorithm "%"', algorithm
+        RAISE EXCEPTION 'unknown rate limiting algorithm "%"',
+                        left(algorithm, 64) || CASE WHEN length(algorithm) > 64 THEN '...' ELSE '' END
             USING ERRCODE = 'invalid_parameter_value', HINT = 'Use fixed, sliding or gcra.';
     END IF;
     IF burst IS NULL OR burst < 0 THEN
@@ -1170,7 +1183,9 @@ BEGIN
         IF if_exists THEN
             RETURN false;
         END IF;
-        RAISE EXCEPTION 'rate limiter "%" does not exist', name USING ERRCODE = 'undefined_object';
+        RAISE EXCEPTION 'rate limiter "%" does not exist',
+                        left(name, 64) || CASE WHEN length(name) > 64 THEN '...' ELSE '' END
+            USING ERRCODE = 'undefined_object';
     END IF;
     RETURN true;
 END
@@ -1181,7 +1196,7 @@ COMMENT ON FUNCTION pgapp.drop_limiter(text, boolean) IS
 
 CREATE FUNCTION pgapp._rate_limiters(
     OUT name text, OUT max_keys integer, OUT buckets integer, OUT checks bigint,
-    OUT denials bigint, OUT full_events bigint)
+    OUT denials bigint, OUT full_events bigint, OUT evictions bigint)
 RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'pgapp_rate_limiters'
 LANGUAGE C STRICT VOLATILE;
@@ -1193,6 +1208,7 @@ SELECT coalesce(l.name, r.name) AS name,
        coalesce(r.buckets, 0) AS buckets,
        coalesce(r.checks, 0) AS checks,
        coalesce(r.denials, 0) AS denials,
+       coalesce(r.evictions, 0) AS evictions,
        coalesce(r.full_events, 0) AS full_events,
        r.name IS NOT NULL AS in_use
   FROM pgapp.rate_limiter AS l
@@ -1235,13 +1251,16 @@ SELECT pg_catalog.pg_extension_config_dump('pgapp.rate_plan', $$WHERE name <> 'd
 
 /*
  * PostgREST's db-pre-request hook: one check per request.
- *   key:  "sub:<sub>" from request.jwt.claims, else "ip:<address>" from the
- *         header named by pgapp.ratelimit_client_header (first address of
- *         the list), else the connection's client address;
+ *   key:  "sub:<sub>" from request.jwt.claims; else, when
+ *         pgapp.ratelimit_client_header names a header, "ip:<address>" from
+ *         the LAST address of that header's list (the one the trusted proxy
+ *         appended; what the client wrote before it is ignored), IPv6 per
+ *         /64, and "ip:unknown" (one shared bucket) when the header is
+ *         missing or malformed; else the connection's client address;
  *   plan: the claim named by pgapp.ratelimit_plan_claim, else "default";
  * adds RateLimit-Policy and RateLimit to response.headers (merged with what
  * is there), and on denial raises SQLSTATE PGRST so that PostgREST answers
- * 429 with Retry-After.
+ * 429 with Retry-After.  Runs as the request's role.
  */
 CREATE FUNCTION pgapp.rate_limit_request()
 RETURNS void
@@ -1251,9 +1270,11 @@ AS $$
 DECLARE
     claims jsonb := nullif(current_setting('request.jwt.claims', true), '')::jsonb;
     headers jsonb := nullif(current_setting('request.headers', true), '')::jsonb;
-    header_name text := lower(coalesce(nullif(current_setting('pgapp.ratelimit_client_header', true), ''), ''));
+    header_name text := lower(btrim(coalesce(current_setting('pgapp.ratelimit_client_header', true), '')));
     plan_claim text := coalesce(nullif(current_setting('pgapp.ratelimit_plan_claim', true), ''), 'plan');
     key text;
+    hop text;
+    addr inet;
     plan pgapp.rate_plan;
     d pgapp.rate_decision;
     policy text;
@@ -1261,10 +1282,36 @@ DECLARE
     response_headers jsonb;
 BEGIN
     key := CASE WHEN claims ->> 'sub' IS NOT NULL THEN 'sub:' || (claims ->> 'sub') END;
-    IF key IS NULL AND header_name <> '' AND headers ? header_name THEN
-        key := 'ip:' || btrim(split_part(headers ->> header_name, ',', 1));
+    IF key IS NULL AND header_name <> '' THEN
+        IF jsonb_typeof(headers -> header_name) = 'string' THEN
+            -- the last hop, as the trusted proxy appended it
+            hop := btrim(reverse(split_part(reverse(headers ->> header_name), ',', 1)));
+        END IF;
+        IF length(hop) <= 64 THEN
+            -- an address with a port: 192.0.2.1:1234, [2001:db8::1]:1234
+            IF hop ~ '^[0-9.]+:[0-9]{1,5}$' THEN
+                hop := split_part(hop, ':', 1);
+            ELSIF hop ~ '^\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?$' THEN
+                hop := substring(hop FROM '^\[([0-9A-Fa-f:.]+)\]');
+            END IF;
+            IF hop ~ '^((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])$' THEN
+                addr := hop::inet;
+            ELSIF hop ~ '^[0-9A-Fa-f:.]{2,45}$' AND hop LIKE '%:%' THEN
+                BEGIN
+                    addr := hop::inet;
+                EXCEPTION WHEN invalid_text_representation THEN
+                    addr := NULL;
+                END;
+            END IF;
+        END IF;
+        key := CASE
+            WHEN addr IS NULL THEN 'ip:unknown'
+            WHEN family(addr) = 6 AND NOT addr <<= inet '::ffff:0:0/96'
+                THEN 'ip:' || network(set_masklen(addr, 64))::text
+            ELSE 'ip:' || host(addr)
+        END;
     END IF;
-    IF key IS NULL OR key = 'ip:' THEN
+    IF key IS NULL THEN
         key := 'ip:' || coalesce(host(inet_client_addr()), 'local');
     END IF;
 
@@ -1306,7 +1353,7 @@ END
 $$;
 
 COMMENT ON FUNCTION pgapp.rate_limit_request() IS
-'PostgREST db-pre-request hook: rate limit per JWT sub (or client address) and plan; 429 with Retry-After';
+'PostgREST db-pre-request hook: rate limit per JWT sub (or the last address of the trusted client header) and plan; 429 with Retry-After';
 
 GRANT SELECT ON pgapp.rate_plan TO PUBLIC;
 GRANT INSERT, UPDATE, DELETE ON pgapp.rate_plan TO pgapp_admin;

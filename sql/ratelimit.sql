@@ -38,6 +38,13 @@ RESET pgapp.ratelimit_clock_offset;
 SELECT (pgapp.check_rate('user:2', 3, 3600)).remaining AS other_key;
 -- reset forgets a key
 SELECT pgapp.rate_reset('user:1') AS existed, (pgapp.check_rate('user:1', 3, 3600)).remaining AS fresh;
+-- the same key with other limits is another counter; reset forgets them all
+SELECT (pgapp.check_rate('user:9', 1, 3600)).allowed AS first, (pgapp.check_rate('user:9', 1, 3600)).allowed AS second,
+       (pgapp.check_rate('user:9', 2, 3600)).allowed AS other_limits,
+       (pgapp.check_rate('user:9', 1, 3600, 'sliding')).allowed AS other_algorithm;
+SELECT count(*) AS buckets_of_key FROM pgapp.rate_buckets WHERE key = 'user:9';
+SELECT pgapp.rate_reset('user:9') AS existed, pgapp.rate_reset('user:9') AS again;
+SELECT count(*) AS buckets_of_key FROM pgapp.rate_buckets WHERE key = 'user:9';
 
 -- rate_limit raises PT429 with the body PostgREST shows
 SELECT pgapp.rate_limit('user:3', 1, 3600);
@@ -82,7 +89,8 @@ SELECT set_config('role', 'rl_anon', true) IS NOT NULL AS role_set,
        set_config('request.jwt.claims', '{"role": "rl_anon", "sub": "alice", "plan": "tiny"}', true) IS NOT NULL AS claims_set;
 SELECT * FROM pg_temp.show($$ SELECT pgapp.rate_limit_request() $$);
 ROLLBACK;
--- anonymous requests are counted per client address from the trusted header
+-- anonymous requests are counted per client address from the trusted header:
+-- the last address of the list, the one the proxy appended
 SET pgapp.ratelimit_client_header = 'X-Forwarded-For';
 BEGIN;
 SELECT set_config('request.headers', '{"x-forwarded-for": "203.0.113.7, 10.0.0.1"}', true) IS NOT NULL AS headers_set,
@@ -105,27 +113,42 @@ SELECT (pgapp.check_rate(repeat('k', 5000), 1, 60)).allowed AS long_key;
 SELECT length(key) AS shown_length, algorithm, max_requests, count
   FROM pgapp.rate_buckets WHERE key LIKE 'kkk%';
 
--- a full table (test/pgapp.conf: 64 keys): expired buckets are reclaimed first,
--- then pgapp.ratelimit_on_full decides
-SELECT count(*) FILTER (WHERE (pgapp.check_rate('fill:' || g, 5, 60)).allowed) AS filled
-  FROM generate_series(1, 200) AS g;
-SELECT full_events > 0 AS was_full, buckets <= max_keys AS bounded FROM pgapp.rate_stats;
-SET pgapp.ratelimit_on_full = 'deny';
-SELECT (pgapp.check_rate('one more', 5, 60)).allowed AS denied_when_full;
-SET pgapp.ratelimit_on_full = 'error';
-SELECT * FROM pg_temp.show($$ SELECT pgapp.check_rate('one more', 5, 60) $$);
--- two minutes later every 60 s bucket has expired and is reclaimed
+-- a full table (test/pgapp.conf: 64 keys) keeps counting: each new key evicts
+-- the bucket that holds least (expired ones first), none goes uncounted
+SELECT swept + evictions AS removed_before FROM pgapp.rate_stats \gset
+SELECT count(*) FILTER (WHERE d.allowed AND d.remaining = 4) AS counted
+  FROM generate_series(1, 200) AS g, pgapp.check_rate('fill:' || g, 5, 60) AS d;
+SELECT full_events AS full_events, swept + evictions - :removed_before >= 136 AS evicted,
+       buckets = max_keys AS table_full
+  FROM pgapp.rate_stats;
+-- the bucket that has counted most is still there and still denies
+SELECT count(*) FILTER (WHERE (pgapp.check_rate('fill:busy', 5, 60)).allowed) AS busy_allowed
+  FROM generate_series(1, 6);
+SELECT count(*) FILTER (WHERE d.allowed) AS new_keys
+  FROM generate_series(201, 300) AS g, pgapp.check_rate('fill:' || g, 5, 60) AS d;
+SELECT (pgapp.check_rate('fill:busy', 5, 60)).allowed AS busy_still_denied;
+-- two minutes later every 60 s bucket has expired: the next new key takes
+-- the place of an expired one (counted as swept, not as an eviction)
 SET pgapp.ratelimit_clock_offset = 120;
+SELECT evictions AS evictions_before, swept AS swept_before FROM pgapp.rate_stats \gset
 SELECT (pgapp.check_rate('one more', 5, 60)).allowed AS after_expiry;
-SELECT evictions > 0 AS evicted FROM pgapp.rate_stats;
+SELECT evictions - :evictions_before AS evicted, swept - :swept_before AS swept FROM pgapp.rate_stats;
 RESET pgapp.ratelimit_clock_offset;
-RESET pgapp.ratelimit_on_full;
 
 -- bad input
 SELECT * FROM pg_temp.show($$ SELECT pgapp.check_rate('k', 0, 60) $$);
 SELECT * FROM pg_temp.show($$ SELECT pgapp.check_rate('k', 10, -1) $$);
 SELECT * FROM pg_temp.show($$ SELECT pgapp.check_rate('k', 10, 60, 'gcra', -1) $$);
 SELECT * FROM pg_temp.show($$ SELECT pgapp.check_rate('k', 10, 60, 'leaky') $$);
+-- windows are capped by pgapp.ratelimit_max_window (1 day), a superuser setting
+SELECT * FROM pg_temp.show($$ SELECT pgapp.check_rate('k', 10, 86401) $$);
+SET pgapp.ratelimit_max_window = '2d';
+SELECT (pgapp.check_rate('two days', 10, 172800)).allowed AS raised_cap;
+RESET pgapp.ratelimit_max_window;
+-- a GCRA burst must fit an integer limit (burst + 1) and drain within the cap
+SELECT * FROM pg_temp.show($$ SELECT pgapp.check_rate('k', 10, 60, 'gcra', 2147483647) $$);
+SELECT * FROM pg_temp.show($$ SELECT pgapp.check_rate('k', 10, 60, 'gcra', 14400) $$);
+SELECT allowed, "limit", remaining FROM pgapp.check_rate('gcra edge', 10, 60, 'gcra', 14399);
 SELECT * FROM pg_temp.show($$ SELECT pgapp.check_rate('', 10, 60) $$);
 SELECT * FROM pg_temp.show($$ SELECT pgapp.check_rate(NULL, 10, 60) $$);
 SELECT * FROM pg_temp.show($$ SELECT pgapp.check_rate('k', NULL, 60) $$);
@@ -137,6 +160,20 @@ SELECT * FROM pg_temp.show($$ SET pgapp.ratelimit_max_keys = 10 $$);
 SET pgapp.ratelimit_clock_offset = 172800;
 SELECT pgapp.rate_sweep() > 0 AS swept;
 SELECT buckets AS left_over FROM pgapp.rate_stats;
+-- pgapp.ratelimit_on_full decides only when nothing can be evicted: here a
+-- named limiter reserves the whole table, and "default" has no bucket to give
+SELECT pgapp.create_limiter('everything', 64);
+SELECT name, max_keys FROM pgapp.rate_limiters WHERE name IN ('default', 'everything') ORDER BY name;
+SELECT full_events AS full_before FROM pgapp.rate_stats \gset
+SELECT allowed, remaining, retry_after AS retry_after_window FROM pgapp.check_rate('one more', 5, 60);
+SET pgapp.ratelimit_on_full = 'allow';
+SELECT allowed, remaining FROM pgapp.check_rate('one more', 5, 60);
+SET pgapp.ratelimit_on_full = 'error';
+SELECT * FROM pg_temp.show($$ SELECT pgapp.check_rate('one more', 5, 60) $$);
+RESET pgapp.ratelimit_on_full;
+SELECT full_events - :full_before AS full_events FROM pgapp.rate_stats;
+SELECT pgapp.drop_limiter('everything');
+SELECT name, max_keys FROM pgapp.rate_limiters WHERE name IN ('default', 'everything') ORDER BY name;
 
 -- named limiters: a reserved quota of buckets of their own.  The table holds
 -- 64 keys here: 10 for "search" and 4 for "login" leave 50 to "default".
@@ -156,7 +193,8 @@ SELECT (pgapp.check_rate('alice', 1, 60)).allowed AS in_default,
 SELECT (pgapp.check_rate('alice', 1, 60)).allowed AS in_default,
        (pgapp.check_rate('alice', 1, 60, limiter => 'search')).allowed AS in_search;
 SELECT limiter, key, count FROM pgapp.rate_buckets ORDER BY limiter, key;
--- flooding "default" with new keys cannot take the places reserved for "search"
+-- flooding "default" with new keys evicts only "default"'s own buckets, never
+-- the places reserved for "search"
 SET pgapp.ratelimit_on_full = 'deny';
 SELECT count(*) FILTER (WHERE (pgapp.check_rate('flood:' || g, 5, 60)).allowed) AS default_allowed
   FROM generate_series(1, 100) AS g;
@@ -165,7 +203,8 @@ SELECT count(*) FILTER (WHERE (pgapp.check_rate('q:' || g, 5, 60, limiter => 'se
 SELECT name, max_keys, buckets,
        CASE WHEN name <> 'default' THEN checks END AS checks,
        CASE WHEN name <> 'default' THEN denials END AS denials,
-       CASE WHEN name <> 'default' THEN full_events END AS full_events
+       CASE WHEN name <> 'default' THEN full_events END AS full_events,
+       CASE WHEN name <> 'default' THEN evictions END AS evictions
   FROM pgapp.rate_limiters ORDER BY name;
 RESET pgapp.ratelimit_on_full;
 -- a limiter's own limits: check_rate(key, limiter), rate_limit(key, limiter)
@@ -212,6 +251,7 @@ SELECT * FROM pg_temp.show($$ SELECT pgapp.create_limiter('login', 1) $$);
 SELECT * FROM pg_temp.show($$ SELECT pgapp.create_limiter('x', 0) $$);
 SELECT * FROM pg_temp.show($$ SELECT pgapp.create_limiter('x', 1, 5) $$);
 SELECT * FROM pg_temp.show($$ SELECT pgapp.create_limiter('x', 1, 5, 0) $$);
+SELECT * FROM pg_temp.show($$ SELECT pgapp.create_limiter('x', 1, 5, 86401) $$);
 SELECT * FROM pg_temp.show($$ SELECT pgapp.create_limiter('x', 1, 5, 60, 'leaky') $$);
 SELECT * FROM pg_temp.show($$ SELECT pgapp.create_limiter('x', 1, 5, 60, 'gcra', -1) $$);
 SELECT * FROM pg_temp.show($$ SELECT pgapp.create_limiter('huge', 61) $$);

@@ -136,18 +136,27 @@ _PG_init(void)
 							NULL, NULL, NULL);
 
 	DefineCustomEnumVariable("pgapp.ratelimit_on_full",
-							 "What pgapp.check_rate does when no bucket is free and none has expired.",
-							 "allow: let the request through; deny: refuse it; error: raise an error.",
+							 "What pgapp.check_rate does when no bucket can be evicted for a new key.",
+							 "deny: refuse the request; allow: let it through uncounted; error: raise an error.",
 							 &pgapp_ratelimit_on_full,
-							 RATE_ON_FULL_ALLOW,
+							 RATE_ON_FULL_DENY,
 							 pgapp_ratelimit_on_full_options,
 							 PGC_SUSET,
 							 0,
 							 NULL, NULL, NULL);
 
+	DefineCustomIntVariable("pgapp.ratelimit_max_window",
+							"Longest window_seconds a rate limit check accepts.",
+							"A bucket lives as long as its window; longer windows are refused (22023).",
+							&pgapp_ratelimit_max_window,
+							86400, 1, 315360000,
+							PGC_SUSET,
+							GUC_UNIT_S,
+							NULL, NULL, NULL);
+
 	DefineCustomStringVariable("pgapp.ratelimit_client_header",
-							   "Request header whose first address identifies anonymous clients in pgapp.rate_limit_request.",
-							   "Set it only to a header your proxy overwrites (e.g. x-forwarded-for behind nginx); empty uses the connection's address.",
+							   "Request header whose last address identifies anonymous clients in pgapp.rate_limit_request.",
+							   "Set it only to a header your proxy appends the client's address to (e.g. x-forwarded-for behind nginx); empty uses the connection's address.",
 							   &pgapp_ratelimit_client_header,
 							   "",
 							   PGC_SUSET,
@@ -165,7 +174,7 @@ _PG_init(void)
 
 	DefineCustomIntVariable("pgapp.ratelimit_sweep_interval",
 							"How often the pgapp housekeeper removes expired rate limit buckets.",
-							"0 turns the periodic sweep off (a full table is still swept when needed).",
+							"0 turns the periodic sweep off (a full table still evicts expired buckets first).",
 							&pgapp_ratelimit_sweep_interval,
 							60, 0, 86400,
 							PGC_SIGHUP,

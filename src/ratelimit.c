@@ -6,22 +6,50 @@
  *
  * The buckets live in a shared hash sized by pgapp.ratelimit_max_keys and
  * split into RATE_PARTITIONS partitions, each with its own LWLock.  A key
- * (limiter name + user key) is hashed once to 128 bits; the hash picks the
- * partition and identifies the bucket, and a truncated copy of the key is
- * kept only for display in pgapp.rate_buckets.
+ * is hashed once, with a secret per-cluster seed, to 128 bits of identity
+ * (database + limiter + user key: what rate_reset matches), and that with
+ * the limits (algorithm, max_requests, window_seconds, burst) to the 128-bit
+ * bucket key: the same key in another database, or checked with other
+ * limits, is another bucket, so no caller can share or reset someone else's
+ * counter.  A truncated copy of the key is kept only for display.
  *
- * Locking protocol:
+ * A full table never stops counting: a new key evicts a bucket of its own
+ * limiter.  The victim is the cheapest of RATE_EVICT_SAMPLE buckets taken at
+ * random from the directory (an array of every bucket): the one with the
+ * fewest requests still counted, then the one closest to expiry (expired
+ * buckets cost nothing).  A flood of fresh keys therefore evicts its own
+ * fresh keys; to push out a bucket that has counted c requests an attacker
+ * must first give most of the table c requests per key.  Windows are
+ * capped by pgapp.ratelimit_max_window, so no bucket outlives that.
+ *
+ * Locking protocol (in this order; never the reverse):
+ *	- the registry LWLock (ratelimit_limiter.c) before any partition lock;
  *	- partition LWLock, SHARED: look a bucket up; then the bucket's spinlock
  *	  protects its counters while they are read and updated (a few
  *	  instructions, no allocation, no error);
  *	- partition LWLock, EXCLUSIVE: insert or remove buckets of that
  *	  partition (the lookup is repeated after taking it);
- *	- all partition LWLocks, EXCLUSIVE, in ascending order: sweeping expired
- *	  buckets when the table is full (at most once a second, by whichever
- *	  backend wins a compare-and-swap on last_sweep);
+ *	- every partition LWLock, in ascending order: scans of the whole table
+ *	  (SHARED: the sweep's first pass, rate_buckets, rate_reset's first
+ *	  pass; EXCLUSIVE: registering or dropping a limiter);
+ *	- the directory LWLock, innermost: EXCLUSIVE for a few instructions to
+ *	  add or remove a bucket, always while holding that bucket's partition
+ *	  lock exclusively (a bucket is in the directory exactly while it is in
+ *	  the hash); SHARED to sample eviction candidates, whose counters are
+ *	  read under their spinlock.  Only bucket spinlocks are taken under it.
  *	- counters in RateShared are atomics, taken without locks.
- * Nothing raises an error while a spinlock is held; the table-full error
- * is raised after every lock is released.
+ * Eviction holds no partition lock while it samples: it chooses the victim
+ * under the directory lock, releases it, then takes the victim's partition
+ * lock exclusively and checks the victim is still there and still of the
+ * same limiter before removing it.  Apart from the whole-table scans
+ * (ascending order), a backend never waits for a partition lock while
+ * holding another one.  The place of the victim in its
+ * limiter's quota passes to the evicting check (the "used" count does not
+ * move), so concurrent inserts cannot steal it.  Nothing raises an error
+ * while a spinlock is held, and a check raises none under an LWLock: the
+ * table-full error is raised after every lock is released (only
+ * rate_buckets may fail to allocate a row under the shared scan, which an
+ * abort releases).
  *
  * Named limiters (ratelimit_limiter.c) give a group of keys its own quota
  * of buckets; each bucket records its limiter's registry slot, and a
@@ -32,7 +60,9 @@
  * start), plus pgapp.ratelimit_clock_offset, a superuser-only setting that
  * lets tests move time instead of sleeping.  The algorithms are pure
  * functions of (state, now), also reachable through the test-only SQL
- * function pgapp._rate_simulate.
+ * function pgapp._rate_simulate.  All their arithmetic is in int64 with
+ * bounded operands (windows are capped, a GCRA burst must drain within the
+ * cap, a GCRA interval is at least 1 microsecond).
  *
  * src/ratelimit.c
  *
@@ -44,6 +74,7 @@
 
 #include "access/htup_details.h"
 #include "common/hashfn.h"
+#include "common/pg_prng.h"
 #include "funcapi.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
@@ -66,7 +97,8 @@
 
 /* GUCs (defined in pgapp.c) */
 int			pgapp_ratelimit_max_keys = 10000;
-int			pgapp_ratelimit_on_full = RATE_ON_FULL_ALLOW;
+int			pgapp_ratelimit_on_full = RATE_ON_FULL_DENY;
+int			pgapp_ratelimit_max_window = 86400;
 double		pgapp_ratelimit_clock_offset = 0;
 char	   *pgapp_ratelimit_client_header = NULL;
 char	   *pgapp_ratelimit_plan_claim = NULL;
@@ -79,6 +111,17 @@ const struct config_enum_entry pgapp_ratelimit_on_full_options[] = {
 };
 
 const char *const pgapp_rate_algorithm_names[3] = {"fixed", "sliding", "gcra"};
+
+/* Eviction: buckets compared per eviction, random probes, tries per check */
+#define RATE_EVICT_SAMPLE 5
+#define RATE_EVICT_PROBES 32
+#define RATE_EVICT_ATTEMPTS 8
+
+/* Buckets rate_reset removes per scan of the table */
+#define RATE_RESET_BATCH 64
+
+/* How much of a user's input an error message repeats */
+#define RATE_ECHO_CHARS 64
 
 /* What a check returns. */
 typedef struct RateDecision
@@ -101,6 +144,29 @@ typedef enum RateCheckResult
 	RATE_STALE					/* the limiter was dropped or re-created meanwhile */
 } RateCheckResult;
 
+/* What evict_one did. */
+typedef enum RateEvictResult
+{
+	RATE_EVICT_NONE,			/* the limiter has no bucket to evict */
+	RATE_EVICT_LOST,			/* the victim went away meanwhile: try again */
+	RATE_EVICT_FREED,			/* removed one; its place went back to the limiter */
+	RATE_EVICT_HANDED			/* removed one; its place is the caller's now */
+} RateEvictResult;
+
+/* The candidates evict_one has looked at, and the cheapest so far. */
+typedef struct RateEvictSample
+{
+	int			slot;
+	uint32		incarnation;
+	int64		now;
+	int			picked[RATE_EVICT_SAMPLE];	/* directory indexes */
+	int			npicked;
+	bool		have;
+	RateKey		victim;
+	int64		weight;
+	int64		expires_at;
+} RateEvictSample;
+
 static void ratelimit_shmem_request(void);
 static void ratelimit_shmem_startup(void);
 static const char *ratelimit_status(void);
@@ -117,8 +183,9 @@ static void
 ratelimit_shmem_request(void)
 {
 	RequestAddinShmemSpace(MAXALIGN(sizeof(RateShared)));
+	RequestAddinShmemSpace(MAXALIGN(sizeof(RateBucket *) * pgapp_ratelimit_max_keys));
 	RequestAddinShmemSpace(hash_estimate_size(pgapp_ratelimit_max_keys, sizeof(RateBucket)));
-	RequestNamedLWLockTranche("pgapp ratelimit", RATE_PARTITIONS + 1);
+	RequestNamedLWLockTranche("pgapp ratelimit", RATE_NUM_LOCKS);
 }
 
 /* The key is already a 128-bit hash: its first 32 bits are the table's hash. */
@@ -135,15 +202,25 @@ ratelimit_shmem_startup(void)
 	bool		found;
 	HASHCTL		info = {0};
 
+	bool		dir_found;
+	RateBucket **dir;
+
 	pgapp_rate_shared = ShmemInitStruct("pgapp ratelimit", sizeof(RateShared), &found);
+	dir = ShmemInitStruct("pgapp ratelimit directory",
+						  sizeof(RateBucket *) * pgapp_ratelimit_max_keys, &dir_found);
 	if (!found)
 	{
 		pgapp_rate_shared->locks = GetNamedLWLockTranche("pgapp ratelimit");
+		/* replaced by the save file's seed when there is one */
+		if (!pg_strong_random(&pgapp_rate_shared->seed, sizeof(pgapp_rate_shared->seed)))
+			pgapp_rate_shared->seed = (uint64) GetCurrentTimestamp() ^ ((uint64) MyProcPid << 32);
 		pg_atomic_init_u64(&pgapp_rate_shared->checks, 0);
 		pg_atomic_init_u64(&pgapp_rate_shared->denials, 0);
 		pg_atomic_init_u64(&pgapp_rate_shared->evictions, 0);
 		pg_atomic_init_u64(&pgapp_rate_shared->full_events, 0);
-		pg_atomic_init_u64(&pgapp_rate_shared->last_sweep, 0);
+		pg_atomic_init_u64(&pgapp_rate_shared->swept, 0);
+		pgapp_rate_shared->dir_count = 0;
+		pgapp_rate_shared->dir = dir;
 		pgapp_rate_registry_init();
 	}
 	info.keysize = sizeof(RateKey);
@@ -266,14 +343,27 @@ decide_sliding(RateState *s, int32 max, int32 window, int64 now, RateDecision *d
 }
 
 /*
+ * The time between two requests at a steady GCRA rate: at least 1
+ * microsecond (more than a million requests a second is as good as no
+ * limit), so that nothing divides by zero.
+ */
+static int64
+gcra_interval(int32 max, int32 window)
+{
+	return Max(USECS(window) / max, 1);
+}
+
+/*
  * GCRA (as redis-cell): one request every window/max_requests, with burst
  * more allowed at once.  tat is when the bucket would be empty again.
+ * check_limits keeps tolerance within pgapp.ratelimit_max_window, so the
+ * sums below cannot overflow, and limit (burst + 1) fits an int32.
  */
 static void
 decide_gcra(RateState *s, int32 max, int32 window, int32 burst, int64 now, RateDecision *d)
 {
-	int64		interval = USECS(window) / max;
-	int64		tolerance = interval * (burst + 1);
+	int64		interval = gcra_interval(max, window);
+	int64		tolerance = interval * ((int64) burst + 1);
 	int64		tat = Max(s->tat, now);
 	int64		new_tat = tat + interval;
 	int64		allow_at = new_tat - tolerance;
@@ -291,7 +381,7 @@ decide_gcra(RateState *s, int32 max, int32 window, int32 burst, int64 now, RateD
 	d->allowed = true;
 	s->tat = new_tat;
 	d->retry_after = 0;
-	d->remaining = (int32) Max((tolerance - (new_tat - now)) / interval, 0);
+	d->remaining = (int32) Min(Max((tolerance - (new_tat - now)) / interval, 0), (int64) burst);
 	d->reset_after = ceil_seconds(new_tat - now);
 	s->expires_at = new_tat;
 }
@@ -341,13 +431,37 @@ pgapp_rate_parse_algorithm(const char *name)
 			return (RateAlgorithm) i;
 	ereport(ERROR,
 			errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-			errmsg("unknown rate limiting algorithm \"%s\"", name),
+			errmsg("unknown rate limiting algorithm \"%s\"", pgapp_rate_echo(name)),
 			errhint("Use fixed, sliding or gcra."));
 	return RATE_FIXED;			/* keep compiler quiet */
 }
 
+/*
+ * A user's input, cut for an error message: at most RATE_ECHO_CHARS
+ * characters, then "...".
+ */
+const char *
+pgapp_rate_echo(const char *input)
+{
+	int			len = strlen(input);
+	int			cut;
+
+	if (len <= RATE_ECHO_CHARS)
+		return input;
+	cut = pg_mbcharcliplen(input, len, RATE_ECHO_CHARS);
+	if (cut >= len)
+		return input;
+	return psprintf("%.*s...", cut, input);
+}
+
+/*
+ * Refuse limits out of range (22023): non-positive, a window longer than
+ * pgapp.ratelimit_max_window, a burst whose limit (burst + 1) would not fit
+ * an integer, or a GCRA burst that takes longer than the cap to drain (the
+ * bucket would live that long).
+ */
 static void
-check_limits(int32 max, int32 window, int32 burst)
+check_limits(RateAlgorithm alg, int32 max, int32 window, int32 burst)
 {
 	if (max <= 0)
 		ereport(ERROR,
@@ -357,21 +471,100 @@ check_limits(int32 max, int32 window, int32 burst)
 		ereport(ERROR,
 				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				errmsg("window_seconds must be greater than 0, not %d", window));
+	if (window > pgapp_ratelimit_max_window)
+		ereport(ERROR,
+				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				errmsg("window_seconds must be at most %d, not %d", pgapp_ratelimit_max_window, window),
+				errdetail("A bucket lives as long as its window; \"%s\" caps windows.",
+						  "pgapp.ratelimit_max_window"),
+				errhint("A superuser can raise \"%s\".", "pgapp.ratelimit_max_window"));
 	if (burst < 0)
 		ereport(ERROR,
 				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				errmsg("burst must not be negative, not %d", burst));
+	if (burst == PG_INT32_MAX)
+		ereport(ERROR,
+				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				errmsg("burst must be at most %d, not %d", PG_INT32_MAX - 1, burst),
+				errdetail("The limit reported is burst + 1, an integer."));
+	if (alg == RATE_GCRA)
+	{
+		int64		interval = gcra_interval(max, window);
+
+		/* (burst + 1) * interval > cap, without overflowing */
+		if ((int64) burst + 1 > USECS(pgapp_ratelimit_max_window) / interval)
+			ereport(ERROR,
+					errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					errmsg("burst %d is too large for %d request(s) per %d second(s)", burst, max, window),
+					errdetail("A full burst takes %.0f second(s) to drain, more than \"%s\" (%d seconds).",
+							  ceil(((double) burst + 1) * (double) interval / USECS_PER_SEC),
+							  "pgapp.ratelimit_max_window", pgapp_ratelimit_max_window),
+					errhint("Lower the burst, or raise max_requests and window_seconds together."));
+	}
 }
 
+/*
+ * The identity of a key: 128 bits of (database, limiter, key) hashed with
+ * the cluster's secret seed, so that nobody can make keys collide on
+ * purpose (all in one partition or one hash chain).
+ */
 RateKey
-pgapp_rate_make_key(const char *limiter, Oid dboid, const char *key, int keylen)
+pgapp_rate_ident(const char *limiter, Oid dboid, const char *key, int keylen)
 {
-	RateKey		k;
-	uint64		seed = hash_bytes_extended((const unsigned char *) limiter, strlen(limiter), dboid);
+	RateKey		id;
+	uint64		seed = hash_bytes_extended((const unsigned char *) limiter, strlen(limiter),
+										   pgapp_rate_shared->seed ^ ((uint64) dboid << 32));
 
-	k.h1 = hash_bytes_extended((const unsigned char *) key, keylen, seed);
-	k.h2 = hash_bytes_extended((const unsigned char *) key, keylen, seed ^ UINT64CONST(0x9E3779B97F4A7C15));
+	id.h1 = hash_bytes_extended((const unsigned char *) key, keylen, seed);
+	id.h2 = hash_bytes_extended((const unsigned char *) key, keylen, seed ^ UINT64CONST(0x9E3779B97F4A7C15));
+	return id;
+}
+
+/* The bucket of a key's identity under given limits. */
+RateKey
+pgapp_rate_make_key(const RateKey *ident, RateAlgorithm alg, int32 max, int32 window, int32 burst)
+{
+	int32		limits[4] = {(int32) alg, max, window, burst};
+	RateKey		k;
+
+	k.h1 = hash_bytes_extended((const unsigned char *) limits, sizeof(limits), ident->h1);
+	k.h2 = hash_bytes_extended((const unsigned char *) limits, sizeof(limits), ident->h2);
 	return k;
+}
+
+/*
+ * Put a new bucket in the directory.  The caller holds its partition lock
+ * exclusively; lock is false only in the postmaster before any backend
+ * exists (restoring the save file).
+ */
+void
+pgapp_rate_dir_add(RateBucket *b, bool lock)
+{
+	RateShared *sh = pgapp_rate_shared;
+	LWLock	   *dirlock = &sh->locks[RATE_DIRECTORY_LOCK].lock;
+
+	if (lock)
+		LWLockAcquire(dirlock, LW_EXCLUSIVE);
+	Assert(sh->dir_count < pgapp_ratelimit_max_keys);
+	b->dir_index = sh->dir_count;
+	sh->dir[sh->dir_count++] = b;
+	if (lock)
+		LWLockRelease(dirlock);
+}
+
+/* Take a bucket out of the directory (its partition lock held exclusively). */
+static void
+dir_remove(RateBucket *b)
+{
+	RateShared *sh = pgapp_rate_shared;
+	LWLock	   *dirlock = &sh->locks[RATE_DIRECTORY_LOCK].lock;
+	RateBucket *last;
+
+	LWLockAcquire(dirlock, LW_EXCLUSIVE);
+	last = sh->dir[--sh->dir_count];
+	sh->dir[b->dir_index] = last;
+	last->dir_index = b->dir_index;
+	LWLockRelease(dirlock);
 }
 
 /* Take every partition lock, in ascending order (the registry lock, when
@@ -391,17 +584,28 @@ pgapp_rate_unlock_all(void)
 }
 
 /*
- * Remove a bucket and give its place back to its limiter.  The caller holds
- * the bucket's partition lock (or all of them) exclusively.
+ * Remove a bucket; free_place gives its place back to its limiter (false:
+ * the caller takes it over, or the limiter is going away).  The caller
+ * holds the bucket's partition lock (or all of them) exclusively.
  */
 void
-pgapp_rate_remove_bucket(RateBucket *b)
+pgapp_rate_remove_bucket(RateBucket *b, bool free_place)
 {
 	RateLimiterSlot *slot = &pgapp_rate_shared->limiters[b->limiter];
 
-	if (pg_atomic_read_u32(&slot->incarnation) == b->incarnation)
+	dir_remove(b);
+	if (free_place && pg_atomic_read_u32(&slot->incarnation) == b->incarnation)
 		pg_atomic_fetch_sub_u32(&slot->used, 1);
 	(void) hash_search(pgapp_rate_table, &b->key, HASH_REMOVE, NULL);
+}
+
+/* How many buckets the limiter may hold. */
+static uint32
+quota_of(int slot)
+{
+	if (slot == RATE_DEFAULT_SLOT)
+		return pg_atomic_read_u32(&pgapp_rate_shared->default_quota);
+	return (uint32) pgapp_rate_shared->limiters[slot].max_keys;
 }
 
 /*
@@ -412,13 +616,8 @@ static bool
 reserve_place(const RateLimiterRef *ref)
 {
 	RateLimiterSlot *slot = &pgapp_rate_shared->limiters[ref->slot];
-	uint32		quota;
 
-	if (ref->slot == RATE_DEFAULT_SLOT)
-		quota = pg_atomic_read_u32(&pgapp_rate_shared->default_quota);
-	else
-		quota = (uint32) slot->max_keys;
-	if (pg_atomic_fetch_add_u32(&slot->used, 1) >= quota)
+	if (pg_atomic_fetch_add_u32(&slot->used, 1) >= quota_of(ref->slot))
 	{
 		pg_atomic_fetch_sub_u32(&slot->used, 1);
 		return false;
@@ -427,11 +626,178 @@ reserve_place(const RateLimiterRef *ref)
 }
 
 /*
- * One check: find or create the bucket and let the algorithm decide.
+ * Give back a place reserved (or handed over by evict_one) and not used.
+ * Under a partition lock the incarnation is stable: a limiter re-created
+ * meanwhile has started counting from zero and owes nothing.
+ */
+static void
+give_back_place(const RateLimiterRef *ref, LWLock *held)
+{
+	RateLimiterSlot *slot = &pgapp_rate_shared->limiters[ref->slot];
+
+	if (held == NULL)
+	{
+		LWLock	   *lock = &pgapp_rate_shared->locks[0].lock;
+
+		LWLockAcquire(lock, LW_SHARED);
+		if (pg_atomic_read_u32(&slot->incarnation) == ref->incarnation)
+			pg_atomic_fetch_sub_u32(&slot->used, 1);
+		LWLockRelease(lock);
+	}
+	else if (pg_atomic_read_u32(&slot->incarnation) == ref->incarnation)
+		pg_atomic_fetch_sub_u32(&slot->used, 1);
+}
+
+/*
+ * What a bucket still holds at now, in requests counted: what evicting it
+ * would give back to its client.  Expired buckets hold nothing.
+ */
+static int64
+bucket_weight(const RateBucket *b, const RateState *s, int64 now)
+{
+	if (s->expires_at <= now)
+		return 0;
+	switch ((RateAlgorithm) b->algorithm)
+	{
+		case RATE_FIXED:
+			return s->count;
+		case RATE_SLIDING:
+			return s->count + s->prev_count;
+		case RATE_GCRA:
+			{
+				int64		interval = gcra_interval(b->max_requests, b->window_seconds);
+
+				return (Max(s->tat - now, 0) + interval - 1) / interval;
+			}
+	}
+	return 0;
+}
+
+/*
+ * Evict one bucket of the limiter (slot, incarnation) to make room: the
+ * cheapest of RATE_EVICT_SAMPLE distinct buckets drawn at random from the
+ * directory (fewest requests still counted, then closest to expiry).  When
+ * RATE_EVICT_PROBES random probes find none of the limiter's buckets (a
+ * named limiter with a small share of the table), the directory is walked
+ * from a random place until RATE_EVICT_SAMPLE of them are found.
+ * Called with no lock held.  With want_place, the victim's place passes to
+ * the caller (even when the limiter holds more than a quota that shrank:
+ * the named limiter that took the share reclaims it, by evicting from
+ * "default", when it needs the room).  See the header comment for the
+ * locking.
+ */
+static void
+consider_candidate(RateEvictSample *es, int i)
+{
+	RateBucket *b = pgapp_rate_shared->dir[i];
+	RateState	st;
+	int64		w;
+
+	if (b->limiter != es->slot || b->incarnation != es->incarnation)
+		return;
+	for (int j = 0; j < es->npicked; j++)
+		if (es->picked[j] == i)
+			return;
+	es->picked[es->npicked++] = i;
+	SpinLockAcquire(&b->mutex);
+	st = b->state;
+	SpinLockRelease(&b->mutex);
+	w = bucket_weight(b, &st, es->now);
+	if (!es->have || w < es->weight || (w == es->weight && st.expires_at < es->expires_at))
+	{
+		es->have = true;
+		es->victim = b->key;
+		es->weight = w;
+		es->expires_at = st.expires_at;
+	}
+}
+
+static RateEvictResult
+evict_one(int slot, uint32 incarnation, bool want_place)
+{
+	RateShared *sh = pgapp_rate_shared;
+	LWLock	   *dirlock = &sh->locks[RATE_DIRECTORY_LOCK].lock;
+	RateEvictSample es = {0};
+	uint32		hashcode;
+	LWLock	   *lock;
+	RateBucket *b;
+	bool		found;
+	RateEvictResult result = RATE_EVICT_LOST;
+	int			n;
+
+	es.slot = slot;
+	es.incarnation = incarnation;
+	es.now = pgapp_rate_now();
+	LWLockAcquire(dirlock, LW_SHARED);
+	n = sh->dir_count;
+	for (int probe = 0; n > 0 && probe < RATE_EVICT_PROBES && es.npicked < RATE_EVICT_SAMPLE; probe++)
+		consider_candidate(&es, (int) pg_prng_uint64_range(&pg_global_prng_state, 0, n - 1));
+	if (n > 0 && es.npicked == 0)
+	{
+		/* none found at random: walk the directory from a random place */
+		int			start = (int) pg_prng_uint64_range(&pg_global_prng_state, 0, n - 1);
+
+		for (int j = 0; j < n && es.npicked < RATE_EVICT_SAMPLE; j++)
+			consider_candidate(&es, (start + j) % n);
+	}
+	LWLockRelease(dirlock);
+	if (!es.have)
+		return RATE_EVICT_NONE;
+
+	hashcode = get_hash_value(pgapp_rate_table, &es.victim);
+	lock = &sh->locks[hashcode % RATE_PARTITIONS].lock;
+	LWLockAcquire(lock, LW_EXCLUSIVE);
+	b = hash_search_with_hash_value(pgapp_rate_table, &es.victim, hashcode, HASH_FIND, &found);
+	/* gone or replaced meanwhile: the caller tries again */
+	if (found && b->limiter == slot && b->incarnation == incarnation &&
+		pg_atomic_read_u32(&sh->limiters[slot].incarnation) == incarnation)
+	{
+		/* exclusive lock: nobody else touches the bucket's state now */
+		bool		live = b->state.expires_at > es.now;
+
+		pgapp_rate_remove_bucket(b, !want_place);
+		if (live)
+			pg_atomic_fetch_add_u64(&sh->limiters[slot].evictions, 1);
+		else
+			pg_atomic_fetch_add_u64(&sh->swept, 1);
+		result = want_place ? RATE_EVICT_HANDED : RATE_EVICT_FREED;
+	}
+	LWLockRelease(lock);
+	return result;
+}
+
+/* Fill a new bucket (its partition lock held exclusively). */
+static void
+init_bucket(RateBucket *b, const RateLimiterRef *ref, const RateKey *ident, text *keytext,
+			RateAlgorithm alg, int32 max, int32 window, int32 burst)
+{
+	int			n = pg_mbcliplen(VARDATA_ANY(keytext), VARSIZE_ANY_EXHDR(keytext),
+								 RATE_DISPLAY_LEN - 1);
+
+	SpinLockInit(&b->mutex);
+	memset(&b->state, 0, sizeof(RateState));
+	b->algorithm = alg;
+	b->max_requests = max;
+	b->window_seconds = window;
+	b->burst = burst;
+	b->limiter = (int16) ref->slot;
+	b->incarnation = ref->incarnation;
+	b->dboid = MyDatabaseId;
+	b->ident = *ident;
+	/* a display copy, cut on a character boundary */
+	memcpy(b->display, VARDATA_ANY(keytext), n);
+	b->display[n] = '\0';
+	pgapp_rate_dir_add(b, true);
+}
+
+/*
+ * One check: find or create the bucket and let the algorithm decide.  A
+ * new key takes a free place of its limiter or evicts one of its buckets
+ * (RATE_FULL only when even that fails RATE_EVICT_ATTEMPTS times).
  */
 static RateCheckResult
-check_bucket(const RateLimiterRef *ref, RateKey *key, text *keytext, RateAlgorithm alg,
-			 int32 max, int32 window, int32 burst, RateDecision *d)
+check_bucket(const RateLimiterRef *ref, const RateKey *ident, RateKey *key, text *keytext,
+			 RateAlgorithm alg, int32 max, int32 window, int32 burst, RateDecision *d)
 {
 	RateLimiterSlot *slot = &pgapp_rate_shared->limiters[ref->slot];
 	uint32		hashcode = get_hash_value(pgapp_rate_table, key);
@@ -450,59 +816,72 @@ check_bucket(const RateLimiterRef *ref, RateKey *key, text *keytext, RateAlgorit
 	b = hash_search_with_hash_value(pgapp_rate_table, key, hashcode, HASH_FIND, &found);
 	if (!found)
 	{
-		LWLockRelease(lock);
-		LWLockAcquire(lock, LW_EXCLUSIVE);
-		if (pg_atomic_read_u32(&slot->incarnation) != ref->incarnation)
-		{
-			LWLockRelease(lock);
-			return RATE_STALE;
-		}
-		b = hash_search_with_hash_value(pgapp_rate_table, key, hashcode, HASH_FIND, &found);
-		if (!found)
-		{
-			if (!reserve_place(ref))
-			{
-				LWLockRelease(lock);
-				return RATE_FULL;
-			}
-			b = hash_search_with_hash_value(pgapp_rate_table, key, hashcode, HASH_ENTER_NULL, &found);
-			if (b == NULL)
-			{
-				pg_atomic_fetch_sub_u32(&slot->used, 1);
-				LWLockRelease(lock);
-				return RATE_FULL;
-			}
-			SpinLockInit(&b->mutex);
-			memset(&b->state, 0, sizeof(RateState));
-			b->algorithm = alg;
-			b->max_requests = max;
-			b->window_seconds = window;
-			b->burst = burst;
-			b->limiter = (int16) ref->slot;
-			b->incarnation = ref->incarnation;
-			/* a display copy, cut on a character boundary */
-			{
-				int			n = pg_mbcliplen(VARDATA_ANY(keytext), VARSIZE_ANY_EXHDR(keytext),
-											 RATE_DISPLAY_LEN - 1);
+		bool		have_place = false;
+		RateEvictResult evicted = RATE_EVICT_LOST;
 
-				memcpy(b->display, VARDATA_ANY(keytext), n);
-				b->display[n] = '\0';
+		LWLockRelease(lock);
+		for (int attempt = 0;; attempt++)
+		{
+			LWLockAcquire(lock, LW_EXCLUSIVE);
+			if (pg_atomic_read_u32(&slot->incarnation) != ref->incarnation)
+			{
+				/* a place we hold belonged to the old incarnation */
+				LWLockRelease(lock);
+				return RATE_STALE;
+			}
+			b = hash_search_with_hash_value(pgapp_rate_table, key, hashcode, HASH_FIND, &found);
+			if (found)
+			{
+				/* another backend made it meanwhile */
+				if (have_place)
+					give_back_place(ref, lock);
+				break;
+			}
+			if (!have_place)
+				have_place = reserve_place(ref);
+			if (have_place)
+			{
+				b = hash_search_with_hash_value(pgapp_rate_table, key, hashcode, HASH_ENTER_NULL, &found);
+				if (b != NULL)
+				{
+					init_bucket(b, ref, ident, keytext, alg, max, window, burst);
+					break;
+				}
+			}
+			LWLockRelease(lock);
+			if (attempt < RATE_EVICT_ATTEMPTS)
+			{
+				if (!have_place)
+				{
+					/* the limiter's quota is full: evict one of its buckets */
+					evicted = evict_one(ref->slot, ref->incarnation, true);
+					have_place = evicted == RATE_EVICT_HANDED;
+				}
+				else
+				{
+					/*
+					 * A place in the quota but none in the table: "default"
+					 * holds more than its share since a named limiter took
+					 * some, and gives it back now.
+					 */
+					evicted = evict_one(RATE_DEFAULT_SLOT,
+										pg_atomic_read_u32(&pgapp_rate_shared->limiters[RATE_DEFAULT_SLOT].incarnation),
+										false);
+				}
+			}
+			if (attempt >= RATE_EVICT_ATTEMPTS || evicted == RATE_EVICT_NONE)
+			{
+				/* a limiter dropped meanwhile has no buckets: look it up again */
+				if (pg_atomic_read_u32(&slot->incarnation) != ref->incarnation)
+					return RATE_STALE;
+				if (have_place)
+					give_back_place(ref, NULL);
+				return RATE_FULL;
 			}
 		}
 	}
-	/* the rules of the latest caller are the bucket's rules */
 	now = pgapp_rate_now();
 	SpinLockAcquire(&b->mutex);
-	if (b->algorithm != (int32) alg || b->max_requests != max || b->window_seconds != window ||
-		b->burst != burst)
-	{
-		if (b->algorithm != (int32) alg)
-			memset(&b->state, 0, sizeof(RateState));
-		b->algorithm = alg;
-		b->max_requests = max;
-		b->window_seconds = window;
-		b->burst = burst;
-	}
 	decide(alg, &b->state, max, window, burst, now, d);
 	SpinLockRelease(&b->mutex);
 	LWLockRelease(lock);
@@ -517,6 +896,7 @@ rate_check(const char *limiter, text *key, int32 max, int32 window, RateAlgorith
 		   int32 burst, RateDecision *d)
 {
 	RateLimiterRef ref;
+	RateKey		ident;
 	RateKey		k;
 	int			keylen;
 	RateCheckResult result;
@@ -527,43 +907,31 @@ rate_check(const char *limiter, text *key, int32 max, int32 window, RateAlgorith
 		ereport(ERROR,
 				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				errmsg("rate limit key must not be empty"));
-	check_limits(max, window, burst);
+	check_limits(alg, max, window, burst);
 	pgapp_rate_resolve_limiter(limiter, &ref);
 
-	k = pgapp_rate_make_key(limiter, ref.slot == RATE_DEFAULT_SLOT ? InvalidOid : MyDatabaseId,
-							VARDATA_ANY(key), keylen);
+	ident = pgapp_rate_ident(limiter, MyDatabaseId, VARDATA_ANY(key), keylen);
+	k = pgapp_rate_make_key(&ident, alg, max, window, burst);
 
 	pg_atomic_fetch_add_u64(&pgapp_rate_shared->limiters[ref.slot].checks, 1);
-	while ((result = check_bucket(&ref, &k, key, alg, max, window, burst, d)) == RATE_STALE)
+	while ((result = check_bucket(&ref, &ident, &k, key, alg, max, window, burst, d)) == RATE_STALE)
 	{
 		CHECK_FOR_INTERRUPTS();
 		pgapp_rate_resolve_limiter(limiter, &ref);
 	}
-	if (result == RATE_FULL)
-	{
-		/*
-		 * Full: make room from expired buckets, then apply the policy.  One
-		 * backend sweeps at most once a second, so that a table full of live
-		 * buckets costs a policy decision, not a scan under every lock.
-		 */
-		int64		now = pgapp_rate_now();
-		uint64		last = pg_atomic_read_u64(&pgapp_rate_shared->last_sweep);
-
-		if (now - (int64) last >= USECS_PER_SEC &&
-			pg_atomic_compare_exchange_u64(&pgapp_rate_shared->last_sweep, &last, (uint64) now) &&
-			pgapp_rate_sweep(now) > 0)
-			result = check_bucket(&ref, &k, key, alg, max, window, burst, d);
-	}
 	if (result != RATE_COUNTED)
 	{
-		/* still full, or dropped during the sweep: the policy decides */
+		/*
+		 * Nothing to evict (a quota of 0 keys), or every eviction lost its
+		 * victim to another backend: the policy decides, and says so.
+		 */
 		pg_atomic_fetch_add_u64(&pgapp_rate_shared->limiters[ref.slot].full_events, 1);
 		switch ((RateOnFull) pgapp_ratelimit_on_full)
 		{
 			case RATE_ON_FULL_ALLOW:
 			case RATE_ON_FULL_DENY:
 				d->allowed = (pgapp_ratelimit_on_full == RATE_ON_FULL_ALLOW);
-				d->limit = max;
+				d->limit = alg == RATE_GCRA ? burst + 1 : max;
 				d->remaining = 0;
 				d->retry_after = d->allowed ? 0 : window;
 				d->reset_after = window;
@@ -573,7 +941,7 @@ rate_check(const char *limiter, text *key, int32 max, int32 window, RateAlgorith
 					ereport(ERROR,
 							errcode(ERRCODE_OUT_OF_MEMORY),
 							errmsg("no free slot in the rate limiter table"),
-							errdetail("The table holds at most %d keys and none has expired.",
+							errdetail("The table holds at most %d keys and none could be evicted.",
 									  pgapp_ratelimit_max_keys),
 							errhint("Raise \"%s\" and restart the server, or set \"%s\" to allow or deny.",
 									"pgapp.ratelimit_max_keys", "pgapp.ratelimit_on_full"));
@@ -581,7 +949,7 @@ rate_check(const char *limiter, text *key, int32 max, int32 window, RateAlgorith
 					ereport(ERROR,
 							errcode(ERRCODE_OUT_OF_MEMORY),
 							errmsg("rate limiter \"%s\" has no free slot", limiter),
-							errdetail("The limiter holds at most %d keys and none has expired.",
+							errdetail("The limiter holds at most %d keys and none could be evicted.",
 									  pgapp_rate_shared->limiters[ref.slot].max_keys),
 							errhint("Re-create the limiter with a larger max_keys, or set \"%s\" to allow or deny.",
 									"pgapp.ratelimit_on_full"));
@@ -657,7 +1025,7 @@ read_args(FunctionCallInfo fcinfo, RateArgs *a)
 		if (!ref.has_defaults)
 			ereport(ERROR,
 					errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					errmsg("rate limiter \"%s\" has no limits of its own", a->limiter),
+					errmsg("rate limiter \"%s\" has no limits of its own", pgapp_rate_echo(a->limiter)),
 					errhint("Pass max_requests and window_seconds, or create the limiter with them."));
 		a->max = ref.max_requests;
 		a->window = ref.window_seconds;
@@ -724,7 +1092,10 @@ pgapp_rate_limit(PG_FUNCTION_ARGS)
 }
 
 /*
- * pgapp.rate_reset(key, limiter) -> boolean: forget a key's bucket.
+ * pgapp.rate_reset(key, limiter) -> boolean: forget a key's buckets (one
+ * per set of limits it was checked with) in the current database.  Two
+ * passes, as the sweep: find them with the partitions held shared, then
+ * remove each under its partition lock held exclusively.
  */
 PG_FUNCTION_INFO_V1(pgapp_rate_reset);
 Datum
@@ -733,11 +1104,12 @@ pgapp_rate_reset(PG_FUNCTION_ARGS)
 	text	   *key;
 	char	   *limiter;
 	RateLimiterRef ref;
-	RateKey		k;
-	uint32		hashcode;
-	LWLock	   *lock;
+	RateKey		ident;
+	HASH_SEQ_STATUS status;
 	RateBucket *b;
-	bool		found;
+	RateKey		keys[RATE_RESET_BATCH];
+	int			n;
+	bool		removed = false;
 
 	pgapp_require_shmem(pgapp_rate_shared, "rate limiting");
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
@@ -747,23 +1119,52 @@ pgapp_rate_reset(PG_FUNCTION_ARGS)
 	key = PG_GETARG_TEXT_PP(0);
 	limiter = text_to_cstring(PG_GETARG_TEXT_PP(1));
 	pgapp_rate_resolve_limiter(limiter, &ref);
-	k = pgapp_rate_make_key(limiter, ref.slot == RATE_DEFAULT_SLOT ? InvalidOid : MyDatabaseId,
-							VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key));
-	hashcode = get_hash_value(pgapp_rate_table, &k);
-	lock = &pgapp_rate_shared->locks[hashcode % RATE_PARTITIONS].lock;
-	LWLockAcquire(lock, LW_EXCLUSIVE);
-	b = hash_search_with_hash_value(pgapp_rate_table, &k, hashcode, HASH_FIND, &found);
-	if (found)
-		pgapp_rate_remove_bucket(b);
-	LWLockRelease(lock);
-	PG_RETURN_BOOL(found);
+	ident = pgapp_rate_ident(limiter, MyDatabaseId, VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key));
+
+	/* a batch at a time (a key checked with many limits has many buckets) */
+	do
+	{
+		CHECK_FOR_INTERRUPTS();
+		n = 0;
+		pgapp_rate_lock_all(LW_SHARED);
+		hash_seq_init(&status, pgapp_rate_table);
+		while ((b = hash_seq_search(&status)) != NULL)
+		{
+			if (b->ident.h1 == ident.h1 && b->ident.h2 == ident.h2 && b->limiter == ref.slot)
+			{
+				keys[n++] = b->key;
+				if (n == RATE_RESET_BATCH)
+				{
+					hash_seq_term(&status);
+					break;
+				}
+			}
+		}
+		pgapp_rate_unlock_all();
+
+		for (int i = 0; i < n; i++)
+		{
+			uint32		hashcode = get_hash_value(pgapp_rate_table, &keys[i]);
+			LWLock	   *lock = &pgapp_rate_shared->locks[hashcode % RATE_PARTITIONS].lock;
+			bool		found;
+
+			LWLockAcquire(lock, LW_EXCLUSIVE);
+			b = hash_search_with_hash_value(pgapp_rate_table, &keys[i], hashcode, HASH_FIND, &found);
+			if (found)
+			{
+				pgapp_rate_remove_bucket(b, true);
+				removed = true;
+			}
+			LWLockRelease(lock);
+		}
+	} while (n == RATE_RESET_BATCH);
+	PG_RETURN_BOOL(removed);
 }
 
 /*
  * pgapp._rate_buckets() -> SETOF record: the buckets, for pgapp.rate_buckets.
  * Every partition is held shared while the table is read, which also keeps
- * the limiters' names stable.  Buckets of other databases' named limiters
- * are not shown.
+ * the limiters' names stable.  Only the current database's keys are shown.
  */
 PG_FUNCTION_INFO_V1(pgapp_rate_buckets);
 Datum
@@ -785,8 +1186,8 @@ pgapp_rate_buckets(PG_FUNCTION_ARGS)
 		bool		nulls[8] = {false};
 		RateState	s;
 
-		if (!pgapp_rate_slot_visible(b->limiter))
-			continue;			/* another database's named limiter */
+		if (b->dboid != MyDatabaseId)
+			continue;			/* another database's key */
 		SpinLockAcquire(&b->mutex);
 		s = b->state;
 		SpinLockRelease(&b->mutex);
@@ -812,8 +1213,8 @@ Datum
 pgapp_rate_stats(PG_FUNCTION_ARGS)
 {
 	TupleDesc	tupdesc;
-	Datum		values[6];
-	bool		nulls[6] = {false};
+	Datum		values[7];
+	bool		nulls[7] = {false};
 	long		buckets;
 
 	pgapp_require_shmem(pgapp_rate_shared, "rate limiting");
@@ -824,10 +1225,11 @@ pgapp_rate_stats(PG_FUNCTION_ARGS)
 	pgapp_rate_unlock_all();
 	values[0] = Int64GetDatum((int64) pgapp_rate_total(RATE_CHECKS));
 	values[1] = Int64GetDatum((int64) pgapp_rate_total(RATE_DENIALS));
-	values[2] = Int64GetDatum((int64) pg_atomic_read_u64(&pgapp_rate_shared->evictions));
+	values[2] = Int64GetDatum((int64) pgapp_rate_total(RATE_EVICTIONS));
 	values[3] = Int64GetDatum((int64) pgapp_rate_total(RATE_FULL_EVENTS));
 	values[4] = Int64GetDatum((int64) buckets);
 	values[5] = Int32GetDatum(pgapp_ratelimit_max_keys);
+	values[6] = Int64GetDatum((int64) pg_atomic_read_u64(&pgapp_rate_shared->swept));
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(tupdesc), values, nulls)));
 }
 
@@ -871,7 +1273,7 @@ pgapp_rate_simulate(PG_FUNCTION_ARGS)
 	max = PG_GETARG_INT32(1);
 	window = PG_GETARG_INT32(2);
 	burst = PG_GETARG_INT32(3);
-	check_limits(max, window, burst);
+	check_limits(alg, max, window, burst);
 	deconstruct_array(PG_GETARG_ARRAYTYPE_P(4), FLOAT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE,
 					  &elems, &nulls, &n);
 	pgapp_jsonb_begin_array(&b);

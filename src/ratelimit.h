@@ -24,6 +24,7 @@ typedef enum RateOnFull
 
 extern int	pgapp_ratelimit_max_keys;
 extern int	pgapp_ratelimit_on_full;
+extern int	pgapp_ratelimit_max_window;
 extern double pgapp_ratelimit_clock_offset;
 extern char *pgapp_ratelimit_client_header;
 extern char *pgapp_ratelimit_plan_claim;

@@ -24,6 +24,8 @@
 
 #define RATE_PARTITIONS 16
 #define RATE_REGISTRY_LOCK RATE_PARTITIONS	/* tranche index of the registry lock */
+#define RATE_DIRECTORY_LOCK (RATE_PARTITIONS + 1)	/* ... and of the directory lock */
+#define RATE_NUM_LOCKS (RATE_PARTITIONS + 2)
 #define RATE_DISPLAY_LEN 64
 #define RATE_MAX_LIMITERS 64	/* slot 0 is "default" */
 #define RATE_DEFAULT_SLOT 0
@@ -57,10 +59,16 @@ typedef struct RateState
 	int64		expires_at;		/* after this the bucket holds nothing */
 } RateState;
 
+/*
+ * A bucket.  The key hashes the database, the limiter, the user's key and
+ * the limits, so the same key checked with other limits is another bucket.
+ * Everything but state and dir_index is set before the bucket enters the
+ * directory and never changes after.
+ */
 typedef struct RateBucket
 {
 	RateKey		key;			/* hash key: must be first */
-	slock_t		mutex;			/* protects state and the rules below */
+	slock_t		mutex;			/* protects state */
 	RateState	state;
 	int32		algorithm;
 	int32		max_requests;
@@ -68,6 +76,10 @@ typedef struct RateBucket
 	int32		burst;
 	int16		limiter;		/* registry slot */
 	uint32		incarnation;	/* of the slot when the bucket was made */
+	Oid			dboid;			/* the database that counts in it */
+	RateKey		ident;			/* hash of database, limiter and key (not the
+								 * limits): what rate_reset matches */
+	int32		dir_index;		/* place in the directory; directory lock */
 	char		display[RATE_DISPLAY_LEN];
 } RateBucket;
 
@@ -89,24 +101,31 @@ typedef struct RateLimiterSlot
 	pg_atomic_uint64 checks;
 	pg_atomic_uint64 denials;
 	pg_atomic_uint64 full_events;
+	pg_atomic_uint64 evictions;	/* live buckets removed to make room */
 } RateLimiterSlot;
 
 /*
- * The counters of checks, denials and full events are kept per limiter
- * (one contended cache line per check, not two); checks, denials and
- * full_events below hold what unregistered limiters had counted, so that
- * pgapp.rate_stats' totals never go down.
+ * The counters of checks, denials, full events and evictions are kept per
+ * limiter (one contended cache line per check, not two); the ones below
+ * hold what unregistered limiters had counted, so that pgapp.rate_stats'
+ * totals never go down.  swept (expired buckets removed) is global.
  */
 typedef struct RateShared
 {
-	LWLockPadded *locks;		/* RATE_PARTITIONS + the registry lock */
+	LWLockPadded *locks;		/* RATE_NUM_LOCKS: partitions, registry,
+								 * directory */
+	uint64		seed;			/* secret hash seed: made at the first start,
+								 * kept in the save file; constant once
+								 * backends run */
 	pg_atomic_uint64 checks;
 	pg_atomic_uint64 denials;
 	pg_atomic_uint64 evictions;
 	pg_atomic_uint64 full_events;
-	pg_atomic_uint64 last_sweep;	/* when the table was last swept (rate_now) */
+	pg_atomic_uint64 swept;		/* expired buckets removed */
 	pg_atomic_uint32 default_quota; /* max_keys minus every named quota */
 	int64		reserved;		/* sum of named quotas; registry lock */
+	int32		dir_count;		/* buckets in the directory; directory lock */
+	RateBucket **dir;			/* every bucket, for sampling; directory lock */
 	RateLimiterSlot limiters[RATE_MAX_LIMITERS];
 } RateShared;
 
@@ -127,11 +146,15 @@ extern HTAB *pgapp_rate_table;
 
 /* ratelimit.c */
 extern int64 pgapp_rate_now(void);
-extern RateKey pgapp_rate_make_key(const char *limiter, Oid dboid, const char *key, int keylen);
+extern RateKey pgapp_rate_ident(const char *limiter, Oid dboid, const char *key, int keylen);
+extern RateKey pgapp_rate_make_key(const RateKey *ident, RateAlgorithm alg, int32 max,
+								   int32 window, int32 burst);
+extern void pgapp_rate_dir_add(RateBucket *b, bool lock);
+extern const char *pgapp_rate_echo(const char *input);
 extern RateAlgorithm pgapp_rate_parse_algorithm(const char *name);
 extern void pgapp_rate_lock_all(LWLockMode mode);
 extern void pgapp_rate_unlock_all(void);
-extern void pgapp_rate_remove_bucket(RateBucket *b);
+extern void pgapp_rate_remove_bucket(RateBucket *b, bool free_place);
 
 /* ratelimit_limiter.c */
 extern void pgapp_rate_resolve_limiter(const char *name, RateLimiterRef *ref);
@@ -143,7 +166,8 @@ typedef enum RateCounter
 {
 	RATE_CHECKS,
 	RATE_DENIALS,
-	RATE_FULL_EVENTS
+	RATE_FULL_EVENTS,
+	RATE_EVICTIONS
 } RateCounter;
 
 extern uint64 pgapp_rate_total(RateCounter counter);

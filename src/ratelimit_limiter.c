@@ -28,7 +28,9 @@
  * Locking: the registry lock (tranche index RATE_REGISTRY_LOCK) is taken
  * before partition locks, never after.  Registering into a free slot or
  * freeing a slot also takes every partition lock exclusively, so that a
- * check holding one partition lock sees a stable incarnation.
+ * check holding one partition lock sees a stable incarnation; freeing a
+ * slot removes its buckets then, each also leaving the directory under the
+ * directory lock (innermost, see ratelimit.c).
  *
  * src/ratelimit_limiter.c
  *
@@ -110,6 +112,7 @@ pgapp_rate_registry_init(void)
 		pg_atomic_init_u64(&slot->checks, 0);
 		pg_atomic_init_u64(&slot->denials, 0);
 		pg_atomic_init_u64(&slot->full_events, 0);
+		pg_atomic_init_u64(&slot->evictions, 0);
 	}
 	strlcpy(sh->limiters[RATE_DEFAULT_SLOT].name, "default", RATE_LIMITER_NAME_LEN);
 	sh->reserved = 0;
@@ -130,20 +133,33 @@ find_slot(const char *name, Oid dboid)
  * A counter summed over every limiter, plus what unregistered ones had
  * counted.  Without the registry lock: a total, not a snapshot.
  */
+static pg_atomic_uint64 *
+slot_counter(RateLimiterSlot *slot, RateCounter counter)
+{
+	switch (counter)
+	{
+		case RATE_CHECKS:
+			return &slot->checks;
+		case RATE_DENIALS:
+			return &slot->denials;
+		case RATE_FULL_EVENTS:
+			return &slot->full_events;
+		case RATE_EVICTIONS:
+			return &slot->evictions;
+	}
+	return &slot->checks;		/* keep compiler quiet */
+}
+
 uint64
 pgapp_rate_total(RateCounter counter)
 {
 	RateShared *sh = pgapp_rate_shared;
 	uint64		total = pg_atomic_read_u64(counter == RATE_CHECKS ? &sh->checks :
-										   counter == RATE_DENIALS ? &sh->denials : &sh->full_events);
+										   counter == RATE_DENIALS ? &sh->denials :
+										   counter == RATE_FULL_EVENTS ? &sh->full_events : &sh->evictions);
 
 	for (int i = 0; i < RATE_MAX_LIMITERS; i++)
-	{
-		RateLimiterSlot *slot = &sh->limiters[i];
-
-		total += pg_atomic_read_u64(counter == RATE_CHECKS ? &slot->checks :
-									counter == RATE_DENIALS ? &slot->denials : &slot->full_events);
-	}
+		total += pg_atomic_read_u64(slot_counter(&sh->limiters[i], counter));
 	return total;
 }
 
@@ -165,7 +181,6 @@ unregister_limiter(const char *name, Oid dboid)
 	int			i;
 	HASH_SEQ_STATUS status;
 	RateBucket *b;
-	int			removed = 0;
 
 	if (strcmp(name, "default") == 0)
 		return false;
@@ -181,19 +196,18 @@ unregister_limiter(const char *name, Oid dboid)
 	while ((b = hash_seq_search(&status)) != NULL)
 	{
 		if (b->limiter == i)
-		{
-			(void) hash_search(pgapp_rate_table, &b->key, HASH_REMOVE, NULL);
-			removed++;
-		}
+			pgapp_rate_remove_bucket(b, false);	/* "used" is reset below */
 	}
 	sh->reserved -= sh->limiters[i].max_keys;
 	pg_atomic_write_u32(&sh->default_quota, (uint32) (pgapp_ratelimit_max_keys - sh->reserved));
 	pg_atomic_fetch_add_u64(&sh->checks, pg_atomic_read_u64(&sh->limiters[i].checks));
 	pg_atomic_fetch_add_u64(&sh->denials, pg_atomic_read_u64(&sh->limiters[i].denials));
 	pg_atomic_fetch_add_u64(&sh->full_events, pg_atomic_read_u64(&sh->limiters[i].full_events));
+	pg_atomic_fetch_add_u64(&sh->evictions, pg_atomic_read_u64(&sh->limiters[i].evictions));
 	pg_atomic_write_u64(&sh->limiters[i].checks, 0);
 	pg_atomic_write_u64(&sh->limiters[i].denials, 0);
 	pg_atomic_write_u64(&sh->limiters[i].full_events, 0);
+	pg_atomic_write_u64(&sh->limiters[i].evictions, 0);
 	sh->limiters[i].name[0] = '\0';
 	sh->limiters[i].dboid = InvalidOid;
 	sh->limiters[i].max_keys = 0;
@@ -201,7 +215,6 @@ unregister_limiter(const char *name, Oid dboid)
 	pg_atomic_fetch_add_u32(&sh->limiters[i].incarnation, 1);
 	pgapp_rate_unlock_all();
 	LWLockRelease(&sh->locks[RATE_REGISTRY_LOCK].lock);
-	pg_atomic_fetch_add_u64(&sh->evictions, removed);
 	return true;
 }
 
@@ -254,6 +267,7 @@ register_limiter(const char *name, int32 max_keys, uint32 *incarnation, int *why
 			pg_atomic_write_u64(&sh->limiters[i].checks, 0);
 			pg_atomic_write_u64(&sh->limiters[i].denials, 0);
 			pg_atomic_write_u64(&sh->limiters[i].full_events, 0);
+			pg_atomic_write_u64(&sh->limiters[i].evictions, 0);
 			pg_atomic_fetch_add_u32(&sh->limiters[i].incarnation, 1);
 			pgapp_rate_unlock_all();
 		}
@@ -459,7 +473,7 @@ pgapp_rate_resolve_limiter(const char *name, RateLimiterRef *ref)
 			(void) unregister_limiter(name, MyDatabaseId);
 		ereport(ERROR,
 				errcode(ERRCODE_UNDEFINED_OBJECT),
-				errmsg("rate limiter \"%s\" does not exist", name),
+				errmsg("rate limiter \"%s\" does not exist", pgapp_rate_echo(name)),
 				errhint("Create it with pgapp.create_limiter(), or use the \"default\" limiter."));
 	}
 	if (created_here(name))
@@ -694,8 +708,8 @@ pgapp_rate_limiters(PG_FUNCTION_ARGS)
 	for (int i = 0; i < RATE_MAX_LIMITERS; i++)
 	{
 		RateLimiterSlot *slot = &sh->limiters[i];
-		Datum		values[6];
-		bool		nulls[6] = {false};
+		Datum		values[7];
+		bool		nulls[7] = {false};
 
 		if (slot->name[0] == '\0' || !pgapp_rate_slot_visible(i))
 			continue;
@@ -706,6 +720,7 @@ pgapp_rate_limiters(PG_FUNCTION_ARGS)
 		values[3] = Int64GetDatum((int64) pg_atomic_read_u64(&slot->checks));
 		values[4] = Int64GetDatum((int64) pg_atomic_read_u64(&slot->denials));
 		values[5] = Int64GetDatum((int64) pg_atomic_read_u64(&slot->full_events));
+		values[6] = Int64GetDatum((int64) pg_atomic_read_u64(&slot->evictions));
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	LWLockRelease(&sh->locks[RATE_REGISTRY_LOCK].lock);

@@ -9,14 +9,18 @@
  * (new keys wait, counting goes on), collecting expired keys; then each is
  * removed under its own partition lock held exclusively, after checking it
  * is still expired.  The pgapp housekeeper (worker.c) sweeps every
- * pgapp.ratelimit_sweep_interval seconds, and a check that finds the table
- * full sweeps at most once a second.
+ * pgapp.ratelimit_sweep_interval seconds; between sweeps, a check that
+ * finds the table full evicts (ratelimit.c), and expired buckets are the
+ * first to go.
  *
  * The save file works as pg_stat_statements' does: written by the
  * postmaster at a clean shutdown (not after a crash), read when shared
  * memory is made and then removed, so that a crash never brings back stale
  * counters and base backups do not carry it to standbys.  Bucket times are
- * wall-clock timestamps, so a restored window ends when it would have.
+ * wall-clock timestamps, so a restored window ends when it would have.  The
+ * file also keeps the secret hash seed (the buckets' keys depend on it); a
+ * bucket whose window is longer than pgapp.ratelimit_max_window allows now,
+ * or that would outlive it, is not restored.
  *
  * src/ratelimit_store.c
  *
@@ -39,7 +43,7 @@
 
 #define RATE_SAVE_FILE PGSTAT_STAT_PERMANENT_DIRECTORY "/pgapp_ratelimit.stat"
 #define RATE_SAVE_MAGIC 0x50415231	/* "PAR1" */
-#define RATE_SAVE_VERSION 2
+#define RATE_SAVE_VERSION 3
 #define RATE_SWEEP_BATCH 8192
 
 /* GUCs (defined in pgapp.c) */
@@ -58,6 +62,8 @@ typedef struct SavedLimiter
 typedef struct SavedBucket
 {
 	RateKey		key;
+	RateKey		ident;
+	Oid			dboid;
 	RateState	state;
 	int32		algorithm;
 	int32		max_requests;
@@ -117,7 +123,7 @@ pgapp_rate_sweep(int64 now)
 			/* exclusive lock: nobody else touches the bucket's state now */
 			if (found && b->state.expires_at <= now)
 			{
-				pgapp_rate_remove_bucket(b);
+				pgapp_rate_remove_bucket(b, true);
 				removed++;
 			}
 			LWLockRelease(lock);
@@ -125,21 +131,25 @@ pgapp_rate_sweep(int64 now)
 	} while (n == RATE_SWEEP_BATCH);
 
 	pfree(keys);
-	pg_atomic_fetch_add_u64(&pgapp_rate_shared->evictions, removed);
+	pg_atomic_fetch_add_u64(&pgapp_rate_shared->swept, removed);
 	return removed;
 }
 
 /*
  * The housekeeper's round (worker.c): sweep, and say once per round how
- * many checks found the table full since the last one.
+ * many live buckets were evicted to make room (the table is too small for
+ * the keys in use, or someone floods it) and how many checks found nothing
+ * to evict, since the last round.
  */
 void
 pgapp_rate_housekeeping(void)
 {
 	static uint64 full_seen = 0;
+	static uint64 evicted_seen = 0;
 	static int64 last_run = 0;
 	int64		now;
 	uint64		full;
+	uint64		evicted;
 
 	if (pgapp_rate_shared == NULL || pgapp_ratelimit_sweep_interval <= 0)
 		return;
@@ -149,14 +159,23 @@ pgapp_rate_housekeeping(void)
 	last_run = now;
 
 	(void) pgapp_rate_sweep(now);
+	evicted = pgapp_rate_total(RATE_EVICTIONS);
+	if (evicted > evicted_seen)
+		ereport(LOG,
+				errmsg("pgapp: %llu live rate limit bucket(s) were evicted in the last %d second(s) to make room for new keys",
+					   (unsigned long long) (evicted - evicted_seen), pgapp_ratelimit_sweep_interval),
+				errdetail("A key evicted while its window runs starts counting afresh."),
+				errhint("Raise \"%s\" (or the limiters' max_keys) to hold every active key; see pgapp.rate_stats.",
+						"pgapp.ratelimit_max_keys"));
+	evicted_seen = evicted;
 	full = pgapp_rate_total(RATE_FULL_EVENTS);
 	if (full > full_seen)
 		ereport(LOG,
-				errmsg("pgapp: %llu rate limit check(s) found no free bucket in the last %d second(s) and were %s",
+				errmsg("pgapp: %llu rate limit check(s) found no free bucket and none to evict in the last %d second(s) and were %s",
 					   (unsigned long long) (full - full_seen), pgapp_ratelimit_sweep_interval,
 					   pgapp_ratelimit_on_full == RATE_ON_FULL_ALLOW ? "allowed without being counted" :
 					   pgapp_ratelimit_on_full == RATE_ON_FULL_DENY ? "denied" : "refused with an error"),
-				errhint("Raise \"%s\" (or the limiters' max_keys) to hold every active key.",
+				errhint("Raise \"%s\", or leave \"default\" a share of it when creating limiters.",
 						"pgapp.ratelimit_max_keys"));
 	full_seen = full;
 }
@@ -194,6 +213,7 @@ rate_save_file(int code, Datum arg)
 			nlimiters++;
 	nbuckets = hash_get_num_entries(pgapp_rate_table);
 	if (fwrite(header, sizeof(header), 1, file) != 1 ||
+		fwrite(&pgapp_rate_shared->seed, sizeof(uint64), 1, file) != 1 ||
 		fwrite(&nlimiters, sizeof(nlimiters), 1, file) != 1)
 		goto error;
 	for (int i = 1; i < RATE_MAX_LIMITERS; i++)
@@ -218,6 +238,8 @@ rate_save_file(int code, Datum arg)
 		SavedBucket sb = {0};
 
 		sb.key = b->key;
+		sb.ident = b->ident;
+		sb.dboid = b->dboid;
 		sb.state = b->state;
 		sb.algorithm = b->algorithm;
 		sb.max_requests = b->max_requests;
@@ -258,7 +280,8 @@ pgapp_rate_save_at_exit(void)
 /*
  * Restore the buckets of the last clean shutdown (postmaster, at shared
  * memory creation).  A missing file is normal; a damaged one is logged and
- * ignored.  Expired buckets and those over a quota are skipped.
+ * ignored.  Expired buckets, those over a quota and those over the window
+ * cap are skipped.
  */
 void
 pgapp_rate_load_file(void)
@@ -269,7 +292,9 @@ pgapp_rate_load_file(void)
 	int64		nbuckets;
 	int			map[RATE_MAX_LIMITERS];
 	int64		now = GetCurrentTimestamp();
+	int64		longest = now + 2 * USECS(pgapp_ratelimit_max_window);
 	int64		restored = 0;
+	uint64		seed;
 
 	for (int i = 0; i < RATE_MAX_LIMITERS; i++)
 		map[i] = i == RATE_DEFAULT_SLOT ? RATE_DEFAULT_SLOT : -1;
@@ -285,9 +310,12 @@ pgapp_rate_load_file(void)
 	}
 	if (fread(header, sizeof(header), 1, file) != 1 ||
 		header[0] != RATE_SAVE_MAGIC || header[1] != RATE_SAVE_VERSION ||
+		fread(&seed, sizeof(seed), 1, file) != 1 ||
 		fread(&nlimiters, sizeof(nlimiters), 1, file) != 1 ||
 		nlimiters < 0 || nlimiters >= RATE_MAX_LIMITERS)
 		goto bad;
+	/* the saved keys were made with the saved seed */
+	pgapp_rate_shared->seed = seed;
 	for (int i = 0; i < nlimiters; i++)
 	{
 		SavedLimiter l;
@@ -308,9 +336,13 @@ pgapp_rate_load_file(void)
 		bool		found;
 
 		if (fread(&sb, sizeof(sb), 1, file) != 1 || sb.slot < 0 || sb.slot >= RATE_MAX_LIMITERS ||
-			sb.algorithm < RATE_FIXED || sb.algorithm > RATE_GCRA)
+			sb.algorithm < RATE_FIXED || sb.algorithm > RATE_GCRA ||
+			sb.max_requests <= 0 || sb.window_seconds <= 0 || sb.burst < 0 || sb.burst == PG_INT32_MAX)
 			goto bad;
 		if (sb.state.expires_at <= now || map[sb.slot] < 0)
+			continue;
+		/* a window the cap no longer allows, or a bucket that would outlive it */
+		if (sb.window_seconds > pgapp_ratelimit_max_window || sb.state.expires_at > longest)
 			continue;
 		slot = &pgapp_rate_shared->limiters[map[sb.slot]];
 		quota = map[sb.slot] == RATE_DEFAULT_SLOT ?
@@ -330,8 +362,11 @@ pgapp_rate_load_file(void)
 		b->burst = sb.burst;
 		b->limiter = (int16) map[sb.slot];
 		b->incarnation = pg_atomic_read_u32(&slot->incarnation);
+		b->dboid = sb.dboid;
+		b->ident = sb.ident;
 		sb.display[RATE_DISPLAY_LEN - 1] = '\0';
 		memcpy(b->display, sb.display, RATE_DISPLAY_LEN);
+		pgapp_rate_dir_add(b, false);
 		pg_atomic_fetch_add_u32(&slot->used, 1);
 		restored++;
 	}

@@ -7,7 +7,9 @@
 #   - pgapp.ratelimit_save = off saves nothing;
 #   - a damaged save file is ignored with a LOG line;
 #   - a named limiter belongs to its database;
-#   - checks that find the table full are logged once per sweep interval.
+#   - a bucket whose window is over pgapp.ratelimit_max_window is not restored;
+#   - evictions, and checks that find nothing to evict, are logged once per
+#     sweep interval.
 # Prints TAP (test/cluster/common.bash).
 source "$(dirname "$0")/common.bash"
 start_cluster
@@ -77,14 +79,40 @@ q_other "SELECT pgapp.drop_limiter('api')" >/dev/null
 check "dropping it in one database leaves the other's" \
     "$(q "SELECT (pgapp.check_rate('client', 'api')).remaining")" 1
 
-# 6. a full table is reported by the housekeeper, once per interval
+# 6. the save file does not bring back a window longer than the cap allows
+#    at the next start (pgapp.ratelimit_max_window, 1 day by default)
+q "ALTER SYSTEM SET pgapp.ratelimit_max_window = '2d'" >/dev/null
+q "SELECT pg_reload_conf()" >/dev/null
+sleep 0.5
+q "SELECT pgapp.check_rate('two days', 5, 172800), pgapp.check_rate('one day', 5, 86400)" >/dev/null
+q "ALTER SYSTEM RESET pgapp.ratelimit_max_window" >/dev/null
+pgctl -m fast stop
+pgctl start
+check "a bucket over the window cap is not restored, one within it is" \
+    "$(q "SELECT string_agg(key, ',' ORDER BY key) FROM pgapp.rate_buckets WHERE key IN ('one day', 'two days')")" "one day"
+
+# 7. a flood is reported by the housekeeper, once per interval
 #    (test/pgapp.conf: 64 keys, sweep every second); wait at most 10 s
 q "SELECT count(*) FROM generate_series(1, 100) AS g, pgapp.check_rate('fill:' || g, 5, 86400)" >/dev/null
+for _ in $(seq 1 100); do
+    grep -q 'were evicted in the last' "$LOG" && break
+    sleep 0.1
+done
+check "the housekeeper logs the live buckets evicted to make room" \
+    "$(grep -c 'live rate limit bucket(s) were evicted in the last 1 second(s) to make room for new keys' "$LOG")" 1
+
+# 8. checks that find nothing to evict are logged too: the named limiters
+#    reserve the whole table and "default" holds no bucket
+q "SET pgapp.ratelimit_clock_offset = 200000; SELECT pgapp.rate_sweep()" >/dev/null
+q "SELECT pgapp.check_rate('registered', 'api')" >/dev/null
+q "SELECT pgapp.create_limiter('rest', 64 - (SELECT sum(max_keys)::int FROM pgapp.rate_limiter))" >/dev/null
+check "with no place and nothing to evict, a check is denied (pgapp.ratelimit_on_full = deny)" \
+    "$(q "SELECT count(*) FILTER (WHERE d.allowed) FROM generate_series(1, 10) AS g, pgapp.check_rate('full:' || g, 5, 86400) AS d")" 0
 for _ in $(seq 1 100); do
     grep -q 'found no free bucket' "$LOG" && break
     sleep 0.1
 done
 check "the housekeeper logs the checks that found the table full" \
-    "$(grep -c 'check(s) found no free bucket in the last 1 second(s) and were allowed without being counted' "$LOG")" 1
+    "$(grep -c 'check(s) found no free bucket and none to evict in the last 1 second(s) and were denied' "$LOG")" 1
 
 finish

@@ -199,7 +199,9 @@ SELECT regexp_replace(e, 'pg_temp_\d+', 'pg_temp_N') AS error
 RESET ROLE;
 
 -- 6. a unique key is the enqueuing role's own: the attacker's job, enqueued
---    first and never due, does not stand in for the victim's
+--    first and never due, does not stand in for the victim's (the queue is
+--    paused, so that the victim's job is still there to cancel)
+SELECT pgapp.pause_queue('sec');
 SET ROLE sec_attacker;
 SELECT pgapp.enqueue('sec', 'public.look_around', '{"order": 7}', scheduled_at => 'infinity',
                      unique_by => '{order}') AS attacker_job \gset
