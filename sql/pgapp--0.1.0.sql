@@ -103,9 +103,11 @@ GRANT EXECUTE ON FUNCTION pgapp.error_stats_reset() TO pgapp_admin;
 ---------------------------------------------------------------------------
 
 /*
- * A changeset: {"source", "data", "params", "changes", "errors", "valid",
- * "required", "constraints"}.  Built by pgapp.cast or pgapp.changeset and
- * passed through validators like an Ecto pipe.
+ * A changeset: {"source", "action", "name", "permitted", "data", "params",
+ * "changes", "errors", "valid", "required", "constraints"}.  Built by
+ * pgapp.cast or pgapp.changeset and passed through validators like an Ecto
+ * pipe.  Every function that takes one checks all of it first (22023), and
+ * recomputes "valid" from "errors".
  */
 CREATE DOMAIN pgapp.changeset AS jsonb
     CONSTRAINT changeset_shape CHECK (
@@ -113,7 +115,7 @@ CREATE DOMAIN pgapp.changeset AS jsonb
         AND VALUE OPERATOR(pg_catalog.?&) ARRAY['source', 'changes', 'errors', 'valid']);
 
 COMMENT ON DOMAIN pgapp.changeset IS
-'An Ecto-style changeset: source, data, params, changes, errors, valid, required, constraints';
+'An Ecto-style changeset: source, action, name, permitted, data, params, changes, errors, valid, required, constraints';
 
 /*
  * Named changesets: rules compiled and checked by pgapp.define_changeset,
@@ -144,7 +146,8 @@ AS 'MODULE_PATHNAME', 'pgapp_validate_required'
 LANGUAGE C STABLE;
 
 CREATE FUNCTION pgapp.validate_length(cs pgapp.changeset, field text,
-    min int DEFAULT NULL, max int DEFAULT NULL, "is" int DEFAULT NULL, message text DEFAULT NULL)
+    min int DEFAULT NULL, max int DEFAULT NULL, "is" int DEFAULT NULL, message text DEFAULT NULL,
+    count text DEFAULT 'graphemes')
 RETURNS pgapp.changeset
 AS 'MODULE_PATHNAME', 'pgapp_validate_length'
 LANGUAGE C STABLE;
@@ -182,7 +185,8 @@ RETURNS pgapp.changeset
 AS 'MODULE_PATHNAME', 'pgapp_validate_transition'
 LANGUAGE C STABLE;
 
-CREATE FUNCTION pgapp.validate_confirmation(cs pgapp.changeset, field text, message text DEFAULT NULL)
+CREATE FUNCTION pgapp.validate_confirmation(cs pgapp.changeset, field text, message text DEFAULT NULL,
+    required boolean DEFAULT false)
 RETURNS pgapp.changeset
 AS 'MODULE_PATHNAME', 'pgapp_validate_confirmation'
 LANGUAGE C STABLE;
@@ -220,12 +224,12 @@ LANGUAGE C STABLE;
 CREATE FUNCTION pgapp.is_valid(cs pgapp.changeset)
 RETURNS boolean
 AS 'MODULE_PATHNAME', 'pgapp_is_valid'
-LANGUAGE C STRICT IMMUTABLE PARALLEL SAFE;
+LANGUAGE C STRICT STABLE PARALLEL SAFE;
 
 CREATE FUNCTION pgapp.errors(cs pgapp.changeset)
 RETURNS jsonb
 AS 'MODULE_PATHNAME', 'pgapp_errors'
-LANGUAGE C STRICT IMMUTABLE PARALLEL SAFE;
+LANGUAGE C STRICT STABLE PARALLEL SAFE;
 
 CREATE FUNCTION pgapp.insert(cs pgapp.changeset)
 RETURNS jsonb

@@ -58,6 +58,14 @@ typedef enum CsNumberBound
 	CS_NUMBER_BOUNDS
 } CsNumberBound;
 
+/* What validate_length counts in a string (Ecto's count: option). */
+typedef enum CsLengthCount
+{
+	CS_COUNT_GRAPHEMES,			/* Ecto's default: user-perceived characters */
+	CS_COUNT_CODEPOINTS,
+	CS_COUNT_BYTES
+} CsLengthCount;
+
 /* A field a rule applies to, resolved against the source table. */
 typedef struct CsField
 {
@@ -78,6 +86,7 @@ typedef struct CsRule
 	char	   *message;		/* caller's message, or NULL for the default */
 
 	/* CS_LENGTH */
+	CsLengthCount count;		/* what a string's length counts */
 	int32		min;
 	int32		max;
 	int32		is;
@@ -99,6 +108,9 @@ typedef struct CsRule
 	/* CS_TRANSITION */
 	char	   *machine;
 
+	/* CS_CONFIRMATION: a missing <field>_confirmation param is an error */
+	bool		required;
+
 	/* constraints: constraint name or NULL for the default names */
 	char	   *constraint_name;
 } CsRule;
@@ -113,6 +125,8 @@ typedef struct CsInput
 	JsonbContainer *changes;
 	JsonbContainer *data;		/* NULL when the changeset has no data */
 	JsonbContainer *params;		/* NULL when there are no params */
+
+	List	   *drop_changes;	/* char *: fields validate_required drops */
 
 	/* trigger */
 	HeapTuple	newtup;
@@ -145,11 +159,36 @@ pgapp_cs_field_is_enum(const CsField *f)
 	return f->typcategory == 'E';	/* TYPCATEGORY_ENUM */
 }
 
+/*
+ * A changeset value as pgapp_cs_read() checked it (changeset_read.c).
+ */
+typedef struct CsRead
+{
+	Jsonb	   *cs;
+	Oid			relid;			/* "source" */
+	char	   *name;			/* "name": a named changeset, or NULL */
+	List	   *permitted;		/* char *, "permitted" */
+	JsonbContainer *changes;
+	JsonbContainer *data;		/* NULL: null or absent */
+	JsonbContainer *params;		/* NULL: null or absent */
+	JsonbValue *constraints;	/* array, or NULL */
+	CsErrors	errors;			/* "errors" as errors.existing */
+	bool		stated_valid;	/* what "valid" says */
+	bool		valid;			/* recomputed: no errors */
+} CsRead;
+
+extern int	pgapp_changeset_max_items;
+
+/* changeset_read.c */
+extern void pgapp_cs_read(Jsonb *cs, CsRead *out);
+extern char *pgapp_cs_source_name(Oid relid);
+
 /* changeset_rules.c */
 extern void pgapp_cs_resolve_field(Oid relid, const char *name, bool allow_virtual, CsField *field);
 extern void pgapp_cs_check_rule(Oid relid, CsRule *rule);
 extern CsRule *pgapp_cs_rule_from_json(Oid relid, JsonbValue *rule, int index);
 extern const char *pgapp_cs_constraint_type(CsRuleKind kind);
+extern CsLengthCount pgapp_cs_length_count(const char *name, const char *rule_desc);
 
 /* changeset.c */
 extern void pgapp_cs_apply_rule(const CsRule *rule, CsInput *in, CsErrors *errors);
@@ -166,8 +205,8 @@ extern const char *pgapp_cs_first_error_field(CsErrors *errors);
 
 /* changeset_value.c */
 extern Jsonb *pgapp_cs_cast(Oid relid, Jsonb *data, Jsonb *params, ArrayType *permitted,
-							List *rules, const char *action);
-extern Oid	pgapp_cs_source_relid(Jsonb *cs);
+							List *rules, const char *action, const char *name);
+extern bool pgapp_cs_try_input(Oid typid, int32 typmod, const char *str, Datum *out);
 
 /* machine.c */
 typedef enum CsTransitionResult
@@ -186,5 +225,6 @@ extern Oid	pgapp_machine_table_oid(void);
 
 /* changeset_def.c */
 extern void pgapp_changeset_cache_init(void);
+extern void pgapp_cs_definition(const char *name, Oid *relid, ArrayType **permitted);
 
 #endif							/* PGAPP_CHANGESET_H */

@@ -114,7 +114,8 @@ check_changeset_name(const char *name)
 	if (strlen(name) >= NAMEDATALEN)
 		ereport(ERROR,
 				errcode(ERRCODE_NAME_TOO_LONG),
-				errmsg("changeset name \"%s\" is too long", name),
+				errmsg("changeset name \"%s\" is too long",
+					   pga_truncate_for_message(name, PGA_MESSAGE_ECHO_CHARS)),
 				errdetail("Names are at most %d bytes.", NAMEDATALEN - 1));
 }
 
@@ -251,7 +252,8 @@ changeset_get(const char *name)
 		MemoryContextDelete(mcxt);
 		ereport(ERROR,
 				errcode(ERRCODE_UNDEFINED_OBJECT),
-				errmsg("changeset \"%s\" does not exist", name),
+				errmsg("changeset \"%s\" does not exist",
+					   pga_truncate_for_message(name, PGA_MESSAGE_ECHO_CHARS)),
 				errhint("Define it with pgapp.define_changeset()."));
 	}
 
@@ -278,6 +280,19 @@ changeset_get(const char *name)
 	}
 	PG_END_TRY();
 	return cs;
+}
+
+/*
+ * The source and permitted list of the named changeset (42704 if there is
+ * none), for the reader of changeset values.
+ */
+void
+pgapp_cs_definition(const char *name, Oid *relid, ArrayType **permitted)
+{
+	CompiledChangeset *cs = changeset_get(name);
+
+	*relid = cs->relid;
+	*permitted = cs->permitted;
 }
 
 /*
@@ -431,7 +446,7 @@ pgapp_changeset(PG_FUNCTION_ARGS)
 				errhint("Pass '{}' for no params."));
 	cs = changeset_get(name);
 	PG_RETURN_JSONB_P(pgapp_cs_cast(cs->relid, data, PG_GETARG_JSONB_P(1), cs->permitted,
-									cs->rules, data ? "update" : "insert"));
+									cs->rules, data ? "update" : "insert", name));
 }
 
 /*
@@ -567,45 +582,26 @@ pgapp_definitions_changed(PG_FUNCTION_ARGS)
 typedef struct WriteState
 {
 	Jsonb	   *cs;
+	CsRead		read;			/* the changeset, checked by pgapp_cs_read */
 	Oid			relid;
-	JsonbValue *changes;		/* the "changes" object */
+	JsonbValue	changes;		/* the "changes" object */
 	List	   *columns;		/* char *, the changed columns */
 } WriteState;
 
+/* Every key of changes is a permitted column: pgapp_cs_read checked it. */
 static void
 collect_column(const char *key, int keylen, JsonbValue *value, void *arg)
 {
 	WriteState *ws = (WriteState *) arg;
-	AttrNumber	attnum = get_attnum(ws->relid, key);
 
-	if (attnum == InvalidAttrNumber || attnum < 0)
-		ereport(ERROR,
-				errcode(ERRCODE_UNDEFINED_COLUMN),
-				errmsg("column \"%s\" of relation \"%s\" does not exist", key, get_rel_name(ws->relid)));
 	ws->columns = lappend(ws->columns, pstrdup(key));
 }
 
-/* The errors of a changeset as CsErrors (existing). */
+/* The errors of the changeset, as CsErrors (existing). */
 static void
-load_errors(Jsonb *cs, CsErrors *errors)
+load_errors(WriteState *ws, CsErrors *errors)
 {
-	JsonbValue *v = pgapp_jsonb_get_key(cs, "errors");
-
-	if (pgapp_jsonb_value_is_object(v))
-		pgapp_cs_load_errors(v->val.binary.data, errors);
-}
-
-static bool
-changeset_valid(Jsonb *cs)
-{
-	JsonbValue *v = pgapp_jsonb_get_key(cs, "valid");
-
-	if (v == NULL || v->type != jbvBool)
-		ereport(ERROR,
-				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				errmsg("changeset has no boolean \"valid\""),
-				errhint("Build changesets with pgapp.cast() or pgapp.changeset()."));
-	return v->val.boolean;
+	*errors = ws->read.errors;
 }
 
 /* Does constraint conname on relid match a declared constraint? */
@@ -669,7 +665,7 @@ map_write_error(WriteState *ws, ErrorData *edata)
 {
 	CsErrors	errors = {0};
 
-	load_errors(ws->cs, &errors);
+	load_errors(ws, &errors);
 
 	/* errors of a validate_table trigger: {"errors": {...}} in DETAIL */
 	if (edata->sqlerrcode == ERRCODE_PGAPP_VALIDATION && edata->detail != NULL)
@@ -736,8 +732,8 @@ map_write_error(WriteState *ws, ErrorData *edata)
 	if (edata->constraint_name != NULL &&
 		ERRCODE_TO_CATEGORY(edata->sqlerrcode) == ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION)
 	{
-		JsonbValue *decls = pgapp_jsonb_get_key(ws->cs, "constraints");
-		int			n = pgapp_jsonb_array_length(decls);
+		JsonbValue *decls = ws->read.constraints;
+		int			n = decls ? pgapp_jsonb_array_length(decls) : 0;
 
 		for (int i = 0; i < n; i++)
 		{
@@ -818,22 +814,11 @@ static void
 prepare_write(WriteState *ws, Jsonb *cs)
 {
 	memset(ws, 0, sizeof(WriteState));
+	pgapp_cs_read(cs, &ws->read);
 	ws->cs = cs;
-	if (!pgapp_jsonb_is_object(cs))
-		ereport(ERROR,
-				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				errmsg("changeset must be a JSON object"));
-	ws->relid = pgapp_cs_source_relid(cs);
-	{
-		JsonbValue *changes = pgapp_jsonb_get_key(cs, "changes");
-
-		if (!pgapp_jsonb_value_is_object(changes))
-			ereport(ERROR,
-					errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					errmsg("changeset has no \"changes\" object"));
-		ws->changes = changes;
-	}
-	pgapp_jsonb_foreach(ws->changes->val.binary.data, collect_column, ws);
+	ws->relid = ws->read.relid;
+	ws->changes = *pgapp_jsonb_get_key(cs, "changes");
+	pgapp_jsonb_foreach(ws->read.changes, collect_column, ws);
 }
 
 /* Render an invalid changeset's errors (422). */
@@ -842,7 +827,7 @@ report_invalid(WriteState *ws)
 {
 	CsErrors	errors = {0};
 
-	load_errors(ws->cs, &errors);
+	load_errors(ws, &errors);
 	return pgapp_cs_report(pgapp_cs_errors_body(&errors), ws->relid,
 						   pgapp_cs_first_error_field(&errors), false);
 }
@@ -887,7 +872,7 @@ pgapp_insert(PG_FUNCTION_ARGS)
 				errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				errmsg("changeset must not be null"));
 	prepare_write(&ws, PG_GETARG_JSONB_P(0));
-	if (!changeset_valid(ws.cs))
+	if (!ws.read.valid)
 		PG_RETURN_JSONB_P(report_invalid(&ws));
 
 	rel = qualified_name(ws.relid);
@@ -897,7 +882,7 @@ pgapp_insert(PG_FUNCTION_ARGS)
 		sql = psprintf("INSERT INTO %s AS r (%s) SELECT %s FROM pg_catalog.jsonb_populate_record(NULL::%s, $1) AS p"
 					   " RETURNING pg_catalog.to_jsonb(r)",
 					   rel, column_list(ws.columns, ""), column_list(ws.columns, "p."), rel);
-	args[0] = JsonbPGetDatum(pgapp_jsonb_from_value(ws.changes));
+	args[0] = JsonbPGetDatum(pgapp_jsonb_from_value(&ws.changes));
 	row = run_write(&ws, sql, ws.columns == NIL ? 0 : 1, argtypes, args, &error_body);
 	if (error_body != NULL)
 		PG_RETURN_JSONB_P(error_body);
@@ -935,12 +920,12 @@ pgapp_update(PG_FUNCTION_ARGS)
 				errmsg("changeset must not be null"));
 	prepare_write(&ws, PG_GETARG_JSONB_P(0));
 	data = pgapp_jsonb_get_key(ws.cs, "data");
-	if (!pgapp_jsonb_value_is_object(data))
+	if (ws.read.data == NULL)
 		ereport(ERROR,
 				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				errmsg("changeset has no data to update"),
 				errhint("Build it with the current row, e.g. pgapp.changeset('task_update', params, to_jsonb(t))."));
-	if (!changeset_valid(ws.cs))
+	if (!ws.read.valid)
 		PG_RETURN_JSONB_P(report_invalid(&ws));
 	if (ws.columns == NIL)
 		PG_RETURN_JSONB_P(pgapp_jsonb_from_value(data));	/* no changes, no write (as Ecto) */
@@ -986,7 +971,7 @@ pgapp_update(PG_FUNCTION_ARGS)
 					   " WHERE %s RETURNING pg_catalog.to_jsonb(r)",
 					   relname, set.data, relname, relname, where.data);
 	}
-	args[0] = JsonbPGetDatum(pgapp_jsonb_from_value(ws.changes));
+	args[0] = JsonbPGetDatum(pgapp_jsonb_from_value(&ws.changes));
 	args[1] = JsonbPGetDatum(pgapp_jsonb_from_value(data));
 	row = run_write(&ws, sql, 2, argtypes, args, &error_body);
 	if (error_body != NULL)

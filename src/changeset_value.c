@@ -61,64 +61,76 @@ typedef struct CsState
 {
 	Jsonb	   *cs;
 	Oid			relid;
+	CsRead		read;
 	CsInput		in;
 	CsErrors	errors;
 	List	   *new_required;	/* fields to add to "required" */
 	List	   *new_constraints;	/* CsRule * to add to "constraints" */
 } CsState;
 
-Oid
-pgapp_cs_source_relid(Jsonb *cs)
-{
-	JsonbValue *src = pgapp_jsonb_get_key(cs, "source");
-	char	   *name;
-	List	   *names;
-
-	if (src == NULL || src->type != jbvString)
-		ereport(ERROR,
-				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				errmsg("changeset has no \"source\""),
-				errhint("Build changesets with pgapp.cast() or pgapp.changeset()."));
-	name = pgapp_jsonb_value_cstring(src);
-	names = stringToQualifiedNameList(name);
-	return RangeVarGetRelid(makeRangeVarFromNameList(names), NoLock, false);
-}
-
-static JsonbContainer *
-object_member(Jsonb *cs, const char *key, bool required)
-{
-	JsonbValue *v = pgapp_jsonb_get_key(cs, key);
-
-	if (v == NULL || v->type == jbvNull)
-	{
-		if (required)
-			ereport(ERROR,
-					errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					errmsg("changeset has no \"%s\" object", key),
-					errhint("Build changesets with pgapp.cast() or pgapp.changeset()."));
-		return NULL;
-	}
-	if (!pgapp_jsonb_value_is_object(v))
-		ereport(ERROR,
-				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				errmsg("changeset member \"%s\" must be a JSON object", key));
-	return v->val.binary.data;
-}
-
+/*
+ * Load a changeset for a validator: pgapp_cs_read() checks every part of it
+ * first (changeset_read.c).
+ */
 static void
 cs_load(Jsonb *cs, CsState *st)
 {
 	memset(st, 0, sizeof(CsState));
-	if (!pgapp_jsonb_is_object(cs))
-		ereport(ERROR,
-				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				errmsg("changeset must be a JSON object"));
+	pgapp_cs_read(cs, &st->read);
 	st->cs = cs;
-	st->relid = pgapp_cs_source_relid(cs);
-	st->in.changes = object_member(cs, "changes", true);
-	st->in.data = object_member(cs, "data", false);
-	st->in.params = object_member(cs, "params", false);
-	pgapp_cs_load_errors(object_member(cs, "errors", true), &st->errors);
+	st->relid = st->read.relid;
+	st->in.changes = st->read.changes;
+	st->in.data = st->read.data;
+	st->in.params = st->read.params;
+	st->errors = st->read.errors;
+}
+
+/* Is field one of the fields validate_required dropped? */
+static bool
+dropped(List *drop, const char *field)
+{
+	ListCell   *lc;
+
+	foreach(lc, drop)
+		if (strcmp(lfirst(lc), field) == 0)
+			return true;
+	return false;
+}
+
+/* The changes object without the dropped fields. */
+static void
+add_changes_json(PgappJsonbBuilder *b, JsonbContainer *changes, List *drop)
+{
+	JsonbIterator *it = JsonbIteratorInit(changes);
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+	char	   *key = NULL;
+
+	pgapp_jsonb_begin_object(b);
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		if (tok == WJB_KEY)
+			key = pnstrdup(v.val.string.val, v.val.string.len);
+		else if (tok == WJB_VALUE && !dropped(drop, key))
+		{
+			pgapp_jsonb_key(b, key);
+			pgapp_jsonb_add_value(b, &v);
+		}
+	}
+	pgapp_jsonb_end_object(b);
+}
+
+static void
+check_error_count(CsErrors *errors)
+{
+	int			n = list_length(errors->existing) + list_length(errors->added);
+
+	if (n > pgapp_changeset_max_items)
+		ereport(ERROR,
+				errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				errmsg("changeset has too many errors (%d)", n),
+				errdetail("The limit is %d.", pgapp_changeset_max_items),
+				errhint("A superuser can raise pgapp.changeset_max_items."));
 }
 
 static void
@@ -157,6 +169,11 @@ store_member(const char *key, int keylen, JsonbValue *value, void *arg)
 	if (strcmp(key, "errors") == 0 || strcmp(key, "valid") == 0)
 		return;					/* rewritten below */
 	pgapp_jsonb_key(s->b, key);
+	if (strcmp(key, "changes") == 0 && st->in.drop_changes != NIL)
+	{
+		add_changes_json(s->b, value->val.binary.data, st->in.drop_changes);
+		return;
+	}
 	if (strcmp(key, "required") == 0 && st->new_required != NIL)
 	{
 		ListCell   *lc;
@@ -198,8 +215,10 @@ cs_store(CsState *st)
 	CsStore		s = {st, &b};
 	ListCell   *lc;
 
-	if (st->errors.added == NIL && st->new_required == NIL && st->new_constraints == NIL)
+	if (st->errors.added == NIL && st->new_required == NIL && st->new_constraints == NIL &&
+		st->in.drop_changes == NIL && st->read.stated_valid == st->read.valid)
 		return st->cs;
+	check_error_count(&st->errors);
 
 	pgapp_jsonb_begin_object(&b);
 	pgapp_jsonb_foreach(&st->cs->root, store_member, &s);
@@ -321,6 +340,8 @@ pgapp_validate_length(PG_FUNCTION_ARGS)
 	if ((rule->has_is = !PG_ARGISNULL(4)))
 		rule->is = PG_GETARG_INT32(4);
 	rule->message = arg_text_opt(fcinfo, 5);
+	if (PG_NARGS() > 6 && !PG_ARGISNULL(6))
+		rule->count = pgapp_cs_length_count(text_to_cstring(PG_GETARG_TEXT_PP(6)), NULL);
 	return run_rule(&st, rule);
 }
 
@@ -422,11 +443,22 @@ pgapp_validate_transition(PG_FUNCTION_ARGS)
 	return run_rule(&st, rule);
 }
 
+/*
+ * pgapp.validate_confirmation(cs, field, message, required): the field
+ * need not be a column (a password is rarely stored as sent).
+ */
 PG_FUNCTION_INFO_V1(pgapp_validate_confirmation);
 Datum
 pgapp_validate_confirmation(PG_FUNCTION_ARGS)
 {
-	return message_rule(fcinfo, CS_CONFIRMATION, false);
+	CsState		st;
+	CsRule	   *rule;
+
+	cs_load(arg_changeset(fcinfo), &st);
+	rule = single_rule(&st, CS_CONFIRMATION, fcinfo, true);
+	rule->message = arg_text_opt(fcinfo, 2);
+	rule->required = PG_NARGS() > 3 && !PG_ARGISNULL(3) && PG_GETARG_BOOL(3);
+	return run_rule(&st, rule);
 }
 
 PG_FUNCTION_INFO_V1(pgapp_validate_acceptance);
@@ -537,32 +569,28 @@ pgapp_exclusion_constraint(PG_FUNCTION_ARGS)
 	return constraint_rule(fcinfo, CS_EXCLUSION_CONSTRAINT);
 }
 
+/*
+ * pgapp.is_valid(cs): no errors.  The "valid" key is never trusted: a
+ * changeset is valid exactly when its errors object is empty.
+ */
 PG_FUNCTION_INFO_V1(pgapp_is_valid);
 Datum
 pgapp_is_valid(PG_FUNCTION_ARGS)
 {
-	Jsonb	   *cs = PG_GETARG_JSONB_P(0);
-	JsonbValue *v = pgapp_jsonb_get_key(cs, "valid");
+	CsRead		cs;
 
-	if (v == NULL || v->type != jbvBool)
-		ereport(ERROR,
-				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				errmsg("changeset has no boolean \"valid\""));
-	PG_RETURN_BOOL(v->val.boolean);
+	pgapp_cs_read(PG_GETARG_JSONB_P(0), &cs);
+	PG_RETURN_BOOL(cs.valid);
 }
 
 PG_FUNCTION_INFO_V1(pgapp_errors);
 Datum
 pgapp_errors(PG_FUNCTION_ARGS)
 {
-	Jsonb	   *cs = PG_GETARG_JSONB_P(0);
-	JsonbValue *v = pgapp_jsonb_get_key(cs, "errors");
+	CsRead		cs;
 
-	if (!pgapp_jsonb_value_is_object(v))
-		ereport(ERROR,
-				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				errmsg("changeset has no \"errors\" object"));
-	PG_RETURN_JSONB_P(pgapp_jsonb_from_value(v));
+	pgapp_cs_read(PG_GETARG_JSONB_P(0), &cs);
+	PG_RETURN_JSONB_P(pgapp_jsonb_from_value(pgapp_jsonb_get_key(cs.cs, "errors")));
 }
 
 /* ---------------------------------------------------------------------
@@ -592,8 +620,8 @@ value_did_not_fit(PgappSubxact *sx)
  * Run a type's input function on str; false instead of an error when the
  * text is not a valid value (in a subtransaction, as PL/pgSQL would).
  */
-static bool
-try_input(Oid typid, int32 typmod, const char *str, Datum *out)
+bool
+pgapp_cs_try_input(Oid typid, int32 typmod, const char *str, Datum *out)
 {
 	Oid			typinput;
 	Oid			typioparam;
@@ -730,7 +758,7 @@ cast_value(Oid relid, const CsField *f, JsonbValue *in, JsonbValue *out)
 			{
 				Datum		d;
 
-				if (!try_input(f->typid, f->typmod, pnstrdup(s, len), &d))
+				if (!pgapp_cs_try_input(f->typid, f->typmod, pnstrdup(s, len), &d))
 					return false;
 			}
 			out->type = jbvString;
@@ -774,7 +802,7 @@ cast_value(Oid relid, const CsField *f, JsonbValue *in, JsonbValue *out)
 					str = pnstrdup(s, len);
 				else
 					return false;
-				if (!try_input(f->typid, f->typmod, str, &d))
+				if (!pgapp_cs_try_input(f->typid, f->typmod, str, &d))
 					return false;
 				out->type = jbvNumeric;
 				switch (f->typid)
@@ -867,8 +895,9 @@ add_jsonb_member(PgappJsonbBuilder *b, const char *key, Jsonb *value)
  */
 Jsonb *
 pgapp_cs_cast(Oid relid, Jsonb *data, Jsonb *params, ArrayType *permitted, List *rules,
-			  const char *action)
+			  const char *action, const char *name)
 {
+	List	   *permitted_names = NIL;
 	Datum	   *elems;
 	bool	   *nulls;
 	int			n;
@@ -893,6 +922,12 @@ pgapp_cs_cast(Oid relid, Jsonb *data, Jsonb *params, ArrayType *permitted, List 
 				errmsg("params must be a JSON object"));
 
 	deconstruct_array(permitted, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
+	if (n > pgapp_changeset_max_items)
+		ereport(ERROR,
+				errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				errmsg("too many permitted fields (%d)", n),
+				errdetail("The limit is %d.", pgapp_changeset_max_items),
+				errhint("A superuser can raise pgapp.changeset_max_items."));
 
 	pgapp_jsonb_begin_object(&cb);
 	for (int i = 0; i < n; i++)
@@ -908,6 +943,7 @@ pgapp_cs_cast(Oid relid, Jsonb *data, Jsonb *params, ArrayType *permitted, List 
 					errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 					errmsg("permitted fields must not contain nulls"));
 		pgapp_cs_resolve_field(relid, TextDatumGetCString(elems[i]), false, &f);
+		permitted_names = lappend(permitted_names, f.name);
 		param = pgapp_jsonb_get(&params->root, f.name);
 		if (param == NULL)
 			continue;
@@ -950,8 +986,8 @@ pgapp_cs_cast(Oid relid, Jsonb *data, Jsonb *params, ArrayType *permitted, List 
 		}
 	}
 
-	source = quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
-										get_rel_name(relid));
+	check_error_count(&errors);
+	source = pgapp_cs_source_name(relid);
 	pgapp_jsonb_begin_object(&b);
 	pgapp_jsonb_key(&b, "source");
 	pgapp_jsonb_add_string(&b, source);
@@ -961,8 +997,19 @@ pgapp_cs_cast(Oid relid, Jsonb *data, Jsonb *params, ArrayType *permitted, List 
 	else
 		pgapp_jsonb_add_null(&b);
 	add_jsonb_member(&b, "data", data);
+	pgapp_jsonb_key(&b, "name");
+	if (name)
+		pgapp_jsonb_add_string(&b, name);
+	else
+		pgapp_jsonb_add_null(&b);
+	pgapp_jsonb_key(&b, "permitted");
+	pgapp_jsonb_begin_array(&b);
+	foreach(lc, permitted_names)
+		pgapp_jsonb_add_string(&b, lfirst(lc));
+	pgapp_jsonb_end_array(&b);
 	add_jsonb_member(&b, "params", params);
-	add_jsonb_member(&b, "changes", changes);
+	pgapp_jsonb_key(&b, "changes");
+	add_changes_json(&b, &changes->root, in.drop_changes);
 	pgapp_jsonb_key(&b, "errors");
 	pgapp_cs_add_errors_json(&b, &errors);
 	pgapp_jsonb_key(&b, "valid");
@@ -1013,5 +1060,5 @@ pgapp_cast(PG_FUNCTION_ARGS)
 									PG_ARGISNULL(1) ? NULL : PG_GETARG_JSONB_P(1),
 									PG_GETARG_JSONB_P(2),
 									PG_GETARG_ARRAYTYPE_P(3),
-									NIL, PG_ARGISNULL(1) ? "insert" : "update"));
+									NIL, PG_ARGISNULL(1) ? "insert" : "update", NULL));
 }

@@ -115,6 +115,15 @@ _PG_init(void)
 							 0,
 							 NULL, NULL, NULL);
 
+	DefineCustomIntVariable("pgapp.changeset_max_items",
+							"Most errors, permitted fields, required fields or constraints a changeset value may hold.",
+							"Longer changesets are refused (54000) before any validator reads them.",
+							&pgapp_changeset_max_items,
+							1000, 1, 1000000,
+							PGC_SUSET,
+							0,
+							NULL, NULL, NULL);
+
 	DefineCustomIntVariable("pgapp.max_page_size",
 							"Largest page_size pgapp.paginate accepts.",
 							NULL,
