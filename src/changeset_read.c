@@ -79,8 +79,8 @@ check_count(const char *what, int n)
 	if (n > pgapp_changeset_max_items)
 		ereport(ERROR,
 				errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				errmsg("changeset has too many %s (%d)", what, n),
-				errdetail("The limit is %d.", pgapp_changeset_max_items),
+				errmsg("changeset has more than %d %s", pgapp_changeset_max_items, what),
+				errdetail("pgapp.changeset_max_items limits errors, permitted and required fields, and constraints."),
 				errhint("A superuser can raise pgapp.changeset_max_items."));
 }
 
@@ -139,7 +139,8 @@ array_member(Jsonb *cs, const char *key, bool required)
 	if (!pgapp_jsonb_value_is_array(v))
 		bad_shape(psprintf("changeset member \"%s\" must be a JSON array%s, not %s",
 						   key, required ? "" : " or null", json_type_name(v)));
-	check_count(key, pgapp_jsonb_array_length(v));
+	check_count(strcmp(key, "constraints") == 0 ? key : psprintf("%s fields", key),
+				pgapp_jsonb_array_length(v));
 	return v;
 }
 
