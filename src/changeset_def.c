@@ -657,6 +657,22 @@ constraint_matches(JsonbValue *decl, Oid relid, int sqlerrcode, const char *conn
 }
 
 /*
+ * Re-raise a write's error that no declaration maps.  PostgreSQL's own
+ * messages quote the value (invalid input syntax for type uuid: "...", Key
+ * (email)=(...) already exists): cut message and detail so an error does not
+ * echo a whole request body back.
+ */
+#define WRITE_ERROR_ECHO_CHARS (4 * PGA_MESSAGE_ECHO_CHARS)
+
+static void
+rethrow_cut(ErrorData *edata)
+{
+	edata->message = pga_truncate_for_message(edata->message, WRITE_ERROR_ECHO_CHARS);
+	edata->detail = pga_truncate_for_message(edata->detail, WRITE_ERROR_ECHO_CHARS);
+	ReThrowError(edata);
+}
+
+/*
  * Map a failed write to field errors, or re-raise it.  Returns the 422
  * body in return mode; does not return in raise mode.
  */
@@ -726,7 +742,7 @@ map_write_error(WriteState *ws, ErrorData *edata)
 									   pgapp_cs_first_error_field(&errors), false);
 			}
 		}
-		ReThrowError(edata);
+		rethrow_cut(edata);
 	}
 
 	if (edata->constraint_name != NULL &&
@@ -751,7 +767,7 @@ map_write_error(WriteState *ws, ErrorData *edata)
 			}
 		}
 	}
-	ReThrowError(edata);
+	rethrow_cut(edata);
 	return NULL;				/* not reached */
 }
 

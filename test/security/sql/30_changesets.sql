@@ -203,6 +203,18 @@ RESET pgapp.error_mode;
 RESET ROLE;
 SELECT email, is_admin FROM public.sec_cs_account ORDER BY id;
 
+-- PostgreSQL's own error for a value that does not fit quotes the value: cut too
+GRANT SELECT, INSERT ON public.sec_cs_account TO sec_attacker;
+SET ROLE sec_attacker;
+SELECT pg_temp.outcome('SELECT pgapp.insert($1::pgapp.changeset)', cs) AS sqlstate,
+       left(pg_temp.message_of('SELECT pgapp.insert($1::pgapp.changeset)', cs), 36) AS message_start,
+       length(pg_temp.message_of('SELECT pgapp.insert($1::pgapp.changeset)', cs)) AS message_length
+  FROM (SELECT pgapp.cast('public.sec_cs_account', NULL, '{}', ARRAY['email', 'born'])::jsonb
+               || jsonb_build_object('changes', jsonb_build_object('email', 'x@example.com', 'born', repeat('9', 100000)))
+               AS cs) AS t;
+RESET ROLE;
+REVOKE SELECT, INSERT ON public.sec_cs_account FROM sec_attacker;
+
 -- anon through PostgREST: an unparsable date is a 422 body, not a 400
 SET ROLE anon;
 BEGIN;
