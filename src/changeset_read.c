@@ -46,7 +46,6 @@
 #include "utils/guc.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
-#include "utils/regproc.h"
 #include "utils/varlena.h"
 
 #include "changeset.h"
@@ -177,27 +176,20 @@ check_known_key(const char *key, int keylen, JsonbValue *value, void *arg)
 static Oid
 source_relid(const char *source)
 {
-	List	   *volatile names = NIL;
-	MemoryContext cxt = CurrentMemoryContext;
+	char	   *raw = pstrdup(source);
+	List	   *parts = NIL;
+	List	   *names = NIL;
+	ListCell   *lc;
 	Oid			relid;
 	char		kind;
 
 	if (source[0] == '\0')
 		bad_shape("changeset member \"source\" must not be empty");
-	PG_TRY();
-	{
-		names = stringToQualifiedNameList(source);
-	}
-	PG_CATCH();
-	{
-		/* a syntax error only: nothing to clean up but the error itself */
-		MemoryContextSwitchTo(cxt);
-		FlushErrorState();
-		names = NIL;
-	}
-	PG_END_TRY();
-	if (names == NIL || list_length(names) > 2)
+	/* stringToQualifiedNameList without its error: a bad name is a bad shape */
+	if (!SplitIdentifierString(raw, '.', &parts) || parts == NIL || list_length(parts) > 2)
 		bad_shape(psprintf("changeset member \"source\" is not a table name: \"%s\"", ECHO(source)));
+	foreach(lc, parts)
+		names = lappend(names, makeString(pstrdup(lfirst(lc))));
 
 	relid = RangeVarGetRelid(makeRangeVarFromNameList(names), NoLock, true);
 	if (!OidIsValid(relid))
