@@ -17,7 +17,13 @@
  *	  has an error (e.g. from a failed cast);
  *	- within a field the newest error comes first;
  *	- messages interpolate %{count}, %{number} (and, for add_error, any
- *	  key of opts).
+ *	  key of opts);
+ *	- required drops the fields it reports from the changes;
+ *	- length counts graphemes (ICU's character break iterator) unless the
+ *	  rule says codepoints or bytes;
+ *	- format raises on a change that is not a string;
+ *	- confirmation compares the params as sent, whether or not the field
+ *	  changes.
  *
  * src/changeset.c
  *
@@ -423,40 +429,6 @@ pgapp_cs_errors_body(CsErrors *errors)
 	pgapp_cs_add_errors_json(&b, errors);
 	pgapp_jsonb_end_object(&b);
 	return pgapp_jsonb_finish(&b);
-}
-
-static void
-load_field_errors(const char *key, int keylen, JsonbValue *value, void *arg)
-{
-	CsErrors   *errors = (CsErrors *) arg;
-	int			n = pgapp_jsonb_array_length(value);
-
-	if (value->type == jbvString)
-		n = 0;
-	for (int i = 0; i < n; i++)
-	{
-		JsonbValue *m = pgapp_jsonb_array_get(value, i);
-		CsError    *e = palloc(sizeof(CsError));
-
-		e->field = pstrdup(key);
-		e->message = m->type == jbvString ? pgapp_jsonb_value_cstring(m) : pgapp_jsonb_value_to_cstring(m);
-		errors->existing = lappend(errors->existing, e);
-	}
-	if (value->type == jbvString)
-	{
-		CsError    *e = palloc(sizeof(CsError));
-
-		e->field = pstrdup(key);
-		e->message = pgapp_jsonb_value_cstring(value);
-		errors->existing = lappend(errors->existing, e);
-	}
-}
-
-/* The errors object of a changeset, as errors->existing. */
-void
-pgapp_cs_load_errors(JsonbContainer *object, CsErrors *errors)
-{
-	pgapp_jsonb_foreach(object, load_field_errors, errors);
 }
 
 /* ---------------------------------------------------------------------

@@ -196,7 +196,6 @@ extern bool pgapp_cs_has_error(CsErrors *errors, const char *field);
 extern void pgapp_cs_add_error(CsErrors *errors, const char *field, const char *message);
 extern void pgapp_cs_add_errors_json(PgappJsonbBuilder *b, CsErrors *errors);
 extern Jsonb *pgapp_cs_errors_body(CsErrors *errors);
-extern void pgapp_cs_load_errors(JsonbContainer *object, CsErrors *errors);
 extern char *pgapp_cs_interpolate(const char *msg, int n, const char *const *keys,
 								  const char *const *values);
 extern int	pgapp_cs_trim(const char *s, int len, const char **start);

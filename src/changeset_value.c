@@ -5,10 +5,12 @@
  *	  store), and the SQL validator functions that pipe it through the
  *	  engine in changeset.c.
  *
- * A changeset is jsonb (the pgapp.changeset domain): source, action, data,
- * params, changes, errors, valid, required, constraints.  Values stay
- * jsonb, so numerics are exact; jansson is not used for user data.  A
- * validator that adds nothing returns its input unchanged.
+ * A changeset is jsonb (the pgapp.changeset domain): source, action, name,
+ * permitted, data, params, changes, errors, valid, required, constraints.
+ * Every function here reads one through pgapp_cs_read (changeset_read.c),
+ * which checks all of it first.  Values stay jsonb, so numerics are exact;
+ * jansson is not used for user data.  A validator that adds nothing returns
+ * its input unchanged (unless its "valid" disagreed with its errors).
  *
  * Casting follows Ecto: permitted params only; strings trimmed and blank
  * strings are nil; a value equal to the data's is not a change; a value
