@@ -198,6 +198,8 @@ SELECT pgapp.define_changeset('cr_lengths', 'cr_task', ARRAY['title', 'descripti
       {"confirmation": "password", "required": true, "message": "must be confirmed"}]');
 SELECT pgapp.errors(pgapp.changeset('cr_lengths', '{"title": "e\u0301", "description": "e\u0301", "password": "x"}'));
 SELECT pgapp.errors(pgapp.changeset('cr_lengths', '{"password": "", "password_confirmation": "password"}'));
+-- json_schema reads the same rules ("required": true is confirmation's option)
+SELECT pgapp.json_schema('cr_lengths') -> 'required' AS required_fields;
 -- the trigger counts the same way (the table also enforces cr_task_create: at least 10)
 SELECT pgapp.define_changeset('cr_lengths', 'cr_task', ARRAY['title'], '[{"length": "title", "max": 10}]');
 SELECT pgapp.validate_table('cr_task', 'cr_lengths');
@@ -205,6 +207,7 @@ INSERT INTO cr_task (title) VALUES ('abcdefghi' || U&'e\0301') RETURNING length(
 SELECT * FROM pg_temp.show($$ INSERT INTO cr_task (title) VALUES ('abcdefghij' || U&'e\0301') $$);
 SELECT pgapp.define_changeset('cr_lengths', 'cr_task', ARRAY['title'], '[{"length": "title", "max": 11, "count": "bytes"}]');
 SELECT * FROM pg_temp.show($$ INSERT INTO cr_task (title) VALUES ('abcdefghij' || 'é') $$);
+SELECT pgapp.json_schema('cr_lengths') -> 'properties' -> 'title' AS title_schema;
 DROP TRIGGER pgapp_validate_cr_lengths ON cr_task;
 -- a named changeset carries its definition's permitted list: a value that widens it is refused
 SELECT * FROM pg_temp.show($$

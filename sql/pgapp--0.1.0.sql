@@ -352,7 +352,8 @@ BEGIN
     END IF;
     SELECT * INTO def FROM pgapp.changeset_def AS d WHERE d.name = changeset_name;
     IF NOT FOUND THEN
-        RAISE EXCEPTION 'changeset "%" does not exist', changeset_name
+        RAISE EXCEPTION 'changeset "%" does not exist',
+                CASE WHEN length(changeset_name) > 64 THEN left(changeset_name, 64) || '...' ELSE changeset_name END
             USING ERRCODE = 'undefined_object', HINT = 'Define it with pgapp.define_changeset().';
     END IF;
 
@@ -372,8 +373,10 @@ BEGIN
 
     -- what the rules say about them
     FOR rule IN SELECT r FROM jsonb_array_elements(def.rules) AS r LOOP
+        -- ("required": true is an option of confirmation, not the required rule)
         SELECT k INTO kind FROM jsonb_object_keys(rule) AS k
-         WHERE k IN ('required', 'length', 'number', 'inclusion', 'exclusion', 'format', 'future', 'transition');
+         WHERE k IN ('required', 'length', 'number', 'inclusion', 'exclusion', 'format', 'future', 'transition')
+           AND NOT (k = 'required' AND jsonb_typeof(rule -> k) = 'boolean');
         CONTINUE WHEN kind IS NULL;
         IF kind = 'required' THEN
             required := required || ARRAY(
@@ -389,6 +392,15 @@ BEGIN
         is_array := prop ->> 'type' = 'array';
         CASE kind
             WHEN 'length' THEN
+                -- JSON Schema has no byte length: say it in words
+                IF rule ->> 'count' = 'bytes' AND NOT is_array THEN
+                    prop := prop || jsonb_build_object('description', concat_ws(' ', prop ->> 'description',
+                        concat_ws(', ', 'Length in bytes (UTF-8)',
+                                  'at least ' || (rule ->> 'min'), 'at most ' || (rule ->> 'max'),
+                                  'exactly ' || (rule ->> 'is')) || '.'));
+                    props := jsonb_set(props, ARRAY[field], prop);
+                    CONTINUE;
+                END IF;
                 prop := prop
                     || CASE WHEN rule ? 'min' THEN jsonb_build_object(CASE WHEN is_array THEN 'minItems' ELSE 'minLength' END, rule -> 'min') ELSE '{}' END
                     || CASE WHEN rule ? 'max' THEN jsonb_build_object(CASE WHEN is_array THEN 'maxItems' ELSE 'maxLength' END, rule -> 'max') ELSE '{}' END
