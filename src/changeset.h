@@ -206,6 +206,7 @@ extern const char *pgapp_cs_first_error_field(CsErrors *errors);
 extern Jsonb *pgapp_cs_cast(Oid relid, Jsonb *data, Jsonb *params, ArrayType *permitted,
 							List *rules, const char *action, const char *name);
 extern bool pgapp_cs_try_input(Oid typid, int32 typmod, const char *str, Datum *out);
+extern bool pgapp_cs_change_fits(Oid relid, const char *name, JsonbValue *value);
 
 /* machine.c */
 typedef enum CsTransitionResult

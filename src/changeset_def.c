@@ -597,6 +597,26 @@ collect_column(const char *key, int keylen, JsonbValue *value, void *arg)
 	ws->columns = lappend(ws->columns, pstrdup(key));
 }
 
+/*
+ * Every value of a valid changeset's changes must fit its column before the
+ * write runs (a crafted value gets 22023, not the executor's error).
+ */
+static void
+check_change_fits(const char *key, int keylen, JsonbValue *value, void *arg)
+{
+	WriteState *ws = (WriteState *) arg;
+
+	CHECK_FOR_INTERRUPTS();
+	if (!pgapp_cs_change_fits(ws->relid, key, value))
+		ereport(ERROR,
+				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				errmsg("changeset change of \"%s\" is not a valid %s", key,
+					   format_type_be(get_atttype(ws->relid, get_attnum(ws->relid, key)))),
+				errdetail("The value is %s.",
+						  pga_truncate_for_message(pgapp_jsonb_value_to_cstring(value), PGA_MESSAGE_ECHO_CHARS)),
+				errhint("Build changesets with pgapp.cast() or pgapp.changeset() and pass them on unchanged."));
+}
+
 /* The errors of the changeset, as CsErrors (existing). */
 static void
 load_errors(WriteState *ws, CsErrors *errors)
@@ -890,6 +910,7 @@ pgapp_insert(PG_FUNCTION_ARGS)
 	prepare_write(&ws, PG_GETARG_JSONB_P(0));
 	if (!ws.read.valid)
 		PG_RETURN_JSONB_P(report_invalid(&ws));
+	pgapp_jsonb_foreach(ws.read.changes, check_change_fits, &ws);
 
 	rel = qualified_name(ws.relid);
 	if (ws.columns == NIL)
@@ -943,6 +964,7 @@ pgapp_update(PG_FUNCTION_ARGS)
 				errhint("Build it with the current row, e.g. pgapp.changeset('task_update', params, to_jsonb(t))."));
 	if (!ws.read.valid)
 		PG_RETURN_JSONB_P(report_invalid(&ws));
+	pgapp_jsonb_foreach(ws.read.changes, check_change_fits, &ws);
 	if (ws.columns == NIL)
 		PG_RETURN_JSONB_P(pgapp_jsonb_from_value(data));	/* no changes, no write (as Ecto) */
 

@@ -881,6 +881,30 @@ cast_value(Oid relid, const CsField *f, JsonbValue *in, JsonbValue *out)
 	}
 }
 
+/*
+ * Does a change hold a value its column can take?  For pgapp.insert and
+ * pgapp.update, before the write: a crafted changeset gets 22023 from the
+ * reader's side rather than whatever the executor would say.  A string for
+ * a scalar column goes through the type's input function; anything else
+ * through the same conversion pgapp.cast uses.
+ */
+bool
+pgapp_cs_change_fits(Oid relid, const char *name, JsonbValue *value)
+{
+	CsField		f;
+	JsonbValue	out;
+	Datum		d;
+
+	if (value->type == jbvNull)
+		return true;
+	pgapp_cs_resolve_field(relid, name, false, &f);
+	if (value->type == jbvString && !f.is_array && get_typtype(f.typid) == TYPTYPE_BASE &&
+		f.typid != JSONOID && f.typid != JSONBOID)
+		return pgapp_cs_try_input(f.typid, f.typmod,
+								  pnstrdup(value->val.string.val, value->val.string.len), &d);
+	return cast_value(relid, &f, value, &out);
+}
+
 static void
 add_jsonb_member(PgappJsonbBuilder *b, const char *key, Jsonb *value)
 {
