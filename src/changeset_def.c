@@ -991,6 +991,15 @@ pgapp_update(PG_FUNCTION_ARGS)
 					errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					errmsg("changeset data has no value for primary key column \"%s\"",
 						   (char *) lfirst(lc)));
+		if (!pgapp_cs_change_fits(ws.relid, lfirst(lc), v))
+			ereport(ERROR,
+					errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					errmsg("changeset data holds no valid %s for primary key column \"%s\"",
+						   format_type_be(get_atttype(ws.relid, get_attnum(ws.relid, lfirst(lc)))),
+						   (char *) lfirst(lc)),
+					errdetail("The value is %s.",
+							  pga_truncate_for_message(pgapp_jsonb_value_to_cstring(v), PGA_MESSAGE_ECHO_CHARS)),
+					errhint("Build the changeset with the current row, e.g. to_jsonb(t)."));
 		appendStringInfo(&where, "%sr.%s OPERATOR(pg_catalog.=) k.%s", where.len ? " AND " : "",
 						 quote_identifier(lfirst(lc)), quote_identifier(lfirst(lc)));
 	}

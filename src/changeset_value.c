@@ -898,8 +898,10 @@ pgapp_cs_change_fits(Oid relid, const char *name, JsonbValue *value)
 	if (value->type == jbvNull)
 		return true;
 	pgapp_cs_resolve_field(relid, name, false, &f);
-	if (value->type == jbvString && !f.is_array && get_typtype(f.typid) == TYPTYPE_BASE &&
-		f.typid != JSONOID && f.typid != JSONBOID)
+	if (f.typid == JSONOID || f.typid == JSONBOID)
+		return true;
+	/* a string is what the write gives the type's input function, as is */
+	if (value->type == jbvString)
 		return pgapp_cs_try_input(f.typid, f.typmod,
 								  pnstrdup(value->val.string.val, value->val.string.len), &d);
 	return cast_value(relid, &f, value, &out);
