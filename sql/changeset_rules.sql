@@ -179,6 +179,10 @@ SELECT * FROM pg_temp.show($$ SELECT pgapp.define_changeset('cr_task_create', 'c
 SELECT * FROM pg_temp.show($$ SELECT pgapp.drop_changeset('no_such_changeset') $$);
 SELECT * FROM pg_temp.show($$ SELECT pgapp.insert(NULL) $$);
 SELECT * FROM pg_temp.show($$ SELECT pgapp.insert('{"source": "cr_task", "permitted": [], "changes": {"nope": 1}, "errors": {}, "valid": true}') $$);
+-- a valid changeset's changes, and update's key, must fit their columns before the write
+SELECT * FROM pg_temp.show($$ SELECT pgapp.insert(jsonb_set(pgapp.cast('cr_task', NULL, '{"title": "Dated"}', ARRAY['title', 'due_date']),
+                                                   '{changes,due_date}', '"2031-02-30"')) $$);
+SELECT * FROM pg_temp.show($$ SELECT pgapp.update(pgapp.cast('cr_task', '{"id": "one"}', '{"title": "Renamed"}', ARRAY['title'])) $$);
 SELECT * FROM pg_temp.show($$ SELECT pgapp._changeset_trigger() $$);
 CREATE TRIGGER misuse AFTER INSERT ON cr_user FOR EACH ROW EXECUTE FUNCTION pgapp._changeset_trigger('cr_task_create');
 SELECT * FROM pg_temp.show($$ INSERT INTO cr_user (email) VALUES ('x@example.com') $$);
