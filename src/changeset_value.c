@@ -901,6 +901,9 @@ pgapp_cs_change_fits(Oid relid, const char *name, JsonbValue *value)
 	if (f.typid == JSONOID || f.typid == JSONBOID)
 		return true;
 	/* a string is what the write gives the type's input function, as is */
+	if (value->type == jbvString && f.typmod < 0 &&
+		(f.typid == TEXTOID || f.typid == VARCHAROID || f.typid == BPCHAROID))
+		return true;			/* any string is a text: no subtransaction */
 	if (value->type == jbvString)
 		return pgapp_cs_try_input(f.typid, f.typmod,
 								  pnstrdup(value->val.string.val, value->val.string.len), &d);
