@@ -9,7 +9,7 @@
 EXTENSION    = pgapp
 MODULE_big   = pgapp
 OBJS         = src/pgapp.o src/error.o src/json_util.o src/crypto.o \
-               src/changeset_rules.o src/changeset.o src/changeset_value.o src/changeset_read.o \
+               src/changeset_rules.o src/changeset.o src/changeset_value.o src/changeset_read.o src/changeset_cast.o \
                src/changeset_def.o src/machine.o src/query.o src/ratelimit.o \
                src/ratelimit_limiter.o src/ratelimit_store.o src/worker.o \
                src/pubsub.o src/pubsub_outbox.o src/pubsub_changes.o \

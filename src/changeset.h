@@ -5,8 +5,10 @@
  *	  reach the validators (a changeset's JSON, or a trigger's tuples).
  *
  * changeset_rules.c compiles rules; changeset.c is the engine (values,
- * validators, messages, errors); changeset_value.c is the changeset as a
- * jsonb value (cast and the SQL validator functions); changeset_def.c owns
+ * validators, messages, errors); changeset_read.c is the one checking
+ * reader of changeset values; changeset_value.c is the changeset as a
+ * jsonb value (the SQL validator functions); changeset_cast.c builds one
+ * (pgapp.cast) and checks changes before a write; changeset_def.c owns
  * named changesets (definitions, cache, trigger, insert/update); machine.c
  * owns status machines.  This header is what they share.
  *
@@ -203,6 +205,11 @@ extern Jsonb *pgapp_cs_report(Jsonb *errors_body, Oid relid, const char *first_f
 extern const char *pgapp_cs_first_error_field(CsErrors *errors);
 
 /* changeset_value.c */
+extern void pgapp_cs_add_changes_json(PgappJsonbBuilder *b, JsonbContainer *changes, List *drop);
+extern void pgapp_cs_check_error_count(CsErrors *errors);
+extern void pgapp_cs_add_constraint_json(PgappJsonbBuilder *b, const CsRule *rule);
+
+/* changeset_cast.c */
 extern Jsonb *pgapp_cs_cast(Oid relid, Jsonb *data, Jsonb *params, ArrayType *permitted,
 							List *rules, const char *action, const char *name);
 extern bool pgapp_cs_try_input(Oid typid, int32 typmod, const char *str, Datum *out);
