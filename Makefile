@@ -9,7 +9,7 @@
 EXTENSION    = pgapp
 MODULE_big   = pgapp
 OBJS         = src/pgapp.o src/error.o src/json_util.o src/crypto.o \
-               src/changeset_rules.o src/changeset.o src/changeset_value.o \
+               src/changeset_rules.o src/changeset.o src/changeset_value.o src/changeset_read.o src/changeset_cast.o \
                src/changeset_def.o src/machine.o src/query.o src/ratelimit.o \
                src/ratelimit_limiter.o src/ratelimit_store.o src/worker.o \
                src/pubsub.o src/pubsub_outbox.o src/pubsub_changes.o \
@@ -19,8 +19,8 @@ DATA         = $(wildcard sql/$(EXTENSION)--*.sql)
 PG_CONFIG   ?= /usr/lib/postgresql/15/bin/pg_config
 PKG_CONFIG  ?= pkg-config
 
-PG_CPPFLAGS  = -I$(srcdir)/src $(shell $(PKG_CONFIG) --cflags jansson libsodium)
-SHLIB_LINK   = $(shell $(PKG_CONFIG) --libs jansson libsodium)
+PG_CPPFLAGS  = -I$(srcdir)/src $(shell $(PKG_CONFIG) --cflags jansson libsodium icu-uc)
+SHLIB_LINK   = $(shell $(PKG_CONFIG) --libs jansson libsodium icu-uc)
 PG_CFLAGS    = -Wall -Wmissing-prototypes -Wpointer-arith -Wendif-labels \
                -Wmissing-format-attribute -Wformat-security
 

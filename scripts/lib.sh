@@ -21,6 +21,7 @@ PACKAGES=(
     libtap-parser-sourcehandler-pgtap-perl   # pg_prove
     libjansson-dev
     libsodium-dev
+    libicu-dev                               # grapheme counting (validate_length)
     pkg-config
     make
     gcc

@@ -178,13 +178,49 @@ SELECT * FROM pg_temp.show($$ SELECT pgapp.drop_changeset('cr_task_create') $$);
 SELECT * FROM pg_temp.show($$ SELECT pgapp.define_changeset('cr_task_create', 'cr_user', ARRAY['email'], '[]') $$);
 SELECT * FROM pg_temp.show($$ SELECT pgapp.drop_changeset('no_such_changeset') $$);
 SELECT * FROM pg_temp.show($$ SELECT pgapp.insert(NULL) $$);
-SELECT * FROM pg_temp.show($$ SELECT pgapp.insert('{"source": "cr_task", "changes": {"nope": 1}, "errors": {}, "valid": true}') $$);
+SELECT * FROM pg_temp.show($$ SELECT pgapp.insert('{"source": "cr_task", "permitted": [], "changes": {"nope": 1}, "errors": {}, "valid": true}') $$);
+-- a valid changeset's changes, and update's key, must fit their columns before the write
+SELECT * FROM pg_temp.show($$ SELECT pgapp.insert(jsonb_set(pgapp.cast('cr_task', NULL, '{"title": "Dated"}', ARRAY['title', 'due_date']),
+                                                   '{changes,due_date}', '"2031-02-30"')) $$);
+SELECT * FROM pg_temp.show($$ SELECT pgapp.update(pgapp.cast('cr_task', '{"id": "one"}', '{"title": "Renamed"}', ARRAY['title'])) $$);
 SELECT * FROM pg_temp.show($$ SELECT pgapp._changeset_trigger() $$);
 CREATE TRIGGER misuse AFTER INSERT ON cr_user FOR EACH ROW EXECUTE FUNCTION pgapp._changeset_trigger('cr_task_create');
 SELECT * FROM pg_temp.show($$ INSERT INTO cr_user (email) VALUES ('x@example.com') $$);
 DROP TRIGGER misuse ON cr_user;
+SELECT * FROM pg_temp.show($$ SELECT pgapp.define_changeset('bad', 'cr_task', ARRAY['title'], '[{"length": "title", "max": 3, "count": "letters"}]') $$);
+SELECT * FROM pg_temp.show($$ SELECT pgapp.define_changeset('bad', 'cr_task', ARRAY['title'], '[{"format": "estimate", "pattern": "^[0-9]+$"}]') $$);
+SELECT * FROM pg_temp.show($$ SELECT pgapp.define_changeset('bad', 'cr_task', ARRAY['title'], '[{"confirmation": "title", "required": "yes"}]') $$);
 -- nothing was defined by the failures
 SELECT name FROM pgapp.changeset_def ORDER BY name;
+
+---------------------------------------------------------------------------
+-- Ecto parity in rules: count (graphemes by default), confirmation's required
+---------------------------------------------------------------------------
+SELECT pgapp.define_changeset('cr_lengths', 'cr_task', ARRAY['title', 'description'],
+    '[{"length": "title", "max": 1},
+      {"length": "description", "max": 1, "count": "codepoints"},
+      {"confirmation": "password", "required": true, "message": "must be confirmed"}]');
+SELECT pgapp.errors(pgapp.changeset('cr_lengths', '{"title": "e\u0301", "description": "e\u0301", "password": "x"}'));
+SELECT pgapp.errors(pgapp.changeset('cr_lengths', '{"password": "", "password_confirmation": "password"}'));
+-- json_schema reads the same rules ("required": true is confirmation's option)
+SELECT pgapp.json_schema('cr_lengths') -> 'required' AS required_fields;
+-- the trigger counts the same way (the table also enforces cr_task_create: at least 10)
+SELECT pgapp.define_changeset('cr_lengths', 'cr_task', ARRAY['title'], '[{"length": "title", "max": 10}]');
+SELECT pgapp.validate_table('cr_task', 'cr_lengths');
+INSERT INTO cr_task (title) VALUES ('abcdefghi' || U&'e\0301') RETURNING length(title) AS codepoints;
+SELECT * FROM pg_temp.show($$ INSERT INTO cr_task (title) VALUES ('abcdefghij' || U&'e\0301') $$);
+SELECT pgapp.define_changeset('cr_lengths', 'cr_task', ARRAY['title'], '[{"length": "title", "max": 11, "count": "bytes"}]');
+SELECT * FROM pg_temp.show($$ INSERT INTO cr_task (title) VALUES ('abcdefghij' || 'é') $$);
+SELECT pgapp.json_schema('cr_lengths') -> 'properties' -> 'title' AS title_schema;
+DROP TRIGGER pgapp_validate_cr_lengths ON cr_task;
+-- a named changeset carries its definition's permitted list: a value that widens it is refused
+SELECT * FROM pg_temp.show($$
+  SELECT pgapp.insert(jsonb_set(jsonb_set(pgapp.changeset('cr_lengths', '{"title": "ok"}'),
+                                          '{permitted}', '["title", "estimate"]'),
+                                '{changes,estimate}', '1')) $$);
+SELECT * FROM pg_temp.show($$
+  SELECT pgapp.insert(jsonb_set(pgapp.changeset('cr_lengths', '{"title": "ok"}'), '{changes,estimate}', '1')) $$);
+SELECT pgapp.drop_changeset('cr_lengths');
 
 ---------------------------------------------------------------------------
 -- privileges: definitions are for pgapp_admin and the table owner

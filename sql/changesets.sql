@@ -67,6 +67,19 @@ SELECT pgapp.errors(pgapp.validate_required(
     pgapp.cast('cs_item', '{"id": 1, "title": "Kept", "code": "ab"}', '{"code": ""}',
                ARRAY['title', 'code']),
     ARRAY['title', 'code'])) AS errors;
+-- Ecto drops the blank fields from changes (Map.drop(changes, fields_with_errors)):
+-- "When nil" of Ecto's test "validate_required/3": changes are empty afterwards
+SELECT cs -> 'changes' AS changes, cs -> 'errors' AS errors
+  FROM pgapp.validate_required(
+         pgapp.cast('cs_item', '{"id": 1, "title": "Kept", "code": "ab"}', '{"title": null, "code": "\n"}',
+                    ARRAY['title', 'code']),
+         ARRAY['title', 'code'], message => 'is blank') AS cs;
+-- a present field stays; pgapp.changeset's rules drop the same way
+SELECT cs -> 'changes' AS changes
+  FROM pgapp.validate_required(
+         pgapp.cast('cs_item', '{"id": 1, "title": "Kept", "qty": 1}', '{"title": "", "qty": 2}',
+                    ARRAY['title', 'qty']),
+         ARRAY['title', 'qty']) AS cs;
 -- a field that failed to cast gets no "can't be blank" on top
 SELECT pgapp.errors(pgapp.validate_required(
     pgapp.cast('cs_item', NULL, '{"qty": "many"}', ARRAY['qty']), ARRAY['qty'])) AS errors;
@@ -96,6 +109,50 @@ SELECT pgapp.errors(pgapp.validate_length(pgapp.cast('cs_item', NULL, '{"tags": 
                                           'tags', max => 2)) AS many_items;
 SELECT pgapp.errors(pgapp.validate_length(pgapp.cast('cs_item', NULL, '{"tags": ["a"]}', ARRAY['tags']),
                                           'tags', "is" => 2)) AS wrong_items;
+-- Ecto's test "validate_length/3 with string": graphemes by default
+SELECT pgapp.errors(pgapp.validate_length(pgapp.cast('cs_item', NULL, '{"title": "world"}', ARRAY['title']),
+                                          'title', min => 3, max => 7)) AS min3_max7;
+SELECT pgapp.errors(pgapp.validate_length(pgapp.cast('cs_item', NULL, '{"title": "world"}', ARRAY['title']),
+                                          'title', min => 5, max => 5)) AS min5_max5;
+SELECT pgapp.errors(pgapp.validate_length(pgapp.cast('cs_item', NULL, '{"title": "world"}', ARRAY['title']),
+                                          'title', "is" => 5)) AS is5;
+SELECT pgapp.errors(pgapp.validate_length(pgapp.cast('cs_item', NULL, '{"title": "world"}', ARRAY['title']),
+                                          'title', min => 6)) AS min6;
+SELECT pgapp.errors(pgapp.validate_length(pgapp.cast('cs_item', NULL, '{"title": "world"}', ARRAY['title']),
+                                          'title', max => 4)) AS max4;
+SELECT pgapp.errors(pgapp.validate_length(pgapp.cast('cs_item', NULL, '{"title": "world"}', ARRAY['title']),
+                                          'title', "is" => 10)) AS is10;
+SELECT pgapp.errors(pgapp.validate_length(pgapp.cast('cs_item', NULL, '{"title": "world"}', ARRAY['title']),
+                                          'title', "is" => 10, message => 'yada')) AS is10_yada;
+-- "e\u0301" (e + combining acute) is one grapheme, two code points, three bytes
+SELECT pgapp.errors(pgapp.validate_length(pgapp.cast('cs_item', NULL, '{"title": "e\u0301"}', ARRAY['title']),
+                                          'title', max => 1)) AS graphemes;
+SELECT pgapp.errors(pgapp.validate_length(pgapp.cast('cs_item', NULL, '{"title": "e\u0301"}', ARRAY['title']),
+                                          'title', max => 1, count => 'codepoints')) AS codepoints;
+SELECT pgapp.errors(pgapp.validate_length(pgapp.cast('cs_item', NULL, '{"title": "e\u0301"}', ARRAY['title']),
+                                          'title', max => 3, count => 'bytes')) AS bytes_ok;
+-- emoji sequences and CR LF are one grapheme each
+SELECT pgapp.errors(pgapp.validate_length(pgapp.cast('cs_item', NULL,
+           jsonb_build_object('title', U&'\+01F469\200D\+01F4BB' || E'a\r\nb'), ARRAY['title']),
+           'title', "is" => 4)) AS clusters;
+-- Ecto's test "validate_length/3 with binary": byte(s) messages
+SELECT pgapp.errors(pgapp.validate_length(pgapp.cast('cs_item', NULL, '{"title": "abcd"}', ARRAY['title']),
+                                          'title', count => 'bytes', min => 3, max => 7)) AS bytes_min3_max7;
+SELECT pgapp.errors(pgapp.validate_length(pgapp.cast('cs_item', NULL, '{"title": "abcde"}', ARRAY['title']),
+                                          'title', count => 'bytes', "is" => 5)) AS bytes_is5;
+SELECT pgapp.errors(pgapp.validate_length(pgapp.cast('cs_item', NULL, '{"title": "abcde"}', ARRAY['title']),
+                                          'title', count => 'bytes', min => 6)) AS bytes_min6;
+SELECT pgapp.errors(pgapp.validate_length(pgapp.cast('cs_item', NULL, '{"title": "abcde"}', ARRAY['title']),
+                                          'title', count => 'bytes', max => 4)) AS bytes_max4;
+SELECT pgapp.errors(pgapp.validate_length(pgapp.cast('cs_item', NULL, '{"title": "abcde"}', ARRAY['title']),
+                                          'title', count => 'bytes', "is" => 10)) AS bytes_is10;
+SELECT pgapp.errors(pgapp.validate_length(pgapp.cast('cs_item', NULL, '{"title": "abcde"}', ARRAY['title']),
+                                          'title', count => 'bytes', "is" => 10, message => 'yada')) AS bytes_yada;
+SELECT pgapp.errors(pgapp.validate_length(pgapp.cast('cs_item', NULL, '{"title": "héllo"}', ARRAY['title']),
+                                          'title', count => 'bytes', max => 5)) AS bytes_multibyte;
+-- lists ignore count (as Ecto)
+SELECT pgapp.errors(pgapp.validate_length(pgapp.cast('cs_item', NULL, '{"tags": ["a"]}', ARRAY['tags']),
+                                          'tags', min => 2, count => 'bytes')) AS list_items;
 -- custom message with %{count}
 SELECT pgapp.errors(pgapp.validate_length(pgapp.cast('cs_item', NULL, '{"title": "ab"}', ARRAY['title']),
                                           'title', min => 3, message => 'needs %{count}+ letters')) AS custom;
@@ -142,6 +199,14 @@ SELECT pgapp.errors(pgapp.validate_format(pgapp.cast('cs_item', NULL, '{"title":
 SELECT pgapp.errors(pgapp.validate_format(pgapp.cast('cs_item', NULL, '{"title": "ABC"}', ARRAY['title']),
                                           'title', '(?i)^abc$')) AS format_ci;
 
+-- Ecto raises for a change that is not a string ("expects changes to be strings")
+SELECT * FROM pg_temp.show($$ SELECT pgapp.validate_format(pgapp.cast('cs_item', NULL, '{"body": 123}', ARRAY['body']), 'body', '[0-9]+', message => 'yada') $$);
+SELECT * FROM pg_temp.show($$ SELECT pgapp.validate_format(
+    jsonb_set(pgapp.cast('cs_item', NULL, '{}', ARRAY['due_date']), '{changes}', '{"due_date": 20310101}'),
+    'due_date', '^[0-9-]+$') $$);
+-- and a format rule on a column that never holds a string is refused
+SELECT * FROM pg_temp.show($$ SELECT pgapp.validate_format(pgapp.cast('cs_item', NULL, '{"qty": 123}', ARRAY['qty']), 'qty', '[0-9]+') $$);
+
 ---------------------------------------------------------------------------
 -- validate_future, validate_confirmation, validate_acceptance
 ---------------------------------------------------------------------------
@@ -153,15 +218,53 @@ SELECT pgapp.errors(pgapp.validate_future(pgapp.cast('cs_item', NULL,
            jsonb_build_object('due_date', current_date + 1), ARRAY['due_date']), 'due_date')) AS tomorrow;
 SELECT pgapp.errors(pgapp.validate_future(pgapp.cast('cs_item', NULL,
            jsonb_build_object('starts_at', now() - interval '1 second'), ARRAY['starts_at']), 'starts_at')) AS past_time;
+-- a change that is not a date is "is invalid" (as Ecto's cast says), not an exception
+SELECT pgapp.errors(pgapp.validate_future(
+           jsonb_set(pgapp.cast('cs_item', NULL, '{}', ARRAY['due_date']), '{changes}', '{"due_date": "2031-02-30"}'),
+           'due_date')) AS unparsable_date;
+SELECT pgapp.errors(pgapp.validate_future(
+           jsonb_set(pgapp.cast('cs_item', NULL, '{}', ARRAY['due_date']), '{changes}', '{"due_date": 20310101}'),
+           'due_date')) AS number_date;
 
+-- validate_confirmation compares the params as sent (Ecto's test "validate_confirmation/3")
 SELECT pgapp.errors(pgapp.validate_confirmation(
-    pgapp.cast('cs_item', NULL, '{"title": "secret", "title_confirmation": "secrte"}', ARRAY['title']),
-    'title')) AS mismatch;
-SELECT pgapp.errors(pgapp.validate_confirmation(
-    pgapp.cast('cs_item', NULL, '{"title": "secret", "title_confirmation": " secret "}', ARRAY['title']),
+    pgapp.cast('cs_item', NULL, '{"title": "title", "title_confirmation": "title"}', ARRAY['title']),
     'title')) AS matches;
 SELECT pgapp.errors(pgapp.validate_confirmation(
-    pgapp.cast('cs_item', NULL, '{"title": "secret"}', ARRAY['title']), 'title')) AS no_confirmation_param;
+    pgapp.cast('cs_item', NULL, '{"title": "title"}', ARRAY['title']), 'title')) AS no_confirmation_param;
+SELECT pgapp.errors(pgapp.validate_confirmation(
+    pgapp.cast('cs_item', NULL, '{"title": "title"}', ARRAY['title']), 'title', required => false)) AS not_required;
+SELECT pgapp.errors(pgapp.validate_confirmation(
+    pgapp.cast('cs_item', NULL, '{"title": "title"}', ARRAY['title']), 'title', required => true)) AS required;
+SELECT pgapp.errors(pgapp.validate_confirmation(
+    pgapp.cast('cs_item', NULL, '{"title": "title", "title_confirmation": null}', ARRAY['title']),
+    'title')) AS null_confirmation;
+SELECT pgapp.errors(pgapp.validate_confirmation(
+    pgapp.cast('cs_item', NULL, '{"title": "title", "title_confirmation": "not title"}', ARRAY['title']),
+    'title')) AS mismatch;
+SELECT pgapp.errors(pgapp.validate_confirmation(
+    pgapp.cast('cs_item', NULL, '{"title": "title", "title_confirmation": "not title"}', ARRAY['title']),
+    'title', message => 'doesn''t match field below')) AS custom_message;
+SELECT pgapp.errors(pgapp.validate_confirmation(
+    pgapp.cast('cs_item', NULL, '{"title": "title"}', ARRAY['title']),
+    'title', message => 'password doesn''t match')) AS skip_when_no_param;
+-- with casting: the params are compared, "1" and "1"
+SELECT pgapp.errors(pgapp.validate_confirmation(
+    pgapp.cast('cs_item', NULL, '{"qty": "1", "qty_confirmation": "1"}', ARRAY['qty']), 'qty')) AS with_casting;
+-- a blank change, a missing change: no match; message applies to them too
+SELECT pgapp.errors(pgapp.validate_confirmation(
+    pgapp.cast('cs_item', NULL, '{"password": "", "password_confirmation": "password"}', ARRAY['title']),
+    'password')) AS blank_change;
+SELECT pgapp.errors(pgapp.validate_confirmation(
+    pgapp.cast('cs_item', NULL, '{"password_confirmation": "password"}', ARRAY['title']),
+    'password')) AS missing_change;
+SELECT pgapp.errors(pgapp.validate_confirmation(
+    pgapp.cast('cs_item', NULL, '{"password_confirmation": "password"}', ARRAY['title']),
+    'password', message => 'yada')) AS missing_change_message;
+-- params are not trimmed: " title " is not "title" (Ecto compares params as sent)
+SELECT pgapp.errors(pgapp.validate_confirmation(
+    pgapp.cast('cs_item', NULL, '{"title": "title", "title_confirmation": " title "}', ARRAY['title']),
+    'title')) AS untrimmed;
 
 SELECT pgapp.errors(pgapp.validate_acceptance(
     pgapp.cast('cs_item', NULL, '{"terms": false}', ARRAY[]::text[]), 'terms')) AS refused;
@@ -209,7 +312,11 @@ SELECT * FROM pg_temp.show($$ SELECT pgapp.cast('cs_item', NULL, '{}', ARRAY[NUL
 SELECT * FROM pg_temp.show($$ SELECT pgapp.cast('pg_class_oid_index', NULL, '{}', ARRAY[]::text[]) $$);
 SELECT * FROM pg_temp.show($$ SELECT pgapp.validate_required(NULL, ARRAY['title']) $$);
 SELECT * FROM pg_temp.show($$ SELECT pgapp.validate_required('{"source": "cs_item"}', ARRAY['title']) $$);
-SELECT * FROM pg_temp.show($$ SELECT pgapp.validate_required('{"source": "cs_item", "changes": {}, "errors": {}, "valid": true}', ARRAY['titel']) $$);
+SELECT * FROM pg_temp.show($$ SELECT pgapp.validate_required('{"source": "cs_item", "permitted": [], "changes": {}, "errors": {}, "valid": true}', ARRAY['titel']) $$);
+SELECT * FROM pg_temp.show($$ SELECT pgapp.validate_length(pgapp.cast('cs_item', NULL, '{}', ARRAY['title']), 'title', max => 1, count => 'letters') $$);
+-- "valid" is recomputed from the errors, never trusted
+SELECT pgapp.is_valid(jsonb_set(pgapp.add_error(pgapp.cast('cs_item', NULL, '{}', ARRAY['title']), 'title', 'nope'),
+                                '{valid}', 'true')) AS valid_true_with_errors;
 SELECT * FROM pg_temp.show($$ SELECT pgapp.validate_length(pgapp.cast('cs_item', NULL, '{}', ARRAY['qty']), 'qty', min => 1) $$);
 SELECT * FROM pg_temp.show($$ SELECT pgapp.validate_length(pgapp.cast('cs_item', NULL, '{}', ARRAY['title']), 'title') $$);
 SELECT * FROM pg_temp.show($$ SELECT pgapp.validate_length(pgapp.cast('cs_item', NULL, '{}', ARRAY['title']), 'title', min => -1) $$);

@@ -7,6 +7,21 @@
 
 SELECT pgapp.error_stats_reset() IS NOT NULL AS reset;
 
+-- error_of(statement): the message and detail of the error it raises
+CREATE TYPE pg_temp.error_fields AS (sqlstate text, message text, detail text);
+CREATE FUNCTION pg_temp.error_of(query text) RETURNS pg_temp.error_fields
+LANGUAGE plpgsql AS $$
+DECLARE
+    r pg_temp.error_fields;
+BEGIN
+    EXECUTE query;
+    RETURN r;
+EXCEPTION WHEN OTHERS THEN
+    GET STACKED DIAGNOSTICS r.sqlstate = RETURNED_SQLSTATE, r.message = MESSAGE_TEXT, r.detail = PG_EXCEPTION_DETAIL;
+    RETURN r;
+END
+$$;
+
 ---------------------------------------------------------------------------
 -- raise mode
 ---------------------------------------------------------------------------
@@ -38,6 +53,27 @@ SELECT * FROM pg_temp.show($$
                             hint => 'Give the task a title.',
                             column_name => 'title', table_name => 'task')
 $$);
+
+-- numbers beyond int64 and double are JSON too: kept exactly, in DETAIL and in the returned body
+SELECT * FROM pg_temp.show($$
+  SELECT pgapp.report_error(422, '{"errors": {"qty": ["is too big"]}, "max": 123456789012345678901234567890, "exact": 0.1000000000000000000000000001, "huge": 1e40}')
+$$);
+BEGIN;
+SET LOCAL pgapp.error_mode = 'return';
+SELECT pgapp.report_error(409, '{"stock": 99999999999999999999999999999999999999.000000000000000000001}') AS body;
+COMMIT;
+
+-- field names and messages that echo the caller's input are cut in the MESSAGE
+-- (64 characters, whole characters only, then "..."); DETAIL keeps the whole body
+SELECT (r).message, length((r).detail) AS detail_length
+  FROM (SELECT pg_temp.error_of(format($q$SELECT pgapp.report_error(422, %L)$q$,
+          jsonb_build_object('errors', jsonb_build_object(repeat('é', 200), jsonb_build_array(repeat('x', 5000))))))
+        AS r) AS t;
+-- at most 20 field errors are listed in the MESSAGE
+SELECT (r).message
+  FROM (SELECT pg_temp.error_of(format($q$SELECT pgapp.report_error(422, %L)$q$,
+          jsonb_build_object('errors', (SELECT jsonb_object_agg('f' || lpad(i::text, 2, '0'), jsonb_build_array('bad'))
+                                          FROM generate_series(1, 25) AS i)))) AS r) AS t;
 
 -- psql shows the same error as a client would
 \set VERBOSITY default

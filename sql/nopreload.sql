@@ -45,12 +45,12 @@ SELECT * FROM pg_temp.show($$ SELECT pgapp.broadcast('np', 'e', '{}', mode => 'o
 SELECT * FROM pg_temp.show('SELECT * FROM pgapp.pubsub_outbox');
 -- jobs: queues and jobs are rows (external workers can serve them); no
 -- background worker runs them, and progress needs one
-CREATE FUNCTION pg_temp.np_job(args jsonb, job pgapp.job_info) RETURNS jsonb LANGUAGE sql AS $$ SELECT args $$;
+CREATE FUNCTION public.np_job(args jsonb, job pgapp.job_info) RETURNS jsonb LANGUAGE sql AS $$ SELECT args $$;
 SELECT pgapp.create_queue('np', 1);
-SELECT pgapp.enqueue('np', 'pg_temp.np_job', '{"n": 1}') > 0 AS enqueued;
+SELECT pgapp.enqueue('np', 'public.np_job', '{"n": 1}') > 0 AS enqueued;
 SELECT count(*) AS workers FROM pgapp.workers;
 SELECT queue, available, workers FROM pgapp.queue_stats;
 SELECT * FROM pg_temp.show('SELECT pgapp.job_progress(10)');
 SELECT pgapp.drop_queue('np', force => true);
-DROP FUNCTION pg_temp.np_job(jsonb, pgapp.job_info);
+DROP FUNCTION public.np_job(jsonb, pgapp.job_info);
 DROP EXTENSION pgapp;

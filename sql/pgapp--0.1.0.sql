@@ -139,9 +139,11 @@ GRANT EXECUTE ON FUNCTION pgapp.error_stats_reset() TO pgapp_admin;
 ---------------------------------------------------------------------------
 
 /*
- * A changeset: {"source", "data", "params", "changes", "errors", "valid",
- * "required", "constraints"}.  Built by pgapp.cast or pgapp.changeset and
- * passed through validators like an Ecto pipe.
+ * A changeset: {"source", "action", "name", "permitted", "data", "params",
+ * "changes", "errors", "valid", "required", "constraints"}.  Built by
+ * pgapp.cast or pgapp.changeset and passed through validators like an Ecto
+ * pipe.  Every function that takes one checks all of it first (22023), and
+ * recomputes "valid" from "errors".
  */
 CREATE DOMAIN pgapp.changeset AS jsonb
     CONSTRAINT changeset_shape CHECK (
@@ -149,7 +151,7 @@ CREATE DOMAIN pgapp.changeset AS jsonb
         AND VALUE OPERATOR(pg_catalog.?&) ARRAY['source', 'changes', 'errors', 'valid']);
 
 COMMENT ON DOMAIN pgapp.changeset IS
-'An Ecto-style changeset: source, data, params, changes, errors, valid, required, constraints';
+'An Ecto-style changeset: source, action, name, permitted, data, params, changes, errors, valid, required, constraints';
 
 /*
  * Named changesets: rules compiled and checked by pgapp.define_changeset,
@@ -180,7 +182,8 @@ AS 'MODULE_PATHNAME', 'pgapp_validate_required'
 LANGUAGE C STABLE;
 
 CREATE FUNCTION pgapp.validate_length(cs pgapp.changeset, field text,
-    min int DEFAULT NULL, max int DEFAULT NULL, "is" int DEFAULT NULL, message text DEFAULT NULL)
+    min int DEFAULT NULL, max int DEFAULT NULL, "is" int DEFAULT NULL, message text DEFAULT NULL,
+    count text DEFAULT 'graphemes')
 RETURNS pgapp.changeset
 AS 'MODULE_PATHNAME', 'pgapp_validate_length'
 LANGUAGE C STABLE;
@@ -218,7 +221,8 @@ RETURNS pgapp.changeset
 AS 'MODULE_PATHNAME', 'pgapp_validate_transition'
 LANGUAGE C STABLE;
 
-CREATE FUNCTION pgapp.validate_confirmation(cs pgapp.changeset, field text, message text DEFAULT NULL)
+CREATE FUNCTION pgapp.validate_confirmation(cs pgapp.changeset, field text, message text DEFAULT NULL,
+    required boolean DEFAULT false)
 RETURNS pgapp.changeset
 AS 'MODULE_PATHNAME', 'pgapp_validate_confirmation'
 LANGUAGE C STABLE;
@@ -256,12 +260,12 @@ LANGUAGE C STABLE;
 CREATE FUNCTION pgapp.is_valid(cs pgapp.changeset)
 RETURNS boolean
 AS 'MODULE_PATHNAME', 'pgapp_is_valid'
-LANGUAGE C STRICT IMMUTABLE PARALLEL SAFE;
+LANGUAGE C STRICT STABLE PARALLEL SAFE;
 
 CREATE FUNCTION pgapp.errors(cs pgapp.changeset)
 RETURNS jsonb
 AS 'MODULE_PATHNAME', 'pgapp_errors'
-LANGUAGE C STRICT IMMUTABLE PARALLEL SAFE;
+LANGUAGE C STRICT STABLE PARALLEL SAFE;
 
 CREATE FUNCTION pgapp.insert(cs pgapp.changeset)
 RETURNS jsonb
@@ -384,7 +388,8 @@ BEGIN
     END IF;
     SELECT * INTO def FROM pgapp.changeset_def AS d WHERE d.name = changeset_name;
     IF NOT FOUND THEN
-        RAISE EXCEPTION 'changeset "%" does not exist', changeset_name
+        RAISE EXCEPTION 'changeset "%" does not exist',
+                CASE WHEN length(changeset_name) > 64 THEN left(changeset_name, 64) || '...' ELSE changeset_name END
             USING ERRCODE = 'undefined_object', HINT = 'Define it with pgapp.define_changeset().';
     END IF;
 
@@ -404,8 +409,10 @@ BEGIN
 
     -- what the rules say about them
     FOR rule IN SELECT r FROM jsonb_array_elements(def.rules) AS r LOOP
+        -- ("required": true is an option of confirmation, not the required rule)
         SELECT k INTO kind FROM jsonb_object_keys(rule) AS k
-         WHERE k IN ('required', 'length', 'number', 'inclusion', 'exclusion', 'format', 'future', 'transition');
+         WHERE k IN ('required', 'length', 'number', 'inclusion', 'exclusion', 'format', 'future', 'transition')
+           AND NOT (k = 'required' AND jsonb_typeof(rule -> k) = 'boolean');
         CONTINUE WHEN kind IS NULL;
         IF kind = 'required' THEN
             required := required || ARRAY(
@@ -421,6 +428,15 @@ BEGIN
         is_array := prop ->> 'type' = 'array';
         CASE kind
             WHEN 'length' THEN
+                -- JSON Schema has no byte length: say it in words
+                IF rule ->> 'count' = 'bytes' AND NOT is_array THEN
+                    prop := prop || jsonb_build_object('description', concat_ws(' ', prop ->> 'description',
+                        concat_ws(', ', 'Length in bytes (UTF-8)',
+                                  'at least ' || (rule ->> 'min'), 'at most ' || (rule ->> 'max'),
+                                  'exactly ' || (rule ->> 'is')) || '.'));
+                    props := jsonb_set(props, ARRAY[field], prop);
+                    CONTINUE;
+                END IF;
                 prop := prop
                     || CASE WHEN rule ? 'min' THEN jsonb_build_object(CASE WHEN is_array THEN 'minItems' ELSE 'minLength' END, rule -> 'min') ELSE '{}' END
                     || CASE WHEN rule ? 'max' THEN jsonb_build_object(CASE WHEN is_array THEN 'maxItems' ELSE 'maxLength' END, rule -> 'max') ELSE '{}' END

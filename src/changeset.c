@@ -17,7 +17,13 @@
  *	  has an error (e.g. from a failed cast);
  *	- within a field the newest error comes first;
  *	- messages interpolate %{count}, %{number} (and, for add_error, any
- *	  key of opts).
+ *	  key of opts);
+ *	- required drops the fields it reports from the changes;
+ *	- length counts graphemes (ICU's character break iterator) unless the
+ *	  rule says codepoints or bytes;
+ *	- format raises on a change that is not a string;
+ *	- confirmation compares the params as sent, whether or not the field
+ *	  changes.
  *
  * src/changeset.c
  *
@@ -25,6 +31,9 @@
  */
 
 #include "postgres.h"
+
+#include <unicode/ubrk.h>
+#include <unicode/utext.h>
 
 #include "access/htup_details.h"
 #include "catalog/namespace.h"
@@ -422,40 +431,6 @@ pgapp_cs_errors_body(CsErrors *errors)
 	return pgapp_jsonb_finish(&b);
 }
 
-static void
-load_field_errors(const char *key, int keylen, JsonbValue *value, void *arg)
-{
-	CsErrors   *errors = (CsErrors *) arg;
-	int			n = pgapp_jsonb_array_length(value);
-
-	if (value->type == jbvString)
-		n = 0;
-	for (int i = 0; i < n; i++)
-	{
-		JsonbValue *m = pgapp_jsonb_array_get(value, i);
-		CsError    *e = palloc(sizeof(CsError));
-
-		e->field = pstrdup(key);
-		e->message = m->type == jbvString ? pgapp_jsonb_value_cstring(m) : pgapp_jsonb_value_to_cstring(m);
-		errors->existing = lappend(errors->existing, e);
-	}
-	if (value->type == jbvString)
-	{
-		CsError    *e = palloc(sizeof(CsError));
-
-		e->field = pstrdup(key);
-		e->message = pgapp_jsonb_value_cstring(value);
-		errors->existing = lappend(errors->existing, e);
-	}
-}
-
-/* The errors object of a changeset, as errors->existing. */
-void
-pgapp_cs_load_errors(JsonbContainer *object, CsErrors *errors)
-{
-	pgapp_jsonb_foreach(object, load_field_errors, errors);
-}
-
 /* ---------------------------------------------------------------------
  * Validators
  * ---------------------------------------------------------------------
@@ -470,11 +445,93 @@ add(CsErrors *errors, const CsRule *rule, const char *field, const char *dflt,
 	pgapp_cs_add_error(errors, field, key ? interpolate1(msg, key, value) : msg);
 }
 
+/*
+ * One character break iterator per backend (ICU allocates it with malloc;
+ * opening one costs far more than reusing it).
+ */
+static UBreakIterator *grapheme_iter = NULL;
+
+/*
+ * The number of extended grapheme clusters (user-perceived characters,
+ * Elixir's String.length) of s, by ICU's character break iterator.
+ */
+static int
+count_graphemes(const char *s, int len)
+{
+	UErrorCode	status = U_ZERO_ERROR;
+	UText		ut = UTEXT_INITIALIZER;
+	const char *utf8 = s;
+	int			utf8len = len;
+	int			count = 0;
+	bool		ascii = true;
+
+	/* ASCII: one grapheme per byte, except that CR LF is one */
+	for (int i = 0; i < len && ascii; i++)
+		ascii = !IS_HIGHBIT_SET(s[i]);
+	if (ascii)
+	{
+		count = len;
+		for (int i = 1; i < len; i++)
+			if (s[i - 1] == '\r' && s[i] == '\n')
+				count--;
+		return count;
+	}
+
+	if (GetDatabaseEncoding() != PG_UTF8)
+	{
+		utf8 = pg_server_to_any(s, len, PG_UTF8);
+		utf8len = (utf8 == s) ? len : strlen(utf8);
+	}
+	if (grapheme_iter == NULL)
+	{
+		grapheme_iter = ubrk_open(UBRK_CHARACTER, "", NULL, 0, &status);
+		if (U_FAILURE(status))
+		{
+			grapheme_iter = NULL;
+			elog(ERROR, "could not open ICU character break iterator: %s", u_errorName(status));
+		}
+	}
+	utext_openUTF8(&ut, utf8, utf8len, &status);
+	if (U_FAILURE(status))
+		elog(ERROR, "could not open ICU text: %s", u_errorName(status));
+	ubrk_setUText(grapheme_iter, &ut, &status);
+	if (U_FAILURE(status))
+	{
+		utext_close(&ut);
+		elog(ERROR, "could not set ICU break iterator text: %s", u_errorName(status));
+	}
+	(void) ubrk_first(grapheme_iter);
+	while (ubrk_next(grapheme_iter) != UBRK_DONE)
+	{
+		if ((++count & 0xFFF) == 0)
+			CHECK_FOR_INTERRUPTS();
+	}
+	utext_close(&ut);
+	return count;
+}
+
+/* The length of a string as the rule counts it. */
+static int
+string_length(const CsRule *rule, const char *s, int len)
+{
+	switch (rule->count)
+	{
+		case CS_COUNT_BYTES:
+			return len;
+		case CS_COUNT_CODEPOINTS:
+			return pg_database_encoding_max_length() == 1 ? len : pg_mbstrlen_with_len(s, len);
+		case CS_COUNT_GRAPHEMES:
+			break;
+	}
+	return count_graphemes(s, len);
+}
+
 static void
 validate_length(const CsRule *rule, const CsField *f, CsValue *v, CsErrors *errors)
 {
 	int			count;
 	bool		list = f->is_array;
+	bool		bytes = !list && rule->count == CS_COUNT_BYTES;
 	char		buf[16];
 
 	if (list)
@@ -487,40 +544,38 @@ validate_length(const CsRule *rule, const CsField *f, CsValue *v, CsErrors *erro
 	{
 		int			len;
 		char	   *s = value_text(v, &len);
-		int			maxlen = pg_database_encoding_max_length();
 
 		/*
-		 * A character is 1..maxlen bytes, so the byte length often settles
-		 * min and max without counting characters (the trigger's hot path).
+		 * Graphemes <= code points <= bytes, so a string no longer in bytes
+		 * than max passes a max-only rule uncounted (the trigger's hot path).
 		 */
-		if (maxlen == 1)
-			count = len;
-		else if (!rule->has_is &&
-				 (!rule->has_max || len <= rule->max) &&
-				 (!rule->has_min || len / maxlen >= rule->min))
+		if (!rule->has_is && !rule->has_min && rule->has_max && len <= rule->max)
 			return;
-		else
-			count = pg_mbstrlen_with_len(s, len);
+		count = string_length(rule, s, len);
 	}
 
 	if (rule->has_is && count != rule->is)
 	{
 		snprintf(buf, sizeof(buf), "%d", rule->is);
-		add(errors, rule, f->name, list ? "should have %{count} item(s)" : "should be %{count} character(s)",
+		add(errors, rule, f->name,
+			list ? "should have %{count} item(s)" :
+			bytes ? "should be %{count} byte(s)" : "should be %{count} character(s)",
 			"count", buf);
 	}
 	else if (rule->has_min && count < rule->min)
 	{
 		snprintf(buf, sizeof(buf), "%d", rule->min);
 		add(errors, rule, f->name,
-			list ? "should have at least %{count} item(s)" : "should be at least %{count} character(s)",
+			list ? "should have at least %{count} item(s)" :
+			bytes ? "should be at least %{count} byte(s)" : "should be at least %{count} character(s)",
 			"count", buf);
 	}
 	else if (rule->has_max && count > rule->max)
 	{
 		snprintf(buf, sizeof(buf), "%d", rule->max);
 		add(errors, rule, f->name,
-			list ? "should have at most %{count} item(s)" : "should be at most %{count} character(s)",
+			list ? "should have at most %{count} item(s)" :
+			bytes ? "should be at most %{count} byte(s)" : "should be at most %{count} character(s)",
 			"count", buf);
 	}
 }
@@ -627,8 +682,17 @@ static void
 validate_format(const CsRule *rule, const CsField *f, CsValue *v, CsErrors *errors)
 {
 	int			len;
-	char	   *s = value_text(v, &len);
+	char	   *s;
 
+	/* Ecto raises when the change is not a string: so do we */
+	if (!v->from_tuple && v->jv->type != jbvString)
+		ereport(ERROR,
+				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				errmsg("validate_format expects changes to be strings, but \"%s\" changes to %s",
+					   pgapp_echo(f->name),
+					   pgapp_echo(pgapp_jsonb_value_to_cstring(v->jv))),
+				errhint("Apply format rules to text columns."));
+	s = value_text(v, &len);
 	if (!RE_compile_and_execute(rule->pattern, s, len, REG_ADVANCED, C_COLLATION_OID, 0, NULL))
 		add(errors, rule, f->name, "has invalid format", NULL, NULL);
 }
@@ -669,20 +733,25 @@ validate_future(const CsRule *rule, const CsField *f, CsValue *v, CsErrors *erro
 		d = v->datum;
 	else
 	{
-		Oid			typinput;
-		Oid			typioparam;
 		int			len;
 		char	   *s;
 
-		/* changes hold the cast value as text (ISO 8601) */
+		/*
+		 * Changes hold the cast value as text (ISO 8601).  A value that is
+		 * not a date is what Ecto's cast reports: "is invalid" (422), not an
+		 * exception (a PostgREST client would get 400).
+		 */
 		if (v->jv->type != jbvString)
 		{
-			add(errors, rule, f->name, "is invalid", NULL, NULL);
+			pgapp_cs_add_error(errors, f->name, "is invalid");
 			return;
 		}
-		s = pnstrdup(value_text(v, &len), v->jv->val.string.len);
-		getTypeInputInfo(f->typid, &typinput, &typioparam);
-		d = OidInputFunctionCall(typinput, s, typioparam, -1);
+		s = value_text(v, &len);
+		if (!pgapp_cs_try_input(f->typid, -1, pnstrdup(s, len), &d))
+		{
+			pgapp_cs_add_error(errors, f->name, "is invalid");
+			return;
+		}
 	}
 
 	transaction_now(&today, &local_now);
@@ -746,30 +815,27 @@ validate_transition(const CsRule *rule, const CsField *f, CsValue *v, CsInput *i
 	}
 }
 
+/*
+ * Ecto's validate_confirmation: compare the params as sent.  When
+ * <field>_confirmation is in the params it must equal params[field] (null
+ * when absent), so a blank or missing field with a confirmation does not
+ * match; when it is absent there is no error unless required.
+ */
 static void
-validate_confirmation(const CsRule *rule, const CsField *f, CsValue *v, CsInput *in, CsErrors *errors)
+validate_confirmation(const CsRule *rule, const CsField *f, CsInput *in, CsErrors *errors)
 {
 	char	   *param = psprintf("%s_confirmation", f->name);
 	JsonbValue *conf = pgapp_jsonb_get(in->params, param);
-	int			len;
-	char	   *value;
-	const char *given;
-	int			glen;
+	JsonbValue *value = pgapp_jsonb_get(in->params, f->name);
+	JsonbValue	null_value = {.type = jbvNull};
 
 	if (conf == NULL)
-		return;					/* Ecto: no confirmation parameter, no check */
-	value = value_text(v, &len);
-	if (conf->type == jbvString)
 	{
-		/* compare as cast compares: trimmed */
-		glen = pgapp_cs_trim(conf->val.string.val, conf->val.string.len, &given);
+		if (rule->required)
+			add(errors, rule, param, "can't be blank", NULL, NULL);
+		return;
 	}
-	else
-	{
-		given = pgapp_jsonb_value_to_cstring(conf);
-		glen = strlen(given);
-	}
-	if (glen != len || memcmp(given, value, len) != 0)
+	if (!pgapp_jsonb_values_equal(conf, value ? value : &null_value))
 		add(errors, rule, param, "does not match confirmation", NULL, NULL);
 }
 
@@ -811,8 +877,19 @@ pgapp_cs_apply_rule(const CsRule *rule, CsInput *in, CsErrors *errors)
 				get_field(in, &rule->fields[i], &v);
 				if (value_blank(&v, &rule->fields[i]) &&
 					!pgapp_cs_has_error(errors, rule->fields[i].name))
+				{
 					add(errors, rule, rule->fields[i].name, "can't be blank", NULL, NULL);
+					/* Ecto: Map.drop(changes, fields_with_errors) */
+					if (in->newtup == NULL)
+						in->drop_changes = lappend(in->drop_changes, rule->fields[i].name);
+				}
 			}
+			return;
+
+		case CS_CONFIRMATION:
+			/* params only, whether or not the field changes (as Ecto) */
+			if (in->newtup == NULL && in->params != NULL)
+				validate_confirmation(rule, f, in, errors);
 			return;
 
 		case CS_ACCEPTANCE:
@@ -862,10 +939,6 @@ pgapp_cs_apply_rule(const CsRule *rule, CsInput *in, CsErrors *errors)
 			break;
 		case CS_TRANSITION:
 			validate_transition(rule, f, &v, in, errors);
-			break;
-		case CS_CONFIRMATION:
-			if (in->newtup == NULL && in->params != NULL)
-				validate_confirmation(rule, f, &v, in, errors);
 			break;
 		default:
 			elog(ERROR, "unrecognized changeset rule: %d", (int) rule->kind);

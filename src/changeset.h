@@ -5,8 +5,10 @@
  *	  reach the validators (a changeset's JSON, or a trigger's tuples).
  *
  * changeset_rules.c compiles rules; changeset.c is the engine (values,
- * validators, messages, errors); changeset_value.c is the changeset as a
- * jsonb value (cast and the SQL validator functions); changeset_def.c owns
+ * validators, messages, errors); changeset_read.c is the one checking
+ * reader of changeset values; changeset_value.c is the changeset as a
+ * jsonb value (the SQL validator functions); changeset_cast.c builds one
+ * (pgapp.cast) and checks changes before a write; changeset_def.c owns
  * named changesets (definitions, cache, trigger, insert/update); machine.c
  * owns status machines.  This header is what they share.
  *
@@ -58,6 +60,14 @@ typedef enum CsNumberBound
 	CS_NUMBER_BOUNDS
 } CsNumberBound;
 
+/* What validate_length counts in a string (Ecto's count: option). */
+typedef enum CsLengthCount
+{
+	CS_COUNT_GRAPHEMES,			/* Ecto's default: user-perceived characters */
+	CS_COUNT_CODEPOINTS,
+	CS_COUNT_BYTES
+} CsLengthCount;
+
 /* A field a rule applies to, resolved against the source table. */
 typedef struct CsField
 {
@@ -78,6 +88,7 @@ typedef struct CsRule
 	char	   *message;		/* caller's message, or NULL for the default */
 
 	/* CS_LENGTH */
+	CsLengthCount count;		/* what a string's length counts */
 	int32		min;
 	int32		max;
 	int32		is;
@@ -99,6 +110,9 @@ typedef struct CsRule
 	/* CS_TRANSITION */
 	char	   *machine;
 
+	/* CS_CONFIRMATION: a missing <field>_confirmation param is an error */
+	bool		required;
+
 	/* constraints: constraint name or NULL for the default names */
 	char	   *constraint_name;
 } CsRule;
@@ -113,6 +127,8 @@ typedef struct CsInput
 	JsonbContainer *changes;
 	JsonbContainer *data;		/* NULL when the changeset has no data */
 	JsonbContainer *params;		/* NULL when there are no params */
+
+	List	   *drop_changes;	/* char *: fields validate_required drops */
 
 	/* trigger */
 	HeapTuple	newtup;
@@ -145,11 +161,36 @@ pgapp_cs_field_is_enum(const CsField *f)
 	return f->typcategory == 'E';	/* TYPCATEGORY_ENUM */
 }
 
+/*
+ * A changeset value as pgapp_cs_read() checked it (changeset_read.c).
+ */
+typedef struct CsRead
+{
+	Jsonb	   *cs;
+	Oid			relid;			/* "source" */
+	char	   *name;			/* "name": a named changeset, or NULL */
+	List	   *permitted;		/* char *, "permitted" */
+	JsonbContainer *changes;
+	JsonbContainer *data;		/* NULL: null or absent */
+	JsonbContainer *params;		/* NULL: null or absent */
+	JsonbValue *constraints;	/* array, or NULL */
+	CsErrors	errors;			/* "errors" as errors.existing */
+	bool		stated_valid;	/* what "valid" says */
+	bool		valid;			/* recomputed: no errors */
+} CsRead;
+
+extern int	pgapp_changeset_max_items;
+
+/* changeset_read.c */
+extern void pgapp_cs_read(Jsonb *cs, CsRead *out);
+extern char *pgapp_cs_source_name(Oid relid);
+
 /* changeset_rules.c */
 extern void pgapp_cs_resolve_field(Oid relid, const char *name, bool allow_virtual, CsField *field);
 extern void pgapp_cs_check_rule(Oid relid, CsRule *rule);
 extern CsRule *pgapp_cs_rule_from_json(Oid relid, JsonbValue *rule, int index);
 extern const char *pgapp_cs_constraint_type(CsRuleKind kind);
+extern CsLengthCount pgapp_cs_length_count(const char *name, const char *rule_desc);
 
 /* changeset.c */
 extern void pgapp_cs_apply_rule(const CsRule *rule, CsInput *in, CsErrors *errors);
@@ -157,7 +198,6 @@ extern bool pgapp_cs_has_error(CsErrors *errors, const char *field);
 extern void pgapp_cs_add_error(CsErrors *errors, const char *field, const char *message);
 extern void pgapp_cs_add_errors_json(PgappJsonbBuilder *b, CsErrors *errors);
 extern Jsonb *pgapp_cs_errors_body(CsErrors *errors);
-extern void pgapp_cs_load_errors(JsonbContainer *object, CsErrors *errors);
 extern char *pgapp_cs_interpolate(const char *msg, int n, const char *const *keys,
 								  const char *const *values);
 extern int	pgapp_cs_trim(const char *s, int len, const char **start);
@@ -165,9 +205,15 @@ extern Jsonb *pgapp_cs_report(Jsonb *errors_body, Oid relid, const char *first_f
 extern const char *pgapp_cs_first_error_field(CsErrors *errors);
 
 /* changeset_value.c */
+extern void pgapp_cs_add_changes_json(PgappJsonbBuilder *b, JsonbContainer *changes, List *drop);
+extern void pgapp_cs_check_error_count(CsErrors *errors);
+extern void pgapp_cs_add_constraint_json(PgappJsonbBuilder *b, const CsRule *rule);
+
+/* changeset_cast.c */
 extern Jsonb *pgapp_cs_cast(Oid relid, Jsonb *data, Jsonb *params, ArrayType *permitted,
-							List *rules, const char *action);
-extern Oid	pgapp_cs_source_relid(Jsonb *cs);
+							List *rules, const char *action, const char *name);
+extern bool pgapp_cs_try_input(Oid typid, int32 typmod, const char *str, Datum *out);
+extern bool pgapp_cs_change_fits(Oid relid, const char *name, JsonbValue *value);
 
 /* machine.c */
 typedef enum CsTransitionResult
@@ -186,5 +232,6 @@ extern Oid	pgapp_machine_table_oid(void);
 
 /* changeset_def.c */
 extern void pgapp_changeset_cache_init(void);
+extern void pgapp_cs_definition(const char *name, Oid *relid, ArrayType **permitted);
 
 #endif							/* PGAPP_CHANGESET_H */

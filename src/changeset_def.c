@@ -281,7 +281,8 @@ changeset_get(const char *name)
 		MemoryContextDelete(mcxt);
 		ereport(ERROR,
 				errcode(ERRCODE_UNDEFINED_OBJECT),
-				errmsg("changeset \"%s\" does not exist", name),
+				errmsg("changeset \"%s\" does not exist",
+					   pgapp_echo(name)),
 				errhint("Define it with pgapp.define_changeset()."));
 	}
 
@@ -308,6 +309,19 @@ changeset_get(const char *name)
 	}
 	PG_END_TRY();
 	return cs;
+}
+
+/*
+ * The source and permitted list of the named changeset (42704 if there is
+ * none), for the reader of changeset values.
+ */
+void
+pgapp_cs_definition(const char *name, Oid *relid, ArrayType **permitted)
+{
+	CompiledChangeset *cs = changeset_get(name);
+
+	*relid = cs->relid;
+	*permitted = cs->permitted;
 }
 
 /*
@@ -478,7 +492,7 @@ pgapp_changeset(PG_FUNCTION_ARGS)
 				errhint("Pass '{}' for no params."));
 	cs = changeset_get(name);
 	PG_RETURN_JSONB_P(pgapp_cs_cast(cs->relid, data, PG_GETARG_JSONB_P(1), cs->permitted,
-									cs->rules, data ? "update" : "insert"));
+									cs->rules, data ? "update" : "insert", name));
 }
 
 /*
@@ -614,45 +628,46 @@ pgapp_definitions_changed(PG_FUNCTION_ARGS)
 typedef struct WriteState
 {
 	Jsonb	   *cs;
+	CsRead		read;			/* the changeset, checked by pgapp_cs_read */
 	Oid			relid;
-	JsonbValue *changes;		/* the "changes" object */
+	JsonbValue	changes;		/* the "changes" object */
 	List	   *columns;		/* char *, the changed columns */
 } WriteState;
 
+/* Every key of changes is a permitted column: pgapp_cs_read checked it. */
 static void
 collect_column(const char *key, int keylen, JsonbValue *value, void *arg)
 {
 	WriteState *ws = (WriteState *) arg;
-	AttrNumber	attnum = get_attnum(ws->relid, key);
 
-	if (attnum == InvalidAttrNumber || attnum < 0)
-		ereport(ERROR,
-				errcode(ERRCODE_UNDEFINED_COLUMN),
-				errmsg("column \"%s\" of relation \"%s\" does not exist", key, get_rel_name(ws->relid)));
 	ws->columns = lappend(ws->columns, pstrdup(key));
 }
 
-/* The errors of a changeset as CsErrors (existing). */
+/*
+ * Every value of a valid changeset's changes must fit its column before the
+ * write runs (a crafted value gets 22023, not the executor's error).
+ */
 static void
-load_errors(Jsonb *cs, CsErrors *errors)
+check_change_fits(const char *key, int keylen, JsonbValue *value, void *arg)
 {
-	JsonbValue *v = pgapp_jsonb_get_key(cs, "errors");
+	WriteState *ws = (WriteState *) arg;
 
-	if (pgapp_jsonb_value_is_object(v))
-		pgapp_cs_load_errors(v->val.binary.data, errors);
-}
-
-static bool
-changeset_valid(Jsonb *cs)
-{
-	JsonbValue *v = pgapp_jsonb_get_key(cs, "valid");
-
-	if (v == NULL || v->type != jbvBool)
+	CHECK_FOR_INTERRUPTS();
+	if (!pgapp_cs_change_fits(ws->relid, key, value))
 		ereport(ERROR,
 				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				errmsg("changeset has no boolean \"valid\""),
-				errhint("Build changesets with pgapp.cast() or pgapp.changeset()."));
-	return v->val.boolean;
+				errmsg("changeset change of \"%s\" is not a valid %s", key,
+					   format_type_be(get_atttype(ws->relid, get_attnum(ws->relid, key)))),
+				errdetail("The value is %s.",
+						  pgapp_echo(pgapp_jsonb_value_to_cstring(value))),
+				errhint("Build changesets with pgapp.cast() or pgapp.changeset() and pass them on unchanged."));
+}
+
+/* The errors of the changeset, as CsErrors (existing). */
+static void
+load_errors(WriteState *ws, CsErrors *errors)
+{
+	*errors = ws->read.errors;
 }
 
 /* Does constraint conname on relid match a declared constraint? */
@@ -708,6 +723,22 @@ constraint_matches(JsonbValue *decl, Oid relid, int sqlerrcode, const char *conn
 }
 
 /*
+ * Re-raise a write's error that no declaration maps.  PostgreSQL's own
+ * messages quote the value (invalid input syntax for type uuid: "...", Key
+ * (email)=(...) already exists): cut message and detail so an error does not
+ * echo a whole request body back.
+ */
+#define WRITE_ERROR_ECHO_CHARS (4 * PGA_MESSAGE_ECHO_CHARS)
+
+static void
+rethrow_cut(ErrorData *edata)
+{
+	edata->message = pga_truncate_for_message(edata->message, WRITE_ERROR_ECHO_CHARS);
+	edata->detail = pga_truncate_for_message(edata->detail, WRITE_ERROR_ECHO_CHARS);
+	ReThrowError(edata);
+}
+
+/*
  * Map a failed write to field errors, or re-raise it.  Returns the 422
  * body in return mode; does not return in raise mode.
  */
@@ -716,7 +747,7 @@ map_write_error(WriteState *ws, ErrorData *edata)
 {
 	CsErrors	errors = {0};
 
-	load_errors(ws->cs, &errors);
+	load_errors(ws, &errors);
 
 	/* errors of a validate_table trigger: {"errors": {...}} in DETAIL */
 	if (edata->sqlerrcode == ERRCODE_PGAPP_VALIDATION && edata->detail != NULL)
@@ -777,14 +808,14 @@ map_write_error(WriteState *ws, ErrorData *edata)
 									   pgapp_cs_first_error_field(&errors), false);
 			}
 		}
-		ReThrowError(edata);
+		rethrow_cut(edata);
 	}
 
 	if (edata->constraint_name != NULL &&
 		ERRCODE_TO_CATEGORY(edata->sqlerrcode) == ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION)
 	{
-		JsonbValue *decls = pgapp_jsonb_get_key(ws->cs, "constraints");
-		int			n = pgapp_jsonb_array_length(decls);
+		JsonbValue *decls = ws->read.constraints;
+		int			n = decls ? pgapp_jsonb_array_length(decls) : 0;
 
 		for (int i = 0; i < n; i++)
 		{
@@ -802,7 +833,7 @@ map_write_error(WriteState *ws, ErrorData *edata)
 			}
 		}
 	}
-	ReThrowError(edata);
+	rethrow_cut(edata);
 	return NULL;				/* not reached */
 }
 
@@ -865,22 +896,11 @@ static void
 prepare_write(WriteState *ws, Jsonb *cs)
 {
 	memset(ws, 0, sizeof(WriteState));
+	pgapp_cs_read(cs, &ws->read);
 	ws->cs = cs;
-	if (!pgapp_jsonb_is_object(cs))
-		ereport(ERROR,
-				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				errmsg("changeset must be a JSON object"));
-	ws->relid = pgapp_cs_source_relid(cs);
-	{
-		JsonbValue *changes = pgapp_jsonb_get_key(cs, "changes");
-
-		if (!pgapp_jsonb_value_is_object(changes))
-			ereport(ERROR,
-					errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					errmsg("changeset has no \"changes\" object"));
-		ws->changes = changes;
-	}
-	pgapp_jsonb_foreach(ws->changes->val.binary.data, collect_column, ws);
+	ws->relid = ws->read.relid;
+	ws->changes = *pgapp_jsonb_get_key(cs, "changes");
+	pgapp_jsonb_foreach(ws->read.changes, collect_column, ws);
 }
 
 /* Render an invalid changeset's errors (422). */
@@ -889,7 +909,7 @@ report_invalid(WriteState *ws)
 {
 	CsErrors	errors = {0};
 
-	load_errors(ws->cs, &errors);
+	load_errors(ws, &errors);
 	return pgapp_cs_report(pgapp_cs_errors_body(&errors), ws->relid,
 						   pgapp_cs_first_error_field(&errors), false);
 }
@@ -934,8 +954,9 @@ pgapp_insert(PG_FUNCTION_ARGS)
 				errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				errmsg("changeset must not be null"));
 	prepare_write(&ws, PG_GETARG_JSONB_P(0));
-	if (!changeset_valid(ws.cs))
+	if (!ws.read.valid)
 		PG_RETURN_JSONB_P(report_invalid(&ws));
+	pgapp_jsonb_foreach(ws.read.changes, check_change_fits, &ws);
 
 	rel = qualified_name(ws.relid);
 	if (ws.columns == NIL)
@@ -944,7 +965,7 @@ pgapp_insert(PG_FUNCTION_ARGS)
 		sql = psprintf("INSERT INTO %s AS r (%s) SELECT %s FROM pg_catalog.jsonb_populate_record(NULL::%s, $1) AS p"
 					   " RETURNING pg_catalog.to_jsonb(r)",
 					   rel, column_list(ws.columns, ""), column_list(ws.columns, "p."), rel);
-	args[0] = JsonbPGetDatum(pgapp_jsonb_from_value(ws.changes));
+	args[0] = JsonbPGetDatum(pgapp_jsonb_from_value(&ws.changes));
 	row = run_write(&ws, sql, ws.columns == NIL ? 0 : 1, argtypes, args, &error_body);
 	if (error_body != NULL)
 		PG_RETURN_JSONB_P(error_body);
@@ -982,13 +1003,14 @@ pgapp_update(PG_FUNCTION_ARGS)
 				errmsg("changeset must not be null"));
 	prepare_write(&ws, PG_GETARG_JSONB_P(0));
 	data = pgapp_jsonb_get_key(ws.cs, "data");
-	if (!pgapp_jsonb_value_is_object(data))
+	if (ws.read.data == NULL)
 		ereport(ERROR,
 				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				errmsg("changeset has no data to update"),
 				errhint("Build it with the current row, e.g. pgapp.changeset('task_update', params, to_jsonb(t))."));
-	if (!changeset_valid(ws.cs))
+	if (!ws.read.valid)
 		PG_RETURN_JSONB_P(report_invalid(&ws));
+	pgapp_jsonb_foreach(ws.read.changes, check_change_fits, &ws);
 	if (ws.columns == NIL)
 		PG_RETURN_JSONB_P(pgapp_jsonb_from_value(data));	/* no changes, no write (as Ecto) */
 
@@ -1015,6 +1037,15 @@ pgapp_update(PG_FUNCTION_ARGS)
 					errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					errmsg("changeset data has no value for primary key column \"%s\"",
 						   (char *) lfirst(lc)));
+		if (!pgapp_cs_change_fits(ws.relid, lfirst(lc), v))
+			ereport(ERROR,
+					errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					errmsg("changeset data holds no valid %s for primary key column \"%s\"",
+						   format_type_be(get_atttype(ws.relid, get_attnum(ws.relid, lfirst(lc)))),
+						   (char *) lfirst(lc)),
+					errdetail("The value is %s.",
+							  pgapp_echo(pgapp_jsonb_value_to_cstring(v))),
+					errhint("Build the changeset with the current row, e.g. to_jsonb(t)."));
 		appendStringInfo(&where, "%sr.%s OPERATOR(pg_catalog.=) k.%s", where.len ? " AND " : "",
 						 quote_identifier(lfirst(lc)), quote_identifier(lfirst(lc)));
 	}
@@ -1033,7 +1064,7 @@ pgapp_update(PG_FUNCTION_ARGS)
 					   " WHERE %s RETURNING pg_catalog.to_jsonb(r)",
 					   relname, set.data, relname, relname, where.data);
 	}
-	args[0] = JsonbPGetDatum(pgapp_jsonb_from_value(ws.changes));
+	args[0] = JsonbPGetDatum(pgapp_jsonb_from_value(&ws.changes));
 	args[1] = JsonbPGetDatum(pgapp_jsonb_from_value(data));
 	row = run_write(&ws, sql, 2, argtypes, args, &error_body);
 	if (error_body != NULL)

@@ -117,6 +117,28 @@ pgapp_cs_resolve_field(Oid relid, const char *name, bool allow_virtual, CsField 
 	field->is_array = (field->typcategory == TYPCATEGORY_ARRAY);
 }
 
+/*
+ * validate_length's count option: graphemes (Ecto's default), codepoints or
+ * bytes.  rule_desc names the rule in the message (NULL: the function).
+ */
+CsLengthCount
+pgapp_cs_length_count(const char *name, const char *rule_desc)
+{
+	if (strcmp(name, "graphemes") == 0)
+		return CS_COUNT_GRAPHEMES;
+	if (strcmp(name, "codepoints") == 0)
+		return CS_COUNT_CODEPOINTS;
+	if (strcmp(name, "bytes") == 0)
+		return CS_COUNT_BYTES;
+	ereport(ERROR,
+			errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			errmsg("count %s\"%s\" is not graphemes, codepoints or bytes",
+				   rule_desc ? rule_desc : "",
+				   pgapp_echo(name)),
+			errhint("Length counts graphemes (user-perceived characters) unless told codepoints or bytes."));
+	return CS_COUNT_GRAPHEMES;	/* keep compiler quiet */
+}
+
 const char *
 pgapp_cs_constraint_type(CsRuleKind kind)
 {
@@ -233,6 +255,14 @@ pgapp_cs_check_rule(Oid relid, CsRule *rule)
 				ereport(ERROR,
 						errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 						errmsg("format rule for \"%s\" needs a pattern", f->name));
+			/* Ecto's validate_format takes strings only */
+			if (f->typcategory == TYPCATEGORY_NUMERIC || f->typcategory == TYPCATEGORY_BOOLEAN ||
+				f->is_array || f->typid == JSONOID || f->typid == JSONBOID)
+				ereport(ERROR,
+						errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("format rule applies to string values, but \"%s\" is of type %s",
+							   f->name, format_type_be(f->typid)),
+						errhint("Validate numbers with a number rule, lists with length or inclusion."));
 			/* compile now: a bad regular expression raises 2201B here */
 			(void) RE_compile_and_cache(rule->pattern, REG_ADVANCED, C_COLLATION_OID);
 			break;
@@ -287,7 +317,8 @@ static const char *const *
 rule_options(CsRuleKind kind)
 {
 	static const char *const none[] = {NULL};
-	static const char *const length[] = {"min", "max", "is", NULL};
+	static const char *const length[] = {"min", "max", "is", "count", NULL};
+	static const char *const confirmation[] = {"required", NULL};
 	static const char *const list[] = {"in", NULL};
 	static const char *const format[] = {"pattern", NULL};
 	static const char *const transition[] = {"machine", NULL};
@@ -306,6 +337,8 @@ rule_options(CsRuleKind kind)
 			return format;
 		case CS_TRANSITION:
 			return transition;
+		case CS_CONFIRMATION:
+			return confirmation;
 		case CS_UNIQUE_CONSTRAINT:
 		case CS_FOREIGN_KEY_CONSTRAINT:
 		case CS_CHECK_CONSTRAINT:
@@ -366,6 +399,9 @@ find_kind(const char *key, int keylen, JsonbValue *value, void *arg)
 	RuleParse  *rp = (RuleParse *) arg;
 	int			k = rule_kind_from_name(key);
 
+	/* "required": true is confirmation's option, not the required validator */
+	if (k == CS_REQUIRED && value->type == jbvBool)
+		return;
 	if (k >= 0)
 	{
 		rp->kind = k;
@@ -411,7 +447,7 @@ set_option(const char *key, int keylen, JsonbValue *value, void *arg)
 	RuleParse  *rp = ((void **) arg)[1];
 	int			index = rp->index;
 
-	if (rule_kind_from_name(key) >= 0)
+	if (rule_kind_from_name(key) >= 0 && !(strcmp(key, "required") == 0 && value->type == jbvBool))
 		return;					/* the validator key itself */
 	if (!option_known(rule->kind, key))
 		ereport(ERROR,
@@ -435,6 +471,17 @@ set_option(const char *key, int keylen, JsonbValue *value, void *arg)
 	{
 		rule->is = option_int(value, key, index);
 		rule->has_is = true;
+	}
+	else if (strcmp(key, "count") == 0)
+		rule->count = pgapp_cs_length_count(option_string(value, key, index),
+											psprintf("of rule %d ", index));
+	else if (strcmp(key, "required") == 0)
+	{
+		if (value->type != jbvBool)
+			ereport(ERROR,
+					errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					errmsg("option \"required\" of rule %d must be a boolean", index));
+		rule->required = value->val.boolean;
 	}
 	else if (strcmp(key, "in") == 0)
 	{
@@ -513,7 +560,8 @@ pgapp_cs_rule_from_json(Oid relid, JsonbValue *json, int index)
 		rule->nfields = 1;
 		rule->fields = palloc0(sizeof(CsField));
 		pgapp_cs_resolve_field(relid, pgapp_jsonb_value_cstring(rp.target),
-							   rule->kind == CS_ACCEPTANCE, &rule->fields[0]);
+							   rule->kind == CS_ACCEPTANCE || rule->kind == CS_CONFIRMATION,
+							   &rule->fields[0]);
 	}
 	else if (rule->kind == CS_REQUIRED && pgapp_jsonb_value_is_array(rp.target) &&
 			 pgapp_jsonb_array_length(rp.target) > 0)

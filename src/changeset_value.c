@@ -1,19 +1,16 @@
 /*-------------------------------------------------------------------------
  *
  * changeset_value.c
- *	  Changesets as values: pgapp.cast, the jsonb changeset (load and
- *	  store), and the SQL validator functions that pipe it through the
- *	  engine in changeset.c.
+ *	  Changesets as values: the jsonb changeset (load and store) and the
+ *	  SQL validator functions that pipe it through the engine in
+ *	  changeset.c.  Building one (pgapp.cast) is in changeset_cast.c.
  *
- * A changeset is jsonb (the pgapp.changeset domain): source, action, data,
- * params, changes, errors, valid, required, constraints.  Values stay
- * jsonb, so numerics are exact; jansson is not used for user data.  A
- * validator that adds nothing returns its input unchanged.
- *
- * Casting follows Ecto: permitted params only; strings trimmed and blank
- * strings are nil; a value equal to the data's is not a change; a value
- * that does not fit the column is "is invalid".  Common types are cast in
- * C; the rest through jsonb_populate_record in a subtransaction.
+ * A changeset is jsonb (the pgapp.changeset domain): source, action, name,
+ * permitted, data, params, changes, errors, valid, required, constraints.
+ * Every function here reads one through pgapp_cs_read (changeset_read.c),
+ * which checks all of it first.  Values stay jsonb, so numerics are exact;
+ * jansson is not used for user data.  A validator that adds nothing returns
+ * its input unchanged (unless its "valid" disagreed with its errors).
  *
  * src/changeset_value.c
  *
@@ -61,68 +58,80 @@ typedef struct CsState
 {
 	Jsonb	   *cs;
 	Oid			relid;
+	CsRead		read;
 	CsInput		in;
 	CsErrors	errors;
 	List	   *new_required;	/* fields to add to "required" */
 	List	   *new_constraints;	/* CsRule * to add to "constraints" */
 } CsState;
 
-Oid
-pgapp_cs_source_relid(Jsonb *cs)
-{
-	JsonbValue *src = pgapp_jsonb_get_key(cs, "source");
-	char	   *name;
-	List	   *names;
-
-	if (src == NULL || src->type != jbvString)
-		ereport(ERROR,
-				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				errmsg("changeset has no \"source\""),
-				errhint("Build changesets with pgapp.cast() or pgapp.changeset()."));
-	name = pgapp_jsonb_value_cstring(src);
-	names = stringToQualifiedNameList(name);
-	return RangeVarGetRelid(makeRangeVarFromNameList(names), NoLock, false);
-}
-
-static JsonbContainer *
-object_member(Jsonb *cs, const char *key, bool required)
-{
-	JsonbValue *v = pgapp_jsonb_get_key(cs, key);
-
-	if (v == NULL || v->type == jbvNull)
-	{
-		if (required)
-			ereport(ERROR,
-					errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					errmsg("changeset has no \"%s\" object", key),
-					errhint("Build changesets with pgapp.cast() or pgapp.changeset()."));
-		return NULL;
-	}
-	if (!pgapp_jsonb_value_is_object(v))
-		ereport(ERROR,
-				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				errmsg("changeset member \"%s\" must be a JSON object", key));
-	return v->val.binary.data;
-}
-
+/*
+ * Load a changeset for a validator: pgapp_cs_read() checks every part of it
+ * first (changeset_read.c).
+ */
 static void
 cs_load(Jsonb *cs, CsState *st)
 {
 	memset(st, 0, sizeof(CsState));
-	if (!pgapp_jsonb_is_object(cs))
-		ereport(ERROR,
-				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				errmsg("changeset must be a JSON object"));
+	pgapp_cs_read(cs, &st->read);
 	st->cs = cs;
-	st->relid = pgapp_cs_source_relid(cs);
-	st->in.changes = object_member(cs, "changes", true);
-	st->in.data = object_member(cs, "data", false);
-	st->in.params = object_member(cs, "params", false);
-	pgapp_cs_load_errors(object_member(cs, "errors", true), &st->errors);
+	st->relid = st->read.relid;
+	st->in.changes = st->read.changes;
+	st->in.data = st->read.data;
+	st->in.params = st->read.params;
+	st->errors = st->read.errors;
 }
 
-static void
-add_constraint_json(PgappJsonbBuilder *b, const CsRule *rule)
+/* Is field one of the fields validate_required dropped? */
+static bool
+dropped(List *drop, const char *field)
+{
+	ListCell   *lc;
+
+	foreach(lc, drop)
+		if (strcmp(lfirst(lc), field) == 0)
+			return true;
+	return false;
+}
+
+/* The changes object without the dropped fields. */
+void
+pgapp_cs_add_changes_json(PgappJsonbBuilder *b, JsonbContainer *changes, List *drop)
+{
+	JsonbIterator *it = JsonbIteratorInit(changes);
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+	char	   *key = NULL;
+
+	pgapp_jsonb_begin_object(b);
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		if (tok == WJB_KEY)
+			key = pnstrdup(v.val.string.val, v.val.string.len);
+		else if (tok == WJB_VALUE && !dropped(drop, key))
+		{
+			pgapp_jsonb_key(b, key);
+			pgapp_jsonb_add_value(b, &v);
+		}
+	}
+	pgapp_jsonb_end_object(b);
+}
+
+void
+pgapp_cs_check_error_count(CsErrors *errors)
+{
+	int			n = list_length(errors->existing) + list_length(errors->added);
+
+	if (n > pgapp_changeset_max_items)
+		ereport(ERROR,
+				errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				errmsg("changeset has too many errors (%d)", n),
+				errdetail("The limit is %d.", pgapp_changeset_max_items),
+				errhint("A superuser can raise pgapp.changeset_max_items."));
+}
+
+void
+pgapp_cs_add_constraint_json(PgappJsonbBuilder *b, const CsRule *rule)
 {
 	pgapp_jsonb_begin_object(b);
 	pgapp_jsonb_key(b, "type");
@@ -157,6 +166,11 @@ store_member(const char *key, int keylen, JsonbValue *value, void *arg)
 	if (strcmp(key, "errors") == 0 || strcmp(key, "valid") == 0)
 		return;					/* rewritten below */
 	pgapp_jsonb_key(s->b, key);
+	if (strcmp(key, "changes") == 0 && st->in.drop_changes != NIL)
+	{
+		pgapp_cs_add_changes_json(s->b, value->val.binary.data, st->in.drop_changes);
+		return;
+	}
 	if (strcmp(key, "required") == 0 && st->new_required != NIL)
 	{
 		ListCell   *lc;
@@ -179,7 +193,7 @@ store_member(const char *key, int keylen, JsonbValue *value, void *arg)
 		for (int i = 0; i < n; i++)
 			pgapp_jsonb_add_value(s->b, pgapp_jsonb_array_get(value, i));
 		foreach(lc, st->new_constraints)
-			add_constraint_json(s->b, lfirst(lc));
+			pgapp_cs_add_constraint_json(s->b, lfirst(lc));
 		pgapp_jsonb_end_array(s->b);
 		st->new_constraints = NIL;
 	}
@@ -198,8 +212,10 @@ cs_store(CsState *st)
 	CsStore		s = {st, &b};
 	ListCell   *lc;
 
-	if (st->errors.added == NIL && st->new_required == NIL && st->new_constraints == NIL)
+	if (st->errors.added == NIL && st->new_required == NIL && st->new_constraints == NIL &&
+		st->in.drop_changes == NIL && st->read.stated_valid == st->read.valid)
 		return st->cs;
+	pgapp_cs_check_error_count(&st->errors);
 
 	pgapp_jsonb_begin_object(&b);
 	pgapp_jsonb_foreach(&st->cs->root, store_member, &s);
@@ -216,7 +232,7 @@ cs_store(CsState *st)
 		pgapp_jsonb_key(&b, "constraints");
 		pgapp_jsonb_begin_array(&b);
 		foreach(lc, st->new_constraints)
-			add_constraint_json(&b, lfirst(lc));
+			pgapp_cs_add_constraint_json(&b, lfirst(lc));
 		pgapp_jsonb_end_array(&b);
 	}
 	pgapp_jsonb_key(&b, "errors");
@@ -321,6 +337,8 @@ pgapp_validate_length(PG_FUNCTION_ARGS)
 	if ((rule->has_is = !PG_ARGISNULL(4)))
 		rule->is = PG_GETARG_INT32(4);
 	rule->message = arg_text_opt(fcinfo, 5);
+	if (PG_NARGS() > 6 && !PG_ARGISNULL(6))
+		rule->count = pgapp_cs_length_count(text_to_cstring(PG_GETARG_TEXT_PP(6)), NULL);
 	return run_rule(&st, rule);
 }
 
@@ -422,11 +440,22 @@ pgapp_validate_transition(PG_FUNCTION_ARGS)
 	return run_rule(&st, rule);
 }
 
+/*
+ * pgapp.validate_confirmation(cs, field, message, required): the field
+ * need not be a column (a password is rarely stored as sent).
+ */
 PG_FUNCTION_INFO_V1(pgapp_validate_confirmation);
 Datum
 pgapp_validate_confirmation(PG_FUNCTION_ARGS)
 {
-	return message_rule(fcinfo, CS_CONFIRMATION, false);
+	CsState		st;
+	CsRule	   *rule;
+
+	cs_load(arg_changeset(fcinfo), &st);
+	rule = single_rule(&st, CS_CONFIRMATION, fcinfo, true);
+	rule->message = arg_text_opt(fcinfo, 2);
+	rule->required = PG_NARGS() > 3 && !PG_ARGISNULL(3) && PG_GETARG_BOOL(3);
+	return run_rule(&st, rule);
 }
 
 PG_FUNCTION_INFO_V1(pgapp_validate_acceptance);
@@ -537,481 +566,26 @@ pgapp_exclusion_constraint(PG_FUNCTION_ARGS)
 	return constraint_rule(fcinfo, CS_EXCLUSION_CONSTRAINT);
 }
 
+/*
+ * pgapp.is_valid(cs): no errors.  The "valid" key is never trusted: a
+ * changeset is valid exactly when its errors object is empty.
+ */
 PG_FUNCTION_INFO_V1(pgapp_is_valid);
 Datum
 pgapp_is_valid(PG_FUNCTION_ARGS)
 {
-	Jsonb	   *cs = PG_GETARG_JSONB_P(0);
-	JsonbValue *v = pgapp_jsonb_get_key(cs, "valid");
+	CsRead		cs;
 
-	if (v == NULL || v->type != jbvBool)
-		ereport(ERROR,
-				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				errmsg("changeset has no boolean \"valid\""));
-	PG_RETURN_BOOL(v->val.boolean);
+	pgapp_cs_read(PG_GETARG_JSONB_P(0), &cs);
+	PG_RETURN_BOOL(cs.valid);
 }
 
 PG_FUNCTION_INFO_V1(pgapp_errors);
 Datum
 pgapp_errors(PG_FUNCTION_ARGS)
 {
-	Jsonb	   *cs = PG_GETARG_JSONB_P(0);
-	JsonbValue *v = pgapp_jsonb_get_key(cs, "errors");
+	CsRead		cs;
 
-	if (!pgapp_jsonb_value_is_object(v))
-		ereport(ERROR,
-				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				errmsg("changeset has no \"errors\" object"));
-	PG_RETURN_JSONB_P(pgapp_jsonb_from_value(v));
-}
-
-/* ---------------------------------------------------------------------
- * Cast
- * ---------------------------------------------------------------------
- */
-
-
-/*
- * In PG_CATCH of a cast: roll the subtransaction back and return false when
- * the error says the value does not fit the type (data exception or domain
- * check); re-raise anything else, which is real trouble.
- */
-static bool
-value_did_not_fit(PgappSubxact *sx)
-{
-	ErrorData  *edata = pgapp_subxact_abort(sx);
-
-	if (ERRCODE_TO_CATEGORY(edata->sqlerrcode) != ERRCODE_DATA_EXCEPTION &&
-		ERRCODE_TO_CATEGORY(edata->sqlerrcode) != ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION)
-		ReThrowError(edata);
-	FreeErrorData(edata);
-	return false;
-}
-
-/*
- * Run a type's input function on str; false instead of an error when the
- * text is not a valid value (in a subtransaction, as PL/pgSQL would).
- */
-static bool
-try_input(Oid typid, int32 typmod, const char *str, Datum *out)
-{
-	Oid			typinput;
-	Oid			typioparam;
-	PgappSubxact sx;
-	volatile bool ok = true;
-
-	getTypeInputInfo(typid, &typinput, &typioparam);
-	pgapp_subxact_begin(&sx);
-	PG_TRY();
-	{
-		*out = OidInputFunctionCall(typinput, (char *) str, typioparam, typmod);
-		pgapp_subxact_commit(&sx);
-	}
-	PG_CATCH();
-	{
-		ok = value_did_not_fit(&sx);
-	}
-	PG_END_TRY();
-	return ok;
-}
-
-/*
- * Cast through jsonb_populate_record, for the types without a fast path
- * (arrays, domains, composites, ranges, dates...): the column's value as
- * to_jsonb renders it, or false when the value does not fit the column.
- */
-static bool
-cast_populate(Oid relid, const char *field, JsonbValue *value, JsonbValue **out)
-{
-	PgappJsonbBuilder b = {0};
-	Jsonb	   *arg;
-	char	   *relname = quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
-													 get_rel_name(relid));
-	char	   *sql;
-	Oid			argtypes[2] = {JSONBOID, TEXTOID};
-	Datum		values[2];
-	PgappSubxact sx;
-	volatile bool ok = true;
-	int			ret;
-
-	pgapp_jsonb_begin_object(&b);
-	pgapp_jsonb_key(&b, field);
-	pgapp_jsonb_add_value(&b, value);
-	pgapp_jsonb_end_object(&b);
-	arg = pgapp_jsonb_finish(&b);
-
-	sql = psprintf("SELECT pg_catalog.to_jsonb(r) OPERATOR(pg_catalog.->) $2"
-				   " FROM pg_catalog.jsonb_populate_record(NULL::%s, $1) AS r", relname);
-	values[0] = JsonbPGetDatum(arg);
-	values[1] = CStringGetTextDatum(field);
-
-	/* SPI inside the subtransaction: a failed cast rolls both back */
-	pgapp_subxact_begin(&sx);
-	PG_TRY();
-	{
-		bool		isnull;
-		Datum		d;
-		MemoryContext spicxt;
-
-		if ((ret = SPI_connect()) != SPI_OK_CONNECT)
-			elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
-		ret = SPI_execute_with_args(sql, 2, argtypes, values, NULL, true, 1);
-		if (ret != SPI_OK_SELECT || SPI_processed != 1)
-			elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(ret));
-		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-		/* the result must outlive SPI_finish: copy it into the caller's context */
-		spicxt = MemoryContextSwitchTo(sx.oldcontext);
-		*out = palloc0(sizeof(JsonbValue));
-		if (isnull)
-			(*out)->type = jbvNull;
-		else
-		{
-			Jsonb	   *jb = DatumGetJsonbPCopy(d);
-
-			if (JB_ROOT_IS_SCALAR(jb))
-				*out = getIthJsonbValueFromContainer(&jb->root, 0);
-			else
-			{
-				(*out)->type = jbvBinary;
-				(*out)->val.binary.data = &jb->root;
-				(*out)->val.binary.len = VARSIZE(jb) - VARHDRSZ;
-			}
-		}
-		MemoryContextSwitchTo(spicxt);
-		SPI_finish();
-		pgapp_subxact_commit(&sx);
-	}
-	PG_CATCH();
-	{
-		ok = value_did_not_fit(&sx);
-	}
-	PG_END_TRY();
-	return ok;
-}
-
-/*
- * Cast one param to the column's type.  Returns false for "is invalid";
- * otherwise *out is the value as it goes into the changes (NULL jsonb value
- * for blank).
- */
-static bool
-cast_value(Oid relid, const CsField *f, JsonbValue *in, JsonbValue *out)
-{
-	const char *s = NULL;
-	int			len = 0;
-
-	memset(out, 0, sizeof(JsonbValue));
-	out->type = jbvNull;
-	if (in->type == jbvNull)
-		return true;
-
-	/* json/jsonb columns take any JSON as it is */
-	if (f->typid == JSONBOID || f->typid == JSONOID)
-	{
-		*out = *in;
-		return true;
-	}
-
-	if (in->type == jbvString)
-	{
-		len = pgapp_cs_trim(in->val.string.val, in->val.string.len, &s);
-		if (len == 0)
-			return true;		/* blank is nil */
-	}
-
-	switch (f->typid)
-	{
-		case TEXTOID:
-		case VARCHAROID:
-		case BPCHAROID:
-			if (in->type != jbvString)
-				return false;
-			if (f->typmod >= 0)
-			{
-				Datum		d;
-
-				if (!try_input(f->typid, f->typmod, pnstrdup(s, len), &d))
-					return false;
-			}
-			out->type = jbvString;
-			out->val.string.val = (char *) s;
-			out->val.string.len = len;
-			return true;
-
-		case BOOLOID:
-			if (in->type == jbvBool)
-			{
-				*out = *in;
-				return true;
-			}
-			if (in->type == jbvString)
-			{
-				out->type = jbvBool;
-				if ((len == 4 && strncmp(s, "true", 4) == 0) || (len == 1 && s[0] == '1'))
-					out->val.boolean = true;
-				else if ((len == 5 && strncmp(s, "false", 5) == 0) || (len == 1 && s[0] == '0'))
-					out->val.boolean = false;
-				else
-					return false;
-				return true;
-			}
-			return false;
-
-		case INT2OID:
-		case INT4OID:
-		case INT8OID:
-		case NUMERICOID:
-		case FLOAT4OID:
-		case FLOAT8OID:
-			{
-				char	   *str;
-				Datum		d;
-
-				if (in->type == jbvNumeric)
-					str = DatumGetCString(DirectFunctionCall1(numeric_out,
-															  NumericGetDatum(in->val.numeric)));
-				else if (in->type == jbvString)
-					str = pnstrdup(s, len);
-				else
-					return false;
-				if (!try_input(f->typid, f->typmod, str, &d))
-					return false;
-				out->type = jbvNumeric;
-				switch (f->typid)
-				{
-					case INT2OID:
-						out->val.numeric = int64_to_numeric(DatumGetInt16(d));
-						break;
-					case INT4OID:
-						out->val.numeric = int64_to_numeric(DatumGetInt32(d));
-						break;
-					case INT8OID:
-						out->val.numeric = int64_to_numeric(DatumGetInt64(d));
-						break;
-					case NUMERICOID:
-						if (numeric_is_nan(DatumGetNumeric(d)) || numeric_is_inf(DatumGetNumeric(d)))
-							return false;
-						out->val.numeric = DatumGetNumeric(d);
-						break;
-					default:
-						{
-							float8		x = f->typid == FLOAT4OID ? DatumGetFloat4(d) : DatumGetFloat8(d);
-
-							if (isnan(x) || isinf(x))
-								return false;
-							out->val.numeric = DatumGetNumeric(DirectFunctionCall1(float8_numeric,
-																				   Float8GetDatum(x)));
-						}
-				}
-				return true;
-			}
-
-		default:
-			break;
-	}
-
-	if (f->typcategory == TYPCATEGORY_ENUM)
-	{
-		HeapTuple	tup;
-
-		if (in->type != jbvString)
-			return false;
-		tup = SearchSysCache2(ENUMTYPOIDNAME, ObjectIdGetDatum(f->typid),
-							  CStringGetDatum(pnstrdup(s, len)));
-		if (!HeapTupleIsValid(tup))
-			return false;
-		ReleaseSysCache(tup);
-		out->type = jbvString;
-		out->val.string.val = (char *) s;
-		out->val.string.len = len;
-		return true;
-	}
-
-	/* everything else: PostgreSQL's own jsonb-to-column conversion */
-	if (in->type == jbvString)
-	{
-		JsonbValue	trimmed = *in;
-		JsonbValue *res;
-
-		trimmed.val.string.val = (char *) s;
-		trimmed.val.string.len = len;
-		if (!cast_populate(relid, f->name, &trimmed, &res))
-			return false;
-		*out = *res;
-		return true;
-	}
-	else
-	{
-		JsonbValue *res;
-
-		if (!cast_populate(relid, f->name, in, &res))
-			return false;
-		*out = *res;
-		return true;
-	}
-}
-
-static void
-add_jsonb_member(PgappJsonbBuilder *b, const char *key, Jsonb *value)
-{
-	pgapp_jsonb_key(b, key);
-	if (value == NULL)
-		pgapp_jsonb_add_null(b);
-	else
-		pgapp_jsonb_add_jsonb(b, value);
-}
-
-/*
- * Build a changeset: cast the permitted params, then apply rules (a List of
- * CsRule, possibly NIL).  action is "insert" or "update" (or NULL).
- */
-Jsonb *
-pgapp_cs_cast(Oid relid, Jsonb *data, Jsonb *params, ArrayType *permitted, List *rules,
-			  const char *action)
-{
-	Datum	   *elems;
-	bool	   *nulls;
-	int			n;
-	PgappJsonbBuilder cb = {0};
-	PgappJsonbBuilder b = {0};
-	Jsonb	   *changes;
-	CsErrors	errors = {0};
-	CsInput		in = {0};
-	List	   *required = NIL;
-	List	   *constraints = NIL;
-	ListCell   *lc;
-	char	   *source;
-
-	if (data != NULL && !pgapp_jsonb_is_object(data))
-		ereport(ERROR,
-				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				errmsg("data must be a JSON object or null"),
-				errhint("Pass the current row, e.g. to_jsonb(t), or NULL for a new row."));
-	if (!pgapp_jsonb_is_object(params))
-		ereport(ERROR,
-				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				errmsg("params must be a JSON object"));
-
-	deconstruct_array(permitted, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
-
-	pgapp_jsonb_begin_object(&cb);
-	for (int i = 0; i < n; i++)
-	{
-		CsField		f;
-		JsonbValue *param;
-		JsonbValue	cast;
-		JsonbValue *current;
-
-		CHECK_FOR_INTERRUPTS();
-		if (nulls[i])
-			ereport(ERROR,
-					errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-					errmsg("permitted fields must not contain nulls"));
-		pgapp_cs_resolve_field(relid, TextDatumGetCString(elems[i]), false, &f);
-		param = pgapp_jsonb_get(&params->root, f.name);
-		if (param == NULL)
-			continue;
-		if (!cast_value(relid, &f, param, &cast))
-		{
-			pgapp_cs_add_error(&errors, f.name, "is invalid");
-			continue;
-		}
-		/* a value equal to the data's is not a change */
-		current = data ? pgapp_jsonb_get(&data->root, f.name) : NULL;
-		if (current == NULL)
-		{
-			if (cast.type == jbvNull)
-				continue;
-		}
-		else if (pgapp_jsonb_values_equal(current, &cast))
-			continue;
-		pgapp_jsonb_key(&cb, f.name);
-		pgapp_jsonb_add_value(&cb, &cast);
-	}
-	pgapp_jsonb_end_object(&cb);
-	changes = pgapp_jsonb_finish(&cb);
-
-	in.changes = &changes->root;
-	in.data = data ? &data->root : NULL;
-	in.params = &params->root;
-	foreach(lc, rules)
-	{
-		CsRule	   *rule = lfirst(lc);
-
-		CHECK_FOR_INTERRUPTS();
-		if (CS_IS_CONSTRAINT(rule->kind))
-			constraints = lappend(constraints, rule);
-		else
-		{
-			if (rule->kind == CS_REQUIRED)
-				for (int i = 0; i < rule->nfields; i++)
-					required = lappend(required, rule->fields[i].name);
-			pgapp_cs_apply_rule(rule, &in, &errors);
-		}
-	}
-
-	source = quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
-										get_rel_name(relid));
-	pgapp_jsonb_begin_object(&b);
-	pgapp_jsonb_key(&b, "source");
-	pgapp_jsonb_add_string(&b, source);
-	pgapp_jsonb_key(&b, "action");
-	if (action)
-		pgapp_jsonb_add_string(&b, action);
-	else
-		pgapp_jsonb_add_null(&b);
-	add_jsonb_member(&b, "data", data);
-	add_jsonb_member(&b, "params", params);
-	add_jsonb_member(&b, "changes", changes);
-	pgapp_jsonb_key(&b, "errors");
-	pgapp_cs_add_errors_json(&b, &errors);
-	pgapp_jsonb_key(&b, "valid");
-	pgapp_jsonb_add_bool(&b, errors.added == NIL);
-	pgapp_jsonb_key(&b, "required");
-	pgapp_jsonb_begin_array(&b);
-	foreach(lc, required)
-		pgapp_jsonb_add_string(&b, lfirst(lc));
-	pgapp_jsonb_end_array(&b);
-	pgapp_jsonb_key(&b, "constraints");
-	pgapp_jsonb_begin_array(&b);
-	foreach(lc, constraints)
-		add_constraint_json(&b, lfirst(lc));
-	pgapp_jsonb_end_array(&b);
-	pgapp_jsonb_end_object(&b);
-	return pgapp_jsonb_finish(&b);
-}
-
-/*
- * pgapp.cast(source regclass, data jsonb, params jsonb, permitted text[])
- */
-PG_FUNCTION_INFO_V1(pgapp_cast);
-Datum
-pgapp_cast(PG_FUNCTION_ARGS)
-{
-	Oid			relid;
-
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				errmsg("source must not be null"));
-	if (PG_ARGISNULL(2))
-		ereport(ERROR,
-				errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				errmsg("params must not be null"),
-				errhint("Pass '{}' for no params."));
-	if (PG_ARGISNULL(3))
-		ereport(ERROR,
-				errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				errmsg("permitted must not be null"),
-				errhint("Pass the list of fields the caller may set, e.g. ARRAY['title']."));
-	relid = PG_GETARG_OID(0);
-	if (get_rel_relkind(relid) != RELKIND_RELATION && get_rel_relkind(relid) != RELKIND_PARTITIONED_TABLE)
-		ereport(ERROR,
-				errcode(ERRCODE_WRONG_OBJECT_TYPE),
-				errmsg("\"%s\" is not a table", get_rel_name(relid)));
-	PG_RETURN_JSONB_P(pgapp_cs_cast(relid,
-									PG_ARGISNULL(1) ? NULL : PG_GETARG_JSONB_P(1),
-									PG_GETARG_JSONB_P(2),
-									PG_GETARG_ARRAYTYPE_P(3),
-									NIL, PG_ARGISNULL(1) ? "insert" : "update"));
+	pgapp_cs_read(PG_GETARG_JSONB_P(0), &cs);
+	PG_RETURN_JSONB_P(pgapp_jsonb_from_value(pgapp_jsonb_get_key(cs.cs, "errors")));
 }

@@ -35,6 +35,7 @@
 #include "funcapi.h"
 #include "lib/stringinfo.h"
 #include "mb/pg_wchar.h"
+#include "miscadmin.h"
 #include "port/atomics.h"
 #include "storage/ipc.h"
 #include "storage/shmem.h"
@@ -180,51 +181,69 @@ default_message(int status)
  * The MESSAGE of a raised error: the caller's, or the default for the status
  * followed by the field errors of an {"errors": {field: [msg, ...]}} body,
  * e.g. "validation failed: title can't be blank; status is invalid".
+ *
+ * The body is read as jsonb, never through jansson, so any number PostgreSQL
+ * accepts (beyond int64 or double) is fine.  Field names and messages echo
+ * the caller's input: each is cut to PGA_MESSAGE_ECHO_CHARS characters, and
+ * at most PGA_MESSAGE_MAX_FIELD_ERRORS of them are listed (all stay in DETAIL).
  */
-static void
-append_field_message(StringInfo buf, const char *field, const char *msg)
+#define PGA_MESSAGE_MAX_FIELD_ERRORS 20
+
+typedef struct FieldMessage
 {
-	/* buf holds the default message alone until the first field error */
-	appendStringInfo(buf, "%s %s %s",
-					 strchr(buf->data, ':') == NULL ? ":" : ";", field, msg);
-}
+	StringInfo	buf;
+	int			count;
+} FieldMessage;
 
 static void
-append_field_errors(const char *field, json_t *messages, void *arg)
+append_field_message(FieldMessage *fm, const char *field, const JsonbValue *msg)
 {
-	StringInfo	buf = (StringInfo) arg;
-	const char *msg = pgapp_json_string_value(messages);
-	size_t		n = pgapp_json_array_size(messages);
+	char	   *text;
 
-	if (msg != NULL)
-		append_field_message(buf, field, msg);
-	for (size_t i = 0; i < n; i++)
+	if (msg->type != jbvString)
+		return;
+	if (++fm->count > PGA_MESSAGE_MAX_FIELD_ERRORS)
 	{
-		msg = pgapp_json_string_value(pgapp_json_array_get(messages, i));
-		if (msg != NULL)
-			append_field_message(buf, field, msg);
+		if (fm->count == PGA_MESSAGE_MAX_FIELD_ERRORS + 1)
+			appendStringInfoString(fm->buf, "; ...");
+		return;
 	}
+	text = pnstrdup(msg->val.string.val, msg->val.string.len);
+	/* buf holds the default message alone until the first field error */
+	appendStringInfo(fm->buf, "%s %s %s",
+					 fm->count == 1 ? ":" : ";",
+					 pgapp_echo(field),
+					 pgapp_echo(text));
 }
 
-/*
- * The MESSAGE of a raised error: the caller's, or the default for the status
- * followed by the field errors of an {"errors": {field: [msg, ...]}} body,
- * e.g. "validation failed: title can't be blank; status is invalid".
- */
+static void
+append_field_errors(const char *field, int keylen, JsonbValue *messages, void *arg)
+{
+	FieldMessage *fm = (FieldMessage *) arg;
+	int			n = pgapp_jsonb_array_length(messages);
+
+	CHECK_FOR_INTERRUPTS();
+	if (messages->type == jbvString)
+		append_field_message(fm, field, messages);
+	for (int i = 0; i < n; i++)
+		append_field_message(fm, field, pgapp_jsonb_array_get(messages, i));
+}
+
 static char *
 build_message(const PgappError *err)
 {
 	StringInfoData buf;
-	json_t	   *body;
+	FieldMessage fm = {&buf, 0};
+	JsonbValue *errors;
 
 	if (err->message != NULL)
 		return pstrdup(err->message);
 
 	initStringInfo(&buf);
 	appendStringInfoString(&buf, default_message(err->status));
-	body = pgapp_json_from_jsonb(err->body);
-	pgapp_json_foreach(pgapp_json_get(body, "errors"), append_field_errors, &buf);
-	pgapp_json_free(body);
+	errors = pgapp_jsonb_get_key(err->body, "errors");
+	if (pgapp_jsonb_value_is_object(errors))
+		pgapp_jsonb_foreach(errors->val.binary.data, append_field_errors, &fm);
 	return buf.data;
 }
 
@@ -404,4 +423,11 @@ pga_truncate_for_message(const char *s, int maxchars)
 	if (cut >= len)
 		return pstrdup(s);
 	return psprintf("%.*s...", cut, s);
+}
+
+/* input cut to PGA_MESSAGE_ECHO_CHARS characters: what a message quotes */
+char *
+pgapp_echo(const char *input)
+{
+	return pga_truncate_for_message(input, PGA_MESSAGE_ECHO_CHARS);
 }

@@ -67,7 +67,13 @@ extern bool pgapp_error_returns(void);
  */
 extern Jsonb *pgapp_error_report(const PgappError *err, bool force_raise);
 
-/* s cut to maxchars characters plus "..." (UTF-8 safe), for messages. */
+/*
+ * Messages that echo user input (a field name, a value, a key) show at most
+ * this many characters of it, then "...".
+ */
+#define PGA_MESSAGE_ECHO_CHARS 64
+
+/* s cut to maxchars characters plus "..." (UTF-8 and any server encoding). */
 extern char *pga_truncate_for_message(const char *s, int maxchars);
 
 /* Registry entry for pgapp.c. */

@@ -117,6 +117,15 @@ _PG_init(void)
 							 0,
 							 NULL, NULL, NULL);
 
+	DefineCustomIntVariable("pgapp.changeset_max_items",
+							"Most errors, permitted fields, required fields or constraints a changeset value may hold.",
+							"Longer changesets are refused (54000) before any validator reads them.",
+							&pgapp_changeset_max_items,
+							1000, 1, 1000000,
+							PGC_SUSET,
+							0,
+							NULL, NULL, NULL);
+
 	DefineCustomIntVariable("pgapp.max_page_size",
 							"Largest page_size pgapp.paginate accepts.",
 							NULL,
@@ -526,17 +535,6 @@ pgapp_spi_execute_as_owner(const char *sql, int nargs, Oid *argtypes, Datum *arg
 	}
 	PG_END_TRY();
 	return ret;
-}
-
-char *
-pgapp_echo(const char *input)
-{
-	int			len = strlen(input);
-	int			clip = pg_mbcharcliplen(input, len, PGAPP_ECHO_CHARS);
-
-	if (clip >= len)
-		return pstrdup(input);
-	return psprintf("%.*s...", clip, input);
 }
 
 char *

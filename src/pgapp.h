@@ -111,10 +111,10 @@ extern void pgapp_restore_user(PgappOwnerSwitch *sw);
 extern Oid	pgapp_schema_oid(void);
 
 /*
- * Input echoed in an error message: at most PGAPP_ECHO_CHARS characters,
- * then "...", so that a message never carries a caller's megabytes.
+ * Input echoed in an error message: at most PGA_MESSAGE_ECHO_CHARS
+ * characters (error.h), then "...", so that a message never carries a
+ * caller's megabytes.  Defined in error.c.
  */
-#define PGAPP_ECHO_CHARS 64
 extern char *pgapp_echo(const char *input);
 
 /* Argument n as a C string; 22004 naming what when it is NULL. */

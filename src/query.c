@@ -84,8 +84,7 @@ int			pgapp_max_page_size = 100;
 int			pgapp_query_cache_memory = 8192;	/* kB */
 
 /* At most this many characters of a caller's input in an error message. */
-#define ECHO_CHARS 64
-#define ECHO(s) pga_truncate_for_message((s), ECHO_CHARS)
+#define ECHO_CHARS PGA_MESSAGE_ECHO_CHARS
 
 /* A column of the source, resolved. */
 typedef struct QueryField
@@ -234,7 +233,7 @@ resolve_field(Oid relid, const char *name, QueryField *f)
 	if (f->attnum == InvalidAttrNumber || f->attnum < 0)
 		ereport(ERROR,
 				errcode(ERRCODE_UNDEFINED_COLUMN),
-				errmsg("column \"%s\" of relation \"%s\" does not exist", ECHO(name), get_rel_name(relid)),
+				errmsg("column \"%s\" of relation \"%s\" does not exist", pgapp_echo(name), get_rel_name(relid)),
 				errhint("Fields are column names of the query's source, written as they are (no quoting)."));
 	get_atttypetypmodcoll(relid, f->attnum, &f->typid, &typmod, &collid);
 	f->basetype = getBaseType(f->typid);
@@ -255,7 +254,7 @@ cut_echo(char *msg, const char *text)
 		return NULL;
 	len = strlen(text);
 	if (len > ECHO_CHARS && (at = strstr(msg, text)) != NULL)
-		msg = psprintf("%.*s%s%s", (int) (at - msg), msg, ECHO(text), at + len);
+		msg = psprintf("%.*s%s%s", (int) (at - msg), msg, pgapp_echo(text), at + len);
 	if (pg_mbstrlen(msg) > 4 * ECHO_CHARS)
 		msg = pga_truncate_for_message(msg, 4 * ECHO_CHARS);
 	return msg;
@@ -381,7 +380,7 @@ check_keys(JsonbContainer *object, const char *const *keys, const char *what)
 			appendStringInfo(&list, "%s\"%s\"", i ? ", " : "", keys[i]);
 		ereport(ERROR,
 				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				errmsg("%s has an unknown key \"%s\"", what, ECHO(key)),
+				errmsg("%s has an unknown key \"%s\"", what, pgapp_echo(key)),
 				errdetail("Its keys are %s.", list.data),
 				errhint(QUERY_HINT));
 	}
@@ -528,7 +527,7 @@ read_condition(Oid relid, JsonbValue *cv, int n)
 	else
 		ereport(ERROR,
 				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				errmsg("%s has an unknown op \"%s\"", what, ECHO(op)),
+				errmsg("%s has an unknown op \"%s\"", what, pgapp_echo(op)),
 				errdetail("Operations are eq, in, null, range and search."),
 				errhint(QUERY_HINT));
 	resolve_field(relid, required_string(obj, "field", what), &c->f);
@@ -620,9 +619,9 @@ read_ordering(Oid relid, ArrayType *allowed, JsonbValue *ov, int n)
 	dir = required_string(obj, "dir", what);
 	nulls = required_string(obj, "nulls", what);
 	if (strcmp(dir, "asc") != 0 && strcmp(dir, "desc") != 0)
-		bad_query("\"dir\" of %s must be \"asc\" or \"desc\", not \"%s\"", what, ECHO(dir));
+		bad_query("\"dir\" of %s must be \"asc\" or \"desc\", not \"%s\"", what, pgapp_echo(dir));
 	if (strcmp(nulls, "first") != 0 && strcmp(nulls, "last") != 0)
-		bad_query("\"nulls\" of %s must be \"first\" or \"last\", not \"%s\"", what, ECHO(nulls));
+		bad_query("\"nulls\" of %s must be \"first\" or \"last\", not \"%s\"", what, pgapp_echo(nulls));
 	/* a hand-made value goes through the whitelist as sort_by does */
 	check_sortable(relid, allowed, field);
 	resolve_field(relid, field, &o->f);
@@ -1254,7 +1253,7 @@ check_sortable(Oid relid, ArrayType *allowed, const char *field)
 	if (!ok)
 		ereport(ERROR,
 				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				errmsg("cannot sort %s by \"%s\"", get_rel_name(relid), ECHO(field)),
+				errmsg("cannot sort %s by \"%s\"", get_rel_name(relid), pgapp_echo(field)),
 				allowed_list.len > 0 ? errdetail("Sortable fields: %s.", allowed_list.data)
 				: errdetail("No field of %s is sortable.", get_rel_name(relid)),
 				errhint("The table owner allows fields with pgapp.allow_sort()."));
@@ -1316,7 +1315,7 @@ pgapp_sort_by(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				errmsg("invalid sort direction \"%s\"",
-					   PG_ARGISNULL(2) ? "" : ECHO(text_to_cstring(PG_GETARG_TEXT_PP(2)))),
+					   PG_ARGISNULL(2) ? "" : pgapp_echo(text_to_cstring(PG_GETARG_TEXT_PP(2)))),
 				errhint("Use asc or desc, optionally followed by nulls first or nulls last."));
 
 	b = append_begin(&a, q, "order");
@@ -1413,7 +1412,7 @@ check_single_expression(const char *text, const char *what, const char *name)
 bad:
 	ereport(ERROR,
 			errcode(ERRCODE_SYNTAX_ERROR),
-			errmsg("%s \"%s\" must be a single SQL expression", what, ECHO(name)),
+			errmsg("%s \"%s\" must be a single SQL expression", what, pgapp_echo(name)),
 			errdetail("It was: %s", pga_truncate_for_message(text, 4 * ECHO_CHARS)));
 }
 
@@ -1588,7 +1587,7 @@ lookup_expression(Oid relid, const char *kind, const char *name, MemoryContext m
 			known = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
 		ereport(ERROR,
 				errcode(ERRCODE_UNDEFINED_OBJECT),
-				errmsg("%s \"%s\" of %s does not exist", kind, ECHO(name), get_rel_name(relid)),
+				errmsg("%s \"%s\" of %s does not exist", kind, pgapp_echo(name), get_rel_name(relid)),
 				known ? errdetail("Defined %ss: %s.", kind, known)
 				: errdetail("%s has no %ss.", get_rel_name(relid), kind),
 				errhint("The table owner defines them with pgapp.define_%s().", kind));
@@ -1878,7 +1877,7 @@ find_relation(Oid relid, List *relations, const char *name)
 	if (found == NULL)
 		ereport(ERROR,
 				errcode(ERRCODE_UNDEFINED_OBJECT),
-				errmsg("relation \"%s\" of %s does not exist", ECHO(name), get_rel_name(relid)),
+				errmsg("relation \"%s\" of %s does not exist", pgapp_echo(name), get_rel_name(relid)),
 				known.len ? errdetail("Relations through foreign keys: %s.", known.data)
 				: errdetail("No foreign key refers to or from %s.", get_rel_name(relid)));
 	return found;
@@ -2729,7 +2728,7 @@ decode_cursor(const char *cursor, List *keys)
 bad:
 	ereport(ERROR,
 			errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-			errmsg("invalid cursor \"%s\"", ECHO(cursor)),
+			errmsg("invalid cursor \"%s\"", pgapp_echo(cursor)),
 			errhint("Pass the \"after\" value of the previous page, unchanged, for the same query."));
 	return NULL;				/* keep compiler quiet */
 }

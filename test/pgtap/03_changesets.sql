@@ -2,7 +2,7 @@
 -- Changesets and status machines: signatures, volatility, privileges and
 -- the SQLSTATE + message of each kind of bad input.
 BEGIN;
-SELECT plan(40);
+SELECT plan(49);
 
 -- every validator takes a changeset first and returns one (Ecto's pipe)
 SELECT is(
@@ -78,6 +78,30 @@ SELECT throws_ok($$SELECT pgapp.define_machine('m', '{"a": ["b"]}')$$,
 SELECT throws_ok($$SELECT pgapp.transition_allowed('missing', 'a', 'b')$$,
     '42704', 'machine "missing" does not exist');
 SELECT throws_ok($$SELECT pgapp.insert(NULL)$$, '22004', 'changeset must not be null');
+
+-- one reader checks every changeset value: shape 22023, limits 54000
+SELECT throws_ok($$SELECT pgapp.is_valid(pgapp.cast('tap_task', NULL, '{}', ARRAY['title']) || '{"sql": 1}')$$,
+    '22023', 'changeset has an unknown key "sql"');
+SELECT throws_ok($$SELECT pgapp.insert(jsonb_set(pgapp.cast('tap_task', NULL, '{}', ARRAY['title']), '{changes}', '{"n": 1}'))$$,
+    '22023', 'changeset changes "n", which it does not permit');
+SELECT throws_ok($$SELECT pgapp.errors(jsonb_set(pgapp.cast('tap_task', NULL, '{}', ARRAY['title']), '{errors}', '{"title": "x"}'))$$,
+    '22023', 'errors of "title" must be a non-empty JSON array of strings, not a string');
+SELECT throws_ok($$SELECT pgapp.is_valid(jsonb_set(pgapp.cast('tap_task', NULL, '{}', ARRAY['title']), '{errors}',
+                     (SELECT jsonb_object_agg('f' || i, '["x"]'::jsonb) FROM generate_series(1, 1001) AS i)))$$,
+    '54000', 'changeset has more than 1000 errors');
+SELECT ok(NOT pgapp.is_valid(jsonb_set(pgapp.add_error(pgapp.cast('tap_task', NULL, '{}', ARRAY['title']), 'title', 'x'),
+                                       '{valid}', 'true')),
+    '"valid": true next to errors is not valid');
+SELECT volatility_is('pgapp', 'is_valid', ARRAY['pgapp.changeset'], 'stable',
+    'is_valid() reads the catalog to check the value: STABLE');
+SELECT is(current_setting('pgapp.changeset_max_items'), '1000', 'pgapp.changeset_max_items defaults to 1000');
+-- Ecto parity: graphemes by default, validate_format raises on a non-string
+SELECT is(pgapp.errors(pgapp.validate_length(pgapp.cast('tap_task', NULL, '{"title": "e\u0301"}', ARRAY['title']),
+                                             'title', max => 1)),
+    '{}'::jsonb, '"e\u0301" is one grapheme');
+SELECT throws_ok($$SELECT pgapp.validate_format(jsonb_set(pgapp.cast('tap_task', NULL, '{}', ARRAY['title']),
+                                                          '{changes}', '{"title": null}'), 'n', '^1$')$$,
+    '22023', 'format rule applies to string values, but "n" is of type integer');
 
 -- the error model: a trigger always raises PT422
 SELECT lives_ok($$SELECT pgapp.define_changeset('tap_task', 'tap_task', ARRAY['title'], '[{"required": ["title"]}]')$$,
