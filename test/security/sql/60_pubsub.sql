@@ -45,6 +45,17 @@ SELECT * FROM pg_temp.show($$ SELECT pgapp.broadcast('room:sec', 'presence_diff'
 -- presence and typing on a reserved topic would make pgapp's worker send there
 SELECT * FROM pg_temp.show($$ SELECT pgapp.presence_track('jobs:1', 'k', '{}') $$);
 SELECT * FROM pg_temp.show($$ SELECT pgapp.typing('pgapp_jobs:default', 'k') $$);
+-- a row's value cannot steer a row-change trigger onto a reserved topic
+RESET ROLE;
+CREATE TABLE public.sec_rooms (id integer PRIMARY KEY, topic text NOT NULL);
+SELECT pgapp.broadcast_changes('public.sec_rooms', '%{topic}');
+GRANT INSERT ON public.sec_rooms TO sec_attacker;
+SET ROLE sec_attacker;
+SELECT * FROM pg_temp.show($$ INSERT INTO public.sec_rooms VALUES (1, 'jobs:1') $$);
+SELECT * FROM pg_temp.show($$ INSERT INTO public.sec_rooms VALUES (2, 'room:ok') $$);
+RESET ROLE;
+DROP TABLE public.sec_rooms;
+SET ROLE sec_attacker;
 -- the internal path is not the attacker's
 SELECT * FROM pg_temp.show($$ SELECT pgapp._broadcast_system('jobs:1', 'progress', '{}', 'direct') $$);
 -- listening to a reserved topic stays allowed (clients follow job progress)
