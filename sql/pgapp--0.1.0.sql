@@ -1455,27 +1455,47 @@ $$;
 /*
  * A key of a topic belongs to the role that tracks it (or types as it)
  * until its last meta has left: another role may not track, renew or type
- * as it (42501).  Claims of one key are serialised by a transaction lock.
+ * as it (42501).  A key the caller holds already needs no lock (a claimer
+ * sees its committed rows).  Claims of a free key are serialised by a
+ * transaction-level advisory lock; as any role can take advisory locks, a
+ * claim waits for it at most about 100 ms, then goes on without it (two
+ * roles could then share a key claimed at the same instant): a role that
+ * holds the lock can delay the first claim of a key, never block it.
  */
 CREATE FUNCTION pgapp._presence_claim(topic text, key text, caller oid)
 RETURNS void
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    holder oid;
 BEGIN
-    PERFORM pg_advisory_xact_lock(hashtext(topic), hashtext(key));
-    IF EXISTS (SELECT 1 FROM pgapp.presence AS p
-                WHERE p.topic = _presence_claim.topic AND p.key = _presence_claim.key
-                  AND p.role <> caller AND p.left_at IS NULL AND p.expires_at > clock_timestamp())
-       OR EXISTS (SELECT 1 FROM pgapp.typing AS t
-                   WHERE t.topic = _presence_claim.topic AND t.key = _presence_claim.key
-                     AND t.role <> caller AND t.expires_at > clock_timestamp()) THEN
-        RAISE EXCEPTION 'key "%" on topic "%" belongs to another role',
-                        pgapp._pubsub_echo(key), pgapp._pubsub_echo(topic)
-            USING ERRCODE = 'insufficient_privilege',
-                  DETAIL = 'A key belongs to the role that tracks it (or types as it) until its last meta has left.',
-                  HINT = 'Track and type under a key of your own.';
-    END IF;
+    FOR pass IN 1..2 LOOP
+        -- a live meta or typing indicator of the key: another role's first
+        SELECT h.role INTO holder
+          FROM (SELECT p.role FROM pgapp.presence AS p
+                 WHERE p.topic = _presence_claim.topic AND p.key = _presence_claim.key
+                   AND p.left_at IS NULL AND p.expires_at > clock_timestamp()
+                UNION ALL
+                SELECT t.role FROM pgapp.typing AS t
+                 WHERE t.topic = _presence_claim.topic AND t.key = _presence_claim.key
+                   AND t.expires_at > clock_timestamp()) AS h
+         ORDER BY h.role = caller
+         LIMIT 1;
+        IF holder <> caller THEN
+            RAISE EXCEPTION 'key "%" on topic "%" belongs to another role',
+                            pgapp._pubsub_echo(key), pgapp._pubsub_echo(topic)
+                USING ERRCODE = 'insufficient_privilege',
+                      DETAIL = 'A key belongs to the role that tracks it (or types as it) until its last meta has left.',
+                      HINT = 'Track and type under a key of your own.';
+        END IF;
+        EXIT WHEN holder = caller OR pass = 2;
+        -- a free key: take the claim lock (at most ~100 ms of waiting), then check again
+        FOR attempt IN 1..20 LOOP
+            EXIT WHEN pg_try_advisory_xact_lock(hashtext(topic), hashtext(key));
+            PERFORM pg_sleep(0.005);
+        END LOOP;
+    END LOOP;
 END
 $$;
 
