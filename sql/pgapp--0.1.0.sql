@@ -1385,7 +1385,10 @@ COMMENT ON VIEW pgapp.pubsub_outbox IS
 -- Presence (Phoenix.Presence) and typing indicators: unlogged, so that their
 -- frequent writes stay out of the WAL; the database's pgapp pubsub worker
 -- announces joins and leaves as one presence_diff per topic every 1.5 s and
--- stops typing indicators whose 3 s have passed.
+-- stops typing indicators whose 3 s have passed.  Each row records the role
+-- that made it: a key belongs to that role while it is live (42501 for
+-- others); presence_track, presence_untrack and typing are C entry points
+-- that pass the caller's role to the internal functions below.
 CREATE UNLOGGED TABLE pgapp.presence (
     topic       text NOT NULL,
     key         text NOT NULL,

@@ -154,9 +154,9 @@ pgapp_pubsub_echo(const char *value)
 	size_t		len = strlen(value);
 	int			cut;
 
-	if (pg_mbstrlen_with_len(value, len) <= PUBSUB_ECHO_MAX)
+	if (pg_mbstrlen_with_len(value, (int) len) <= PUBSUB_ECHO_MAX)
 		return pstrdup(value);
-	cut = pg_mbcharcliplen(value, len, PUBSUB_ECHO_MAX);
+	cut = pg_mbcharcliplen(value, (int) len, PUBSUB_ECHO_MAX);
 	return psprintf("%.*s...", cut, value);
 }
 
