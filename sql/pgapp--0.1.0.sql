@@ -1435,7 +1435,32 @@ AS 'MODULE_PATHNAME', 'pgapp_broadcast'
 LANGUAGE C VOLATILE;
 
 COMMENT ON FUNCTION pgapp.broadcast(text, text, jsonb, text) IS
-'Send {"topic","event","payload","id","at"} to the topic''s listeners at commit (auto, direct or outbox mode)';
+'Send {"topic","event","payload","id","at"} to the topic''s listeners at commit (auto, direct or outbox mode); pgapp''s own topics and events are refused';
+
+-- How pgapp's own code sends on the topics and events reserved to it (job
+-- progress on jobs:<id>, presence_diff, typing ...): not executable by
+-- PUBLIC; pgapp's SECURITY DEFINER functions (its owner) and background
+-- workers (superuser) call it.
+CREATE FUNCTION pgapp._broadcast_system(topic text, event text, payload jsonb, mode text)
+RETURNS void
+AS 'MODULE_PATHNAME', 'pgapp_broadcast_system'
+LANGUAGE C VOLATILE;
+
+COMMENT ON FUNCTION pgapp._broadcast_system(text, text, jsonb, text) IS
+'pgapp.broadcast for pgapp''s own code: may send on reserved topics and events, with no size limit (not for PUBLIC)';
+
+-- A topic presence and typing may use: valid (22023) and not pgapp's (42501).
+CREATE FUNCTION pgapp._pubsub_check_topic(topic text)
+RETURNS void
+AS 'MODULE_PATHNAME', 'pgapp_pubsub_check_user_topic'
+LANGUAGE C STABLE;
+
+-- At most 64 characters of a value an error message quotes.
+CREATE FUNCTION pgapp._pubsub_echo(value text)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT CASE WHEN length(value) > 64 THEN left(value, 64) || '...' ELSE value END $$;
 
 CREATE FUNCTION pgapp.channel(topic text)
 RETURNS text
@@ -1532,7 +1557,7 @@ BEGIN
         RAISE EXCEPTION 'topic template must have 1 to 255 bytes' USING ERRCODE = 'invalid_parameter_value';
     END IF;
     IF mode NOT IN ('auto', 'direct', 'outbox') THEN
-        RAISE EXCEPTION 'unknown broadcast mode "%"', mode
+        RAISE EXCEPTION 'unknown broadcast mode "%"', pgapp._pubsub_echo(mode)
             USING ERRCODE = 'invalid_parameter_value', HINT = 'Use auto, direct or outbox.';
     END IF;
     IF cardinality(events) = 0 THEN
@@ -1541,7 +1566,7 @@ BEGIN
     END IF;
     FOREACH ev IN ARRAY events LOOP
         IF ev IS NULL OR lower(ev) NOT IN ('insert', 'update', 'delete') THEN
-            RAISE EXCEPTION 'unknown event "%"', ev
+            RAISE EXCEPTION 'unknown event "%"', pgapp._pubsub_echo(ev)
                 USING ERRCODE = 'invalid_parameter_value', HINT = 'Use insert, update or delete.';
         END IF;
     END LOOP;
@@ -1549,7 +1574,7 @@ BEGIN
                UNION ALL SELECT unnest(columns) LOOP
         IF col IS NULL OR NOT EXISTS (SELECT 1 FROM pg_attribute AS a
                         WHERE a.attrelid = tbl AND a.attname = col AND a.attnum > 0 AND NOT a.attisdropped) THEN
-            RAISE EXCEPTION 'column "%" does not exist in %', col, tbl
+            RAISE EXCEPTION 'column "%" does not exist in %', pgapp._pubsub_echo(col), tbl
                 USING ERRCODE = 'undefined_column',
                       HINT = 'The topic template''s %{column} and the columns listed must be columns of the table.';
         END IF;
@@ -1606,12 +1631,16 @@ COMMENT ON VIEW pgapp.pubsub_outbox IS
 -- Presence (Phoenix.Presence) and typing indicators: unlogged, so that their
 -- frequent writes stay out of the WAL; the database's pgapp pubsub worker
 -- announces joins and leaves as one presence_diff per topic every 1.5 s and
--- stops typing indicators whose 3 s have passed.
+-- stops typing indicators whose 3 s have passed.  Each row records the role
+-- that made it: a key belongs to that role while it is live (42501 for
+-- others); presence_track, presence_untrack and typing are C entry points
+-- that pass the caller's role to the internal functions below.
 CREATE UNLOGGED TABLE pgapp.presence (
     topic       text NOT NULL,
     key         text NOT NULL,
     ref         uuid NOT NULL,
     meta        jsonb NOT NULL,
+    role        oid NOT NULL,       -- the role that tracked it: its key is that role's
     seq         integer NOT NULL DEFAULT 0,     -- version of meta: phx_ref is ref, or ref.seq
     prev_meta   jsonb,              -- announced meta replaced by meta, to announce as a leave
     prev_seq    integer,            -- and its version
@@ -1631,6 +1660,7 @@ COMMENT ON TABLE pgapp.presence IS
 CREATE UNLOGGED TABLE pgapp.typing (
     topic       text NOT NULL,
     key         text NOT NULL,
+    role        oid NOT NULL,       -- the role that types as key
     expires_at  timestamptz NOT NULL,
     PRIMARY KEY (topic, key)
 );
@@ -1664,7 +1694,7 @@ BEGIN
         RAISE EXCEPTION 'topic and key must not be null' USING ERRCODE = 'null_value_not_allowed';
     END IF;
     -- the same rules as pgapp.broadcast's topics (a round broadcasts on it)
-    PERFORM pgapp.channel(topic);
+    PERFORM pgapp._pubsub_check_topic(topic);
     IF key = '' OR octet_length(key) > 255 THEN
         RAISE EXCEPTION 'key must have 1 to 255 bytes' USING ERRCODE = 'invalid_parameter_value';
     END IF;
@@ -1672,30 +1702,113 @@ END
 $$;
 
 /*
+ * A key of a topic belongs to the role that tracks it (or types as it)
+ * until its last meta has left: another role may not track, renew or type
+ * as it (42501).  A key the caller holds already needs no lock (a claimer
+ * sees its committed rows).  Claims of a free key are serialised by a
+ * transaction-level advisory lock; as any role can take advisory locks, a
+ * claim waits for it at most about 100 ms, then goes on without it (two
+ * roles could then share a key claimed at the same instant): a role that
+ * holds the lock can delay the first claim of a key, never block it.
+ */
+CREATE FUNCTION pgapp._presence_claim(topic text, key text, caller oid)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    holder oid;
+BEGIN
+    FOR pass IN 1..2 LOOP
+        -- a live meta or typing indicator of the key: another role's first
+        SELECT h.role INTO holder
+          FROM (SELECT p.role FROM pgapp.presence AS p
+                 WHERE p.topic = _presence_claim.topic AND p.key = _presence_claim.key
+                   AND p.left_at IS NULL AND p.expires_at > clock_timestamp()
+                UNION ALL
+                SELECT t.role FROM pgapp.typing AS t
+                 WHERE t.topic = _presence_claim.topic AND t.key = _presence_claim.key
+                   AND t.expires_at > clock_timestamp()) AS h
+         ORDER BY h.role = caller
+         LIMIT 1;
+        IF holder <> caller THEN
+            RAISE EXCEPTION 'key "%" on topic "%" belongs to another role',
+                            pgapp._pubsub_echo(key), pgapp._pubsub_echo(topic)
+                USING ERRCODE = 'insufficient_privilege',
+                      DETAIL = 'A key belongs to the role that tracks it (or types as it) until its last meta has left.',
+                      HINT = 'Track and type under a key of your own.';
+        END IF;
+        EXIT WHEN holder = caller OR pass = 2;
+        -- a free key: take the claim lock (at most ~100 ms of waiting), then check again
+        FOR attempt IN 1..20 LOOP
+            EXIT WHEN pg_try_advisory_xact_lock(hashtext(topic), hashtext(key));
+            PERFORM pg_sleep(0.005);
+        END LOOP;
+    END LOOP;
+END
+$$;
+
+/*
  * Track key on topic with meta for ttl; returns the meta's ref.  Call it
  * again with that ref before ttl passes to stay (and to change the meta);
  * without a ref each call adds a meta (one per connection or device).
+ * pgapp.presence_track (C) calls it as pgapp's owner with the caller's role.
  */
-CREATE FUNCTION pgapp.presence_track(topic text, key text, meta jsonb DEFAULT '{}',
-    ttl interval DEFAULT '30s', ref uuid DEFAULT NULL)
+CREATE FUNCTION pgapp._presence_track(topic text, key text, meta jsonb, ttl interval, ref uuid, caller oid)
 RETURNS uuid
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     r uuid := coalesce(ref, gen_random_uuid());
+    kept uuid;
+    size integer;
+    -- shown with a unit ('4kB', '100B', '10min'); pg_size_bytes knows no 'B'
+    max_meta bigint := pg_size_bytes(regexp_replace(current_setting('pgapp.pubsub_presence_max_meta'), '^(\d+)B$', '\1'));
+    max_ttl interval := current_setting('pgapp.pubsub_presence_max_ttl')::interval;
+    metas integer;
 BEGIN
     PERFORM pgapp._presence_check(topic, key);
     IF meta IS NULL OR jsonb_typeof(meta) <> 'object' THEN
         RAISE EXCEPTION 'meta must be a JSON object' USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    IF ttl IS NULL OR ttl <= interval '0' OR ttl > interval '1 day' THEN
-        RAISE EXCEPTION 'ttl must be positive and at most 1 day, not %',
-                        coalesce(extract(epoch FROM ttl)::text || ' seconds', 'NULL')
+    size := octet_length(meta::text);
+    IF size > max_meta THEN
+        RAISE EXCEPTION 'presence meta is too large (% bytes)', size
+            USING ERRCODE = 'program_limit_exceeded',
+                  DETAIL = format('pgapp.pubsub_presence_max_meta allows at most %s bytes.',
+                                  max_meta),
+                  HINT = 'Keep metas small (a device, a status); keep the rest in a table.';
+    END IF;
+    IF ttl IS NULL OR ttl <= interval '0' THEN
+        RAISE EXCEPTION 'ttl must be positive, not %',
+                        coalesce(trim_scale(extract(epoch FROM ttl))::text || ' seconds', 'NULL')
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    INSERT INTO pgapp.presence AS p (topic, key, ref, meta, expires_at)
-    VALUES (topic, key, r, meta, clock_timestamp() + ttl)
+    IF ttl > max_ttl THEN
+        RAISE EXCEPTION 'ttl of % seconds is longer than pgapp.pubsub_presence_max_ttl (%)',
+                        trim_scale(extract(epoch FROM ttl)), current_setting('pgapp.pubsub_presence_max_ttl')
+            USING ERRCODE = 'program_limit_exceeded',
+                  DETAIL = 'pgapp.pubsub_presence_max_ttl caps how long a presence stays without being renewed.',
+                  HINT = 'Renew the presence (presence_track with its ref) at about half its ttl.';
+    END IF;
+    PERFORM pgapp._presence_claim(topic, key, caller);
+    IF NOT EXISTS (SELECT 1 FROM pgapp.presence AS p
+                    WHERE p.topic = _presence_track.topic AND p.key = _presence_track.key AND p.ref = r) THEN
+        SELECT count(*) INTO metas FROM pgapp.presence AS p
+         WHERE p.topic = _presence_track.topic AND p.key = _presence_track.key
+           AND p.left_at IS NULL AND p.expires_at > clock_timestamp();
+        IF metas >= current_setting('pgapp.pubsub_presence_max_metas')::integer THEN
+            RAISE EXCEPTION 'key "%" already has % metas on topic "%"',
+                            pgapp._pubsub_echo(key), metas, pgapp._pubsub_echo(topic)
+                USING ERRCODE = 'program_limit_exceeded',
+                      DETAIL = format('pgapp.pubsub_presence_max_metas allows at most %s at once.',
+                                      current_setting('pgapp.pubsub_presence_max_metas')),
+                      HINT = 'Renew a meta with its ref instead of tracking a new one, and untrack those no longer used.';
+        END IF;
+    END IF;
+    INSERT INTO pgapp.presence AS p (topic, key, ref, role, meta, expires_at)
+    VALUES (topic, key, r, caller, meta, clock_timestamp() + ttl)
     ON CONFLICT ON CONSTRAINT presence_pkey DO UPDATE
        SET expires_at = excluded.expires_at,
            meta = excluded.meta,
@@ -1708,27 +1821,51 @@ BEGIN
            seq = CASE WHEN p.announced AND p.meta IS DISTINCT FROM excluded.meta
                       THEN p.seq + 1 ELSE p.seq END,
            announced = p.announced AND p.meta IS NOT DISTINCT FROM excluded.meta,
-           left_at = NULL;
+           left_at = NULL
+     WHERE p.role = excluded.role
+    RETURNING p.ref INTO kept;
+    IF kept IS NULL THEN
+        -- a meta of another role's that has expired or left, not yet announced
+        RAISE EXCEPTION 'presence % on topic "%" belongs to another role', r, pgapp._pubsub_echo(topic)
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = 'Only the role that tracked a presence may renew or change it.';
+    END IF;
     PERFORM pgapp._pubsub_start_worker();
     RETURN r;
 END
 $$;
 
-COMMENT ON FUNCTION pgapp.presence_track(text, text, jsonb, interval, uuid) IS
-'Track a presence on a topic for ttl; returns the ref to renew or untrack it (joins are broadcast as presence_diff)';
+CREATE FUNCTION pgapp.presence_track(topic text, key text, meta jsonb DEFAULT '{}',
+    ttl interval DEFAULT '30s', ref uuid DEFAULT NULL)
+RETURNS uuid
+AS 'MODULE_PATHNAME', 'pgapp_presence_track'
+LANGUAGE C VOLATILE;
 
-CREATE FUNCTION pgapp.presence_untrack(topic text, key text, ref uuid DEFAULT NULL)
+COMMENT ON FUNCTION pgapp.presence_track(text, text, jsonb, interval, uuid) IS
+'Track a presence on a topic for ttl; returns the ref to renew or untrack it (joins are broadcast as presence_diff); the key is the caller role''s until it leaves';
+
+CREATE FUNCTION pgapp._presence_untrack(topic text, key text, ref uuid, caller oid)
 RETURNS integer
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     n integer;
 BEGIN
     PERFORM pgapp._presence_check(topic, key);
+    IF NOT pg_has_role(caller, 'pgapp_admin', 'USAGE')
+       AND EXISTS (SELECT 1 FROM pgapp.presence AS p
+                    WHERE p.topic = _presence_untrack.topic AND p.key = _presence_untrack.key
+                      AND (_presence_untrack.ref IS NULL OR p.ref = _presence_untrack.ref)
+                      AND p.left_at IS NULL AND p.role <> caller) THEN
+        RAISE EXCEPTION 'presence of key "%" on topic "%" belongs to another role',
+                        pgapp._pubsub_echo(key), pgapp._pubsub_echo(topic)
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = 'Only the role that tracked a presence, or a member of pgapp_admin, may untrack it.';
+    END IF;
     UPDATE pgapp.presence AS p SET left_at = clock_timestamp()
-     WHERE p.topic = presence_untrack.topic AND p.key = presence_untrack.key
-       AND (presence_untrack.ref IS NULL OR p.ref = presence_untrack.ref)
+     WHERE p.topic = _presence_untrack.topic AND p.key = _presence_untrack.key
+       AND (_presence_untrack.ref IS NULL OR p.ref = _presence_untrack.ref)
        AND p.left_at IS NULL;
     GET DIAGNOSTICS n = ROW_COUNT;
     PERFORM pgapp._pubsub_start_worker();
@@ -1736,8 +1873,13 @@ BEGIN
 END
 $$;
 
+CREATE FUNCTION pgapp.presence_untrack(topic text, key text, ref uuid DEFAULT NULL)
+RETURNS integer
+AS 'MODULE_PATHNAME', 'pgapp_presence_untrack'
+LANGUAGE C VOLATILE;
+
 COMMENT ON FUNCTION pgapp.presence_untrack(text, text, uuid) IS
-'Stop tracking a key on a topic (one meta by ref, or all of them); returns how many metas left';
+'Stop tracking a key on a topic (one meta by ref, or all of them); returns how many metas left; the tracking role''s own, or anyone''s for pgapp_admin';
 
 CREATE FUNCTION pgapp.presence_list(topic text)
 RETURNS jsonb
@@ -1816,8 +1958,8 @@ BEGIN
                coalesce(jsonb_object_agg(key, entry) FILTER (WHERE kind = 'leave'), '{}') AS leaves
           FROM per_key GROUP BY topic ORDER BY topic
     LOOP
-        PERFORM pgapp.broadcast(d.topic, 'presence_diff',
-                                jsonb_build_object('joins', d.joins, 'leaves', d.leaves), 'direct');
+        PERFORM pgapp._broadcast_system(d.topic, 'presence_diff',
+                                        jsonb_build_object('joins', d.joins, 'leaves', d.leaves), 'direct');
         n := n + 1;
     END LOOP;
     DELETE FROM pgapp.presence WHERE left_at IS NOT NULL;
@@ -1830,25 +1972,31 @@ $$;
 COMMENT ON FUNCTION pgapp._presence_flush() IS
 'Announce presence joins and leaves as one presence_diff per topic (the pubsub worker runs it every 1.5 s)';
 
-CREATE FUNCTION pgapp.typing(topic text, key text)
+CREATE FUNCTION pgapp._typing(topic text, key text, caller oid)
 RETURNS void
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     started boolean;
 BEGIN
     PERFORM pgapp._presence_check(topic, key);
-    INSERT INTO pgapp.typing AS t (topic, key, expires_at)
-    VALUES (topic, key, clock_timestamp() + interval '3 seconds')
-    ON CONFLICT ON CONSTRAINT typing_pkey DO UPDATE SET expires_at = excluded.expires_at
+    PERFORM pgapp._presence_claim(topic, key, caller);
+    INSERT INTO pgapp.typing AS t (topic, key, role, expires_at)
+    VALUES (topic, key, caller, clock_timestamp() + interval '3 seconds')
+    ON CONFLICT ON CONSTRAINT typing_pkey DO UPDATE SET expires_at = excluded.expires_at, role = excluded.role
     RETURNING (xmax = 0) INTO started;
     IF started THEN
-        PERFORM pgapp.broadcast(topic, 'typing', jsonb_build_object('key', key), 'direct');
+        PERFORM pgapp._broadcast_system(topic, 'typing', jsonb_build_object('key', key), 'direct');
     END IF;
     PERFORM pgapp._pubsub_start_worker();
 END
 $$;
+
+CREATE FUNCTION pgapp.typing(topic text, key text)
+RETURNS void
+AS 'MODULE_PATHNAME', 'pgapp_typing'
+LANGUAGE C VOLATILE;
 
 COMMENT ON FUNCTION pgapp.typing(text, text) IS
 'Say that key is typing on topic: broadcasts typing, then typing_stopped 3 s after the last call';
@@ -1880,7 +2028,7 @@ DECLARE
     n integer := 0;
 BEGIN
     FOR t IN DELETE FROM pgapp.typing WHERE expires_at <= clock_timestamp() RETURNING topic, key LOOP
-        PERFORM pgapp.broadcast(t.topic, 'typing_stopped', jsonb_build_object('key', t.key), 'direct');
+        PERFORM pgapp._broadcast_system(t.topic, 'typing_stopped', jsonb_build_object('key', t.key), 'direct');
         n := n + 1;
     END LOOP;
     RETURN n;
@@ -1892,11 +2040,16 @@ COMMENT ON FUNCTION pgapp._typing_flush() IS
 
 REVOKE ALL ON pgapp.presence, pgapp.typing FROM PUBLIC;
 REVOKE ALL ON FUNCTION pgapp._pubsub_start_worker(), pgapp._presence_check(text, text), pgapp._phx_ref(uuid, integer),
-    pgapp._presence_flush(), pgapp._typing_flush() FROM PUBLIC;
+    pgapp._presence_flush(), pgapp._typing_flush(), pgapp._presence_claim(text, text, oid),
+    pgapp._presence_track(text, text, jsonb, interval, uuid, oid), pgapp._presence_untrack(text, text, uuid, oid),
+    pgapp._typing(text, text, oid) FROM PUBLIC;
 GRANT SELECT ON pgapp.presence, pgapp.typing TO pgapp_admin;
 
 REVOKE ALL ON pgapp.message, pgapp.outbox FROM PUBLIC;
-REVOKE ALL ON FUNCTION pgapp._pubsub_prune(), pgapp._broadcast_changes(), pgapp._pubsub_workers() FROM PUBLIC;
+REVOKE ALL ON FUNCTION pgapp._pubsub_prune(), pgapp._broadcast_changes(), pgapp._pubsub_workers(),
+    pgapp._broadcast_system(text, text, jsonb, text), pgapp._pubsub_check_topic(text), pgapp._pubsub_echo(text)
+    FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION pgapp._pubsub_echo(text) TO pgapp_admin;   -- broadcast_changes' errors
 GRANT EXECUTE ON FUNCTION pgapp._pubsub_prune(), pgapp._broadcast_changes(), pgapp._pubsub_workers()
     TO pgapp_admin;
 REVOKE ALL ON pgapp.pubsub_outbox FROM PUBLIC;
@@ -2935,7 +3088,7 @@ BEGIN
         END IF;
         RETURN false;
     END IF;
-    PERFORM pgapp.broadcast('jobs:' || id, 'progress',
+    PERFORM pgapp._broadcast_system('jobs:' || id, 'progress',
                             jsonb_strip_nulls(jsonb_build_object('id', id, 'percent', percent, 'message', message)),
                             'direct');
     RETURN true;

@@ -220,6 +220,33 @@ SELECT pgapp.broadcast('orders:new', 'marker', '{}');
 SELECT pg_temp.wait_for('marker');
 SELECT * FROM pg_temp.received();
 
+-- reserved topics and events: pgapp.broadcast refuses them (42501); pgapp's
+-- own code sends them with pgapp._broadcast_system, which listeners receive
+SELECT pg_temp.listen('jobs:77') AS channel;
+SELECT * FROM pg_temp.show($$ SELECT pgapp.broadcast('jobs:77', 'progress', '{"percent": 50}') $$);
+SELECT * FROM pg_temp.show($$ SELECT pgapp.broadcast('room:1', 'typing', '{"key": "x"}') $$);
+SELECT pgapp._broadcast_system('jobs:77', 'progress', '{"id": 77, "percent": 50}', 'direct');
+SELECT pg_temp.wait_for('progress');
+SELECT channel, message FROM pg_temp.received();
+SELECT * FROM dblink('listener', $$SELECT pgapp.unsubscribe('jobs:77')::text$$) AS t(x text);
+
+-- limits (54000): payload, meta, ttl, metas per key
+SET pgapp.pubsub_max_payload = '2kB';
+SELECT * FROM pg_temp.show($$ SELECT pgapp.broadcast('t', 'e', jsonb_build_object('b', repeat('x', 3000))) $$);
+SELECT * FROM pg_temp.show($$ SELECT pgapp.broadcast('t', 'e', jsonb_build_object('b', repeat('x', 3000)), mode => 'outbox') $$);
+RESET pgapp.pubsub_max_payload;
+SET pgapp.pubsub_presence_max_meta = 100;
+SELECT * FROM pg_temp.show($$ SELECT pgapp.presence_track('room:1', 'k', jsonb_build_object('b', repeat('x', 100))) $$);
+RESET pgapp.pubsub_presence_max_meta;
+SET pgapp.pubsub_presence_max_ttl = '1min';
+SELECT * FROM pg_temp.show($$ SELECT pgapp.presence_track('room:1', 'k', '{}', ttl => '61 seconds') $$);
+RESET pgapp.pubsub_presence_max_ttl;
+SET pgapp.pubsub_presence_max_metas = 2;
+SELECT count(pgapp.presence_track('room:9', 'k', '{}')) AS two_metas FROM generate_series(1, 2);
+SELECT * FROM pg_temp.show($$ SELECT pgapp.presence_track('room:9', 'k', '{}') $$);
+RESET pgapp.pubsub_presence_max_metas;
+DELETE FROM pgapp.presence WHERE topic = 'room:9';
+
 -- bad input
 SELECT * FROM pg_temp.show($$ SELECT pgapp.broadcast('', 'e', '{}') $$);
 SELECT * FROM pg_temp.show($$ SELECT pgapp.broadcast(repeat('t', 256), 'e', '{}') $$);

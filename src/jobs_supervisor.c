@@ -510,7 +510,7 @@ supervise(TimestampTz *since, TimestampTz *last_prune)
 								 7, types);
 		if (round_plan == NULL || SPI_keepplan(round_plan) != 0)
 			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-		progress_plan = SPI_prepare("SELECT pgapp.broadcast('jobs:' OPERATOR(pg_catalog.||) $1, 'progress',"
+		progress_plan = SPI_prepare("SELECT pgapp._broadcast_system('jobs:' OPERATOR(pg_catalog.||) $1, 'progress',"
 									" pg_catalog.jsonb_build_object('id', $1, 'percent', $2, 'message', $3), 'direct')",
 									3, ptypes);
 		if (progress_plan == NULL || SPI_keepplan(progress_plan) != 0)

@@ -217,6 +217,42 @@ _PG_init(void)
 							GUC_UNIT_MS,
 							NULL, NULL, NULL);
 
+	DefineCustomIntVariable("pgapp.pubsub_max_payload",
+							"Largest payload pgapp.broadcast accepts (jsonb bytes).",
+							"Larger payloads are refused with SQLSTATE 54000; pgapp's own messages are not limited.",
+							&pgapp_pubsub_max_payload,
+							1024 * 1024, 1024, 256 * 1024 * 1024,
+							PGC_SUSET,
+							GUC_UNIT_BYTE,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("pgapp.pubsub_presence_max_meta",
+							"Largest meta pgapp.presence_track accepts (bytes of its JSON text).",
+							"Larger metas are refused with SQLSTATE 54000.",
+							&pgapp_pubsub_presence_max_meta,
+							4096, 64, 1024 * 1024,
+							PGC_SUSET,
+							GUC_UNIT_BYTE,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("pgapp.pubsub_presence_max_ttl",
+							"Longest ttl pgapp.presence_track accepts.",
+							"A presence not renewed within its ttl leaves; longer ttls are refused with SQLSTATE 54000.",
+							&pgapp_pubsub_presence_max_ttl,
+							600, 1, 86400,
+							PGC_SUSET,
+							GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("pgapp.pubsub_presence_max_metas",
+							"Most metas one key may have at once on a topic (connections or devices).",
+							"A further pgapp.presence_track without ref is refused with SQLSTATE 54000.",
+							&pgapp_pubsub_presence_max_metas,
+							64, 1, 100000,
+							PGC_SUSET,
+							0,
+							NULL, NULL, NULL);
+
 	DefineCustomStringVariable("pgapp.databases",
 							   "Databases where pgapp's background workers run jobs (comma-separated; empty: all).",
 							   "Elsewhere jobs can still be enqueued and served by external workers.",

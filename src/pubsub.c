@@ -24,12 +24,20 @@
  * sends them in NOTIFY-only transactions.  Auto mode (the default) uses the
  * outbox when the transaction writes anyway, else NOTIFYs directly.
  *
+ * Topics and events that pgapp itself sends on (job progress, presence,
+ * typing, PostgREST's channel) are refused to pgapp.broadcast (42501);
+ * pgapp's own code sends them with pgapp._broadcast_system() or, in C,
+ * pgapp_pubsub_send().  pgapp.broadcast's payloads are capped by
+ * pgapp.pubsub_max_payload (54000).  Presence and typing enter here (C)
+ * so that the calling role can be recorded with what it tracks.
+ *
  * src/pubsub.c
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
+#include "access/detoast.h"
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "access/xact.h"
@@ -40,6 +48,7 @@
 #include "common/md5.h"
 #include "executor/spi.h"
 #include "funcapi.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/json.h"
@@ -60,6 +69,10 @@
 int			pgapp_pubsub_retention = 3600;
 bool		pgapp_pubsub_fixed_envelope = false;
 int			pgapp_pubsub_batch_delay = 2;
+int			pgapp_pubsub_max_payload = 1024 * 1024;
+int			pgapp_pubsub_presence_max_meta = 4096;
+int			pgapp_pubsub_presence_max_ttl = 600;
+int			pgapp_pubsub_presence_max_metas = 64;
 
 static void pubsub_shmem_request(void);
 static void pubsub_shmem_startup(void);
@@ -132,6 +145,92 @@ pgapp_pubsub_check_event(const char *event)
 }
 
 /*
+ * At most PUBSUB_ECHO_MAX characters of a value an error message quotes,
+ * followed by "..." when it was cut: errors must not echo large input.
+ */
+char *
+pgapp_pubsub_echo(const char *value)
+{
+	size_t		len = strlen(value);
+	int			cut;
+
+	if (pg_mbstrlen_with_len(value, (int) len) <= PUBSUB_ECHO_MAX)
+		return pstrdup(value);
+	cut = pg_mbcharcliplen(value, (int) len, PUBSUB_ECHO_MAX);
+	return psprintf("%.*s...", cut, value);
+}
+
+/*
+ * Topics and events pgapp itself sends on.  Clients trust them (a job's
+ * progress, who is present, who types), so only pgapp may send them: the
+ * SQL entry points refuse them (42501) and pgapp's own code sends through
+ * pgapp._broadcast_system() or pgapp_pubsub_send().
+ */
+typedef struct ReservedName
+{
+	const char *name;
+	bool		prefix;			/* every name starting with it */
+	const char *what;			/* what pgapp sends there */
+} ReservedName;
+
+static const ReservedName reserved_topics[] = {
+	{"jobs:", true, "the progress of jobs"},
+	{"pgapp_", true, "its own notifications (such as pgapp_jobs:<queue> for job queues)"},
+	{"pgrst", false, "PostgREST's schema cache reloads"},
+};
+
+static const ReservedName reserved_events[] = {
+	{"presence_diff", false, "presence joins and leaves"},
+	{"presence_state", false, "presence state"},
+	{"typing", false, "typing indicators"},
+	{"typing_stopped", false, "typing indicators"},
+	{"phx_", true, "Phoenix channel protocol events"},
+};
+
+static const ReservedName *
+find_reserved(const ReservedName *names, int n, const char *value)
+{
+	for (int i = 0; i < n; i++)
+	{
+		if (names[i].prefix ? strncmp(value, names[i].name, strlen(names[i].name)) == 0
+			: strcmp(value, names[i].name) == 0)
+			return &names[i];
+	}
+	return NULL;
+}
+
+/* 42501 unless the topic is free for everyone (the topic is checked). */
+void
+pgapp_pubsub_refuse_reserved_topic(const char *topic)
+{
+	const ReservedName *r = find_reserved(reserved_topics, lengthof(reserved_topics), topic);
+
+	if (r != NULL)
+		ereport(ERROR,
+				errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				errmsg("topic \"%s\" is reserved for pgapp", pgapp_pubsub_echo(topic)),
+				errdetail("On %s \"%s\", pgapp sends %s; only pgapp may send there.",
+						  r->prefix ? "the topics starting with" : "the topic", r->name, r->what),
+				errhint("Subscribe to it to receive pgapp's messages; broadcast yours on another topic."));
+}
+
+/* 42501 unless the event is free for everyone. */
+void
+pgapp_pubsub_refuse_reserved_event(const char *event)
+{
+	const ReservedName *r = find_reserved(reserved_events, lengthof(reserved_events), event);
+
+	if (r != NULL)
+		ereport(ERROR,
+				errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				errmsg("event \"%s\" is reserved for pgapp", pgapp_pubsub_echo(event)),
+				errdetail("pgapp sends %s as %s \"%s\"; only pgapp may send %s.",
+						  r->what, r->prefix ? "the events starting with" : "the event", r->name,
+						  r->prefix ? "them" : "it"),
+				errhint("Use another event name, e.g. one of your application's own."));
+}
+
+/*
  * The channel of a topic (buffer of PUBSUB_CHANNEL_LEN): the topic when it
  * is a valid channel name, else "pgapp:" || md5(topic).
  */
@@ -163,7 +262,7 @@ pgapp_pubsub_parse_mode(const char *mode)
 		return PUBSUB_OUTBOX;
 	ereport(ERROR,
 			errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-			errmsg("unknown broadcast mode \"%s\"", mode),
+			errmsg("unknown broadcast mode \"%s\"", pgapp_pubsub_echo(mode)),
 			errhint("Use auto, direct or outbox."));
 	return PUBSUB_AUTO;			/* keep compiler quiet */
 }
@@ -533,6 +632,29 @@ pgapp_pubsub_send(const char *topic, const char *event, Jsonb *payload, PubsubMo
  * pgapp.broadcast(topic, event, payload jsonb DEFAULT '{}', mode DEFAULT
  * 'auto') -> void
  */
+static Jsonb *
+broadcast_payload(FunctionCallInfo fcinfo, int argno)
+{
+	Jsonb	   *payload;
+
+	if (PG_ARGISNULL(argno))
+		return DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum("{}")));
+	payload = PG_GETARG_JSONB_P(argno);
+	if (!pgapp_jsonb_is_object(payload))
+		ereport(ERROR,
+				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				errmsg("payload must be a JSON object"),
+				errdetail("Got %s.",
+						  pgapp_pubsub_echo(JsonbToCString(NULL, &payload->root, 64))),
+				errhint("Wrap the value in an object, e.g. jsonb_build_object('value', ...)."));
+	return payload;
+}
+
+/*
+ * pgapp.broadcast(topic, event, payload jsonb DEFAULT '{}', mode DEFAULT
+ * 'auto') -> void: for everyone, on any topic and event but pgapp's own,
+ * with a payload of at most pgapp.pubsub_max_payload.
+ */
 PG_FUNCTION_INFO_V1(pgapp_broadcast);
 Datum
 pgapp_broadcast(PG_FUNCTION_ARGS)
@@ -540,21 +662,65 @@ pgapp_broadcast(PG_FUNCTION_ARGS)
 	char	   *topic = pgapp_arg_cstring(fcinfo, 0, "topic");
 	char	   *event = pgapp_arg_cstring(fcinfo, 1, "event");
 	char	   *mode = pgapp_arg_cstring(fcinfo, 3, "mode");
+	PubsubMode	m;
 	Jsonb	   *payload;
 
 	pgapp_pubsub_check_topic(topic);
 	pgapp_pubsub_check_event(event);
-	if (PG_ARGISNULL(2))
-		payload = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum("{}")));
-	else
-		payload = PG_GETARG_JSONB_P(2);
-	if (!pgapp_jsonb_is_object(payload))
+	pgapp_pubsub_refuse_reserved_topic(topic);
+	pgapp_pubsub_refuse_reserved_event(event);
+	m = pgapp_pubsub_parse_mode(mode);
+	/* the size first: a non-object too large to be echoed is refused for it */
+	if (!PG_ARGISNULL(2) && toast_raw_datum_size(PG_GETARG_DATUM(2)) - VARHDRSZ > pgapp_pubsub_max_payload)
 		ereport(ERROR,
-				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				errmsg("payload must be a JSON object"),
-				errdetail("Got %s.", JsonbToCString(NULL, &payload->root, 40)),
-				errhint("Wrap the value in an object, e.g. jsonb_build_object('value', ...)."));
-	pgapp_pubsub_send(topic, event, payload, pgapp_pubsub_parse_mode(mode));
+				errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				errmsg("broadcast payload is too large (%zu bytes)",
+					   (size_t) (toast_raw_datum_size(PG_GETARG_DATUM(2)) - VARHDRSZ)),
+				errdetail("pgapp.pubsub_max_payload allows at most %d bytes (in jsonb form).",
+						  pgapp_pubsub_max_payload),
+				errhint("Broadcast a reference to the data (e.g. a row's id) and let clients read it."));
+	payload = broadcast_payload(fcinfo, 2);
+	pgapp_pubsub_send(topic, event, payload, m);
+	PG_RETURN_VOID();
+}
+
+/*
+ * pgapp._broadcast_system(topic, event, payload jsonb, mode) -> void: how
+ * pgapp's own SQL code sends on its reserved topics and events (job
+ * progress, presence_diff, typing).  Not executable by PUBLIC; its owner
+ * (pgapp's SECURITY DEFINER functions) and superusers (pgapp's background
+ * workers) call it.  No size limit: pgapp makes these payloads itself.
+ */
+PG_FUNCTION_INFO_V1(pgapp_broadcast_system);
+Datum
+pgapp_broadcast_system(PG_FUNCTION_ARGS)
+{
+	char	   *topic = pgapp_arg_cstring(fcinfo, 0, "topic");
+	char	   *event = pgapp_arg_cstring(fcinfo, 1, "event");
+	char	   *mode = pgapp_arg_cstring(fcinfo, 3, "mode");
+	PubsubMode	m;
+	Jsonb	   *payload;
+
+	pgapp_pubsub_check_topic(topic);
+	pgapp_pubsub_check_event(event);
+	m = pgapp_pubsub_parse_mode(mode);
+	payload = broadcast_payload(fcinfo, 2);
+	pgapp_pubsub_send(topic, event, payload, m);
+	PG_RETURN_VOID();
+}
+
+/*
+ * pgapp._pubsub_check_topic(topic) -> void: a topic presence and typing
+ * may use: a valid topic (22023) that is not pgapp's (42501).
+ */
+PG_FUNCTION_INFO_V1(pgapp_pubsub_check_user_topic);
+Datum
+pgapp_pubsub_check_user_topic(PG_FUNCTION_ARGS)
+{
+	char	   *topic = pgapp_arg_cstring(fcinfo, 0, "topic");
+
+	pgapp_pubsub_check_topic(topic);
+	pgapp_pubsub_refuse_reserved_topic(topic);
 	PG_RETURN_VOID();
 }
 
@@ -602,5 +768,109 @@ pgapp_unsubscribe(PG_FUNCTION_ARGS)
 	pgapp_pubsub_check_topic(topic);
 	pgapp_pubsub_channel(topic, channel);
 	Async_Unlisten(channel);
+	PG_RETURN_VOID();
+}
+
+/* ---------------------------------------------------------------------
+ * Presence and typing: the caller's role
+ * ---------------------------------------------------------------------
+ */
+
+/*
+ * Run an internal presence function (SELECT pgapp._fn($1 .. $nargs, $n+1))
+ * as pgapp's owner with the function's arguments and, last, the calling
+ * role: a presence belongs to the role that tracked it, and the internal
+ * functions, which write pgapp.presence and pgapp.typing, are not
+ * executable by PUBLIC (so no one can name another role).  Returns the
+ * single result (copied out of SPI when by reference).
+ */
+static Datum
+call_as_owner(FunctionCallInfo fcinfo, const char *sql, int nargs, const Oid *types,
+			  bool *isnull)
+{
+	Oid			argtypes[8];
+	Datum		values[8];
+	char		nulls[8];
+	Oid			caller = GetUserId();
+	PgappOwnerSwitch sw;
+	Datum		result;
+	int			ret;
+
+	Assert(nargs < lengthof(values));
+	for (int i = 0; i < nargs; i++)
+	{
+		argtypes[i] = types[i];
+		values[i] = PG_ARGISNULL(i) ? (Datum) 0 : PG_GETARG_DATUM(i);
+		nulls[i] = PG_ARGISNULL(i) ? 'n' : ' ';
+	}
+	argtypes[nargs] = OIDOID;
+	values[nargs] = ObjectIdGetDatum(caller);
+	nulls[nargs] = ' ';
+
+	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
+	pgapp_become_owner(&sw);
+	PG_TRY();
+	{
+		ret = SPI_execute_with_args(sql, nargs + 1, argtypes, values, nulls, false, 1);
+	}
+	PG_FINALLY();
+	{
+		pgapp_restore_user(&sw);
+	}
+	PG_END_TRY();
+	if (ret != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(ret));
+	result = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, isnull);
+	if (!*isnull)
+	{
+		Form_pg_attribute att = TupleDescAttr(SPI_tuptable->tupdesc, 0);
+
+		result = SPI_datumTransfer(result, att->attbyval, att->attlen);
+	}
+	if ((ret = SPI_finish()) != SPI_OK_FINISH)
+		elog(ERROR, "SPI_finish failed: %s", SPI_result_code_string(ret));
+	return result;
+}
+
+/* pgapp.presence_track(topic, key, meta, ttl, ref) -> uuid */
+PG_FUNCTION_INFO_V1(pgapp_presence_track);
+Datum
+pgapp_presence_track(PG_FUNCTION_ARGS)
+{
+	static const Oid types[5] = {TEXTOID, TEXTOID, JSONBOID, INTERVALOID, UUIDOID};
+	bool		isnull;
+	Datum		ref = call_as_owner(fcinfo, "SELECT pgapp._presence_track($1, $2, $3, $4, $5, $6)",
+									5, types, &isnull);
+
+	if (isnull)
+		PG_RETURN_NULL();
+	PG_RETURN_DATUM(ref);
+}
+
+/* pgapp.presence_untrack(topic, key, ref) -> integer */
+PG_FUNCTION_INFO_V1(pgapp_presence_untrack);
+Datum
+pgapp_presence_untrack(PG_FUNCTION_ARGS)
+{
+	static const Oid types[3] = {TEXTOID, TEXTOID, UUIDOID};
+	bool		isnull;
+	Datum		n = call_as_owner(fcinfo, "SELECT pgapp._presence_untrack($1, $2, $3, $4)",
+								  3, types, &isnull);
+
+	if (isnull)
+		PG_RETURN_NULL();
+	PG_RETURN_DATUM(n);
+}
+
+/* pgapp.typing(topic, key) -> void */
+PG_FUNCTION_INFO_V1(pgapp_typing);
+Datum
+pgapp_typing(PG_FUNCTION_ARGS)
+{
+	static const Oid types[2] = {TEXTOID, TEXTOID};
+	bool		isnull;
+
+	(void) call_as_owner(fcinfo, "SELECT pgapp._typing($1, $2, $3)", 2, types, &isnull);
 	PG_RETURN_VOID();
 }

@@ -15,6 +15,10 @@
 extern int	pgapp_pubsub_retention;
 extern bool pgapp_pubsub_fixed_envelope;
 extern int	pgapp_pubsub_batch_delay;
+extern int	pgapp_pubsub_max_payload;
+extern int	pgapp_pubsub_presence_max_meta;
+extern int	pgapp_pubsub_presence_max_ttl;
+extern int	pgapp_pubsub_presence_max_metas;
 extern const PgappModule pgapp_pubsub_module;
 
 #endif							/* PGAPP_PUBSUB_H */

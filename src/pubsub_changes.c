@@ -269,6 +269,7 @@ pgapp_broadcast_changes_trigger(PG_FUNCTION_ARGS)
 		payload = pick_columns(payload, td->tg_trigger->tgargs + 3, td->tg_trigger->tgnargs - 3);
 	topic = make_topic(td->tg_trigger->tgargs[0], row, desc);
 	pgapp_pubsub_check_topic(topic);
+	pgapp_pubsub_refuse_reserved_topic(topic);
 	pgapp_pubsub_send(topic, event, payload, mode);
 	return PointerGetDatum(NULL);
 }

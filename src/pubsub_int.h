@@ -22,6 +22,7 @@
 #define PUBSUB_EVENT_MAX 63		/* bytes */
 #define PUBSUB_CHANNEL_LEN 64	/* NAMEDATALEN: a channel is an identifier */
 #define PUBSUB_UUID_LEN 37		/* text form and its terminator */
+#define PUBSUB_ECHO_MAX 64		/* characters of input an error message quotes */
 
 /* How a broadcast travels. */
 typedef enum PubsubMode
@@ -34,6 +35,9 @@ typedef enum PubsubMode
 /* pubsub.c */
 extern void pgapp_pubsub_check_topic(const char *topic);
 extern void pgapp_pubsub_check_event(const char *event);
+extern char *pgapp_pubsub_echo(const char *value);
+extern void pgapp_pubsub_refuse_reserved_topic(const char *topic);
+extern void pgapp_pubsub_refuse_reserved_event(const char *event);
 extern void pgapp_pubsub_channel(const char *topic, char *channel);
 extern PubsubMode pgapp_pubsub_parse_mode(const char *mode);
 extern void pgapp_pubsub_new_id(char *id);

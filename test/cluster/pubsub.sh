@@ -10,8 +10,8 @@ source "$(dirname "$0")/common.bash"
 start_cluster 'max_worker_processes = 2'
 q "CREATE EXTENSION pgapp" >/dev/null
 
-q "SELECT pgapp.broadcast('jobs:1', 'queued', jsonb_build_object('n', g), mode => 'outbox') FROM generate_series(1, 3) AS g" >/dev/null 2>&1
-q "BEGIN; SELECT pgapp.broadcast('jobs:1', 'queued', '{\"n\": 4}', mode => 'outbox'); COMMIT;" >/dev/null 2>&1
+q "SELECT pgapp.broadcast('orders:1', 'queued', jsonb_build_object('n', g), mode => 'outbox') FROM generate_series(1, 3) AS g" >/dev/null 2>&1
+q "BEGIN; SELECT pgapp.broadcast('orders:1', 'queued', '{\"n\": 4}', mode => 'outbox'); COMMIT;" >/dev/null 2>&1
 check "the committed messages wait in the outbox" "$(q "SELECT count(*) FROM pgapp.outbox")" 4
 check "the worker that cannot start is a WARNING in the log, never an error to the writer" \
     "$(grep -c 'WARNING:  pgapp pubsub: could not start the delivery worker' "$LOG" | awk '{print ($1 > 0)}')" 1

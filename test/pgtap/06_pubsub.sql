@@ -1,7 +1,7 @@
 -- test/pgtap/06_pubsub.sql
 -- PubSub: signatures, privileges, SQLSTATEs.
 BEGIN;
-SELECT plan(27);
+SELECT plan(37);
 
 SELECT function_returns('pgapp', 'broadcast', ARRAY['text', 'text', 'jsonb', 'text'], 'void');
 SELECT function_returns('pgapp', 'channel', ARRAY['text'], 'text');
@@ -41,6 +41,21 @@ SELECT function_returns('pgapp', 'typing_list', ARRAY['text'], 'text[]');
 SELECT ok((SELECT bool_and(relpersistence = 'u') FROM pg_class WHERE oid IN ('pgapp.presence'::regclass, 'pgapp.typing'::regclass)),
     'presence and typing are unlogged (kept out of the WAL)');
 SELECT throws_ok($$SELECT pgapp.presence_track('t', 'k', '{}', ttl => '-1 second')$$, '22023', NULL, 'a negative ttl is 22023');
+SELECT ok(NOT has_function_privilege('public', 'pgapp._broadcast_system(text,text,jsonb,text)', 'EXECUTE'),
+    'only pgapp''s own code may send on reserved topics and events');
+SELECT throws_ok($$SELECT pgapp.broadcast('jobs:1', 'progress', '{}')$$, '42501', 'topic "jobs:1" is reserved for pgapp');
+SELECT throws_ok($$SELECT pgapp.broadcast('pgapp_jobs:q', 'available', '{}')$$, '42501', NULL, 'pgapp_* topics are reserved');
+SELECT throws_ok($$SELECT pgapp.broadcast('pgrst', 'e', '{}')$$, '42501', NULL, 'PostgREST''s channel is reserved');
+SELECT throws_ok($$SELECT pgapp.broadcast('t', 'presence_diff', '{}')$$, '42501', 'event "presence_diff" is reserved for pgapp');
+SELECT throws_ok($$SELECT pgapp.broadcast('t', 'phx_join', '{}')$$, '42501', NULL, 'phx_* events are reserved');
+SELECT throws_ok($$SELECT pgapp.broadcast('t', 'e', jsonb_build_object('b', repeat('x', 2000000)))$$, '54000', NULL,
+    'a payload over pgapp.pubsub_max_payload is 54000');
+SELECT throws_ok($$SELECT pgapp.presence_track('t', 'k', jsonb_build_object('b', repeat('x', 5000)))$$, '54000', NULL,
+    'a meta over pgapp.pubsub_presence_max_meta is 54000');
+SELECT throws_ok($$SELECT pgapp.presence_track('t', 'k', '{}', ttl => '1 day')$$, '54000', NULL,
+    'a ttl over pgapp.pubsub_presence_max_ttl is 54000');
+SELECT is((SELECT context FROM pg_settings WHERE name = 'pgapp.pubsub_max_payload'), 'superuser',
+    'only a superuser may change the pubsub limits');
 
 SELECT * FROM finish();
 ROLLBACK;
