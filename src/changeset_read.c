@@ -83,26 +83,6 @@ check_count(const char *what, int n)
 				errhint("A superuser can raise pgapp.changeset_max_items."));
 }
 
-static const char *
-json_type_name(const JsonbValue *v)
-{
-	switch (v->type)
-	{
-		case jbvNull:
-			return "null";
-		case jbvString:
-			return "a string";
-		case jbvNumeric:
-			return "a number";
-		case jbvBool:
-			return "a boolean";
-		case jbvBinary:
-			return JsonContainerIsArray(v->val.binary.data) ? "an array" : "an object";
-		default:
-			return "a JSON value";
-	}
-}
-
 /* The member key, which must be of JSON type want (jbvBinary: object). */
 static JsonbValue *
 member(Jsonb *cs, const char *key, bool required)
@@ -123,7 +103,7 @@ object_member(Jsonb *cs, const char *key, bool required)
 		return NULL;
 	if (!pgapp_jsonb_value_is_object(v))
 		bad_shape(psprintf("changeset member \"%s\" must be a JSON object%s, not %s",
-						   key, required ? "" : " or null", json_type_name(v)));
+						   key, required ? "" : " or null", pgapp_jsonb_type_name(v)));
 	return v->val.binary.data;
 }
 
@@ -137,7 +117,7 @@ array_member(Jsonb *cs, const char *key, bool required)
 		return NULL;
 	if (!pgapp_jsonb_value_is_array(v))
 		bad_shape(psprintf("changeset member \"%s\" must be a JSON array%s, not %s",
-						   key, required ? "" : " or null", json_type_name(v)));
+						   key, required ? "" : " or null", pgapp_jsonb_type_name(v)));
 	check_count(strcmp(key, "constraints") == 0 ? key : psprintf("%s fields", key),
 				pgapp_jsonb_array_length(v));
 	return v;
@@ -152,7 +132,7 @@ string_member(Jsonb *cs, const char *key, bool required)
 		return NULL;
 	if (v->type != jbvString)
 		bad_shape(psprintf("changeset member \"%s\" must be a string%s, not %s",
-						   key, required ? "" : " or null", json_type_name(v)));
+						   key, required ? "" : " or null", pgapp_jsonb_type_name(v)));
 	return pnstrdup(v->val.string.val, v->val.string.len);
 }
 
@@ -235,7 +215,7 @@ read_permitted(Jsonb *cs, Oid relid, CsRead *out)
 		CHECK_FOR_INTERRUPTS();
 		if (v->type != jbvString)
 			bad_shape(psprintf("changeset member \"permitted\" must hold strings, not %s",
-							   json_type_name(v)));
+							   pgapp_jsonb_type_name(v)));
 		name = pnstrdup(v->val.string.val, v->val.string.len);
 		attnum = column_attnum(relid, name);
 		if (attnum == InvalidAttrNumber)
@@ -307,7 +287,7 @@ check_change(const char *key, int keylen, JsonbValue *value, void *arg)
 		bad_shape(psprintf("changeset change of \"%s\" must be %s or null, not %s",
 						   ECHO(key),
 						   want == jbvString ? "a string" : want == jbvNumeric ? "a number" : "a boolean",
-						   json_type_name(value)));
+						   pgapp_jsonb_type_name(value)));
 }
 
 typedef struct ErrorsCheck
@@ -327,7 +307,7 @@ check_field_errors(const char *key, int keylen, JsonbValue *value, void *arg)
 		bad_shape("changeset member \"errors\" has an empty field name");
 	if (n <= 0)
 		bad_shape(psprintf("errors of \"%s\" must be a non-empty JSON array of strings, not %s",
-						   ECHO(key), n == 0 ? "an empty array" : json_type_name(value)));
+						   ECHO(key), n == 0 ? "an empty array" : pgapp_jsonb_type_name(value)));
 	ec->n += n;
 	check_count("errors", ec->n);
 	for (int i = 0; i < n; i++)
@@ -337,7 +317,7 @@ check_field_errors(const char *key, int keylen, JsonbValue *value, void *arg)
 
 		if (m->type != jbvString)
 			bad_shape(psprintf("errors of \"%s\" must be strings, not %s",
-							   ECHO(key), json_type_name(m)));
+							   ECHO(key), pgapp_jsonb_type_name(m)));
 		e = palloc(sizeof(CsError));
 		e->field = pstrdup(key);
 		e->message = pnstrdup(m->val.string.val, m->val.string.len);
@@ -356,7 +336,7 @@ check_strings(JsonbValue *arr, const char *key)
 
 		if (v->type != jbvString)
 			bad_shape(psprintf("changeset member \"%s\" must hold strings, not %s",
-							   key, json_type_name(v)));
+							   key, pgapp_jsonb_type_name(v)));
 	}
 }
 
@@ -401,7 +381,7 @@ check_constraint_key(const char *key, int keylen, JsonbValue *value, void *arg)
 	{
 		if (value->type != jbvString && value->type != jbvNull)
 			bad_shape(psprintf("\"%s\" of constraint %d of the changeset must be a string or null, not %s",
-							   key, cc->index, json_type_name(value)));
+							   key, cc->index, pgapp_jsonb_type_name(value)));
 		if (strcmp(key, "name") == 0)
 			cc->has_name = value->type == jbvString;
 	}
@@ -424,7 +404,7 @@ check_constraints(JsonbValue *arr, Oid relid)
 		cc.relid = relid;
 		if (!pgapp_jsonb_value_is_object(v))
 			bad_shape(psprintf("constraint %d of the changeset must be a JSON object, not %s",
-							   i + 1, json_type_name(v)));
+							   i + 1, pgapp_jsonb_type_name(v)));
 		pgapp_jsonb_foreach(v->val.binary.data, check_constraint_key, &cc);
 		if (!cc.has_type || !cc.has_field)
 			bad_shape(psprintf("constraint %d of the changeset needs a \"type\" and a \"field\"", i + 1));
@@ -511,7 +491,7 @@ pgapp_cs_read(Jsonb *cs, CsRead *out)
 
 	v = member(cs, "valid", true);
 	if (v->type != jbvBool)
-		bad_shape(psprintf("changeset member \"valid\" must be a boolean, not %s", json_type_name(v)));
+		bad_shape(psprintf("changeset member \"valid\" must be a boolean, not %s", pgapp_jsonb_type_name(v)));
 	out->stated_valid = v->val.boolean;
 	out->valid = (out->errors.existing == NIL);
 

@@ -535,3 +535,29 @@ pgapp_jsonb_finish(PgappJsonbBuilder *b)
 		elog(ERROR, "unbalanced jsonb builder");
 	return JsonbValueToJsonb(b->result);
 }
+
+/*
+ * The type of a JSON value as a message names it ("a string", "an array";
+ * "nothing" for a missing one).
+ */
+const char *
+pgapp_jsonb_type_name(const JsonbValue *v)
+{
+	if (v == NULL)
+		return "nothing";
+	switch (v->type)
+	{
+		case jbvNull:
+			return "null";
+		case jbvString:
+			return "a string";
+		case jbvNumeric:
+			return "a number";
+		case jbvBool:
+			return "a boolean";
+		case jbvBinary:
+			return JsonContainerIsArray(v->val.binary.data) ? "an array" : "an object";
+		default:
+			return "another JSON value";
+	}
+}

@@ -23,6 +23,9 @@
 typedef struct json_t json_t;
 
 extern void pgapp_json_init(void);
+
+/* "a string", "an object", ...: a JSON value's type, for messages */
+extern const char *pgapp_jsonb_type_name(const JsonbValue *v);
 extern const char *pgapp_json_library_version(void);
 
 /* Parse any JSON value; bad text raises 22P02 naming "what" and the place. */

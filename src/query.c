@@ -207,6 +207,7 @@ static void resolve_field(Oid relid, const char *name, QueryField *f);
 static ArrayType *sortable_fields(Oid relid);
 static void check_sortable(Oid relid, ArrayType *allowed, const char *field);
 static char *lookup_expression(Oid relid, const char *kind, const char *name, MemoryContext mcxt);
+static List *named_expressions(Oid relid, const char *kind, List *names, MemoryContext mcxt);
 static List *cached_relations(Oid relid);
 static QueryRelation *find_relation(Oid relid, List *relations, const char *name);
 static char *escape_like(const char *s);
@@ -328,28 +329,6 @@ value_as_column_text(Datum value, Oid valtype, const QueryField *f)
 			errmsg(__VA_ARGS__), \
 			errhint(QUERY_HINT))
 
-static const char *
-json_type_name(const JsonbValue *v)
-{
-	if (v == NULL)
-		return "nothing";
-	switch (v->type)
-	{
-		case jbvNull:
-			return "null";
-		case jbvString:
-			return "a string";
-		case jbvNumeric:
-			return "a number";
-		case jbvBool:
-			return "a boolean";
-		case jbvBinary:
-			return JsonContainerIsArray(v->val.binary.data) ? "an array" : "an object";
-		default:
-			return "something else";
-	}
-}
-
 /*
  * Is every key of the object container one of keys (NULL-terminated)?
  * Otherwise 22023 naming the first unknown one; what says whose key it is.
@@ -395,7 +374,7 @@ required_string(JsonbContainer *object, const char *key, const char *what)
 	if (v == NULL)
 		bad_query("%s has no \"%s\"", what, key);
 	if (v->type != jbvString)
-		bad_query("\"%s\" of %s must be a string, not %s", key, what, json_type_name(v));
+		bad_query("\"%s\" of %s must be a string, not %s", key, what, pgapp_jsonb_type_name(v));
 	return pnstrdup(v->val.string.val, v->val.string.len);
 }
 
@@ -408,7 +387,7 @@ required_array(JsonbContainer *object, const char *key, const char *what)
 	if (v == NULL)
 		bad_query("%s has no \"%s\"", what, key);
 	if (!pgapp_jsonb_value_is_array(v))
-		bad_query("\"%s\" of %s must be an array, not %s", key, what, json_type_name(v));
+		bad_query("\"%s\" of %s must be an array, not %s", key, what, pgapp_jsonb_type_name(v));
 	return v;
 }
 
@@ -444,7 +423,7 @@ condition_value(JsonbValue *v, const QueryField *f, const char *key, const char 
 	if (text == NULL)
 		ereport(ERROR,
 				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				errmsg("\"%s\" of %s must be a string or a number, not %s", key, what, json_type_name(v)),
+				errmsg("\"%s\" of %s must be a string or a number, not %s", key, what, pgapp_jsonb_type_name(v)),
 				v->type == jbvNull ? errhint("Filter on NULL with {\"op\": \"null\", \"field\": ...}, "
 											 "as pgapp.filter_by(q, field, NULL::type) writes it.")
 				: errhint(QUERY_HINT));
@@ -469,7 +448,7 @@ read_condition(Oid relid, JsonbValue *cv, int n)
 	char	   *op;
 
 	if (!pgapp_jsonb_value_is_object(cv))
-		bad_query("%s must be an object, not %s", what, json_type_name(cv));
+		bad_query("%s must be an object, not %s", what, pgapp_jsonb_type_name(cv));
 	obj = cv->val.binary.data;
 	op = required_string(obj, "op", what);
 	if (strcmp(op, "search") == 0)
@@ -492,7 +471,7 @@ read_condition(Oid relid, JsonbValue *cv, int n)
 
 			CHECK_FOR_INTERRUPTS();
 			if (name == NULL)
-				bad_query("\"fields\" of %s must be field names, not %s", what, json_type_name(fv));
+				bad_query("\"fields\" of %s must be field names, not %s", what, pgapp_jsonb_type_name(fv));
 			resolve_field(relid, name, &c->fields[j]);
 			if (c->fields[j].category != TYPCATEGORY_STRING)
 				ereport(ERROR,
@@ -612,7 +591,7 @@ read_ordering(Oid relid, ArrayType *allowed, JsonbValue *ov, int n)
 	char	   *nulls;
 
 	if (!pgapp_jsonb_value_is_object(ov))
-		bad_query("%s must be an object, not %s", what, json_type_name(ov));
+		bad_query("%s must be an object, not %s", what, pgapp_jsonb_type_name(ov));
 	obj = ov->val.binary.data;
 	check_keys(obj, order_keys, what);
 	field = required_string(obj, "field", what);
@@ -640,7 +619,7 @@ read_names(JsonbValue *v, const char *key)
 	if (v == NULL)
 		return NIL;
 	if (!pgapp_jsonb_value_is_array(v))
-		bad_query("\"%s\" of a query must be an array of names, not %s", key, json_type_name(v));
+		bad_query("\"%s\" of a query must be an array of names, not %s", key, pgapp_jsonb_type_name(v));
 	n = pgapp_jsonb_array_length(v);
 	for (int i = 0; i < n; i++)
 	{
@@ -650,7 +629,7 @@ read_names(JsonbValue *v, const char *key)
 		CHECK_FOR_INTERRUPTS();
 		if (name == NULL)
 			bad_query("\"%s\" of a query must be an array of names, but element %d is %s",
-					  key, i + 1, json_type_name(e));
+					  key, i + 1, pgapp_jsonb_type_name(e));
 		names = lappend(names, name);
 	}
 	return names;
@@ -692,7 +671,7 @@ read_source(Jsonb *q)
 				errmsg("query has no \"source\""),
 				errhint("Start queries with pgapp.from(table)."));
 	if (src->type != jbvString)
-		bad_query("\"source\" of a query must be a string naming a table or view, not %s", json_type_name(src));
+		bad_query("\"source\" of a query must be a string naming a table or view, not %s", pgapp_jsonb_type_name(src));
 	names = stringToQualifiedNameList(pnstrdup(src->val.string.val, src->val.string.len));
 	if (list_length(names) > 3)
 		bad_query("\"source\" of a query must be a table or view name, as pgapp.from() writes it");
@@ -766,26 +745,8 @@ query_read(Jsonb *q, QueryValue *qv)
 
 		if ((ret = SPI_connect()) != SPI_OK_CONNECT)
 			elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
-		foreach(lc, scopes)
-		{
-			QueryNamed *s = MemoryContextAlloc(mcxt, sizeof(QueryNamed));
-
-			s->name = lfirst(lc);
-			s->expression = lookup_expression(qv->relid, "scope", s->name, mcxt);
-			old = MemoryContextSwitchTo(mcxt);
-			qv->scopes = lappend(qv->scopes, s);
-			MemoryContextSwitchTo(old);
-		}
-		foreach(lc, stats)
-		{
-			QueryNamed *s = MemoryContextAlloc(mcxt, sizeof(QueryNamed));
-
-			s->name = lfirst(lc);
-			s->expression = lookup_expression(qv->relid, "stat", s->name, mcxt);
-			old = MemoryContextSwitchTo(mcxt);
-			qv->stats = lappend(qv->stats, s);
-			MemoryContextSwitchTo(old);
-		}
+		qv->scopes = named_expressions(qv->relid, "scope", scopes, mcxt);
+		qv->stats = named_expressions(qv->relid, "stat", stats, mcxt);
 		if (preloads != NIL)
 			relations = cached_relations(qv->relid);
 		foreach(lc, preloads)
@@ -1602,6 +1563,30 @@ lookup_expression(Oid relid, const char *kind, const char *name, MemoryContext m
 		m->name = pstrdup(name);
 		m->expression = pstrdup(result);
 		memo_exprs = lappend(memo_exprs, m);
+		MemoryContextSwitchTo(old);
+	}
+	return result;
+}
+
+/*
+ * The named expressions (kind "scope" or "stat") of relid, looked up in
+ * order, as a list of QueryNamed in mcxt (SPI connected).
+ */
+static List *
+named_expressions(Oid relid, const char *kind, List *names, MemoryContext mcxt)
+{
+	List	   *result = NIL;
+	ListCell   *lc;
+
+	foreach(lc, names)
+	{
+		QueryNamed *n = MemoryContextAlloc(mcxt, sizeof(QueryNamed));
+		MemoryContext old;
+
+		n->name = lfirst(lc);
+		n->expression = lookup_expression(relid, kind, n->name, mcxt);
+		old = MemoryContextSwitchTo(mcxt);
+		result = lappend(result, n);
 		MemoryContextSwitchTo(old);
 	}
 	return result;
