@@ -2330,6 +2330,8 @@ CREATE INDEX job_claim_idx ON pgapp.job (queue, priority, scheduled_at, id) WHER
 CREATE INDEX job_scheduled_idx ON pgapp.job (queue, scheduled_at) WHERE claimable AND scheduled_at > inserted_at;
 -- external workers' leases, for their rescue when they run out
 CREATE INDEX job_leased_idx ON pgapp.job (expires_at) WHERE lease IS NOT NULL;
+-- the jobs each role has waiting (pgapp.jobs_max_queued_per_role)
+CREATE INDEX job_owner_idx ON pgapp.job (owner) WHERE claimable;
 -- one job per unique key and time bucket (pgapp.enqueue's unique_by / unique_for)
 CREATE UNIQUE INDEX job_unique_idx ON pgapp.job (unique_key) WHERE holds_key;
 
@@ -2480,6 +2482,8 @@ DECLARE
     big integer;
     max_batch integer;
     max_args bigint;
+    max_queued integer;
+    queued bigint;
 BEGIN
     q := pgapp._job_check_queue(queue);
     PERFORM pgapp._job_check_worker(worker, caller);
@@ -2504,6 +2508,21 @@ BEGIN
             USING ERRCODE = 'program_limit_exceeded',
                   DETAIL = format('Element %s of the jobs.', big),
                   HINT = 'Store large data in a table and pass its key, or raise pgapp.jobs_max_args_size.';
+    END IF;
+    -- what one role keeps waiting is bounded (superusers are not)
+    max_queued := current_setting('pgapp.jobs_max_queued_per_role')::integer;
+    IF max_queued > 0 AND NOT (SELECT rolsuper FROM pg_roles WHERE oid = caller) THEN
+        SELECT count(*) INTO queued
+          FROM (SELECT FROM pgapp.job AS j WHERE j.owner = caller AND j.claimable
+                 LIMIT max_queued) AS w;
+        IF queued + jsonb_array_length(args_list) > max_queued THEN
+            RAISE EXCEPTION 'role % has too many jobs waiting: % (at most %)', caller::regrole,
+                            CASE WHEN queued >= max_queued THEN format('%s or more', queued)
+                                 ELSE queued::text END, max_queued
+                USING ERRCODE = 'program_limit_exceeded',
+                      DETAIL = format('This call would add %s.', jsonb_array_length(args_list)),
+                      HINT = 'Let its jobs run first, or raise pgapp.jobs_max_queued_per_role.';
+        END IF;
     END IF;
     IF bad IS NOT NULL THEN
         RAISE EXCEPTION 'job args must be a JSON object'

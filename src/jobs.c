@@ -31,6 +31,7 @@
 int			pgapp_jobs_retention = 86400;
 int			pgapp_jobs_max_args_size = 256;
 int			pgapp_jobs_max_batch = 10000;
+int			pgapp_jobs_max_queued_per_role = 10000;
 
 /*
  * A prepared call of pgapp._job_<name>($1..$n, caller), kept for the

@@ -18,6 +18,7 @@
 extern int	pgapp_jobs_retention;
 extern int	pgapp_jobs_max_args_size;
 extern int	pgapp_jobs_max_batch;
+extern int	pgapp_jobs_max_queued_per_role;
 extern int	pgapp_jobs_max_workers;
 extern int	pgapp_jobs_batch_size;
 extern int	pgapp_jobs_commit_interval;

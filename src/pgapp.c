@@ -289,6 +289,15 @@ _PG_init(void)
 							0,
 							NULL, NULL, NULL);
 
+	DefineCustomIntVariable("pgapp.jobs_max_queued_per_role",
+							"How many jobs one role may have waiting (scheduled, available or retryable), at most.",
+							"An enqueue beyond it is refused with 54000; superusers are not limited.  0: no limit.",
+							&pgapp_jobs_max_queued_per_role,
+							10000, 0, INT_MAX,
+							PGC_SUSET,
+							0,
+							NULL, NULL, NULL);
+
 	DefineCustomIntVariable("pgapp.jobs_batch_size",
 							"How many jobs a queue worker claims at once, at most.",
 							"Fewer when the backlog is small, so that the queue's workers share it, and when jobs are slow (about one pgapp.jobs_commit_interval of work); the claim commits before the jobs run.",

@@ -221,8 +221,25 @@ SELECT * FROM pg_temp.show($$SELECT pgapp.enqueue('sec', 'public.look_around',
     jsonb_build_object('blob', repeat(md5(random()::text), 32768)))$$);
 SELECT * FROM pg_temp.show($$SELECT pgapp.enqueue_many('sec', 'public.look_around',
     (SELECT jsonb_agg(jsonb_build_object('n', i)) FROM generate_series(1, 10001) AS i))$$);
+-- ... and so are the jobs one role keeps waiting (5 here; 10,000 by default)
+RESET ROLE;
+SELECT pgapp.pause_queue('sec');
+SET pgapp.jobs_max_queued_per_role = 5;
+SET ROLE sec_attacker;
+SELECT cardinality(pgapp.enqueue_many('sec', 'public.look_around', '[{"q": 1}, {"q": 2}, {"q": 3}]')) AS enqueued;
+SELECT * FROM pg_temp.show($$SELECT pgapp.enqueue_many('sec', 'public.look_around', '[{"q": 4}, {"q": 5}]')$$);
+-- (its job scheduled for 'infinity' above is one of them: 5 now, the limit)
+SELECT * FROM pg_temp.show($$SELECT pgapp.enqueue('sec', 'public.look_around', '{"q": 6}')$$);
+SELECT * FROM pg_temp.show($$SELECT pgapp.enqueue('sec', 'public.look_around', '{"q": 7}')$$);
+-- another role is not held back by the attacker's jobs
+SET ROLE sec_victim;
+SELECT pgapp.enqueue('sec', 'public.look_around', '{"victim": true}') > 0 AS victim_enqueued;
+RESET ROLE;
+RESET pgapp.jobs_max_queued_per_role;
+SET ROLE sec_attacker;
 -- the limits are the superuser's to change
 SELECT * FROM pg_temp.show($$SET pgapp.jobs_max_batch = 0$$);
+SELECT * FROM pg_temp.show($$SET pgapp.jobs_max_queued_per_role = 0$$);
 RESET ROLE;
 SELECT count(*) AS attacker_jobs FROM pgapp.job WHERE owner = 'sec_attacker'::regrole;
 
