@@ -45,6 +45,7 @@
 #include "commands/prepare.h"
 #include "commands/sequence.h"
 #include "commands/trigger.h"
+#include "libpq/be-fsstubs.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "miscadmin.h"
@@ -632,9 +633,12 @@ check_worker(ClaimedJob *j)
 /*
  * Session state a job leaves in the worker process is not for the next
  * job, which may be another role's: prepared statements, the sequences'
- * currval/lastval, and temporary objects.  The job's security-restricted
- * operation refuses to make most of them (and LISTEN); what it could make
- * anyway is dropped here.
+ * currval/lastval, temporary objects, and large-object descriptors (lo_open
+ * checks the opener's rights once; a descriptor left open would let the
+ * next job of the batch, in the same transaction, read or write that large
+ * object by its number).  The job's security-restricted operation refuses
+ * to make most of them (and LISTEN); what it could make anyway is dropped
+ * here.
  * Its settings and advisory locks are undone by run_job itself.
  */
 static void
@@ -645,6 +649,8 @@ forget_session_state(void)
 
 	DropAllPreparedStatements();
 	ResetSequenceCaches();
+	/* closes every descriptor, as a commit would; the data stay written */
+	AtEOXact_LargeObject(true);
 	GetTempNamespaceState(&temp_nsp, &temp_toast_nsp);
 	if (OidIsValid(temp_nsp))
 		ResetTempTableNamespace();
