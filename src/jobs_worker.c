@@ -836,8 +836,9 @@ end_run(void)
  * in one transaction for many short jobs; once a transaction has been open
  * for pgapp.jobs_commit_interval, it commits after the current job and the
  * next ones go on in a new one, so that a slow job does not keep the locks
- * of the quick ones before it.  Returns how long the jobs took (in us), the
- * commits not counted.
+ * of the quick ones before it, and before a job whose owner is not the
+ * previous job's, so that jobs of two roles never share a transaction.
+ * Returns how long the jobs took (in us), the commits not counted.
  */
 static int64
 run_batch(List *jobs, MemoryContext job_cxt)
@@ -846,6 +847,7 @@ run_batch(List *jobs, MemoryContext job_cxt)
 	ListCell   *lc;
 	TimestampTz began;
 	int64		job_time = 0;
+	Oid			last_owner = InvalidOid;
 
 	begin_run();
 	began = GetCurrentTimestamp();
@@ -862,17 +864,26 @@ run_batch(List *jobs, MemoryContext job_cxt)
 	}
 	foreach(lc, jobs)
 	{
+		ClaimedJob *j = (ClaimedJob *) lfirst(lc);
 		TimestampTz now;
 
 		CHECK_FOR_INTERRUPTS();
 		now = GetCurrentTimestamp();
-		if (TimestampDifferenceExceeds(began, now, pgapp_jobs_commit_interval))
+
+		/*
+		 * Another role's job starts in a transaction of its own: what a job
+		 * leaves in its transaction (SET CONSTRAINTS, transaction advisory
+		 * locks, pending notifications) is not for another role's job.
+		 */
+		if (TimestampDifferenceExceeds(began, now, pgapp_jobs_commit_interval) ||
+			(OidIsValid(last_owner) && j->owner != last_owner))
 		{
 			end_run();
 			begin_run();
 			began = now = GetCurrentTimestamp();
 		}
-		run_job((ClaimedJob *) lfirst(lc), fail_plan, job_cxt);
+		last_owner = j->owner;
+		run_job(j, fail_plan, job_cxt);
 		job_time += GetCurrentTimestamp() - now;
 	}
 	disable_timeout(cancel_timeout_id, false);

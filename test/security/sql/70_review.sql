@@ -18,10 +18,10 @@ END $$;
 
 -- 1. A large-object descriptor a job leaves open is closed with the job.
 --    lo_open checks the opener's rights once; the descriptor is a number
---    good until the transaction ends, and the jobs of a batch share one.
+--    good until the transaction ends, and the jobs of a batch shared one.
 --    The victim's job opens its own large object and returns; the
 --    attacker's jobs, queued after it in the same worker process, read
---    descriptor 0.
+--    descriptor 0.  (Before the fix, one of them read "victim secret".)
 SELECT pgapp.create_queue('rev', 1);
 CREATE TABLE public.lo_seen (who text, what text, xid xid8);
 GRANT INSERT ON public.lo_seen TO sec_attacker, sec_victim;
@@ -57,9 +57,53 @@ RESET ROLE;
 SELECT pgapp.resume_queue('rev');
 SELECT pg_temp.wait_queue('rev');
 SELECT state, count(*) FROM pgapp.job WHERE queue = 'rev' GROUP BY 1;
--- some attacker job ran after the victim's in its transaction (the setting
--- of the attack), and none of them could read descriptor 0 (42704)
+-- no attacker job ran in the victim's transaction (another role's job
+-- starts a new one: case 2), and none of them could read descriptor 0
+-- (42704, the descriptor is closed)
 SELECT count(*) > 0 AS attacker_shared_the_transaction
   FROM public.lo_seen a JOIN public.lo_seen v USING (xid)
  WHERE a.who = 'attacker' AND v.who = 'victim';
 SELECT who, what, count(*) FROM public.lo_seen WHERE who = 'attacker' GROUP BY 1, 2;
+
+-- 2. SET CONSTRAINTS lasts until the transaction ends, and the jobs of a
+--    batch shared one: the attacker's jobs defer every constraint, and the
+--    victim's jobs after them, whose foreign key is DEFERRABLE INITIALLY
+--    IMMEDIATE, failed (a security-restricted operation fires no deferred
+--    trigger, 42501) and were discarded.  Another role's job now starts a
+--    transaction of its own: every victim job completes.
+CREATE TABLE public.sc_seen (who text, xid xid8);
+GRANT INSERT ON public.sc_seen TO sec_attacker, sec_victim;
+SET ROLE sec_victim;
+CREATE TABLE public.v_parent (id int PRIMARY KEY);
+CREATE TABLE public.v_child (id int REFERENCES public.v_parent DEFERRABLE INITIALLY IMMEDIATE);
+INSERT INTO public.v_parent VALUES (1);
+CREATE FUNCTION public.victim_fk(args jsonb, job pgapp.job_info) RETURNS jsonb LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO public.v_child VALUES (1);
+    INSERT INTO public.sc_seen VALUES ('victim', pg_current_xact_id());
+    RETURN '{}';
+END $$;
+RESET ROLE;
+SET ROLE sec_attacker;
+CREATE FUNCTION public.defer_all(args jsonb, job pgapp.job_info) RETURNS jsonb LANGUAGE plpgsql AS $$
+BEGIN
+    SET CONSTRAINTS ALL DEFERRED;
+    INSERT INTO public.sc_seen VALUES ('attacker', pg_current_xact_id());
+    RETURN '{}';
+END $$;
+RESET ROLE;
+SELECT pgapp.pause_queue('rev');
+SET ROLE sec_attacker;
+SELECT count(pgapp.enqueue('rev', 'public.defer_all', '{}', max_attempts => 1)) FROM generate_series(1, 20);
+SET ROLE sec_victim;
+SELECT count(pgapp.enqueue('rev', 'public.victim_fk', '{}', max_attempts => 1)) FROM generate_series(1, 20);
+RESET ROLE;
+SELECT pgapp.resume_queue('rev');
+SELECT pg_temp.wait_queue('rev');
+SELECT state, errors -> -1 ->> 'sqlstate' AS sqlstate, count(*)
+  FROM pgapp.job WHERE worker = 'public.victim_fk'::regproc GROUP BY 1, 2;
+SELECT count(*) AS victim_rows FROM public.v_child;
+-- no victim job ran in a transaction of an attacker job
+SELECT count(*) AS shared_transactions
+  FROM public.sc_seen a JOIN public.sc_seen v USING (xid)
+ WHERE a.who = 'attacker' AND v.who = 'victim';
