@@ -107,3 +107,32 @@ SELECT count(*) AS victim_rows FROM public.v_child;
 SELECT count(*) AS shared_transactions
   FROM public.sc_seen a JOIN public.sc_seen v USING (xid)
  WHERE a.who = 'attacker' AND v.who = 'victim';
+
+-- 3. The plan cache's caps hold for statements that fail when they run.
+--    A plan was measured (and the caps enforced) only after it ran, so
+--    every query that failed at execution -- here, on a table anon may not
+--    read: planned first, refused by the executor -- stayed in the cache
+--    unmeasured (0 bytes) and uncounted until a later success: 400
+--    growing queries kept 600 MB in one backend, a PostgREST connection
+--    shared by everyone.
+CREATE TABLE public.not_for_anon (id int PRIMARY KEY);
+SET pgapp.query_cache_memory = '2MB';
+SET ROLE anon;
+DO $$
+DECLARE q pgapp.query := pgapp.from('public.not_for_anon');
+BEGIN
+    FOR i IN 1..400 LOOP
+        q := pgapp.filter_by(q, 'id', i);
+        BEGIN
+            PERFORM pgapp.all(q);
+        EXCEPTION WHEN insufficient_privilege THEN NULL;
+        END;
+    END LOOP;
+END $$;
+RESET ROLE;
+-- what the backend's plans hold (measured by PostgreSQL, not by pgapp)
+SELECT sum(total_bytes) < 8 * 1024 * 1024 AS plans_under_8mb
+  FROM pg_backend_memory_contexts WHERE name IN ('CachedPlanSource', 'CachedPlanQuery', 'CachedPlan');
+SELECT entries < 256 AS fewer_than_max, bytes > 0 AS measured, bytes <= max_bytes AS under_cap, max_bytes
+  FROM pgapp.query_cache_stats();
+RESET pgapp.query_cache_memory;
