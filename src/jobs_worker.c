@@ -38,6 +38,7 @@
  */
 #include "postgres.h"
 
+#include "access/detoast.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_proc.h"
@@ -74,6 +75,7 @@
 #include "jobs_int.h"
 #include "json_util.h"
 #include "pgapp.h"
+#include "error.h"
 
 #define CANCEL_CHECK_MS 100
 
@@ -408,20 +410,29 @@ claim_batch(MemoryContext cxt, const char *by, int n, bool *full, int *cap)
 }
 
 /* The error of a failed job, as recorded in pgapp.job.errors. */
+/*
+ * Characters of a job's error message, detail, hint and context kept in
+ * pgapp.job.errors: the job writes them (RAISE), and every attempt adds
+ * its error to the row.
+ */
+#define JOB_ERROR_TEXT_CHARS 4096
+
 static Datum
 error_json(ErrorData *edata, bool cancelled)
 {
 	json_t	   *o = pgapp_json_object();
 	Jsonb	   *jb;
 
-	pgapp_json_set(o, "message", pgapp_json_string(edata->message ? edata->message : "error"));
+	pgapp_json_set(o, "message", pgapp_json_string(edata->message ?
+												   pga_truncate_for_message(edata->message, JOB_ERROR_TEXT_CHARS) :
+												   "error"));
 	pgapp_json_set(o, "sqlstate", pgapp_json_string(unpack_sql_state(edata->sqlerrcode)));
 	if (edata->detail)
-		pgapp_json_set(o, "detail", pgapp_json_string(edata->detail));
+		pgapp_json_set(o, "detail", pgapp_json_string(pga_truncate_for_message(edata->detail, JOB_ERROR_TEXT_CHARS)));
 	if (edata->hint)
-		pgapp_json_set(o, "hint", pgapp_json_string(edata->hint));
+		pgapp_json_set(o, "hint", pgapp_json_string(pga_truncate_for_message(edata->hint, JOB_ERROR_TEXT_CHARS)));
 	if (edata->context)
-		pgapp_json_set(o, "context", pgapp_json_string(edata->context));
+		pgapp_json_set(o, "context", pgapp_json_string(pga_truncate_for_message(edata->context, JOB_ERROR_TEXT_CHARS)));
 	if (cancelled)
 		pgapp_json_set(o, "cancelled", pgapp_json_bool(true));
 	jb = pgapp_json_to_jsonb(o);
@@ -732,6 +743,19 @@ run_job(ClaimedJob *j, SPIPlanPtr fail_plan, MemoryContext job_cxt)
 		/* a snapshot for the job's own time only (an abort pops it) */
 		PushActiveSnapshot(GetTransactionSnapshot());
 		result = FunctionCallInvoke(fc);
+
+		/*
+		 * Its result is stored in pgapp.job as its args are: bounded by the
+		 * same setting (uncompressed; a TOAST pointer is measured by what
+		 * it points to).
+		 */
+		if (!fc->isnull && pgapp_jobs_max_args_size > 0 &&
+			toast_raw_datum_size(result) > (Size) pgapp_jobs_max_args_size * 1024)
+			ereport(ERROR,
+					errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					errmsg("job result is too large: %zu bytes (at most %d)",
+						   toast_raw_datum_size(result), pgapp_jobs_max_args_size * 1024),
+					errhint("Store large results in a table and return their key, or raise pgapp.jobs_max_args_size."));
 
 		/*
 		 * Nothing the job armed may run after it, as the worker's role: a

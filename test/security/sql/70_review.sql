@@ -136,3 +136,33 @@ SELECT sum(total_bytes) < 8 * 1024 * 1024 AS plans_under_8mb
 SELECT entries < 256 AS fewer_than_max, bytes > 0 AS measured, bytes <= max_bytes AS under_cap, max_bytes
   FROM pgapp.query_cache_stats();
 RESET pgapp.query_cache_memory;
+
+-- 4. A job's result and its errors are bounded like its args.  The result
+--    (any size the job returns) and every attempt's error (message, detail,
+--    hint and context the job raises, in full) went into pgapp.job: 32 MB
+--    per job or per attempt, from a role with PUBLIC's rights.  The result
+--    is now refused past pgapp.jobs_max_args_size (54000, the job fails),
+--    and each text of an error keeps 4096 characters.
+SET ROLE sec_attacker;
+CREATE FUNCTION public.big_result(args jsonb, job pgapp.job_info) RETURNS jsonb LANGUAGE sql AS $$
+    SELECT jsonb_build_object('x', repeat('r', 300 * 1024))
+$$;
+CREATE FUNCTION public.big_error(args jsonb, job pgapp.job_info) RETURNS jsonb LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION '%', repeat('m', 1000000)
+        USING DETAIL = repeat('d', 1000000), HINT = repeat('h', 1000000);
+END $$;
+CREATE FUNCTION public.fine_result(args jsonb, job pgapp.job_info) RETURNS jsonb LANGUAGE sql AS $$
+    SELECT jsonb_build_object('x', repeat('r', 200 * 1024))
+$$;
+SELECT pgapp.enqueue('rev', 'public.big_result', '{}', max_attempts => 1) AS big_result \gset
+SELECT pgapp.enqueue('rev', 'public.big_error', '{}', max_attempts => 1) AS big_error \gset
+SELECT pgapp.enqueue('rev', 'public.fine_result', '{}', max_attempts => 1) AS fine_result \gset
+RESET ROLE;
+SELECT pg_temp.wait_queue('rev');
+SELECT id = :big_result AS big_result, state, result IS NULL AS no_result,
+       errors -> -1 ->> 'sqlstate' AS sqlstate, errors -> -1 ->> 'message' AS message
+  FROM pgapp.job WHERE id IN (:big_result, :fine_result) ORDER BY id;
+SELECT state, length(errors -> -1 ->> 'message') AS message_chars, length(errors -> -1 ->> 'detail') AS detail_chars,
+       length(errors -> -1 ->> 'hint') AS hint_chars, right(errors -> -1 ->> 'message', 5) AS message_ends
+  FROM pgapp.job WHERE id = :big_error;
