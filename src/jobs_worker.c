@@ -38,6 +38,7 @@
  */
 #include "postgres.h"
 
+#include "access/detoast.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_proc.h"
@@ -45,6 +46,7 @@
 #include "commands/prepare.h"
 #include "commands/sequence.h"
 #include "commands/trigger.h"
+#include "libpq/be-fsstubs.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "miscadmin.h"
@@ -73,6 +75,7 @@
 #include "jobs_int.h"
 #include "json_util.h"
 #include "pgapp.h"
+#include "error.h"
 
 #define CANCEL_CHECK_MS 100
 
@@ -407,20 +410,29 @@ claim_batch(MemoryContext cxt, const char *by, int n, bool *full, int *cap)
 }
 
 /* The error of a failed job, as recorded in pgapp.job.errors. */
+/*
+ * Characters of a job's error message, detail, hint and context kept in
+ * pgapp.job.errors: the job writes them (RAISE), and every attempt adds
+ * its error to the row.
+ */
+#define JOB_ERROR_TEXT_CHARS 4096
+
 static Datum
 error_json(ErrorData *edata, bool cancelled)
 {
 	json_t	   *o = pgapp_json_object();
 	Jsonb	   *jb;
 
-	pgapp_json_set(o, "message", pgapp_json_string(edata->message ? edata->message : "error"));
+	pgapp_json_set(o, "message", pgapp_json_string(edata->message ?
+												   pga_truncate_for_message(edata->message, JOB_ERROR_TEXT_CHARS) :
+												   "error"));
 	pgapp_json_set(o, "sqlstate", pgapp_json_string(unpack_sql_state(edata->sqlerrcode)));
 	if (edata->detail)
-		pgapp_json_set(o, "detail", pgapp_json_string(edata->detail));
+		pgapp_json_set(o, "detail", pgapp_json_string(pga_truncate_for_message(edata->detail, JOB_ERROR_TEXT_CHARS)));
 	if (edata->hint)
-		pgapp_json_set(o, "hint", pgapp_json_string(edata->hint));
+		pgapp_json_set(o, "hint", pgapp_json_string(pga_truncate_for_message(edata->hint, JOB_ERROR_TEXT_CHARS)));
 	if (edata->context)
-		pgapp_json_set(o, "context", pgapp_json_string(edata->context));
+		pgapp_json_set(o, "context", pgapp_json_string(pga_truncate_for_message(edata->context, JOB_ERROR_TEXT_CHARS)));
 	if (cancelled)
 		pgapp_json_set(o, "cancelled", pgapp_json_bool(true));
 	jb = pgapp_json_to_jsonb(o);
@@ -632,9 +644,12 @@ check_worker(ClaimedJob *j)
 /*
  * Session state a job leaves in the worker process is not for the next
  * job, which may be another role's: prepared statements, the sequences'
- * currval/lastval, and temporary objects.  The job's security-restricted
- * operation refuses to make most of them (and LISTEN); what it could make
- * anyway is dropped here.
+ * currval/lastval, temporary objects, and large-object descriptors (lo_open
+ * checks the opener's rights once; a descriptor left open would let the
+ * next job of the batch, in the same transaction, read or write that large
+ * object by its number).  The job's security-restricted operation refuses
+ * to make most of them (and LISTEN); what it could make anyway is dropped
+ * here.
  * Its settings and advisory locks are undone by run_job itself.
  */
 static void
@@ -645,6 +660,8 @@ forget_session_state(void)
 
 	DropAllPreparedStatements();
 	ResetSequenceCaches();
+	/* closes every descriptor, as a commit would; the data stay written */
+	AtEOXact_LargeObject(true);
 	GetTempNamespaceState(&temp_nsp, &temp_toast_nsp);
 	if (OidIsValid(temp_nsp))
 		ResetTempTableNamespace();
@@ -726,6 +743,19 @@ run_job(ClaimedJob *j, SPIPlanPtr fail_plan, MemoryContext job_cxt)
 		/* a snapshot for the job's own time only (an abort pops it) */
 		PushActiveSnapshot(GetTransactionSnapshot());
 		result = FunctionCallInvoke(fc);
+
+		/*
+		 * Its result is stored in pgapp.job as its args are: bounded by the
+		 * same setting (uncompressed; a TOAST pointer is measured by what
+		 * it points to).
+		 */
+		if (!fc->isnull && pgapp_jobs_max_args_size > 0 &&
+			toast_raw_datum_size(result) > (Size) pgapp_jobs_max_args_size * 1024)
+			ereport(ERROR,
+					errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					errmsg("job result is too large: %zu bytes (at most %d)",
+						   toast_raw_datum_size(result), pgapp_jobs_max_args_size * 1024),
+					errhint("Store large results in a table and return their key, or raise pgapp.jobs_max_args_size."));
 
 		/*
 		 * Nothing the job armed may run after it, as the worker's role: a
@@ -830,8 +860,9 @@ end_run(void)
  * in one transaction for many short jobs; once a transaction has been open
  * for pgapp.jobs_commit_interval, it commits after the current job and the
  * next ones go on in a new one, so that a slow job does not keep the locks
- * of the quick ones before it.  Returns how long the jobs took (in us), the
- * commits not counted.
+ * of the quick ones before it, and before a job whose owner is not the
+ * previous job's, so that jobs of two roles never share a transaction.
+ * Returns how long the jobs took (in us), the commits not counted.
  */
 static int64
 run_batch(List *jobs, MemoryContext job_cxt)
@@ -840,6 +871,7 @@ run_batch(List *jobs, MemoryContext job_cxt)
 	ListCell   *lc;
 	TimestampTz began;
 	int64		job_time = 0;
+	Oid			last_owner = InvalidOid;
 
 	begin_run();
 	began = GetCurrentTimestamp();
@@ -856,17 +888,26 @@ run_batch(List *jobs, MemoryContext job_cxt)
 	}
 	foreach(lc, jobs)
 	{
+		ClaimedJob *j = (ClaimedJob *) lfirst(lc);
 		TimestampTz now;
 
 		CHECK_FOR_INTERRUPTS();
 		now = GetCurrentTimestamp();
-		if (TimestampDifferenceExceeds(began, now, pgapp_jobs_commit_interval))
+
+		/*
+		 * Another role's job starts in a transaction of its own: what a job
+		 * leaves in its transaction (SET CONSTRAINTS, transaction advisory
+		 * locks, pending notifications) is not for another role's job.
+		 */
+		if (TimestampDifferenceExceeds(began, now, pgapp_jobs_commit_interval) ||
+			(OidIsValid(last_owner) && j->owner != last_owner))
 		{
 			end_run();
 			begin_run();
 			began = now = GetCurrentTimestamp();
 		}
-		run_job((ClaimedJob *) lfirst(lc), fail_plan, job_cxt);
+		last_owner = j->owner;
+		run_job(j, fail_plan, job_cxt);
 		job_time += GetCurrentTimestamp() - now;
 	}
 	disable_timeout(cancel_timeout_id, false);

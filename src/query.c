@@ -2281,6 +2281,7 @@ static void
 plans_enforce(PlanEntry *entry)
 {
 	Size		cap = (Size) pgapp_query_cache_memory * 1024;
+	Size		doomed = 0;		/* a running plan that will not be kept */
 	dlist_node *node;
 
 	if (entry != NULL)
@@ -2288,12 +2289,15 @@ plans_enforce(PlanEntry *entry)
 		plans_bytes -= entry->bytes;
 		entry->bytes = plan_bytes(entry->plan);
 		plans_bytes += entry->bytes;
-		/* a plan larger than the cap alone is not kept */
+		/* a plan larger than the cap alone is not kept ... */
 		if (entry->bytes > cap && entry->running == 0)
 			plan_forget(entry);
+		/* ... nor does it push out the others while it runs */
+		else if (entry->bytes > cap)
+			doomed = entry->bytes;
 	}
 	node = dlist_is_empty(&plans_lru) ? NULL : dlist_tail_node(&plans_lru);
-	while (node != NULL && (plans_bytes > cap || hash_get_num_entries(plans) > MAX_CACHED_PLANS))
+	while (node != NULL && (plans_bytes - doomed > cap || hash_get_num_entries(plans) > MAX_CACHED_PLANS))
 	{
 		PlanEntry  *e = dlist_container(PlanEntry, lru, node);
 
@@ -2354,7 +2358,16 @@ sql_execute(QuerySql *qs, long count)
 		}
 	}
 	if (entry != NULL)
+	{
 		entry->running++;
+
+		/*
+		 * Measured and capped before it runs, too: a statement that fails
+		 * (no SELECT right, a timeout) never reaches the measure below, and
+		 * unmeasured plans would pile up past both caps.
+		 */
+		plans_enforce(entry);
+	}
 	PG_TRY();
 	{
 		ret = SPI_execute_plan(plan, qs->values, NULL, true, count);
