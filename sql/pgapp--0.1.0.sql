@@ -745,6 +745,9 @@ CREATE TABLE pgapp.query_expression (
     kind        text NOT NULL CHECK (kind IN ('scope', 'stat')),
     name        text NOT NULL,
     expression  text NOT NULL,
+    -- the schemas its names resolve in: the definer's search_path when it
+    -- was defined (pg_temp last); every query that uses it runs with it
+    search_path text NOT NULL,
     PRIMARY KEY (source, kind, name)
 );
 

@@ -191,6 +191,7 @@ typedef struct QueryNamed
 {
 	char	   *name;
 	char	   *expression;
+	char	   *search_path;	/* the schemas it was defined under */
 } QueryNamed;
 
 typedef struct QueryValue
@@ -201,13 +202,16 @@ typedef struct QueryValue
 	List	   *scopes;			/* QueryNamed * */
 	List	   *stats;			/* QueryNamed * */
 	List	   *preloads;		/* QueryRelation *, copied */
+	char	   *search_path;	/* of its scopes and stats; NULL: none */
 } QueryValue;
 
 static void resolve_field(Oid relid, const char *name, QueryField *f);
 static ArrayType *sortable_fields(Oid relid);
 static void check_sortable(Oid relid, ArrayType *allowed, const char *field);
-static char *lookup_expression(Oid relid, const char *kind, const char *name, MemoryContext mcxt);
+static char *lookup_expression(Oid relid, const char *kind, const char *name, MemoryContext mcxt,
+							   char **search_path);
 static List *named_expressions(Oid relid, const char *kind, List *names, MemoryContext mcxt);
+static char *common_search_path(List *named);
 static List *cached_relations(Oid relid);
 static QueryRelation *find_relation(Oid relid, List *relations, const char *name);
 static char *escape_like(const char *s);
@@ -747,6 +751,7 @@ query_read(Jsonb *q, QueryValue *qv)
 			elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
 		qv->scopes = named_expressions(qv->relid, "scope", scopes, mcxt);
 		qv->stats = named_expressions(qv->relid, "stat", stats, mcxt);
+		qv->search_path = common_search_path(list_concat_copy(qv->scopes, qv->stats));
 		if (preloads != NIL)
 			relations = cached_relations(qv->relid);
 		foreach(lc, preloads)
@@ -1105,6 +1110,7 @@ typedef struct MemoExpr
 	char	   *kind;
 	char	   *name;
 	char	   *expression;
+	char	   *search_path;
 } MemoExpr;
 
 static MemoryContext memo_mcxt = NULL;
@@ -1377,6 +1383,13 @@ bad:
 			errdetail("It was: %s", pga_truncate_for_message(text, 4 * ECHO_CHARS)));
 }
 
+/* The context of an error in a scope or stat being defined. */
+static void
+define_expression_context(void *arg)
+{
+	errcontext("checking %s", (const char *) arg);
+}
+
 /*
  * Define a scope (kind "scope": a boolean condition) or a stat (kind
  * "stat": any expression) on source; the row is "t".
@@ -1390,9 +1403,12 @@ define_expression(FunctionCallInfo fcinfo, const char *kind)
 	char	   *sql;
 	SPIPlanPtr	plan;
 	int			ret;
-	Oid			argtypes[4] = {REGCLASSOID, TEXTOID, TEXTOID, TEXTOID};
-	Datum		args[4];
+	Oid			argtypes[5] = {REGCLASSOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID};
+	Datum		args[5];
 	bool		is_scope = strcmp(kind, "scope") == 0;
+	char	   *path;
+	int			guc_level;
+	ErrorContextCallback errcb;
 
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
@@ -1409,25 +1425,58 @@ define_expression(FunctionCallInfo fcinfo, const char *kind)
 		aclcheck_error(ACLCHECK_NOT_OWNER, OBJECT_TABLE, get_rel_name(relid));
 	check_single_expression(expr, kind, name);
 
-	/* does it plan against the table, and is a scope a boolean? */
+	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
+
+	/*
+	 * The schemas its names resolve in, in every query that uses it: the
+	 * definer's search_path now, less the schemas where a role the definer
+	 * is not (and that is no superuser) may create objects, and pg_temp
+	 * last.  Names resolve as the definer meant, whatever the reader's
+	 * path, and no other role can put an operator or function of its own
+	 * in their place.
+	 */
+	ret = SPI_execute("SELECT pg_catalog.concat_ws(', ', VARIADIC ARRAY("
+					  "SELECT pg_catalog.quote_ident(s.n)"
+					  "  FROM pg_catalog.unnest(pg_catalog.current_schemas(false)) WITH ORDINALITY AS s(n, o)"
+					  " WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_roles AS r"
+					  "                    WHERE NOT r.rolsuper"
+					  "                      AND NOT pg_catalog.pg_has_role(CURRENT_USER, r.oid, 'MEMBER')"
+					  "                      AND pg_catalog.has_schema_privilege(r.oid, s.n, 'CREATE'))"
+					  " ORDER BY s.o) OPERATOR(pg_catalog.||) '{pg_temp}'::pg_catalog.text[])", true, 1);
+	if (ret != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "could not read the search_path: %s", SPI_result_code_string(ret));
+	path = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+
+	/* does it plan against the table, under that path; is a scope a boolean? */
 	sql = psprintf(is_scope ? "SELECT 1 FROM %s AS t WHERE (%s)" : "SELECT (%2$s) FROM %1$s AS t",
 				   quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
 											  get_rel_name(relid)), expr);
-	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
+	guc_level = NewGUCNestLevel();
+	(void) set_config_option("search_path", path, PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	errcb.callback = define_expression_context;
+	errcb.arg = psprintf("%s \"%s\" under search_path \"%s\" (the definer's path, less the schemas"
+						 " other roles may create in): qualify names in other schemas",
+						 kind, pgapp_echo(name), path);
+	errcb.previous = error_context_stack;
+	error_context_stack = &errcb;
 	plan = SPI_prepare(sql, 0, NULL);
 	if (plan == NULL)
 		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+	error_context_stack = errcb.previous;
 	SPI_freeplan(plan);
+	AtEOXact_GUC(true, guc_level);
 
 	args[0] = ObjectIdGetDatum(relid);
 	args[1] = CStringGetTextDatum(name);
 	args[2] = CStringGetTextDatum(kind);
 	args[3] = CStringGetTextDatum(expr);
-	ret = pgapp_spi_execute_as_owner("INSERT INTO pgapp.query_expression (source, name, kind, expression)"
-									 " VALUES ($1, $2, $3, $4)"
-									 " ON CONFLICT (source, kind, name) DO UPDATE SET expression = EXCLUDED.expression",
-									 4, argtypes, args, NULL);
+	args[4] = CStringGetTextDatum(path);
+	ret = pgapp_spi_execute_as_owner("INSERT INTO pgapp.query_expression (source, name, kind, expression, search_path)"
+									 " VALUES ($1, $2, $3, $4, $5)"
+									 " ON CONFLICT (source, kind, name) DO UPDATE"
+									 " SET expression = EXCLUDED.expression, search_path = EXCLUDED.search_path",
+									 5, argtypes, args, NULL);
 	if (ret != SPI_OK_INSERT)
 		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(ret));
 	SPI_finish();
@@ -1510,12 +1559,14 @@ pgapp_drop_stat(PG_FUNCTION_ARGS)
  * caller's memory context.
  */
 static char *
-lookup_expression(Oid relid, const char *kind, const char *name, MemoryContext mcxt)
+lookup_expression(Oid relid, const char *kind, const char *name, MemoryContext mcxt,
+				  char **search_path)
 {
 	Oid			argtypes[3] = {REGCLASSOID, TEXTOID, TEXTOID};
 	Datum		args[3];
 	int			ret;
 	char	   *result;
+	char	   *path;
 	ListCell   *lc;
 
 	memo_check();
@@ -1524,13 +1575,17 @@ lookup_expression(Oid relid, const char *kind, const char *name, MemoryContext m
 		MemoExpr   *m = lfirst(lc);
 
 		if (m->relid == relid && strcmp(m->kind, kind) == 0 && strcmp(m->name, name) == 0)
+		{
+			if (search_path)
+				*search_path = MemoryContextStrdup(mcxt, m->search_path);
 			return MemoryContextStrdup(mcxt, m->expression);
+		}
 	}
 
 	args[0] = ObjectIdGetDatum(relid);
 	args[1] = CStringGetTextDatum(kind);
 	args[2] = CStringGetTextDatum(name);
-	ret = SPI_execute_with_args("SELECT expression FROM pgapp.query_expression"
+	ret = SPI_execute_with_args("SELECT expression, search_path FROM pgapp.query_expression"
 								" WHERE source OPERATOR(pg_catalog.=) $1 AND kind OPERATOR(pg_catalog.=) $2"
 								"   AND name OPERATOR(pg_catalog.=) $3",
 								3, argtypes, args, NULL, true, 1);
@@ -1554,6 +1609,9 @@ lookup_expression(Oid relid, const char *kind, const char *name, MemoryContext m
 				errhint("The table owner defines them with pgapp.define_%s().", kind));
 	}
 	result = MemoryContextStrdup(mcxt, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
+	path = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+	if (search_path)
+		*search_path = MemoryContextStrdup(mcxt, path);
 	{
 		MemoryContext old = MemoryContextSwitchTo(memo_mcxt);
 		MemoExpr   *m = palloc(sizeof(MemoExpr));
@@ -1562,6 +1620,7 @@ lookup_expression(Oid relid, const char *kind, const char *name, MemoryContext m
 		m->kind = pstrdup(kind);
 		m->name = pstrdup(name);
 		m->expression = pstrdup(result);
+		m->search_path = pstrdup(path);
 		memo_exprs = lappend(memo_exprs, m);
 		MemoryContextSwitchTo(old);
 	}
@@ -1584,12 +1643,45 @@ named_expressions(Oid relid, const char *kind, List *names, MemoryContext mcxt)
 		MemoryContext old;
 
 		n->name = lfirst(lc);
-		n->expression = lookup_expression(relid, kind, n->name, mcxt);
+		n->expression = lookup_expression(relid, kind, n->name, mcxt, &n->search_path);
 		old = MemoryContextSwitchTo(mcxt);
 		result = lappend(result, n);
 		MemoryContextSwitchTo(old);
 	}
 	return result;
+}
+
+/*
+ * The search_path the named expressions were defined under, which the
+ * query that uses them runs with (NULL when there are none): names in an
+ * expression resolve as when its owner defined it, never in a schema the
+ * reader's path puts first.  Expressions defined under different paths
+ * cannot share a query.
+ */
+static char *
+common_search_path(List *named)
+{
+	char	   *path = NULL;
+	const char *first = NULL;
+	ListCell   *lc;
+
+	foreach(lc, named)
+	{
+		QueryNamed *n = lfirst(lc);
+
+		if (path == NULL)
+		{
+			path = n->search_path;
+			first = n->name;
+		}
+		else if (strcmp(path, n->search_path) != 0)
+			ereport(ERROR,
+					errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					errmsg("\"%s\" and \"%s\" were defined under different search_paths", first, n->name),
+					errdetail("\"%s\" under %s, \"%s\" under %s.", first, path, n->name, n->search_path),
+					errhint("Define them again under one search_path."));
+	}
+	return path;
 }
 
 /* Append name to q's list under key (scopes, stats), after checking it. */
@@ -1629,7 +1721,7 @@ add_named(FunctionCallInfo fcinfo, const char *key, const char *kind)
 			ereport(ERROR,
 					errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 					errmsg("%s must not contain nulls", key));
-		(void) lookup_expression(relid, kind, TextDatumGetCString(elems[i]), caller);
+		(void) lookup_expression(relid, kind, TextDatumGetCString(elems[i]), caller, NULL);
 	}
 	SPI_finish();
 
@@ -2308,17 +2400,27 @@ plans_enforce(PlanEntry *entry)
 }
 
 /*
- * Execute qs read-only with a kept plan from the per-backend cache.  The
- * caller is connected to SPI.
+ * Execute qs read-only with a kept plan from the per-backend cache, under
+ * search_path when it is not NULL (that of the query's scopes and stats).
+ * The caller is connected to SPI.
  */
 static void
-sql_execute(QuerySql *qs, long count)
+sql_execute(QuerySql *qs, long count, const char *search_path)
 {
 	PlanKey		key;
 	PlanEntry  *entry = NULL;
 	bool		found;
 	SPIPlanPtr	plan;
 	int			ret;
+	int			guc_level = -1;
+
+	if (search_path != NULL)
+	{
+		/* undone below, or by the (sub)transaction's abort on an error */
+		guc_level = NewGUCNestLevel();
+		(void) set_config_option("search_path", search_path, PGC_USERSET, PGC_S_SESSION,
+								 GUC_ACTION_SAVE, true, 0, false);
+	}
 
 	if (plans == NULL)
 	{
@@ -2384,6 +2486,8 @@ sql_execute(QuerySql *qs, long count)
 		SPI_freeplan(plan);
 	/* measured after running: the generic plan is made by then */
 	plans_enforce(entry);
+	if (guc_level >= 0)
+		AtEOXact_GUC(true, guc_level);
 }
 
 /*
@@ -2429,7 +2533,7 @@ run_rows(QueryValue *qv, int64 limit, int64 offset, int64 *total)
 	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
 	sql_select_rows(&qs, qv, total != NULL, limit, offset, NULL);
-	sql_execute(&qs, 0);
+	sql_execute(&qs, 0, qv->search_path);
 
 	MemoryContextSwitchTo(caller);
 	pgapp_jsonb_begin_array(&b);
@@ -2465,7 +2569,7 @@ run_count(QueryValue *qv)
 	appendStringInfoString(&qs.sql, "SELECT pg_catalog.count(*)");
 	/* preloads and stats do not change the count: no laterals */
 	sql_from_where(&qs, qv, NULL, NULL);
-	sql_execute(&qs, 1);
+	sql_execute(&qs, 1, qv->search_path);
 	n = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	SPI_finish();
 	return n;
@@ -2769,7 +2873,7 @@ pgapp_paginate_after(PG_FUNCTION_ARGS)
 	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
 	sql_select_rows(&qs, &qv, false, (int64) page_size + 1, 0, &ks);
-	sql_execute(&qs, 0);
+	sql_execute(&qs, 0, qv.search_path);
 
 	MemoryContextSwitchTo(caller);
 	pgapp_jsonb_begin_object(&b);

@@ -166,3 +166,43 @@ SELECT id = :big_result AS big_result, state, result IS NULL AS no_result,
 SELECT state, length(errors -> -1 ->> 'message') AS message_chars, length(errors -> -1 ->> 'detail') AS detail_chars,
        length(errors -> -1 ->> 'hint') AS hint_chars, right(errors -> -1 ->> 'message', 5) AS message_ends
   FROM pgapp.job WHERE id = :big_error;
+
+-- 5. A scope's or stat's names resolve as when it was defined, never in a
+--    schema another role can write.  The expression is text parsed in each
+--    query; under the reader's search_path, an exact-match operator that
+--    sec_attacker put in public (where 00_setup lets it create) took over
+--    "status = 'published'" on a varchar column, and ran as the superuser
+--    who queried.  define_scope now keeps the definer's path less the
+--    schemas other roles may create in (pg_temp last), and every query
+--    that uses the scope runs with it.
+CREATE TABLE public.rev_prod (id int PRIMARY KEY, status varchar NOT NULL);
+INSERT INTO public.rev_prod VALUES (1, 'published'), (2, 'draft');
+ALTER TABLE public.rev_prod OWNER TO sec_admin;
+GRANT SELECT ON public.rev_prod TO PUBLIC;
+SET ROLE sec_admin;
+SELECT pgapp.define_scope('public.rev_prod', 'pub', 'status = ''published''');
+RESET ROLE;
+SELECT search_path FROM pgapp.query_expression WHERE source = 'public.rev_prod'::regclass;
+SET ROLE sec_attacker;
+CREATE FUNCTION public.hijack_eq(a varchar, b varchar) RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE NOTICE 'hijacked = ran as %', current_user;
+    RETURN true;
+END $$;
+CREATE OPERATOR public.= (LEFTARG = varchar, RIGHTARG = varchar, FUNCTION = public.hijack_eq);
+RESET ROLE;
+-- the superuser queries through the scope, its path starting with public:
+-- no NOTICE, and only the published row
+SET search_path = public, pg_catalog;
+SELECT * FROM pgapp.all(pgapp.scope(pgapp.from('public.rev_prod'), 'pub'));
+SELECT count FROM pgapp.count(pgapp.scope(pgapp.from('public.rev_prod'), 'pub')) AS count;
+RESET search_path;
+-- a name the kept path cannot see is refused when the scope is defined
+\set ECHO none
+\i test/regress_helpers.sql
+\set ECHO all
+SET ROLE sec_admin;
+SELECT * FROM pg_temp.show($$SELECT pgapp.define_stat('public.rev_prod', 'n', '(SELECT count(*) FROM rev_prod)')$$);
+SELECT pgapp.define_stat('public.rev_prod', 'n', '(SELECT count(*) FROM public.rev_prod)');
+RESET ROLE;
+DROP OPERATOR public.= (varchar, varchar);
