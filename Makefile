@@ -8,13 +8,8 @@
 
 EXTENSION    = pgapp
 MODULE_big   = pgapp
-OBJS         = src/pgapp.o src/error.o src/json_util.o src/crypto.o \
-               src/changeset_rules.o src/changeset.o src/changeset_value.o src/changeset_read.o src/changeset_cast.o \
-               src/changeset_def.o src/machine.o src/query.o src/ratelimit.o \
-               src/ratelimit_limiter.o src/ratelimit_store.o src/worker.o \
-               src/pubsub.o src/pubsub_outbox.o src/pubsub_changes.o \
-               src/jobs.o src/jobs_shmem.o src/jobs_supervisor.o src/jobs_worker.o \
-               src/jobs_running.o
+# Every .c under src/ (src/pgapp.c and the feature folders of LAYOUT.md).
+OBJS         = $(patsubst $(srcdir)/%.c,%.o,$(sort $(wildcard $(srcdir)/src/*.c $(srcdir)/src/*/*.c)))
 DATA         = $(wildcard sql/$(EXTENSION)--*.sql)
 PG_CONFIG   ?= /usr/lib/postgresql/15/bin/pg_config
 PKG_CONFIG  ?= pkg-config
@@ -49,7 +44,7 @@ include $(PGXS)
 # PGXS tracks no header dependencies (unless PostgreSQL was configured
 # with --enable-depend): a changed struct in src/*.h must rebuild every
 # object, or files built before it read shared memory with the old layout.
-$(OBJS): $(wildcard $(srcdir)/src/*.h)
+$(OBJS): $(wildcard $(srcdir)/src/*.h $(srcdir)/src/*/*.h)
 
 .PHONY: check-regress check-isolation check-nopreload check-security pgtap
 
