@@ -241,7 +241,7 @@ $$;
 COMMENT ON FUNCTION api.list_tasks IS
 'List tasks
 Filters by status, priority, assignee and due date range; searches title and description; sorts by
-title, due_date, priority, status or created_at; pages of up to pgapp.max_page_size.';
+title, due_date, priority, status or created_at; pages of up to pgapp.query_max_page_size.';
 
 ---------------------------------------------------------------------------
 -- Roles: anon reads, app_user writes

@@ -79,9 +79,9 @@ SELECT p - 'entries' AS meta, jsonb_path_query_array(p -> 'entries', '$[*].id') 
   FROM pgapp.paginate(pgapp.sort_by(pgapp.from('q_product'), 'id'), 2, 4) AS p;
 SELECT pgapp.paginate(pgapp.sort_by(pgapp.from('q_product'), 'id'), 9, 4) AS past_the_end;
 SELECT pgapp.paginate(pgapp.filter_by(pgapp.from('q_product'), 'id', 42), 1, 10) AS empty;
-SET pgapp.max_page_size = 2;
+SET pgapp.query_max_page_size = 2;
 SELECT * FROM pg_temp.show($$ SELECT pgapp.paginate(pgapp.from('q_product'), 1, 3) $$);
-RESET pgapp.max_page_size;
+RESET pgapp.query_max_page_size;
 
 -- to_sql: identifiers quoted, values as parameters
 SELECT pgapp.to_sql(pgapp.sort_by(pgapp.search(pgapp.filter_range(pgapp.filter_by(

@@ -6,7 +6,7 @@
 # unique job is not duplicated.  A queue whose workers keep crashing opens
 # its circuit (logged) without holding back another queue; databases
 # created and dropped (plainly: pgapp's workers step aside; or WITH (FORCE)
-# while a job runs) never stop the launcher; pgapp.databases
+# while a job runs) never stop the launcher; pgapp.jobs_databases
 # keeps workers out of the databases it does not list; too few background
 # worker slots is a WARNING with a hint, and the jobs still run.
 # Prints TAP (test/cluster/common.bash).
@@ -166,17 +166,17 @@ wait_for "SELECT state = 'completed' FROM pgapp.job WHERE id = $j" 100
 check "after databases were dropped, or made without pgapp, the launcher and the other database's jobs go on" \
     "$(q "SELECT state || ' ' || (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'pgapp housekeeper') FROM pgapp.job WHERE id = $j")" "completed 1"
 
-# --- pgapp.databases restricts where workers run jobs
-q "ALTER SYSTEM SET pgapp.databases = 'elsewhere'" >/dev/null
+# --- pgapp.jobs_databases restricts where workers run jobs
+q "ALTER SYSTEM SET pgapp.jobs_databases = 'elsewhere'" >/dev/null
 q "SELECT pg_reload_conf()" >/dev/null
 wait_for "SELECT NOT EXISTS (SELECT FROM pg_stat_activity WHERE backend_type IN ('pgapp jobs supervisor', 'pgapp jobs worker'))" 100
-check "a database left out of pgapp.databases loses its supervisor and workers (logged)" \
-    "$(grep -c 'database "postgres" is no longer in "pgapp.databases"' "$LOG" | awk '{print ($1 > 0)}')" 1
+check "a database left out of pgapp.jobs_databases loses its supervisor and workers (logged)" \
+    "$(grep -c 'database "postgres" is no longer in "pgapp.jobs_databases"' "$LOG" | awk '{print ($1 > 0)}')" 1
 j4=$(q "SELECT pgapp.enqueue('steady', 'ok', '{\"excluded\": true}')")
 sleep 1
 check "there, an enqueued job waits (no supervisor is started for it)" \
     "$(q "SELECT state || ' ' || (SELECT count(*) FROM pg_stat_activity WHERE backend_type IN ('pgapp jobs supervisor', 'pgapp jobs worker')) FROM pgapp.job WHERE id = $j4")" "available 0"
-q "ALTER SYSTEM RESET pgapp.databases" >/dev/null
+q "ALTER SYSTEM RESET pgapp.jobs_databases" >/dev/null
 q "SELECT pg_reload_conf()" >/dev/null
 sleep 0.2
 j5=$(q "SELECT pgapp.enqueue('steady', 'ok', '{\"included\": true}')")

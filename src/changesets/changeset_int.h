@@ -1,0 +1,238 @@
+/*-------------------------------------------------------------------------
+ *
+ * changeset.h
+ *	  Ecto-style changesets: rules, values, errors, and the two ways values
+ *	  reach the validators (a changeset's JSON, or a trigger's tuples).
+ *
+ * changeset_rules.c compiles rules; changeset.c is the engine (values,
+ * validators, messages, errors); changeset_read.c is the one checking
+ * reader of changeset values; changeset_value.c is the changeset as a
+ * jsonb value (the SQL validator functions); changeset_cast.c builds one
+ * (pgapp.cast) and checks changes before a write; changeset_def.c owns
+ * named changesets (definitions, cache, trigger, insert/update); machine.c
+ * owns status machines.  This header is what they share.
+ *
+ * src/changeset.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef PGAPP_CHANGESET_INT_H
+#define PGAPP_CHANGESET_INT_H
+
+#include "access/htup.h"
+#include "access/tupdesc.h"
+#include "utils/jsonb.h"
+#include "utils/numeric.h"
+
+#include "core/json_util.h"
+#include "core/module.h"
+#include "core/settings.h"
+#include "core/util.h"
+
+/* What a rule does. */
+typedef enum CsRuleKind
+{
+	CS_REQUIRED,
+	CS_LENGTH,
+	CS_NUMBER,
+	CS_INCLUSION,
+	CS_EXCLUSION,
+	CS_FORMAT,
+	CS_FUTURE,
+	CS_TRANSITION,
+	CS_CONFIRMATION,
+	CS_ACCEPTANCE,
+	/* constraint mappings: used by pgapp.insert/update, not by validation */
+	CS_UNIQUE_CONSTRAINT,
+	CS_FOREIGN_KEY_CONSTRAINT,
+	CS_CHECK_CONSTRAINT,
+	CS_EXCLUSION_CONSTRAINT
+} CsRuleKind;
+
+#define CS_IS_CONSTRAINT(kind) ((kind) >= CS_UNIQUE_CONSTRAINT)
+
+/* Comparison bounds of validate_number, in Ecto's order. */
+typedef enum CsNumberBound
+{
+	CS_LESS_THAN,
+	CS_GREATER_THAN,
+	CS_LESS_THAN_OR_EQUAL_TO,
+	CS_GREATER_THAN_OR_EQUAL_TO,
+	CS_EQUAL_TO,
+	CS_NUMBER_BOUNDS
+} CsNumberBound;
+
+/* What validate_length counts in a string (Ecto's count: option). */
+typedef enum CsLengthCount
+{
+	CS_COUNT_GRAPHEMES,			/* Ecto's default: user-perceived characters */
+	CS_COUNT_CODEPOINTS,
+	CS_COUNT_BYTES
+} CsLengthCount;
+
+/* A field a rule applies to, resolved against the source table. */
+typedef struct CsField
+{
+	char	   *name;
+	AttrNumber	attnum;			/* InvalidAttrNumber: not a column (virtual) */
+	Oid			typid;			/* column type, base type of domains */
+	int32		typmod;
+	char		typcategory;	/* pg_type.typcategory of typid */
+	bool		is_array;
+} CsField;
+
+/* One compiled rule. */
+typedef struct CsRule
+{
+	CsRuleKind	kind;
+	int			nfields;		/* > 1 only for CS_REQUIRED */
+	CsField    *fields;
+	char	   *message;		/* caller's message, or NULL for the default */
+
+	/* CS_LENGTH */
+	CsLengthCount count;		/* what a string's length counts */
+	int32		min;
+	int32		max;
+	int32		is;
+	bool		has_min;
+	bool		has_max;
+	bool		has_is;
+
+	/* CS_NUMBER */
+	Numeric		bounds[CS_NUMBER_BOUNDS];	/* NULL where not given */
+
+	/* CS_INCLUSION / CS_EXCLUSION: the list, and enum OIDs for enum columns */
+	Jsonb	   *list;
+	int			nlist;
+	Oid		   *enum_oids;		/* NULL unless the field is an enum column */
+
+	/* CS_FORMAT */
+	text	   *pattern;
+
+	/* CS_TRANSITION */
+	char	   *machine;
+
+	/* CS_CONFIRMATION: a missing <field>_confirmation param is an error */
+	bool		required;
+
+	/* constraints: constraint name or NULL for the default names */
+	char	   *constraint_name;
+} CsRule;
+
+/*
+ * Where a validator reads values: the JSON of a changeset (changes, data,
+ * params) or a trigger's NEW/OLD tuples.
+ */
+typedef struct CsInput
+{
+	/* JSON changeset */
+	JsonbContainer *changes;
+	JsonbContainer *data;		/* NULL when the changeset has no data */
+	JsonbContainer *params;		/* NULL when there are no params */
+
+	List	   *drop_changes;	/* char *: fields validate_required drops */
+
+	/* trigger */
+	HeapTuple	newtup;
+	HeapTuple	oldtup;			/* NULL on INSERT */
+	TupleDesc	tupdesc;
+} CsInput;
+
+/* Errors collected while validating, oldest first. */
+typedef struct CsError
+{
+	char	   *field;
+	char	   *message;
+} CsError;
+
+typedef struct CsErrors
+{
+	List	   *existing;		/* CsError from the changeset already, oldest first */
+	List	   *added;			/* CsError added now, oldest first */
+} CsErrors;
+
+static inline bool
+pgapp_cs_field_is_text(const CsField *f)
+{
+	return f->typcategory == 'S';	/* TYPCATEGORY_STRING */
+}
+
+static inline bool
+pgapp_cs_field_is_enum(const CsField *f)
+{
+	return f->typcategory == 'E';	/* TYPCATEGORY_ENUM */
+}
+
+/*
+ * A changeset value as pgapp_cs_read() checked it (changeset_read.c).
+ */
+typedef struct CsRead
+{
+	Jsonb	   *cs;
+	Oid			relid;			/* "source" */
+	char	   *name;			/* "name": a named changeset, or NULL */
+	List	   *permitted;		/* char *, "permitted" */
+	JsonbContainer *changes;
+	JsonbContainer *data;		/* NULL: null or absent */
+	JsonbContainer *params;		/* NULL: null or absent */
+	JsonbValue *constraints;	/* array, or NULL */
+	CsErrors	errors;			/* "errors" as errors.existing */
+	bool		stated_valid;	/* what "valid" says */
+	bool		valid;			/* recomputed: no errors */
+} CsRead;
+
+extern int	pgapp_changeset_max_items;
+
+/* changeset_read.c */
+extern void pgapp_cs_read(Jsonb *cs, CsRead *out);
+extern char *pgapp_cs_source_name(Oid relid);
+
+/* changeset_rules.c */
+extern void pgapp_cs_resolve_field(Oid relid, const char *name, bool allow_virtual, CsField *field);
+extern void pgapp_cs_check_rule(Oid relid, CsRule *rule);
+extern CsRule *pgapp_cs_rule_from_json(Oid relid, JsonbValue *rule, int index);
+extern const char *pgapp_cs_constraint_type(CsRuleKind kind);
+extern CsLengthCount pgapp_cs_length_count(const char *name, const char *rule_desc);
+
+/* changeset.c */
+extern void pgapp_cs_apply_rule(const CsRule *rule, CsInput *in, CsErrors *errors);
+extern bool pgapp_cs_has_error(CsErrors *errors, const char *field);
+extern void pgapp_cs_add_error(CsErrors *errors, const char *field, const char *message);
+extern void pgapp_cs_add_errors_json(PgappJsonbBuilder *b, CsErrors *errors);
+extern Jsonb *pgapp_cs_errors_body(CsErrors *errors);
+extern char *pgapp_cs_interpolate(const char *msg, int n, const char *const *keys,
+								  const char *const *values);
+extern int	pgapp_cs_trim(const char *s, int len, const char **start);
+extern Jsonb *pgapp_cs_report(Jsonb *errors_body, Oid relid, const char *first_field, bool force_raise);
+extern const char *pgapp_cs_first_error_field(CsErrors *errors);
+
+/* changeset_value.c */
+extern void pgapp_cs_add_changes_json(PgappJsonbBuilder *b, JsonbContainer *changes, List *drop);
+extern void pgapp_cs_check_error_count(CsErrors *errors);
+extern void pgapp_cs_add_constraint_json(PgappJsonbBuilder *b, const CsRule *rule);
+
+/* changeset_cast.c */
+extern Jsonb *pgapp_cs_cast(Oid relid, Jsonb *data, Jsonb *params, ArrayType *permitted,
+							List *rules, const char *action, const char *name);
+extern bool pgapp_cs_try_input(Oid typid, int32 typmod, const char *str, Datum *out);
+extern bool pgapp_cs_change_fits(Oid relid, const char *name, JsonbValue *value);
+
+/* machine.c */
+typedef enum CsTransitionResult
+{
+	CS_TRANSITION_OK,
+	CS_TRANSITION_FORBIDDEN,	/* known states, move not allowed */
+	CS_TRANSITION_NOT_INITIAL,	/* from NULL to a state that is not initial */
+	CS_TRANSITION_UNKNOWN_STATE /* to_state is not a state of the machine */
+} CsTransitionResult;
+
+extern void pgapp_machine_check_exists(const char *machine);
+extern CsTransitionResult pgapp_machine_check(const char *machine, const char *from_state,
+											  const char *to_state);
+extern void pgapp_machine_invalidate(void);
+extern Oid	pgapp_machine_table_oid(void);
+
+/* changeset_def.c */
+extern void pgapp_cs_definition(const char *name, Oid *relid, ArrayType **permitted);
+
+#endif							/* PGAPP_CHANGESET_INT_H */

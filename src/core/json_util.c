@@ -1,0 +1,563 @@
+/*-------------------------------------------------------------------------
+ *
+ * json_util.c
+ *	  All use of jansson: allocator, parsing, dumping, jsonb conversion.
+ *
+ * jansson allocates through palloc_extended(MCXT_ALLOC_NO_OOM) in the
+ * current memory context, because it expects NULL on failure and cleans up
+ * itself.  Hence a json_t belongs to the context it was made in: a reset of
+ * that context frees it, and json_decref() is only needed to release memory
+ * early inside long loops.  Every jansson call that can fail is checked here
+ * and turned into an ereport, so callers never see a NULL json_t.
+ *
+ * Conversion to and from jsonb goes through text.  jansson keeps integers as
+ * 64-bit and other numbers as doubles, so numbers beyond that precision lose
+ * digits; code that must keep exact numerics works on jsonb directly.
+ *
+ * src/json_util.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "fmgr.h"
+/* PostgreSQL's SQL function json_object() clashes with jansson's */
+#define json_object pg_sql_json_object
+#include "utils/builtins.h"
+#undef json_object
+#include "utils/jsonb.h"
+#include "utils/numeric.h"
+
+#include <jansson.h>
+
+#include "core/json_util.h"
+
+static void *json_palloc(size_t size);
+static void json_pfree(void *ptr);
+static void json_out_of_memory(void) pg_attribute_noreturn();
+
+/*
+ * jansson's allocator: NULL on failure, as it expects.
+ */
+static void *
+json_palloc(size_t size)
+{
+	return palloc_extended(size, MCXT_ALLOC_NO_OOM);
+}
+
+/*
+ * jansson frees NULL in some error paths.
+ */
+static void
+json_pfree(void *ptr)
+{
+	if (ptr != NULL)
+		pfree(ptr);
+}
+
+static void
+json_out_of_memory(void)
+{
+	ereport(ERROR,
+			errcode(ERRCODE_OUT_OF_MEMORY),
+			errmsg("out of memory while building JSON"));
+}
+
+/*
+ * Called once from _PG_init, before any other jansson call.
+ */
+void
+pgapp_json_init(void)
+{
+	json_set_alloc_funcs(json_palloc, json_pfree);
+}
+
+const char *
+pgapp_json_library_version(void)
+{
+	return jansson_version_str();
+}
+
+/*
+ * Parse JSON text (any value, not only objects).
+ */
+json_t *
+pgapp_json_parse(const char *text, size_t len, const char *what)
+{
+	json_error_t error;
+	json_t	   *json;
+
+	json = json_loadb(text, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &error);
+	if (json == NULL)
+	{
+		if (json_error_code(&error) == json_error_out_of_memory)
+			json_out_of_memory();
+		ereport(ERROR,
+				errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+				errmsg("invalid JSON in %s", what),
+				errdetail("%s at line %d, column %d.",
+						  error.text, error.line, error.column));
+	}
+	return json;
+}
+
+json_t *
+pgapp_json_from_jsonb(Jsonb *jb)
+{
+	char	   *text = JsonbToCString(NULL, &jb->root, VARSIZE(jb));
+
+	return pgapp_json_parse(text, strlen(text), "jsonb value");
+}
+
+char *
+pgapp_json_dump(const json_t *json)
+{
+	char	   *text;
+
+	text = json_dumps(json, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(17));
+	if (text == NULL)
+		json_out_of_memory();
+	return text;
+}
+
+Jsonb *
+pgapp_json_to_jsonb(const json_t *json)
+{
+	char	   *text = pgapp_json_dump(json);
+	Datum		d = DirectFunctionCall1(jsonb_in, CStringGetDatum(text));
+
+	pfree(text);
+	return DatumGetJsonbP(d);
+}
+
+static json_t *
+checked(json_t *json)
+{
+	if (json == NULL)
+		json_out_of_memory();
+	return json;
+}
+
+/*
+ * An empty object.  Not json_object(): the postgres executable exports a
+ * function of that name (SQL's json_object), and the dynamic linker binds
+ * our call to it instead of jansson's.  json_pack() calls jansson's own
+ * json_object() from inside libjansson, where the name binds locally.
+ */
+json_t *
+pgapp_json_object(void)
+{
+	return checked(json_pack("{}"));
+}
+
+json_t *
+pgapp_json_array(void)
+{
+	return checked(json_array());
+}
+
+/*
+ * A JSON string; text that is not valid UTF-8 (possible in a SQL_ASCII
+ * database) is an error rather than a silent NULL.
+ */
+json_t *
+pgapp_json_string(const char *value)
+{
+	json_t	   *json = json_string(value);
+
+	if (json == NULL)
+		ereport(ERROR,
+				errcode(ERRCODE_CHARACTER_NOT_IN_REPERTOIRE),
+				errmsg("string is not valid UTF-8 and cannot be stored in JSON"));
+	return json;
+}
+
+json_t *
+pgapp_json_integer(int64 value)
+{
+	return checked(json_integer((json_int_t) value));
+}
+
+json_t *
+pgapp_json_bool(bool value)
+{
+	return checked(json_boolean(value));
+}
+
+json_t *
+pgapp_json_null(void)
+{
+	return json_null();
+}
+
+json_t *
+pgapp_json_copy(const json_t *json)
+{
+	return checked(json_deep_copy(json));
+}
+
+void
+pgapp_json_set(json_t *object, const char *key, json_t *value)
+{
+	if (json_object_set_new(object, key, value) != 0)
+		json_out_of_memory();
+}
+
+void
+pgapp_json_append(json_t *array, json_t *value)
+{
+	if (json_array_append_new(array, value) != 0)
+		json_out_of_memory();
+}
+
+json_t *
+pgapp_json_get(const json_t *object, const char *key)
+{
+	return json_is_object(object) ? json_object_get(object, key) : NULL;
+}
+
+bool
+pgapp_json_is_object(const json_t *json)
+{
+	return json_is_object(json);
+}
+
+const char *
+pgapp_json_string_value(const json_t *json)
+{
+	return json_is_string(json) ? json_string_value(json) : NULL;
+}
+
+size_t
+pgapp_json_array_size(const json_t *json)
+{
+	return json_is_array(json) ? json_array_size(json) : 0;
+}
+
+json_t *
+pgapp_json_array_get(const json_t *array, size_t index)
+{
+	return json_is_array(array) ? json_array_get(array, index) : NULL;
+}
+
+void
+pgapp_json_foreach(const json_t *object, pgapp_json_member_fn fn, void *arg)
+{
+	const char *key;
+	json_t	   *value;
+
+	if (!json_is_object(object))
+		return;
+	/* the macro wants a non-const object; iteration does not modify it */
+	json_object_foreach((json_t *) object, key, value)
+		fn(key, value, arg);
+}
+
+void
+pgapp_json_free(json_t *json)
+{
+	json_decref(json);
+}
+
+/* ---------------------------------------------------------------------
+ * jsonb helpers (PostgreSQL's own jsonb API; exact numerics)
+ * ---------------------------------------------------------------------
+ */
+
+JsonbValue *
+pgapp_jsonb_get(JsonbContainer *object, const char *key)
+{
+	if (object == NULL || !JsonContainerIsObject(object))
+		return NULL;
+	return getKeyJsonValueFromContainer(object, key, strlen(key), NULL);
+}
+
+bool
+pgapp_jsonb_is_object(Jsonb *jb)
+{
+	return JB_ROOT_IS_OBJECT(jb) && !JB_ROOT_IS_SCALAR(jb);
+}
+
+JsonbValue *
+pgapp_jsonb_get_key(Jsonb *object, const char *key)
+{
+	if (object == NULL || !pgapp_jsonb_is_object(object))
+		return NULL;
+	return pgapp_jsonb_get(&object->root, key);
+}
+
+bool
+pgapp_jsonb_value_is_array(const JsonbValue *v)
+{
+	return v != NULL && v->type == jbvBinary && JsonContainerIsArray(v->val.binary.data);
+}
+
+bool
+pgapp_jsonb_value_is_object(const JsonbValue *v)
+{
+	return v != NULL && v->type == jbvBinary && JsonContainerIsObject(v->val.binary.data);
+}
+
+int
+pgapp_jsonb_array_length(const JsonbValue *v)
+{
+	if (!pgapp_jsonb_value_is_array(v))
+		return -1;
+	return JsonContainerSize(v->val.binary.data);
+}
+
+JsonbValue *
+pgapp_jsonb_array_get(const JsonbValue *v, int i)
+{
+	if (!pgapp_jsonb_value_is_array(v) || i < 0)
+		return NULL;
+	return getIthJsonbValueFromContainer(v->val.binary.data, (uint32) i);
+}
+
+bool
+pgapp_jsonb_values_equal(const JsonbValue *a, const JsonbValue *b)
+{
+	if (a->type != b->type)
+		return false;
+	switch (a->type)
+	{
+		case jbvNull:
+			return true;
+		case jbvBool:
+			return a->val.boolean == b->val.boolean;
+		case jbvString:
+			return a->val.string.len == b->val.string.len &&
+				memcmp(a->val.string.val, b->val.string.val, a->val.string.len) == 0;
+		case jbvNumeric:
+			return DatumGetBool(DirectFunctionCall2(numeric_eq,
+													NumericGetDatum(a->val.numeric),
+													NumericGetDatum(b->val.numeric)));
+		case jbvBinary:
+			return compareJsonbContainers(a->val.binary.data, b->val.binary.data) == 0;
+		default:
+			elog(ERROR, "unexpected jsonb value type: %d", (int) a->type);
+	}
+	return false;				/* keep compiler quiet */
+}
+
+Jsonb *
+pgapp_jsonb_from_value(const JsonbValue *v)
+{
+	return JsonbValueToJsonb((JsonbValue *) v);
+}
+
+char *
+pgapp_jsonb_value_cstring(const JsonbValue *v)
+{
+	if (v == NULL || v->type != jbvString)
+		return NULL;
+	return pnstrdup(v->val.string.val, v->val.string.len);
+}
+
+char *
+pgapp_jsonb_value_to_cstring(const JsonbValue *v)
+{
+	Jsonb	   *jb = pgapp_jsonb_from_value(v);
+
+	return JsonbToCString(NULL, &jb->root, VARSIZE(jb));
+}
+
+void
+pgapp_jsonb_foreach(JsonbContainer *object, pgapp_jsonb_member_fn fn, void *arg)
+{
+	JsonbIterator *it;
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+	char	   *key = NULL;
+	int			keylen = 0;
+
+	if (object == NULL || !JsonContainerIsObject(object))
+		return;
+	it = JsonbIteratorInit(object);
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		if (tok == WJB_KEY)
+		{
+			key = pnstrdup(v.val.string.val, v.val.string.len);
+			keylen = v.val.string.len;
+		}
+		else if (tok == WJB_VALUE)
+			fn(key, keylen, &v, arg);
+	}
+}
+
+static void
+builder_push(PgappJsonbBuilder *b, JsonbIteratorToken tok, JsonbValue *v)
+{
+	JsonbValue *r = pushJsonbValue(&b->state, tok, v);
+
+	if (tok == WJB_BEGIN_OBJECT || tok == WJB_BEGIN_ARRAY)
+		b->depth++;
+	else if (tok == WJB_END_OBJECT || tok == WJB_END_ARRAY)
+	{
+		if (--b->depth == 0)
+			b->result = r;
+	}
+}
+
+void
+pgapp_jsonb_begin_object(PgappJsonbBuilder *b)
+{
+	builder_push(b, WJB_BEGIN_OBJECT, NULL);
+}
+
+void
+pgapp_jsonb_end_object(PgappJsonbBuilder *b)
+{
+	builder_push(b, WJB_END_OBJECT, NULL);
+}
+
+void
+pgapp_jsonb_begin_array(PgappJsonbBuilder *b)
+{
+	builder_push(b, WJB_BEGIN_ARRAY, NULL);
+}
+
+void
+pgapp_jsonb_end_array(PgappJsonbBuilder *b)
+{
+	builder_push(b, WJB_END_ARRAY, NULL);
+}
+
+void
+pgapp_jsonb_key_len(PgappJsonbBuilder *b, const char *key, int len)
+{
+	JsonbValue	v;
+
+	v.type = jbvString;
+	v.val.string.val = (char *) key;
+	v.val.string.len = len;
+	builder_push(b, WJB_KEY, &v);
+}
+
+void
+pgapp_jsonb_key(PgappJsonbBuilder *b, const char *key)
+{
+	pgapp_jsonb_key_len(b, key, strlen(key));
+}
+
+/*
+ * A value inside an object or an array; pushJsonbValue wants WJB_VALUE
+ * after a key and WJB_ELEM inside arrays.  b->state->contVal tells which.
+ */
+void
+pgapp_jsonb_add_value(PgappJsonbBuilder *b, JsonbValue *value)
+{
+	JsonbIteratorToken tok;
+
+	Assert(b->state != NULL);
+	tok = b->state->contVal.type == jbvArray ? WJB_ELEM : WJB_VALUE;
+	builder_push(b, tok, value);
+}
+
+void
+pgapp_jsonb_add_string_len(PgappJsonbBuilder *b, const char *value, int len)
+{
+	JsonbValue	v;
+
+	v.type = jbvString;
+	v.val.string.val = (char *) value;
+	v.val.string.len = len;
+	pgapp_jsonb_add_value(b, &v);
+}
+
+void
+pgapp_jsonb_add_string(PgappJsonbBuilder *b, const char *value)
+{
+	pgapp_jsonb_add_string_len(b, value, strlen(value));
+}
+
+void
+pgapp_jsonb_add_numeric(PgappJsonbBuilder *b, Numeric value)
+{
+	JsonbValue	v;
+
+	v.type = jbvNumeric;
+	v.val.numeric = value;
+	pgapp_jsonb_add_value(b, &v);
+}
+
+void
+pgapp_jsonb_add_int(PgappJsonbBuilder *b, int64 value)
+{
+	pgapp_jsonb_add_numeric(b, int64_to_numeric(value));
+}
+
+void
+pgapp_jsonb_add_bool(PgappJsonbBuilder *b, bool value)
+{
+	JsonbValue	v;
+
+	v.type = jbvBool;
+	v.val.boolean = value;
+	pgapp_jsonb_add_value(b, &v);
+}
+
+void
+pgapp_jsonb_add_null(PgappJsonbBuilder *b)
+{
+	JsonbValue	v;
+
+	v.type = jbvNull;
+	pgapp_jsonb_add_value(b, &v);
+}
+
+/*
+ * Embed a whole jsonb document (scalar documents are unwrapped).
+ */
+void
+pgapp_jsonb_add_jsonb(PgappJsonbBuilder *b, Jsonb *value)
+{
+	JsonbValue	v;
+
+	if (JB_ROOT_IS_SCALAR(value))
+	{
+		JsonbValue *elem = getIthJsonbValueFromContainer(&value->root, 0);
+
+		pgapp_jsonb_add_value(b, elem);
+		return;
+	}
+	v.type = jbvBinary;
+	v.val.binary.data = &value->root;
+	v.val.binary.len = VARSIZE(value) - VARHDRSZ;
+	pgapp_jsonb_add_value(b, &v);
+}
+
+Jsonb *
+pgapp_jsonb_finish(PgappJsonbBuilder *b)
+{
+	if (b->depth != 0 || b->result == NULL)
+		elog(ERROR, "unbalanced jsonb builder");
+	return JsonbValueToJsonb(b->result);
+}
+
+/*
+ * The type of a JSON value as a message names it ("a string", "an array";
+ * "nothing" for a missing one).
+ */
+const char *
+pgapp_jsonb_type_name(const JsonbValue *v)
+{
+	if (v == NULL)
+		return "nothing";
+	switch (v->type)
+	{
+		case jbvNull:
+			return "null";
+		case jbvString:
+			return "a string";
+		case jbvNumeric:
+			return "a number";
+		case jbvBool:
+			return "a boolean";
+		case jbvBinary:
+			return JsonContainerIsArray(v->val.binary.data) ? "an array" : "an object";
+		default:
+			return "another JSON value";
+	}
+}

@@ -1,0 +1,75 @@
+/*-------------------------------------------------------------------------
+ *
+ * util.h
+ *	  Small helpers every feature uses: internal subtransactions, running
+ *	  SPI as the extension's owner, argument checks, the shared-memory
+ *	  check, the list of databases.
+ *
+ * src/core/util.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef PGAPP_UTIL_H
+#define PGAPP_UTIL_H
+
+#include "fmgr.h"
+#include "nodes/pg_list.h"
+#include "utils/resowner.h"
+
+/*
+ * Internal subtransactions, as PL/pgSQL's EXCEPTION blocks use them: run a
+ * piece of work that may fail without losing the caller's transaction.
+ *
+ *	PgappSubxact sx;
+ *	pgapp_subxact_begin(&sx);
+ *	PG_TRY();
+ *	{ ...work...; pgapp_subxact_commit(&sx); }
+ *	PG_CATCH();
+ *	{ ErrorData *e = pgapp_subxact_abort(&sx); ... }
+ *	PG_END_TRY();
+ */
+typedef struct PgappSubxact
+{
+	MemoryContext oldcontext;
+	ResourceOwner oldowner;
+} PgappSubxact;
+
+extern void pgapp_subxact_begin(PgappSubxact *sx);
+extern void pgapp_subxact_commit(PgappSubxact *sx);
+extern struct ErrorData *pgapp_subxact_abort(PgappSubxact *sx);
+
+/*
+ * Run SPI as the owner of the pgapp schema (like RI triggers run as the
+ * table owner), so that definitions and logs are read and written with the
+ * extension's rights, whoever triggered the work.
+ */
+typedef struct PgappOwnerSwitch
+{
+	Oid			saved_userid;
+	int			saved_sec_context;
+} PgappOwnerSwitch;
+
+extern void pgapp_become_owner(PgappOwnerSwitch *sw);
+extern void pgapp_spi_select_as_owner(const char *sql, const char *name);
+extern int	pgapp_spi_execute_as_owner(const char *sql, int nargs, Oid *argtypes,
+									   Datum *args, const char *nulls);
+extern void pgapp_restore_user(PgappOwnerSwitch *sw);
+extern Oid	pgapp_schema_oid(void);
+
+/* Argument n as a C string; 22004 naming what when it is NULL. */
+extern char *pgapp_arg_cstring(FunctionCallInfo fcinfo, int n, const char *what);
+
+/*
+ * Raise ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE unless shared memory of the
+ * named module is attached; "what" names the feature in the message.
+ */
+extern void pgapp_require_shmem(const void *shared, const char *what);
+
+/*
+ * The oids of the databases that accept connections and are not templates
+ * (and whose name passes allowed, unless NULL), read from pg_database in a
+ * transaction of its own (for processes connected to no database).
+ */
+extern List *pgapp_list_databases(bool (*allowed) (const char *dbname));
+
+#endif							/* PGAPP_UTIL_H */

@@ -1,0 +1,385 @@
+/*-------------------------------------------------------------------------
+ *
+ * ratelimit_store.c
+ *	  Housekeeping of the rate limiter's table: sweeping expired buckets,
+ *	  reporting a full table, and saving the buckets across a restart.
+ *
+ * Sweeping runs in two passes so that checks of existing buckets never
+ * wait for it: the table is scanned with the partition locks held shared
+ * (new keys wait, counting goes on), collecting expired keys; then each is
+ * removed under its own partition lock held exclusively, after checking it
+ * is still expired.  The pgapp housekeeper (worker.c) sweeps every
+ * pgapp.ratelimit_sweep_interval seconds; between sweeps, a check that
+ * finds the table full evicts (ratelimit.c), and expired buckets are the
+ * first to go.
+ *
+ * The save file works as pg_stat_statements' does: written by the
+ * postmaster at a clean shutdown (not after a crash), read when shared
+ * memory is made and then removed, so that a crash never brings back stale
+ * counters and base backups do not carry it to standbys.  Bucket times are
+ * wall-clock timestamps, so a restored window ends when it would have.  The
+ * file also keeps the secret hash seed (the buckets' keys depend on it); a
+ * bucket whose window is longer than pgapp.ratelimit_max_window allows now,
+ * or that would outlive it, is not restored.
+ *
+ * src/ratelimit_store.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <unistd.h>
+
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "storage/fd.h"
+#include "storage/ipc.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+
+#include "core/module.h"
+#include "core/settings.h"
+#include "core/util.h"
+#include "ratelimit.h"
+#include "ratelimit_int.h"
+
+#define RATE_SAVE_FILE PGSTAT_STAT_PERMANENT_DIRECTORY "/pgapp_ratelimit.stat"
+#define RATE_SAVE_MAGIC 0x50415231	/* "PAR1" */
+#define RATE_SAVE_VERSION 3
+#define RATE_SWEEP_BATCH 8192
+
+/* GUCs (defined in pgapp.c) */
+
+/* What the save file holds per limiter and per bucket. */
+typedef struct SavedLimiter
+{
+	int32		slot;
+	Oid			dboid;
+	int32		max_keys;
+	char		name[RATE_LIMITER_NAME_LEN];
+} SavedLimiter;
+
+typedef struct SavedBucket
+{
+	RateKey		key;
+	RateKey		ident;
+	Oid			dboid;
+	RateState	state;
+	int32		algorithm;
+	int32		max_requests;
+	int32		window_seconds;
+	int32		burst;
+	int32		slot;
+	char		display[RATE_DISPLAY_LEN];
+} SavedBucket;
+
+/*
+ * Remove every bucket that expired by now; returns how many.  See the
+ * header comment for the two passes.
+ */
+int
+pgapp_rate_sweep(int64 now)
+{
+	RateKey    *keys = palloc(sizeof(RateKey) * RATE_SWEEP_BATCH);
+	int			removed = 0;
+	int			n;
+
+	do
+	{
+		HASH_SEQ_STATUS status;
+		RateBucket *b;
+
+		CHECK_FOR_INTERRUPTS();
+		n = 0;
+		pgapp_rate_lock_all(LW_SHARED);
+		hash_seq_init(&status, pgapp_rate_table);
+		while ((b = hash_seq_search(&status)) != NULL)
+		{
+			int64		expires_at;
+
+			SpinLockAcquire(&b->mutex);
+			expires_at = b->state.expires_at;
+			SpinLockRelease(&b->mutex);
+			if (expires_at <= now)
+			{
+				keys[n++] = b->key;
+				if (n == RATE_SWEEP_BATCH)
+				{
+					hash_seq_term(&status);
+					break;
+				}
+			}
+		}
+		pgapp_rate_unlock_all();
+
+		for (int i = 0; i < n; i++)
+		{
+			uint32		hashcode = get_hash_value(pgapp_rate_table, &keys[i]);
+			LWLock	   *lock = &pgapp_rate_shared->locks[hashcode % RATE_PARTITIONS].lock;
+			bool		found;
+
+			LWLockAcquire(lock, LW_EXCLUSIVE);
+			b = hash_search_with_hash_value(pgapp_rate_table, &keys[i], hashcode, HASH_FIND, &found);
+			/* exclusive lock: nobody else touches the bucket's state now */
+			if (found && b->state.expires_at <= now)
+			{
+				pgapp_rate_remove_bucket(b, true);
+				removed++;
+			}
+			LWLockRelease(lock);
+		}
+	} while (n == RATE_SWEEP_BATCH);
+
+	pfree(keys);
+	pg_atomic_fetch_add_u64(&pgapp_rate_shared->swept, removed);
+	return removed;
+}
+
+/*
+ * The housekeeper's round (worker.c): sweep, and say once per round how
+ * many live buckets were evicted to make room (the table is too small for
+ * the keys in use, or someone floods it) and how many checks found nothing
+ * to evict, since the last round.
+ */
+void
+pgapp_rate_housekeeping(void)
+{
+	static uint64 full_seen = 0;
+	static uint64 evicted_seen = 0;
+	static int64 last_run = 0;
+	int64		now;
+	uint64		full;
+	uint64		evicted;
+
+	if (pgapp_rate_shared == NULL || pgapp_ratelimit_sweep_interval <= 0)
+		return;
+	now = pgapp_rate_now();
+	if (last_run != 0 && now - last_run < USECS(pgapp_ratelimit_sweep_interval))
+		return;
+	last_run = now;
+
+	(void) pgapp_rate_sweep(now);
+	evicted = pgapp_rate_total(RATE_EVICTIONS);
+	if (evicted > evicted_seen)
+		ereport(LOG,
+				errmsg("pgapp: %llu live rate limit bucket(s) were evicted in the last %d second(s) to make room for new keys",
+					   (unsigned long long) (evicted - evicted_seen), pgapp_ratelimit_sweep_interval),
+				errdetail("A key evicted while its window runs starts counting afresh."),
+				errhint("Raise \"%s\" (or the limiters' max_keys) to hold every active key; see pgapp.rate_stats.",
+						"pgapp.ratelimit_max_keys"));
+	evicted_seen = evicted;
+	full = pgapp_rate_total(RATE_FULL_EVENTS);
+	if (full > full_seen)
+		ereport(LOG,
+				errmsg("pgapp: %llu rate limit check(s) found no free bucket and none to evict in the last %d second(s) and were %s",
+					   (unsigned long long) (full - full_seen), pgapp_ratelimit_sweep_interval,
+					   pgapp_ratelimit_on_full == RATE_ON_FULL_ALLOW ? "allowed without being counted" :
+					   pgapp_ratelimit_on_full == RATE_ON_FULL_DENY ? "denied" : "refused with an error"),
+				errhint("Raise \"%s\", or leave \"default\" a share of it when creating limiters.",
+						"pgapp.ratelimit_max_keys"));
+	full_seen = full;
+}
+
+/* ---------------------------------------------------------------------
+ * The save file
+ * ---------------------------------------------------------------------
+ */
+
+static void
+rate_save_file(int code, Datum arg)
+{
+	FILE	   *file;
+	HASH_SEQ_STATUS status;
+	RateBucket *b;
+	int32		header[2] = {RATE_SAVE_MAGIC, RATE_SAVE_VERSION};
+	int32		nlimiters = 0;
+	int64		nbuckets;
+	const char *tmp = RATE_SAVE_FILE ".tmp";
+
+	/* after a crash the counters may be inconsistent: do not keep them */
+	if (code != 0 || pgapp_rate_shared == NULL || pgapp_rate_table == NULL)
+		return;
+	if (!pgapp_ratelimit_save)
+	{
+		unlink(RATE_SAVE_FILE);
+		return;
+	}
+
+	file = AllocateFile(tmp, PG_BINARY_W);
+	if (file == NULL)
+		goto error;
+	for (int i = 1; i < RATE_MAX_LIMITERS; i++)
+		if (pgapp_rate_shared->limiters[i].name[0] != '\0')
+			nlimiters++;
+	nbuckets = hash_get_num_entries(pgapp_rate_table);
+	if (fwrite(header, sizeof(header), 1, file) != 1 ||
+		fwrite(&pgapp_rate_shared->seed, sizeof(uint64), 1, file) != 1 ||
+		fwrite(&nlimiters, sizeof(nlimiters), 1, file) != 1)
+		goto error;
+	for (int i = 1; i < RATE_MAX_LIMITERS; i++)
+	{
+		SavedLimiter l = {0};
+
+		if (pgapp_rate_shared->limiters[i].name[0] == '\0')
+			continue;
+		l.slot = i;
+		l.dboid = pgapp_rate_shared->limiters[i].dboid;
+		l.max_keys = pgapp_rate_shared->limiters[i].max_keys;
+		strlcpy(l.name, pgapp_rate_shared->limiters[i].name, RATE_LIMITER_NAME_LEN);
+		if (fwrite(&l, sizeof(l), 1, file) != 1)
+			goto error;
+	}
+	if (fwrite(&nbuckets, sizeof(nbuckets), 1, file) != 1)
+		goto error;
+	/* the postmaster, after every backend has exited: no lock needed */
+	hash_seq_init(&status, pgapp_rate_table);
+	while ((b = hash_seq_search(&status)) != NULL)
+	{
+		SavedBucket sb = {0};
+
+		sb.key = b->key;
+		sb.ident = b->ident;
+		sb.dboid = b->dboid;
+		sb.state = b->state;
+		sb.algorithm = b->algorithm;
+		sb.max_requests = b->max_requests;
+		sb.window_seconds = b->window_seconds;
+		sb.burst = b->burst;
+		sb.slot = b->limiter;
+		memcpy(sb.display, b->display, RATE_DISPLAY_LEN);
+		if (fwrite(&sb, sizeof(sb), 1, file) != 1)
+		{
+			hash_seq_term(&status);
+			goto error;
+		}
+	}
+	if (FreeFile(file))
+	{
+		file = NULL;
+		goto error;
+	}
+	(void) durable_rename(tmp, RATE_SAVE_FILE, LOG);
+	return;
+
+error:
+	ereport(LOG,
+			errcode_for_file_access(),
+			errmsg("could not write file \"%s\": %m", tmp));
+	if (file)
+		FreeFile(file);
+	unlink(tmp);
+}
+
+/* Save the buckets when the postmaster exits cleanly. */
+void
+pgapp_rate_save_at_exit(void)
+{
+	on_shmem_exit(rate_save_file, (Datum) 0);
+}
+
+/*
+ * Restore the buckets of the last clean shutdown (postmaster, at shared
+ * memory creation).  A missing file is normal; a damaged one is logged and
+ * ignored.  Expired buckets, those over a quota and those over the window
+ * cap are skipped.
+ */
+void
+pgapp_rate_load_file(void)
+{
+	FILE	   *file;
+	int32		header[2];
+	int32		nlimiters;
+	int64		nbuckets;
+	int			map[RATE_MAX_LIMITERS];
+	int64		now = GetCurrentTimestamp();
+	int64		longest = now + 2 * USECS(pgapp_ratelimit_max_window);
+	int64		restored = 0;
+	uint64		seed;
+
+	for (int i = 0; i < RATE_MAX_LIMITERS; i++)
+		map[i] = i == RATE_DEFAULT_SLOT ? RATE_DEFAULT_SLOT : -1;
+
+	file = AllocateFile(RATE_SAVE_FILE, PG_BINARY_R);
+	if (file == NULL)
+	{
+		if (errno != ENOENT)
+			ereport(LOG,
+					errcode_for_file_access(),
+					errmsg("could not read file \"%s\": %m", RATE_SAVE_FILE));
+		return;
+	}
+	if (fread(header, sizeof(header), 1, file) != 1 ||
+		header[0] != RATE_SAVE_MAGIC || header[1] != RATE_SAVE_VERSION ||
+		fread(&seed, sizeof(seed), 1, file) != 1 ||
+		fread(&nlimiters, sizeof(nlimiters), 1, file) != 1 ||
+		nlimiters < 0 || nlimiters >= RATE_MAX_LIMITERS)
+		goto bad;
+	/* the saved keys were made with the saved seed */
+	pgapp_rate_shared->seed = seed;
+	for (int i = 0; i < nlimiters; i++)
+	{
+		SavedLimiter l;
+
+		if (fread(&l, sizeof(l), 1, file) != 1 || l.slot <= 0 || l.slot >= RATE_MAX_LIMITERS)
+			goto bad;
+		l.name[RATE_LIMITER_NAME_LEN - 1] = '\0';
+		map[l.slot] = pgapp_rate_restore_limiter(l.name, l.dboid, l.max_keys);
+	}
+	if (fread(&nbuckets, sizeof(nbuckets), 1, file) != 1 || nbuckets < 0)
+		goto bad;
+	for (int64 i = 0; i < nbuckets; i++)
+	{
+		SavedBucket sb;
+		RateBucket *b;
+		RateLimiterSlot *slot;
+		uint32		quota;
+		bool		found;
+
+		if (fread(&sb, sizeof(sb), 1, file) != 1 || sb.slot < 0 || sb.slot >= RATE_MAX_LIMITERS ||
+			sb.algorithm < RATE_FIXED || sb.algorithm > RATE_GCRA ||
+			sb.max_requests <= 0 || sb.window_seconds <= 0 || sb.burst < 0 || sb.burst == PG_INT32_MAX)
+			goto bad;
+		if (sb.state.expires_at <= now || map[sb.slot] < 0)
+			continue;
+		/* a window the cap no longer allows, or a bucket that would outlive it */
+		if (sb.window_seconds > pgapp_ratelimit_max_window || sb.state.expires_at > longest)
+			continue;
+		slot = &pgapp_rate_shared->limiters[map[sb.slot]];
+		quota = map[sb.slot] == RATE_DEFAULT_SLOT ?
+			pg_atomic_read_u32(&pgapp_rate_shared->default_quota) : (uint32) slot->max_keys;
+		if (pg_atomic_read_u32(&slot->used) >= quota)
+			continue;
+		b = hash_search(pgapp_rate_table, &sb.key, HASH_ENTER_NULL, &found);
+		if (b == NULL)
+			break;				/* a smaller table than before: keep what fits */
+		if (found)
+			continue;
+		SpinLockInit(&b->mutex);
+		b->state = sb.state;
+		b->algorithm = sb.algorithm;
+		b->max_requests = sb.max_requests;
+		b->window_seconds = sb.window_seconds;
+		b->burst = sb.burst;
+		b->limiter = (int16) map[sb.slot];
+		b->incarnation = pg_atomic_read_u32(&slot->incarnation);
+		b->dboid = sb.dboid;
+		b->ident = sb.ident;
+		sb.display[RATE_DISPLAY_LEN - 1] = '\0';
+		memcpy(b->display, sb.display, RATE_DISPLAY_LEN);
+		pgapp_rate_dir_add(b, false);
+		pg_atomic_fetch_add_u32(&slot->used, 1);
+		restored++;
+	}
+	FreeFile(file);
+	unlink(RATE_SAVE_FILE);
+	ereport(LOG,
+			errmsg("pgapp: restored %lld rate limit bucket(s) saved at the last shutdown",
+				   (long long) restored));
+	return;
+
+bad:
+	ereport(LOG,
+			errmsg("ignoring damaged rate limiter file \"%s\"", RATE_SAVE_FILE));
+	FreeFile(file);
+	unlink(RATE_SAVE_FILE);
+}
