@@ -21,9 +21,11 @@
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/lsyscache.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
 
+#include "core/error.h"
 #include "core/util.h"
 
 void
@@ -200,4 +202,43 @@ pgapp_list_databases(bool (*allowed) (const char *dbname))
 	table_close(rel, AccessShareLock);
 	CommitTransactionCommand();
 	return dbs;
+}
+
+void
+pgapp_resolve_column(Oid relid, const char *name, bool allow_virtual,
+					 const char *hint, PgappColumn *col)
+{
+	Oid			collid;
+	bool		preferred;
+
+	if (name == NULL || name[0] == '\0')
+		ereport(ERROR,
+				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				errmsg("field name must not be empty"));
+
+	memset(col, 0, sizeof(PgappColumn));
+	col->name = pstrdup(name);
+	col->attnum = get_attnum(relid, name);
+	if (col->attnum == InvalidAttrNumber || col->attnum < 0)
+	{
+		col->attnum = InvalidAttrNumber;
+		if (allow_virtual)
+			return;
+		ereport(ERROR,
+				errcode(ERRCODE_UNDEFINED_COLUMN),
+				errmsg("column \"%s\" of relation \"%s\" does not exist",
+					   pgapp_echo(name), get_rel_name(relid)),
+				hint ? errhint("%s", hint) : 0);
+	}
+	get_atttypetypmodcoll(relid, col->attnum, &col->typid, &col->typmod, &collid);
+	col->basetype = getBaseTypeAndTypmod(col->typid, &col->typmod);
+	get_type_category_preferred(col->basetype, &col->category, &preferred);
+	col->is_array = (col->category == TYPCATEGORY_ARRAY);
+}
+
+char *
+pgapp_qualified_relname(Oid relid)
+{
+	return quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
+									  get_rel_name(relid));
 }

@@ -12,6 +12,7 @@
 #ifndef PGAPP_UTIL_H
 #define PGAPP_UTIL_H
 
+#include "access/attnum.h"
 #include "fmgr.h"
 #include "nodes/pg_list.h"
 #include "utils/resowner.h"
@@ -71,5 +72,32 @@ extern void pgapp_require_shmem(const void *shared, const char *what);
  * transaction of its own (for processes connected to no database).
  */
 extern List *pgapp_list_databases(bool (*allowed) (const char *dbname));
+
+/*
+ * A column of a table, resolved by name: its declared type, and the base
+ * type of a domain with its typmod and category (what validators and
+ * filters compare against).
+ */
+typedef struct PgappColumn
+{
+	char	   *name;
+	AttrNumber	attnum;			/* InvalidAttrNumber: not a column (virtual) */
+	Oid			typid;			/* the column's declared type */
+	Oid			basetype;		/* typid with domains resolved */
+	int32		typmod;			/* of basetype */
+	char		category;		/* pg_type.typcategory of basetype */
+	bool		is_array;
+} PgappColumn;
+
+/*
+ * Resolve column name of relation relid into *col.  An empty name is 22023;
+ * an unknown (or system) column is 42703 with hint (may be NULL), unless
+ * allow_virtual, which gives attnum InvalidAttrNumber instead.
+ */
+extern void pgapp_resolve_column(Oid relid, const char *name, bool allow_virtual,
+								 const char *hint, PgappColumn *col);
+
+/* "schema"."name" of a relation, quoted as needed. */
+extern char *pgapp_qualified_relname(Oid relid);
 
 #endif							/* PGAPP_UTIL_H */
