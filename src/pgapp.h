@@ -20,7 +20,7 @@
 #include "nodes/pg_list.h"
 #include "utils/resowner.h"
 
-#define PGAPP_VERSION "0.1.0"
+#define PGAPP_VERSION "0.2.0"
 
 /*
  * What one module contributes to the shared plumbing.  Any callback may be
