@@ -36,9 +36,12 @@ PG_CFLAGS    = -Wall -Wmissing-prototypes -Wpointer-arith -Wendif-labels \
                -Wmissing-format-attribute -Wformat-security
 
 REGRESS      = init errors changesets changeset_rules machines openapi queries ratelimit pubsub jobs jobs_run example_tasks example_catalog example_dashboard example_jobs
-REGRESS_OPTS = --temp-config=$(srcdir)/test/$(EXTENSION).conf --temp-instance=./tmp_check
-ISOLATION    = $(patsubst test/specs/%.spec,%,$(sort $(wildcard test/specs/*.spec)))
-ISOLATION_OPTS = --inputdir=$(srcdir)/test \
+# pg_regress runs from the repository root (so that \i test/helpers/... works)
+# and reads its inputs from test/regress/sql and test/regress/expected.
+REGRESS_OPTS = --inputdir=$(srcdir)/test/regress \
+               --temp-config=$(srcdir)/test/$(EXTENSION).conf --temp-instance=./tmp_check
+ISOLATION    = $(patsubst $(srcdir)/test/isolation/specs/%.spec,%,$(sort $(wildcard $(srcdir)/test/isolation/specs/*.spec)))
+ISOLATION_OPTS = --inputdir=$(srcdir)/test/isolation \
                  --temp-config=$(srcdir)/test/$(EXTENSION).conf \
                  --temp-config=$(srcdir)/test/isolation.conf \
                  --temp-instance=./tmp_check_iso
@@ -49,7 +52,7 @@ SECURITY_OPTS = --inputdir=$(srcdir)/test/security --outputdir=output_sec \
                 --dbname=contrib_regression \
                 --temp-config=$(srcdir)/test/$(EXTENSION).conf \
                 --temp-instance=./tmp_check_sec
-NOPRELOAD_OPTS = --temp-config=$(srcdir)/test/nopreload.conf \
+NOPRELOAD_OPTS = --inputdir=$(srcdir)/test/regress --temp-config=$(srcdir)/test/nopreload.conf \
                  --temp-instance=./tmp_check_np --outputdir=output_np
 
 EXTRA_CLEAN  = tmp_check_np/ output_np/ tmp_pgtap/ tmp_check_sec/ output_sec/

@@ -1,4 +1,4 @@
--- test/pgtap/05_ratelimit.sql
+-- test/pgtap/06_ratelimit.sql
 -- Rate limiting: signatures, privileges, SQLSTATEs.
 BEGIN;
 SELECT plan(33);

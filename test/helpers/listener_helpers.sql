@@ -1,4 +1,4 @@
--- test/listener_helpers.sql: a second connection that LISTENs, for the
+-- test/helpers/listener_helpers.sql: a second connection that LISTENs, for the
 -- pg_regress files that check what broadcasts deliver (\i after
 -- regress_helpers.sql).  Waiting is a bounded poll for a given event, never a
 -- blind sleep; the absence of a message is shown by a marker sent after it,

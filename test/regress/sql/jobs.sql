@@ -5,8 +5,8 @@
 -- so that no background worker runs their jobs behind the test's back.
 --
 \set ECHO none
-\i test/regress_helpers.sql
-\i test/listener_helpers.sql
+\i test/helpers/regress_helpers.sql
+\i test/helpers/listener_helpers.sql
 \set ECHO all
 
 CREATE FUNCTION public.noop(args jsonb, job pgapp.job_info) RETURNS jsonb

@@ -3,7 +3,7 @@
 -- setting pgapp.ratelimit_clock_offset, never by sleeping.
 --
 \set ECHO none
-\i test/regress_helpers.sql
+\i test/helpers/regress_helpers.sql
 \set ECHO all
 
 -- the algorithms at their boundaries, on a private bucket (times in seconds)

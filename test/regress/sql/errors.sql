@@ -2,7 +2,7 @@
 -- errors: the error model (pgapp.report_error, pgapp.error_mode, error stats).
 --
 \set ECHO none
-\i test/regress_helpers.sql
+\i test/helpers/regress_helpers.sql
 \set ECHO all
 
 SELECT pgapp.error_stats_reset() IS NOT NULL AS reset;

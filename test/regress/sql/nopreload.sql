@@ -17,7 +17,7 @@ SET pgapp.error_mode = 'raise';
 SHOW pgapp.error_mode;
 
 \set ECHO none
-\i test/regress_helpers.sql
+\i test/helpers/regress_helpers.sql
 \set ECHO all
 SELECT * FROM pg_temp.show('SELECT * FROM pgapp.error_stats');
 SELECT * FROM pg_temp.show('SELECT pgapp.error_stats_reset()');

@@ -4,7 +4,7 @@
 -- are also validated with an OpenAPI validator by scripts/test (suite openapi).
 --
 \set ECHO none
-\i test/regress_helpers.sql
+\i test/helpers/regress_helpers.sql
 \set ECHO all
 
 CREATE TYPE oa_priority AS ENUM ('low', 'high');

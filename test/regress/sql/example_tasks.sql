@@ -7,7 +7,7 @@
 -- transaction commits.
 --
 \set ECHO none
-\i test/regress_helpers.sql
+\i test/helpers/regress_helpers.sql
 \i examples/tasks.sql
 \set ECHO all
 

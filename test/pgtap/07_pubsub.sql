@@ -1,4 +1,4 @@
--- test/pgtap/06_pubsub.sql
+-- test/pgtap/07_pubsub.sql
 -- PubSub: signatures, privileges, SQLSTATEs.
 BEGIN;
 SELECT plan(37);

@@ -7,14 +7,14 @@
 -- ids depend on the tests run before this one.
 --
 \set ECHO none
-\i test/regress_helpers.sql
+\i test/helpers/regress_helpers.sql
 -- (quiet: CREATE ... IF NOT EXISTS says what it skips)
 SET client_min_messages = warning;
 \i examples/jobs.sql
 -- loading it again changes nothing
 \i examples/jobs.sql
 RESET client_min_messages;
-\i test/listener_helpers.sql
+\i test/helpers/listener_helpers.sql
 -- wait until the job is in one of the states, at its attempt or later (at most 10 s)
 CREATE FUNCTION pg_temp.wait_job(jid bigint, states text[] DEFAULT '{completed,discarded,cancelled,retryable}',
                                  min_attempt integer DEFAULT 0)

@@ -1,4 +1,4 @@
--- test/regress_helpers.sql: helpers for the pg_regress files (\i from sql/*.sql).
+-- test/helpers/regress_helpers.sql: helpers for the pg_regress files (\i from test/regress/sql/ and test/security/sql/).
 --
 -- show(query) runs a statement and prints the error it raises, field by field,
 -- so that SQLSTATE, DETAIL and the column/table fields are part of the output.

@@ -1,4 +1,4 @@
--- test/pgtap/07_jobs.sql
+-- test/pgtap/08_jobs.sql
 -- Jobs: signatures, objects, privileges, SQLSTATEs and the external-worker
 -- contract.  Only a queue of external workers (concurrency 0) is used, and
 -- everything is rolled back, so no background worker ever sees these jobs.

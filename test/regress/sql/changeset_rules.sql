@@ -4,7 +4,7 @@
 -- mapping, in raise and return mode.
 --
 \set ECHO none
-\i test/regress_helpers.sql
+\i test/helpers/regress_helpers.sql
 \set ECHO all
 
 CREATE TYPE cr_status AS ENUM ('todo', 'in_progress', 'done', 'cancelled');

@@ -2,7 +2,7 @@
 -- machines: status machines, the transition trigger and its log.
 --
 \set ECHO none
-\i test/regress_helpers.sql
+\i test/helpers/regress_helpers.sql
 \set ECHO all
 
 CREATE TYPE sm_status AS ENUM ('todo', 'in_progress', 'done', 'cancelled');

@@ -3,8 +3,8 @@
 -- poll of the job's state (at most 10 s, then an error), never a blind sleep.
 --
 \set ECHO none
-\i test/regress_helpers.sql
-\i test/listener_helpers.sql
+\i test/helpers/regress_helpers.sql
+\i test/helpers/listener_helpers.sql
 -- wait until the job is in one of the states (at most 10 s)
 CREATE FUNCTION pg_temp.wait_job(jid bigint, states text[] DEFAULT '{completed,discarded,cancelled,retryable}')
 RETURNS text LANGUAGE plpgsql AS $$

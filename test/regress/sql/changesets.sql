@@ -3,7 +3,7 @@
 -- (the function path: changesets as values).
 --
 \set ECHO none
-\i test/regress_helpers.sql
+\i test/helpers/regress_helpers.sql
 \set ECHO all
 
 CREATE TYPE cs_priority AS ENUM ('low', 'medium', 'high', 'urgent');

@@ -1,10 +1,10 @@
 --
 -- pubsub: broadcast on LISTEN/NOTIFY, received by a second connection
--- (dblink) that LISTENs (test/listener_helpers.sql).
+-- (dblink) that LISTENs (test/helpers/listener_helpers.sql).
 --
 \set ECHO none
-\i test/regress_helpers.sql
-\i test/listener_helpers.sql
+\i test/helpers/regress_helpers.sql
+\i test/helpers/listener_helpers.sql
 \set ECHO all
 
 -- topics and channels: up to 63 bytes the topic is the channel, else 'pgapp:' || md5(topic)

@@ -3,7 +3,7 @@
 -- paginate, to_sql) and the injection attempts they must refuse.
 --
 \set ECHO none
-\i test/regress_helpers.sql
+\i test/helpers/regress_helpers.sql
 \set ECHO all
 
 CREATE TYPE q_status AS ENUM ('draft', 'active', 'archived');

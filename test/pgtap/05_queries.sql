@@ -1,4 +1,4 @@
--- test/pgtap/04_queries.sql
+-- test/pgtap/05_queries.sql
 -- Composable queries: signatures, volatility, privileges, SQLSTATEs.
 BEGIN;
 SELECT plan(33);

@@ -1,4 +1,4 @@
--- test/pgtap/01_functions.sql
+-- test/pgtap/01_core.sql
 -- Signatures, result types, volatility and the errors of the core functions.
 BEGIN;
 SELECT plan(25);

@@ -1,8 +1,8 @@
--- test/pgtap/03_changesets.sql
--- Changesets and status machines: signatures, volatility, privileges and
--- the SQLSTATE + message of each kind of bad input.
+-- test/pgtap/04_changesets.sql
+-- Changesets: signatures, volatility, privileges and the SQLSTATE +
+-- message of each kind of bad input (status machines: 03_machines.sql).
 BEGIN;
-SELECT plan(49);
+SELECT plan(41);
 
 -- every validator takes a changeset first and returns one (Ecto's pipe)
 SELECT is(
@@ -20,8 +20,6 @@ SELECT function_returns('pgapp', 'insert', ARRAY['pgapp.changeset'], 'jsonb');
 SELECT function_returns('pgapp', 'update', ARRAY['pgapp.changeset'], 'jsonb');
 SELECT function_returns('pgapp', 'errors', ARRAY['pgapp.changeset'], 'jsonb');
 SELECT function_returns('pgapp', 'is_valid', ARRAY['pgapp.changeset'], 'boolean');
-SELECT function_returns('pgapp', 'allowed_transitions', ARRAY['text', 'text'], 'text[]');
-SELECT function_returns('pgapp', 'transition_allowed', ARRAY['text', 'text', 'text'], 'boolean');
 SELECT volatility_is('pgapp', 'cast', ARRAY['regclass', 'jsonb', 'jsonb', 'text[]'], 'stable',
     'cast() is STABLE: PostgREST may call it in GET requests');
 SELECT volatility_is('pgapp', 'insert', ARRAY['pgapp.changeset'], 'volatile');
@@ -36,26 +34,19 @@ SELECT function_returns('pgapp', 'openapi', ARRAY['name'], 'jsonb');
 SELECT volatility_is('pgapp', 'openapi', ARRAY['name'], 'stable',
     'openapi() is STABLE: PostgREST serves it on GET');
 SELECT has_table('pgapp', 'changeset_def', 'definitions live in pgapp.changeset_def');
-SELECT has_table('pgapp', 'machine', 'machines live in pgapp.machine');
-SELECT has_table('pgapp', 'transition_log', 'the transition log is pgapp.transition_log');
 
 -- administration is for pgapp_admin; using changesets is for everyone
 SELECT ok(NOT has_function_privilege('public', 'pgapp.define_changeset(text,regclass,text[],jsonb)', 'EXECUTE'),
     'PUBLIC cannot define changesets');
 SELECT ok(NOT has_function_privilege('public', 'pgapp.validate_table(regclass,text)', 'EXECUTE'),
     'PUBLIC cannot attach validation triggers');
-SELECT ok(NOT has_function_privilege('public', 'pgapp.define_machine(text,jsonb,text[])', 'EXECUTE'),
-    'PUBLIC cannot define machines');
-SELECT ok(NOT has_function_privilege('public', 'pgapp.enforce_transitions(regclass,name,text,boolean)', 'EXECUTE'),
-    'PUBLIC cannot attach transition triggers');
 SELECT ok(has_function_privilege('pgapp_admin', 'pgapp.define_changeset(text,regclass,text[],jsonb)', 'EXECUTE'),
     'pgapp_admin can define changesets');
 SELECT ok(has_function_privilege('public', 'pgapp.changeset(text,jsonb,jsonb)', 'EXECUTE')
       AND has_function_privilege('public', 'pgapp.insert(pgapp.changeset)', 'EXECUTE'),
     'PUBLIC can build and insert changesets');
-SELECT ok(NOT has_table_privilege('public', 'pgapp.changeset_def', 'INSERT')
-      AND NOT has_table_privilege('public', 'pgapp.transition_log', 'INSERT'),
-    'PUBLIC cannot write definitions or forge log entries');
+SELECT ok(NOT has_table_privilege('public', 'pgapp.changeset_def', 'INSERT'),
+    'PUBLIC cannot write definitions');
 
 -- SQLSTATE and message pairs
 CREATE TABLE tap_task (id int PRIMARY KEY, title text, n int);
@@ -73,10 +64,6 @@ SELECT throws_ok($$SELECT pgapp.define_changeset('t', 'tap_task', ARRAY['title']
     '42804', 'length rule applies to text and array columns, but "n" is of type integer');
 SELECT throws_ok($$SELECT pgapp.changeset('missing', '{}')$$,
     '42704', 'changeset "missing" does not exist');
-SELECT throws_ok($$SELECT pgapp.define_machine('m', '{"a": ["b"]}')$$,
-    '22023', 'machine "m" has a transition from "a" to unknown state "b"');
-SELECT throws_ok($$SELECT pgapp.transition_allowed('missing', 'a', 'b')$$,
-    '42704', 'machine "missing" does not exist');
 SELECT throws_ok($$SELECT pgapp.insert(NULL)$$, '22004', 'changeset must not be null');
 
 -- one reader checks every changeset value: shape 22023, limits 54000

@@ -2,361 +2,133 @@
 -- example_dashboard: examples/dashboard.sql, the data side of a live
 -- dashboard.  The three topics the page refreshes on are received by a
 -- second connection (dblink) that LISTENs, waiting with a bounded poll as
--- sql/pubsub.sql does; the snapshot is called the way PostgREST calls it.
+-- test/regress/sql/pubsub.sql does; the snapshot is called the way PostgREST calls it.
 --
 \set ECHO none
- connected 
------------
- OK
-(1 row)
+\i test/helpers/regress_helpers.sql
+-- (quiet: a NOTICE says when this pg_cron cannot schedule seconds)
+SET client_min_messages = warning;
+\i examples/dashboard.sql
+RESET client_min_messages;
+\i test/helpers/listener_helpers.sql
+\set ECHO all
 
 -- the pg_cron job that publishes system:health (every 10 s; every minute
 -- before pg_cron 1.5, which has no seconds)
 SELECT jobname, schedule IN ('10 seconds', '* * * * *') AS schedule_ok, command, active
   FROM cron.job WHERE jobname = 'dashboard-health';
-     jobname      | schedule_ok |              command              | active 
-------------------+-------------+-----------------------------------+--------
- dashboard-health | t           | SELECT dashboard.publish_health() | t
-(1 row)
-
 -- unscheduled here, so that no timed broadcast lands among this test's
 SELECT cron.unschedule('dashboard-health') AS unscheduled;
- unscheduled 
--------------
- t
-(1 row)
 
 -- the seed: 2 of 4 customers seen in the last 5 minutes, 3 orders newest first
 SELECT s -> 'active_users' AS active_users,
        jsonb_path_query_array(s -> 'recent_orders', '$[*].customer') AS customers,
        jsonb_path_query_array(s -> 'recent_orders', '$[*].total') AS totals
   FROM api.dashboard_snapshot() AS s;
- active_users |         customers          |        totals         
---------------+----------------------------+-----------------------
- 2            | ["Edsger", "Grace", "Ada"] | [99.90, 17.50, 42.00]
-(1 row)
 
 SELECT pg_temp.listen('orders:new') AS channel, pg_temp.listen('users:activity') AS channel;
-  channel   |    channel     
-------------+----------------
- orders:new | users:activity
-(1 row)
 
 -- a new order: orders:new "created" with the feed entry, at commit
 INSERT INTO dashboard."order" (customer_id, total) VALUES (2, 12.34);
 SELECT pg_temp.wait_for('created');
- wait_for 
-----------
- 
-(1 row)
-
 -- the payload is the snapshot's newest entry, id and created_at included
 SELECT (g.message -> 'payload') = (api.dashboard_snapshot() -> 'recent_orders' -> 0) AS same_as_snapshot,
        (g.message -> 'payload' ->> 'id')::bigint = o.id AS same_id,
        (g.message -> 'payload' ->> 'created_at')::timestamptz = o.created_at AS same_created_at
   FROM got AS g, dashboard."order" AS o
  WHERE o.id = (SELECT max(id) FROM dashboard."order");
- same_as_snapshot | same_id | same_created_at 
-------------------+---------+-----------------
- t                | t       | t
-(1 row)
-
 SELECT * FROM pg_temp.received(ARRAY['id', 'created_at', 'last_seen_at']);
-  channel   |                                            message                                            
-------------+-----------------------------------------------------------------------------------------------
- orders:new | {"event": "created", "topic": "orders:new", "payload": {"total": 12.34, "customer": "Grace"}}
-(1 row)
-
 -- only inserts: an update or a delete says nothing on orders:new
 UPDATE dashboard."order" SET status = 'paid' WHERE total = 12.34;
 DELETE FROM dashboard."order" WHERE total = 12.34;
 SELECT pgapp.broadcast('orders:new', 'marker', '{}');
- broadcast 
------------
- 
-(1 row)
-
 SELECT pg_temp.wait_for('marker');
- wait_for 
-----------
- 
-(1 row)
-
 SELECT * FROM pg_temp.received(ARRAY['id', 'created_at', 'last_seen_at']);
-  channel   |                          message                          
-------------+-----------------------------------------------------------
- orders:new | {"event": "marker", "topic": "orders:new", "payload": {}}
-(1 row)
 
 -- a customer seen: users:activity "seen", without the email
 UPDATE dashboard.customer SET last_seen_at = now() WHERE name = 'Edsger';
 SELECT pg_temp.wait_for('seen');
- wait_for 
-----------
- 
-(1 row)
-
 SELECT * FROM pg_temp.received(ARRAY['id', 'created_at', 'last_seen_at']);
-    channel     |                                   message                                   
-----------------+-----------------------------------------------------------------------------
- users:activity | {"event": "seen", "topic": "users:activity", "payload": {"name": "Edsger"}}
-(1 row)
-
 SELECT api.dashboard_snapshot() -> 'active_users' AS active_users;
- active_users 
---------------
- 3
-(1 row)
-
 -- other changes to a customer, or last_seen_at set to what it was, say nothing
 UPDATE dashboard.customer SET name = 'Ada L.' WHERE name = 'Ada';
 UPDATE dashboard.customer SET last_seen_at = last_seen_at WHERE name = 'Grace';
 SELECT pgapp.broadcast('users:activity', 'marker', '{}');
- broadcast 
------------
- 
-(1 row)
-
 SELECT pg_temp.wait_for('marker');
- wait_for 
-----------
- 
-(1 row)
-
 SELECT * FROM pg_temp.received(ARRAY['id', 'created_at', 'last_seen_at']);
-    channel     |                            message                            
-----------------+---------------------------------------------------------------
- users:activity | {"event": "marker", "topic": "users:activity", "payload": {}}
-(1 row)
-
 -- 5 minutes is the edge of "active"
 UPDATE dashboard.customer SET last_seen_at = now() - interval '6 minutes' WHERE name = 'Grace';
 SELECT pg_temp.wait_for('seen');
- wait_for 
-----------
- 
-(1 row)
-
 SELECT * FROM pg_temp.received(ARRAY['id', 'created_at', 'last_seen_at']);
-    channel     |                                  message                                   
-----------------+----------------------------------------------------------------------------
- users:activity | {"event": "seen", "topic": "users:activity", "payload": {"name": "Grace"}}
-(1 row)
-
 SELECT api.dashboard_snapshot() -> 'active_users' AS active_users,
        (SELECT count(*) FROM dashboard.customer WHERE last_seen_at > now() - interval '5 minutes') AS counted;
- active_users | counted 
---------------+---------
- 2            |       2
-(1 row)
 
 -- 30 new orders: 30 broadcasts, but the snapshot keeps the 20 most recent, newest first
 INSERT INTO dashboard."order" (customer_id, total, created_at)
 SELECT 1 + g % 4, g, clock_timestamp() FROM generate_series(1, 30) AS g;
 SELECT pg_temp.wait_for('created', 30);
- wait_for 
-----------
- 
-(1 row)
-
 SELECT count(*) AS created_messages,
        count(DISTINCT message -> 'payload' ->> 'id') AS distinct_orders
   FROM got WHERE message ->> 'event' = 'created';
- created_messages | distinct_orders 
-------------------+-----------------
-               30 |              30
-(1 row)
-
 DELETE FROM got;
 SELECT jsonb_array_length(s -> 'recent_orders') AS recent_orders,
        jsonb_path_query_array(s -> 'recent_orders', '$[*].total') AS totals
   FROM api.dashboard_snapshot() AS s;
- recent_orders |                                                                    totals                                                                    
----------------+----------------------------------------------------------------------------------------------------------------------------------------------
-            20 | [30.00, 29.00, 28.00, 27.00, 26.00, 25.00, 24.00, 23.00, 22.00, 21.00, 20.00, 19.00, 18.00, 17.00, 16.00, 15.00, 14.00, 13.00, 12.00, 11.00]
-(1 row)
-
 SELECT bool_and(((e.entry ->> 'created_at')::timestamptz, (e.entry ->> 'id')::bigint)
                 < ((p.entry ->> 'created_at')::timestamptz, (p.entry ->> 'id')::bigint)) AS newest_first,
        count(*) + 1 AS checked
   FROM jsonb_array_elements(api.dashboard_snapshot() -> 'recent_orders') WITH ORDINALITY AS e(entry, i)
   JOIN jsonb_array_elements(api.dashboard_snapshot() -> 'recent_orders') WITH ORDINALITY AS p(entry, i)
     ON p.i = e.i - 1;
- newest_first | checked 
---------------+---------
- t            |      20
-(1 row)
-
 SELECT jsonb_object_keys(api.dashboard_snapshot() -> 'recent_orders' -> 0) AS entry_key ORDER BY 1;
- entry_key  
-------------
- created_at
- customer
- id
- total
-(4 rows)
 
 -- the health panel: pgapp's status and version, this database's counters
 SELECT jsonb_object_keys(api.dashboard_snapshot()) AS key ORDER BY 1;
-      key      
----------------
- active_users
- health
- recent_orders
-(3 rows)
-
 SELECT key, jsonb_typeof(value) AS type FROM jsonb_each(api.dashboard_snapshot() -> 'health') ORDER BY key;
-      key       |  type  
-----------------+--------
- blks_hit_ratio | number
- numbackends    | number
- status         | string
- version        | string
- xact_commit    | number
- xact_rollback  | number
-(6 rows)
-
 SELECT h ->> 'status' AS status, h ->> 'version' = pgapp.version() AS version_ok,
        (h ->> 'numbackends')::int >= 1 AS backends_ok,
        (h ->> 'blks_hit_ratio')::numeric BETWEEN 0 AND 1 AS ratio_ok
   FROM dashboard.health() AS h;
- status | version_ok | backends_ok | ratio_ok 
---------+------------+-------------+----------
- ok     | t          | t           | t
-(1 row)
 
 -- system:health carries the health panel
 SELECT pg_temp.listen('system:health') AS channel;
-    channel    
----------------
- system:health
-(1 row)
-
 SELECT dashboard.publish_health();
- publish_health 
-----------------
- 
-(1 row)
-
 SELECT pg_temp.wait_for('updated');
- wait_for 
-----------
- 
-(1 row)
-
 SELECT DISTINCT channel, message ->> 'event' AS event, message -> 'payload' ->> 'status' AS status,
        (SELECT array_agg(k ORDER BY k) FROM jsonb_object_keys(message -> 'payload') AS k) AS payload_keys
   FROM got;
-    channel    |  event  | status |                             payload_keys                              
----------------+---------+--------+-----------------------------------------------------------------------
- system:health | updated | ok     | {blks_hit_ratio,numbackends,status,version,xact_commit,xact_rollback}
-(1 row)
-
 DELETE FROM got;
+
 -- GET /rpc/dashboard_snapshot as anon: READ ONLY transaction, STABLE function
 BEGIN READ ONLY;
 SELECT set_config('role', 'anon', true) IS NOT NULL AS role_set,
        set_config('request.method', 'GET', true) IS NOT NULL AS method_set,
        set_config('request.path', '/rpc/dashboard_snapshot', true) IS NOT NULL AS path_set;
- role_set | method_set | path_set 
-----------+------------+----------
- t        | t          | t
-(1 row)
-
 SELECT s -> 'active_users' AS active_users, jsonb_array_length(s -> 'recent_orders') AS recent_orders,
        (s -> 'recent_orders' -> 0) - 'id' - 'created_at' AS newest, s -> 'health' ->> 'status' AS health,
        current_setting('response.status', true) AS status
   FROM api.dashboard_snapshot() AS s;
- active_users | recent_orders |                 newest                 | health | status 
---------------+---------------+----------------------------------------+--------+--------
- 2            |            20 | {"total": 30.00, "customer": "Edsger"} | ok     | 
-(1 row)
-
 COMMIT;
 -- the same as app_user
 BEGIN READ ONLY;
 SELECT set_config('role', 'app_user', true) IS NOT NULL AS role_set,
        set_config('request.method', 'GET', true) IS NOT NULL AS method_set;
- role_set | method_set 
-----------+------------
- t        | t
-(1 row)
-
 SELECT jsonb_array_length(api.dashboard_snapshot() -> 'recent_orders') AS recent_orders;
- recent_orders 
----------------
-            20
-(1 row)
-
 COMMIT;
+
 -- anon and app_user read through the snapshot only: no writes, no emails, no publishing
 BEGIN;
 SELECT set_config('role', 'anon', true) IS NOT NULL AS role_set;
- role_set 
-----------
- t
-(1 row)
-
 SELECT * FROM pg_temp.show($$ INSERT INTO dashboard."order" (customer_id, total) VALUES (1, 1) $$);
-                    show                     
----------------------------------------------
- sqlstate: 42501
- message:  permission denied for table order
-(2 rows)
-
 SELECT * FROM pg_temp.show($$ UPDATE dashboard.customer SET last_seen_at = now() $$);
-                      show                      
-------------------------------------------------
- sqlstate: 42501
- message:  permission denied for table customer
-(2 rows)
-
 SELECT * FROM pg_temp.show($$ SELECT email FROM dashboard.customer $$);
-                      show                      
-------------------------------------------------
- sqlstate: 42501
- message:  permission denied for table customer
-(2 rows)
-
 SELECT * FROM pg_temp.show($$ SELECT dashboard.publish_health() $$);
-                          show                           
----------------------------------------------------------
- sqlstate: 42501
- message:  permission denied for function publish_health
-(2 rows)
-
 COMMIT;
 BEGIN;
 SELECT set_config('role', 'app_user', true) IS NOT NULL AS role_set;
- role_set 
-----------
- t
-(1 row)
-
 SELECT * FROM pg_temp.show($$ INSERT INTO dashboard."order" (customer_id, total) VALUES (1, 1) $$);
-                    show                     
----------------------------------------------
- sqlstate: 42501
- message:  permission denied for table order
-(2 rows)
-
 SELECT * FROM pg_temp.show($$ DELETE FROM dashboard."order" $$);
-                    show                     
----------------------------------------------
- sqlstate: 42501
- message:  permission denied for table order
-(2 rows)
-
 COMMIT;
 SELECT count(*) AS orders FROM dashboard."order";
- orders 
---------
-     33
-(1 row)
 
 SELECT dblink_disconnect('listener');
- dblink_disconnect 
--------------------
- OK
-(1 row)
-

@@ -3,7 +3,7 @@
 -- called the way PostgREST calls it.
 --
 \set ECHO none
-\i test/regress_helpers.sql
+\i test/helpers/regress_helpers.sql
 \i examples/catalog.sql
 \set ECHO all
 
