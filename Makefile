@@ -86,3 +86,17 @@ check-nopreload:
 
 pgtap:
 	pg_prove --verbose test/pgtap/*.sql
+
+# scripts/check-layout: file and function sizes, the include layering, SQL C
+# symbols and setting names (LAYOUT.md 6.9).  scripts/pgindent: PostgreSQL's
+# style through pg_bsd_indent with src/typedefs.list, which
+# scripts/gen-typedefs regenerates from our sources and the server headers.
+.PHONY: check-layout pgindent typedefs
+check-layout:
+	$(srcdir)/scripts/check-layout
+
+pgindent:
+	$(srcdir)/scripts/pgindent
+
+typedefs:
+	PG_CONFIG=$(PG_CONFIG) $(srcdir)/scripts/gen-typedefs > $(srcdir)/src/typedefs.list
