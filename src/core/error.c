@@ -424,3 +424,36 @@ pgapp_echo(const char *input)
 {
 	return pga_truncate_for_message(input, PGA_MESSAGE_ECHO_CHARS);
 }
+
+/*
+ * One field's 422: {"errors": {field: [message]}} with the table and the
+ * field filled in, as a changeset reports it (the transition trigger of
+ * machines raises through here).
+ */
+Jsonb *
+pgapp_error_report_field(Oid relid, const char *field, const char *message,
+						 bool force_raise)
+{
+	PgappJsonbBuilder b = {0};
+	PgappError	err = {0};
+
+	pgapp_jsonb_begin_object(&b);
+	pgapp_jsonb_key(&b, "errors");
+	pgapp_jsonb_begin_object(&b);
+	pgapp_jsonb_key(&b, field);
+	pgapp_jsonb_begin_array(&b);
+	pgapp_jsonb_add_string(&b, message);
+	pgapp_jsonb_end_array(&b);
+	pgapp_jsonb_end_object(&b);
+	pgapp_jsonb_end_object(&b);
+
+	err.status = 422;
+	err.body = pgapp_jsonb_finish(&b);
+	if (OidIsValid(relid))
+	{
+		err.table_name = get_rel_name(relid);
+		err.schema_name = get_namespace_name(get_rel_namespace(relid));
+	}
+	err.column_name = field;
+	return pgapp_error_report(&err, force_raise);
+}

@@ -74,6 +74,14 @@ extern char *pgapp_echo(const char *input);
 /* s cut to maxchars characters plus "..." (UTF-8 and any server encoding). */
 extern char *pga_truncate_for_message(const char *s, int maxchars);
 
+/*
+ * Report one field's error as a 422 whose body is
+ * {"errors": {field: [message]}}, with TABLE (relid, may be InvalidOid) and
+ * COLUMN filled in; as pgapp_error_report otherwise.
+ */
+extern Jsonb *pgapp_error_report_field(Oid relid, const char *field,
+									   const char *message, bool force_raise);
+
 /* Registry entry for pgapp.c. */
 extern const PgappModule pgapp_error_module;
 
