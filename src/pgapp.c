@@ -36,6 +36,7 @@
 #include "core/module.h"
 #include "core/settings.h"
 #include "jobs/jobs.h"
+#include "machines/machine.h"
 #include "pgapp.h"
 #include "pubsub/pubsub.h"
 #include "queries/query.h"
@@ -62,6 +63,7 @@ _PG_init(void)
 
 	/* the modules, in the order their shared memory is set up */
 	pgapp_module_register(&pgapp_error_module);
+	pgapp_module_register(&pgapp_machines_module);
 	pgapp_module_register(&pgapp_changesets_module);
 	pgapp_module_register(&pgapp_queries_module);
 	pgapp_module_register(&pgapp_ratelimit_module);

@@ -43,6 +43,7 @@
 #include "utils/varlena.h"
 
 #include "changeset_int.h"
+#include "changeset_read.h"
 #include "core/error.h"
 #include "core/json_util.h"
 
@@ -170,13 +171,150 @@ cast_populate(Oid relid, const char *field, JsonbValue *value, JsonbValue **out)
 	return ok;
 }
 
+/* A string value s (len bytes, in the caller's memory) into *out. */
+static void
+set_string(JsonbValue *out, const char *s, int len)
+{
+	out->type = jbvString;
+	out->val.string.val = (char *) s;
+	out->val.string.len = len;
+}
+
+/* text, varchar, char: a string that fits the column's length. */
+static bool
+cast_text(const PgappColumn *f, JsonbValue *in, const char *s, int len, JsonbValue *out)
+{
+	if (in->type != jbvString)
+		return false;
+	if (f->typmod >= 0)
+	{
+		Datum		d;
+
+		if (!pgapp_cs_try_input(f->basetype, f->typmod, pnstrdup(s, len), &d))
+			return false;
+	}
+	set_string(out, s, len);
+	return true;
+}
+
+/* boolean: true/false, or the strings "true"/"1" and "false"/"0". */
+static bool
+cast_bool(JsonbValue *in, const char *s, int len, JsonbValue *out)
+{
+	if (in->type == jbvBool)
+	{
+		*out = *in;
+		return true;
+	}
+	if (in->type != jbvString)
+		return false;
+	out->type = jbvBool;
+	if ((len == 4 && strncmp(s, "true", 4) == 0) || (len == 1 && s[0] == '1'))
+		out->val.boolean = true;
+	else if ((len == 5 && strncmp(s, "false", 5) == 0) || (len == 1 && s[0] == '0'))
+		out->val.boolean = false;
+	else
+		return false;
+	return true;
+}
+
+/*
+ * The numeric value d of type typid as a JSON number; false for NaN and
+ * infinities, which JSON cannot hold.
+ */
+static bool
+number_to_numeric(Oid typid, Datum d, Numeric *out)
+{
+	float8		x;
+
+	switch (typid)
+	{
+		case INT2OID:
+			*out = int64_to_numeric(DatumGetInt16(d));
+			return true;
+		case INT4OID:
+			*out = int64_to_numeric(DatumGetInt32(d));
+			return true;
+		case INT8OID:
+			*out = int64_to_numeric(DatumGetInt64(d));
+			return true;
+		case NUMERICOID:
+			if (numeric_is_nan(DatumGetNumeric(d)) || numeric_is_inf(DatumGetNumeric(d)))
+				return false;
+			*out = DatumGetNumeric(d);
+			return true;
+		default:
+			x = typid == FLOAT4OID ? DatumGetFloat4(d) : DatumGetFloat8(d);
+			if (isnan(x) || isinf(x))
+				return false;
+			*out = DatumGetNumeric(DirectFunctionCall1(float8_numeric, Float8GetDatum(x)));
+			return true;
+	}
+}
+
+/* integers, numeric, floats: a number or a string the type accepts. */
+static bool
+cast_number(const PgappColumn *f, JsonbValue *in, const char *s, int len, JsonbValue *out)
+{
+	char	   *str;
+	Datum		d;
+
+	if (in->type == jbvNumeric)
+		str = DatumGetCString(DirectFunctionCall1(numeric_out,
+												  NumericGetDatum(in->val.numeric)));
+	else if (in->type == jbvString)
+		str = pnstrdup(s, len);
+	else
+		return false;
+	if (!pgapp_cs_try_input(f->basetype, f->typmod, str, &d))
+		return false;
+	out->type = jbvNumeric;
+	return number_to_numeric(f->basetype, d, &out->val.numeric);
+}
+
+/* an enum: a string that is one of its labels. */
+static bool
+cast_enum(const PgappColumn *f, JsonbValue *in, const char *s, int len, JsonbValue *out)
+{
+	HeapTuple	tup;
+
+	if (in->type != jbvString)
+		return false;
+	tup = SearchSysCache2(ENUMTYPOIDNAME, ObjectIdGetDatum(f->basetype),
+						  CStringGetDatum(pnstrdup(s, len)));
+	if (!HeapTupleIsValid(tup))
+		return false;
+	ReleaseSysCache(tup);
+	set_string(out, s, len);
+	return true;
+}
+
+/* everything else: PostgreSQL's own jsonb-to-column conversion */
+static bool
+cast_other(Oid relid, const PgappColumn *f, JsonbValue *in, const char *s, int len,
+		   JsonbValue *out)
+{
+	JsonbValue	trimmed = *in;
+	JsonbValue *res;
+
+	if (in->type == jbvString)
+	{
+		trimmed.val.string.val = (char *) s;
+		trimmed.val.string.len = len;
+	}
+	if (!cast_populate(relid, f->name, &trimmed, &res))
+		return false;
+	*out = *res;
+	return true;
+}
+
 /*
  * Cast one param to the column's type.  Returns false for "is invalid";
  * otherwise *out is the value as it goes into the changes (NULL jsonb value
  * for blank).
  */
 static bool
-cast_value(Oid relid, const CsField *f, JsonbValue *in, JsonbValue *out)
+cast_value(Oid relid, const PgappColumn *f, JsonbValue *in, JsonbValue *out)
 {
 	const char *s = NULL;
 	int			len = 0;
@@ -187,7 +325,7 @@ cast_value(Oid relid, const CsField *f, JsonbValue *in, JsonbValue *out)
 		return true;
 
 	/* json/jsonb columns take any JSON as it is */
-	if (f->typid == JSONBOID || f->typid == JSONOID)
+	if (f->basetype == JSONBOID || f->basetype == JSONOID)
 	{
 		*out = *in;
 		return true;
@@ -200,136 +338,27 @@ cast_value(Oid relid, const CsField *f, JsonbValue *in, JsonbValue *out)
 			return true;		/* blank is nil */
 	}
 
-	switch (f->typid)
+	switch (f->basetype)
 	{
 		case TEXTOID:
 		case VARCHAROID:
 		case BPCHAROID:
-			if (in->type != jbvString)
-				return false;
-			if (f->typmod >= 0)
-			{
-				Datum		d;
-
-				if (!pgapp_cs_try_input(f->typid, f->typmod, pnstrdup(s, len), &d))
-					return false;
-			}
-			out->type = jbvString;
-			out->val.string.val = (char *) s;
-			out->val.string.len = len;
-			return true;
-
+			return cast_text(f, in, s, len, out);
 		case BOOLOID:
-			if (in->type == jbvBool)
-			{
-				*out = *in;
-				return true;
-			}
-			if (in->type == jbvString)
-			{
-				out->type = jbvBool;
-				if ((len == 4 && strncmp(s, "true", 4) == 0) || (len == 1 && s[0] == '1'))
-					out->val.boolean = true;
-				else if ((len == 5 && strncmp(s, "false", 5) == 0) || (len == 1 && s[0] == '0'))
-					out->val.boolean = false;
-				else
-					return false;
-				return true;
-			}
-			return false;
-
+			return cast_bool(in, s, len, out);
 		case INT2OID:
 		case INT4OID:
 		case INT8OID:
 		case NUMERICOID:
 		case FLOAT4OID:
 		case FLOAT8OID:
-			{
-				char	   *str;
-				Datum		d;
-
-				if (in->type == jbvNumeric)
-					str = DatumGetCString(DirectFunctionCall1(numeric_out,
-															  NumericGetDatum(in->val.numeric)));
-				else if (in->type == jbvString)
-					str = pnstrdup(s, len);
-				else
-					return false;
-				if (!pgapp_cs_try_input(f->typid, f->typmod, str, &d))
-					return false;
-				out->type = jbvNumeric;
-				switch (f->typid)
-				{
-					case INT2OID:
-						out->val.numeric = int64_to_numeric(DatumGetInt16(d));
-						break;
-					case INT4OID:
-						out->val.numeric = int64_to_numeric(DatumGetInt32(d));
-						break;
-					case INT8OID:
-						out->val.numeric = int64_to_numeric(DatumGetInt64(d));
-						break;
-					case NUMERICOID:
-						if (numeric_is_nan(DatumGetNumeric(d)) || numeric_is_inf(DatumGetNumeric(d)))
-							return false;
-						out->val.numeric = DatumGetNumeric(d);
-						break;
-					default:
-						{
-							float8		x = f->typid == FLOAT4OID ? DatumGetFloat4(d) : DatumGetFloat8(d);
-
-							if (isnan(x) || isinf(x))
-								return false;
-							out->val.numeric = DatumGetNumeric(DirectFunctionCall1(float8_numeric,
-																				   Float8GetDatum(x)));
-						}
-				}
-				return true;
-			}
-
+			return cast_number(f, in, s, len, out);
 		default:
 			break;
 	}
-
-	if (f->typcategory == TYPCATEGORY_ENUM)
-	{
-		HeapTuple	tup;
-
-		if (in->type != jbvString)
-			return false;
-		tup = SearchSysCache2(ENUMTYPOIDNAME, ObjectIdGetDatum(f->typid),
-							  CStringGetDatum(pnstrdup(s, len)));
-		if (!HeapTupleIsValid(tup))
-			return false;
-		ReleaseSysCache(tup);
-		out->type = jbvString;
-		out->val.string.val = (char *) s;
-		out->val.string.len = len;
-		return true;
-	}
-
-	/* everything else: PostgreSQL's own jsonb-to-column conversion */
-	if (in->type == jbvString)
-	{
-		JsonbValue	trimmed = *in;
-		JsonbValue *res;
-
-		trimmed.val.string.val = (char *) s;
-		trimmed.val.string.len = len;
-		if (!cast_populate(relid, f->name, &trimmed, &res))
-			return false;
-		*out = *res;
-		return true;
-	}
-	else
-	{
-		JsonbValue *res;
-
-		if (!cast_populate(relid, f->name, in, &res))
-			return false;
-		*out = *res;
-		return true;
-	}
+	if (f->category == TYPCATEGORY_ENUM)
+		return cast_enum(f, in, s, len, out);
+	return cast_other(relid, f, in, s, len, out);
 }
 
 /*
@@ -342,21 +371,21 @@ cast_value(Oid relid, const CsField *f, JsonbValue *in, JsonbValue *out)
 bool
 pgapp_cs_change_fits(Oid relid, const char *name, JsonbValue *value)
 {
-	CsField		f;
+	PgappColumn		f;
 	JsonbValue	out;
 	Datum		d;
 
 	if (value->type == jbvNull)
 		return true;
-	pgapp_cs_resolve_field(relid, name, false, &f);
-	if (f.typid == JSONOID || f.typid == JSONBOID)
+	pgapp_resolve_column(relid, name, false, NULL, &f);
+	if (f.basetype == JSONOID || f.basetype == JSONBOID)
 		return true;
 	/* a string is what the write gives the type's input function, as is */
 	if (value->type == jbvString && f.typmod < 0 &&
-		(f.typid == TEXTOID || f.typid == VARCHAROID || f.typid == BPCHAROID))
+		(f.basetype == TEXTOID || f.basetype == VARCHAROID || f.basetype == BPCHAROID))
 		return true;			/* any string is a text: no subtransaction */
 	if (value->type == jbvString)
-		return pgapp_cs_try_input(f.typid, f.typmod,
+		return pgapp_cs_try_input(f.basetype, f.typmod,
 								  pnstrdup(value->val.string.val, value->val.string.len), &d);
 	return cast_value(relid, &f, value, &out);
 }
@@ -371,37 +400,31 @@ add_jsonb_member(PgappJsonbBuilder *b, const char *key, Jsonb *value)
 		pgapp_jsonb_add_jsonb(b, value);
 }
 
-/*
- * Build a changeset: cast the permitted params, then apply rules (a List of
- * CsRule, possibly NIL).  action is "insert" or "update" (or NULL).
- */
-Jsonb *
-pgapp_cs_cast(Oid relid, Jsonb *data, Jsonb *params, ArrayType *permitted, List *rules,
-			  const char *action, const char *name)
+/* What pgapp_cs_cast builds up before it writes the changeset. */
+typedef struct CastState
 {
-	List	   *permitted_names = NIL;
+	Oid			relid;
+	Jsonb	   *data;			/* NULL: a new row */
+	Jsonb	   *params;
+	List	   *permitted;		/* char *, the permitted field names */
+	Jsonb	   *changes;
+	CsInput		in;
+	CsErrors	errors;
+	List	   *required;		/* char *, fields of the required rules */
+	List	   *constraints;	/* CsRule *, the constraint mappings */
+} CastState;
+
+/*
+ * Cast each permitted param into st->changes; a param that does not cast is
+ * "is invalid", and a value equal to the data's is not a change.
+ */
+static void
+cast_changes(CastState *st, ArrayType *permitted)
+{
+	PgappJsonbBuilder cb = {0};
 	Datum	   *elems;
 	bool	   *nulls;
 	int			n;
-	PgappJsonbBuilder cb = {0};
-	PgappJsonbBuilder b = {0};
-	Jsonb	   *changes;
-	CsErrors	errors = {0};
-	CsInput		in = {0};
-	List	   *required = NIL;
-	List	   *constraints = NIL;
-	ListCell   *lc;
-	char	   *source;
-
-	if (data != NULL && !pgapp_jsonb_is_object(data))
-		ereport(ERROR,
-				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				errmsg("data must be a JSON object or null"),
-				errhint("Pass the current row, e.g. to_jsonb(t), or NULL for a new row."));
-	if (!pgapp_jsonb_is_object(params))
-		ereport(ERROR,
-				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				errmsg("params must be a JSON object"));
 
 	deconstruct_array(permitted, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
 	if (n > pgapp_changeset_max_items)
@@ -414,7 +437,7 @@ pgapp_cs_cast(Oid relid, Jsonb *data, Jsonb *params, ArrayType *permitted, List 
 	pgapp_jsonb_begin_object(&cb);
 	for (int i = 0; i < n; i++)
 	{
-		CsField		f;
+		PgappColumn f;
 		JsonbValue *param;
 		JsonbValue	cast;
 		JsonbValue *current;
@@ -424,18 +447,17 @@ pgapp_cs_cast(Oid relid, Jsonb *data, Jsonb *params, ArrayType *permitted, List 
 			ereport(ERROR,
 					errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 					errmsg("permitted fields must not contain nulls"));
-		pgapp_cs_resolve_field(relid, TextDatumGetCString(elems[i]), false, &f);
-		permitted_names = lappend(permitted_names, f.name);
-		param = pgapp_jsonb_get(&params->root, f.name);
+		pgapp_resolve_column(st->relid, TextDatumGetCString(elems[i]), false, NULL, &f);
+		st->permitted = lappend(st->permitted, f.name);
+		param = pgapp_jsonb_get(&st->params->root, f.name);
 		if (param == NULL)
 			continue;
-		if (!cast_value(relid, &f, param, &cast))
+		if (!cast_value(st->relid, &f, param, &cast))
 		{
-			pgapp_cs_add_error(&errors, f.name, "is invalid");
+			pgapp_cs_add_error(&st->errors, f.name, "is invalid");
 			continue;
 		}
-		/* a value equal to the data's is not a change */
-		current = data ? pgapp_jsonb_get(&data->root, f.name) : NULL;
+		current = st->data ? pgapp_jsonb_get(&st->data->root, f.name) : NULL;
 		if (current == NULL)
 		{
 			if (cast.type == jbvNull)
@@ -447,67 +469,114 @@ pgapp_cs_cast(Oid relid, Jsonb *data, Jsonb *params, ArrayType *permitted, List 
 		pgapp_jsonb_add_value(&cb, &cast);
 	}
 	pgapp_jsonb_end_object(&cb);
-	changes = pgapp_jsonb_finish(&cb);
+	st->changes = pgapp_jsonb_finish(&cb);
+}
 
-	in.changes = &changes->root;
-	in.data = data ? &data->root : NULL;
-	in.params = &params->root;
+/* Apply the validation rules; set the constraint mappings aside. */
+static void
+apply_rules(CastState *st, List *rules)
+{
+	ListCell   *lc;
+
+	st->in.changes = &st->changes->root;
+	st->in.data = st->data ? &st->data->root : NULL;
+	st->in.params = &st->params->root;
 	foreach(lc, rules)
 	{
 		CsRule	   *rule = lfirst(lc);
 
 		CHECK_FOR_INTERRUPTS();
 		if (CS_IS_CONSTRAINT(rule->kind))
-			constraints = lappend(constraints, rule);
+			st->constraints = lappend(st->constraints, rule);
 		else
 		{
 			if (rule->kind == CS_REQUIRED)
 				for (int i = 0; i < rule->nfields; i++)
-					required = lappend(required, rule->fields[i].name);
-			pgapp_cs_apply_rule(rule, &in, &errors);
+					st->required = lappend(st->required, rule->fields[i].name);
+			pgapp_cs_apply_rule(rule, &st->in, &st->errors);
 		}
 	}
+}
 
-	pgapp_cs_check_error_count(&errors);
-	source = pgapp_cs_source_name(relid);
+static void
+add_string_or_null(PgappJsonbBuilder *b, const char *key, const char *value)
+{
+	pgapp_jsonb_key(b, key);
+	if (value)
+		pgapp_jsonb_add_string(b, value);
+	else
+		pgapp_jsonb_add_null(b);
+}
+
+static void
+add_string_array(PgappJsonbBuilder *b, const char *key, List *strings)
+{
+	ListCell   *lc;
+
+	pgapp_jsonb_key(b, key);
+	pgapp_jsonb_begin_array(b);
+	foreach(lc, strings)
+		pgapp_jsonb_add_string(b, lfirst(lc));
+	pgapp_jsonb_end_array(b);
+}
+
+/* The changeset value, its keys in the documented order. */
+static Jsonb *
+changeset_json(CastState *st, const char *action, const char *name)
+{
+	PgappJsonbBuilder b = {0};
+	ListCell   *lc;
+
 	pgapp_jsonb_begin_object(&b);
-	pgapp_jsonb_key(&b, "source");
-	pgapp_jsonb_add_string(&b, source);
-	pgapp_jsonb_key(&b, "action");
-	if (action)
-		pgapp_jsonb_add_string(&b, action);
-	else
-		pgapp_jsonb_add_null(&b);
-	add_jsonb_member(&b, "data", data);
-	pgapp_jsonb_key(&b, "name");
-	if (name)
-		pgapp_jsonb_add_string(&b, name);
-	else
-		pgapp_jsonb_add_null(&b);
-	pgapp_jsonb_key(&b, "permitted");
-	pgapp_jsonb_begin_array(&b);
-	foreach(lc, permitted_names)
-		pgapp_jsonb_add_string(&b, lfirst(lc));
-	pgapp_jsonb_end_array(&b);
-	add_jsonb_member(&b, "params", params);
+	add_string_or_null(&b, "source", pgapp_cs_source_name(st->relid));
+	add_string_or_null(&b, "action", action);
+	add_jsonb_member(&b, "data", st->data);
+	add_string_or_null(&b, "name", name);
+	add_string_array(&b, "permitted", st->permitted);
+	add_jsonb_member(&b, "params", st->params);
 	pgapp_jsonb_key(&b, "changes");
-	pgapp_cs_add_changes_json(&b, &changes->root, in.drop_changes);
+	pgapp_cs_add_changes_json(&b, &st->changes->root, st->in.drop_changes);
 	pgapp_jsonb_key(&b, "errors");
-	pgapp_cs_add_errors_json(&b, &errors);
+	pgapp_cs_add_errors_json(&b, &st->errors);
 	pgapp_jsonb_key(&b, "valid");
-	pgapp_jsonb_add_bool(&b, errors.added == NIL);
-	pgapp_jsonb_key(&b, "required");
-	pgapp_jsonb_begin_array(&b);
-	foreach(lc, required)
-		pgapp_jsonb_add_string(&b, lfirst(lc));
-	pgapp_jsonb_end_array(&b);
+	pgapp_jsonb_add_bool(&b, st->errors.added == NIL);
+	add_string_array(&b, "required", st->required);
 	pgapp_jsonb_key(&b, "constraints");
 	pgapp_jsonb_begin_array(&b);
-	foreach(lc, constraints)
+	foreach(lc, st->constraints)
 		pgapp_cs_add_constraint_json(&b, lfirst(lc));
 	pgapp_jsonb_end_array(&b);
 	pgapp_jsonb_end_object(&b);
 	return pgapp_jsonb_finish(&b);
+}
+
+/*
+ * Build a changeset: cast the permitted params, then apply rules (a List of
+ * CsRule, possibly NIL).  action is "insert" or "update" (or NULL).
+ */
+Jsonb *
+pgapp_cs_cast(Oid relid, Jsonb *data, Jsonb *params, ArrayType *permitted, List *rules,
+			  const char *action, const char *name)
+{
+	CastState	st = {0};
+
+	if (data != NULL && !pgapp_jsonb_is_object(data))
+		ereport(ERROR,
+				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				errmsg("data must be a JSON object or null"),
+				errhint("Pass the current row, e.g. to_jsonb(t), or NULL for a new row."));
+	if (!pgapp_jsonb_is_object(params))
+		ereport(ERROR,
+				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				errmsg("params must be a JSON object"));
+
+	st.relid = relid;
+	st.data = data;
+	st.params = params;
+	cast_changes(&st, permitted);
+	apply_rules(&st, rules);
+	pgapp_cs_check_error_count(&st.errors);
+	return changeset_json(&st, action, name);
 }
 
 /*

@@ -1,18 +1,14 @@
 /*-------------------------------------------------------------------------
  *
- * changeset.h
+ * changeset_int.h
  *	  Ecto-style changesets: rules, values, errors, and the two ways values
  *	  reach the validators (a changeset's JSON, or a trigger's tuples).
  *
- * changeset_rules.c compiles rules; changeset.c is the engine (values,
- * validators, messages, errors); changeset_read.c is the one checking
- * reader of changeset values; changeset_value.c is the changeset as a
- * jsonb value (the SQL validator functions); changeset_cast.c builds one
- * (pgapp.cast) and checks changes before a write; changeset_def.c owns
- * named changesets (definitions, cache, trigger, insert/update); machine.c
- * owns status machines.  This header is what they share.
+ * What the files of src/changesets/ share; no file outside the folder
+ * includes it.  The reader of changeset values has its own header,
+ * changeset_read.h.  See each file's banner for what it does.
  *
- * src/changeset.h
+ * src/changesets/changeset_int.h
  *
  *-------------------------------------------------------------------------
  */
@@ -28,6 +24,7 @@
 #include "core/module.h"
 #include "core/settings.h"
 #include "core/util.h"
+#include "machines/machine.h"
 
 /* What a rule does. */
 typedef enum CsRuleKind
@@ -70,23 +67,12 @@ typedef enum CsLengthCount
 	CS_COUNT_BYTES
 } CsLengthCount;
 
-/* A field a rule applies to, resolved against the source table. */
-typedef struct CsField
-{
-	char	   *name;
-	AttrNumber	attnum;			/* InvalidAttrNumber: not a column (virtual) */
-	Oid			typid;			/* column type, base type of domains */
-	int32		typmod;
-	char		typcategory;	/* pg_type.typcategory of typid */
-	bool		is_array;
-} CsField;
-
 /* One compiled rule. */
 typedef struct CsRule
 {
 	CsRuleKind	kind;
 	int			nfields;		/* > 1 only for CS_REQUIRED */
-	CsField    *fields;
+	PgappColumn    *fields;
 	char	   *message;		/* caller's message, or NULL for the default */
 
 	/* CS_LENGTH */
@@ -152,57 +138,48 @@ typedef struct CsErrors
 } CsErrors;
 
 static inline bool
-pgapp_cs_field_is_text(const CsField *f)
+pgapp_cs_field_is_text(const PgappColumn *f)
 {
-	return f->typcategory == 'S';	/* TYPCATEGORY_STRING */
+	return f->category == 'S';	/* TYPCATEGORY_STRING */
 }
-
-static inline bool
-pgapp_cs_field_is_enum(const CsField *f)
-{
-	return f->typcategory == 'E';	/* TYPCATEGORY_ENUM */
-}
-
-/*
- * A changeset value as pgapp_cs_read() checked it (changeset_read.c).
- */
-typedef struct CsRead
-{
-	Jsonb	   *cs;
-	Oid			relid;			/* "source" */
-	char	   *name;			/* "name": a named changeset, or NULL */
-	List	   *permitted;		/* char *, "permitted" */
-	JsonbContainer *changes;
-	JsonbContainer *data;		/* NULL: null or absent */
-	JsonbContainer *params;		/* NULL: null or absent */
-	JsonbValue *constraints;	/* array, or NULL */
-	CsErrors	errors;			/* "errors" as errors.existing */
-	bool		stated_valid;	/* what "valid" says */
-	bool		valid;			/* recomputed: no errors */
-} CsRead;
-
-extern int	pgapp_changeset_max_items;
-
-/* changeset_read.c */
-extern void pgapp_cs_read(Jsonb *cs, CsRead *out);
-extern char *pgapp_cs_source_name(Oid relid);
 
 /* changeset_rules.c */
-extern void pgapp_cs_resolve_field(Oid relid, const char *name, bool allow_virtual, CsField *field);
 extern void pgapp_cs_check_rule(Oid relid, CsRule *rule);
 extern CsRule *pgapp_cs_rule_from_json(Oid relid, JsonbValue *rule, int index);
 extern const char *pgapp_cs_constraint_type(CsRuleKind kind);
 extern CsLengthCount pgapp_cs_length_count(const char *name, const char *rule_desc);
 
-/* changeset.c */
+/* changeset_engine.c: a value read for a validator */
+typedef struct CsValue
+{
+	bool		isnull;
+	/* from JSON */
+	JsonbValue *jv;
+	/* from a tuple */
+	bool		from_tuple;
+	Datum		datum;
+	Oid			typid;
+} CsValue;
+
+extern bool pgapp_cs_get_change(CsInput *in, const PgappColumn *f, CsValue *v);
+extern void pgapp_cs_get_field(CsInput *in, const PgappColumn *f, CsValue *v);
+extern void pgapp_cs_get_old(CsInput *in, const PgappColumn *f, CsValue *v);
+extern char *pgapp_cs_value_text(const CsValue *v, int *len);
+extern Numeric pgapp_cs_value_numeric(const CsValue *v);
+extern int	pgapp_cs_value_count(const CsValue *v);
+extern bool pgapp_cs_value_blank(const CsValue *v, const PgappColumn *f);
+extern int	pgapp_cs_trim(const char *s, int len, const char **start);
+
+/* changeset_validate.c */
 extern void pgapp_cs_apply_rule(const CsRule *rule, CsInput *in, CsErrors *errors);
+
+/* changeset_errors.c */
 extern bool pgapp_cs_has_error(CsErrors *errors, const char *field);
 extern void pgapp_cs_add_error(CsErrors *errors, const char *field, const char *message);
 extern void pgapp_cs_add_errors_json(PgappJsonbBuilder *b, CsErrors *errors);
 extern Jsonb *pgapp_cs_errors_body(CsErrors *errors);
 extern char *pgapp_cs_interpolate(const char *msg, int n, const char *const *keys,
 								  const char *const *values);
-extern int	pgapp_cs_trim(const char *s, int len, const char **start);
 extern Jsonb *pgapp_cs_report(Jsonb *errors_body, Oid relid, const char *first_field, bool force_raise);
 extern const char *pgapp_cs_first_error_field(CsErrors *errors);
 
@@ -216,21 +193,6 @@ extern Jsonb *pgapp_cs_cast(Oid relid, Jsonb *data, Jsonb *params, ArrayType *pe
 							List *rules, const char *action, const char *name);
 extern bool pgapp_cs_try_input(Oid typid, int32 typmod, const char *str, Datum *out);
 extern bool pgapp_cs_change_fits(Oid relid, const char *name, JsonbValue *value);
-
-/* machine.c */
-typedef enum CsTransitionResult
-{
-	CS_TRANSITION_OK,
-	CS_TRANSITION_FORBIDDEN,	/* known states, move not allowed */
-	CS_TRANSITION_NOT_INITIAL,	/* from NULL to a state that is not initial */
-	CS_TRANSITION_UNKNOWN_STATE /* to_state is not a state of the machine */
-} CsTransitionResult;
-
-extern void pgapp_machine_check_exists(const char *machine);
-extern CsTransitionResult pgapp_machine_check(const char *machine, const char *from_state,
-											  const char *to_state);
-extern void pgapp_machine_invalidate(void);
-extern Oid	pgapp_machine_table_oid(void);
 
 /* changeset_def.c */
 extern void pgapp_cs_definition(const char *name, Oid *relid, ArrayType **permitted);

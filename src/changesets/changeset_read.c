@@ -49,6 +49,7 @@
 #include "utils/varlena.h"
 
 #include "changeset_int.h"
+#include "changeset_read.h"
 #include "core/error.h"
 #include "core/json_util.h"
 

@@ -66,6 +66,12 @@ static const char *const rule_names[] = {
 	[CS_EXCLUSION_CONSTRAINT] = "exclusion_constraint",
 };
 
+static inline bool
+pgapp_cs_field_is_enum(const PgappColumn *f)
+{
+	return f->category == 'E';	/* TYPCATEGORY_ENUM */
+}
+
 static const char *const bound_names[CS_NUMBER_BOUNDS] = {
 	"less_than", "greater_than", "less_than_or_equal_to",
 	"greater_than_or_equal_to", "equal_to"
@@ -75,47 +81,6 @@ static const char *const bound_names[CS_NUMBER_BOUNDS] = {
  * Fields and rules
  * ---------------------------------------------------------------------
  */
-
-/*
- * Resolve a field name against the source table.  allow_virtual lets a name
- * that is not a column through (acceptance, add_error).
- */
-void
-pgapp_cs_resolve_field(Oid relid, const char *name, bool allow_virtual, CsField *field)
-{
-	AttrNumber	attnum;
-	Oid			typid;
-	int32		typmod;
-	Oid			collid;
-	bool		preferred;
-
-	if (name == NULL || name[0] == '\0')
-		ereport(ERROR,
-				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				errmsg("field name must not be empty"));
-
-	memset(field, 0, sizeof(CsField));
-	field->name = pstrdup(name);
-	attnum = get_attnum(relid, name);
-	if (attnum == InvalidAttrNumber || attnum < 0)
-	{
-		if (allow_virtual)
-		{
-			field->attnum = InvalidAttrNumber;
-			return;
-		}
-		ereport(ERROR,
-				errcode(ERRCODE_UNDEFINED_COLUMN),
-				errmsg("column \"%s\" of relation \"%s\" does not exist",
-					   pgapp_echo(name), get_rel_name(relid)));
-	}
-	field->attnum = attnum;
-	get_atttypetypmodcoll(relid, attnum, &typid, &typmod, &collid);
-	field->typid = getBaseTypeAndTypmod(typid, &typmod);
-	field->typmod = typmod;
-	get_type_category_preferred(field->typid, &field->typcategory, &preferred);
-	field->is_array = (field->typcategory == TYPCATEGORY_ARRAY);
-}
 
 /*
  * validate_length's count option: graphemes (Ecto's default), codepoints or
@@ -158,6 +123,150 @@ pgapp_cs_constraint_type(CsRuleKind kind)
 	return NULL;				/* keep compiler quiet */
 }
 
+/* length: text or array columns, bounds that make sense. */
+static void
+check_length(CsRule *rule, PgappColumn *f)
+{
+	if (!pgapp_cs_field_is_text(f) && !f->is_array)
+		ereport(ERROR,
+				errcode(ERRCODE_DATATYPE_MISMATCH),
+				errmsg("length rule applies to text and array columns, but \"%s\" is of type %s",
+					   f->name, format_type_be(f->basetype)));
+	if (!rule->has_min && !rule->has_max && !rule->has_is)
+		ereport(ERROR,
+				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				errmsg("length rule for \"%s\" needs at least one of min, max and is", f->name));
+	if ((rule->has_min && rule->min < 0) || (rule->has_max && rule->max < 0) ||
+		(rule->has_is && rule->is < 0))
+		ereport(ERROR,
+				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				errmsg("length bounds for \"%s\" must not be negative", f->name));
+	if (rule->has_min && rule->has_max && rule->min > rule->max)
+		ereport(ERROR,
+				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				errmsg("length rule for \"%s\" has min %d greater than max %d",
+					   f->name, rule->min, rule->max));
+}
+
+/* number: a numeric column and at least one bound. */
+static void
+check_number(CsRule *rule, PgappColumn *f)
+{
+	bool		any = false;
+
+	if (f->category != TYPCATEGORY_NUMERIC)
+		ereport(ERROR,
+				errcode(ERRCODE_DATATYPE_MISMATCH),
+				errmsg("number rule applies to numeric columns, but \"%s\" is of type %s",
+					   f->name, format_type_be(f->basetype)));
+	for (int i = 0; i < CS_NUMBER_BOUNDS; i++)
+		any |= (rule->bounds[i] != NULL);
+	if (!any)
+		ereport(ERROR,
+				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				errmsg("number rule for \"%s\" needs at least one bound", f->name),
+				errhint("Give less_than, greater_than, less_than_or_equal_to, greater_than_or_equal_to or equal_to."));
+}
+
+/*
+ * inclusion/exclusion: a list, and for an enum column the OIDs of its labels
+ * (the trigger path compares OIDs; every label must exist).
+ */
+static void
+check_list(CsRule *rule, PgappColumn *f, const char *what)
+{
+	if (rule->list == NULL || !JB_ROOT_IS_ARRAY(rule->list) || JB_ROOT_IS_SCALAR(rule->list))
+		ereport(ERROR,
+				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				errmsg("%s rule for \"%s\" needs a JSON array of values", what, f->name));
+	rule->nlist = JB_ROOT_COUNT(rule->list);
+	if (pgapp_cs_field_is_enum(f))
+	{
+		/* compare enum OIDs on the trigger path; every label must exist */
+		rule->enum_oids = palloc(sizeof(Oid) * Max(rule->nlist, 1));
+		for (int i = 0; i < rule->nlist; i++)
+		{
+			JsonbValue *v = getIthJsonbValueFromContainer(&rule->list->root, i);
+			HeapTuple	tup;
+
+			if (v->type != jbvString)
+				ereport(ERROR,
+						errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("%s rule for \"%s\" lists %s, which is not a label of enum %s",
+							   what, f->name, pgapp_echo(pgapp_jsonb_value_to_cstring(v)),
+							   format_type_be(f->basetype)));
+			tup = SearchSysCache2(ENUMTYPOIDNAME, ObjectIdGetDatum(f->basetype),
+								  CStringGetDatum(pgapp_jsonb_value_cstring(v)));
+			if (!HeapTupleIsValid(tup))
+				ereport(ERROR,
+						errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("%s rule for \"%s\" lists \"%s\", which is not a label of enum %s",
+							   what, f->name, pgapp_echo(pgapp_jsonb_value_cstring(v)),
+							   format_type_be(f->basetype)));
+			rule->enum_oids[i] = ((Form_pg_enum) GETSTRUCT(tup))->oid;
+			ReleaseSysCache(tup);
+		}
+	}
+}
+
+/* format: a pattern that compiles, on a string column. */
+static void
+check_format(CsRule *rule, PgappColumn *f)
+{
+	if (rule->pattern == NULL)
+		ereport(ERROR,
+				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				errmsg("format rule for \"%s\" needs a pattern", f->name));
+	/* Ecto's validate_format takes strings only */
+	if (f->category == TYPCATEGORY_NUMERIC || f->category == TYPCATEGORY_BOOLEAN ||
+		f->is_array || f->basetype == JSONOID || f->basetype == JSONBOID)
+		ereport(ERROR,
+				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				errmsg("format rule applies to string values, but \"%s\" is of type %s",
+					   f->name, format_type_be(f->basetype)),
+				errhint("Validate numbers with a number rule, lists with length or inclusion."));
+	/* compile now: a bad regular expression raises 2201B here */
+	(void) RE_compile_and_cache(rule->pattern, REG_ADVANCED, C_COLLATION_OID);
+}
+
+/* future: a date or timestamp column. */
+static void
+check_future(CsRule *rule, PgappColumn *f)
+{
+	if (f->basetype != DATEOID && f->basetype != TIMESTAMPOID && f->basetype != TIMESTAMPTZOID)
+		ereport(ERROR,
+				errcode(ERRCODE_DATATYPE_MISMATCH),
+				errmsg("future rule applies to date and timestamp columns, but \"%s\" is of type %s",
+					   f->name, format_type_be(f->basetype)));
+}
+
+/* transition: a text or enum column and a machine that exists. */
+static void
+check_transition(CsRule *rule, PgappColumn *f)
+{
+	if (!pgapp_cs_field_is_text(f) && !pgapp_cs_field_is_enum(f))
+		ereport(ERROR,
+				errcode(ERRCODE_DATATYPE_MISMATCH),
+				errmsg("transition rule applies to text and enum columns, but \"%s\" is of type %s",
+					   f->name, format_type_be(f->basetype)));
+	if (rule->machine == NULL)
+		ereport(ERROR,
+				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				errmsg("transition rule for \"%s\" needs a machine", f->name));
+	pgapp_machine_check_exists(rule->machine);
+}
+
+/* check_constraint: the constraint name. */
+static void
+check_check_constraint(CsRule *rule, PgappColumn *f)
+{
+	if (rule->constraint_name == NULL)
+		ereport(ERROR,
+				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				errmsg("check_constraint for \"%s\" needs the constraint name", f->name),
+				errhint("PostgreSQL names check constraints <table>_<column>_check unless told otherwise."));
+}
+
 /*
  * Check a rule against its source table and fill in what depends on the
  * column types.  Raises the error a user needs to fix the rule.
@@ -165,141 +274,35 @@ pgapp_cs_constraint_type(CsRuleKind kind)
 void
 pgapp_cs_check_rule(Oid relid, CsRule *rule)
 {
-	CsField    *f = &rule->fields[0];
-	const char *what = rule_names[rule->kind];
+	PgappColumn *f = &rule->fields[0];
 
 	switch (rule->kind)
 	{
-		case CS_REQUIRED:
-			break;
-
 		case CS_LENGTH:
-			if (!pgapp_cs_field_is_text(f) && !f->is_array)
-				ereport(ERROR,
-						errcode(ERRCODE_DATATYPE_MISMATCH),
-						errmsg("length rule applies to text and array columns, but \"%s\" is of type %s",
-							   f->name, format_type_be(f->typid)));
-			if (!rule->has_min && !rule->has_max && !rule->has_is)
-				ereport(ERROR,
-						errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						errmsg("length rule for \"%s\" needs at least one of min, max and is", f->name));
-			if ((rule->has_min && rule->min < 0) || (rule->has_max && rule->max < 0) ||
-				(rule->has_is && rule->is < 0))
-				ereport(ERROR,
-						errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						errmsg("length bounds for \"%s\" must not be negative", f->name));
-			if (rule->has_min && rule->has_max && rule->min > rule->max)
-				ereport(ERROR,
-						errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						errmsg("length rule for \"%s\" has min %d greater than max %d",
-							   f->name, rule->min, rule->max));
+			check_length(rule, f);
 			break;
-
 		case CS_NUMBER:
-			{
-				bool		any = false;
-
-				if (f->typcategory != TYPCATEGORY_NUMERIC)
-					ereport(ERROR,
-							errcode(ERRCODE_DATATYPE_MISMATCH),
-							errmsg("number rule applies to numeric columns, but \"%s\" is of type %s",
-								   f->name, format_type_be(f->typid)));
-				for (int i = 0; i < CS_NUMBER_BOUNDS; i++)
-					any |= (rule->bounds[i] != NULL);
-				if (!any)
-					ereport(ERROR,
-							errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-							errmsg("number rule for \"%s\" needs at least one bound", f->name),
-							errhint("Give less_than, greater_than, less_than_or_equal_to, greater_than_or_equal_to or equal_to."));
-				break;
-			}
-
+			check_number(rule, f);
+			break;
 		case CS_INCLUSION:
 		case CS_EXCLUSION:
-			if (rule->list == NULL || !JB_ROOT_IS_ARRAY(rule->list) || JB_ROOT_IS_SCALAR(rule->list))
-				ereport(ERROR,
-						errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						errmsg("%s rule for \"%s\" needs a JSON array of values", what, f->name));
-			rule->nlist = JB_ROOT_COUNT(rule->list);
-			if (pgapp_cs_field_is_enum(f))
-			{
-				/* compare enum OIDs on the trigger path; every label must exist */
-				rule->enum_oids = palloc(sizeof(Oid) * Max(rule->nlist, 1));
-				for (int i = 0; i < rule->nlist; i++)
-				{
-					JsonbValue *v = getIthJsonbValueFromContainer(&rule->list->root, i);
-					HeapTuple	tup;
-
-					if (v->type != jbvString)
-						ereport(ERROR,
-								errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-								errmsg("%s rule for \"%s\" lists %s, which is not a label of enum %s",
-									   what, f->name, pgapp_echo(pgapp_jsonb_value_to_cstring(v)),
-									   format_type_be(f->typid)));
-					tup = SearchSysCache2(ENUMTYPOIDNAME, ObjectIdGetDatum(f->typid),
-										  CStringGetDatum(pgapp_jsonb_value_cstring(v)));
-					if (!HeapTupleIsValid(tup))
-						ereport(ERROR,
-								errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-								errmsg("%s rule for \"%s\" lists \"%s\", which is not a label of enum %s",
-									   what, f->name, pgapp_echo(pgapp_jsonb_value_cstring(v)),
-									   format_type_be(f->typid)));
-					rule->enum_oids[i] = ((Form_pg_enum) GETSTRUCT(tup))->oid;
-					ReleaseSysCache(tup);
-				}
-			}
+			check_list(rule, f, rule_names[rule->kind]);
 			break;
-
 		case CS_FORMAT:
-			if (rule->pattern == NULL)
-				ereport(ERROR,
-						errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						errmsg("format rule for \"%s\" needs a pattern", f->name));
-			/* Ecto's validate_format takes strings only */
-			if (f->typcategory == TYPCATEGORY_NUMERIC || f->typcategory == TYPCATEGORY_BOOLEAN ||
-				f->is_array || f->typid == JSONOID || f->typid == JSONBOID)
-				ereport(ERROR,
-						errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						errmsg("format rule applies to string values, but \"%s\" is of type %s",
-							   f->name, format_type_be(f->typid)),
-						errhint("Validate numbers with a number rule, lists with length or inclusion."));
-			/* compile now: a bad regular expression raises 2201B here */
-			(void) RE_compile_and_cache(rule->pattern, REG_ADVANCED, C_COLLATION_OID);
+			check_format(rule, f);
 			break;
-
 		case CS_FUTURE:
-			if (f->typid != DATEOID && f->typid != TIMESTAMPOID && f->typid != TIMESTAMPTZOID)
-				ereport(ERROR,
-						errcode(ERRCODE_DATATYPE_MISMATCH),
-						errmsg("future rule applies to date and timestamp columns, but \"%s\" is of type %s",
-							   f->name, format_type_be(f->typid)));
+			check_future(rule, f);
 			break;
-
 		case CS_TRANSITION:
-			if (!pgapp_cs_field_is_text(f) && !pgapp_cs_field_is_enum(f))
-				ereport(ERROR,
-						errcode(ERRCODE_DATATYPE_MISMATCH),
-						errmsg("transition rule applies to text and enum columns, but \"%s\" is of type %s",
-							   f->name, format_type_be(f->typid)));
-			if (rule->machine == NULL)
-				ereport(ERROR,
-						errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						errmsg("transition rule for \"%s\" needs a machine", f->name));
-			pgapp_machine_check_exists(rule->machine);
+			check_transition(rule, f);
 			break;
-
+		case CS_CHECK_CONSTRAINT:
+			check_check_constraint(rule, f);
+			break;
+		case CS_REQUIRED:
 		case CS_CONFIRMATION:
 		case CS_ACCEPTANCE:
-			break;
-
-		case CS_CHECK_CONSTRAINT:
-			if (rule->constraint_name == NULL)
-				ereport(ERROR,
-						errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						errmsg("check_constraint for \"%s\" needs the constraint name", f->name),
-						errhint("PostgreSQL names check constraints <table>_<column>_check unless told otherwise."));
-			break;
-
 		case CS_UNIQUE_CONSTRAINT:
 		case CS_FOREIGN_KEY_CONSTRAINT:
 		case CS_EXCLUSION_CONSTRAINT:
@@ -558,16 +561,16 @@ pgapp_cs_rule_from_json(Oid relid, JsonbValue *json, int index)
 	if (rp.target->type == jbvString)
 	{
 		rule->nfields = 1;
-		rule->fields = palloc0(sizeof(CsField));
-		pgapp_cs_resolve_field(relid, pgapp_jsonb_value_cstring(rp.target),
-							   rule->kind == CS_ACCEPTANCE || rule->kind == CS_CONFIRMATION,
-							   &rule->fields[0]);
+		rule->fields = palloc0(sizeof(PgappColumn));
+		pgapp_resolve_column(relid, pgapp_jsonb_value_cstring(rp.target),
+							 rule->kind == CS_ACCEPTANCE || rule->kind == CS_CONFIRMATION,
+							 NULL, &rule->fields[0]);
 	}
 	else if (rule->kind == CS_REQUIRED && pgapp_jsonb_value_is_array(rp.target) &&
 			 pgapp_jsonb_array_length(rp.target) > 0)
 	{
 		rule->nfields = pgapp_jsonb_array_length(rp.target);
-		rule->fields = palloc0(sizeof(CsField) * rule->nfields);
+		rule->fields = palloc0(sizeof(PgappColumn) * rule->nfields);
 		for (int i = 0; i < rule->nfields; i++)
 		{
 			JsonbValue *f = pgapp_jsonb_array_get(rp.target, i);
@@ -576,7 +579,7 @@ pgapp_cs_rule_from_json(Oid relid, JsonbValue *json, int index)
 				ereport(ERROR,
 						errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 						errmsg("fields of rule %d (required) must be strings", index));
-			pgapp_cs_resolve_field(relid, pgapp_jsonb_value_cstring(f), false, &rule->fields[i]);
+			pgapp_resolve_column(relid, pgapp_jsonb_value_cstring(f), false, NULL, &rule->fields[i]);
 		}
 	}
 	else

@@ -46,6 +46,7 @@
 #include "utils/varlena.h"
 
 #include "changeset_int.h"
+#include "changeset_read.h"
 #include "core/error.h"
 #include "core/json_util.h"
 
@@ -274,8 +275,8 @@ single_rule(CsState *st, CsRuleKind kind, FunctionCallInfo fcinfo, bool allow_vi
 
 	rule->kind = kind;
 	rule->nfields = 1;
-	rule->fields = palloc0(sizeof(CsField));
-	pgapp_cs_resolve_field(st->relid, pgapp_arg_cstring(fcinfo, 1, "field"), allow_virtual, &rule->fields[0]);
+	rule->fields = palloc0(sizeof(PgappColumn));
+	pgapp_resolve_column(st->relid, pgapp_arg_cstring(fcinfo, 1, "field"), allow_virtual, NULL, &rule->fields[0]);
 	return rule;
 }
 
@@ -307,7 +308,7 @@ pgapp_validate_required(PG_FUNCTION_ARGS)
 	deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
 	rule->kind = CS_REQUIRED;
 	rule->nfields = n;
-	rule->fields = palloc0(sizeof(CsField) * Max(n, 1));
+	rule->fields = palloc0(sizeof(PgappColumn) * Max(n, 1));
 	rule->message = arg_text_opt(fcinfo, 2);
 	for (int i = 0; i < n; i++)
 	{
@@ -315,7 +316,7 @@ pgapp_validate_required(PG_FUNCTION_ARGS)
 			ereport(ERROR,
 					errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 					errmsg("fields must not contain nulls"));
-		pgapp_cs_resolve_field(st.relid, TextDatumGetCString(elems[i]), false, &rule->fields[i]);
+		pgapp_resolve_column(st.relid, TextDatumGetCString(elems[i]), false, NULL, &rule->fields[i]);
 		st.new_required = lappend(st.new_required, rule->fields[i].name);
 	}
 	return run_rule(&st, rule);

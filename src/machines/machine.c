@@ -1,14 +1,15 @@
 /*-------------------------------------------------------------------------
  *
  * machine.c
- *	  Status machines: declared transitions, enforced by a C trigger and
- *	  checked by validate_transition in changesets.
+ *	  Status machines: definitions and their cache, the transition check,
+ *	  and the SQL functions define_machine, drop_machine,
+ *	  transition_allowed and allowed_transitions.
  *
  * A machine is a row of pgapp.machine: {"state": ["next", ...], ...} plus
- * optional initial states.  Backends keep compiled machines in a hash in
- * CacheMemoryContext; a statement trigger on pgapp.machine sends a relcache
- * invalidation for that table, and the callback registered by
- * changeset_def.c calls pgapp_machine_invalidate(), so every backend
+ * optional initial states.  Backends keep compiled machines in a
+ * definition cache (core/defcache.h); a statement trigger on pgapp.machine
+ * sends a relcache invalidation for that table, and this module's
+ * relcache_invalidate callback marks the cache stale, so every backend
  * reloads a machine after its definition changes (at its next command in
  * the defining session, at commit elsewhere).
  *
@@ -18,110 +19,56 @@
  * write pgapp.machine directly: define_machine checks and compiles the
  * definition as the caller, then writes it with the owner's rights.
  *
- * The trigger (pgapp._transition_trigger) runs BEFORE INSERT OR UPDATE OF
- * the column to check, and, when the table is attached with log => true,
- * again AFTER to record the change in pgapp.transition_log.  The log is
- * written with the extension owner's rights, so ordinary roles can add to
- * it only through the trigger; a row-level security policy shows each role
- * only the entries of rows it may read (pgapp.row_visible).
- *
+ * The trigger that enforces a machine on a table is in machine_trigger.c.
  * Errors echo at most 64 characters of a state or name the caller sent
  * (pgapp_echo).
  *
- * src/machine.c
+ * src/machines/machine.c
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
-#include "access/htup_details.h"
-#include "access/sysattr.h"
-#include "access/table.h"
-#include "catalog/pg_class.h"
-#include "catalog/pg_enum.h"
 #include "catalog/pg_type.h"
-#include "commands/trigger.h"
 #include "executor/spi.h"
-#include "funcapi.h"
-#include "lib/stringinfo.h"
-#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
-#include "utils/catcache.h"
-#include "utils/hsearch.h"
 #include "utils/jsonb.h"
-#include "utils/lsyscache.h"
-#include "utils/memutils.h"
-#include "utils/rel.h"
-#include "utils/relcache.h"
-#include "utils/syscache.h"
 
-#include "changesets/changeset_int.h"
 #include "core/error.h"
 #include "core/json_util.h"
+#include "core/util.h"
+#include "machine_int.h"
 
-typedef struct MachineState
-{
-	char	   *name;
-	int			ntargets;
-	int		   *targets;		/* indexes into states, in declared order */
-	bool		initial;
-} MachineState;
+static void compile(Machine *m, const char *name, Jsonb *transitions, ArrayType *initial);
+static void compile_definition(PgappDefEntry *entry, const char *name,
+							   Datum *values, bool *nulls);
+static void machines_relcache_invalidate(Oid relid);
 
-typedef struct Machine
-{
-	char		name[NAMEDATALEN];	/* hash key */
-	bool		valid;
-	bool		has_initial;
-	int			nstates;
-	MachineState *states;
-	MemoryContext mcxt;
-} Machine;
+static const PgappDefKind machine_kind = {
+	.what = "machine",
+	.table = "machine",
+	.select_sql = "SELECT transitions, initial FROM pgapp.machine"
+	" WHERE name OPERATOR(pg_catalog.=) $1",
+	.hint = "Define it with pgapp.define_machine().",
+	.entrysize = sizeof(Machine),
+	.compile = compile_definition,
+};
 
-static HTAB *machines = NULL;
-static Oid	machine_table_oid = InvalidOid;
-static SPIPlanPtr log_plan = NULL;
+static PgappDefCache machines = PGAPP_DEFCACHE_INIT(&machine_kind);
 
-static Machine *machine_get(const char *name, bool missing_ok);
-static int	state_index(Machine *m, const char *state);
-static void check_name(const char *name, const char *what);
+const PgappModule pgapp_machines_module = {
+	.name = "machines",
+	.relcache_invalidate = machines_relcache_invalidate,
+};
 
-/*
- * The OID of pgapp.machine, remembered for the invalidation callback.
- */
-Oid
-pgapp_machine_table_oid(void)
-{
-	return machine_table_oid;
-}
-
-void
-pgapp_machine_invalidate(void)
-{
-	HASH_SEQ_STATUS status;
-	Machine    *m;
-
-	if (machines == NULL)
-		return;
-	hash_seq_init(&status, machines);
-	while ((m = hash_seq_search(&status)) != NULL)
-		m->valid = false;
-}
-
+/* A change to pgapp.machine (or to every relation) makes machines stale. */
 static void
-check_name(const char *name, const char *what)
+machines_relcache_invalidate(Oid relid)
 {
-	if (name[0] == '\0')
-		ereport(ERROR,
-				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				errmsg("%s name must not be empty", what));
-	if (strlen(name) >= NAMEDATALEN)
-		ereport(ERROR,
-				errcode(ERRCODE_NAME_TOO_LONG),
-				errmsg("%s name \"%s\" is too long", what, pgapp_echo(name)),
-				errdetail("Names are at most %d bytes.", NAMEDATALEN - 1));
+	pgapp_defcache_invalidate(&machines, relid);
 }
 
 /*
@@ -175,7 +122,7 @@ compile(Machine *m, const char *name, Jsonb *transitions, ArrayType *initial)
 						errmsg("transitions from state \"%s\" of machine \"%s\" must be state names, not %s",
 							   pgapp_echo(m->states[i].name), name,
 							   pgapp_echo(pgapp_jsonb_value_to_cstring(t))));
-			k = state_index(m, target);
+			k = pgapp_machine_state_index(m, target);
 			if (k < 0)
 				ereport(ERROR,
 						errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -209,7 +156,7 @@ compile(Machine *m, const char *name, Jsonb *transitions, ArrayType *initial)
 						errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 						errmsg("initial states of machine \"%s\" must not contain nulls", name));
 			state = TextDatumGetCString(elems[j]);
-			k = state_index(m, state);
+			k = pgapp_machine_state_index(m, state);
 			if (k < 0)
 				ereport(ERROR,
 						errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -219,8 +166,16 @@ compile(Machine *m, const char *name, Jsonb *transitions, ArrayType *initial)
 	}
 }
 
-static int
-state_index(Machine *m, const char *state)
+/* The defcache's compile callback: a row (transitions, initial). */
+static void
+compile_definition(PgappDefEntry *entry, const char *name, Datum *values, bool *nulls)
+{
+	compile((Machine *) entry, name, DatumGetJsonbP(values[0]),
+			nulls[1] ? NULL : DatumGetArrayTypeP(values[1]));
+}
+
+int
+pgapp_machine_state_index(const Machine *m, const char *state)
 {
 	for (int i = 0; i < m->nstates; i++)
 		if (m->states[i].name != NULL && strcmp(m->states[i].name, state) == 0)
@@ -228,122 +183,38 @@ state_index(Machine *m, const char *state)
 	return -1;
 }
 
-/*
- * The compiled machine, loading it when needed; NULL or 42704 when missing.
- */
-static Machine *
-machine_get(const char *name, bool missing_ok)
+Machine *
+pgapp_machine_get(const char *name)
 {
-	Machine    *m;
-	bool		found;
-	char		key[NAMEDATALEN] = {0};
-	int			ret;
-	MemoryContext oldcxt;
-	Jsonb	   *transitions = NULL;
-	ArrayType  *initial = NULL;
-	bool		exists = false;
-
-	check_name(name, "machine");
-	if (machines == NULL)
-	{
-		HASHCTL		ctl = {0};
-
-		ctl.keysize = NAMEDATALEN;
-		ctl.entrysize = sizeof(Machine);
-		ctl.hcxt = CacheMemoryContext;
-		machines = hash_create("pgapp machines", 16, &ctl, HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
-	}
-	strlcpy(key, name, NAMEDATALEN);
-	m = hash_search(machines, key, HASH_FIND, &found);
-	if (found && m->valid)
-		return m;
-
-	/* (re)load from pgapp.machine with the extension's rights */
-	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
-	pgapp_spi_select_as_owner("SELECT transitions, initial FROM pgapp.machine"
-							  " WHERE name OPERATOR(pg_catalog.=) $1", name);
-	if (SPI_processed == 1)
-	{
-		bool		isnull;
-		Datum		d;
-
-		exists = true;
-		oldcxt = MemoryContextSwitchTo(CacheMemoryContext);
-		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-		transitions = DatumGetJsonbPCopy(d);
-		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
-		if (!isnull)
-			initial = DatumGetArrayTypePCopy(d);
-		MemoryContextSwitchTo(oldcxt);
-	}
-	if (!OidIsValid(machine_table_oid))
-		machine_table_oid = get_relname_relid("machine", pgapp_schema_oid());
-	SPI_finish();
-
-	if (!exists)
-	{
-		if (found)
-			hash_search(machines, key, HASH_REMOVE, NULL);
-		if (missing_ok)
-			return NULL;
-		ereport(ERROR,
-				errcode(ERRCODE_UNDEFINED_OBJECT),
-				errmsg("machine \"%s\" does not exist", name),
-				errhint("Define it with pgapp.define_machine()."));
-	}
-
-	m = hash_search(machines, key, HASH_ENTER, &found);
-	if (found && m->mcxt != NULL)
-		MemoryContextDelete(m->mcxt);
-	m->valid = false;
-	m->mcxt = AllocSetContextCreate(CacheMemoryContext, "pgapp machine", ALLOCSET_SMALL_SIZES);
-	oldcxt = MemoryContextSwitchTo(m->mcxt);
-	PG_TRY();
-	{
-		compile(m, name, transitions, initial);
-	}
-	PG_CATCH();
-	{
-		MemoryContextSwitchTo(oldcxt);
-		hash_search(machines, key, HASH_REMOVE, NULL);
-		PG_RE_THROW();
-	}
-	PG_END_TRY();
-	MemoryContextSwitchTo(oldcxt);
-	pfree(transitions);
-	if (initial)
-		pfree(initial);
-	m->valid = true;
-	return m;
+	return (Machine *) pgapp_defcache_get(&machines, name, false);
 }
 
 void
 pgapp_machine_check_exists(const char *machine)
 {
-	(void) machine_get(machine, false);
+	(void) pgapp_machine_get(machine);
 }
 
-CsTransitionResult
+MachineTransition
 pgapp_machine_check(const char *machine, const char *from_state, const char *to_state)
 {
-	Machine    *m = machine_get(machine, false);
-	int			to = state_index(m, to_state);
+	Machine    *m = pgapp_machine_get(machine);
+	int			to = pgapp_machine_state_index(m, to_state);
 	int			from;
 
 	if (to < 0)
-		return CS_TRANSITION_UNKNOWN_STATE;
+		return MACHINE_TRANSITION_UNKNOWN_STATE;
 	if (from_state == NULL)
-		return (!m->has_initial || m->states[to].initial) ? CS_TRANSITION_OK : CS_TRANSITION_NOT_INITIAL;
-	from = state_index(m, from_state);
+		return (!m->has_initial || m->states[to].initial) ? MACHINE_TRANSITION_OK : MACHINE_TRANSITION_NOT_INITIAL;
+	from = pgapp_machine_state_index(m, from_state);
 	if (from == to)
-		return CS_TRANSITION_OK;
+		return MACHINE_TRANSITION_OK;
 	if (from < 0)
-		return CS_TRANSITION_FORBIDDEN;
+		return MACHINE_TRANSITION_FORBIDDEN;
 	for (int i = 0; i < m->states[from].ntargets; i++)
 		if (m->states[from].targets[i] == to)
-			return CS_TRANSITION_OK;
-	return CS_TRANSITION_FORBIDDEN;
+			return MACHINE_TRANSITION_OK;
+	return MACHINE_TRANSITION_FORBIDDEN;
 }
 
 /*
@@ -393,7 +264,7 @@ pgapp_define_machine(PG_FUNCTION_ARGS)
 	Datum		args[4];
 	char		nulls[4] = {' ', ' ', ' ', ' '};
 
-	check_name(name, "machine");
+	pgapp_check_definition_name(name, "machine");
 	if (PG_ARGISNULL(1))
 		ereport(ERROR,
 				errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
@@ -426,7 +297,7 @@ pgapp_define_machine(PG_FUNCTION_ARGS)
 				errmsg("must be owner of machine \"%s\"", name),
 				errdetail("Another role defined machine \"%s\" at the same time.", name));
 	SPI_finish();
-	pgapp_machine_invalidate();
+	pgapp_defcache_invalidate(&machines, InvalidOid);
 	PG_RETURN_VOID();
 }
 
@@ -443,7 +314,7 @@ pgapp_drop_machine(PG_FUNCTION_ARGS)
 	Oid			argtypes[1] = {TEXTOID};
 	Datum		args[1];
 
-	check_name(name, "machine");
+	pgapp_check_definition_name(name, "machine");
 	args[0] = CStringGetTextDatum(name);
 	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
@@ -478,7 +349,7 @@ pgapp_drop_machine(PG_FUNCTION_ARGS)
 				errcode(ERRCODE_UNDEFINED_OBJECT),
 				errmsg("machine \"%s\" does not exist", name));
 	SPI_finish();
-	pgapp_machine_invalidate();
+	pgapp_defcache_invalidate(&machines, InvalidOid);
 	PG_RETURN_VOID();
 }
 
@@ -493,17 +364,17 @@ pgapp_transition_allowed(PG_FUNCTION_ARGS)
 	char	   *name = pgapp_arg_cstring(fcinfo, 0, "machine");
 	char	   *from = PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1));
 	char	   *to = pgapp_arg_cstring(fcinfo, 2, "to_state");
-	Machine    *m = machine_get(name, false);
+	Machine    *m = pgapp_machine_get(name);
 
-	if (from != NULL && state_index(m, from) < 0)
+	if (from != NULL && pgapp_machine_state_index(m, from) < 0)
 		ereport(ERROR,
 				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				errmsg("\"%s\" is not a state of machine \"%s\"", pgapp_echo(from), name));
-	if (state_index(m, to) < 0)
+	if (pgapp_machine_state_index(m, to) < 0)
 		ereport(ERROR,
 				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				errmsg("\"%s\" is not a state of machine \"%s\"", pgapp_echo(to), name));
-	PG_RETURN_BOOL(pgapp_machine_check(name, from, to) == CS_TRANSITION_OK);
+	PG_RETURN_BOOL(pgapp_machine_check(name, from, to) == MACHINE_TRANSITION_OK);
 }
 
 /*
@@ -515,7 +386,7 @@ Datum
 pgapp_allowed_transitions(PG_FUNCTION_ARGS)
 {
 	char	   *name = pgapp_arg_cstring(fcinfo, 0, "machine");
-	Machine    *m = machine_get(name, false);
+	Machine    *m = pgapp_machine_get(name);
 	Datum	   *elems = palloc(sizeof(Datum) * Max(m->nstates, 1));
 	int			n = 0;
 
@@ -528,7 +399,7 @@ pgapp_allowed_transitions(PG_FUNCTION_ARGS)
 	else
 	{
 		char	   *from = text_to_cstring(PG_GETARG_TEXT_PP(1));
-		int			k = state_index(m, from);
+		int			k = pgapp_machine_state_index(m, from);
 
 		if (k < 0)
 			ereport(ERROR,
@@ -540,387 +411,3 @@ pgapp_allowed_transitions(PG_FUNCTION_ARGS)
 	PG_RETURN_ARRAYTYPE_P(construct_array(elems, n, TEXTOID, -1, false, TYPALIGN_INT));
 }
 
-typedef struct EnumLabel
-{
-	float4		order;
-	char	   *label;
-} EnumLabel;
-
-static int
-enum_label_cmp(const void *a, const void *b)
-{
-	float4		x = ((const EnumLabel *) a)->order;
-	float4		y = ((const EnumLabel *) b)->order;
-
-	return (x > y) - (x < y);
-}
-
-/*
- * For an enum column: every label must be a state and every state a label.
- */
-static void
-check_enum_coverage(Machine *m, const char *name, Oid enumtype)
-{
-	List	   *labels = NIL;
-	StringInfoData missing;
-	StringInfoData extra;
-	CatCList   *list;
-
-	/* labels in the enum's own order, so messages list them as \dT+ does */
-	list = SearchSysCacheList1(ENUMTYPOIDNAME, ObjectIdGetDatum(enumtype));
-	{
-		EnumLabel  *sorted = palloc(sizeof(EnumLabel) * Max(list->n_members, 1));
-
-		for (int i = 0; i < list->n_members; i++)
-		{
-			Form_pg_enum e = (Form_pg_enum) GETSTRUCT(&list->members[i]->tuple);
-
-			sorted[i].order = e->enumsortorder;
-			sorted[i].label = pstrdup(NameStr(e->enumlabel));
-		}
-		qsort(sorted, list->n_members, sizeof(EnumLabel), enum_label_cmp);
-		for (int i = 0; i < list->n_members; i++)
-			labels = lappend(labels, sorted[i].label);
-	}
-	ReleaseSysCacheList(list);
-
-	initStringInfo(&missing);
-	initStringInfo(&extra);
-	{
-		ListCell   *lc;
-
-		foreach(lc, labels)
-			if (state_index(m, lfirst(lc)) < 0)
-				appendStringInfo(&missing, "%s\"%s\"", missing.len ? ", " : "", (char *) lfirst(lc));
-	}
-	for (int i = 0; i < m->nstates; i++)
-	{
-		ListCell   *lc;
-		bool		found = false;
-
-		foreach(lc, labels)
-			found |= (strcmp(lfirst(lc), m->states[i].name) == 0);
-		if (!found)
-			appendStringInfo(&extra, "%s\"%s\"", extra.len ? ", " : "", pgapp_echo(m->states[i].name));
-	}
-	if (missing.len > 0)
-		ereport(ERROR,
-				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				errmsg("machine \"%s\" does not cover every label of enum %s", name,
-					   format_type_be(enumtype)),
-				errdetail("Labels that are not states: %s.", missing.data),
-				errhint("Add each label as a state (with [] if nothing follows it)."));
-	if (extra.len > 0)
-		ereport(ERROR,
-				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				errmsg("machine \"%s\" has states that are not labels of enum %s", name,
-					   format_type_be(enumtype)),
-				errdetail("States that are not labels: %s.", extra.data));
-}
-
-static char *
-trigger_name(const char *prefix, const char *col, const char *suffix)
-{
-	char	   *name = psprintf("%s%s%s", prefix, col, suffix);
-
-	if (strlen(name) >= NAMEDATALEN)
-		name[pg_mbcliplen(name, strlen(name), NAMEDATALEN - 1)] = '\0';
-	return name;
-}
-
-/*
- * pgapp.enforce_transitions(tbl regclass, col name, machine text, log boolean)
- */
-PG_FUNCTION_INFO_V1(pgapp_enforce_transitions);
-Datum
-pgapp_enforce_transitions(PG_FUNCTION_ARGS)
-{
-	Oid			relid;
-	char	   *col;
-	char	   *name;
-	bool		log;
-	Machine    *m;
-	CsField		f;
-	char	   *qrel;
-	char	   *sql;
-	int			ret;
-
-	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
-		ereport(ERROR,
-				errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				errmsg("%s must not be null", PG_ARGISNULL(0) ? "tbl" : "col"));
-	relid = PG_GETARG_OID(0);
-	col = NameStr(*PG_GETARG_NAME(1));
-	name = pgapp_arg_cstring(fcinfo, 2, "machine");
-	log = PG_ARGISNULL(3) ? false : PG_GETARG_BOOL(3);
-
-	if (get_rel_relkind(relid) != RELKIND_RELATION && get_rel_relkind(relid) != RELKIND_PARTITIONED_TABLE)
-		ereport(ERROR,
-				errcode(ERRCODE_WRONG_OBJECT_TYPE),
-				errmsg("\"%s\" is not a table", get_rel_name(relid)));
-	if (!pg_class_ownercheck(relid, GetUserId()))
-		aclcheck_error(ACLCHECK_NOT_OWNER, OBJECT_TABLE, get_rel_name(relid));
-
-	pgapp_cs_resolve_field(relid, col, false, &f);
-	if (f.typcategory != TYPCATEGORY_STRING && f.typcategory != TYPCATEGORY_ENUM)
-		ereport(ERROR,
-				errcode(ERRCODE_DATATYPE_MISMATCH),
-				errmsg("status column \"%s\" must be text or an enum, not %s",
-					   col, format_type_be(f.typid)));
-	m = machine_get(name, false);
-	if (f.typcategory == TYPCATEGORY_ENUM)
-		check_enum_coverage(m, name, f.typid);
-	if (log)
-	{
-		Relation	rel = table_open(relid, AccessShareLock);
-		Oid			pk = RelationGetPrimaryKeyIndex(rel);
-
-		table_close(rel, AccessShareLock);
-		if (!OidIsValid(pk))
-			ereport(ERROR,
-					errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					errmsg("table \"%s\" has no primary key", get_rel_name(relid)),
-					errdetail("The transition log identifies rows by their primary key."));
-	}
-
-	qrel = quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)), get_rel_name(relid));
-	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
-	sql = psprintf("CREATE OR REPLACE TRIGGER %s BEFORE INSERT OR UPDATE OF %s ON %s"
-				   " FOR EACH ROW EXECUTE FUNCTION pgapp._transition_trigger(%s, %s)",
-				   quote_identifier(trigger_name("pgapp_transition_", col, "")),
-				   quote_identifier(col), qrel,
-				   quote_literal_cstr(name), quote_literal_cstr(col));
-	if ((ret = SPI_execute(sql, false, 0)) != SPI_OK_UTILITY)
-		elog(ERROR, "SPI_execute failed: %s", SPI_result_code_string(ret));
-	if (log)
-		sql = psprintf("CREATE OR REPLACE TRIGGER %s AFTER INSERT OR UPDATE OF %s ON %s"
-					   " FOR EACH ROW EXECUTE FUNCTION pgapp._transition_trigger(%s, %s, 'log')",
-					   quote_identifier(trigger_name("pgapp_transition_", col, "_log")),
-					   quote_identifier(col), qrel,
-					   quote_literal_cstr(name), quote_literal_cstr(col));
-	else
-	{
-		/* drop a log trigger left from an earlier attachment, quietly */
-		Oid			argtypes[2] = {OIDOID, NAMEOID};
-		Datum		args[2];
-
-		args[0] = ObjectIdGetDatum(relid);
-		args[1] = DirectFunctionCall1(namein, CStringGetDatum(trigger_name("pgapp_transition_", col, "_log")));
-		ret = SPI_execute_with_args("SELECT 1 FROM pg_catalog.pg_trigger"
-									" WHERE tgrelid OPERATOR(pg_catalog.=) $1"
-									"   AND tgname OPERATOR(pg_catalog.=) $2",
-									2, argtypes, args, NULL, true, 1);
-		if (ret != SPI_OK_SELECT)
-			elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(ret));
-		sql = SPI_processed == 0 ? NULL
-			: psprintf("DROP TRIGGER %s ON %s",
-					   quote_identifier(trigger_name("pgapp_transition_", col, "_log")), qrel);
-	}
-	if (sql != NULL && (ret = SPI_execute(sql, false, 0)) != SPI_OK_UTILITY)
-		elog(ERROR, "SPI_execute failed: %s", SPI_result_code_string(ret));
-	SPI_finish();
-	PG_RETURN_VOID();
-}
-
-/* The state in a tuple as text (enum label or string), or NULL. */
-static char *
-state_of(HeapTuple tup, TupleDesc desc, int attnum)
-{
-	bool		isnull;
-	Datum		d = heap_getattr(tup, attnum, desc, &isnull);
-	Oid			typoutput;
-	bool		isvarlena;
-
-	if (isnull)
-		return NULL;
-	getTypeOutputInfo(TupleDescAttr(desc, attnum - 1)->atttypid, &typoutput, &isvarlena);
-	return OidOutputFunctionCall(typoutput, d);
-}
-
-/* {"pk": value, ...} of a row, numbers as numbers. */
-static Jsonb *
-row_key(Relation rel, HeapTuple tup)
-{
-	PgappJsonbBuilder b = {0};
-	Bitmapset  *pk = RelationGetIndexAttrBitmap(rel, INDEX_ATTR_BITMAP_PRIMARY_KEY);
-	TupleDesc	desc = RelationGetDescr(rel);
-	int			attr = -1;
-
-	pgapp_jsonb_begin_object(&b);
-	while ((attr = bms_next_member(pk, attr)) >= 0)
-	{
-		AttrNumber	attnum = attr + FirstLowInvalidHeapAttributeNumber;
-		Form_pg_attribute att = TupleDescAttr(desc, attnum - 1);
-		bool		isnull;
-		Datum		d = heap_getattr(tup, attnum, desc, &isnull);
-
-		pgapp_jsonb_key(&b, NameStr(att->attname));
-		if (isnull)
-			pgapp_jsonb_add_null(&b);
-		else if (att->atttypid == INT2OID)
-			pgapp_jsonb_add_int(&b, DatumGetInt16(d));
-		else if (att->atttypid == INT4OID)
-			pgapp_jsonb_add_int(&b, DatumGetInt32(d));
-		else if (att->atttypid == INT8OID)
-			pgapp_jsonb_add_int(&b, DatumGetInt64(d));
-		else
-		{
-			Oid			typoutput;
-			bool		isvarlena;
-
-			getTypeOutputInfo(att->atttypid, &typoutput, &isvarlena);
-			pgapp_jsonb_add_string(&b, OidOutputFunctionCall(typoutput, d));
-		}
-	}
-	pgapp_jsonb_end_object(&b);
-	return pgapp_jsonb_finish(&b);
-}
-
-static void
-write_log(Relation rel, HeapTuple tup, const char *col, const char *machine,
-		  const char *from, const char *to)
-{
-	Oid			argtypes[7] = {OIDOID, JSONBOID, NAMEOID, TEXTOID, TEXTOID, TEXTOID, NAMEOID};
-	Datum		args[7];
-	char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
-	PgappOwnerSwitch sw;
-	int			ret;
-
-	args[0] = ObjectIdGetDatum(RelationGetRelid(rel));
-	args[1] = JsonbPGetDatum(row_key(rel, tup));
-	args[2] = DirectFunctionCall1(namein, CStringGetDatum(col));
-	args[3] = CStringGetTextDatum(machine);
-	if (from)
-		args[4] = CStringGetTextDatum(from);
-	else
-		nulls[4] = 'n';
-	args[5] = CStringGetTextDatum(to);
-	/* who changed it: the user before switching to the owner */
-	args[6] = DirectFunctionCall1(namein, CStringGetDatum(GetUserNameFromId(GetUserId(), false)));
-
-	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
-	pgapp_become_owner(&sw);
-	PG_TRY();
-	{
-		if (log_plan == NULL)
-		{
-			SPIPlanPtr	plan = SPI_prepare("INSERT INTO pgapp.transition_log"
-										   " (tbl, row_key, col, machine, from_state, to_state, changed_by)"
-										   " VALUES ($1, $2, $3, $4, $5, $6, $7)", 7, argtypes);
-
-			if (plan == NULL)
-				elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-			SPI_keepplan(plan);
-			log_plan = plan;
-		}
-		ret = SPI_execute_plan(log_plan, args, nulls, false, 0);
-		if (ret != SPI_OK_INSERT)
-			elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(ret));
-	}
-	PG_FINALLY();
-	{
-		pgapp_restore_user(&sw);
-	}
-	PG_END_TRY();
-	SPI_finish();
-}
-
-/*
- * pgapp._transition_trigger(machine, col [, 'log'])
- */
-PG_FUNCTION_INFO_V1(pgapp_transition_trigger);
-Datum
-pgapp_transition_trigger(PG_FUNCTION_ARGS)
-{
-	TriggerData *trigdata = (TriggerData *) fcinfo->context;
-	Trigger    *tg;
-	TupleDesc	desc;
-	HeapTuple	newtup;
-	HeapTuple	oldtup = NULL;
-	int			attnum;
-	char	   *from;
-	char	   *to;
-	const char *machine;
-	const char *col;
-	bool		log_mode;
-
-	if (!CALLED_AS_TRIGGER(fcinfo))
-		ereport(ERROR,
-				errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				errmsg("function \"%s\" was not called by trigger manager", "pgapp._transition_trigger"));
-	tg = trigdata->tg_trigger;
-	if (!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) ||
-		TRIGGER_FIRED_BY_DELETE(trigdata->tg_event) || TRIGGER_FIRED_BY_TRUNCATE(trigdata->tg_event) ||
-		tg->tgnargs < 2)
-		ereport(ERROR,
-				errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				errmsg("function \"%s\" must be fired for INSERT or UPDATE of each row, with a machine and a column",
-					   "pgapp._transition_trigger"),
-				errhint("Attach it with pgapp.enforce_transitions()."));
-	machine = tg->tgargs[0];
-	col = tg->tgargs[1];
-	log_mode = tg->tgnargs > 2 && strcmp(tg->tgargs[2], "log") == 0;
-	if (log_mode == TRIGGER_FIRED_BEFORE(trigdata->tg_event))
-		ereport(ERROR,
-				errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				errmsg("function \"%s\" checks BEFORE and logs AFTER the change", "pgapp._transition_trigger"));
-
-	desc = RelationGetDescr(trigdata->tg_relation);
-	if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
-	{
-		newtup = trigdata->tg_newtuple;
-		oldtup = trigdata->tg_trigtuple;
-	}
-	else
-		newtup = trigdata->tg_trigtuple;
-
-	attnum = SPI_fnumber(desc, col);
-	if (attnum <= 0)
-		ereport(ERROR,
-				errcode(ERRCODE_UNDEFINED_COLUMN),
-				errmsg("column \"%s\" of relation \"%s\" does not exist",
-					   col, RelationGetRelationName(trigdata->tg_relation)),
-				errhint("Attach the machine again with pgapp.enforce_transitions()."));
-
-	to = state_of(newtup, desc, attnum);
-	from = oldtup ? state_of(oldtup, desc, attnum) : NULL;
-
-	/* nothing to check or log: unchanged, or no state at all */
-	if (to == NULL || (from != NULL && strcmp(from, to) == 0))
-		return PointerGetDatum(log_mode ? NULL : newtup);
-
-	if (log_mode)
-	{
-		write_log(trigdata->tg_relation, newtup, col, machine, from, to);
-		return PointerGetDatum(NULL);
-	}
-
-	{
-		CsErrors	errors = {0};
-		const char *values[2];
-		const char *msg = NULL;
-
-		values[0] = from ? pgapp_echo(from) : "nil";
-		values[1] = pgapp_echo(to);
-		switch (pgapp_machine_check(machine, from, to))
-		{
-			case CS_TRANSITION_OK:
-				return PointerGetDatum(newtup);
-			case CS_TRANSITION_FORBIDDEN:
-				msg = psprintf("cannot transition from %s to %s", values[0], values[1]);
-				break;
-			case CS_TRANSITION_NOT_INITIAL:
-				msg = psprintf("cannot start as %s", values[1]);
-				break;
-			case CS_TRANSITION_UNKNOWN_STATE:
-				msg = "is invalid";
-				break;
-		}
-		pgapp_cs_add_error(&errors, col, msg);
-		pgapp_cs_report(pgapp_cs_errors_body(&errors), RelationGetRelid(trigdata->tg_relation),
-						col, true);
-	}
-	return PointerGetDatum(newtup);		/* not reached */
-}

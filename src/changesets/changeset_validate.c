@@ -1,14 +1,8 @@
 /*-------------------------------------------------------------------------
  *
- * changeset.c
- *	  The changeset engine: values, validators with Ecto's messages, and
- *	  error lists, shared by changesets as values and by the trigger.
- *
- * Validators read values through CsInput, which hides where they come
- * from: the JSON of a changeset (changes/data/params), or the NEW and OLD
- * tuples of a trigger.  Both paths share every validator and message.
- * Rules are compiled and checked in changeset_rules.c; the changeset value
- * and its SQL functions are in changeset_value.c.
+ * changeset_validate.c
+ *	  The validators, with Ecto's messages, and pgapp_cs_apply_rule, which
+ *	  applies one compiled rule to a changeset or a trigger's row.
  *
  * Ecto's semantics kept here:
  *	- validators other than required run only on fields present in the
@@ -25,11 +19,11 @@
  *	- confirmation compares the params as sent, whether or not the field
  *	  changes.
  *
- * src/changeset.c
+ *
+ * src/changesets/changeset_validate.c
  *
  *-------------------------------------------------------------------------
  */
-
 #include "postgres.h"
 
 #include <unicode/ubrk.h>
@@ -66,18 +60,6 @@
 #include "core/error.h"
 #include "core/json_util.h"
 
-/* A value read for a validator. */
-typedef struct CsValue
-{
-	bool		isnull;
-	/* from JSON */
-	JsonbValue *jv;
-	/* from a tuple */
-	bool		from_tuple;
-	Datum		datum;
-	Oid			typid;
-} CsValue;
-
 static const char *const bound_messages[CS_NUMBER_BOUNDS] = {
 	"must be less than %{number}",
 	"must be greater than %{number}",
@@ -86,349 +68,10 @@ static const char *const bound_messages[CS_NUMBER_BOUNDS] = {
 	"must be equal to %{number}"
 };
 
-/* ---------------------------------------------------------------------
- * Values
- * ---------------------------------------------------------------------
- */
-
-static void
-value_from_json(JsonbValue *jv, CsValue *v)
-{
-	memset(v, 0, sizeof(CsValue));
-	v->jv = jv;
-	v->isnull = (jv == NULL || jv->type == jbvNull);
-}
-
-static void
-value_from_tuple(CsInput *in, HeapTuple tup, const CsField *f, CsValue *v)
-{
-	memset(v, 0, sizeof(CsValue));
-	v->from_tuple = true;
-	if (tup == NULL || f->attnum == InvalidAttrNumber)
-	{
-		v->isnull = true;
-		return;
-	}
-	v->datum = heap_getattr(tup, f->attnum, in->tupdesc, &v->isnull);
-	v->typid = f->typid;
-}
-
-/*
- * Is the field in the changes?  On a trigger: any non-null value on INSERT,
- * a value different from OLD on UPDATE.
- */
-static bool
-get_change(CsInput *in, const CsField *f, CsValue *v)
-{
-	if (in->newtup != NULL)
-	{
-		value_from_tuple(in, in->newtup, f, v);
-		if (f->attnum == InvalidAttrNumber)
-			return false;
-		if (in->oldtup == NULL)
-			return !v->isnull;
-		else
-		{
-			CsValue		old;
-			Form_pg_attribute att = TupleDescAttr(in->tupdesc, f->attnum - 1);
-
-			value_from_tuple(in, in->oldtup, f, &old);
-			if (old.isnull != v->isnull)
-				return true;
-			if (v->isnull)
-				return false;
-			return !datumIsEqual(old.datum, v->datum, att->attbyval, att->attlen);
-		}
-	}
-	else
-	{
-		JsonbValue *jv = pgapp_jsonb_get(in->changes, f->name);
-
-		value_from_json(jv, v);
-		return jv != NULL;
-	}
-}
-
-/* The current value: the change if there is one, else the data. */
-static void
-get_field(CsInput *in, const CsField *f, CsValue *v)
-{
-	if (in->newtup != NULL)
-		value_from_tuple(in, in->newtup, f, v);
-	else if (!get_change(in, f, v))
-		value_from_json(pgapp_jsonb_get(in->data, f->name), v);
-}
-
-/* The value before the change: OLD or the changeset's data. */
-static void
-get_old(CsInput *in, const CsField *f, CsValue *v)
-{
-	if (in->newtup != NULL)
-		value_from_tuple(in, in->oldtup, f, v);
-	else
-		value_from_json(pgapp_jsonb_get(in->data, f->name), v);
-}
-
-/*
- * The value as text: strings as they are, other values in their text form
- * (enum labels, numbers, dates...).  *len gets the byte length.
- */
-static char *
-value_text(const CsValue *v, int *len)
-{
-	char	   *s;
-
-	if (v->from_tuple)
-	{
-		Oid			typoutput;
-		bool		isvarlena;
-
-		if (v->typid == TEXTOID || v->typid == VARCHAROID || v->typid == BPCHAROID)
-		{
-			text	   *t = DatumGetTextPP(v->datum);
-
-			*len = VARSIZE_ANY_EXHDR(t);
-			return VARDATA_ANY(t);
-		}
-		getTypeOutputInfo(v->typid, &typoutput, &isvarlena);
-		s = OidOutputFunctionCall(typoutput, v->datum);
-	}
-	else if (v->jv->type == jbvString)
-	{
-		*len = v->jv->val.string.len;
-		return v->jv->val.string.val;
-	}
-	else if (v->jv->type == jbvNumeric)
-		s = DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(v->jv->val.numeric)));
-	else if (v->jv->type == jbvBool)
-		s = pstrdup(v->jv->val.boolean ? "true" : "false");
-	else
-		s = pgapp_jsonb_value_to_cstring(v->jv);
-	*len = strlen(s);
-	return s;
-}
-
-/* The value as a number, or NULL when it is not one. */
-static Numeric
-value_numeric(const CsValue *v)
-{
-	if (v->from_tuple)
-	{
-		switch (v->typid)
-		{
-			case NUMERICOID:
-				return DatumGetNumeric(v->datum);
-			case INT2OID:
-				return int64_to_numeric(DatumGetInt16(v->datum));
-			case INT4OID:
-				return int64_to_numeric(DatumGetInt32(v->datum));
-			case INT8OID:
-				return int64_to_numeric(DatumGetInt64(v->datum));
-			case FLOAT4OID:
-				return DatumGetNumeric(DirectFunctionCall1(float4_numeric, v->datum));
-			case FLOAT8OID:
-				return DatumGetNumeric(DirectFunctionCall1(float8_numeric, v->datum));
-			default:
-				return NULL;
-		}
-	}
-	return v->jv->type == jbvNumeric ? v->jv->val.numeric : NULL;
-}
-
-/* Number of items of an array value, or -1. */
-static int
-value_count(const CsValue *v)
-{
-	if (v->from_tuple)
-	{
-		ArrayType  *arr;
-
-		if (type_is_array(v->typid) == false)
-			return -1;
-		arr = DatumGetArrayTypeP(v->datum);
-		return ArrayGetNItems(ARR_NDIM(arr), ARR_DIMS(arr));
-	}
-	return pgapp_jsonb_array_length(v->jv);
-}
-
-/* Trim ASCII white space; returns the trimmed length. */
-int
-pgapp_cs_trim(const char *s, int len, const char **start)
-{
-	while (len > 0 && isspace((unsigned char) s[0]))
-		s++, len--;
-	while (len > 0 && isspace((unsigned char) s[len - 1]))
-		len--;
-	*start = s;
-	return len;
-}
-
-static bool
-all_space(const char *s, int len)
-{
-	for (int i = 0; i < len; i++)
-		if (!isspace((unsigned char) s[i]))
-			return false;
-	return true;
-}
-
-/* Ecto's missing?: nil, or a string that is empty after trimming. */
-static bool
-value_blank(const CsValue *v, const CsField *f)
-{
-	if (v->isnull)
-		return true;
-	if (v->from_tuple)
-	{
-		if (pgapp_cs_field_is_text(f) && !f->is_array)
-		{
-			int			len;
-			char	   *s = value_text(v, &len);
-
-			return all_space(s, len);
-		}
-		return false;
-	}
-	if (v->jv->type == jbvString)
-		return all_space(v->jv->val.string.val, v->jv->val.string.len);
-	return false;
-}
-
-/* ---------------------------------------------------------------------
- * Errors and messages
- * ---------------------------------------------------------------------
- */
-
-/*
- * Replace %{key} by the value of key; unknown keys stay as written.
- */
-char *
-pgapp_cs_interpolate(const char *msg, int n, const char *const *keys, const char *const *values)
-{
-	StringInfoData buf;
-	const char *p = msg;
-
-	initStringInfo(&buf);
-	while (*p)
-	{
-		const char *close;
-
-		if (p[0] == '%' && p[1] == '{' && (close = strchr(p + 2, '}')) != NULL)
-		{
-			int			keylen = close - (p + 2);
-			bool		done = false;
-
-			for (int i = 0; i < n && !done; i++)
-			{
-				if (strlen(keys[i]) == keylen && strncmp(keys[i], p + 2, keylen) == 0)
-				{
-					appendStringInfoString(&buf, values[i]);
-					done = true;
-				}
-			}
-			if (done)
-			{
-				p = close + 1;
-				continue;
-			}
-		}
-		appendStringInfoChar(&buf, *p++);
-	}
-	return buf.data;
-}
-
 static char *
 interpolate1(const char *msg, const char *key, const char *value)
 {
 	return pgapp_cs_interpolate(msg, 1, &key, &value);
-}
-
-bool
-pgapp_cs_has_error(CsErrors *errors, const char *field)
-{
-	ListCell   *lc;
-
-	foreach(lc, errors->added)
-		if (strcmp(((CsError *) lfirst(lc))->field, field) == 0)
-			return true;
-	foreach(lc, errors->existing)
-		if (strcmp(((CsError *) lfirst(lc))->field, field) == 0)
-			return true;
-	return false;
-}
-
-void
-pgapp_cs_add_error(CsErrors *errors, const char *field, const char *message)
-{
-	CsError    *e = palloc(sizeof(CsError));
-
-	e->field = pstrdup(field);
-	e->message = pstrdup(message);
-	errors->added = lappend(errors->added, e);
-}
-
-/*
- * Write the errors object: per field, the errors added now (newest first),
- * then the ones the changeset had.
- */
-void
-pgapp_cs_add_errors_json(PgappJsonbBuilder *b, CsErrors *errors)
-{
-	List	   *fields = NIL;
-	List	   *all = list_concat_copy(errors->added, errors->existing);
-	ListCell   *lc;
-
-	/* each field once: fields with new errors first, then the others */
-	foreach(lc, all)
-	{
-		const char *field = ((CsError *) lfirst(lc))->field;
-		ListCell   *lc2;
-		bool		seen = false;
-
-		foreach(lc2, fields)
-			seen |= (strcmp(lfirst(lc2), field) == 0);
-		if (!seen)
-			fields = lappend(fields, (char *) field);
-	}
-
-	pgapp_jsonb_begin_object(b);
-	foreach(lc, fields)
-	{
-		const char *field = lfirst(lc);
-		ListCell   *lc2;
-
-		pgapp_jsonb_key(b, field);
-		pgapp_jsonb_begin_array(b);
-		for (int i = list_length(errors->added) - 1; i >= 0; i--)
-		{
-			CsError    *e = list_nth(errors->added, i);
-
-			if (strcmp(e->field, field) == 0)
-				pgapp_jsonb_add_string(b, e->message);
-		}
-		foreach(lc2, errors->existing)
-		{
-			CsError    *e = lfirst(lc2);
-
-			if (strcmp(e->field, field) == 0)
-				pgapp_jsonb_add_string(b, e->message);
-		}
-		pgapp_jsonb_end_array(b);
-	}
-	pgapp_jsonb_end_object(b);
-}
-
-/* {"errors": {...}} */
-Jsonb *
-pgapp_cs_errors_body(CsErrors *errors)
-{
-	PgappJsonbBuilder b = {0};
-
-	pgapp_jsonb_begin_object(&b);
-	pgapp_jsonb_key(&b, "errors");
-	pgapp_cs_add_errors_json(&b, errors);
-	pgapp_jsonb_end_object(&b);
-	return pgapp_jsonb_finish(&b);
 }
 
 /* ---------------------------------------------------------------------
@@ -527,7 +170,7 @@ string_length(const CsRule *rule, const char *s, int len)
 }
 
 static void
-validate_length(const CsRule *rule, const CsField *f, CsValue *v, CsErrors *errors)
+validate_length(const CsRule *rule, const PgappColumn *f, CsValue *v, CsErrors *errors)
 {
 	int			count;
 	bool		list = f->is_array;
@@ -536,14 +179,14 @@ validate_length(const CsRule *rule, const CsField *f, CsValue *v, CsErrors *erro
 
 	if (list)
 	{
-		count = value_count(v);
+		count = pgapp_cs_value_count(v);
 		if (count < 0)
 			return;
 	}
 	else
 	{
 		int			len;
-		char	   *s = value_text(v, &len);
+		char	   *s = pgapp_cs_value_text(v, &len);
 
 		/*
 		 * Graphemes <= code points <= bytes, so a string no longer in bytes
@@ -581,9 +224,9 @@ validate_length(const CsRule *rule, const CsField *f, CsValue *v, CsErrors *erro
 }
 
 static void
-validate_number(const CsRule *rule, const CsField *f, CsValue *v, CsErrors *errors)
+validate_number(const CsRule *rule, const PgappColumn *f, CsValue *v, CsErrors *errors)
 {
-	Numeric		n = value_numeric(v);
+	Numeric		n = pgapp_cs_value_numeric(v);
 
 	if (n == NULL)
 	{
@@ -631,7 +274,7 @@ validate_number(const CsRule *rule, const CsField *f, CsValue *v, CsErrors *erro
 
 /* Is the value one of the rule's list? */
 static bool
-value_in_list(const CsRule *rule, const CsField *f, CsValue *v)
+value_in_list(const CsRule *rule, const PgappColumn *f, CsValue *v)
 {
 	if (v->from_tuple && rule->enum_oids != NULL)
 	{
@@ -654,7 +297,7 @@ value_in_list(const CsRule *rule, const CsField *f, CsValue *v)
 		}
 		else if (item->type == jbvNumeric)
 		{
-			Numeric		n = value_numeric(v);
+			Numeric		n = pgapp_cs_value_numeric(v);
 
 			if (n != NULL &&
 				DatumGetBool(DirectFunctionCall2(numeric_eq, NumericGetDatum(n),
@@ -669,7 +312,7 @@ value_in_list(const CsRule *rule, const CsField *f, CsValue *v)
 		else if (item->type == jbvString)
 		{
 			int			len;
-			char	   *s = value_text(v, &len);
+			char	   *s = pgapp_cs_value_text(v, &len);
 
 			if (len == item->val.string.len && memcmp(s, item->val.string.val, len) == 0)
 				return true;
@@ -679,7 +322,7 @@ value_in_list(const CsRule *rule, const CsField *f, CsValue *v)
 }
 
 static void
-validate_format(const CsRule *rule, const CsField *f, CsValue *v, CsErrors *errors)
+validate_format(const CsRule *rule, const PgappColumn *f, CsValue *v, CsErrors *errors)
 {
 	int			len;
 	char	   *s;
@@ -692,7 +335,7 @@ validate_format(const CsRule *rule, const CsField *f, CsValue *v, CsErrors *erro
 					   pgapp_echo(f->name),
 					   pgapp_echo(pgapp_jsonb_value_to_cstring(v->jv))),
 				errhint("Apply format rules to text columns."));
-	s = value_text(v, &len);
+	s = pgapp_cs_value_text(v, &len);
 	if (!RE_compile_and_execute(rule->pattern, s, len, REG_ADVANCED, C_COLLATION_OID, 0, NULL))
 		add(errors, rule, f->name, "has invalid format", NULL, NULL);
 }
@@ -722,7 +365,7 @@ transaction_now(DateADT *date, Timestamp *local)
 }
 
 static void
-validate_future(const CsRule *rule, const CsField *f, CsValue *v, CsErrors *errors)
+validate_future(const CsRule *rule, const PgappColumn *f, CsValue *v, CsErrors *errors)
 {
 	Datum		d;
 	bool		future;
@@ -746,8 +389,8 @@ validate_future(const CsRule *rule, const CsField *f, CsValue *v, CsErrors *erro
 			pgapp_cs_add_error(errors, f->name, "is invalid");
 			return;
 		}
-		s = value_text(v, &len);
-		if (!pgapp_cs_try_input(f->typid, -1, pnstrdup(s, len), &d))
+		s = pgapp_cs_value_text(v, &len);
+		if (!pgapp_cs_try_input(f->basetype, -1, pnstrdup(s, len), &d))
 		{
 			pgapp_cs_add_error(errors, f->name, "is invalid");
 			return;
@@ -755,7 +398,7 @@ validate_future(const CsRule *rule, const CsField *f, CsValue *v, CsErrors *erro
 	}
 
 	transaction_now(&today, &local_now);
-	switch (f->typid)
+	switch (f->basetype)
 	{
 		case DATEOID:
 			future = DatumGetDateADT(d) > today;
@@ -772,7 +415,7 @@ validate_future(const CsRule *rule, const CsField *f, CsValue *v, CsErrors *erro
 }
 
 static void
-validate_transition(const CsRule *rule, const CsField *f, CsValue *v, CsInput *in, CsErrors *errors)
+validate_transition(const CsRule *rule, const PgappColumn *f, CsValue *v, CsInput *in, CsErrors *errors)
 {
 	CsValue		old;
 	int			len;
@@ -781,12 +424,12 @@ validate_transition(const CsRule *rule, const CsField *f, CsValue *v, CsInput *i
 	const char *keys[2] = {"from", "to"};
 	const char *values[2];
 
-	to = value_text(v, &len);
+	to = pgapp_cs_value_text(v, &len);
 	to = pnstrdup(to, len);
-	get_old(in, f, &old);
+	pgapp_cs_get_old(in, f, &old);
 	if (!old.isnull)
 	{
-		from = value_text(&old, &len);
+		from = pgapp_cs_value_text(&old, &len);
 		from = pnstrdup(from, len);
 	}
 
@@ -794,20 +437,20 @@ validate_transition(const CsRule *rule, const CsField *f, CsValue *v, CsInput *i
 	values[1] = to;
 	switch (pgapp_machine_check(rule->machine, from, to))
 	{
-		case CS_TRANSITION_OK:
+		case MACHINE_TRANSITION_OK:
 			break;
-		case CS_TRANSITION_FORBIDDEN:
+		case MACHINE_TRANSITION_FORBIDDEN:
 			pgapp_cs_add_error(errors, f->name,
 							   pgapp_cs_interpolate(rule->message ? rule->message
 										   : "cannot transition from %{from} to %{to}",
 										   2, keys, values));
 			break;
-		case CS_TRANSITION_NOT_INITIAL:
+		case MACHINE_TRANSITION_NOT_INITIAL:
 			pgapp_cs_add_error(errors, f->name,
 							   pgapp_cs_interpolate(rule->message ? rule->message : "cannot start as %{to}",
 										   2, keys, values));
 			break;
-		case CS_TRANSITION_UNKNOWN_STATE:
+		case MACHINE_TRANSITION_UNKNOWN_STATE:
 			pgapp_cs_add_error(errors, f->name,
 							   pgapp_cs_interpolate(rule->message ? rule->message : "is invalid",
 										   2, keys, values));
@@ -822,7 +465,7 @@ validate_transition(const CsRule *rule, const CsField *f, CsValue *v, CsInput *i
  * match; when it is absent there is no error unless required.
  */
 static void
-validate_confirmation(const CsRule *rule, const CsField *f, CsInput *in, CsErrors *errors)
+validate_confirmation(const CsRule *rule, const PgappColumn *f, CsInput *in, CsErrors *errors)
 {
 	char	   *param = psprintf("%s_confirmation", f->name);
 	JsonbValue *conf = pgapp_jsonb_get(in->params, param);
@@ -840,7 +483,7 @@ validate_confirmation(const CsRule *rule, const CsField *f, CsInput *in, CsError
 }
 
 static void
-validate_acceptance(const CsRule *rule, const CsField *f, CsInput *in, CsErrors *errors)
+validate_acceptance(const CsRule *rule, const PgappColumn *f, CsInput *in, CsErrors *errors)
 {
 	JsonbValue *p = pgapp_jsonb_get(in->params, f->name);
 	bool		accepted = false;
@@ -866,7 +509,7 @@ validate_acceptance(const CsRule *rule, const CsField *f, CsInput *in, CsErrors 
 void
 pgapp_cs_apply_rule(const CsRule *rule, CsInput *in, CsErrors *errors)
 {
-	const CsField *f = &rule->fields[0];
+	const PgappColumn *f = &rule->fields[0];
 	CsValue		v;
 
 	switch (rule->kind)
@@ -874,8 +517,8 @@ pgapp_cs_apply_rule(const CsRule *rule, CsInput *in, CsErrors *errors)
 		case CS_REQUIRED:
 			for (int i = 0; i < rule->nfields; i++)
 			{
-				get_field(in, &rule->fields[i], &v);
-				if (value_blank(&v, &rule->fields[i]) &&
+				pgapp_cs_get_field(in, &rule->fields[i], &v);
+				if (pgapp_cs_value_blank(&v, &rule->fields[i]) &&
 					!pgapp_cs_has_error(errors, rule->fields[i].name))
 				{
 					add(errors, rule, rule->fields[i].name, "can't be blank", NULL, NULL);
@@ -912,7 +555,7 @@ pgapp_cs_apply_rule(const CsRule *rule, CsInput *in, CsErrors *errors)
 	 * makes it null; a trigger sees the stored text), so a blank field gets
 	 * only required's "can't be blank".
 	 */
-	if (!get_change(in, f, &v) || value_blank(&v, f))
+	if (!pgapp_cs_get_change(in, f, &v) || pgapp_cs_value_blank(&v, f))
 		return;
 
 	switch (rule->kind)
@@ -943,34 +586,4 @@ pgapp_cs_apply_rule(const CsRule *rule, CsInput *in, CsErrors *errors)
 		default:
 			elog(ERROR, "unrecognized changeset rule: %d", (int) rule->kind);
 	}
-}
-
-/*
- * Report a changeset's errors through the error model (422).
- */
-Jsonb *
-pgapp_cs_report(Jsonb *errors_body, Oid relid, const char *first_field, bool force_raise)
-{
-	PgappError err = {0};
-
-	err.status = 422;
-	err.body = errors_body;
-	if (OidIsValid(relid))
-	{
-		err.table_name = get_rel_name(relid);
-		err.schema_name = get_namespace_name(get_rel_namespace(relid));
-	}
-	err.column_name = first_field;
-	return pgapp_error_report(&err, force_raise);
-}
-
-/* The field of the oldest error added, for the COLUMN of a raised error. */
-const char *
-pgapp_cs_first_error_field(CsErrors *errors)
-{
-	if (errors->added != NIL)
-		return ((CsError *) linitial(errors->added))->field;
-	if (errors->existing != NIL)
-		return ((CsError *) linitial(errors->existing))->field;
-	return NULL;
 }

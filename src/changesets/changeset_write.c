@@ -1,0 +1,503 @@
+/*-------------------------------------------------------------------------
+ *
+ * changeset_write.c
+ *	  pgapp.insert and pgapp.update: write a valid changeset, and turn the
+ *	  violation of a constraint it declares into an error on its field.
+ *
+ * Both write in a subtransaction.  A violated constraint that the
+ * changeset declares (by name, or by the default names
+ * <table>_<field>_key / _index / _fkey / _excl / _exclusion) becomes an
+ * error on its field; errors raised by a validate_table trigger on the same
+ * table are merged too; anything else is re-raised unchanged.
+ *
+ * src/changesets/changeset_write.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "access/sysattr.h"
+#include "access/table.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_type.h"
+#include "commands/trigger.h"
+#include "executor/spi.h"
+#include "lib/stringinfo.h"
+#include "mb/pg_wchar.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/hsearch.h"
+#include "utils/inval.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/relcache.h"
+
+#include "changeset_int.h"
+#include "changeset_read.h"
+#include "core/error.h"
+#include "core/json_util.h"
+
+typedef struct WriteState
+{
+	Jsonb	   *cs;
+	CsRead		read;			/* the changeset, checked by pgapp_cs_read */
+	Oid			relid;
+	JsonbValue	changes;		/* the "changes" object */
+	List	   *columns;		/* char *, the changed columns */
+} WriteState;
+
+/* Every key of changes is a permitted column: pgapp_cs_read checked it. */
+static void
+collect_column(const char *key, int keylen, JsonbValue *value, void *arg)
+{
+	WriteState *ws = (WriteState *) arg;
+
+	ws->columns = lappend(ws->columns, pstrdup(key));
+}
+
+/*
+ * Every value of a valid changeset's changes must fit its column before the
+ * write runs (a crafted value gets 22023, not the executor's error).
+ */
+static void
+check_change_fits(const char *key, int keylen, JsonbValue *value, void *arg)
+{
+	WriteState *ws = (WriteState *) arg;
+
+	CHECK_FOR_INTERRUPTS();
+	if (!pgapp_cs_change_fits(ws->relid, key, value))
+		ereport(ERROR,
+				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				errmsg("changeset change of \"%s\" is not a valid %s", key,
+					   format_type_be(get_atttype(ws->relid, get_attnum(ws->relid, key)))),
+				errdetail("The value is %s.",
+						  pgapp_echo(pgapp_jsonb_value_to_cstring(value))),
+				errhint("Build changesets with pgapp.cast() or pgapp.changeset() and pass them on unchanged."));
+}
+
+/* The errors of the changeset, as CsErrors (existing). */
+static void
+load_errors(WriteState *ws, CsErrors *errors)
+{
+	*errors = ws->read.errors;
+}
+
+/* Does constraint conname on relid match a declared constraint? */
+static bool
+constraint_matches(JsonbValue *decl, Oid relid, int sqlerrcode, const char *conname,
+				   char **field, char **message)
+{
+	char	   *type = pgapp_jsonb_value_cstring(pgapp_jsonb_get(decl->val.binary.data, "type"));
+	char	   *f = pgapp_jsonb_value_cstring(pgapp_jsonb_get(decl->val.binary.data, "field"));
+	char	   *name = pgapp_jsonb_value_cstring(pgapp_jsonb_get(decl->val.binary.data, "name"));
+	char	   *msg = pgapp_jsonb_value_cstring(pgapp_jsonb_get(decl->val.binary.data, "message"));
+	const char *table = get_rel_name(relid);
+	const char *dflt_msg;
+	bool		match;
+
+	if (type == NULL || f == NULL)
+		return false;
+	if (strcmp(type, "unique") == 0 && sqlerrcode == ERRCODE_UNIQUE_VIOLATION)
+	{
+		dflt_msg = "has already been taken";
+		match = name ? strcmp(name, conname) == 0
+			: (strcmp(psprintf("%s_%s_key", table, f), conname) == 0 ||
+			   strcmp(psprintf("%s_%s_index", table, f), conname) == 0);
+	}
+	else if (strcmp(type, "foreign_key") == 0 &&
+			 (sqlerrcode == ERRCODE_FOREIGN_KEY_VIOLATION || sqlerrcode == ERRCODE_RESTRICT_VIOLATION))
+	{
+		dflt_msg = "does not exist";
+		match = name ? strcmp(name, conname) == 0
+			: strcmp(psprintf("%s_%s_fkey", table, f), conname) == 0;
+	}
+	else if (strcmp(type, "check") == 0 && sqlerrcode == ERRCODE_CHECK_VIOLATION)
+	{
+		dflt_msg = "is invalid";
+		match = name != NULL && strcmp(name, conname) == 0;
+	}
+	else if (strcmp(type, "exclusion") == 0 && sqlerrcode == ERRCODE_EXCLUSION_VIOLATION)
+	{
+		dflt_msg = "violates an exclusion constraint";
+		match = name ? strcmp(name, conname) == 0
+			: (strcmp(psprintf("%s_%s_excl", table, f), conname) == 0 ||
+			   strcmp(psprintf("%s_%s_exclusion", table, f), conname) == 0);
+	}
+	else
+		return false;
+
+	if (match)
+	{
+		*field = f;
+		*message = msg ? msg : (char *) dflt_msg;
+	}
+	return match;
+}
+
+/*
+ * Re-raise a write's error that no declaration maps.  PostgreSQL's own
+ * messages quote the value (invalid input syntax for type uuid: "...", Key
+ * (email)=(...) already exists): cut message and detail so an error does not
+ * echo a whole request body back.
+ */
+#define WRITE_ERROR_ECHO_CHARS (4 * PGA_MESSAGE_ECHO_CHARS)
+
+static void
+rethrow_cut(ErrorData *edata)
+{
+	edata->message = pga_truncate_for_message(edata->message, WRITE_ERROR_ECHO_CHARS);
+	edata->detail = pga_truncate_for_message(edata->detail, WRITE_ERROR_ECHO_CHARS);
+	ReThrowError(edata);
+}
+
+/*
+ * Map a failed write to field errors, or re-raise it.  Returns the 422
+ * body in return mode; does not return in raise mode.
+ */
+static Jsonb *
+map_write_error(WriteState *ws, ErrorData *edata)
+{
+	CsErrors	errors = {0};
+
+	load_errors(ws, &errors);
+
+	/* errors of a validate_table trigger: {"errors": {...}} in DETAIL */
+	if (edata->sqlerrcode == ERRCODE_PGAPP_VALIDATION && edata->detail != NULL)
+	{
+		Jsonb	   *detail = NULL;
+		PgappSubxact sx;
+
+		/* the DETAIL is ours, but parse defensively */
+		pgapp_subxact_begin(&sx);
+		PG_TRY();
+		{
+			detail = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(edata->detail)));
+			pgapp_subxact_commit(&sx);
+		}
+		PG_CATCH();
+		{
+			FreeErrorData(pgapp_subxact_abort(&sx));
+			detail = NULL;
+		}
+		PG_END_TRY();
+		if (detail != NULL)
+		{
+			JsonbValue *errs = pgapp_jsonb_get_key(detail, "errors");
+
+			if (pgapp_jsonb_value_is_object(errs))
+			{
+				JsonbIterator *it = JsonbIteratorInit(errs->val.binary.data);
+				JsonbValue	jv;
+				JsonbIteratorToken tok;
+				char	   *field = NULL;
+				List	   *fieldmsgs = NIL;
+
+				/* the trigger lists newest first; add oldest first */
+				while ((tok = JsonbIteratorNext(&it, &jv, false)) != WJB_DONE)
+				{
+					if (tok == WJB_KEY)
+						field = pnstrdup(jv.val.string.val, jv.val.string.len);
+					else if (tok == WJB_ELEM && jv.type == jbvString && field)
+					{
+						CsError    *e = palloc(sizeof(CsError));
+
+						e->field = field;
+						e->message = pnstrdup(jv.val.string.val, jv.val.string.len);
+						fieldmsgs = lcons(e, fieldmsgs);
+					}
+				}
+				{
+					ListCell   *lc;
+
+					foreach(lc, fieldmsgs)
+					{
+						CsError    *e = lfirst(lc);
+
+						pgapp_cs_add_error(&errors, e->field, e->message);
+					}
+				}
+				return pgapp_cs_report(pgapp_cs_errors_body(&errors), ws->relid,
+									   pgapp_cs_first_error_field(&errors), false);
+			}
+		}
+		rethrow_cut(edata);
+	}
+
+	if (edata->constraint_name != NULL &&
+		ERRCODE_TO_CATEGORY(edata->sqlerrcode) == ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION)
+	{
+		JsonbValue *decls = ws->read.constraints;
+		int			n = decls ? pgapp_jsonb_array_length(decls) : 0;
+
+		for (int i = 0; i < n; i++)
+		{
+			JsonbValue *decl = pgapp_jsonb_array_get(decls, i);
+			char	   *field;
+			char	   *message;
+
+			if (!pgapp_jsonb_value_is_object(decl))
+				continue;
+			if (constraint_matches(decl, ws->relid, edata->sqlerrcode, edata->constraint_name,
+								   &field, &message))
+			{
+				pgapp_cs_add_error(&errors, field, message);
+				return pgapp_cs_report(pgapp_cs_errors_body(&errors), ws->relid, field, false);
+			}
+		}
+	}
+	rethrow_cut(edata);
+	return NULL;				/* not reached */
+}
+
+/*
+ * Run one write statement in a subtransaction; the row as jsonb, or NULL
+ * when no row matched.  Failures go through map_write_error; *error_body
+ * gets the 422 body in return mode.
+ */
+static Jsonb *
+run_write(WriteState *ws, const char *sql, int nargs, Oid *argtypes, Datum *args,
+		  Jsonb **error_body)
+{
+	PgappSubxact sx;
+	Jsonb	   *volatile row = NULL;
+	ErrorData  *volatile edata = NULL;
+
+	*error_body = NULL;
+
+	/*
+	 * SPI is connected inside the subtransaction: on error its rollback
+	 * also pops the SPI connection, and results are copied to the caller's
+	 * context (sx.oldcontext) before SPI_finish.
+	 */
+	pgapp_subxact_begin(&sx);
+	PG_TRY();
+	{
+		int			ret;
+
+		if ((ret = SPI_connect()) != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
+		ret = SPI_execute_with_args(sql, nargs, argtypes, args, NULL, false, 0);
+		if (ret != SPI_OK_INSERT_RETURNING && ret != SPI_OK_UPDATE_RETURNING)
+			elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(ret));
+		if (SPI_processed > 1)
+			elog(ERROR, "write changed %lu rows, expected at most one", (unsigned long) SPI_processed);
+		if (SPI_processed == 1)
+		{
+			bool		isnull;
+			Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+			MemoryContext spicxt = MemoryContextSwitchTo(sx.oldcontext);
+
+			row = DatumGetJsonbPCopy(d);
+			MemoryContextSwitchTo(spicxt);
+		}
+		SPI_finish();
+		pgapp_subxact_commit(&sx);
+	}
+	PG_CATCH();
+	{
+		edata = pgapp_subxact_abort(&sx);
+	}
+	PG_END_TRY();
+
+	if (edata != NULL)
+		*error_body = map_write_error(ws, edata);
+	return row;
+}
+
+static void
+prepare_write(WriteState *ws, Jsonb *cs)
+{
+	memset(ws, 0, sizeof(WriteState));
+	pgapp_cs_read(cs, &ws->read);
+	ws->cs = cs;
+	ws->relid = ws->read.relid;
+	ws->changes = *pgapp_jsonb_get_key(cs, "changes");
+	pgapp_jsonb_foreach(ws->read.changes, collect_column, ws);
+}
+
+/* Render an invalid changeset's errors (422). */
+static Jsonb *
+report_invalid(WriteState *ws)
+{
+	CsErrors	errors = {0};
+
+	load_errors(ws, &errors);
+	return pgapp_cs_report(pgapp_cs_errors_body(&errors), ws->relid,
+						   pgapp_cs_first_error_field(&errors), false);
+}
+
+static char *
+column_list(List *columns, const char *prefix)
+{
+	StringInfoData buf;
+	ListCell   *lc;
+
+	initStringInfo(&buf);
+	foreach(lc, columns)
+		appendStringInfo(&buf, "%s%s%s", buf.len ? ", " : "", prefix, quote_identifier(lfirst(lc)));
+	return buf.data;
+}
+
+static void
+set_response_status(const char *status)
+{
+	if (pgapp_error_returns())
+		(void) set_config_option("response.status", status, PGC_USERSET, PGC_S_SESSION,
+								 GUC_ACTION_LOCAL, true, 0, false);
+}
+
+/*
+ * pgapp.insert(cs) -> jsonb
+ */
+PG_FUNCTION_INFO_V1(pgapp_insert);
+Datum
+pgapp_insert(PG_FUNCTION_ARGS)
+{
+	WriteState	ws;
+	char	   *rel;
+	char	   *sql;
+	Oid			argtypes[1] = {JSONBOID};
+	Datum		args[1];
+	Jsonb	   *row;
+	Jsonb	   *error_body;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				errmsg("changeset must not be null"));
+	prepare_write(&ws, PG_GETARG_JSONB_P(0));
+	if (!ws.read.valid)
+		PG_RETURN_JSONB_P(report_invalid(&ws));
+	pgapp_jsonb_foreach(ws.read.changes, check_change_fits, &ws);
+
+	rel = pgapp_qualified_relname(ws.relid);
+	if (ws.columns == NIL)
+		sql = psprintf("INSERT INTO %s AS r DEFAULT VALUES RETURNING pg_catalog.to_jsonb(r)", rel);
+	else
+		sql = psprintf("INSERT INTO %s AS r (%s) SELECT %s FROM pg_catalog.jsonb_populate_record(NULL::%s, $1) AS p"
+					   " RETURNING pg_catalog.to_jsonb(r)",
+					   rel, column_list(ws.columns, ""), column_list(ws.columns, "p."), rel);
+	args[0] = JsonbPGetDatum(pgapp_jsonb_from_value(&ws.changes));
+	row = run_write(&ws, sql, ws.columns == NIL ? 0 : 1, argtypes, args, &error_body);
+	if (error_body != NULL)
+		PG_RETURN_JSONB_P(error_body);
+	if (row == NULL)
+		elog(ERROR, "INSERT returned no row");
+	set_response_status("201");
+	PG_RETURN_JSONB_P(row);
+}
+
+/*
+ * pgapp.update(cs) -> jsonb: by the primary key of the changeset's data.
+ */
+PG_FUNCTION_INFO_V1(pgapp_update);
+Datum
+pgapp_update(PG_FUNCTION_ARGS)
+{
+	WriteState	ws;
+	JsonbValue *data;
+	Relation	rel;
+	Bitmapset  *pk;
+	List	   *pkcols = NIL;
+	StringInfoData where;
+	ListCell   *lc;
+	char	   *relname;
+	char	   *sql;
+	Oid			argtypes[2] = {JSONBOID, JSONBOID};
+	Datum		args[2];
+	Jsonb	   *row;
+	Jsonb	   *error_body;
+	int			attr = -1;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				errmsg("changeset must not be null"));
+	prepare_write(&ws, PG_GETARG_JSONB_P(0));
+	data = pgapp_jsonb_get_key(ws.cs, "data");
+	if (ws.read.data == NULL)
+		ereport(ERROR,
+				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				errmsg("changeset has no data to update"),
+				errhint("Build it with the current row, e.g. pgapp.changeset('task_update', params, to_jsonb(t))."));
+	if (!ws.read.valid)
+		PG_RETURN_JSONB_P(report_invalid(&ws));
+	pgapp_jsonb_foreach(ws.read.changes, check_change_fits, &ws);
+	if (ws.columns == NIL)
+		PG_RETURN_JSONB_P(pgapp_jsonb_from_value(data));	/* no changes, no write (as Ecto) */
+
+	rel = table_open(ws.relid, AccessShareLock);
+	pk = RelationGetIndexAttrBitmap(rel, INDEX_ATTR_BITMAP_PRIMARY_KEY);
+	while ((attr = bms_next_member(pk, attr)) >= 0)
+		pkcols = lappend(pkcols,
+						 pstrdup(NameStr(TupleDescAttr(RelationGetDescr(rel),
+													   attr + FirstLowInvalidHeapAttributeNumber - 1)->attname)));
+	table_close(rel, AccessShareLock);
+	if (pkcols == NIL)
+		ereport(ERROR,
+				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				errmsg("table \"%s\" has no primary key", get_rel_name(ws.relid)),
+				errdetail("pgapp.update finds the row by its primary key."));
+
+	initStringInfo(&where);
+	foreach(lc, pkcols)
+	{
+		JsonbValue *v = pgapp_jsonb_get(data->val.binary.data, lfirst(lc));
+
+		if (v == NULL || v->type == jbvNull)
+			ereport(ERROR,
+					errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					errmsg("changeset data has no value for primary key column \"%s\"",
+						   (char *) lfirst(lc)));
+		if (!pgapp_cs_change_fits(ws.relid, lfirst(lc), v))
+			ereport(ERROR,
+					errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					errmsg("changeset data holds no valid %s for primary key column \"%s\"",
+						   format_type_be(get_atttype(ws.relid, get_attnum(ws.relid, lfirst(lc)))),
+						   (char *) lfirst(lc)),
+					errdetail("The value is %s.",
+							  pgapp_echo(pgapp_jsonb_value_to_cstring(v))),
+					errhint("Build the changeset with the current row, e.g. to_jsonb(t)."));
+		appendStringInfo(&where, "%sr.%s OPERATOR(pg_catalog.=) k.%s", where.len ? " AND " : "",
+						 quote_identifier(lfirst(lc)), quote_identifier(lfirst(lc)));
+	}
+
+	relname = pgapp_qualified_relname(ws.relid);
+	{
+		StringInfoData set;
+
+		initStringInfo(&set);
+		foreach(lc, ws.columns)
+			appendStringInfo(&set, "%s%s = p.%s", set.len ? ", " : "",
+							 quote_identifier(lfirst(lc)), quote_identifier(lfirst(lc)));
+		sql = psprintf("UPDATE %s AS r SET %s"
+					   " FROM pg_catalog.jsonb_populate_record(NULL::%s, $1) AS p,"
+					   "      pg_catalog.jsonb_populate_record(NULL::%s, $2) AS k"
+					   " WHERE %s RETURNING pg_catalog.to_jsonb(r)",
+					   relname, set.data, relname, relname, where.data);
+	}
+	args[0] = JsonbPGetDatum(pgapp_jsonb_from_value(&ws.changes));
+	args[1] = JsonbPGetDatum(pgapp_jsonb_from_value(data));
+	row = run_write(&ws, sql, 2, argtypes, args, &error_body);
+	if (error_body != NULL)
+		PG_RETURN_JSONB_P(error_body);
+	if (row == NULL)
+	{
+		PgappError err = {0};
+
+		err.status = 404;
+		err.body = DatumGetJsonbP(DirectFunctionCall1(jsonb_in,
+													  CStringGetDatum("{\"errors\": {\"detail\": \"Not Found\"}}")));
+		err.message = psprintf("no row of \"%s\" matches the changeset's data", get_rel_name(ws.relid));
+		err.table_name = get_rel_name(ws.relid);
+		err.schema_name = get_namespace_name(get_rel_namespace(ws.relid));
+		PG_RETURN_JSONB_P(pgapp_error_report(&err, false));
+	}
+	PG_RETURN_JSONB_P(row);
+}
