@@ -156,6 +156,65 @@ rethrow_cut(ErrorData *edata)
 	ReThrowError(edata);
 }
 
+/* The DETAIL of a PT422 as jsonb, or NULL when it does not parse. */
+static Jsonb *
+parse_error_detail(const char *detail_text)
+{
+	Jsonb	   *detail = NULL;
+	PgappSubxact sx;
+
+	/* the DETAIL is ours, but parse defensively */
+	pgapp_subxact_begin(&sx);
+	PG_TRY();
+	{
+		detail = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(detail_text)));
+		pgapp_subxact_commit(&sx);
+	}
+	PG_CATCH();
+	{
+		FreeErrorData(pgapp_subxact_abort(&sx));
+		detail = NULL;
+	}
+	PG_END_TRY();
+	return detail;
+}
+
+/*
+ * Add the field errors of a validate_table trigger's {"errors": {...}}
+ * object (errs) to errors.  The trigger lists each field's newest first;
+ * they are added oldest first.
+ */
+static void
+add_trigger_errors(JsonbValue *errs, CsErrors *errors)
+{
+	JsonbIterator *it = JsonbIteratorInit(errs->val.binary.data);
+	JsonbValue	jv;
+	JsonbIteratorToken tok;
+	char	   *field = NULL;
+	List	   *fieldmsgs = NIL;
+	ListCell   *lc;
+
+	while ((tok = JsonbIteratorNext(&it, &jv, false)) != WJB_DONE)
+	{
+		if (tok == WJB_KEY)
+			field = pnstrdup(jv.val.string.val, jv.val.string.len);
+		else if (tok == WJB_ELEM && jv.type == jbvString && field)
+		{
+			CsError    *e = palloc(sizeof(CsError));
+
+			e->field = field;
+			e->message = pnstrdup(jv.val.string.val, jv.val.string.len);
+			fieldmsgs = lcons(e, fieldmsgs);
+		}
+	}
+	foreach(lc, fieldmsgs)
+	{
+		CsError    *e = lfirst(lc);
+
+		pgapp_cs_add_error(errors, e->field, e->message);
+	}
+}
+
 /*
  * Map a failed write to field errors, or re-raise it.  Returns the 422
  * body in return mode; does not return in raise mode.
@@ -170,61 +229,14 @@ map_write_error(WriteState *ws, ErrorData *edata)
 	/* errors of a validate_table trigger: {"errors": {...}} in DETAIL */
 	if (edata->sqlerrcode == ERRCODE_PGAPP_VALIDATION && edata->detail != NULL)
 	{
-		Jsonb	   *detail = NULL;
-		PgappSubxact sx;
+		Jsonb	   *detail = parse_error_detail(edata->detail);
+		JsonbValue *errs = detail ? pgapp_jsonb_get_key(detail, "errors") : NULL;
 
-		/* the DETAIL is ours, but parse defensively */
-		pgapp_subxact_begin(&sx);
-		PG_TRY();
+		if (errs != NULL && pgapp_jsonb_value_is_object(errs))
 		{
-			detail = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(edata->detail)));
-			pgapp_subxact_commit(&sx);
-		}
-		PG_CATCH();
-		{
-			FreeErrorData(pgapp_subxact_abort(&sx));
-			detail = NULL;
-		}
-		PG_END_TRY();
-		if (detail != NULL)
-		{
-			JsonbValue *errs = pgapp_jsonb_get_key(detail, "errors");
-
-			if (pgapp_jsonb_value_is_object(errs))
-			{
-				JsonbIterator *it = JsonbIteratorInit(errs->val.binary.data);
-				JsonbValue	jv;
-				JsonbIteratorToken tok;
-				char	   *field = NULL;
-				List	   *fieldmsgs = NIL;
-
-				/* the trigger lists newest first; add oldest first */
-				while ((tok = JsonbIteratorNext(&it, &jv, false)) != WJB_DONE)
-				{
-					if (tok == WJB_KEY)
-						field = pnstrdup(jv.val.string.val, jv.val.string.len);
-					else if (tok == WJB_ELEM && jv.type == jbvString && field)
-					{
-						CsError    *e = palloc(sizeof(CsError));
-
-						e->field = field;
-						e->message = pnstrdup(jv.val.string.val, jv.val.string.len);
-						fieldmsgs = lcons(e, fieldmsgs);
-					}
-				}
-				{
-					ListCell   *lc;
-
-					foreach(lc, fieldmsgs)
-					{
-						CsError    *e = lfirst(lc);
-
-						pgapp_cs_add_error(&errors, e->field, e->message);
-					}
-				}
-				return pgapp_cs_report(pgapp_cs_errors_body(&errors), ws->relid,
-									   pgapp_cs_first_error_field(&errors), false);
-			}
+			add_trigger_errors(errs, &errors);
+			return pgapp_cs_report(pgapp_cs_errors_body(&errors), ws->relid,
+								   pgapp_cs_first_error_field(&errors), false);
 		}
 		rethrow_cut(edata);
 	}
@@ -393,6 +405,78 @@ pgapp_insert(PG_FUNCTION_ARGS)
 	PG_RETURN_JSONB_P(row);
 }
 
+/* The primary key columns of relid (22023 when it has none). */
+static List *
+primary_key_columns(Oid relid)
+{
+	Relation	rel = table_open(relid, AccessShareLock);
+	Bitmapset  *pk = RelationGetIndexAttrBitmap(rel, INDEX_ATTR_BITMAP_PRIMARY_KEY);
+	List	   *pkcols = NIL;
+	int			attr = -1;
+
+	while ((attr = bms_next_member(pk, attr)) >= 0)
+		pkcols = lappend(pkcols,
+						 pstrdup(NameStr(TupleDescAttr(RelationGetDescr(rel),
+													   attr + FirstLowInvalidHeapAttributeNumber - 1)->attname)));
+	table_close(rel, AccessShareLock);
+	if (pkcols == NIL)
+		ereport(ERROR,
+				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				errmsg("table \"%s\" has no primary key", get_rel_name(relid)),
+				errdetail("pgapp.update finds the row by its primary key."));
+	return pkcols;
+}
+
+/*
+ * The WHERE condition of pgapp.update: r.<pk> = k.<pk> for each primary key
+ * column, each of which must have a valid value in the changeset's data.
+ */
+static char *
+primary_key_condition(Oid relid, JsonbValue *data)
+{
+	StringInfoData where;
+	ListCell   *lc;
+
+	initStringInfo(&where);
+	foreach(lc, primary_key_columns(relid))
+	{
+		JsonbValue *v = pgapp_jsonb_get(data->val.binary.data, lfirst(lc));
+
+		if (v == NULL || v->type == jbvNull)
+			ereport(ERROR,
+					errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					errmsg("changeset data has no value for primary key column \"%s\"",
+						   (char *) lfirst(lc)));
+		if (!pgapp_cs_change_fits(relid, lfirst(lc), v))
+			ereport(ERROR,
+					errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					errmsg("changeset data holds no valid %s for primary key column \"%s\"",
+						   format_type_be(get_atttype(relid, get_attnum(relid, lfirst(lc)))),
+						   (char *) lfirst(lc)),
+					errdetail("The value is %s.",
+							  pgapp_echo(pgapp_jsonb_value_to_cstring(v))),
+					errhint("Build the changeset with the current row, e.g. to_jsonb(t)."));
+		appendStringInfo(&where, "%sr.%s OPERATOR(pg_catalog.=) k.%s", where.len ? " AND " : "",
+						 quote_identifier(lfirst(lc)), quote_identifier(lfirst(lc)));
+	}
+	return where.data;
+}
+
+/* The 404 of pgapp.update when no row matches the changeset's data. */
+static Jsonb *
+report_not_found(Oid relid)
+{
+	PgappError	err = {0};
+
+	err.status = 404;
+	err.body = DatumGetJsonbP(DirectFunctionCall1(jsonb_in,
+												  CStringGetDatum("{\"errors\": {\"detail\": \"Not Found\"}}")));
+	err.message = psprintf("no row of \"%s\" matches the changeset's data", get_rel_name(relid));
+	err.table_name = get_rel_name(relid);
+	err.schema_name = get_namespace_name(get_rel_namespace(relid));
+	return pgapp_error_report(&err, false);
+}
+
 /*
  * pgapp.update(cs) -> jsonb: by the primary key of the changeset's data.
  */
@@ -402,18 +486,15 @@ pgapp_update(PG_FUNCTION_ARGS)
 {
 	WriteState	ws;
 	JsonbValue *data;
-	Relation	rel;
-	Bitmapset  *pk;
-	List	   *pkcols = NIL;
-	StringInfoData where;
+	StringInfoData set;
 	ListCell   *lc;
+	char	   *where;
 	char	   *relname;
 	char	   *sql;
 	Oid			argtypes[2] = {JSONBOID, JSONBOID};
 	Datum		args[2];
 	Jsonb	   *row;
 	Jsonb	   *error_body;
-	int			attr = -1;
 
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
@@ -432,72 +513,23 @@ pgapp_update(PG_FUNCTION_ARGS)
 	if (ws.columns == NIL)
 		PG_RETURN_JSONB_P(pgapp_jsonb_from_value(data));	/* no changes, no write (as Ecto) */
 
-	rel = table_open(ws.relid, AccessShareLock);
-	pk = RelationGetIndexAttrBitmap(rel, INDEX_ATTR_BITMAP_PRIMARY_KEY);
-	while ((attr = bms_next_member(pk, attr)) >= 0)
-		pkcols = lappend(pkcols,
-						 pstrdup(NameStr(TupleDescAttr(RelationGetDescr(rel),
-													   attr + FirstLowInvalidHeapAttributeNumber - 1)->attname)));
-	table_close(rel, AccessShareLock);
-	if (pkcols == NIL)
-		ereport(ERROR,
-				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				errmsg("table \"%s\" has no primary key", get_rel_name(ws.relid)),
-				errdetail("pgapp.update finds the row by its primary key."));
-
-	initStringInfo(&where);
-	foreach(lc, pkcols)
-	{
-		JsonbValue *v = pgapp_jsonb_get(data->val.binary.data, lfirst(lc));
-
-		if (v == NULL || v->type == jbvNull)
-			ereport(ERROR,
-					errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					errmsg("changeset data has no value for primary key column \"%s\"",
-						   (char *) lfirst(lc)));
-		if (!pgapp_cs_change_fits(ws.relid, lfirst(lc), v))
-			ereport(ERROR,
-					errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					errmsg("changeset data holds no valid %s for primary key column \"%s\"",
-						   format_type_be(get_atttype(ws.relid, get_attnum(ws.relid, lfirst(lc)))),
-						   (char *) lfirst(lc)),
-					errdetail("The value is %s.",
-							  pgapp_echo(pgapp_jsonb_value_to_cstring(v))),
-					errhint("Build the changeset with the current row, e.g. to_jsonb(t)."));
-		appendStringInfo(&where, "%sr.%s OPERATOR(pg_catalog.=) k.%s", where.len ? " AND " : "",
-						 quote_identifier(lfirst(lc)), quote_identifier(lfirst(lc)));
-	}
-
+	where = primary_key_condition(ws.relid, data);
 	relname = pgapp_qualified_relname(ws.relid);
-	{
-		StringInfoData set;
-
-		initStringInfo(&set);
-		foreach(lc, ws.columns)
-			appendStringInfo(&set, "%s%s = p.%s", set.len ? ", " : "",
-							 quote_identifier(lfirst(lc)), quote_identifier(lfirst(lc)));
-		sql = psprintf("UPDATE %s AS r SET %s"
-					   " FROM pg_catalog.jsonb_populate_record(NULL::%s, $1) AS p,"
-					   "      pg_catalog.jsonb_populate_record(NULL::%s, $2) AS k"
-					   " WHERE %s RETURNING pg_catalog.to_jsonb(r)",
-					   relname, set.data, relname, relname, where.data);
-	}
+	initStringInfo(&set);
+	foreach(lc, ws.columns)
+		appendStringInfo(&set, "%s%s = p.%s", set.len ? ", " : "",
+						 quote_identifier(lfirst(lc)), quote_identifier(lfirst(lc)));
+	sql = psprintf("UPDATE %s AS r SET %s"
+				   " FROM pg_catalog.jsonb_populate_record(NULL::%s, $1) AS p,"
+				   "      pg_catalog.jsonb_populate_record(NULL::%s, $2) AS k"
+				   " WHERE %s RETURNING pg_catalog.to_jsonb(r)",
+				   relname, set.data, relname, relname, where);
 	args[0] = JsonbPGetDatum(pgapp_jsonb_from_value(&ws.changes));
 	args[1] = JsonbPGetDatum(pgapp_jsonb_from_value(data));
 	row = run_write(&ws, sql, 2, argtypes, args, &error_body);
 	if (error_body != NULL)
 		PG_RETURN_JSONB_P(error_body);
 	if (row == NULL)
-	{
-		PgappError err = {0};
-
-		err.status = 404;
-		err.body = DatumGetJsonbP(DirectFunctionCall1(jsonb_in,
-													  CStringGetDatum("{\"errors\": {\"detail\": \"Not Found\"}}")));
-		err.message = psprintf("no row of \"%s\" matches the changeset's data", get_rel_name(ws.relid));
-		err.table_name = get_rel_name(ws.relid);
-		err.schema_name = get_namespace_name(get_rel_namespace(ws.relid));
-		PG_RETURN_JSONB_P(pgapp_error_report(&err, false));
-	}
+		PG_RETURN_JSONB_P(report_not_found(ws.relid));
 	PG_RETURN_JSONB_P(row);
 }

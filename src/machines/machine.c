@@ -71,6 +71,39 @@ machines_relcache_invalidate(Oid relid)
 	pgapp_defcache_invalidate(&machines, relid);
 }
 
+/* Mark the initial states (a non-empty array of states). */
+static void
+compile_initial(Machine *m, const char *name, ArrayType *initial)
+{
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n;
+
+	deconstruct_array(initial, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
+	if (n == 0)
+		ereport(ERROR,
+				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				errmsg("initial states of machine \"%s\" must not be empty", name),
+				errhint("Pass NULL to allow any state on insert."));
+	for (int j = 0; j < n; j++)
+	{
+		char	   *state;
+		int			k;
+
+		if (nulls[j])
+			ereport(ERROR,
+					errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					errmsg("initial states of machine \"%s\" must not contain nulls", name));
+		state = TextDatumGetCString(elems[j]);
+		k = pgapp_machine_state_index(m, state);
+		if (k < 0)
+			ereport(ERROR,
+					errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					errmsg("initial state \"%s\" is not a state of machine \"%s\"", pgapp_echo(state), name));
+		m->states[k].initial = true;
+	}
+}
+
 /*
  * Compile transitions/initial into m (allocating in the current context).
  * Raises 22023 naming the offending state.
@@ -135,35 +168,7 @@ compile(Machine *m, const char *name, Jsonb *transitions, ArrayType *initial)
 
 	m->has_initial = (initial != NULL);
 	if (initial != NULL)
-	{
-		Datum	   *elems;
-		bool	   *nulls;
-		int			n;
-
-		deconstruct_array(initial, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
-		if (n == 0)
-			ereport(ERROR,
-					errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					errmsg("initial states of machine \"%s\" must not be empty", name),
-					errhint("Pass NULL to allow any state on insert."));
-		for (int j = 0; j < n; j++)
-		{
-			char	   *state;
-			int			k;
-
-			if (nulls[j])
-				ereport(ERROR,
-						errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-						errmsg("initial states of machine \"%s\" must not contain nulls", name));
-			state = TextDatumGetCString(elems[j]);
-			k = pgapp_machine_state_index(m, state);
-			if (k < 0)
-				ereport(ERROR,
-						errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						errmsg("initial state \"%s\" is not a state of machine \"%s\"", pgapp_echo(state), name));
-			m->states[k].initial = true;
-		}
-	}
+		compile_initial(m, name, initial);
 }
 
 /* The defcache's compile callback: a row (transitions, initial). */

@@ -134,6 +134,54 @@ trigger_name(const char *prefix, const char *col, const char *suffix)
 }
 
 /*
+ * Create (or replace) the checking trigger on relid, and the logging one
+ * when log; without log, drop a logging trigger left from an earlier
+ * attachment, quietly.
+ */
+static void
+create_triggers(Oid relid, const char *col, const char *name, bool log)
+{
+	char	   *qrel = pgapp_qualified_relname(relid);
+	char	   *log_trigger = trigger_name("pgapp_transition_", col, "_log");
+	char	   *sql;
+	int			ret;
+
+	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
+	sql = psprintf("CREATE OR REPLACE TRIGGER %s BEFORE INSERT OR UPDATE OF %s ON %s"
+				   " FOR EACH ROW EXECUTE FUNCTION pgapp._transition_trigger(%s, %s)",
+				   quote_identifier(trigger_name("pgapp_transition_", col, "")),
+				   quote_identifier(col), qrel,
+				   quote_literal_cstr(name), quote_literal_cstr(col));
+	if ((ret = SPI_execute(sql, false, 0)) != SPI_OK_UTILITY)
+		elog(ERROR, "SPI_execute failed: %s", SPI_result_code_string(ret));
+	if (log)
+		sql = psprintf("CREATE OR REPLACE TRIGGER %s AFTER INSERT OR UPDATE OF %s ON %s"
+					   " FOR EACH ROW EXECUTE FUNCTION pgapp._transition_trigger(%s, %s, 'log')",
+					   quote_identifier(log_trigger), quote_identifier(col), qrel,
+					   quote_literal_cstr(name), quote_literal_cstr(col));
+	else
+	{
+		Oid			argtypes[2] = {OIDOID, NAMEOID};
+		Datum		args[2];
+
+		args[0] = ObjectIdGetDatum(relid);
+		args[1] = DirectFunctionCall1(namein, CStringGetDatum(log_trigger));
+		ret = SPI_execute_with_args("SELECT 1 FROM pg_catalog.pg_trigger"
+									" WHERE tgrelid OPERATOR(pg_catalog.=) $1"
+									"   AND tgname OPERATOR(pg_catalog.=) $2",
+									2, argtypes, args, NULL, true, 1);
+		if (ret != SPI_OK_SELECT)
+			elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(ret));
+		sql = SPI_processed == 0 ? NULL
+			: psprintf("DROP TRIGGER %s ON %s", quote_identifier(log_trigger), qrel);
+	}
+	if (sql != NULL && (ret = SPI_execute(sql, false, 0)) != SPI_OK_UTILITY)
+		elog(ERROR, "SPI_execute failed: %s", SPI_result_code_string(ret));
+	SPI_finish();
+}
+
+/*
  * pgapp.enforce_transitions(tbl regclass, col name, machine text, log boolean)
  */
 PG_FUNCTION_INFO_V1(pgapp_enforce_transitions);
@@ -146,9 +194,6 @@ pgapp_enforce_transitions(PG_FUNCTION_ARGS)
 	bool		log;
 	Machine    *m;
 	PgappColumn f;
-	char	   *qrel;
-	char	   *sql;
-	int			ret;
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
 		ereport(ERROR,
@@ -188,43 +233,7 @@ pgapp_enforce_transitions(PG_FUNCTION_ARGS)
 					errdetail("The transition log identifies rows by their primary key."));
 	}
 
-	qrel = pgapp_qualified_relname(relid);
-	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
-	sql = psprintf("CREATE OR REPLACE TRIGGER %s BEFORE INSERT OR UPDATE OF %s ON %s"
-				   " FOR EACH ROW EXECUTE FUNCTION pgapp._transition_trigger(%s, %s)",
-				   quote_identifier(trigger_name("pgapp_transition_", col, "")),
-				   quote_identifier(col), qrel,
-				   quote_literal_cstr(name), quote_literal_cstr(col));
-	if ((ret = SPI_execute(sql, false, 0)) != SPI_OK_UTILITY)
-		elog(ERROR, "SPI_execute failed: %s", SPI_result_code_string(ret));
-	if (log)
-		sql = psprintf("CREATE OR REPLACE TRIGGER %s AFTER INSERT OR UPDATE OF %s ON %s"
-					   " FOR EACH ROW EXECUTE FUNCTION pgapp._transition_trigger(%s, %s, 'log')",
-					   quote_identifier(trigger_name("pgapp_transition_", col, "_log")),
-					   quote_identifier(col), qrel,
-					   quote_literal_cstr(name), quote_literal_cstr(col));
-	else
-	{
-		/* drop a log trigger left from an earlier attachment, quietly */
-		Oid			argtypes[2] = {OIDOID, NAMEOID};
-		Datum		args[2];
-
-		args[0] = ObjectIdGetDatum(relid);
-		args[1] = DirectFunctionCall1(namein, CStringGetDatum(trigger_name("pgapp_transition_", col, "_log")));
-		ret = SPI_execute_with_args("SELECT 1 FROM pg_catalog.pg_trigger"
-									" WHERE tgrelid OPERATOR(pg_catalog.=) $1"
-									"   AND tgname OPERATOR(pg_catalog.=) $2",
-									2, argtypes, args, NULL, true, 1);
-		if (ret != SPI_OK_SELECT)
-			elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(ret));
-		sql = SPI_processed == 0 ? NULL
-			: psprintf("DROP TRIGGER %s ON %s",
-					   quote_identifier(trigger_name("pgapp_transition_", col, "_log")), qrel);
-	}
-	if (sql != NULL && (ret = SPI_execute(sql, false, 0)) != SPI_OK_UTILITY)
-		elog(ERROR, "SPI_execute failed: %s", SPI_result_code_string(ret));
-	SPI_finish();
+	create_triggers(relid, col, name, log);
 	PG_RETURN_VOID();
 }
 
@@ -333,6 +342,35 @@ write_log(Relation rel, HeapTuple tup, const char *col, const char *machine,
 }
 
 /*
+ * Refuse (PT422 on the column) a move from "from" (NULL: a new row) to
+ * "to" that machine does not allow.
+ */
+static void
+check_transition(Relation rel, const char *machine, const char *col,
+				 const char *from, const char *to)
+{
+	const char *from_echo = from ? pgapp_echo(from) : "nil";
+	const char *to_echo = pgapp_echo(to);
+	const char *msg = NULL;
+
+	switch (pgapp_machine_check(machine, from, to))
+	{
+		case MACHINE_TRANSITION_OK:
+			return;
+		case MACHINE_TRANSITION_FORBIDDEN:
+			msg = psprintf("cannot transition from %s to %s", from_echo, to_echo);
+			break;
+		case MACHINE_TRANSITION_NOT_INITIAL:
+			msg = psprintf("cannot start as %s", to_echo);
+			break;
+		case MACHINE_TRANSITION_UNKNOWN_STATE:
+			msg = "is invalid";
+			break;
+	}
+	pgapp_error_report_field(RelationGetRelid(rel), col, msg, true);
+}
+
+/*
  * pgapp._transition_trigger(machine, col [, 'log'])
  */
 PG_FUNCTION_INFO_V1(pgapp_transition_trigger);
@@ -402,27 +440,6 @@ pgapp_transition_trigger(PG_FUNCTION_ARGS)
 		return PointerGetDatum(NULL);
 	}
 
-	{
-		const char *values[2];
-		const char *msg = NULL;
-
-		values[0] = from ? pgapp_echo(from) : "nil";
-		values[1] = pgapp_echo(to);
-		switch (pgapp_machine_check(machine, from, to))
-		{
-			case MACHINE_TRANSITION_OK:
-				return PointerGetDatum(newtup);
-			case MACHINE_TRANSITION_FORBIDDEN:
-				msg = psprintf("cannot transition from %s to %s", values[0], values[1]);
-				break;
-			case MACHINE_TRANSITION_NOT_INITIAL:
-				msg = psprintf("cannot start as %s", values[1]);
-				break;
-			case MACHINE_TRANSITION_UNKNOWN_STATE:
-				msg = "is invalid";
-				break;
-		}
-		pgapp_error_report_field(RelationGetRelid(trigdata->tg_relation), col, msg, true);
-	}
-	return PointerGetDatum(newtup);		/* not reached */
+	check_transition(trigdata->tg_relation, machine, col, from, to);
+	return PointerGetDatum(newtup);
 }
