@@ -518,21 +518,3 @@ pgapp_changeset_trigger(PG_FUNCTION_ARGS)
 						pgapp_cs_first_error_field(&errors), true);
 	return PointerGetDatum(in.newtup);
 }
-
-/*
- * pgapp._definitions_changed(): statement trigger on the definition
- * tables; every backend drops its cached definitions.
- */
-PG_FUNCTION_INFO_V1(pgapp_definitions_changed);
-Datum
-pgapp_definitions_changed(PG_FUNCTION_ARGS)
-{
-	TriggerData *trigdata = (TriggerData *) fcinfo->context;
-
-	if (!CALLED_AS_TRIGGER(fcinfo))
-		ereport(ERROR,
-				errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				errmsg("function \"%s\" was not called by trigger manager", "pgapp._definitions_changed"));
-	CacheInvalidateRelcache(trigdata->tg_relation);
-	return PointerGetDatum(NULL);
-}

@@ -9,11 +9,12 @@
  * not read the table), its columns are copied out of SPI, and the kind's
  * compile callback builds the entry in a memory context of its own.  Only
  * a definition that compiles enters the cache; a refused one leaves the
- * cache as it was.  The feature's statement trigger on its definition table
- * (pgapp._definitions_changed) sends a relcache invalidation for the table,
- * and the feature's relcache_invalidate callback passes it on to
- * pgapp_defcache_invalidate, so every backend compiles a changed
- * definition again at its next use.
+ * cache as it was.  A statement trigger on each definition table
+ * (pgapp._definitions_changed, below) sends a relcache invalidation for the
+ * table, and the feature's relcache_invalidate callback passes it on to
+ * pgapp_defcache_invalidate, so every backend compiles a changed definition
+ * again at its next use (the defining session at its next command, the
+ * others after the change commits).
  *
  * src/core/defcache.c
  *
@@ -21,8 +22,10 @@
  */
 #include "postgres.h"
 
+#include "commands/trigger.h"
 #include "executor/spi.h"
 #include "utils/datum.h"
+#include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 
@@ -190,4 +193,23 @@ pgapp_defcache_invalidate(PgappDefCache *cache, Oid relid)
 					cache->kind->uses_relation(entry, relid)))
 			entry->valid = false;
 	}
+}
+
+/*
+ * pgapp._definitions_changed(): statement trigger on the definition
+ * tables (pgapp.machine, pgapp.changeset_def); every backend marks
+ * its cached definitions stale.
+ */
+PG_FUNCTION_INFO_V1(pgapp_definitions_changed);
+Datum
+pgapp_definitions_changed(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				errmsg("function \"%s\" was not called by trigger manager", "pgapp._definitions_changed"));
+	CacheInvalidateRelcache(trigdata->tg_relation);
+	return PointerGetDatum(NULL);
 }

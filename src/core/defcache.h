@@ -10,7 +10,9 @@
  * keeps one PgappDefCache.  pgapp_defcache_get returns the compiled entry,
  * reading and compiling the definition on first use or after an
  * invalidation; the feature's relcache_invalidate callback (core/module.h)
- * calls pgapp_defcache_invalidate.
+ * calls pgapp_defcache_invalidate.  The statement trigger that sends that
+ * invalidation when a definition table changes, pgapp._definitions_changed,
+ * is defcache.c's too.
  *
  * src/core/defcache.h
  *
