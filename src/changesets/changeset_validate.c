@@ -331,7 +331,7 @@ validate_format(const CsRule *rule, const PgappColumn *f, CsValue *v, CsErrors *
 	if (!v->from_tuple && v->jv->type != jbvString)
 		ereport(ERROR,
 				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				errmsg("validate_format expects changes to be strings, but \"%s\" changes to %s",
+				errmsg("format rule expects changes to be strings, but \"%s\" changes to %s",
 					   pgapp_echo(f->name),
 					   pgapp_echo(pgapp_jsonb_value_to_cstring(v->jv))),
 				errhint("Apply format rules to text columns."));
