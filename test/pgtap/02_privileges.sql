@@ -1,11 +1,13 @@
 -- test/pgtap/02_privileges.sql
 -- Who may call what: admin functions are not executable by PUBLIC, internal
--- helpers (named _*) are never granted to PUBLIC, and SECURITY DEFINER
+-- helpers (named _*) are never granted to PUBLIC (except the steps of
+-- pgapp.openapi and pgapp.json_schema, which run with the caller's rights
+-- and read only what the caller may read), and SECURITY DEFINER
 -- functions pin search_path; definitions are written only by their
 -- functions; the transition log shows each role the rows it may read; the
 -- roles pgapp creates can do nothing else.
 BEGIN;
-SELECT plan(14);
+SELECT plan(15);
 
 SELECT ok(NOT has_function_privilege('public', 'pgapp.error_stats_reset()', 'EXECUTE'),
     'PUBLIC cannot reset error statistics');
@@ -21,8 +23,19 @@ SELECT is_empty(
         FROM pg_catalog.pg_proc p
        WHERE p.pronamespace = 'pgapp'::regnamespace
          AND p.proname LIKE '\_%'
+         AND p.proname NOT IN ('_json_schema_rule', '_openapi_arguments', '_openapi_responses',
+                               '_openapi_path', '_openapi_components')
          AND has_function_privilege('public', p.oid, 'EXECUTE')$$,
     'no internal helper (_*) is executable by PUBLIC');
+
+SELECT is_empty(
+    $$SELECT p.oid::regprocedure::text
+        FROM pg_catalog.pg_proc p
+       WHERE p.pronamespace = 'pgapp'::regnamespace
+         AND p.proname IN ('_json_schema_rule', '_openapi_arguments', '_openapi_responses',
+                           '_openapi_path', '_openapi_components')
+         AND (p.prosecdef OR p.provolatile = 'v')$$,
+    'the steps of openapi() and json_schema() run with the caller''s rights and write nothing');
 
 SELECT is_empty(
     $$SELECT p.oid::regprocedure::text
