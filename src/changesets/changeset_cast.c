@@ -54,50 +54,6 @@
 
 
 /*
- * In PG_CATCH of a cast: roll the subtransaction back and return false when
- * the error says the value does not fit the type (data exception or domain
- * check); re-raise anything else, which is real trouble.
- */
-static bool
-value_did_not_fit(PgappSubxact *sx)
-{
-	ErrorData  *edata = pgapp_subxact_abort(sx);
-
-	if (ERRCODE_TO_CATEGORY(edata->sqlerrcode) != ERRCODE_DATA_EXCEPTION &&
-		ERRCODE_TO_CATEGORY(edata->sqlerrcode) != ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION)
-		ReThrowError(edata);
-	FreeErrorData(edata);
-	return false;
-}
-
-/*
- * Run a type's input function on str; false instead of an error when the
- * text is not a valid value (in a subtransaction, as PL/pgSQL would).
- */
-bool
-pgapp_cs_try_input(Oid typid, int32 typmod, const char *str, Datum *out)
-{
-	Oid			typinput;
-	Oid			typioparam;
-	PgappSubxact sx;
-	volatile bool ok = true;
-
-	getTypeInputInfo(typid, &typinput, &typioparam);
-	pgapp_subxact_begin(&sx);
-	PG_TRY();
-	{
-		*out = OidInputFunctionCall(typinput, (char *) str, typioparam, typmod);
-		pgapp_subxact_commit(&sx);
-	}
-	PG_CATCH();
-	{
-		ok = value_did_not_fit(&sx);
-	}
-	PG_END_TRY();
-	return ok;
-}
-
-/*
  * Cast through jsonb_populate_record, for the types without a fast path
  * (arrays, domains, composites, ranges, dates...): the column's value as
  * to_jsonb renders it, or false when the value does not fit the column.
@@ -165,7 +121,7 @@ cast_populate(Oid relid, const char *field, JsonbValue *value, JsonbValue **out)
 	}
 	PG_CATCH();
 	{
-		ok = value_did_not_fit(&sx);
+		ok = pgapp_cs_value_did_not_fit(&sx);
 	}
 	PG_END_TRY();
 	return ok;
@@ -398,6 +354,62 @@ add_jsonb_member(PgappJsonbBuilder *b, const char *key, Jsonb *value)
 		pgapp_jsonb_add_null(b);
 	else
 		pgapp_jsonb_add_jsonb(b, value);
+}
+
+/* Is field one of the fields validate_required dropped? */
+static bool
+dropped(List *drop, const char *field)
+{
+	ListCell   *lc;
+
+	foreach(lc, drop)
+		if (strcmp(lfirst(lc), field) == 0)
+			return true;
+	return false;
+}
+
+/* The changes object without the dropped fields. */
+void
+pgapp_cs_add_changes_json(PgappJsonbBuilder *b, JsonbContainer *changes, List *drop)
+{
+	JsonbIterator *it = JsonbIteratorInit(changes);
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+	char	   *key = NULL;
+
+	pgapp_jsonb_begin_object(b);
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		if (tok == WJB_KEY)
+			key = pnstrdup(v.val.string.val, v.val.string.len);
+		else if (tok == WJB_VALUE && !dropped(drop, key))
+		{
+			pgapp_jsonb_key(b, key);
+			pgapp_jsonb_add_value(b, &v);
+		}
+	}
+	pgapp_jsonb_end_object(b);
+}
+
+void
+pgapp_cs_add_constraint_json(PgappJsonbBuilder *b, const CsRule *rule)
+{
+	pgapp_jsonb_begin_object(b);
+	pgapp_jsonb_key(b, "type");
+	pgapp_jsonb_add_string(b, pgapp_cs_constraint_type(rule->kind));
+	pgapp_jsonb_key(b, "field");
+	pgapp_jsonb_add_string(b, rule->fields[0].name);
+	pgapp_jsonb_key(b, "name");
+	if (rule->constraint_name)
+		pgapp_jsonb_add_string(b, rule->constraint_name);
+	else
+		pgapp_jsonb_add_null(b);
+	pgapp_jsonb_key(b, "message");
+	if (rule->message)
+		pgapp_jsonb_add_string(b, rule->message);
+	else
+		pgapp_jsonb_add_null(b);
+	pgapp_jsonb_end_object(b);
 }
 
 /* What pgapp_cs_cast builds up before it writes the changeset. */

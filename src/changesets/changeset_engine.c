@@ -257,3 +257,53 @@ pgapp_cs_value_blank(const CsValue *v, const PgappColumn *f)
 	return false;
 }
 
+/*
+ * In PG_CATCH of a cast: roll the subtransaction back and return false when
+ * the error says the value does not fit the type (data exception or domain
+ * check); re-raise anything else, which is real trouble.
+ */
+bool
+pgapp_cs_value_did_not_fit(PgappSubxact *sx)
+{
+	ErrorData  *edata = pgapp_subxact_abort(sx);
+
+	if (ERRCODE_TO_CATEGORY(edata->sqlerrcode) != ERRCODE_DATA_EXCEPTION &&
+		ERRCODE_TO_CATEGORY(edata->sqlerrcode) != ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION)
+		ReThrowError(edata);
+	FreeErrorData(edata);
+	return false;
+}
+
+/*
+ * Run a type's input function on str; false instead of an error when the
+ * text is not a valid value (in a subtransaction, as PL/pgSQL would).
+ */
+bool
+pgapp_cs_try_input(Oid typid, int32 typmod, const char *str, Datum *out)
+{
+	Oid			typinput;
+	Oid			typioparam;
+	PgappSubxact sx;
+	volatile bool ok = true;
+
+	getTypeInputInfo(typid, &typinput, &typioparam);
+	pgapp_subxact_begin(&sx);
+	PG_TRY();
+	{
+		*out = OidInputFunctionCall(typinput, (char *) str, typioparam, typmod);
+		pgapp_subxact_commit(&sx);
+	}
+	PG_CATCH();
+	{
+		ok = pgapp_cs_value_did_not_fit(&sx);
+	}
+	PG_END_TRY();
+	return ok;
+}
+
+/* The qualified name of relid, as "source" holds it. */
+char *
+pgapp_cs_source_name(Oid relid)
+{
+	return pgapp_qualified_relname(relid);
+}

@@ -205,3 +205,16 @@ pgapp_cs_first_error_field(CsErrors *errors)
 	return NULL;
 }
 
+/* 54000 when the changeset holds more errors than pgapp.changeset_max_items. */
+void
+pgapp_cs_check_error_count(CsErrors *errors)
+{
+	int			n = list_length(errors->existing) + list_length(errors->added);
+
+	if (n > pgapp_changeset_max_items)
+		ereport(ERROR,
+				errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				errmsg("changeset has too many errors (%d)", n),
+				errdetail("The limit is %d.", pgapp_changeset_max_items),
+				errhint("A superuser can raise pgapp.changeset_max_items."));
+}

@@ -5,8 +5,9 @@
  *	  reach the validators (a changeset's JSON, or a trigger's tuples).
  *
  * What the files of src/changesets/ share; no file outside the folder
- * includes it.  The reader of changeset values has its own header,
- * changeset_read.h.  See each file's banner for what it does.
+ * includes it (the reader of changeset values has its own, changeset_read.h).
+ * The files call downwards only: engine, errors, rules, validate, cast,
+ * def, read, then value and write.
  *
  * src/changesets/changeset_int.h
  *
@@ -21,7 +22,6 @@
 #include "utils/numeric.h"
 
 #include "core/json_util.h"
-#include "core/module.h"
 #include "core/settings.h"
 #include "core/util.h"
 #include "machines/machine.h"
@@ -169,6 +169,9 @@ extern Numeric pgapp_cs_value_numeric(const CsValue *v);
 extern int	pgapp_cs_value_count(const CsValue *v);
 extern bool pgapp_cs_value_blank(const CsValue *v, const PgappColumn *f);
 extern int	pgapp_cs_trim(const char *s, int len, const char **start);
+extern bool pgapp_cs_value_did_not_fit(PgappSubxact *sx);
+extern bool pgapp_cs_try_input(Oid typid, int32 typmod, const char *str, Datum *out);
+extern char *pgapp_cs_source_name(Oid relid);
 
 /* changeset_validate.c */
 extern void pgapp_cs_apply_rule(const CsRule *rule, CsInput *in, CsErrors *errors);
@@ -182,16 +185,13 @@ extern char *pgapp_cs_interpolate(const char *msg, int n, const char *const *key
 								  const char *const *values);
 extern Jsonb *pgapp_cs_report(Jsonb *errors_body, Oid relid, const char *first_field, bool force_raise);
 extern const char *pgapp_cs_first_error_field(CsErrors *errors);
-
-/* changeset_value.c */
-extern void pgapp_cs_add_changes_json(PgappJsonbBuilder *b, JsonbContainer *changes, List *drop);
 extern void pgapp_cs_check_error_count(CsErrors *errors);
-extern void pgapp_cs_add_constraint_json(PgappJsonbBuilder *b, const CsRule *rule);
 
 /* changeset_cast.c */
+extern void pgapp_cs_add_changes_json(PgappJsonbBuilder *b, JsonbContainer *changes, List *drop);
+extern void pgapp_cs_add_constraint_json(PgappJsonbBuilder *b, const CsRule *rule);
 extern Jsonb *pgapp_cs_cast(Oid relid, Jsonb *data, Jsonb *params, ArrayType *permitted,
 							List *rules, const char *action, const char *name);
-extern bool pgapp_cs_try_input(Oid typid, int32 typmod, const char *str, Datum *out);
 extern bool pgapp_cs_change_fits(Oid relid, const char *name, JsonbValue *value);
 
 /* changeset_def.c */

@@ -500,11 +500,3 @@ pgapp_cs_read(Jsonb *cs, CsRead *out)
 	if ((out->constraints = array_member(cs, "constraints", false)) != NULL)
 		check_constraints(out->constraints, out->relid);
 }
-
-/* The qualified name of relid, as "source" holds it. */
-char *
-pgapp_cs_source_name(Oid relid)
-{
-	return quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
-									  get_rel_name(relid));
-}

@@ -33,6 +33,5 @@ typedef struct CsRead
 
 /* changeset_read.c */
 extern void pgapp_cs_read(Jsonb *cs, CsRead *out);
-extern char *pgapp_cs_source_name(Oid relid);
 
 #endif							/* PGAPP_CHANGESET_READ_H */
