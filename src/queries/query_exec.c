@@ -155,27 +155,16 @@ plans_enforce(PlanEntry *entry)
 }
 
 /*
- * Execute qs read-only with a kept plan from the per-backend cache, under
- * search_path when it is not NULL (that of the query's scopes and stats).
- * The caller is connected to SPI.
+ * The plan of qs: a kept one from the per-backend cache (made and kept
+ * now if need be; *entry is its cache entry), or an uncached one (*entry
+ * NULL: a hash collision, or no cache), which the caller frees.
  */
-static void
-sql_execute(QuerySql *qs, long count, const char *search_path)
+static SPIPlanPtr
+plan_get(QuerySql *qs, PlanEntry **entry)
 {
 	PlanKey		key;
-	PlanEntry  *entry = NULL;
 	bool		found;
 	SPIPlanPtr	plan;
-	int			ret;
-	int			guc_level = -1;
-
-	if (search_path != NULL)
-	{
-		/* undone below, or by the (sub)transaction's abort on an error */
-		guc_level = NewGUCNestLevel();
-		(void) set_config_option("search_path", search_path, PGC_USERSET, PGC_S_SESSION,
-								 GUC_ACTION_SAVE, true, 0, false);
-	}
 
 	if (plans == NULL)
 	{
@@ -189,31 +178,53 @@ sql_execute(QuerySql *qs, long count, const char *search_path)
 	memset(&key, 0, sizeof(key));
 	key.hash = string_hash(qs->sql.data, qs->sql.len + 1);
 	key.len = qs->sql.len;
-	entry = hash_search(plans, &key, HASH_FIND, &found);
-	if (found && strcmp(entry->sql, qs->sql.data) == 0)
+	*entry = hash_search(plans, &key, HASH_FIND, &found);
+	if (found && strcmp((*entry)->sql, qs->sql.data) == 0)
 	{
-		plan = entry->plan;
-		dlist_move_head(&plans_lru, &entry->lru);
+		dlist_move_head(&plans_lru, &(*entry)->lru);
+		return (*entry)->plan;
 	}
-	else
+	plan = SPI_prepare(qs->sql.data, qs->nparams, qs->types);
+	if (plan == NULL)
+		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+	if (found || pgapp_query_cache_memory <= 0)
 	{
-		plan = SPI_prepare(qs->sql.data, qs->nparams, qs->types);
-		if (plan == NULL)
-			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-		if (found || pgapp_query_cache_memory <= 0)
-			entry = NULL;		/* a hash collision, or no cache: run it uncached */
-		else
-		{
-			if (SPI_keepplan(plan) != 0)
-				elog(ERROR, "SPI_keepplan failed");
-			entry = hash_search(plans, &key, HASH_ENTER, &found);
-			entry->sql = MemoryContextStrdup(TopMemoryContext, qs->sql.data);
-			entry->plan = plan;
-			entry->bytes = 0;
-			entry->running = 0;
-			dlist_push_head(&plans_lru, &entry->lru);
-		}
+		*entry = NULL;
+		return plan;
 	}
+	if (SPI_keepplan(plan) != 0)
+		elog(ERROR, "SPI_keepplan failed");
+	*entry = hash_search(plans, &key, HASH_ENTER, &found);
+	(*entry)->sql = MemoryContextStrdup(TopMemoryContext, qs->sql.data);
+	(*entry)->plan = plan;
+	(*entry)->bytes = 0;
+	(*entry)->running = 0;
+	dlist_push_head(&plans_lru, &(*entry)->lru);
+	return plan;
+}
+
+/*
+ * Execute qs read-only with a kept plan from the per-backend cache, under
+ * search_path when it is not NULL (that of the query's scopes and stats).
+ * The caller is connected to SPI.
+ */
+static void
+sql_execute(QuerySql *qs, long count, const char *search_path)
+{
+	PlanEntry  *entry;
+	SPIPlanPtr	plan;
+	int			ret;
+	int			guc_level = -1;
+
+	if (search_path != NULL)
+	{
+		/* undone below, or by the (sub)transaction's abort on an error */
+		guc_level = NewGUCNestLevel();
+		(void) set_config_option("search_path", search_path, PGC_USERSET, PGC_S_SESSION,
+								 GUC_ACTION_SAVE, true, 0, false);
+	}
+
+	plan = plan_get(qs, &entry);
 	if (entry != NULL)
 	{
 		entry->running++;

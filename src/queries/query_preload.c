@@ -47,6 +47,48 @@ relation_name(bool many, Oid other, int ncols, char **fkcols, const char *connam
 	return pstrdup(conname);
 }
 
+/* text[] datum d as C strings; their number in *n. */
+static char **
+text_array_cstrings(Datum d, int *n)
+{
+	Datum	   *elems;
+	bool	   *nulls;
+	char	  **result;
+
+	deconstruct_array(DatumGetArrayTypeP(d), TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, n);
+	result = palloc(sizeof(char *) * Max(*n, 1));
+	for (int j = 0; j < *n; j++)
+		result[j] = TextDatumGetCString(elems[j]);
+	return result;
+}
+
+/*
+ * A relation from a row of the catalog query of relations_of, in the
+ * current memory context.
+ */
+static QueryRelation *
+relation_from_row(HeapTuple tup, TupleDesc desc)
+{
+	QueryRelation *r = palloc0(sizeof(QueryRelation));
+	bool		isnull;
+	char	  **fk;
+	char	  **pk;
+	int			nfk;
+	int			npk;
+
+	r->many = DatumGetBool(SPI_getbinval(tup, desc, 1, &isnull));
+	r->other = DatumGetObjectId(SPI_getbinval(tup, desc, 2, &isnull));
+	fk = text_array_cstrings(SPI_getbinval(tup, desc, 4, &isnull), &nfk);
+	pk = text_array_cstrings(SPI_getbinval(tup, desc, 5, &isnull), &npk);
+	r->order = text_array_cstrings(SPI_getbinval(tup, desc, 6, &isnull), &r->norder);
+	r->ncols = nfk;
+	/* belongs to: source.fk = other.pk; has many: source.pk = other.fk */
+	r->local = r->many ? pk : fk;
+	r->remote = r->many ? fk : pk;
+	r->name = relation_name(r->many, r->other, nfk, fk, SPI_getvalue(tup, desc, 3));
+	return r;
+}
+
 /*
  * Every relation of relid, from pg_constraint.  SPI connected.
  */
@@ -84,51 +126,9 @@ relations_of(Oid relid, MemoryContext mcxt)
 		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(ret));
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
-		HeapTuple	tup = SPI_tuptable->vals[i];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
-		bool		isnull;
 		MemoryContext old = MemoryContextSwitchTo(mcxt);
-		QueryRelation *r = palloc0(sizeof(QueryRelation));
-		Datum	   *fk;
-		Datum	   *pk;
-		bool	   *nulls;
-		int			nfk;
-		int			npk;
 
-		r->many = DatumGetBool(SPI_getbinval(tup, desc, 1, &isnull));
-		r->other = DatumGetObjectId(SPI_getbinval(tup, desc, 2, &isnull));
-		deconstruct_array(DatumGetArrayTypeP(SPI_getbinval(tup, desc, 4, &isnull)), TEXTOID, -1, false,
-						  TYPALIGN_INT, &fk, &nulls, &nfk);
-		deconstruct_array(DatumGetArrayTypeP(SPI_getbinval(tup, desc, 5, &isnull)), TEXTOID, -1, false,
-						  TYPALIGN_INT, &pk, &nulls, &npk);
-		{
-			Datum	   *ord;
-			int			nord;
-
-			deconstruct_array(DatumGetArrayTypeP(SPI_getbinval(tup, desc, 6, &isnull)), TEXTOID, -1, false,
-							  TYPALIGN_INT, &ord, &nulls, &nord);
-			r->norder = nord;
-			r->order = palloc(sizeof(char *) * Max(nord, 1));
-			for (int j = 0; j < nord; j++)
-				r->order[j] = TextDatumGetCString(ord[j]);
-		}
-		r->ncols = nfk;
-		r->local = palloc(sizeof(char *) * nfk);
-		r->remote = palloc(sizeof(char *) * nfk);
-		for (int j = 0; j < nfk; j++)
-		{
-			/* belongs to: source.fk = other.pk; has many: source.pk = other.fk */
-			r->local[j] = TextDatumGetCString(r->many ? pk[j] : fk[j]);
-			r->remote[j] = TextDatumGetCString(r->many ? fk[j] : pk[j]);
-		}
-		{
-			char	  **fkcols = palloc(sizeof(char *) * nfk);
-
-			for (int j = 0; j < nfk; j++)
-				fkcols[j] = TextDatumGetCString(fk[j]);
-			r->name = relation_name(r->many, r->other, nfk, fkcols, SPI_getvalue(tup, desc, 3));
-		}
-		result = lappend(result, r);
+		result = lappend(result, relation_from_row(SPI_tuptable->vals[i], SPI_tuptable->tupdesc));
 		MemoryContextSwitchTo(old);
 	}
 	return result;

@@ -265,51 +265,18 @@ define_expression_context(void *arg)
 }
 
 /*
- * Define a scope (kind "scope": a boolean condition) or a stat (kind
- * "stat": any expression) on source; the row is "t".
+ * The schemas the names of an expression being defined resolve in, in
+ * every query that uses it: the definer's search_path now, less the
+ * schemas where a role the definer is not (and that is no superuser) may
+ * create objects, and pg_temp last.  Names resolve as the definer meant,
+ * whatever the reader's path, and no other role can put an operator or
+ * function of its own in their place.  SPI connected.
  */
-static void
-define_expression(FunctionCallInfo fcinfo, const char *kind)
+static char *
+definer_search_path(void)
 {
-	Oid			relid;
-	char	   *name;
-	char	   *expr;
-	char	   *sql;
-	SPIPlanPtr	plan;
 	int			ret;
-	Oid			argtypes[5] = {REGCLASSOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID};
-	Datum		args[5];
-	bool		is_scope = strcmp(kind, "scope") == 0;
-	char	   *path;
-	int			guc_level;
-	ErrorContextCallback errcb;
 
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				errmsg("source must not be null"));
-	relid = PG_GETARG_OID(0);
-	name = pgapp_arg_cstring(fcinfo, 1, "name");
-	expr = pgapp_arg_cstring(fcinfo, 2, is_scope ? "condition_sql" : "expression_sql");
-	if (name[0] == '\0' || strlen(name) >= NAMEDATALEN)
-		ereport(ERROR,
-				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				errmsg("%s name must be 1 to %d bytes", kind, NAMEDATALEN - 1));
-	if (!pg_class_ownercheck(relid, GetUserId()))
-		aclcheck_error(ACLCHECK_NOT_OWNER, OBJECT_TABLE, get_rel_name(relid));
-	check_single_expression(expr, kind, name);
-
-	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
-
-	/*
-	 * The schemas its names resolve in, in every query that uses it: the
-	 * definer's search_path now, less the schemas where a role the definer
-	 * is not (and that is no superuser) may create objects, and pg_temp
-	 * last.  Names resolve as the definer meant, whatever the reader's
-	 * path, and no other role can put an operator or function of its own
-	 * in their place.
-	 */
 	ret = SPI_execute("SELECT pg_catalog.concat_ws(', ', VARIADIC ARRAY("
 					  "SELECT pg_catalog.quote_ident(s.n)"
 					  "  FROM pg_catalog.unnest(pg_catalog.current_schemas(false)) WITH ORDINALITY AS s(n, o)"
@@ -320,9 +287,24 @@ define_expression(FunctionCallInfo fcinfo, const char *kind)
 					  " ORDER BY s.o) OPERATOR(pg_catalog.||) '{pg_temp}'::pg_catalog.text[])", true, 1);
 	if (ret != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "could not read the search_path: %s", SPI_result_code_string(ret));
-	path = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	return SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+}
 
-	/* does it plan against the table, under that path; is a scope a boolean? */
+/*
+ * Does expr plan against the table relid, under path; is a scope a
+ * boolean?  The planner's error passes through, with a context naming
+ * the expression and the path.  SPI connected.
+ */
+static void
+check_expression_plans(Oid relid, const char *kind, const char *name, const char *expr,
+					   const char *path)
+{
+	bool		is_scope = strcmp(kind, "scope") == 0;
+	char	   *sql;
+	SPIPlanPtr	plan;
+	int			guc_level;
+	ErrorContextCallback errcb;
+
 	sql = psprintf(is_scope ? "SELECT 1 FROM %s AS t WHERE (%s)" : "SELECT (%2$s) FROM %1$s AS t",
 				   pgapp_qualified_relname(relid), expr);
 	guc_level = NewGUCNestLevel();
@@ -339,6 +321,42 @@ define_expression(FunctionCallInfo fcinfo, const char *kind)
 	error_context_stack = errcb.previous;
 	SPI_freeplan(plan);
 	AtEOXact_GUC(true, guc_level);
+}
+
+/*
+ * Define a scope (kind "scope": a boolean condition) or a stat (kind
+ * "stat": any expression) on source; the row is "t".
+ */
+static void
+define_expression(FunctionCallInfo fcinfo, const char *kind)
+{
+	Oid			relid;
+	char	   *name;
+	char	   *expr;
+	int			ret;
+	Oid			argtypes[5] = {REGCLASSOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID};
+	Datum		args[5];
+	char	   *path;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				errmsg("source must not be null"));
+	relid = PG_GETARG_OID(0);
+	name = pgapp_arg_cstring(fcinfo, 1, "name");
+	expr = pgapp_arg_cstring(fcinfo, 2, strcmp(kind, "scope") == 0 ? "condition_sql" : "expression_sql");
+	if (name[0] == '\0' || strlen(name) >= NAMEDATALEN)
+		ereport(ERROR,
+				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				errmsg("%s name must be 1 to %d bytes", kind, NAMEDATALEN - 1));
+	if (!pg_class_ownercheck(relid, GetUserId()))
+		aclcheck_error(ACLCHECK_NOT_OWNER, OBJECT_TABLE, get_rel_name(relid));
+	check_single_expression(expr, kind, name);
+
+	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
+	path = definer_search_path();
+	check_expression_plans(relid, kind, name, expr, path);
 
 	args[0] = ObjectIdGetDatum(relid);
 	args[1] = CStringGetTextDatum(name);

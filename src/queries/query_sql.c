@@ -50,6 +50,40 @@ pgapp_query_sql_param(QuerySql *qs, Oid typid, Datum value)
 	appendStringInfo(&qs->sql, "$%d", qs->nparams);
 }
 
+/* A search: the pattern against any of its fields, as text. */
+static void
+sql_search(QuerySql *qs, QueryCond *c)
+{
+	appendStringInfoChar(&qs->sql, '(');
+	for (int j = 0; j < c->nfields; j++)
+	{
+		appendStringInfo(&qs->sql, "%st.%s::pg_catalog.text OPERATOR(pg_catalog.~~*) ",
+						 j ? " OR " : "", quote_identifier(c->fields[j].name));
+		pgapp_query_sql_param(qs, TEXTOID, c->pattern);
+	}
+	appendStringInfoChar(&qs->sql, ')');
+}
+
+/* A range: its ends, inclusive (pgapp_query_read made sure of one). */
+static void
+sql_range(QuerySql *qs, QueryCond *c, const char *col)
+{
+	appendStringInfoChar(&qs->sql, '(');
+	if (c->has_from)
+	{
+		appendStringInfo(&qs->sql, "t.%s %s ", col, c->ge_op);
+		pgapp_query_sql_param(qs, c->f.typid, c->from);
+	}
+	if (c->has_from && c->has_to)
+		appendStringInfoString(&qs->sql, " AND ");
+	if (c->has_to)
+	{
+		appendStringInfo(&qs->sql, "t.%s %s ", col, c->le_op);
+		pgapp_query_sql_param(qs, c->f.typid, c->to);
+	}
+	appendStringInfoChar(&qs->sql, ')');
+}
+
 /*
  * " WHERE ..." for the conditions of qv (nothing when there are none).
  * Every identifier comes from the catalog and is quoted; every value is a
@@ -71,14 +105,7 @@ sql_where(QuerySql *qs, QueryValue *qv)
 		switch (c->op)
 		{
 			case QOP_SEARCH:
-				appendStringInfoChar(&qs->sql, '(');
-				for (int j = 0; j < c->nfields; j++)
-				{
-					appendStringInfo(&qs->sql, "%st.%s::pg_catalog.text OPERATOR(pg_catalog.~~*) ",
-									 j ? " OR " : "", quote_identifier(c->fields[j].name));
-					pgapp_query_sql_param(qs, TEXTOID, c->pattern);
-				}
-				appendStringInfoChar(&qs->sql, ')');
+				sql_search(qs, c);
 				break;
 			case QOP_NULL:
 				appendStringInfo(&qs->sql, "t.%s IS NULL", col);
@@ -93,21 +120,7 @@ sql_where(QuerySql *qs, QueryValue *qv)
 				appendStringInfoChar(&qs->sql, ')');
 				break;
 			case QOP_RANGE:
-				/* pgapp_query_read made sure of at least one end */
-				appendStringInfoChar(&qs->sql, '(');
-				if (c->has_from)
-				{
-					appendStringInfo(&qs->sql, "t.%s %s ", col, c->ge_op);
-					pgapp_query_sql_param(qs, c->f.typid, c->from);
-				}
-				if (c->has_from && c->has_to)
-					appendStringInfoString(&qs->sql, " AND ");
-				if (c->has_to)
-				{
-					appendStringInfo(&qs->sql, "t.%s %s ", col, c->le_op);
-					pgapp_query_sql_param(qs, c->f.typid, c->to);
-				}
-				appendStringInfoChar(&qs->sql, ')');
+				sql_range(qs, c, col);
 				break;
 		}
 	}
@@ -198,6 +211,58 @@ pgapp_query_sql_from_where(QuerySql *qs, QueryValue *qv, char **select_extra, ch
 }
 
 /*
+ * A keyset page's order (its keys in one direction) into order, and the
+ * jsonb array of the keys' text, which makes the next cursor, into
+ * keys_select.
+ */
+static void
+sql_keyset_order(QueryKeyset *ks, StringInfo order, StringInfo keys_select)
+{
+	ListCell   *lc;
+	int			i = 0;
+
+	appendStringInfoString(keys_select, "pg_catalog.jsonb_build_array(");
+	foreach(lc, ks->keys)
+	{
+		const char *col = quote_identifier(((PgappColumn *) lfirst(lc))->name);
+
+		appendStringInfo(order, "%st.%s %s", i ? ", " : " ORDER BY ", col,
+						 ks->descending ? "DESC" : "ASC");
+		appendStringInfo(keys_select, "%st.%s::pg_catalog.text", i ? ", " : "", col);
+		i++;
+	}
+	appendStringInfoString(keys_select, ")::pg_catalog.text");
+}
+
+/*
+ * The condition of a keyset page after its cursor: a row comparison, which
+ * is exactly "after" for NOT NULL keys in one direction.
+ */
+static void
+sql_keyset_after(QuerySql *qs, QueryValue *qv, QueryKeyset *ks)
+{
+	ListCell   *lc;
+	int			i = 0;
+
+	appendStringInfo(&qs->sql, "%s(", qv->conds != NIL || qv->scopes != NIL ? " AND " : " WHERE ");
+	foreach(lc, ks->keys)
+		appendStringInfo(&qs->sql, "%st.%s", i++ ? ", " : "",
+						 quote_identifier(((PgappColumn *) lfirst(lc))->name));
+	appendStringInfo(&qs->sql, ") OPERATOR(pg_catalog.%s) (", ks->descending ? "<" : ">");
+	i = 0;
+	foreach(lc, ks->keys)
+	{
+		PgappColumn *k = lfirst(lc);
+
+		if (i)
+			appendStringInfoString(&qs->sql, ", ");
+		pgapp_query_sql_param(qs, k->typid, ks->after[i]);
+		i++;
+	}
+	appendStringInfoChar(&qs->sql, ')');
+}
+
+/*
  * SELECT over a page: the rows are chosen (filters, scopes, order, limit,
  * offset) in an inner query, and only they get stats and preloads:
  *
@@ -210,15 +275,14 @@ pgapp_query_sql_from_where(QuerySql *qs, QueryValue *qv, char **select_extra, ch
  * their text (keyset cursors).
  */
 void
-pgapp_query_sql_select_rows(QuerySql *qs, QueryValue *qv, bool with_total, int64 limit, int64 offset, QueryKeyset *ks)
+pgapp_query_sql_select_rows(QuerySql *qs, QueryValue *qv, bool with_total, int64 limit, int64 offset,
+							QueryKeyset *ks)
 {
 	QuerySql	from;
 	char	   *extra;
 	char	   *laterals;
 	StringInfoData order;
 	StringInfoData keys_select;
-	ListCell   *lc;
-	int			i = 0;
 
 	pgapp_query_sql_init(&from);
 	pgapp_query_sql_from_where(&from, qv, &extra, &laterals);
@@ -227,20 +291,7 @@ pgapp_query_sql_select_rows(QuerySql *qs, QueryValue *qv, bool with_total, int64
 	if (ks == NULL)
 		sql_order(&order, qv, "t.");
 	else
-	{
-		/* the keys in one direction; their text makes the next cursor */
-		appendStringInfoString(&keys_select, "pg_catalog.jsonb_build_array(");
-		foreach(lc, ks->keys)
-		{
-			const char *col = quote_identifier(((PgappColumn *) lfirst(lc))->name);
-
-			appendStringInfo(&order, "%st.%s %s", i ? ", " : " ORDER BY ", col,
-							 ks->descending ? "DESC" : "ASC");
-			appendStringInfo(&keys_select, "%st.%s::pg_catalog.text", i ? ", " : "", col);
-			i++;
-		}
-		appendStringInfoString(&keys_select, ")::pg_catalog.text");
-	}
+		sql_keyset_order(ks, &order, &keys_select);
 
 	pgapp_query_sql_init(qs);
 	appendStringInfoString(&qs->sql, "SELECT pg_catalog.to_jsonb(t)");
@@ -260,26 +311,7 @@ pgapp_query_sql_select_rows(QuerySql *qs, QueryValue *qv, bool with_total, int64
 	qs->types = from.types;
 	qs->values = from.values;
 	if (ks != NULL && ks->after != NULL)
-	{
-		/* row comparison: exactly "after" for NOT NULL keys in one direction */
-		appendStringInfo(&qs->sql, "%s(", qv->conds != NIL || qv->scopes != NIL ? " AND " : " WHERE ");
-		i = 0;
-		foreach(lc, ks->keys)
-			appendStringInfo(&qs->sql, "%st.%s", i++ ? ", " : "",
-							 quote_identifier(((PgappColumn *) lfirst(lc))->name));
-		appendStringInfo(&qs->sql, ") OPERATOR(pg_catalog.%s) (", ks->descending ? "<" : ">");
-		i = 0;
-		foreach(lc, ks->keys)
-		{
-			PgappColumn *k = lfirst(lc);
-
-			if (i)
-				appendStringInfoString(&qs->sql, ", ");
-			pgapp_query_sql_param(qs, k->typid, ks->after[i]);
-			i++;
-		}
-		appendStringInfoChar(&qs->sql, ')');
-	}
+		sql_keyset_after(qs, qv, ks);
 	appendStringInfoString(&qs->sql, order.data);
 	if (limit >= 0)
 	{

@@ -249,6 +249,121 @@ static const char *const range_keys[] = {"op", "field", "from", "to", NULL};
 static const char *const search_keys[] = {"op", "term", "fields", NULL};
 static const char *const order_keys[] = {"field", "dir", "nulls", NULL};
 
+/* A search condition: its fields (text columns) and its ILIKE pattern. */
+static void
+read_search(QueryCond *c, Oid relid, JsonbContainer *obj, const char *what)
+{
+	JsonbValue *fields;
+	char	   *term;
+
+	c->op = QOP_SEARCH;
+	check_keys(obj, search_keys, what);
+	term = required_string(obj, "term", what);
+	fields = required_array(obj, "fields", what);
+	c->nfields = pgapp_jsonb_array_length(fields);
+	if (c->nfields == 0)
+		bad_query("\"fields\" of %s must name at least one field", what);
+	c->fields = palloc(sizeof(PgappColumn) * c->nfields);
+	for (int j = 0; j < c->nfields; j++)
+	{
+		JsonbValue *fv = pgapp_jsonb_array_get(fields, j);
+		char	   *name = pgapp_jsonb_value_cstring(fv);
+
+		CHECK_FOR_INTERRUPTS();
+		if (name == NULL)
+			bad_query("\"fields\" of %s must be field names, not %s", what, pgapp_jsonb_type_name(fv));
+		pgapp_query_column(relid, name, &c->fields[j]);
+		if (c->fields[j].category != TYPCATEGORY_STRING)
+			ereport(ERROR,
+					errcode(ERRCODE_DATATYPE_MISMATCH),
+					errmsg("search applies to text columns, but \"%s\" is of type %s",
+						   c->fields[j].name, format_type_be(c->fields[j].typid)));
+	}
+	c->pattern = CStringGetTextDatum(psprintf("%%%s%%", pgapp_query_escape_like(term)));
+}
+
+/* The operation op of a condition on one field, its keys checked. */
+static QueryOp
+read_op(JsonbContainer *obj, const char *op, const char *what)
+{
+	if (strcmp(op, "eq") == 0)
+	{
+		check_keys(obj, eq_keys, what);
+		return QOP_EQ;
+	}
+	if (strcmp(op, "in") == 0)
+	{
+		check_keys(obj, in_keys, what);
+		return QOP_IN;
+	}
+	if (strcmp(op, "null") == 0)
+	{
+		check_keys(obj, null_keys, what);
+		return QOP_NULL;
+	}
+	if (strcmp(op, "range") == 0)
+	{
+		check_keys(obj, range_keys, what);
+		return QOP_RANGE;
+	}
+	ereport(ERROR,
+			errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			errmsg("%s has an unknown op \"%s\"", what, pgapp_echo(op)),
+			errdetail("Operations are eq, in, null, range and search."),
+			errhint(QUERY_HINT));
+	return QOP_EQ;				/* keep compiler quiet */
+}
+
+/* The "values" of an in condition: an array of the column's type. */
+static void
+read_in_values(QueryCond *c, JsonbContainer *obj, const char *what)
+{
+	JsonbValue *values = required_array(obj, "values", what);
+	int			nv = pgapp_jsonb_array_length(values);
+	Datum	   *elems = palloc(sizeof(Datum) * Max(nv, 1));
+	int16		typlen;
+	bool		typbyval;
+	char		typalign;
+
+	c->arraytype = get_array_type(c->f.typid);
+	if (!OidIsValid(c->arraytype))
+		ereport(ERROR,
+				errcode(ERRCODE_DATATYPE_MISMATCH),
+				errmsg("cannot filter \"%s\" by a list of values", c->f.name));
+	for (int j = 0; j < nv; j++)
+	{
+		CHECK_FOR_INTERRUPTS();
+		elems[j] = condition_value(pgapp_jsonb_array_get(values, j), &c->f, "values", what);
+	}
+	get_typlenbyvalalign(c->f.typid, &typlen, &typbyval, &typalign);
+	c->values = PointerGetDatum(construct_array(elems, nv, c->f.typid, typlen, typbyval, typalign));
+}
+
+/* The ends of a range condition: at least one, in the column's type. */
+static void
+read_range(QueryCond *c, JsonbContainer *obj, const char *what)
+{
+	JsonbValue *from = pgapp_jsonb_get(obj, "from");
+	JsonbValue *to = pgapp_jsonb_get(obj, "to");
+
+	if (c->f.category != TYPCATEGORY_NUMERIC && c->f.category != TYPCATEGORY_DATETIME)
+		ereport(ERROR,
+				errcode(ERRCODE_DATATYPE_MISMATCH),
+				errmsg("filter_range applies to numeric, date and time columns, but \"%s\" is of type %s",
+					   c->f.name, format_type_be(c->f.typid)));
+	c->has_from = (from != NULL && from->type != jbvNull);
+	c->has_to = (to != NULL && to->type != jbvNull);
+	if (!c->has_from && !c->has_to)
+		ereport(ERROR,
+				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				errmsg("%s (range) has neither \"from\" nor \"to\"", what),
+				errhint("A range needs at least one end; pgapp.filter_range adds nothing for two open ends."));
+	if (c->has_from)
+		c->from = condition_value(from, &c->f, "from", what);
+	if (c->has_to)
+		c->to = condition_value(to, &c->f, "to", what);
+}
+
 /* One element of "where". */
 static QueryCond *
 read_condition(Oid relid, JsonbValue *cv, int n)
@@ -264,62 +379,10 @@ read_condition(Oid relid, JsonbValue *cv, int n)
 	op = required_string(obj, "op", what);
 	if (strcmp(op, "search") == 0)
 	{
-		JsonbValue *fields;
-		char	   *term;
-
-		c->op = QOP_SEARCH;
-		check_keys(obj, search_keys, what);
-		term = required_string(obj, "term", what);
-		fields = required_array(obj, "fields", what);
-		c->nfields = pgapp_jsonb_array_length(fields);
-		if (c->nfields == 0)
-			bad_query("\"fields\" of %s must name at least one field", what);
-		c->fields = palloc(sizeof(PgappColumn) * c->nfields);
-		for (int j = 0; j < c->nfields; j++)
-		{
-			JsonbValue *fv = pgapp_jsonb_array_get(fields, j);
-			char	   *name = pgapp_jsonb_value_cstring(fv);
-
-			CHECK_FOR_INTERRUPTS();
-			if (name == NULL)
-				bad_query("\"fields\" of %s must be field names, not %s", what, pgapp_jsonb_type_name(fv));
-			pgapp_query_column(relid, name, &c->fields[j]);
-			if (c->fields[j].category != TYPCATEGORY_STRING)
-				ereport(ERROR,
-						errcode(ERRCODE_DATATYPE_MISMATCH),
-						errmsg("search applies to text columns, but \"%s\" is of type %s",
-							   c->fields[j].name, format_type_be(c->fields[j].typid)));
-		}
-		c->pattern = CStringGetTextDatum(psprintf("%%%s%%", pgapp_query_escape_like(term)));
+		read_search(c, relid, obj, what);
 		return c;
 	}
-
-	if (strcmp(op, "eq") == 0)
-	{
-		c->op = QOP_EQ;
-		check_keys(obj, eq_keys, what);
-	}
-	else if (strcmp(op, "in") == 0)
-	{
-		c->op = QOP_IN;
-		check_keys(obj, in_keys, what);
-	}
-	else if (strcmp(op, "null") == 0)
-	{
-		c->op = QOP_NULL;
-		check_keys(obj, null_keys, what);
-	}
-	else if (strcmp(op, "range") == 0)
-	{
-		c->op = QOP_RANGE;
-		check_keys(obj, range_keys, what);
-	}
-	else
-		ereport(ERROR,
-				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				errmsg("%s has an unknown op \"%s\"", what, pgapp_echo(op)),
-				errdetail("Operations are eq, in, null, range and search."),
-				errhint(QUERY_HINT));
+	c->op = read_op(obj, op, what);
 	pgapp_query_column(relid, required_string(obj, "field", what), &c->f);
 
 	/* the column type's own btree operators (42883 when it has none) */
@@ -331,62 +394,12 @@ read_condition(Oid relid, JsonbValue *cv, int n)
 		c->le_op = pgapp_query_btree_operator(c->f.typid, BTLessEqualStrategyNumber);
 	}
 
-	switch (c->op)
-	{
-		case QOP_EQ:
-			c->value = condition_value(pgapp_jsonb_get(obj, "value"), &c->f, "value", what);
-			break;
-		case QOP_IN:
-			{
-				JsonbValue *values = required_array(obj, "values", what);
-				int			nv = pgapp_jsonb_array_length(values);
-				Datum	   *elems = palloc(sizeof(Datum) * Max(nv, 1));
-				int16		typlen;
-				bool		typbyval;
-				char		typalign;
-
-				c->arraytype = get_array_type(c->f.typid);
-				if (!OidIsValid(c->arraytype))
-					ereport(ERROR,
-							errcode(ERRCODE_DATATYPE_MISMATCH),
-							errmsg("cannot filter \"%s\" by a list of values", c->f.name));
-				for (int j = 0; j < nv; j++)
-				{
-					CHECK_FOR_INTERRUPTS();
-					elems[j] = condition_value(pgapp_jsonb_array_get(values, j), &c->f, "values", what);
-				}
-				get_typlenbyvalalign(c->f.typid, &typlen, &typbyval, &typalign);
-				c->values = PointerGetDatum(construct_array(elems, nv, c->f.typid, typlen, typbyval, typalign));
-			}
-			break;
-		case QOP_NULL:
-			break;
-		case QOP_RANGE:
-			{
-				JsonbValue *from = pgapp_jsonb_get(obj, "from");
-				JsonbValue *to = pgapp_jsonb_get(obj, "to");
-
-				if (c->f.category != TYPCATEGORY_NUMERIC && c->f.category != TYPCATEGORY_DATETIME)
-					ereport(ERROR,
-							errcode(ERRCODE_DATATYPE_MISMATCH),
-							errmsg("filter_range applies to numeric, date and time columns, but \"%s\" is of type %s",
-								   c->f.name, format_type_be(c->f.typid)));
-				c->has_from = (from != NULL && from->type != jbvNull);
-				c->has_to = (to != NULL && to->type != jbvNull);
-				if (!c->has_from && !c->has_to)
-					ereport(ERROR,
-							errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-							errmsg("%s (range) has neither \"from\" nor \"to\"", what),
-							errhint("A range needs at least one end; pgapp.filter_range adds nothing for two open ends."));
-				if (c->has_from)
-					c->from = condition_value(from, &c->f, "from", what);
-				if (c->has_to)
-					c->to = condition_value(to, &c->f, "to", what);
-			}
-			break;
-		case QOP_SEARCH:
-			break;
-	}
+	if (c->op == QOP_EQ)
+		c->value = condition_value(pgapp_jsonb_get(obj, "value"), &c->f, "value", what);
+	else if (c->op == QOP_IN)
+		read_in_values(c, obj, what);
+	else if (c->op == QOP_RANGE)
+		read_range(c, obj, what);
 	return c;
 }
 
