@@ -7,10 +7,26 @@
 #   make pgtap                    pg_prove on the server named by the PG* environment
 
 EXTENSION    = pgapp
+EXTVERSION   = $(shell sed -n "s/^default_version *= *'\(.*\)'/\1/p" $(srcdir)/$(EXTENSION).control)
 MODULE_big   = pgapp
 # Every .c under src/ (src/pgapp.c and the feature folders of LAYOUT.md).
 OBJS         = $(patsubst $(srcdir)/%.c,%.o,$(sort $(wildcard $(srcdir)/src/*.c $(srcdir)/src/*/*.c)))
-DATA         = $(wildcard sql/$(EXTENSION)--*.sql)
+
+# The install script of the current version (default_version in
+# pgapp.control) is built from its parts, in this order (dependencies
+# first); it is git-ignored and removed by make clean.
+SQL_PARTS    = 00_header 10_core 20_error 30_machines 40_changesets 50_queries 60_ratelimit \
+               70_pubsub 71_presence 80_jobs 80_jobs_control 81_jobs_external 82_jobs_supervision \
+               83_jobs_cron 90_openapi 99_footer
+SQL_INSTALL  = sql/$(EXTENSION)--$(EXTVERSION).sql
+DATA_built   = $(SQL_INSTALL)
+# Released versions: their install scripts are committed exactly as they
+# shipped and NEVER edited again (a change goes into the parts and a
+# hand-written sql/updates/pgapp--A--B.sql).  sql/pgapp--0.1.0.sql is the
+# frozen 0.1.0; the upgrade test installs the oldest of them and updates it.
+RELEASED     = 0.1.0
+DATA         = $(foreach v,$(RELEASED),$(srcdir)/sql/$(EXTENSION)--$(v).sql) \
+               $(wildcard $(srcdir)/sql/updates/$(EXTENSION)--*--*.sql)
 PG_CONFIG   ?= /usr/lib/postgresql/15/bin/pg_config
 PKG_CONFIG  ?= pkg-config
 
@@ -20,9 +36,12 @@ PG_CFLAGS    = -Wall -Wmissing-prototypes -Wpointer-arith -Wendif-labels \
                -Wmissing-format-attribute -Wformat-security
 
 REGRESS      = init errors changesets changeset_rules machines openapi queries ratelimit pubsub jobs jobs_run example_tasks example_catalog example_dashboard example_jobs
-REGRESS_OPTS = --temp-config=$(srcdir)/test/$(EXTENSION).conf --temp-instance=./tmp_check
-ISOLATION    = $(patsubst test/specs/%.spec,%,$(sort $(wildcard test/specs/*.spec)))
-ISOLATION_OPTS = --inputdir=$(srcdir)/test \
+# pg_regress runs from the repository root (so that \i test/helpers/... works)
+# and reads its inputs from test/regress/sql and test/regress/expected.
+REGRESS_OPTS = --inputdir=$(srcdir)/test/regress \
+               --temp-config=$(srcdir)/test/$(EXTENSION).conf --temp-instance=./tmp_check
+ISOLATION    = $(patsubst $(srcdir)/test/isolation/specs/%.spec,%,$(sort $(wildcard $(srcdir)/test/isolation/specs/*.spec)))
+ISOLATION_OPTS = --inputdir=$(srcdir)/test/isolation \
                  --temp-config=$(srcdir)/test/$(EXTENSION).conf \
                  --temp-config=$(srcdir)/test/isolation.conf \
                  --temp-instance=./tmp_check_iso
@@ -33,7 +52,7 @@ SECURITY_OPTS = --inputdir=$(srcdir)/test/security --outputdir=output_sec \
                 --dbname=contrib_regression \
                 --temp-config=$(srcdir)/test/$(EXTENSION).conf \
                 --temp-instance=./tmp_check_sec
-NOPRELOAD_OPTS = --temp-config=$(srcdir)/test/nopreload.conf \
+NOPRELOAD_OPTS = --inputdir=$(srcdir)/test/regress --temp-config=$(srcdir)/test/nopreload.conf \
                  --temp-instance=./tmp_check_np --outputdir=output_np
 
 EXTRA_CLEAN  = tmp_check_np/ output_np/ tmp_pgtap/ tmp_check_sec/ output_sec/
@@ -45,6 +64,9 @@ include $(PGXS)
 # with --enable-depend): a changed struct in src/*.h must rebuild every
 # object, or files built before it read shared memory with the old layout.
 $(OBJS): $(wildcard $(srcdir)/src/*.h $(srcdir)/src/*/*.h)
+
+$(SQL_INSTALL): $(addprefix $(srcdir)/sql/parts/,$(addsuffix .sql,$(SQL_PARTS))) $(srcdir)/$(EXTENSION).control
+	cat $(filter %.sql,$^) > $@
 
 .PHONY: check-regress check-isolation check-nopreload check-security pgtap
 
@@ -64,3 +86,17 @@ check-nopreload:
 
 pgtap:
 	pg_prove --verbose test/pgtap/*.sql
+
+# scripts/check-layout: file and function sizes, the include layering, SQL C
+# symbols and setting names (LAYOUT.md 6.9).  scripts/pgindent: PostgreSQL's
+# style through pg_bsd_indent with src/typedefs.list, which
+# scripts/gen-typedefs regenerates from our sources and the server headers.
+.PHONY: check-layout pgindent typedefs
+check-layout:
+	$(srcdir)/scripts/check-layout
+
+pgindent:
+	$(srcdir)/scripts/pgindent
+
+typedefs:
+	PG_CONFIG=$(PG_CONFIG) $(srcdir)/scripts/gen-typedefs > $(srcdir)/src/typedefs.list

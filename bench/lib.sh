@@ -8,7 +8,7 @@
 #                                                      the raw runs, and leaves them in r[variant,clients]
 # Settings: SECONDS_PER_RUN (5), ROUNDS (3), CLIENTS ("1 8 32"); KEEP=1 keeps the directory.
 set -euo pipefail
-PG_BIN=/usr/lib/postgresql/15/bin
+PG_BIN=${PGAPP_PG_BIN:-/usr/lib/postgresql/15/bin}   # PGAPP_PG_BIN: another build (an A/B run)
 SECONDS_PER_RUN=${SECONDS_PER_RUN:-5}
 ROUNDS=${ROUNDS:-3}
 CLIENTS=${CLIENTS:-"1 8 32"}

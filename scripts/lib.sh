@@ -25,6 +25,8 @@ PACKAGES=(
     pkg-config
     make
     gcc
+    universal-ctags                          # scripts/check-layout: function lengths
+    pg-bsd-indent                            # scripts/pgindent
 )
 
 say() { printf '==> %s\n' "$*" >&2; }

@@ -6,7 +6,7 @@
 #   ROUNDS=3 SECONDS_PER_RUN=15 bash bench/query/run.sh
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
-PG_BIN=/usr/lib/postgresql/15/bin
+PG_BIN=${PGAPP_PG_BIN:-/usr/lib/postgresql/15/bin}   # PGAPP_PG_BIN: another build (an A/B run)
 ROUNDS=${ROUNDS:-3}
 SECONDS_PER_RUN=${SECONDS_PER_RUN:-15}
 PORT=${BENCH_PORT:-55434}

@@ -5,7 +5,7 @@
 -- one worker process (queue "sec", concurrency 1), one after the other.
 --
 \set ECHO none
-\i test/regress_helpers.sql
+\i test/helpers/regress_helpers.sql
 -- wait until the job has finished (at most 10 s)
 CREATE FUNCTION pg_temp.wait_job(jid bigint) RETURNS text LANGUAGE plpgsql AS $$
 DECLARE st text;

@@ -4,7 +4,7 @@
 -- test instance holds 64 keys (test/pgapp.conf), so one statement fills it.
 --
 \set ECHO none
-\i test/regress_helpers.sql
+\i test/helpers/regress_helpers.sql
 \set ECHO all
 
 -- A. Filling the table must not stop counting (it used to allow every new

@@ -11,7 +11,7 @@
 -- and that every SECURITY DEFINER function pins search_path.
 --
 \set ECHO none
-\i test/regress_helpers.sql
+\i test/helpers/regress_helpers.sql
 \set ECHO all
 \set VERBOSITY terse
 

@@ -4,7 +4,7 @@
 -- topics and events pgapp itself sends on.
 --
 \set ECHO none
-\i test/regress_helpers.sql
+\i test/helpers/regress_helpers.sql
 \set ECHO all
 SET pgapp.pubsub_fixed_envelope = on;
 

@@ -199,7 +199,7 @@ SELECT count FROM pgapp.count(pgapp.scope(pgapp.from('public.rev_prod'), 'pub'))
 RESET search_path;
 -- a name the kept path cannot see is refused when the scope is defined
 \set ECHO none
-\i test/regress_helpers.sql
+\i test/helpers/regress_helpers.sql
 \set ECHO all
 SET ROLE sec_admin;
 SELECT * FROM pg_temp.show($$SELECT pgapp.define_stat('public.rev_prod', 'n', '(SELECT count(*) FROM rev_prod)')$$);

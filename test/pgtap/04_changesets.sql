@@ -1,0 +1,104 @@
+-- test/pgtap/04_changesets.sql
+-- Changesets: signatures, volatility, privileges and the SQLSTATE +
+-- message of each kind of bad input (status machines: 03_machines.sql).
+BEGIN;
+SELECT plan(41);
+
+-- every validator takes a changeset first and returns one (Ecto's pipe)
+SELECT is(
+    (SELECT count(*)::int FROM pg_proc
+      WHERE pronamespace = 'pgapp'::regnamespace
+        AND (proname LIKE 'validate\_%' AND proname <> 'validate_table'
+             OR proname IN ('add_error', 'unique_constraint', 'foreign_key_constraint',
+                            'check_constraint', 'exclusion_constraint'))
+        AND proargtypes[0] = 'pgapp.changeset'::regtype
+        AND prorettype = 'pgapp.changeset'::regtype),
+    15, 'the 10 validators and 5 error/constraint helpers take and return pgapp.changeset');
+SELECT function_returns('pgapp', 'cast', ARRAY['regclass', 'jsonb', 'jsonb', 'text[]'], 'pgapp.changeset');
+SELECT function_returns('pgapp', 'changeset', ARRAY['text', 'jsonb', 'jsonb'], 'pgapp.changeset');
+SELECT function_returns('pgapp', 'insert', ARRAY['pgapp.changeset'], 'jsonb');
+SELECT function_returns('pgapp', 'update', ARRAY['pgapp.changeset'], 'jsonb');
+SELECT function_returns('pgapp', 'errors', ARRAY['pgapp.changeset'], 'jsonb');
+SELECT function_returns('pgapp', 'is_valid', ARRAY['pgapp.changeset'], 'boolean');
+SELECT volatility_is('pgapp', 'cast', ARRAY['regclass', 'jsonb', 'jsonb', 'text[]'], 'stable',
+    'cast() is STABLE: PostgREST may call it in GET requests');
+SELECT volatility_is('pgapp', 'insert', ARRAY['pgapp.changeset'], 'volatile');
+SELECT volatility_is('pgapp', 'update', ARRAY['pgapp.changeset'], 'volatile');
+SELECT is(
+    (SELECT array_agg(DISTINCT provolatile) FROM pg_proc
+      WHERE pronamespace = 'pgapp'::regnamespace AND proname LIKE 'validate\_%'
+        AND proname <> 'validate_table'),
+    ARRAY['s']::"char"[], 'validators are STABLE (they read definitions and the clock)');
+SELECT function_returns('pgapp', 'json_schema', ARRAY['text'], 'jsonb');
+SELECT function_returns('pgapp', 'openapi', ARRAY['name'], 'jsonb');
+SELECT volatility_is('pgapp', 'openapi', ARRAY['name'], 'stable',
+    'openapi() is STABLE: PostgREST serves it on GET');
+SELECT has_table('pgapp', 'changeset_def', 'definitions live in pgapp.changeset_def');
+
+-- administration is for pgapp_admin; using changesets is for everyone
+SELECT ok(NOT has_function_privilege('public', 'pgapp.define_changeset(text,regclass,text[],jsonb)', 'EXECUTE'),
+    'PUBLIC cannot define changesets');
+SELECT ok(NOT has_function_privilege('public', 'pgapp.validate_table(regclass,text)', 'EXECUTE'),
+    'PUBLIC cannot attach validation triggers');
+SELECT ok(has_function_privilege('pgapp_admin', 'pgapp.define_changeset(text,regclass,text[],jsonb)', 'EXECUTE'),
+    'pgapp_admin can define changesets');
+SELECT ok(has_function_privilege('public', 'pgapp.changeset(text,jsonb,jsonb)', 'EXECUTE')
+      AND has_function_privilege('public', 'pgapp.insert(pgapp.changeset)', 'EXECUTE'),
+    'PUBLIC can build and insert changesets');
+SELECT ok(NOT has_table_privilege('public', 'pgapp.changeset_def', 'INSERT'),
+    'PUBLIC cannot write definitions');
+
+-- SQLSTATE and message pairs
+CREATE TABLE tap_task (id int PRIMARY KEY, title text, n int);
+SELECT throws_ok($$SELECT pgapp.cast('tap_task', NULL, '{}', ARRAY['nope'])$$,
+    '42703', 'column "nope" of relation "tap_task" does not exist');
+SELECT throws_ok($$SELECT pgapp.cast('tap_task', NULL, '[]', ARRAY['title'])$$,
+    '22023', 'params must be a JSON object');
+SELECT throws_ok($$SELECT pgapp.define_changeset('t', 'tap_task', ARRAY['title'], '[{"lenght": "title"}]')$$,
+    '22023', 'rule 1 names no known validator');
+SELECT throws_ok($$SELECT pgapp.define_changeset('t', 'tap_task', ARRAY['title'], '[{"length": "title", "max": 3, "minimum": 1}]')$$,
+    '22023', 'unknown option "minimum" in rule 1 (length)');
+SELECT throws_ok($$SELECT pgapp.define_changeset('t', 'tap_task', ARRAY['title'], '[{"format": "title", "pattern": "a{2,1}"}]')$$,
+    '2201B', NULL, 'a regex that does not compile is 2201B');
+SELECT throws_ok($$SELECT pgapp.define_changeset('t', 'tap_task', ARRAY['title'], '[{"length": "n", "min": 1}]')$$,
+    '42804', 'length rule applies to text and array columns, but "n" is of type integer');
+SELECT throws_ok($$SELECT pgapp.changeset('missing', '{}')$$,
+    '42704', 'changeset "missing" does not exist');
+SELECT throws_ok($$SELECT pgapp.insert(NULL)$$, '22004', 'changeset must not be null');
+
+-- one reader checks every changeset value: shape 22023, limits 54000
+SELECT throws_ok($$SELECT pgapp.is_valid(pgapp.cast('tap_task', NULL, '{}', ARRAY['title']) || '{"sql": 1}')$$,
+    '22023', 'changeset has an unknown key "sql"');
+SELECT throws_ok($$SELECT pgapp.insert(jsonb_set(pgapp.cast('tap_task', NULL, '{}', ARRAY['title']), '{changes}', '{"n": 1}'))$$,
+    '22023', 'changeset changes "n", which it does not permit');
+SELECT throws_ok($$SELECT pgapp.errors(jsonb_set(pgapp.cast('tap_task', NULL, '{}', ARRAY['title']), '{errors}', '{"title": "x"}'))$$,
+    '22023', 'errors of "title" must be a non-empty JSON array of strings, not a string');
+SELECT throws_ok($$SELECT pgapp.is_valid(jsonb_set(pgapp.cast('tap_task', NULL, '{}', ARRAY['title']), '{errors}',
+                     (SELECT jsonb_object_agg('f' || i, '["x"]'::jsonb) FROM generate_series(1, 1001) AS i)))$$,
+    '54000', 'changeset has more than 1000 errors');
+SELECT ok(NOT pgapp.is_valid(jsonb_set(pgapp.add_error(pgapp.cast('tap_task', NULL, '{}', ARRAY['title']), 'title', 'x'),
+                                       '{valid}', 'true')),
+    '"valid": true next to errors is not valid');
+SELECT volatility_is('pgapp', 'is_valid', ARRAY['pgapp.changeset'], 'stable',
+    'is_valid() reads the catalog to check the value: STABLE');
+SELECT is(current_setting('pgapp.changeset_max_items'), '1000', 'pgapp.changeset_max_items defaults to 1000');
+-- Ecto parity: graphemes by default, validate_format raises on a non-string
+SELECT is(pgapp.errors(pgapp.validate_length(pgapp.cast('tap_task', NULL, '{"title": "e\u0301"}', ARRAY['title']),
+                                             'title', max => 1)),
+    '{}'::jsonb, '"e\u0301" is one grapheme');
+SELECT throws_ok($$SELECT pgapp.validate_format(jsonb_set(pgapp.cast('tap_task', NULL, '{}', ARRAY['title']),
+                                                          '{changes}', '{"title": null}'), 'n', '^1$')$$,
+    '22023', 'format rule applies to string values, but "n" is of type integer');
+
+-- the error model: a trigger always raises PT422
+SELECT lives_ok($$SELECT pgapp.define_changeset('tap_task', 'tap_task', ARRAY['title'], '[{"required": ["title"]}]')$$,
+    'a valid definition is accepted');
+SELECT lives_ok($$SELECT pgapp.validate_table('tap_task', 'tap_task')$$, 'the trigger attaches');
+SET LOCAL pgapp.error_mode = 'return';
+SELECT throws_ok($$INSERT INTO tap_task VALUES (1, ' ')$$,
+    'PT422', 'validation failed: title can''t be blank', 'triggers raise even in return mode');
+SELECT is(pgapp.insert(pgapp.changeset('tap_task', '{"title": ""}')),
+    '{"errors": {"title": ["can''t be blank"]}}'::jsonb, 'pgapp.insert returns the errors in return mode');
+
+SELECT * FROM finish();
+ROLLBACK;

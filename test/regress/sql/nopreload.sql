@@ -1,0 +1,56 @@
+--
+-- nopreload: the library is installed but not in shared_preload_libraries
+-- (test/nopreload.conf).  Everything that needs no shared memory works;
+-- what does refuses with 55000 and a hint naming the setting.
+--
+CREATE EXTENSION pgapp;
+SELECT pgapp.version();
+SELECT h->>'status' AS status,
+       h->'preloaded' AS preloaded,
+       h->'shared_memory' AS shared_memory,
+       h->'modules' AS modules,
+       h->'pg_cron'->'preloaded' AS pg_cron_preloaded
+  FROM pgapp.health() AS h;
+
+-- the GUC exists even without preloading
+SET pgapp.error_mode = 'raise';
+SHOW pgapp.error_mode;
+
+\set ECHO none
+\i test/helpers/regress_helpers.sql
+\set ECHO all
+SELECT * FROM pg_temp.show('SELECT * FROM pgapp.error_stats');
+SELECT * FROM pg_temp.show('SELECT pgapp.error_stats_reset()');
+SELECT * FROM pg_temp.show($$ SELECT pgapp.check_rate('k', 1, 60) $$);
+SELECT * FROM pg_temp.show('SELECT * FROM pgapp.rate_stats');
+SELECT * FROM pg_temp.show($$ SELECT pgapp.check_rate('k', 'default') $$);
+-- limiters can be defined (they are rows), not used
+SELECT pgapp.create_limiter('np', 5, 1, 60);
+SELECT * FROM pg_temp.show($$ SELECT pgapp.check_rate('k', 'np') $$);
+SELECT pgapp.drop_limiter('np');
+
+-- the error model itself needs no shared memory (nothing is counted)
+DO $$
+BEGIN
+    PERFORM pgapp.report_error(422, '{"errors": {"title": ["can''t be blank"]}}');
+EXCEPTION WHEN SQLSTATE 'PT422' THEN
+    RAISE NOTICE 'caught PT422: %', SQLERRM;
+END
+$$;
+SET pgapp.error_mode = 'return';
+SELECT pgapp.report_error(409, '{"error": "conflict"}') AS body;
+-- pubsub: direct broadcasts need no shared memory; the outbox does
+SELECT count(*) AS sent FROM (SELECT pgapp.broadcast('np', 'direct without preload', '{}')) AS s;
+SELECT * FROM pg_temp.show($$ SELECT pgapp.broadcast('np', 'e', '{}', mode => 'outbox') $$);
+SELECT * FROM pg_temp.show('SELECT * FROM pgapp.pubsub_outbox');
+-- jobs: queues and jobs are rows (external workers can serve them); no
+-- background worker runs them, and progress needs one
+CREATE FUNCTION public.np_job(args jsonb, job pgapp.job_info) RETURNS jsonb LANGUAGE sql AS $$ SELECT args $$;
+SELECT pgapp.create_queue('np', 1);
+SELECT pgapp.enqueue('np', 'public.np_job', '{"n": 1}') > 0 AS enqueued;
+SELECT count(*) AS workers FROM pgapp.workers;
+SELECT queue, available, workers FROM pgapp.queue_stats;
+SELECT * FROM pg_temp.show('SELECT pgapp.job_progress(10)');
+SELECT pgapp.drop_queue('np', force => true);
+DROP FUNCTION public.np_job(jsonb, pgapp.job_info);
+DROP EXTENSION pgapp;
