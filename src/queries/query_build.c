@@ -211,7 +211,8 @@ pgapp_filter_range(PG_FUNCTION_ARGS)
 	if (f.category != TYPCATEGORY_NUMERIC && f.category != TYPCATEGORY_DATETIME)
 		ereport(ERROR,
 				errcode(ERRCODE_DATATYPE_MISMATCH),
-				errmsg("filter_range applies to numeric, date and time columns, but \"%s\" is of type %s",
+				errmsg("function \"%s\" applies to numeric, date and time columns, but \"%s\" is of type %s",
+					   "pgapp.filter_range",
 					   f.name, format_type_be(f.typid)));
 	if (PG_ARGISNULL(2) && PG_ARGISNULL(3))
 		PG_RETURN_JSONB_P(q);
@@ -270,7 +271,7 @@ pgapp_search(PG_FUNCTION_ARGS)
 	if (n == 0)
 		ereport(ERROR,
 				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				errmsg("search needs at least one field"));
+				errmsg("function \"%s\" needs at least one field", "pgapp.search"));
 	for (int i = 0; i < n; i++)
 	{
 		PgappColumn	f;
@@ -283,7 +284,8 @@ pgapp_search(PG_FUNCTION_ARGS)
 		if (f.category != TYPCATEGORY_STRING)
 			ereport(ERROR,
 					errcode(ERRCODE_DATATYPE_MISMATCH),
-					errmsg("search applies to text columns, but \"%s\" is of type %s",
+					errmsg("function \"%s\" applies to text columns, but \"%s\" is of type %s",
+						   "pgapp.search",
 						   f.name, format_type_be(f.typid)));
 	}
 	term = PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1));

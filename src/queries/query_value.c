@@ -276,7 +276,8 @@ read_search(QueryCond *c, Oid relid, JsonbContainer *obj, const char *what)
 		if (c->fields[j].category != TYPCATEGORY_STRING)
 			ereport(ERROR,
 					errcode(ERRCODE_DATATYPE_MISMATCH),
-					errmsg("search applies to text columns, but \"%s\" is of type %s",
+					errmsg("function \"%s\" applies to text columns, but \"%s\" is of type %s",
+						   "pgapp.search",
 						   c->fields[j].name, format_type_be(c->fields[j].typid)));
 	}
 	c->pattern = CStringGetTextDatum(psprintf("%%%s%%", pgapp_query_escape_like(term)));
@@ -349,7 +350,8 @@ read_range(QueryCond *c, JsonbContainer *obj, const char *what)
 	if (c->f.category != TYPCATEGORY_NUMERIC && c->f.category != TYPCATEGORY_DATETIME)
 		ereport(ERROR,
 				errcode(ERRCODE_DATATYPE_MISMATCH),
-				errmsg("filter_range applies to numeric, date and time columns, but \"%s\" is of type %s",
+				errmsg("function \"%s\" applies to numeric, date and time columns, but \"%s\" is of type %s",
+					   "pgapp.filter_range",
 					   c->f.name, format_type_be(c->f.typid)));
 	c->has_from = (from != NULL && from->type != jbvNull);
 	c->has_to = (to != NULL && to->type != jbvNull);
