@@ -15,6 +15,12 @@
  *	query_build.c	the builders (from, filter_by, ..., sort_by, scope, preload)
  *	query_exec.c	plan cache, executors, keyset pagination, module entry
  *
+ * The builders pgapp.scope, pgapp.with_stats and pgapp.preload live with
+ * the other builders, not beside the definitions they check: the reader
+ * calls the lookups of query_scope.c and query_preload.c, and every
+ * builder calls the reader, so the lookups sit below it and the builders
+ * above.
+ *
  * src/queries/query_int.h
  *
  *-------------------------------------------------------------------------
@@ -151,8 +157,20 @@ extern List *pgapp_query_cached_relations(Oid relid);
 extern QueryRelation *pgapp_query_find_relation(Oid relid, List *relations, const char *name);
 extern QueryRelation *pgapp_query_copy_relation(const QueryRelation *r);
 
+/*
+ * Column name of relid (22023 when empty, 42703 when unknown), through
+ * core's resolver with the hint every queries message gives.  Inline, so
+ * that every file of the folder can use it without an arrow upwards.
+ */
+static inline void
+pgapp_query_column(Oid relid, const char *name, PgappColumn *col)
+{
+	pgapp_resolve_column(relid, name, false,
+						 "Fields are column names of the query's source, written as they are (no quoting).",
+						 col);
+}
+
 /* query_value.c */
-extern void pgapp_query_column(Oid relid, const char *name, PgappColumn *col);
 extern Datum pgapp_query_column_input(const char *text, Oid typid);
 extern char *pgapp_query_value_as_text(Datum value, Oid valtype, const PgappColumn *col);
 extern char *pgapp_query_btree_operator(Oid typid, int16 strategy);

@@ -21,8 +21,8 @@
  * scopes, stats and preloads against their definitions (22023 for a bad
  * shape, never a crash).  Everything above works on the QueryValue it
  * returns, never on the jsonb.  This file also holds the column helpers
- * the builders share: resolution (core's resolver with the queries' hint),
- * input in a column's type, and the btree operators of a column type.
+ * the builders share: input in a column's type and the btree operators of
+ * a column type (resolution is pgapp_query_column in query_int.h).
  *
  * src/queries/query_value.c
  *
@@ -54,18 +54,6 @@
  * Fields and values
  * ---------------------------------------------------------------------
  */
-
-/*
- * Column name of relid (22023 when empty, 42703 when unknown), through
- * core's resolver with the hint every queries message gives.
- */
-void
-pgapp_query_column(Oid relid, const char *name, PgappColumn *col)
-{
-	pgapp_resolve_column(relid, name, false,
-						 "Fields are column names of the query's source, written as they are (no quoting).",
-						 col);
-}
 
 /*
  * msg with the caller's text, where it quotes it, cut to ECHO_CHARS
