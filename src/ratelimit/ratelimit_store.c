@@ -8,10 +8,11 @@
  * wait for it: the table is scanned with the partition locks held shared
  * (new keys wait, counting goes on), collecting expired keys; then each is
  * removed under its own partition lock held exclusively, after checking it
- * is still expired.  The pgapp housekeeper (worker.c) sweeps every
+ * is still expired (pgapp_rate_remove_matching, ratelimit_shmem.c).  The
+ * pgapp housekeeper (core/housekeeper.c) sweeps every
  * pgapp.ratelimit_sweep_interval seconds; between sweeps, a check that
- * finds the table full evicts (ratelimit.c), and expired buckets are the
- * first to go.
+ * finds the table full evicts (ratelimit_check.c), and expired buckets are
+ * the first to go.
  *
  * The save file works as pg_stat_statements' does: written by the
  * postmaster at a clean shutdown (not after a crash), read when shared
@@ -22,7 +23,14 @@
  * bucket whose window is longer than pgapp.ratelimit_max_window allows now,
  * or that would outlive it, is not restored.
  *
- * src/ratelimit_store.c
+ * Locking protocol (the whole of it is in ratelimit_int.h): the sweep takes
+ * the partition locks as pgapp_rate_remove_matching does (all SHARED to
+ * collect, then each EXCLUSIVE to remove); housekeeping reads only atomic
+ * counters.  The save file is written and read by the postmaster when no
+ * backend exists (after they have all exited, and before any starts), so
+ * it takes no lock.
+ *
+ * src/ratelimit/ratelimit_store.c
  *
  *-------------------------------------------------------------------------
  */
@@ -48,8 +56,6 @@
 #define RATE_SAVE_VERSION 3
 #define RATE_SWEEP_BATCH 8192
 
-/* GUCs (defined in pgapp.c) */
-
 /* What the save file holds per limiter and per bucket. */
 typedef struct SavedLimiter
 {
@@ -73,6 +79,12 @@ typedef struct SavedBucket
 	char		display[RATE_DISPLAY_LEN];
 } SavedBucket;
 
+static bool
+expired(const RateBucket *b, const RateState *s, void *arg)
+{
+	return s->expires_at <= *(const int64 *) arg;
+}
+
 /*
  * Remove every bucket that expired by now; returns how many.  See the
  * header comment for the two passes.
@@ -80,63 +92,14 @@ typedef struct SavedBucket
 int
 pgapp_rate_sweep(int64 now)
 {
-	RateKey    *keys = palloc(sizeof(RateKey) * RATE_SWEEP_BATCH);
-	int			removed = 0;
-	int			n;
+	int			removed = pgapp_rate_remove_matching(expired, &now, RATE_SWEEP_BATCH);
 
-	do
-	{
-		HASH_SEQ_STATUS status;
-		RateBucket *b;
-
-		CHECK_FOR_INTERRUPTS();
-		n = 0;
-		pgapp_rate_lock_all(LW_SHARED);
-		hash_seq_init(&status, pgapp_rate_table);
-		while ((b = hash_seq_search(&status)) != NULL)
-		{
-			int64		expires_at;
-
-			SpinLockAcquire(&b->mutex);
-			expires_at = b->state.expires_at;
-			SpinLockRelease(&b->mutex);
-			if (expires_at <= now)
-			{
-				keys[n++] = b->key;
-				if (n == RATE_SWEEP_BATCH)
-				{
-					hash_seq_term(&status);
-					break;
-				}
-			}
-		}
-		pgapp_rate_unlock_all();
-
-		for (int i = 0; i < n; i++)
-		{
-			uint32		hashcode = get_hash_value(pgapp_rate_table, &keys[i]);
-			LWLock	   *lock = &pgapp_rate_shared->locks[hashcode % RATE_PARTITIONS].lock;
-			bool		found;
-
-			LWLockAcquire(lock, LW_EXCLUSIVE);
-			b = hash_search_with_hash_value(pgapp_rate_table, &keys[i], hashcode, HASH_FIND, &found);
-			/* exclusive lock: nobody else touches the bucket's state now */
-			if (found && b->state.expires_at <= now)
-			{
-				pgapp_rate_remove_bucket(b, true);
-				removed++;
-			}
-			LWLockRelease(lock);
-		}
-	} while (n == RATE_SWEEP_BATCH);
-
-	pfree(keys);
 	pg_atomic_fetch_add_u64(&pgapp_rate_shared->swept, removed);
 	return removed;
 }
 
 /*
- * The housekeeper's round (worker.c): sweep, and say once per round how
+ * The housekeeper's round (core/housekeeper.c): sweep, and say once per round how
  * many live buckets were evicted to make room (the table is too small for
  * the keys in use, or someone floods it) and how many checks found nothing
  * to evict, since the last round.
@@ -162,8 +125,11 @@ pgapp_rate_housekeeping(void)
 	evicted = pgapp_rate_total(RATE_EVICTIONS);
 	if (evicted > evicted_seen)
 		ereport(LOG,
-				errmsg("pgapp: %llu live rate limit bucket(s) were evicted in the last %d second(s) to make room for new keys",
-					   (unsigned long long) (evicted - evicted_seen), pgapp_ratelimit_sweep_interval),
+				errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				errmsg_plural("%llu live rate limit bucket was evicted since the last sweep to make room for new keys",
+							  "%llu live rate limit buckets were evicted since the last sweep to make room for new keys",
+							  (unsigned long) (evicted - evicted_seen),
+							  (unsigned long long) (evicted - evicted_seen)),
 				errdetail("A key evicted while its window runs starts counting afresh."),
 				errhint("Raise \"%s\" (or the limiters' max_keys) to hold every active key; see pgapp.rate_stats.",
 						"pgapp.ratelimit_max_keys"));
@@ -171,10 +137,13 @@ pgapp_rate_housekeeping(void)
 	full = pgapp_rate_total(RATE_FULL_EVENTS);
 	if (full > full_seen)
 		ereport(LOG,
-				errmsg("pgapp: %llu rate limit check(s) found no free bucket and none to evict in the last %d second(s) and were %s",
-					   (unsigned long long) (full - full_seen), pgapp_ratelimit_sweep_interval,
-					   pgapp_ratelimit_on_full == RATE_ON_FULL_ALLOW ? "allowed without being counted" :
-					   pgapp_ratelimit_on_full == RATE_ON_FULL_DENY ? "denied" : "refused with an error"),
+				errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				errmsg_plural("%llu rate limit check found no free bucket and none to evict since the last sweep and was %s",
+							  "%llu rate limit checks found no free bucket and none to evict since the last sweep and were %s",
+							  (unsigned long) (full - full_seen),
+							  (unsigned long long) (full - full_seen),
+							  pgapp_ratelimit_on_full == RATE_ON_FULL_ALLOW ? "allowed without being counted" :
+							  pgapp_ratelimit_on_full == RATE_ON_FULL_DENY ? "denied" : "refused with an error"),
 				errhint("Raise \"%s\", or leave \"default\" a share of it when creating limiters.",
 						"pgapp.ratelimit_max_keys"));
 	full_seen = full;
@@ -373,8 +342,9 @@ pgapp_rate_load_file(void)
 	FreeFile(file);
 	unlink(RATE_SAVE_FILE);
 	ereport(LOG,
-			errmsg("pgapp: restored %lld rate limit bucket(s) saved at the last shutdown",
-				   (long long) restored));
+			errmsg_plural("restored %lld rate limit bucket saved at the last shutdown",
+						  "restored %lld rate limit buckets saved at the last shutdown",
+						  (unsigned long) restored, (long long) restored));
 	return;
 
 bad:
