@@ -27,7 +27,7 @@
 
 #include "core/json_util.h"
 #include "core/settings.h"
-#include "ratelimit_int.h"
+#include "ratelimit_algo.h"
 
 const char *const pgapp_rate_algorithm_names[3] = {"fixed", "sliding", "gcra"};
 
@@ -279,15 +279,16 @@ pgapp_rate_check_limits(RateAlgorithm alg, int32 max, int32 window, int32 burst)
 }
 
 /*
- * What a bucket still holds at now, in requests counted: what evicting it
- * would give back to its client.  Expired buckets hold nothing.
+ * What a bucket of these limits still holds at now, in requests counted:
+ * what evicting it would give back to its client.  Expired buckets hold
+ * nothing.
  */
 int64
-pgapp_rate_bucket_weight(const RateBucket *b, const RateState *s, int64 now)
+pgapp_rate_weight(RateAlgorithm alg, int32 max, int32 window, const RateState *s, int64 now)
 {
 	if (s->expires_at <= now)
 		return 0;
-	switch ((RateAlgorithm) b->algorithm)
+	switch (alg)
 	{
 		case RATE_FIXED:
 			return s->count;
@@ -295,7 +296,7 @@ pgapp_rate_bucket_weight(const RateBucket *b, const RateState *s, int64 now)
 			return s->count + s->prev_count;
 		case RATE_GCRA:
 			{
-				int64		interval = pgapp_rate_gcra_interval(b->max_requests, b->window_seconds);
+				int64		interval = pgapp_rate_gcra_interval(max, window);
 
 				return (Max(s->tat - now, 0) + interval - 1) / interval;
 			}

@@ -210,7 +210,8 @@ consider_candidate(RateEvictSample *es, int i)
 	SpinLockAcquire(&b->mutex);
 	st = b->state;
 	SpinLockRelease(&b->mutex);
-	w = pgapp_rate_bucket_weight(b, &st, es->now);
+	w = pgapp_rate_weight((RateAlgorithm) b->algorithm, b->max_requests, b->window_seconds,
+						  &st, es->now);
 	if (!es->have || w < es->weight || (w == es->weight && st.expires_at < es->expires_at))
 	{
 		es->have = true;

@@ -2,22 +2,14 @@
  *
  * ratelimit_int.h
  *	  Internals shared by the rate limiter's files: the shared-memory layout,
- *	  the limiter registry, the bucket helpers and the algorithms.
+ *	  the limiter registry and the bucket helpers.
  *
- * The files form a DAG, bottom first:
- *
- *	ratelimit_shmem.c	shared memory, key hashing, locks, bucket removal,
- *						the clock
- *	ratelimit_algo.c	fixed window, sliding window and GCRA: pure
- *						functions of (state, now); argument checks;
- *						pgapp._rate_simulate
- *	ratelimit_limiter.c	named limiters: registry, per-backend cache,
- *						changes applied at commit
- *	ratelimit_store.c	sweeping, housekeeping and the save file
- *	ratelimit_check.c	the check path, eviction, the SQL API and the
- *						module entry
- *
- * Only these files include this header; other modules see ratelimit.h.
+ * The files form a DAG, bottom first: ratelimit_shmem.c (shared memory,
+ * key hashing, locks, bucket removal, the clock) and ratelimit_algo.c (the
+ * pure algorithms); ratelimit_limiter.c (named limiters) and
+ * ratelimit_store.c (sweep, housekeeping, save file); ratelimit_check.c
+ * (check path, eviction, SQL API, module entry).  Only they include this
+ * header; other modules see ratelimit.h.
  *
  * Locking protocol of RateShared and the bucket hash (in this order; never
  * the reverse):
@@ -42,8 +34,7 @@
  *	  lock exclusively (a bucket is in the directory exactly while it is in
  *	  the hash); SHARED to sample eviction candidates, whose counters are
  *	  read under their spinlock.  Only bucket spinlocks are taken under it;
- *	- counters in RateShared and RateLimiterSlot (checks, denials, used,
- *	  ...) are atomics, taken without locks.
+ *	- the counters of RateShared and RateLimiterSlot are atomics (no lock).
  * Eviction holds no partition lock while it samples: it chooses the victim
  * under the directory lock, releases it, then takes the victim's partition
  * lock exclusively and checks the victim is still there and still of the
@@ -53,7 +44,7 @@
  * and a check raises none under an LWLock: the table-full error is raised
  * after every lock is released (only rate_buckets may fail to allocate a
  * row under the shared scan, which an abort releases).  The postmaster
- * restores and saves the table without locks, when no backend exists.
+ * restores and saves the table with no backend running: no lock.
  *
  * src/ratelimit/ratelimit_int.h
  *
@@ -62,11 +53,12 @@
 #ifndef PGAPP_RATELIMIT_INT_H
 #define PGAPP_RATELIMIT_INT_H
 
-#include "datatype/timestamp.h"
 #include "port/atomics.h"
 #include "storage/lwlock.h"
 #include "storage/spin.h"
 #include "utils/hsearch.h"
+
+#include "ratelimit_algo.h"
 
 #define RATE_PARTITIONS 16
 #define RATE_REGISTRY_LOCK RATE_PARTITIONS	/* tranche index of the registry lock */
@@ -77,33 +69,12 @@
 #define RATE_DEFAULT_SLOT 0
 #define RATE_LIMITER_NAME_LEN 64	/* NAMEDATALEN: names fit a PostgreSQL identifier */
 
-#define USECS(seconds) ((int64) (seconds) * USECS_PER_SEC)
-
-typedef enum RateAlgorithm
-{
-	RATE_FIXED,
-	RATE_SLIDING,
-	RATE_GCRA
-} RateAlgorithm;
-
-extern const char *const pgapp_rate_algorithm_names[3];
-
 /* Hash key: 128 bits of the limiter and key. */
 typedef struct RateKey
 {
 	uint64		h1;
 	uint64		h2;
 } RateKey;
-
-/* A bucket's counters (all times in microseconds since the PostgreSQL epoch). */
-typedef struct RateState
-{
-	int64		window_start;	/* fixed, sliding: start of the current window */
-	int64		count;			/* requests counted in the current window */
-	int64		prev_count;		/* sliding: requests in the previous window */
-	int64		tat;			/* gcra: theoretical arrival time */
-	int64		expires_at;		/* after this the bucket holds nothing */
-} RateState;
 
 /*
  * A bucket.  The key hashes the database, the limiter, the user's key and
@@ -190,17 +161,7 @@ typedef struct RateLimiterRef
 extern RateShared *pgapp_rate_shared;
 extern HTAB *pgapp_rate_table;
 
-/* What a check decides. */
-typedef struct RateDecision
-{
-	bool		allowed;
-	int32		limit;
-	int32		remaining;
-	int32		retry_after;	/* seconds */
-	int32		reset_after;	/* seconds */
-} RateDecision;
-
-/* Does a bucket match (for pgapp_rate_remove_matching)?  s: its counters. */
+/* Does a bucket (with counters s) match?  For pgapp_rate_remove_matching. */
 typedef bool (*RateBucketMatch) (const RateBucket *b, const RateState *s, void *arg);
 
 /* ratelimit_shmem.c */
@@ -217,20 +178,10 @@ extern void pgapp_rate_unlock_all(void);
 extern void pgapp_rate_remove_bucket(RateBucket *b, bool free_place);
 extern int	pgapp_rate_remove_matching(RateBucketMatch match, void *arg, int batch);
 
-/* ratelimit_algo.c */
-extern RateAlgorithm pgapp_rate_parse_algorithm(const char *name);
-extern const char *pgapp_rate_echo(const char *input);
-extern void pgapp_rate_check_limits(RateAlgorithm alg, int32 max, int32 window, int32 burst);
-extern int64 pgapp_rate_gcra_interval(int32 max, int32 window);
-extern void pgapp_rate_decide(RateAlgorithm alg, RateState *s, int32 max, int32 window,
-							  int32 burst, int64 now, RateDecision *d);
-extern int64 pgapp_rate_bucket_weight(const RateBucket *b, const RateState *s, int64 now);
-
 /* ratelimit_limiter.c */
 extern void pgapp_rate_resolve_limiter(const char *name, RateLimiterRef *ref);
 extern void pgapp_rate_registry_init(void);
 extern int	pgapp_rate_restore_limiter(const char *name, Oid dboid, int32 max_keys);
-extern bool pgapp_rate_slot_visible(int slot);
 extern void pgapp_rate_relcache_invalidate(Oid relid);
 
 typedef enum RateCounter

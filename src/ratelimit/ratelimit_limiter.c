@@ -170,8 +170,8 @@ pgapp_rate_total(RateCounter counter)
 }
 
 /* Is the slot "default" or a limiter of the current database? */
-bool
-pgapp_rate_slot_visible(int slot)
+static bool
+slot_visible(int slot)
 {
 	return slot == RATE_DEFAULT_SLOT || pgapp_rate_shared->limiters[slot].dboid == MyDatabaseId;
 }
@@ -442,6 +442,40 @@ local_entry(const char *name)
 }
 
 /*
+ * Keep what was resolved in the local cache (e: the name's entry, or NULL)
+ * and return it in *ref.
+ */
+static void
+remember(LocalLimiter *e, const char *name, int slot, uint32 incarnation,
+		 const LimiterDef *def, RateLimiterRef *ref)
+{
+	if (e == NULL)
+	{
+		if (n_local == RATE_MAX_LIMITERS)
+		{
+			/* forget the entries that are no longer valid */
+			int			kept = 0;
+
+			for (int i = 0; i < n_local; i++)
+				if (local_limiters[i].valid)
+					local_limiters[kept++] = local_limiters[i];
+			n_local = kept < RATE_MAX_LIMITERS ? kept : 0;
+		}
+		e = &local_limiters[n_local++];
+		strlcpy(e->name, name, RATE_LIMITER_NAME_LEN);
+	}
+	e->valid = true;
+	e->ref.slot = slot;
+	e->ref.incarnation = incarnation;
+	e->ref.has_defaults = def->has_defaults;
+	e->ref.max_requests = def->max_requests;
+	e->ref.window_seconds = def->window_seconds;
+	e->ref.algorithm = def->algorithm;
+	e->ref.burst = def->burst;
+	*ref = e->ref;
+}
+
+/*
  * Find a limiter by name: 42704 when it does not exist, 53400 when the
  * registry cannot take it.
  */
@@ -478,7 +512,8 @@ pgapp_rate_resolve_limiter(const char *name, RateLimiterRef *ref)
 		ereport(ERROR,
 				errcode(ERRCODE_UNDEFINED_OBJECT),
 				errmsg("rate limiter \"%s\" does not exist", pgapp_rate_echo(name)),
-				errhint("Create it with pgapp.create_limiter(), or use the \"default\" limiter."));
+				errhint("Create it with function \"%s\", or use the \"default\" limiter.",
+						"pgapp.create_limiter"));
 	}
 	if (created_here(name))
 		ereport(ERROR,
@@ -501,30 +536,7 @@ pgapp_rate_resolve_limiter(const char *name, RateLimiterRef *ref)
 				errhint("Drop limiters that are no longer needed.") :
 				errhint("Raise \"%s\" and restart the server, or drop limiters.", "pgapp.ratelimit_max_keys"));
 
-	if (e == NULL)
-	{
-		if (n_local == RATE_MAX_LIMITERS)
-		{
-			/* forget the entries that are no longer valid */
-			int			kept = 0;
-
-			for (int i = 0; i < n_local; i++)
-				if (local_limiters[i].valid)
-					local_limiters[kept++] = local_limiters[i];
-			n_local = kept < RATE_MAX_LIMITERS ? kept : 0;
-		}
-		e = &local_limiters[n_local++];
-		strlcpy(e->name, name, RATE_LIMITER_NAME_LEN);
-	}
-	e->valid = true;
-	e->ref.slot = slot;
-	e->ref.incarnation = incarnation;
-	e->ref.has_defaults = def.has_defaults;
-	e->ref.max_requests = def.max_requests;
-	e->ref.window_seconds = def.window_seconds;
-	e->ref.algorithm = def.algorithm;
-	e->ref.burst = def.burst;
-	*ref = e->ref;
+	remember(e, name, slot, incarnation, &def, ref);
 }
 
 /* ---------------------------------------------------------------------
@@ -611,7 +623,8 @@ pgapp_rate_limiter_changed(PG_FUNCTION_ARGS)
 
 	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_AFTER(td->tg_event) ||
 		!TRIGGER_FIRED_FOR_ROW(td->tg_event))
-		elog(ERROR, "pgapp._rate_limiter_changed() must be an AFTER ... FOR EACH ROW trigger");
+		elog(ERROR, "function \"%s\" must be an AFTER ... FOR EACH ROW trigger",
+			 "pgapp._rate_limiter_changed");
 
 	limiter_table_oid = RelationGetRelid(td->tg_relation);
 	CacheInvalidateRelcache(td->tg_relation);
@@ -670,7 +683,7 @@ pgapp_rate_limiters(PG_FUNCTION_ARGS)
 		Datum		values[7];
 		bool		nulls[7] = {false};
 
-		if (slot->name[0] == '\0' || !pgapp_rate_slot_visible(i))
+		if (slot->name[0] == '\0' || !slot_visible(i))
 			continue;
 		values[0] = CStringGetTextDatum(slot->name);
 		values[1] = Int32GetDatum(i == RATE_DEFAULT_SLOT ?

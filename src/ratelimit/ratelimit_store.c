@@ -154,12 +154,64 @@ pgapp_rate_housekeeping(void)
  * ---------------------------------------------------------------------
  */
 
+/* Write the registered named limiters; false on a write error. */
+static bool
+write_limiters(FILE *file)
+{
+	for (int i = 1; i < RATE_MAX_LIMITERS; i++)
+	{
+		SavedLimiter l = {0};
+
+		if (pgapp_rate_shared->limiters[i].name[0] == '\0')
+			continue;
+		l.slot = i;
+		l.dboid = pgapp_rate_shared->limiters[i].dboid;
+		l.max_keys = pgapp_rate_shared->limiters[i].max_keys;
+		strlcpy(l.name, pgapp_rate_shared->limiters[i].name, RATE_LIMITER_NAME_LEN);
+		if (fwrite(&l, sizeof(l), 1, file) != 1)
+			return false;
+	}
+	return true;
+}
+
+/*
+ * Write every bucket; false on a write error.  The postmaster, after every
+ * backend has exited: no lock needed.
+ */
+static bool
+write_buckets(FILE *file)
+{
+	HASH_SEQ_STATUS status;
+	RateBucket *b;
+
+	hash_seq_init(&status, pgapp_rate_table);
+	while ((b = hash_seq_search(&status)) != NULL)
+	{
+		SavedBucket sb = {0};
+
+		sb.key = b->key;
+		sb.ident = b->ident;
+		sb.dboid = b->dboid;
+		sb.state = b->state;
+		sb.algorithm = b->algorithm;
+		sb.max_requests = b->max_requests;
+		sb.window_seconds = b->window_seconds;
+		sb.burst = b->burst;
+		sb.slot = b->limiter;
+		memcpy(sb.display, b->display, RATE_DISPLAY_LEN);
+		if (fwrite(&sb, sizeof(sb), 1, file) != 1)
+		{
+			hash_seq_term(&status);
+			return false;
+		}
+	}
+	return true;
+}
+
 static void
 rate_save_file(int code, Datum arg)
 {
 	FILE	   *file;
-	HASH_SEQ_STATUS status;
-	RateBucket *b;
 	int32		header[2] = {RATE_SAVE_MAGIC, RATE_SAVE_VERSION};
 	int32		nlimiters = 0;
 	int64		nbuckets;
@@ -185,43 +237,10 @@ rate_save_file(int code, Datum arg)
 		fwrite(&pgapp_rate_shared->seed, sizeof(uint64), 1, file) != 1 ||
 		fwrite(&nlimiters, sizeof(nlimiters), 1, file) != 1)
 		goto error;
-	for (int i = 1; i < RATE_MAX_LIMITERS; i++)
-	{
-		SavedLimiter l = {0};
-
-		if (pgapp_rate_shared->limiters[i].name[0] == '\0')
-			continue;
-		l.slot = i;
-		l.dboid = pgapp_rate_shared->limiters[i].dboid;
-		l.max_keys = pgapp_rate_shared->limiters[i].max_keys;
-		strlcpy(l.name, pgapp_rate_shared->limiters[i].name, RATE_LIMITER_NAME_LEN);
-		if (fwrite(&l, sizeof(l), 1, file) != 1)
-			goto error;
-	}
-	if (fwrite(&nbuckets, sizeof(nbuckets), 1, file) != 1)
+	if (!write_limiters(file) ||
+		fwrite(&nbuckets, sizeof(nbuckets), 1, file) != 1 ||
+		!write_buckets(file))
 		goto error;
-	/* the postmaster, after every backend has exited: no lock needed */
-	hash_seq_init(&status, pgapp_rate_table);
-	while ((b = hash_seq_search(&status)) != NULL)
-	{
-		SavedBucket sb = {0};
-
-		sb.key = b->key;
-		sb.ident = b->ident;
-		sb.dboid = b->dboid;
-		sb.state = b->state;
-		sb.algorithm = b->algorithm;
-		sb.max_requests = b->max_requests;
-		sb.window_seconds = b->window_seconds;
-		sb.burst = b->burst;
-		sb.slot = b->limiter;
-		memcpy(sb.display, b->display, RATE_DISPLAY_LEN);
-		if (fwrite(&sb, sizeof(sb), 1, file) != 1)
-		{
-			hash_seq_term(&status);
-			goto error;
-		}
-	}
 	if (FreeFile(file))
 	{
 		file = NULL;
@@ -246,6 +265,61 @@ pgapp_rate_save_at_exit(void)
 	on_shmem_exit(rate_save_file, (Datum) 0);
 }
 
+/* What restore_bucket did. */
+typedef enum RateRestore
+{
+	RATE_RESTORE_DONE,
+	RATE_RESTORE_SKIPPED,		/* expired, over a quota or the cap, or a
+								 * duplicate */
+	RATE_RESTORE_TABLE_FULL
+} RateRestore;
+
+/*
+ * Put one saved bucket back into the table, in registry slot (-1: its
+ * limiter was not restored).  The postmaster, before any backend exists:
+ * no lock needed.
+ */
+static RateRestore
+restore_bucket(SavedBucket *sb, int slotno, int64 now)
+{
+	int64		longest = now + 2 * USECS(pgapp_ratelimit_max_window);
+	RateLimiterSlot *slot;
+	uint32		quota;
+	RateBucket *b;
+	bool		found;
+
+	if (sb->state.expires_at <= now || slotno < 0)
+		return RATE_RESTORE_SKIPPED;
+	/* a window the cap no longer allows, or a bucket that would outlive it */
+	if (sb->window_seconds > pgapp_ratelimit_max_window || sb->state.expires_at > longest)
+		return RATE_RESTORE_SKIPPED;
+	slot = &pgapp_rate_shared->limiters[slotno];
+	quota = slotno == RATE_DEFAULT_SLOT ?
+		pg_atomic_read_u32(&pgapp_rate_shared->default_quota) : (uint32) slot->max_keys;
+	if (pg_atomic_read_u32(&slot->used) >= quota)
+		return RATE_RESTORE_SKIPPED;
+	b = hash_search(pgapp_rate_table, &sb->key, HASH_ENTER_NULL, &found);
+	if (b == NULL)
+		return RATE_RESTORE_TABLE_FULL;
+	if (found)
+		return RATE_RESTORE_SKIPPED;
+	SpinLockInit(&b->mutex);
+	b->state = sb->state;
+	b->algorithm = sb->algorithm;
+	b->max_requests = sb->max_requests;
+	b->window_seconds = sb->window_seconds;
+	b->burst = sb->burst;
+	b->limiter = (int16) slotno;
+	b->incarnation = pg_atomic_read_u32(&slot->incarnation);
+	b->dboid = sb->dboid;
+	b->ident = sb->ident;
+	sb->display[RATE_DISPLAY_LEN - 1] = '\0';
+	memcpy(b->display, sb->display, RATE_DISPLAY_LEN);
+	pgapp_rate_dir_add(b, false);
+	pg_atomic_fetch_add_u32(&slot->used, 1);
+	return RATE_RESTORE_DONE;
+}
+
 /*
  * Restore the buckets of the last clean shutdown (postmaster, at shared
  * memory creation).  A missing file is normal; a damaged one is logged and
@@ -261,7 +335,6 @@ pgapp_rate_load_file(void)
 	int64		nbuckets;
 	int			map[RATE_MAX_LIMITERS];
 	int64		now = GetCurrentTimestamp();
-	int64		longest = now + 2 * USECS(pgapp_ratelimit_max_window);
 	int64		restored = 0;
 	uint64		seed;
 
@@ -299,45 +372,17 @@ pgapp_rate_load_file(void)
 	for (int64 i = 0; i < nbuckets; i++)
 	{
 		SavedBucket sb;
-		RateBucket *b;
-		RateLimiterSlot *slot;
-		uint32		quota;
-		bool		found;
+		RateRestore r;
 
 		if (fread(&sb, sizeof(sb), 1, file) != 1 || sb.slot < 0 || sb.slot >= RATE_MAX_LIMITERS ||
 			sb.algorithm < RATE_FIXED || sb.algorithm > RATE_GCRA ||
 			sb.max_requests <= 0 || sb.window_seconds <= 0 || sb.burst < 0 || sb.burst == PG_INT32_MAX)
 			goto bad;
-		if (sb.state.expires_at <= now || map[sb.slot] < 0)
-			continue;
-		/* a window the cap no longer allows, or a bucket that would outlive it */
-		if (sb.window_seconds > pgapp_ratelimit_max_window || sb.state.expires_at > longest)
-			continue;
-		slot = &pgapp_rate_shared->limiters[map[sb.slot]];
-		quota = map[sb.slot] == RATE_DEFAULT_SLOT ?
-			pg_atomic_read_u32(&pgapp_rate_shared->default_quota) : (uint32) slot->max_keys;
-		if (pg_atomic_read_u32(&slot->used) >= quota)
-			continue;
-		b = hash_search(pgapp_rate_table, &sb.key, HASH_ENTER_NULL, &found);
-		if (b == NULL)
+		r = restore_bucket(&sb, map[sb.slot], now);
+		if (r == RATE_RESTORE_TABLE_FULL)
 			break;				/* a smaller table than before: keep what fits */
-		if (found)
-			continue;
-		SpinLockInit(&b->mutex);
-		b->state = sb.state;
-		b->algorithm = sb.algorithm;
-		b->max_requests = sb.max_requests;
-		b->window_seconds = sb.window_seconds;
-		b->burst = sb.burst;
-		b->limiter = (int16) map[sb.slot];
-		b->incarnation = pg_atomic_read_u32(&slot->incarnation);
-		b->dboid = sb.dboid;
-		b->ident = sb.ident;
-		sb.display[RATE_DISPLAY_LEN - 1] = '\0';
-		memcpy(b->display, sb.display, RATE_DISPLAY_LEN);
-		pgapp_rate_dir_add(b, false);
-		pg_atomic_fetch_add_u32(&slot->used, 1);
-		restored++;
+		if (r == RATE_RESTORE_DONE)
+			restored++;
 	}
 	FreeFile(file);
 	unlink(RATE_SAVE_FILE);
