@@ -59,7 +59,7 @@
 #define TYPING_ROUND_USECS (250 * 1000) /* typing_stopped within this of its time */
 
 /* Where the worker's loop stands between rounds. */
-typedef struct WorkerState
+typedef struct PubsubWorkerState
 {
 	Oid			dboid;
 	TimestampTz last_prune;
@@ -70,7 +70,7 @@ typedef struct WorkerState
 	bool		woken;			/* the last wait ended on the latch */
 	bool		busy;			/* the last batch had more than one message */
 	int64		from;			/* batches read rows with seq > from */
-} WorkerState;
+} PubsubWorkerState;
 
 PGDLLEXPORT void pgapp_pubsub_worker_main(Datum arg);
 
@@ -189,7 +189,7 @@ run_round(const char *sql, const char *activity)
  * listener) carries many messages.
  */
 static void
-deliver_all(WorkerState *ws)
+deliver_all(PubsubWorkerState *ws)
 {
 	bool		first = true;
 	int			n;
@@ -219,7 +219,7 @@ deliver_all(WorkerState *ws)
 
 /* The presence, typing and pruning rounds that are due. */
 static void
-run_due_rounds(WorkerState *ws)
+run_due_rounds(PubsubWorkerState *ws)
 {
 	TimestampTz now = GetCurrentTimestamp();
 
@@ -245,7 +245,7 @@ run_due_rounds(WorkerState *ws)
 
 /* Sleep until the next round is due or a writer sets the latch. */
 static void
-wait_for_work(WorkerState *ws)
+wait_for_work(PubsubWorkerState *ws)
 {
 	long		timeout;
 
@@ -262,7 +262,7 @@ wait_for_work(WorkerState *ws)
 void
 pgapp_pubsub_worker_main(Datum arg)
 {
-	WorkerState ws = {0};
+	PubsubWorkerState ws = {0};
 
 	ws.dboid = DatumGetObjectId(arg);
 	ws.typing_active = true;
