@@ -29,14 +29,12 @@
 #include "jobs_int.h"
 
 /*
- * The claim: the due jobs of the queue, highest priority first, locked
- * with SKIP LOCKED and made executing (or discarded when past their
- * discard_after), their attempt counted.  It is the same claim as
- * pgapp._job_claim's (which fetch_jobs and rate-limited queues use) in one
- * statement that also reads the queue: no row means the queue is gone; a
- * paused queue claims nothing; a rate-limited one goes through
- * pgapp._job_claim, which keeps the token bucket.  Keep the two in step.
- * Run with search_path = pg_catalog (set for the claim's transaction).
+ * The claim is pgapp._job_claim_due (sql/parts/81_jobs_external.sql), the
+ * one every claimer uses, called in one statement that also reads the
+ * queue: no row means the queue is gone; a paused queue claims nothing (n
+ * = 0); a rate-limited one goes through pgapp._job_claim, which keeps the
+ * token bucket.  Run with search_path = pg_catalog (set for the claim's
+ * transaction).
  */
 #define CLAIM_COLUMNS \
 	"c.id, c.worker::oid, c.owner, c.args," \
@@ -45,26 +43,10 @@
 static const char *const claim_sql =
 	"WITH q AS ("
 	"    SELECT q.paused, q.rate_limit IS NOT NULL AS limited, q.concurrency"
-	"      FROM pgapp.queue AS q WHERE q.name = $1),"
-	" picked AS ("
-	"    SELECT j.id FROM pgapp.job AS j"
-	"     WHERE j.queue = $1 AND j.claimable"
-	"       AND j.scheduled_at <= statement_timestamp()"
-	"       AND EXISTS (SELECT FROM q WHERE NOT q.paused AND NOT q.limited)"
-	"     ORDER BY j.priority, j.scheduled_at, j.id"
-	"     LIMIT $2"
-	"       FOR UPDATE OF j SKIP LOCKED),"
-	" claimed AS ("
-	"    UPDATE pgapp.job AS j"
-	"       SET state = CASE WHEN j.inserted_at + j.discard_after < statement_timestamp()"
-	"                        THEN 'discarded' ELSE 'executing' END::pgapp.job_state,"
-	"           discarded_at = CASE WHEN j.inserted_at + j.discard_after < statement_timestamp() THEN now() END,"
-	"           attempt = j.attempt + CASE WHEN j.inserted_at + j.discard_after < statement_timestamp() THEN 0 ELSE 1 END,"
-	"           attempted_at = statement_timestamp(), attempted_by = $3, lease = NULL, expires_at = NULL"
-	"     WHERE j.id = ANY (ARRAY(SELECT picked.id FROM picked))"
-	"    RETURNING j.*)"
+	"      FROM pgapp.queue AS q WHERE q.name = $1)"
 	" SELECT q.paused, q.limited, q.concurrency, " CLAIM_COLUMNS
-	"   FROM q LEFT JOIN claimed AS c ON c.state = 'executing'"
+	"   FROM q LEFT JOIN LATERAL pgapp._job_claim_due($1,"
+	"            CASE WHEN q.paused OR q.limited THEN 0 ELSE $2 END, $3, NULL) AS c ON true"
 	"  ORDER BY c.priority, c.scheduled_at, c.id";
 static const char *const limited_claim_sql =
 	"SELECT false, true, (SELECT q.concurrency FROM pgapp.queue AS q WHERE q.name = $1), " CLAIM_COLUMNS
