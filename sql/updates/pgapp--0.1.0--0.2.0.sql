@@ -13,30 +13,34 @@
 -- external workers' calls exist once, pgapp._job_for_lease.
 CREATE FUNCTION pgapp._job_claim_due(queue text, n integer, by text, lease interval)
 RETURNS SETOF pgapp.job
-LANGUAGE sql VOLATILE
+LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_generic_plan
 AS $$
-WITH picked AS (
-    SELECT j.id FROM pgapp.job AS j
-     WHERE j.queue = _job_claim_due.queue AND j.claimable
-       AND j.scheduled_at <= statement_timestamp()
-     ORDER BY j.priority, j.scheduled_at, j.id
-     LIMIT _job_claim_due.n
-       FOR UPDATE OF j SKIP LOCKED),
-claimed AS (
-    UPDATE pgapp.job AS j
-       SET state = CASE WHEN j.inserted_at + j.discard_after < statement_timestamp()
-                        THEN 'discarded' ELSE 'executing' END::pgapp.job_state,
-           discarded_at = CASE WHEN j.inserted_at + j.discard_after < statement_timestamp() THEN now() END,
-           attempt = j.attempt + CASE WHEN j.inserted_at + j.discard_after < statement_timestamp() THEN 0 ELSE 1 END,
-           attempted_at = statement_timestamp(),
-           attempted_by = _job_claim_due.by,
-           lease = _job_claim_due.lease,
-           expires_at = statement_timestamp() + _job_claim_due.lease
-     WHERE j.id = ANY (ARRAY(SELECT picked.id FROM picked))
-    RETURNING j.*)
-SELECT * FROM claimed AS c WHERE c.state = 'executing'
- ORDER BY c.priority, c.scheduled_at, c.id
+BEGIN
+    RETURN QUERY
+    WITH picked AS (
+        SELECT j.id FROM pgapp.job AS j
+         WHERE j.queue = _job_claim_due.queue AND j.claimable
+           AND j.scheduled_at <= statement_timestamp()
+         ORDER BY j.priority, j.scheduled_at, j.id
+         LIMIT _job_claim_due.n
+           FOR UPDATE OF j SKIP LOCKED),
+    claimed AS (
+        UPDATE pgapp.job AS j
+           SET state = CASE WHEN j.inserted_at + j.discard_after < statement_timestamp()
+                            THEN 'discarded' ELSE 'executing' END::pgapp.job_state,
+               discarded_at = CASE WHEN j.inserted_at + j.discard_after < statement_timestamp() THEN now() END,
+               attempt = j.attempt + CASE WHEN j.inserted_at + j.discard_after < statement_timestamp() THEN 0 ELSE 1 END,
+               attempted_at = statement_timestamp(),
+               attempted_by = _job_claim_due.by,
+               lease = _job_claim_due.lease,
+               expires_at = statement_timestamp() + _job_claim_due.lease
+         WHERE j.id = ANY (ARRAY(SELECT picked.id FROM picked))
+        RETURNING j.*)
+    SELECT * FROM claimed AS c WHERE c.state = 'executing'
+     ORDER BY c.priority, c.scheduled_at, c.id;
+END
 $$;
 
 CREATE FUNCTION pgapp._job_for_lease(id bigint, attempt integer)
