@@ -33,8 +33,9 @@
  * one every claimer uses, called in one statement that also reads the
  * queue: no row means the queue is gone; a paused queue claims nothing (n
  * = 0); a rate-limited one goes through pgapp._job_claim, which keeps the
- * token bucket.  Run with search_path = pg_catalog (set for the claim's
- * transaction).
+ * token bucket.  (PL/pgSQL, so that its plan is kept for the session;
+ * bench/jobs/RESULTS.md has what LANGUAGE sql cost.)  Run with search_path =
+ * pg_catalog (set for the claim's transaction).
  */
 #define CLAIM_COLUMNS \
 	"c.id, c.worker::oid, c.owner, c.args," \
