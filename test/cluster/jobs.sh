@@ -132,6 +132,15 @@ wait_for "SELECT count(*) = 6 FROM pgapp.job WHERE queue = 'crashy' AND state = 
 check "after the cooling period the crashing queue gets workers again" \
     "$(q "SELECT count(*) FROM pgapp.job WHERE queue = 'crashy' AND state = 'discarded'")" 6
 
+# --- a supervisor that ends without leaving on purpose is a crash: the launcher
+# restarts it after its backoff (core/dbworker.c: 2 s after a first crash)
+sup=$(q "SELECT pid FROM pg_stat_activity WHERE backend_type = 'pgapp jobs supervisor' AND datname = 'postgres'")
+q "SELECT pg_terminate_backend($sup)" >/dev/null
+wait_for "SELECT EXISTS (SELECT FROM pg_stat_activity WHERE backend_type = 'pgapp jobs supervisor'
+                         AND datname = 'postgres' AND pid <> ${sup:-0})" 150
+check "a terminated supervisor is restarted by the launcher (logged)" \
+    "$(grep -c 'LOG:  restarting background worker "pgapp jobs supervisor" of database' "$LOG" | awk '{print ($1 > 0)}')" 1
+
 # --- databases come and go; none of it stops the launcher
 qd() { "$PG_BIN/psql" -X -q -At -v ON_ERROR_STOP=1 -h "$DIR" -p "$PORT" -d "$1" -c "$2"; }
 q "CREATE DATABASE d2" >/dev/null
