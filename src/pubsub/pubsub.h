@@ -1,9 +1,9 @@
 /*-------------------------------------------------------------------------
  *
  * pubsub.h
- *	  PubSub on LISTEN/NOTIFY (pubsub.c, pubsub_outbox.c, pubsub_changes.c).
+ *	  PubSub on LISTEN/NOTIFY: the module entry (pubsub_outbox.c).
  *
- * src/pubsub.h
+ * src/pubsub/pubsub.h
  *
  *-------------------------------------------------------------------------
  */

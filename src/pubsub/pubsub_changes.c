@@ -213,13 +213,14 @@ pgapp_broadcast_changes_trigger(PG_FUNCTION_ARGS)
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		ereport(ERROR,
 				errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				errmsg("pgapp._broadcast_changes() must be called as a trigger"),
+				errmsg("function \"%s\" must be called as a trigger", "pgapp._broadcast_changes"),
 				errhint("Attach it with pgapp.broadcast_changes(table, topic_template)."));
 	if (!TRIGGER_FIRED_AFTER(td->tg_event) || !TRIGGER_FIRED_FOR_ROW(td->tg_event) ||
 		td->tg_trigger->tgnargs < 3)
 		ereport(ERROR,
 				errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				errmsg("pgapp._broadcast_changes() must be an AFTER ... FOR EACH ROW trigger with at least three arguments"),
+				errmsg("function \"%s\" must be an AFTER ... FOR EACH ROW trigger with at least three arguments",
+					   "pgapp._broadcast_changes"),
 				errhint("Attach it with pgapp.broadcast_changes(table, topic_template)."));
 
 	desc = RelationGetDescr(td->tg_relation);
@@ -265,7 +266,7 @@ pgapp_broadcast_changes_trigger(PG_FUNCTION_ARGS)
 	else
 		ereport(ERROR,
 				errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				errmsg("pgapp._broadcast_changes() handles INSERT, UPDATE and DELETE only"));
+				errmsg("function \"%s\" handles INSERT, UPDATE and DELETE only", "pgapp._broadcast_changes"));
 
 	if (td->tg_trigger->tgnargs > 3)
 		payload = pick_columns(payload, td->tg_trigger->tgargs + 3, td->tg_trigger->tgnargs - 3);

@@ -1,14 +1,18 @@
 /*-------------------------------------------------------------------------
  *
  * pubsub_int.h
- *	  Internals shared by the PubSub files:
+ *	  Internals shared by the PubSub files, which form a DAG (top first:
+ *	  each uses only the files below it):
  *
- *	pubsub.c			topics and channels, messages, broadcast (direct and
- *						outbox), subscribe, the stored large payloads
- *	pubsub_outbox.c		the delivery worker of each database, woken at commit
  *	pubsub_changes.c	broadcast_changes: the row-change trigger
+ *	pubsub_worker.c		the delivery worker of each database: its main
+ *						loop, presence and typing rounds
+ *	pubsub_broadcast.c	topics and channels, messages, broadcast (direct and
+ *						outbox), subscribe, the stored large payloads
+ *	pubsub_outbox.c		the outbox's shared memory: a worker slot per
+ *						database, the wake-up at commit, the module entry
  *
- * src/pubsub_int.h
+ * src/pubsub/pubsub_int.h
  *
  *-------------------------------------------------------------------------
  */
@@ -32,7 +36,7 @@ typedef enum PubsubMode
 	PUBSUB_OUTBOX				/* recorded; the database's worker NOTIFYs after commit */
 } PubsubMode;
 
-/* pubsub.c */
+/* pubsub_broadcast.c */
 extern void pgapp_pubsub_check_topic(const char *topic);
 extern void pgapp_pubsub_check_event(const char *event);
 extern char *pgapp_pubsub_echo(const char *value);
@@ -46,12 +50,13 @@ extern void pgapp_pubsub_send(const char *topic, const char *event, Jsonb *paylo
 extern void pgapp_pubsub_notify(const char *id, const char *topic, const char *event, Jsonb *payload,
 								TimestampTz at);
 
-/* pubsub_outbox.c */
-extern void pgapp_pubsub_outbox_shmem_request(void);
-extern void pgapp_pubsub_outbox_shmem_startup(void);
-extern void pgapp_pubsub_wake_worker(void);
+/* pubsub_outbox.c: for writers */
 extern bool pgapp_pubsub_outbox_attached(void);
-extern void pgapp_pubsub_before_drop_database(Oid dboid);
-extern void pgapp_pubsub_housekeeping(void);
+extern void pgapp_pubsub_outbox_wake_at_commit(void);
+
+/* pubsub_outbox.c: for the delivery worker (pubsub_worker.c) */
+extern bool pgapp_pubsub_outbox_claim(Oid dboid);
+extern bool pgapp_pubsub_outbox_stop_requested(void);
+extern void pgapp_pubsub_outbox_delivered(int n);
 
 #endif							/* PGAPP_PUBSUB_INT_H */

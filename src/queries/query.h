@@ -1,9 +1,11 @@
 /*-------------------------------------------------------------------------
  *
  * query.h
- *	  Composable queries (query.c).
+ *	  Composable queries: what pgapp.c needs (the module entry).
  *
- * src/query.h
+ * query_int.h is what the files of src/queries/ share.
+ *
+ * src/queries/query.h
  *
  *-------------------------------------------------------------------------
  */
@@ -11,10 +13,6 @@
 #define PGAPP_QUERY_H
 
 #include "core/module.h"
-
-/* pgapp.max_page_size */
-
-/* pgapp.query_cache_memory: kB of kept plans per backend */
 
 extern const PgappModule pgapp_queries_module;
 

@@ -1,9 +1,9 @@
 /*-------------------------------------------------------------------------
  *
  * ratelimit.h
- *	  Rate limiting in shared memory (ratelimit.c).
+ *	  Rate limiting in shared memory: the module entry (ratelimit_check.c).
  *
- * src/ratelimit.h
+ * src/ratelimit/ratelimit.h
  *
  *-------------------------------------------------------------------------
  */
@@ -14,8 +14,6 @@
 
 #include "core/module.h"
 #include "core/settings.h"
-
-/* pgapp.ratelimit_on_full */
 
 extern const PgappModule pgapp_ratelimit_module;
 

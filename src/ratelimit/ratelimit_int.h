@@ -4,13 +4,49 @@
  *	  Internals shared by the rate limiter's files: the shared-memory layout,
  *	  the limiter registry and the bucket helpers.
  *
- *	ratelimit.c			the algorithms, the check path and the SQL API
- *	ratelimit_limiter.c	named limiters: registry, per-backend cache, drop
- *	ratelimit_store.c	sweeping, housekeeping and the save file
+ * The files form a DAG, bottom first: ratelimit_shmem.c (shared memory,
+ * key hashing, locks, bucket removal, the clock) and ratelimit_algo.c (the
+ * pure algorithms); ratelimit_limiter.c (named limiters) and
+ * ratelimit_store.c (sweep, housekeeping, save file); ratelimit_check.c
+ * (check path, eviction, SQL API, module entry).  Only they include this
+ * header; other modules see ratelimit.h.
  *
- * Only these three files include this header; other modules see ratelimit.h.
+ * Locking protocol of RateShared and the bucket hash (in this order; never
+ * the reverse):
+ *	- the registry LWLock (RATE_REGISTRY_LOCK) before any partition lock.
+ *	  EXCLUSIVE to change a slot's name, dboid and max_keys and
+ *	  RateShared.reserved; SHARED to read them (lookups, pgapp._rate_limiters,
+ *	  garbage collection's first pass);
+ *	- partition LWLock, SHARED: look a bucket up; then the bucket's spinlock
+ *	  protects its counters (RateBucket.state) while they are read and
+ *	  updated (a few instructions, no allocation, no error);
+ *	- partition LWLock, EXCLUSIVE: insert or remove buckets of that
+ *	  partition (the lookup is repeated after taking it); with it held,
+ *	  nobody else touches the state of that partition's buckets;
+ *	- every partition LWLock, in ascending order (pgapp_rate_lock_all):
+ *	  scans of the whole table (SHARED: the first pass of the sweep and of
+ *	  rate_reset, rate_buckets, rate_stats; EXCLUSIVE: registering or
+ *	  freeing a limiter slot, which changes its incarnation -- so a backend
+ *	  holding any partition lock sees every incarnation stable);
+ *	- the directory LWLock (RATE_DIRECTORY_LOCK), innermost: EXCLUSIVE for
+ *	  a few instructions to add or remove a bucket (dir, dir_count,
+ *	  RateBucket.dir_index), always while holding that bucket's partition
+ *	  lock exclusively (a bucket is in the directory exactly while it is in
+ *	  the hash); SHARED to sample eviction candidates, whose counters are
+ *	  read under their spinlock.  Only bucket spinlocks are taken under it;
+ *	- the counters of RateShared and RateLimiterSlot are atomics (no lock).
+ * Eviction holds no partition lock while it samples: it chooses the victim
+ * under the directory lock, releases it, then takes the victim's partition
+ * lock exclusively and checks the victim is still there and still of the
+ * same limiter before removing it.  Apart from the whole-table scans
+ * (ascending order), a backend never waits for a partition lock while
+ * holding another one.  Nothing raises an error while a spinlock is held,
+ * and a check raises none under an LWLock: the table-full error is raised
+ * after every lock is released (only rate_buckets may fail to allocate a
+ * row under the shared scan, which an abort releases).  The postmaster
+ * restores and saves the table with no backend running: no lock.
  *
- * src/ratelimit_int.h
+ * src/ratelimit/ratelimit_int.h
  *
  *-------------------------------------------------------------------------
  */
@@ -22,6 +58,8 @@
 #include "storage/spin.h"
 #include "utils/hsearch.h"
 
+#include "ratelimit_algo.h"
+
 #define RATE_PARTITIONS 16
 #define RATE_REGISTRY_LOCK RATE_PARTITIONS	/* tranche index of the registry lock */
 #define RATE_DIRECTORY_LOCK (RATE_PARTITIONS + 1)	/* ... and of the directory lock */
@@ -31,33 +69,12 @@
 #define RATE_DEFAULT_SLOT 0
 #define RATE_LIMITER_NAME_LEN 64	/* NAMEDATALEN: names fit a PostgreSQL identifier */
 
-#define USECS(seconds) ((int64) (seconds) * USECS_PER_SEC)
-
-typedef enum RateAlgorithm
-{
-	RATE_FIXED,
-	RATE_SLIDING,
-	RATE_GCRA
-} RateAlgorithm;
-
-extern const char *const pgapp_rate_algorithm_names[3];
-
 /* Hash key: 128 bits of the limiter and key. */
 typedef struct RateKey
 {
 	uint64		h1;
 	uint64		h2;
 } RateKey;
-
-/* A bucket's counters (all times in microseconds since the PostgreSQL epoch). */
-typedef struct RateState
-{
-	int64		window_start;	/* fixed, sliding: start of the current window */
-	int64		count;			/* requests counted in the current window */
-	int64		prev_count;		/* sliding: requests in the previous window */
-	int64		tat;			/* gcra: theoretical arrival time */
-	int64		expires_at;		/* after this the bucket holds nothing */
-} RateState;
 
 /*
  * A bucket.  The key hashes the database, the limiter, the user's key and
@@ -144,23 +161,28 @@ typedef struct RateLimiterRef
 extern RateShared *pgapp_rate_shared;
 extern HTAB *pgapp_rate_table;
 
-/* ratelimit.c */
+/* Does a bucket (with counters s) match?  For pgapp_rate_remove_matching. */
+typedef bool (*RateBucketMatch) (const RateBucket *b, const RateState *s, void *arg);
+
+/* ratelimit_shmem.c */
+extern void pgapp_rate_shmem_request(void);
+extern bool pgapp_rate_shmem_init(void);
 extern int64 pgapp_rate_now(void);
 extern RateKey pgapp_rate_ident(const char *limiter, Oid dboid, const char *key, int keylen);
 extern RateKey pgapp_rate_make_key(const RateKey *ident, RateAlgorithm alg, int32 max,
 								   int32 window, int32 burst);
+extern LWLock *pgapp_rate_partition_lock(const RateKey *key, uint32 *hashcode);
 extern void pgapp_rate_dir_add(RateBucket *b, bool lock);
-extern const char *pgapp_rate_echo(const char *input);
-extern RateAlgorithm pgapp_rate_parse_algorithm(const char *name);
 extern void pgapp_rate_lock_all(LWLockMode mode);
 extern void pgapp_rate_unlock_all(void);
 extern void pgapp_rate_remove_bucket(RateBucket *b, bool free_place);
+extern int	pgapp_rate_remove_matching(RateBucketMatch match, void *arg, int batch);
 
 /* ratelimit_limiter.c */
 extern void pgapp_rate_resolve_limiter(const char *name, RateLimiterRef *ref);
 extern void pgapp_rate_registry_init(void);
 extern int	pgapp_rate_restore_limiter(const char *name, Oid dboid, int32 max_keys);
-extern bool pgapp_rate_slot_visible(int slot);
+extern void pgapp_rate_relcache_invalidate(Oid relid);
 
 typedef enum RateCounter
 {

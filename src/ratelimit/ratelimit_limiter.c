@@ -10,11 +10,14 @@
  * Shared memory holds a registry of the limiters in use, one slot each
  * (slot 0 is the built-in "default"), with the quota and the count of
  * buckets.  A named limiter belongs to its database (the same name in two
- * databases is two limiters); "default" is shared by the whole server.  A named limiter's quota is reserved: "default" gets what the
- * named quotas leave of pgapp.ratelimit_max_keys.
+ * databases is two limiters); "default" is shared by the whole server.  A
+ * named limiter's quota is reserved: "default" gets what the named quotas
+ * leave of pgapp.ratelimit_max_keys.
  *
  * The registry follows the table at the commit of each change (the table's
- * trigger queues the change, a commit callback applies it), and fills
+ * trigger defers the change with core/xact_defer, which applies it after
+ * commit, keeps it through a released savepoint and drops it with a
+ * rolled-back one; a PREPARE of such a transaction is refused), and fills
  * lazily where it did not see the change (a standby, a restart without the
  * save file): the first check that names a limiter reads its row (with a
  * fresh snapshot) and registers it.  Each backend keeps
@@ -25,14 +28,18 @@
  * too, through WAL replay.  A dropped limiter's buckets leave with it; any
  * backend that finds a registered name whose row is gone unregisters it.
  *
- * Locking: the registry lock (tranche index RATE_REGISTRY_LOCK) is taken
- * before partition locks, never after.  Registering into a free slot or
- * freeing a slot also takes every partition lock exclusively, so that a
- * check holding one partition lock sees a stable incarnation; freeing a
- * slot removes its buckets then, each also leaving the directory under the
- * directory lock (innermost, see ratelimit.c).
+ * Locking protocol (the whole of it is in ratelimit_int.h): the registry
+ * lock (tranche index RATE_REGISTRY_LOCK) is taken before partition locks,
+ * never after; EXCLUSIVE to register, re-quota or free a slot (name, dboid,
+ * max_keys, RateShared.reserved), SHARED to look names up.  Registering
+ * into a free slot or freeing a slot also takes every partition lock
+ * exclusively, so that a check holding one partition lock sees a stable
+ * incarnation; freeing a slot removes its buckets then, each also leaving
+ * the directory under the directory lock (innermost).  The postmaster
+ * restores limiters from the save file without locks, before any backend
+ * exists.  The per-backend cache and the deferred changes are local.
  *
- * src/ratelimit_limiter.c
+ * src/ratelimit/ratelimit_limiter.c
  *
  *-------------------------------------------------------------------------
  */
@@ -54,6 +61,7 @@
 #include "core/module.h"
 #include "core/settings.h"
 #include "core/util.h"
+#include "core/xact_defer.h"
 #include "ratelimit.h"
 #include "ratelimit_int.h"
 
@@ -68,20 +76,18 @@ typedef struct LocalLimiter
 static LocalLimiter local_limiters[RATE_MAX_LIMITERS];
 static int	n_local = 0;
 static Oid	limiter_table_oid = InvalidOid;
-static bool callbacks_registered = false;
 
 /*
- * Limiters created, changed or dropped by the current transaction: applied
- * to shared memory at its commit, in order.
+ * A limiter created, changed or dropped by the current transaction: applied
+ * to shared memory at its commit, in order (core/xact_defer).
  */
 typedef struct PendingChange
 {
 	char		name[RATE_LIMITER_NAME_LEN];
 	int32		max_keys;		/* 0: drop */
-	int			nest_level;
 } PendingChange;
 
-static List *pending_changes = NIL;
+static void apply_changes(List *changes);
 
 /* A definition read from pgapp.rate_limiter. */
 typedef struct LimiterDef
@@ -93,8 +99,6 @@ typedef struct LimiterDef
 	RateAlgorithm algorithm;
 	int32		burst;
 } LimiterDef;
-
-static void register_callbacks(void);
 
 /* Called once, in the postmaster, when the shared memory is made. */
 void
@@ -166,8 +170,8 @@ pgapp_rate_total(RateCounter counter)
 }
 
 /* Is the slot "default" or a limiter of the current database? */
-bool
-pgapp_rate_slot_visible(int slot)
+static bool
+slot_visible(int slot)
 {
 	return slot == RATE_DEFAULT_SLOT || pgapp_rate_shared->limiters[slot].dboid == MyDatabaseId;
 }
@@ -413,7 +417,7 @@ created_here(const char *name)
 	bool		pending = false;
 	bool		registered;
 
-	foreach(lc, pending_changes)
+	foreach(lc, pgapp_xact_deferred(PGAPP_XACT_COMMIT, apply_changes))
 	{
 		PendingChange *p = lfirst(lc);
 
@@ -435,6 +439,40 @@ local_entry(const char *name)
 		if (strcmp(local_limiters[i].name, name) == 0)
 			return &local_limiters[i];
 	return NULL;
+}
+
+/*
+ * Keep what was resolved in the local cache (e: the name's entry, or NULL)
+ * and return it in *ref.
+ */
+static void
+remember(LocalLimiter *e, const char *name, int slot, uint32 incarnation,
+		 const LimiterDef *def, RateLimiterRef *ref)
+{
+	if (e == NULL)
+	{
+		if (n_local == RATE_MAX_LIMITERS)
+		{
+			/* forget the entries that are no longer valid */
+			int			kept = 0;
+
+			for (int i = 0; i < n_local; i++)
+				if (local_limiters[i].valid)
+					local_limiters[kept++] = local_limiters[i];
+			n_local = kept < RATE_MAX_LIMITERS ? kept : 0;
+		}
+		e = &local_limiters[n_local++];
+		strlcpy(e->name, name, RATE_LIMITER_NAME_LEN);
+	}
+	e->valid = true;
+	e->ref.slot = slot;
+	e->ref.incarnation = incarnation;
+	e->ref.has_defaults = def->has_defaults;
+	e->ref.max_requests = def->max_requests;
+	e->ref.window_seconds = def->window_seconds;
+	e->ref.algorithm = def->algorithm;
+	e->ref.burst = def->burst;
+	*ref = e->ref;
 }
 
 /*
@@ -465,8 +503,6 @@ pgapp_rate_resolve_limiter(const char *name, RateLimiterRef *ref)
 		return;
 	}
 
-	if (!callbacks_registered)
-		register_callbacks();
 	limiter_table_oid = get_relname_relid("rate_limiter", pgapp_schema_oid());
 	/* no table row can have a longer name than an identifier */
 	if (strlen(name) >= RATE_LIMITER_NAME_LEN || !load_definition(name, &def))
@@ -476,7 +512,8 @@ pgapp_rate_resolve_limiter(const char *name, RateLimiterRef *ref)
 		ereport(ERROR,
 				errcode(ERRCODE_UNDEFINED_OBJECT),
 				errmsg("rate limiter \"%s\" does not exist", pgapp_rate_echo(name)),
-				errhint("Create it with pgapp.create_limiter(), or use the \"default\" limiter."));
+				errhint("Create it with function \"%s\", or use the \"default\" limiter.",
+						"pgapp.create_limiter"));
 	}
 	if (created_here(name))
 		ereport(ERROR,
@@ -499,30 +536,7 @@ pgapp_rate_resolve_limiter(const char *name, RateLimiterRef *ref)
 				errhint("Drop limiters that are no longer needed.") :
 				errhint("Raise \"%s\" and restart the server, or drop limiters.", "pgapp.ratelimit_max_keys"));
 
-	if (e == NULL)
-	{
-		if (n_local == RATE_MAX_LIMITERS)
-		{
-			/* forget the entries that are no longer valid */
-			int			kept = 0;
-
-			for (int i = 0; i < n_local; i++)
-				if (local_limiters[i].valid)
-					local_limiters[kept++] = local_limiters[i];
-			n_local = kept < RATE_MAX_LIMITERS ? kept : 0;
-		}
-		e = &local_limiters[n_local++];
-		strlcpy(e->name, name, RATE_LIMITER_NAME_LEN);
-	}
-	e->valid = true;
-	e->ref.slot = slot;
-	e->ref.incarnation = incarnation;
-	e->ref.has_defaults = def.has_defaults;
-	e->ref.max_requests = def.max_requests;
-	e->ref.window_seconds = def.window_seconds;
-	e->ref.algorithm = def.algorithm;
-	e->ref.burst = def.burst;
-	*ref = e->ref;
+	remember(e, name, slot, incarnation, &def, ref);
 }
 
 /* ---------------------------------------------------------------------
@@ -530,8 +544,12 @@ pgapp_rate_resolve_limiter(const char *name, RateLimiterRef *ref)
  * ---------------------------------------------------------------------
  */
 
-static void
-limiter_relcache_callback(Datum arg, Oid relid)
+/*
+ * The module's relcache_invalidate callback: forget what was resolved when
+ * pgapp.rate_limiter changes (or every relation is invalidated).
+ */
+void
+pgapp_rate_relcache_invalidate(Oid relid)
 {
 	if (relid != InvalidOid && relid != limiter_table_oid && limiter_table_oid != InvalidOid)
 		return;
@@ -541,100 +559,52 @@ limiter_relcache_callback(Datum arg, Oid relid)
 		limiter_table_oid = InvalidOid;
 }
 
+/*
+ * After commit (a PGAPP_XACT_COMMIT action): apply the transaction's
+ * changes to the registry, in order.  No error may be raised here, and none
+ * is.  A quota that does not fit is left to the first check, which says so.
+ */
 static void
-limiter_xact_callback(XactEvent event, void *arg)
+apply_changes(List *changes)
 {
 	ListCell   *lc;
 
-	switch (event)
+	foreach(lc, changes)
 	{
-		case XACT_EVENT_PRE_PREPARE:
-			if (pending_changes != NIL)
-				ereport(ERROR,
-						errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-						errmsg("cannot PREPARE a transaction that has changed a rate limiter"));
-			break;
-		case XACT_EVENT_COMMIT:
-		case XACT_EVENT_PARALLEL_COMMIT:
+		PendingChange *p = lfirst(lc);
+		uint32		incarnation;
+		int			why;
 
-			/*
-			 * Committed: no error may be raised here, and none is.  A quota
-			 * that does not fit is left to the first check, which says so.
-			 */
-			foreach(lc, pending_changes)
-			{
-				PendingChange *p = lfirst(lc);
-				uint32		incarnation;
-				int			why;
-
-				if (p->max_keys == 0)
-					(void) unregister_limiter(p->name, MyDatabaseId);
-				else
-					(void) register_limiter(p->name, p->max_keys, &incarnation, &why);
-			}
-			pending_changes = NIL;
-			break;
-		case XACT_EVENT_ABORT:
-		case XACT_EVENT_PARALLEL_ABORT:
-		case XACT_EVENT_PREPARE:
-			pending_changes = NIL;	/* freed with TopTransactionContext */
-			break;
-		default:
-			break;
+		if (p->max_keys == 0)
+			(void) unregister_limiter(p->name, MyDatabaseId);
+		else
+			(void) register_limiter(p->name, p->max_keys, &incarnation, &why);
 	}
 }
 
+/*
+ * Before commit or prepare (a PGAPP_XACT_PRE_COMMIT action): a prepared
+ * transaction would apply its changes at a COMMIT PREPARED this backend
+ * never sees, so refuse to prepare one that has changes.
+ */
 static void
-limiter_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
-						 SubTransactionId parentSubid, void *arg)
+refuse_prepare(List *args)
 {
-	int			level = GetCurrentTransactionNestLevel();
-	ListCell   *lc;
-
-	if (event == SUBXACT_EVENT_COMMIT_SUB)
-	{
-		foreach(lc, pending_changes)
-		{
-			PendingChange *p = lfirst(lc);
-
-			if (p->nest_level >= level)
-				p->nest_level = level - 1;
-		}
-	}
-	else if (event == SUBXACT_EVENT_ABORT_SUB)
-	{
-		foreach(lc, pending_changes)
-		{
-			PendingChange *p = lfirst(lc);
-
-			if (p->nest_level >= level)
-				pending_changes = foreach_delete_current(pending_changes, lc);
-		}
-	}
-}
-
-static void
-register_callbacks(void)
-{
-	if (callbacks_registered)
-		return;
-	CacheRegisterRelcacheCallback(limiter_relcache_callback, (Datum) 0);
-	RegisterXactCallback(limiter_xact_callback, NULL);
-	RegisterSubXactCallback(limiter_subxact_callback, NULL);
-	callbacks_registered = true;
+	if (pgapp_xact_preparing())
+		ereport(ERROR,
+				errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				errmsg("cannot PREPARE a transaction that has changed a rate limiter"));
 }
 
 static void
 queue_change(const char *name, int32 max_keys)
 {
-	MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
-	PendingChange *p = palloc0(sizeof(PendingChange));
+	PendingChange *p = MemoryContextAllocZero(TopTransactionContext, sizeof(PendingChange));
 
 	strlcpy(p->name, name, RATE_LIMITER_NAME_LEN);
 	p->max_keys = max_keys;
-	p->nest_level = GetCurrentTransactionNestLevel();
-	pending_changes = lappend(pending_changes, p);
-	MemoryContextSwitchTo(old);
+	pgapp_xact_defer(PGAPP_XACT_COMMIT, apply_changes, p);
+	pgapp_xact_defer(PGAPP_XACT_PRE_COMMIT, refuse_prepare, NULL);
 }
 
 /*
@@ -653,9 +623,9 @@ pgapp_rate_limiter_changed(PG_FUNCTION_ARGS)
 
 	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_AFTER(td->tg_event) ||
 		!TRIGGER_FIRED_FOR_ROW(td->tg_event))
-		elog(ERROR, "pgapp._rate_limiter_changed() must be an AFTER ... FOR EACH ROW trigger");
+		elog(ERROR, "function \"%s\" must be an AFTER ... FOR EACH ROW trigger",
+			 "pgapp._rate_limiter_changed");
 
-	register_callbacks();
 	limiter_table_oid = RelationGetRelid(td->tg_relation);
 	CacheInvalidateRelcache(td->tg_relation);
 
@@ -713,7 +683,7 @@ pgapp_rate_limiters(PG_FUNCTION_ARGS)
 		Datum		values[7];
 		bool		nulls[7] = {false};
 
-		if (slot->name[0] == '\0' || !pgapp_rate_slot_visible(i))
+		if (slot->name[0] == '\0' || !slot_visible(i))
 			continue;
 		values[0] = CStringGetTextDatum(slot->name);
 		values[1] = Int32GetDatum(i == RATE_DEFAULT_SLOT ?

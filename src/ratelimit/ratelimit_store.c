@@ -8,10 +8,11 @@
  * wait for it: the table is scanned with the partition locks held shared
  * (new keys wait, counting goes on), collecting expired keys; then each is
  * removed under its own partition lock held exclusively, after checking it
- * is still expired.  The pgapp housekeeper (worker.c) sweeps every
+ * is still expired (pgapp_rate_remove_matching, ratelimit_shmem.c).  The
+ * pgapp housekeeper (core/housekeeper.c) sweeps every
  * pgapp.ratelimit_sweep_interval seconds; between sweeps, a check that
- * finds the table full evicts (ratelimit.c), and expired buckets are the
- * first to go.
+ * finds the table full evicts (ratelimit_check.c), and expired buckets are
+ * the first to go.
  *
  * The save file works as pg_stat_statements' does: written by the
  * postmaster at a clean shutdown (not after a crash), read when shared
@@ -22,7 +23,14 @@
  * bucket whose window is longer than pgapp.ratelimit_max_window allows now,
  * or that would outlive it, is not restored.
  *
- * src/ratelimit_store.c
+ * Locking protocol (the whole of it is in ratelimit_int.h): the sweep takes
+ * the partition locks as pgapp_rate_remove_matching does (all SHARED to
+ * collect, then each EXCLUSIVE to remove); housekeeping reads only atomic
+ * counters.  The save file is written and read by the postmaster when no
+ * backend exists (after they have all exited, and before any starts), so
+ * it takes no lock.
+ *
+ * src/ratelimit/ratelimit_store.c
  *
  *-------------------------------------------------------------------------
  */
@@ -48,8 +56,6 @@
 #define RATE_SAVE_VERSION 3
 #define RATE_SWEEP_BATCH 8192
 
-/* GUCs (defined in pgapp.c) */
-
 /* What the save file holds per limiter and per bucket. */
 typedef struct SavedLimiter
 {
@@ -73,6 +79,12 @@ typedef struct SavedBucket
 	char		display[RATE_DISPLAY_LEN];
 } SavedBucket;
 
+static bool
+expired(const RateBucket *b, const RateState *s, void *arg)
+{
+	return s->expires_at <= *(const int64 *) arg;
+}
+
 /*
  * Remove every bucket that expired by now; returns how many.  See the
  * header comment for the two passes.
@@ -80,63 +92,14 @@ typedef struct SavedBucket
 int
 pgapp_rate_sweep(int64 now)
 {
-	RateKey    *keys = palloc(sizeof(RateKey) * RATE_SWEEP_BATCH);
-	int			removed = 0;
-	int			n;
+	int			removed = pgapp_rate_remove_matching(expired, &now, RATE_SWEEP_BATCH);
 
-	do
-	{
-		HASH_SEQ_STATUS status;
-		RateBucket *b;
-
-		CHECK_FOR_INTERRUPTS();
-		n = 0;
-		pgapp_rate_lock_all(LW_SHARED);
-		hash_seq_init(&status, pgapp_rate_table);
-		while ((b = hash_seq_search(&status)) != NULL)
-		{
-			int64		expires_at;
-
-			SpinLockAcquire(&b->mutex);
-			expires_at = b->state.expires_at;
-			SpinLockRelease(&b->mutex);
-			if (expires_at <= now)
-			{
-				keys[n++] = b->key;
-				if (n == RATE_SWEEP_BATCH)
-				{
-					hash_seq_term(&status);
-					break;
-				}
-			}
-		}
-		pgapp_rate_unlock_all();
-
-		for (int i = 0; i < n; i++)
-		{
-			uint32		hashcode = get_hash_value(pgapp_rate_table, &keys[i]);
-			LWLock	   *lock = &pgapp_rate_shared->locks[hashcode % RATE_PARTITIONS].lock;
-			bool		found;
-
-			LWLockAcquire(lock, LW_EXCLUSIVE);
-			b = hash_search_with_hash_value(pgapp_rate_table, &keys[i], hashcode, HASH_FIND, &found);
-			/* exclusive lock: nobody else touches the bucket's state now */
-			if (found && b->state.expires_at <= now)
-			{
-				pgapp_rate_remove_bucket(b, true);
-				removed++;
-			}
-			LWLockRelease(lock);
-		}
-	} while (n == RATE_SWEEP_BATCH);
-
-	pfree(keys);
 	pg_atomic_fetch_add_u64(&pgapp_rate_shared->swept, removed);
 	return removed;
 }
 
 /*
- * The housekeeper's round (worker.c): sweep, and say once per round how
+ * The housekeeper's round (core/housekeeper.c): sweep, and say once per round how
  * many live buckets were evicted to make room (the table is too small for
  * the keys in use, or someone floods it) and how many checks found nothing
  * to evict, since the last round.
@@ -162,8 +125,11 @@ pgapp_rate_housekeeping(void)
 	evicted = pgapp_rate_total(RATE_EVICTIONS);
 	if (evicted > evicted_seen)
 		ereport(LOG,
-				errmsg("pgapp: %llu live rate limit bucket(s) were evicted in the last %d second(s) to make room for new keys",
-					   (unsigned long long) (evicted - evicted_seen), pgapp_ratelimit_sweep_interval),
+				errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				errmsg_plural("%llu live rate limit bucket was evicted since the last sweep to make room for new keys",
+							  "%llu live rate limit buckets were evicted since the last sweep to make room for new keys",
+							  (unsigned long) (evicted - evicted_seen),
+							  (unsigned long long) (evicted - evicted_seen)),
 				errdetail("A key evicted while its window runs starts counting afresh."),
 				errhint("Raise \"%s\" (or the limiters' max_keys) to hold every active key; see pgapp.rate_stats.",
 						"pgapp.ratelimit_max_keys"));
@@ -171,10 +137,13 @@ pgapp_rate_housekeeping(void)
 	full = pgapp_rate_total(RATE_FULL_EVENTS);
 	if (full > full_seen)
 		ereport(LOG,
-				errmsg("pgapp: %llu rate limit check(s) found no free bucket and none to evict in the last %d second(s) and were %s",
-					   (unsigned long long) (full - full_seen), pgapp_ratelimit_sweep_interval,
-					   pgapp_ratelimit_on_full == RATE_ON_FULL_ALLOW ? "allowed without being counted" :
-					   pgapp_ratelimit_on_full == RATE_ON_FULL_DENY ? "denied" : "refused with an error"),
+				errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				errmsg_plural("%llu rate limit check found no free bucket and none to evict since the last sweep and was %s",
+							  "%llu rate limit checks found no free bucket and none to evict since the last sweep and were %s",
+							  (unsigned long) (full - full_seen),
+							  (unsigned long long) (full - full_seen),
+							  pgapp_ratelimit_on_full == RATE_ON_FULL_ALLOW ? "allowed without being counted" :
+							  pgapp_ratelimit_on_full == RATE_ON_FULL_DENY ? "denied" : "refused with an error"),
 				errhint("Raise \"%s\", or leave \"default\" a share of it when creating limiters.",
 						"pgapp.ratelimit_max_keys"));
 	full_seen = full;
@@ -185,12 +154,64 @@ pgapp_rate_housekeeping(void)
  * ---------------------------------------------------------------------
  */
 
+/* Write the registered named limiters; false on a write error. */
+static bool
+write_limiters(FILE *file)
+{
+	for (int i = 1; i < RATE_MAX_LIMITERS; i++)
+	{
+		SavedLimiter l = {0};
+
+		if (pgapp_rate_shared->limiters[i].name[0] == '\0')
+			continue;
+		l.slot = i;
+		l.dboid = pgapp_rate_shared->limiters[i].dboid;
+		l.max_keys = pgapp_rate_shared->limiters[i].max_keys;
+		strlcpy(l.name, pgapp_rate_shared->limiters[i].name, RATE_LIMITER_NAME_LEN);
+		if (fwrite(&l, sizeof(l), 1, file) != 1)
+			return false;
+	}
+	return true;
+}
+
+/*
+ * Write every bucket; false on a write error.  The postmaster, after every
+ * backend has exited: no lock needed.
+ */
+static bool
+write_buckets(FILE *file)
+{
+	HASH_SEQ_STATUS status;
+	RateBucket *b;
+
+	hash_seq_init(&status, pgapp_rate_table);
+	while ((b = hash_seq_search(&status)) != NULL)
+	{
+		SavedBucket sb = {0};
+
+		sb.key = b->key;
+		sb.ident = b->ident;
+		sb.dboid = b->dboid;
+		sb.state = b->state;
+		sb.algorithm = b->algorithm;
+		sb.max_requests = b->max_requests;
+		sb.window_seconds = b->window_seconds;
+		sb.burst = b->burst;
+		sb.slot = b->limiter;
+		memcpy(sb.display, b->display, RATE_DISPLAY_LEN);
+		if (fwrite(&sb, sizeof(sb), 1, file) != 1)
+		{
+			hash_seq_term(&status);
+			return false;
+		}
+	}
+	return true;
+}
+
 static void
 rate_save_file(int code, Datum arg)
 {
 	FILE	   *file;
-	HASH_SEQ_STATUS status;
-	RateBucket *b;
 	int32		header[2] = {RATE_SAVE_MAGIC, RATE_SAVE_VERSION};
 	int32		nlimiters = 0;
 	int64		nbuckets;
@@ -216,43 +237,10 @@ rate_save_file(int code, Datum arg)
 		fwrite(&pgapp_rate_shared->seed, sizeof(uint64), 1, file) != 1 ||
 		fwrite(&nlimiters, sizeof(nlimiters), 1, file) != 1)
 		goto error;
-	for (int i = 1; i < RATE_MAX_LIMITERS; i++)
-	{
-		SavedLimiter l = {0};
-
-		if (pgapp_rate_shared->limiters[i].name[0] == '\0')
-			continue;
-		l.slot = i;
-		l.dboid = pgapp_rate_shared->limiters[i].dboid;
-		l.max_keys = pgapp_rate_shared->limiters[i].max_keys;
-		strlcpy(l.name, pgapp_rate_shared->limiters[i].name, RATE_LIMITER_NAME_LEN);
-		if (fwrite(&l, sizeof(l), 1, file) != 1)
-			goto error;
-	}
-	if (fwrite(&nbuckets, sizeof(nbuckets), 1, file) != 1)
+	if (!write_limiters(file) ||
+		fwrite(&nbuckets, sizeof(nbuckets), 1, file) != 1 ||
+		!write_buckets(file))
 		goto error;
-	/* the postmaster, after every backend has exited: no lock needed */
-	hash_seq_init(&status, pgapp_rate_table);
-	while ((b = hash_seq_search(&status)) != NULL)
-	{
-		SavedBucket sb = {0};
-
-		sb.key = b->key;
-		sb.ident = b->ident;
-		sb.dboid = b->dboid;
-		sb.state = b->state;
-		sb.algorithm = b->algorithm;
-		sb.max_requests = b->max_requests;
-		sb.window_seconds = b->window_seconds;
-		sb.burst = b->burst;
-		sb.slot = b->limiter;
-		memcpy(sb.display, b->display, RATE_DISPLAY_LEN);
-		if (fwrite(&sb, sizeof(sb), 1, file) != 1)
-		{
-			hash_seq_term(&status);
-			goto error;
-		}
-	}
 	if (FreeFile(file))
 	{
 		file = NULL;
@@ -277,6 +265,61 @@ pgapp_rate_save_at_exit(void)
 	on_shmem_exit(rate_save_file, (Datum) 0);
 }
 
+/* What restore_bucket did. */
+typedef enum RateRestore
+{
+	RATE_RESTORE_DONE,
+	RATE_RESTORE_SKIPPED,		/* expired, over a quota or the cap, or a
+								 * duplicate */
+	RATE_RESTORE_TABLE_FULL
+} RateRestore;
+
+/*
+ * Put one saved bucket back into the table, in registry slot (-1: its
+ * limiter was not restored).  The postmaster, before any backend exists:
+ * no lock needed.
+ */
+static RateRestore
+restore_bucket(SavedBucket *sb, int slotno, int64 now)
+{
+	int64		longest = now + 2 * USECS(pgapp_ratelimit_max_window);
+	RateLimiterSlot *slot;
+	uint32		quota;
+	RateBucket *b;
+	bool		found;
+
+	if (sb->state.expires_at <= now || slotno < 0)
+		return RATE_RESTORE_SKIPPED;
+	/* a window the cap no longer allows, or a bucket that would outlive it */
+	if (sb->window_seconds > pgapp_ratelimit_max_window || sb->state.expires_at > longest)
+		return RATE_RESTORE_SKIPPED;
+	slot = &pgapp_rate_shared->limiters[slotno];
+	quota = slotno == RATE_DEFAULT_SLOT ?
+		pg_atomic_read_u32(&pgapp_rate_shared->default_quota) : (uint32) slot->max_keys;
+	if (pg_atomic_read_u32(&slot->used) >= quota)
+		return RATE_RESTORE_SKIPPED;
+	b = hash_search(pgapp_rate_table, &sb->key, HASH_ENTER_NULL, &found);
+	if (b == NULL)
+		return RATE_RESTORE_TABLE_FULL;
+	if (found)
+		return RATE_RESTORE_SKIPPED;
+	SpinLockInit(&b->mutex);
+	b->state = sb->state;
+	b->algorithm = sb->algorithm;
+	b->max_requests = sb->max_requests;
+	b->window_seconds = sb->window_seconds;
+	b->burst = sb->burst;
+	b->limiter = (int16) slotno;
+	b->incarnation = pg_atomic_read_u32(&slot->incarnation);
+	b->dboid = sb->dboid;
+	b->ident = sb->ident;
+	sb->display[RATE_DISPLAY_LEN - 1] = '\0';
+	memcpy(b->display, sb->display, RATE_DISPLAY_LEN);
+	pgapp_rate_dir_add(b, false);
+	pg_atomic_fetch_add_u32(&slot->used, 1);
+	return RATE_RESTORE_DONE;
+}
+
 /*
  * Restore the buckets of the last clean shutdown (postmaster, at shared
  * memory creation).  A missing file is normal; a damaged one is logged and
@@ -292,7 +335,6 @@ pgapp_rate_load_file(void)
 	int64		nbuckets;
 	int			map[RATE_MAX_LIMITERS];
 	int64		now = GetCurrentTimestamp();
-	int64		longest = now + 2 * USECS(pgapp_ratelimit_max_window);
 	int64		restored = 0;
 	uint64		seed;
 
@@ -330,51 +372,24 @@ pgapp_rate_load_file(void)
 	for (int64 i = 0; i < nbuckets; i++)
 	{
 		SavedBucket sb;
-		RateBucket *b;
-		RateLimiterSlot *slot;
-		uint32		quota;
-		bool		found;
+		RateRestore r;
 
 		if (fread(&sb, sizeof(sb), 1, file) != 1 || sb.slot < 0 || sb.slot >= RATE_MAX_LIMITERS ||
 			sb.algorithm < RATE_FIXED || sb.algorithm > RATE_GCRA ||
 			sb.max_requests <= 0 || sb.window_seconds <= 0 || sb.burst < 0 || sb.burst == PG_INT32_MAX)
 			goto bad;
-		if (sb.state.expires_at <= now || map[sb.slot] < 0)
-			continue;
-		/* a window the cap no longer allows, or a bucket that would outlive it */
-		if (sb.window_seconds > pgapp_ratelimit_max_window || sb.state.expires_at > longest)
-			continue;
-		slot = &pgapp_rate_shared->limiters[map[sb.slot]];
-		quota = map[sb.slot] == RATE_DEFAULT_SLOT ?
-			pg_atomic_read_u32(&pgapp_rate_shared->default_quota) : (uint32) slot->max_keys;
-		if (pg_atomic_read_u32(&slot->used) >= quota)
-			continue;
-		b = hash_search(pgapp_rate_table, &sb.key, HASH_ENTER_NULL, &found);
-		if (b == NULL)
+		r = restore_bucket(&sb, map[sb.slot], now);
+		if (r == RATE_RESTORE_TABLE_FULL)
 			break;				/* a smaller table than before: keep what fits */
-		if (found)
-			continue;
-		SpinLockInit(&b->mutex);
-		b->state = sb.state;
-		b->algorithm = sb.algorithm;
-		b->max_requests = sb.max_requests;
-		b->window_seconds = sb.window_seconds;
-		b->burst = sb.burst;
-		b->limiter = (int16) map[sb.slot];
-		b->incarnation = pg_atomic_read_u32(&slot->incarnation);
-		b->dboid = sb.dboid;
-		b->ident = sb.ident;
-		sb.display[RATE_DISPLAY_LEN - 1] = '\0';
-		memcpy(b->display, sb.display, RATE_DISPLAY_LEN);
-		pgapp_rate_dir_add(b, false);
-		pg_atomic_fetch_add_u32(&slot->used, 1);
-		restored++;
+		if (r == RATE_RESTORE_DONE)
+			restored++;
 	}
 	FreeFile(file);
 	unlink(RATE_SAVE_FILE);
 	ereport(LOG,
-			errmsg("pgapp: restored %lld rate limit bucket(s) saved at the last shutdown",
-				   (long long) restored));
+			errmsg_plural("restored %lld rate limit bucket saved at the last shutdown",
+						  "restored %lld rate limit buckets saved at the last shutdown",
+						  (unsigned long) restored, (long long) restored));
 	return;
 
 bad:

@@ -41,7 +41,7 @@ SELECT throws_ok($$SELECT pgapp.filter_by(pgapp.from('tap_product'), 'nope', 1)$
 SELECT throws_ok($$SELECT pgapp.sort_by(pgapp.from('tap_product'), 'name')$$,
     '22023', 'cannot sort tap_product by "name"');
 SELECT throws_ok($$SELECT pgapp.filter_range(pgapp.from('tap_product'), 'name', 'a'::text, 'b'::text)$$,
-    '42804', 'filter_range applies to numeric, date and time columns, but "name" is of type text');
+    '42804', 'function "pgapp.filter_range" applies to numeric, date and time columns, but "name" is of type text');
 SELECT throws_ok($$SELECT pgapp.paginate(pgapp.from('tap_product'), 1, 100000)$$,
     '22023', 'page_size must be between 1 and 100, not 100000');
 INSERT INTO tap_product VALUES (1, '100%', 1), (2, '100 pct', 2);

@@ -86,6 +86,33 @@ COMMIT;
 SELECT pgapp.broadcast('orders:new', 'outbox marker', '{}', mode => 'outbox');
 SELECT pg_temp.wait_for('outbox marker');
 SELECT * FROM pg_temp.received();
+-- a message of a released savepoint survives a later sibling savepoint that
+-- rolls back (it is handed to the parent, core/xact_defer); the sibling's
+-- message does not; the same with PL/pgSQL blocks that catch an error
+BEGIN;
+SAVEPOINT a;
+SELECT pgapp.broadcast('orders:new', 'released, then a sibling rolled back', '{}', mode => 'outbox');
+RELEASE SAVEPOINT a;
+SAVEPOINT b;
+SELECT pgapp.broadcast('orders:new', 'in the rolled-back sibling', '{}', mode => 'outbox');
+ROLLBACK TO SAVEPOINT b;
+DO $$
+BEGIN
+    BEGIN
+        PERFORM pgapp.broadcast('orders:new', 'block that ended well', '{}', mode => 'outbox');
+    EXCEPTION WHEN division_by_zero THEN NULL;
+    END;
+    BEGIN
+        PERFORM pgapp.broadcast('orders:new', 'block that failed', '{}', mode => 'outbox');
+        PERFORM 1 / 0;
+    EXCEPTION WHEN division_by_zero THEN NULL;
+    END;
+END
+$$;
+COMMIT;
+SELECT pgapp.broadcast('orders:new', 'sibling marker', '{}', mode => 'outbox');
+SELECT pg_temp.wait_for('sibling marker');
+SELECT * FROM pg_temp.received();
 -- outbox order is commit order: a transaction that broadcasts first but commits last comes last
 SELECT dblink_connect('writer', format('host=%s port=%s dbname=%s',
     split_part(current_setting('unix_socket_directories'), ',', 1), current_setting('port'),

@@ -317,6 +317,34 @@ SELECT * FROM pg_temp.show($$ SELECT pgapp.define_scope('q_product', 'mine', 'tr
 SELECT pgapp.count(pgapp.sort_by(pgapp.from('q_product'), 'name')) AS reader_can_query;
 RESET ROLE;
 
+-- the relations cache follows foreign keys added and dropped in this
+-- session (its relcache callback comes through the module registry)
+CREATE TABLE q_tag (id int PRIMARY KEY, product_id int NOT NULL);
+INSERT INTO q_tag VALUES (1, 1), (2, 1), (3, 2);
+SELECT * FROM pg_temp.show($$ SELECT pgapp.preload(pgapp.from('q_product'), ARRAY['q_tag']) $$);
+ALTER TABLE q_tag ADD CONSTRAINT q_tag_product FOREIGN KEY (product_id) REFERENCES q_product;
+SELECT jsonb_array_length(r->'q_tag') AS tags
+  FROM jsonb_array_elements(pgapp.all(pgapp.sort_by(pgapp.filter_by(
+         pgapp.preload(pgapp.from('q_product'), ARRAY['q_tag']), 'id', ARRAY[1, 2]), 'id'))) AS r;
+ALTER TABLE q_tag DROP CONSTRAINT q_tag_product;
+SELECT * FROM pg_temp.show($$ SELECT pgapp.preload(pgapp.from('q_product'), ARRAY['q_tag']) $$);
+DROP TABLE q_tag;
+
+-- columns of a domain type: filters compare in the domain, ranges and
+-- search go by its base type, and a value must pass the domain's check
+CREATE DOMAIN q_money AS numeric(8,2) CHECK (VALUE >= 0);
+CREATE DOMAIN q_label AS text;
+CREATE TABLE q_priced (id int PRIMARY KEY, amount q_money NOT NULL, label q_label);
+INSERT INTO q_priced VALUES (1, 5, 'five'), (2, 10, 'ten'), (3, 20, 'twenty');
+SELECT pgapp.count(pgapp.filter_range(pgapp.from('q_priced'), 'amount', 6, 20)) AS in_range,
+       pgapp.count(pgapp.filter_by(pgapp.from('q_priced'), 'amount', 10)) AS equal,
+       pgapp.count(pgapp.search(pgapp.from('q_priced'), 'T', ARRAY['label'])) AS found;
+SELECT * FROM pg_temp.show($$ SELECT pgapp.filter_by(pgapp.from('q_priced'), 'amount', -1) $$);
+SELECT * FROM pg_temp.show($$ SELECT pgapp.search(pgapp.from('q_priced'), 'x', ARRAY['amount']) $$);
+DROP TABLE q_priced;
+DROP DOMAIN q_money;
+DROP DOMAIN q_label;
+
 DROP VIEW q_active;
 DELETE FROM pgapp.sort_allowed WHERE source = 'q_product'::regclass;
 DELETE FROM pgapp.query_expression WHERE source = 'q_product'::regclass;

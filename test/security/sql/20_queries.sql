@@ -1,6 +1,6 @@
 --
 -- security/20_queries: hand-made pgapp.query values, as a role with only
--- PUBLIC's rights.  Every value goes through one reader (src/query.c,
+-- PUBLIC's rights.  Every value goes through one reader (src/queries/query_value.c,
 -- query_read) before anything runs: a bad key, type or operator is 22023,
 -- never a crash, never "no filter", never an unlisted sort.  The table
 -- below replays each malformed value through every function that takes a

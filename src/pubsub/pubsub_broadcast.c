@@ -1,8 +1,9 @@
 /*-------------------------------------------------------------------------
  *
- * pubsub.c
+ * pubsub_broadcast.c
  *	  PubSub on LISTEN/NOTIFY: topics, messages, broadcast in direct or
- *	  outbox mode, subscribe/unsubscribe, and stored large payloads.
+ *	  outbox mode, subscribe/unsubscribe, stored large payloads, and the
+ *	  SQL entries of presence and typing.
  *
  * A message is {"topic", "event", "payload", "id", "at"} sent with NOTIFY
  * on the topic's channel: the topic itself when it fits in an identifier
@@ -17,11 +18,13 @@
  *
  * Direct mode NOTIFYs in the caller's transaction, whose commit then holds
  * NOTIFY's cluster-wide lock through its WAL flush.  Outbox mode keeps the
- * messages of the transaction in memory and writes them to pgapp.outbox
- * just before commit (so the outbox order is close to the commit order,
- * whatever the order in which the transactions made their messages); at
- * commit the database's delivery worker (pubsub_outbox.c) is woken and
- * sends them in NOTIFY-only transactions.  Auto mode (the default) uses the
+ * messages of the transaction in memory (core/xact_defer: a savepoint that
+ * rolls back takes its messages with it, one that is released hands them
+ * to its parent) and writes them to pgapp.outbox just before commit (so the
+ * outbox order is close to the commit order, whatever the order in which
+ * the transactions made their messages); after commit the database's
+ * delivery worker (pubsub_worker.c) is woken (pubsub_outbox.c) and sends
+ * them in NOTIFY-only transactions.  Auto mode (the default) uses the
  * outbox when the transaction writes anyway, else NOTIFYs directly.
  *
  * Topics and events that pgapp itself sends on (job progress, presence,
@@ -31,7 +34,9 @@
  * pgapp.pubsub_max_payload (54000).  Presence and typing enter here (C)
  * so that the calling role can be recorded with what it tracks.
  *
- * src/pubsub.c
+ * Backend-local state only (the messages of the transaction): no lock.
+ *
+ * src/pubsub/pubsub_broadcast.c
  *
  *-------------------------------------------------------------------------
  */
@@ -62,43 +67,10 @@
 #include "core/module.h"
 #include "core/settings.h"
 #include "core/util.h"
-#include "pubsub.h"
+#include "core/xact_defer.h"
 #include "pubsub_int.h"
 
 #define NOTIFY_PAYLOAD_LIMIT 8000	/* NOTIFY refuses payloads this long or longer */
-
-/* GUCs (defined in pgapp.c) */
-
-static void pubsub_shmem_request(void);
-static void pubsub_shmem_startup(void);
-static const char *pubsub_status(void);
-
-const PgappModule pgapp_pubsub_module = {
-	.name = "pubsub",
-	.shmem_request = pubsub_shmem_request,
-	.shmem_startup = pubsub_shmem_startup,
-	.status = pubsub_status,
-	.housekeeping = pgapp_pubsub_housekeeping,
-	.before_drop_database = pgapp_pubsub_before_drop_database,
-};
-
-static void
-pubsub_shmem_request(void)
-{
-	pgapp_pubsub_outbox_shmem_request();
-}
-
-static void
-pubsub_shmem_startup(void)
-{
-	pgapp_pubsub_outbox_shmem_startup();
-}
-
-static const char *
-pubsub_status(void)
-{
-	return pgapp_pubsub_outbox_attached() ? "ok" : "not preloaded";
-}
 
 /* ---------------------------------------------------------------------
  * Topics, channels, ids
@@ -438,34 +410,27 @@ typedef struct OutboxMessage
 	char	   *event;
 	Jsonb	   *payload;
 	TimestampTz at;
-	int			nest_level;
 } OutboxMessage;
 
-static List *outbox_pending = NIL;	/* in TopTransactionContext */
-static bool outbox_written = false; /* this transaction wrote outbox rows */
-static bool outbox_callbacks = false;
-
 /*
- * Write the transaction's messages to pgapp.outbox (pre-commit).  The rows
- * are written as catalog rows are (heap insert, then its indexes), without
- * the executor: pgapp.outbox is pgapp's own table, with no trigger, no
- * constraint but its key and one plain btree index, and this is on every
- * writer's commit path.
+ * Just before commit or prepare (a PGAPP_XACT_PRE_COMMIT action): write the
+ * transaction's messages that survived its savepoints to pgapp.outbox, then
+ * ask for the worker's wake-up after commit.  The rows are written as
+ * catalog rows are (heap insert, then its indexes), without the executor:
+ * pgapp.outbox is pgapp's own table, with no trigger, no constraint but its
+ * key and one plain btree index, and this is on every writer's commit path.
+ * An error here aborts the transaction.
  */
 static void
-outbox_flush(void)
+outbox_flush(List *messages)
 {
 	static Oid	cached_relid = InvalidOid;
 	static Oid	cached_seqid = InvalidOid;
-	List	   *pending = outbox_pending;
 	Oid			relid;
 	Relation	rel;
 	TupleDesc	desc;
 	ListCell   *lc;
 
-	if (pending == NIL)
-		return;
-	outbox_pending = NIL;		/* an error below aborts the transaction */
 	relid = get_relname_relid("outbox", pgapp_schema_oid());
 	if (!OidIsValid(relid))
 		ereport(ERROR,
@@ -483,7 +448,7 @@ outbox_flush(void)
 		TupleDescAttr(desc, 1)->atttypid != UUIDOID || TupleDescAttr(desc, 4)->atttypid != JSONBOID ||
 		TupleDescAttr(desc, 5)->atttypid != TIMESTAMPTZOID)
 		elog(ERROR, "pgapp.outbox does not have the columns (seq, id, topic, event, payload, at)");
-	foreach(lc, pending)
+	foreach(lc, messages)
 	{
 		OutboxMessage *m = lfirst(lc);
 		Datum		values[6];
@@ -501,67 +466,13 @@ outbox_flush(void)
 		heap_freetuple(tup);
 	}
 	table_close(rel, NoLock);
-	outbox_written = true;
+	pgapp_pubsub_outbox_wake_at_commit();
 }
 
-static void
-outbox_xact_callback(XactEvent event, void *arg)
-{
-	switch (event)
-	{
-		case XACT_EVENT_PRE_COMMIT:
-		case XACT_EVENT_PRE_PREPARE:
-			outbox_flush();
-			break;
-		case XACT_EVENT_COMMIT:
-			/* after commit: no error may be raised; waking raises none */
-			if (outbox_written)
-				pgapp_pubsub_wake_worker();
-			outbox_written = false;
-			outbox_pending = NIL;
-			break;
-		case XACT_EVENT_ABORT:
-		case XACT_EVENT_PARALLEL_ABORT:
-		case XACT_EVENT_PREPARE:
-		case XACT_EVENT_PARALLEL_COMMIT:
-			/* a prepared transaction's rows are found by the worker's poll */
-			outbox_written = false;
-			outbox_pending = NIL;	/* freed with TopTransactionContext */
-			break;
-		default:
-			break;
-	}
-}
-
-static void
-outbox_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
-						SubTransactionId parentSubid, void *arg)
-{
-	int			level = GetCurrentTransactionNestLevel();
-	ListCell   *lc;
-
-	if (event == SUBXACT_EVENT_COMMIT_SUB)
-	{
-		foreach(lc, outbox_pending)
-		{
-			OutboxMessage *m = lfirst(lc);
-
-			if (m->nest_level >= level)
-				m->nest_level = level - 1;
-		}
-	}
-	else if (event == SUBXACT_EVENT_ABORT_SUB)
-	{
-		foreach(lc, outbox_pending)
-		{
-			OutboxMessage *m = lfirst(lc);
-
-			if (m->nest_level >= level)
-				outbox_pending = foreach_delete_current(outbox_pending, lc);
-		}
-	}
-}
-
+/*
+ * Record one message of the transaction for the outbox (core/xact_defer:
+ * kept through a released savepoint, dropped with a rolled-back one).
+ */
 static void
 outbox_queue(const char *topic, const char *event, Jsonb *payload)
 {
@@ -573,12 +484,6 @@ outbox_queue(const char *topic, const char *event, Jsonb *payload)
 				errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				errmsg("broadcasting through the outbox requires pgapp to be loaded via \"shared_preload_libraries\""),
 				errhint("Add pgapp to \"shared_preload_libraries\" and restart the server, or use mode => 'direct'."));
-	if (!outbox_callbacks)
-	{
-		RegisterXactCallback(outbox_xact_callback, NULL);
-		RegisterSubXactCallback(outbox_subxact_callback, NULL);
-		outbox_callbacks = true;
-	}
 	old = MemoryContextSwitchTo(TopTransactionContext);
 	m = palloc0(sizeof(OutboxMessage));
 	pgapp_pubsub_new_id(m->id);
@@ -586,9 +491,8 @@ outbox_queue(const char *topic, const char *event, Jsonb *payload)
 	m->event = pstrdup(event);
 	m->payload = (Jsonb *) PG_DETOAST_DATUM_COPY(JsonbPGetDatum(payload));
 	m->at = pgapp_pubsub_now();
-	m->nest_level = GetCurrentTransactionNestLevel();
-	outbox_pending = lappend(outbox_pending, m);
 	MemoryContextSwitchTo(old);
+	pgapp_xact_defer(PGAPP_XACT_PRE_COMMIT, outbox_flush, m);
 }
 
 /*
