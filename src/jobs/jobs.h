@@ -1,9 +1,9 @@
 /*-------------------------------------------------------------------------
  *
  * jobs.h
- *	  The job queue (jobs.c, jobs_shmem.c, jobs_launcher.c, jobs_worker.c).
+ *	  The job queue: what pgapp.c needs (its module).
  *
- * src/jobs.h
+ * src/jobs/jobs.h
  *
  *-------------------------------------------------------------------------
  */
@@ -11,12 +11,7 @@
 #define PGAPP_JOBS_H
 
 #include "core/module.h"
-#include "core/settings.h"
-
-/* the most arguments a pgapp._job_* function called as the owner takes, caller excluded */
-#define JOBS_MAX_CALL_ARGS 9
 
 extern const PgappModule pgapp_jobs_module;
-extern bool pgapp_jobs_database_allowed(const char *dbname);
 
 #endif							/* PGAPP_JOBS_H */

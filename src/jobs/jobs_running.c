@@ -27,7 +27,12 @@
  * entries into its first round (pgapp._job_supervise counts the attempt of
  * a job whose claim was lost) and removes them once that has committed.
  *
- * src/jobs_running.c
+ * No lock: each entry has one writer at a time.  Ownership: a slot's entry
+ * is written only by the worker holding that slot, a pending entry only by
+ * the supervisor of its database, and the whole file only by the postmaster
+ * while no other process runs.
+ *
+ * src/jobs/jobs_running.c
  *
  *-------------------------------------------------------------------------
  */
@@ -99,7 +104,7 @@ pgapp_jobs_running_startup(int nslots)
 	{
 		ereport(LOG,
 				errcode_for_file_access(),
-				errmsg("pgapp jobs: could not open file \"%s\": %m", RUNNING_FILE),
+				errmsg("could not open file \"%s\": %m", RUNNING_FILE),
 				errdetail("A job running when the server crashes may not have its attempt counted."));
 		if (fd >= 0)
 			close(fd);
@@ -135,7 +140,7 @@ pgapp_jobs_running_startup(int nslots)
 	{
 		ereport(LOG,
 				errcode_for_file_access(),
-				errmsg("pgapp jobs: could not map file \"%s\": %m", RUNNING_FILE),
+				errmsg("could not map file \"%s\": %m", RUNNING_FILE),
 				errdetail("A job running when the server crashes may not have its attempt counted."));
 		close(fd);
 		return;
@@ -150,8 +155,9 @@ pgapp_jobs_running_startup(int nslots)
 		running->entries[nslots + i] = carried[i];
 	if (ncarried > 0)
 		ereport(LOG,
-				errmsg("pgapp jobs: %u job(s) were running when the server stopped; their supervisors will count their attempts",
-					   ncarried));
+				errmsg_plural("%u job was running when the server stopped; its supervisor will count its attempt",
+							  "%u jobs were running when the server stopped; their supervisors will count their attempts",
+							  ncarried, ncarried));
 	if (carried)
 		pfree(carried);
 }

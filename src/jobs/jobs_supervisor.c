@@ -24,7 +24,7 @@
  * any other end of a worker this supervisor started is a crash.  One
  * queue's crashes never hold back another queue.
  *
- * src/jobs_supervisor.c
+ * src/jobs/jobs_supervisor.c
  *
  *-------------------------------------------------------------------------
  */
@@ -49,10 +49,10 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
-#include "jobs_int.h"
-#include "core/module.h"
+#include "core/dbworker.h"
 #include "core/settings.h"
 #include "core/util.h"
+#include "jobs_int.h"
 
 #define SUPERVISOR_POLL_MS 1000
 #define SUPERVISOR_MIN_ROUND_MS 5	/* rounds at most this often when woken */
@@ -84,8 +84,6 @@ typedef struct Started
 	char		queue[JOBS_QUEUE_LEN];
 } Started;
 
-static JobsDatabase *my_db = NULL;
-
 /* Workers that ended since the last round, and the jobs they were running. */
 static List *ended_workers = NIL;	/* of char *, in TopMemoryContext */
 static List *ended_jobs = NIL;	/* of int64 * */
@@ -93,39 +91,7 @@ static Started *started;		/* [nslots] */
 static QueueHealth *health = NULL;
 static int	nhealth = 0;
 static int	health_cap = 0;
-static bool clean_exit = false;
 static TimestampTz last_no_bgw_warning = 0;
-
-static void
-release_database(int code, Datum arg)
-{
-	TimestampTz now = GetCurrentTimestamp();
-
-	if (my_db == NULL)
-		return;
-	LWLockAcquire(jobs_shared->lock, LW_EXCLUSIVE);
-	if (my_db->pid == MyProcPid)
-	{
-		my_db->state = JOBS_FREE;
-		my_db->pid = 0;
-		my_db->latch = NULL;
-		my_db->crashed = !clean_exit;
-		if (clean_exit)
-		{
-			/* nothing to restart: the entry goes back (16 of them serve every database) */
-			my_db->crashes = 0;
-			my_db->dboid = InvalidOid;
-		}
-		else
-		{
-			my_db->crashes = Min(my_db->crashes + 1, 10);
-			my_db->restart_at = now + Min((int64) USECS_PER_SEC << my_db->crashes,
-										  60 * USECS_PER_SEC);
-		}
-	}
-	LWLockRelease(jobs_shared->lock);
-	my_db = NULL;
-}
 
 static QueueHealth *
 queue_health(const char *queue)
@@ -163,13 +129,13 @@ note_crash(const char *queue)
 	{
 		h->circuit_until = TimestampTzPlusMilliseconds(now, pgapp_jobs_circuit_cooldown * 1000L);
 		ereport(LOG,
-				errmsg("pgapp jobs: the workers of queue \"%s\" crashed %d times within a minute; not restarting them for %d s",
+				errmsg("the workers of queue \"%s\" crashed %d times within a minute; not restarting them for %d s",
 					   queue, CIRCUIT_CRASHES, pgapp_jobs_circuit_cooldown),
 				errhint("See the errors above; pgapp.queue_stats shows the queue's jobs."));
 	}
 	else
 		ereport(LOG,
-				errmsg("pgapp jobs: a worker of queue \"%s\" crashed; the next starts in %lld ms",
+				errmsg("a worker of queue \"%s\" crashed; the next starts in %lld ms",
 					   queue, (long long) delay_ms));
 }
 
@@ -194,10 +160,10 @@ reap_workers(void)
 	 * behind them (started by a supervisor that has since gone): reap them
 	 * here, as their jobs' rescue needs.
 	 */
-	LWLockAcquire(jobs_shared->lock, LW_EXCLUSIVE);
-	for (int i = 0; i < jobs_shared->nslots; i++)
+	LWLockAcquire(pgapp_jobs_shared->lock, LW_EXCLUSIVE);
+	for (int i = 0; i < pgapp_jobs_shared->nslots; i++)
 	{
-		JobsSlot   *s = &jobs_shared->slots[i];
+		JobsSlot   *s = &pgapp_jobs_shared->slots[i];
 
 		if (started[i].handle == NULL && s->state == JOBS_FREE && s->pid != 0 &&
 			s->dboid == MyDatabaseId)
@@ -208,12 +174,12 @@ reap_workers(void)
 			pg_atomic_write_u64(&s->job_id, 0);
 		}
 	}
-	LWLockRelease(jobs_shared->lock);
+	LWLockRelease(pgapp_jobs_shared->lock);
 
-	for (int i = 0; i < jobs_shared->nslots; i++)
+	for (int i = 0; i < pgapp_jobs_shared->nslots; i++)
 	{
 		Started    *st = &started[i];
-		JobsSlot   *s = &jobs_shared->slots[i];
+		JobsSlot   *s = &pgapp_jobs_shared->slots[i];
 		pid_t		pid;
 		bool		crashed = false;
 
@@ -221,7 +187,7 @@ reap_workers(void)
 			continue;
 		if (GetBackgroundWorkerPid(st->handle, &pid) != BGWH_STOPPED)
 			continue;
-		LWLockAcquire(jobs_shared->lock, LW_EXCLUSIVE);
+		LWLockAcquire(pgapp_jobs_shared->lock, LW_EXCLUSIVE);
 		if (s->generation == st->generation)
 		{
 			if (s->state != JOBS_FREE)
@@ -239,7 +205,7 @@ reap_workers(void)
 			s->pid = 0;
 			pg_atomic_write_u64(&s->job_id, 0);
 		}
-		LWLockRelease(jobs_shared->lock);
+		LWLockRelease(pgapp_jobs_shared->lock);
 		if (crashed)
 			note_crash(st->queue);
 		else
@@ -249,36 +215,35 @@ reap_workers(void)
 	}
 }
 
-static bool
-start_worker(const char *queue, int first_claim)
+/*
+ * Reserve a free slot for a new worker of the queue (one whose last worker
+ * is reaped first): STARTING, with a new generation.  Returns its index, or
+ * -1 when none is free.
+ */
+static int
+reserve_slot(const char *queue, int first_claim, uint32 *generation)
 {
-	BackgroundWorker bgw = {0};
 	int			index = -1;
-	uint32		generation = 0;
-	JobsSlot   *s = NULL;
-	BackgroundWorkerHandle *handle;
-	MemoryContext old;
-	bool		registered;
+	JobsSlot   *s;
 
-	LWLockAcquire(jobs_shared->lock, LW_EXCLUSIVE);
-	/* a free slot; one whose last worker is reaped (pid 0) first */
-	for (int i = 0; i < jobs_shared->nslots; i++)
-		if (jobs_shared->slots[i].state == JOBS_FREE && started[i].handle == NULL &&
-			(index < 0 || jobs_shared->slots[i].pid == 0))
+	LWLockAcquire(pgapp_jobs_shared->lock, LW_EXCLUSIVE);
+	for (int i = 0; i < pgapp_jobs_shared->nslots; i++)
+		if (pgapp_jobs_shared->slots[i].state == JOBS_FREE && started[i].handle == NULL &&
+			(index < 0 || pgapp_jobs_shared->slots[i].pid == 0))
 		{
 			index = i;
-			if (jobs_shared->slots[i].pid == 0)
+			if (pgapp_jobs_shared->slots[i].pid == 0)
 				break;
 		}
 	if (index >= 0)
 	{
-		s = &jobs_shared->slots[index];
+		s = &pgapp_jobs_shared->slots[index];
 		s->state = JOBS_STARTING;
 		s->dboid = MyDatabaseId;
 		strlcpy(s->queue, queue, JOBS_QUEUE_LEN);
 		s->pid = 0;
 		s->latch = NULL;
-		s->generation = generation = s->generation + 1;
+		s->generation = *generation = s->generation + 1;
 		s->clean_exit = false;
 		s->stop_requested = false;
 		s->first_claim = first_claim;
@@ -287,7 +252,21 @@ start_worker(const char *queue, int first_claim)
 		pg_atomic_write_u64(&s->cancel_job, 0);
 		pg_atomic_write_u64(&s->jobs_done, 0);
 	}
-	LWLockRelease(jobs_shared->lock);
+	LWLockRelease(pgapp_jobs_shared->lock);
+	return index;
+}
+
+static bool
+start_worker(const char *queue, int first_claim)
+{
+	BackgroundWorker bgw = {0};
+	uint32		generation = 0;
+	int			index = reserve_slot(queue, first_claim, &generation);
+	JobsSlot   *s;
+	BackgroundWorkerHandle *handle;
+	MemoryContext old;
+	bool		registered;
+
 	if (index < 0)
 	{
 		QueueHealth *h = queue_health(queue);
@@ -295,13 +274,14 @@ start_worker(const char *queue, int first_claim)
 		if (!h->warned_no_slot)
 			ereport(WARNING,
 					errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-					errmsg("pgapp jobs: no worker slot is free for queue \"%s\"", queue),
-					errdetail("All %d slots of \"pgapp.jobs_max_workers\" are in use.", jobs_shared->nslots),
+					errmsg("no worker slot is free for queue \"%s\"", queue),
+					errdetail("All %d slots of \"pgapp.jobs_max_workers\" are in use.", pgapp_jobs_shared->nslots),
 					errhint("Raise \"pgapp.jobs_max_workers\" (and \"max_worker_processes\") and restart the server, or lower the queues' concurrency."));
 		h->warned_no_slot = true;
 		return false;
 	}
 	queue_health(queue)->warned_no_slot = false;
+	s = &pgapp_jobs_shared->slots[index];
 
 	bgw.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
 	bgw.bgw_start_time = BgWorkerStart_RecoveryFinished;
@@ -318,15 +298,15 @@ start_worker(const char *queue, int first_claim)
 	MemoryContextSwitchTo(old);
 	if (!registered)
 	{
-		LWLockAcquire(jobs_shared->lock, LW_EXCLUSIVE);
+		LWLockAcquire(pgapp_jobs_shared->lock, LW_EXCLUSIVE);
 		if (s->generation == generation)
 			s->state = JOBS_FREE;
-		LWLockRelease(jobs_shared->lock);
+		LWLockRelease(pgapp_jobs_shared->lock);
 		if (TimestampDifferenceExceeds(last_no_bgw_warning, GetCurrentTimestamp(), 60 * 1000))
 		{
 			ereport(WARNING,
 					errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-					errmsg("pgapp jobs: could not start a worker for queue \"%s\": no background worker slot is free", queue),
+					errmsg("could not start a worker for queue \"%s\": no background worker slot is free", queue),
 					errhint("Raise \"max_worker_processes\" and restart the server: pgapp needs one process per running queue worker, one supervisor per database with jobs, and its housekeeper."));
 			last_no_bgw_warning = GetCurrentTimestamp();
 		}
@@ -346,19 +326,19 @@ start_worker(const char *queue, int first_claim)
 static Datum
 live_workers(void)
 {
-	Datum	   *elems = palloc(sizeof(Datum) * (jobs_shared->nslots + 1));
+	Datum	   *elems = palloc(sizeof(Datum) * (pgapp_jobs_shared->nslots + 1));
 	int			n = 0;
 
-	LWLockAcquire(jobs_shared->lock, LW_SHARED);
-	for (int i = 0; i < jobs_shared->nslots; i++)
+	LWLockAcquire(pgapp_jobs_shared->lock, LW_SHARED);
+	for (int i = 0; i < pgapp_jobs_shared->nslots; i++)
 	{
-		JobsSlot   *s = &jobs_shared->slots[i];
+		JobsSlot   *s = &pgapp_jobs_shared->slots[i];
 
 		/* a worker that ended counts until it is reaped (reap_workers) */
 		if (s->pid != 0 && s->dboid == MyDatabaseId)
 			elems[n++] = CStringGetTextDatum(psprintf("pgapp worker %d", (int) s->pid));
 	}
-	LWLockRelease(jobs_shared->lock);
+	LWLockRelease(pgapp_jobs_shared->lock);
 	return PointerGetDatum(construct_array(elems, n, TEXTOID, -1, false, TYPALIGN_INT));
 }
 
@@ -394,10 +374,10 @@ tend_queue(const char *queue, int concurrency, bool wake, int *idle)
 
 	*idle = 0;
 
-	LWLockAcquire(jobs_shared->lock, LW_SHARED);
-	for (int i = 0; i < jobs_shared->nslots; i++)
+	LWLockAcquire(pgapp_jobs_shared->lock, LW_SHARED);
+	for (int i = 0; i < pgapp_jobs_shared->nslots; i++)
 	{
-		JobsSlot   *s = &jobs_shared->slots[i];
+		JobsSlot   *s = &pgapp_jobs_shared->slots[i];
 
 		if (s->state == JOBS_FREE || s->dboid != MyDatabaseId || strcmp(s->queue, queue) != 0 ||
 			s->stop_requested)
@@ -415,7 +395,7 @@ tend_queue(const char *queue, int concurrency, bool wake, int *idle)
 		if (wake && s->state == JOBS_IDLE && s->latch)
 			SetLatch(s->latch);
 	}
-	LWLockRelease(jobs_shared->lock);
+	LWLockRelease(pgapp_jobs_shared->lock);
 	return n;
 }
 
@@ -425,9 +405,9 @@ static uint32 *seen_seq = NULL;
 static void
 relay_progress(SPIPlanPtr plan)
 {
-	for (int i = 0; i < jobs_shared->nslots; i++)
+	for (int i = 0; i < pgapp_jobs_shared->nslots; i++)
 	{
-		JobsSlot   *s = &jobs_shared->slots[i];
+		JobsSlot   *s = &pgapp_jobs_shared->slots[i];
 		int64		job;
 		uint32		seq;
 		double		progress;
@@ -460,6 +440,168 @@ relay_progress(SPIPlanPtr plan)
 	}
 }
 
+/* Prepare the round's statements for the session (SPI connected). */
+static void
+prepare_plans(SPIPlanPtr *round_plan, SPIPlanPtr *progress_plan)
+{
+	Oid			types[7] = {TEXTARRAYOID, TIMESTAMPTZOID, TEXTARRAYOID, INT8ARRAYOID, BOOLOID,
+	INT8ARRAYOID, INT4ARRAYOID};
+	Oid			ptypes[3] = {INT8OID, FLOAT8OID, TEXTOID};
+
+	*round_plan = SPI_prepare("SELECT queue, concurrency, paused, due, next_at"
+							  "  FROM pgapp._job_supervise($1, $2, $3, $4, $5, $6, $7)",
+							  7, types);
+	if (*round_plan == NULL || SPI_keepplan(*round_plan) != 0)
+		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+	*progress_plan = SPI_prepare("SELECT pgapp._broadcast_system('jobs:' OPERATOR(pg_catalog.||) $1, 'progress',"
+								 " pg_catalog.jsonb_build_object('id', $1, 'percent', $2, 'message', $3), 'direct')",
+								 3, ptypes);
+	if (*progress_plan == NULL || SPI_keepplan(*progress_plan) != 0)
+		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+}
+
+/*
+ * Start the round's transaction and connect SPI; leave when pgapp is not
+ * installed here.
+ */
+static void
+begin_round(const char *activity)
+{
+	int			ret;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	pgstat_report_activity(STATE_RUNNING, activity);
+	if (!OidIsValid(get_extension_oid("pgapp", true)))
+	{
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+		pgapp_dbworker_leave(pgapp_jobs_supervisors);
+		proc_exit(0);
+	}
+	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
+}
+
+static void
+end_round(void)
+{
+	int			ret;
+
+	if ((ret = SPI_finish()) != SPI_OK_FINISH)
+		elog(ERROR, "SPI_finish failed: %s", SPI_result_code_string(ret));
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+}
+
+/* The jobs that were running when the server crashed (jobs_running.c). */
+typedef struct CrashedJobs
+{
+	int64		ids[RESCUE_CRASHED_MAX];
+	int32		attempts[RESCUE_CRASHED_MAX];
+	int			where[RESCUE_CRASHED_MAX];
+	int			n;
+} CrashedJobs;
+
+/*
+ * The arguments of pgapp._job_supervise: live workers, since, ended
+ * workers and their jobs, whether to rescue, the crashed jobs and their
+ * attempts.
+ */
+static void
+round_args(Datum *values, TimestampTz since, bool rescue, CrashedJobs *crashed)
+{
+	Datum	   *elems;
+
+	/* the live workers first: a worker that attaches later claims after this time */
+	values[1] = TimestampTzGetDatum(since);
+	values[0] = live_workers();
+	values[2] = ended_array(&values[3]);
+	values[4] = BoolGetDatum(rescue);
+	crashed->n = pgapp_jobs_running_crashed(crashed->ids, crashed->attempts, crashed->where,
+											RESCUE_CRASHED_MAX);
+	elems = palloc(sizeof(Datum) * (crashed->n + 1));
+	for (int k = 0; k < crashed->n; k++)
+		elems[k] = Int64GetDatum(crashed->ids[k]);
+	values[5] = PointerGetDatum(construct_array(elems, crashed->n, INT8OID, 8, FLOAT8PASSBYVAL,
+												TYPALIGN_DOUBLE));
+	for (int k = 0; k < crashed->n; k++)
+		elems[k] = Int32GetDatum(crashed->attempts[k]);
+	values[6] = PointerGetDatum(construct_array(elems, crashed->n, INT4OID, 4, true, TYPALIGN_INT));
+}
+
+/*
+ * One queue of the round's result: trim or wake its workers, and start
+ * more for due work unless its backoff or open circuit holds them back
+ * (then *sleep_ms shrinks to the time left).
+ */
+static void
+tend_round_queue(HeapTuple tup, TupleDesc desc, TimestampTz now, TimestampTz *next_at, long *sleep_ms)
+{
+	bool		isnull;
+	char	   *queue = SPI_getvalue(tup, desc, 1);
+	int			concurrency = DatumGetInt32(SPI_getbinval(tup, desc, 2, &isnull));
+	bool		paused = DatumGetBool(SPI_getbinval(tup, desc, 3, &isnull));
+	int			due = DatumGetInt32(SPI_getbinval(tup, desc, 4, &isnull));
+	Datum		at = SPI_getbinval(tup, desc, 5, &isnull);
+	int			running;
+	int			idle;
+	int			starts;
+	QueueHealth *h;
+
+	if (!isnull && (*next_at == 0 || DatumGetTimestampTz(at) < *next_at))
+		*next_at = DatumGetTimestampTz(at);
+	running = tend_queue(queue, paused ? 0 : concurrency, due > 0, &idle);
+	if (paused || concurrency == 0 || due == 0)
+		return;
+	h = queue_health(queue);
+	if (now < h->circuit_until || now < h->restart_at)
+	{
+		TimestampTz until = Max(h->circuit_until, h->restart_at);
+
+		*sleep_ms = Min(*sleep_ms, Max((until - now) / 1000, 1));
+		return;
+	}
+
+	/*
+	 * Due work beyond what the idle workers take, up to the concurrency. A
+	 * new worker is told its share of the backlog (due counts up to 64 jobs
+	 * a worker): after its first job it claims that much, rather than
+	 * doubling up to it from one job.
+	 */
+	starts = Min(due - idle, concurrency - running);
+	for (int k = 0; k < starts; k++)
+		if (!start_worker(queue, Max(1, due / Max(running + starts, 1))))
+			break;
+}
+
+/*
+ * Prune finished jobs once a minute, or at the next round while a full
+ * batch says more is waiting.
+ */
+static void
+prune(TimestampTz now, TimestampTz *last_prune)
+{
+	int			ret;
+	bool		behind = false;
+
+	if (now - *last_prune < PRUNE_EVERY_USECS)
+		return;
+	begin_round("pgapp jobs: pruning");
+	ret = SPI_execute("SELECT pgapp.prune_jobs() >= 10000", false, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "SPI_execute failed: %s", SPI_result_code_string(ret));
+	if (SPI_processed == 1)
+	{
+		bool		isnull;
+
+		behind = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	}
+	end_round();
+	*last_prune = behind ? now - PRUNE_EVERY_USECS : now;
+}
+
 /*
  * One round; returns how long to sleep (ms) at most.  Leaves when pgapp is
  * not installed here.
@@ -475,152 +617,57 @@ supervise(TimestampTz *since, TimestampTz *last_prune)
 	Datum		values[7];
 	int			ret;
 	long		sleep_ms = SUPERVISOR_POLL_MS;
-	bool		behind = false;
-	bool		rescue;
-	int64		crashed[RESCUE_CRASHED_MAX];
-	int32		crashed_attempts[RESCUE_CRASHED_MAX];
-	int			crashed_where[RESCUE_CRASHED_MAX];
-	int			ncrashed;
-	Datum	   *elems;
+	CrashedJobs crashed;
 
 	reap_workers();
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	PushActiveSnapshot(GetTransactionSnapshot());
-	pgstat_report_activity(STATE_RUNNING, "pgapp jobs: supervising");
-	if (!OidIsValid(get_extension_oid("pgapp", true)))
-	{
-		PopActiveSnapshot();
-		CommitTransactionCommand();
-		LWLockAcquire(jobs_shared->lock, LW_EXCLUSIVE);
-		my_db->no_extension = true;
-		LWLockRelease(jobs_shared->lock);
-		clean_exit = true;
-		proc_exit(0);
-	}
-	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
+	begin_round("pgapp jobs: supervising");
 	if (round_plan == NULL)
-	{
-		Oid			types[7] = {TEXTARRAYOID, TIMESTAMPTZOID, TEXTARRAYOID, INT8ARRAYOID, BOOLOID,
-		INT8ARRAYOID, INT4ARRAYOID};
-		Oid			ptypes[3] = {INT8OID, FLOAT8OID, TEXTOID};
+		prepare_plans(&round_plan, &progress_plan);
 
-		round_plan = SPI_prepare("SELECT queue, concurrency, paused, due, next_at"
-								 "  FROM pgapp._job_supervise($1, $2, $3, $4, $5, $6, $7)",
-								 7, types);
-		if (round_plan == NULL || SPI_keepplan(round_plan) != 0)
-			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-		progress_plan = SPI_prepare("SELECT pgapp._broadcast_system('jobs:' OPERATOR(pg_catalog.||) $1, 'progress',"
-									" pg_catalog.jsonb_build_object('id', $1, 'percent', $2, 'message', $3), 'direct')",
-									3, ptypes);
-		if (progress_plan == NULL || SPI_keepplan(progress_plan) != 0)
-			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-	}
-	/* the live workers first: a worker that attaches later claims after this time */
-	values[1] = TimestampTzGetDatum(*since);
-	values[0] = live_workers();
-	values[2] = ended_array(&values[3]);
 	/*
 	 * Looking for lost jobs reads the whole table: on the first round (a
 	 * restart, of the server or of this supervisor) and when workers ended
 	 * without leaving on purpose.
 	 */
-	rescue = first_round || ended_workers != NIL;
-	values[4] = BoolGetDatum(rescue);
-	/* the jobs that were running when the server crashed (jobs_running.c) */
-	ncrashed = pgapp_jobs_running_crashed(crashed, crashed_attempts, crashed_where, RESCUE_CRASHED_MAX);
-	elems = palloc(sizeof(Datum) * (ncrashed + 1));
-	for (int k = 0; k < ncrashed; k++)
-		elems[k] = Int64GetDatum(crashed[k]);
-	values[5] = PointerGetDatum(construct_array(elems, ncrashed, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-	for (int k = 0; k < ncrashed; k++)
-		elems[k] = Int32GetDatum(crashed_attempts[k]);
-	values[6] = PointerGetDatum(construct_array(elems, ncrashed, INT4OID, 4, true, TYPALIGN_INT));
+	round_args(values, *since, first_round || ended_workers != NIL, &crashed);
 	*since = now;
 	ret = SPI_execute_plan(round_plan, values, NULL, false, 0);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(ret));
 	for (uint64 i = 0; i < SPI_processed; i++)
-	{
-		HeapTuple	tup = SPI_tuptable->vals[i];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
-		bool		isnull;
-		char	   *queue = SPI_getvalue(tup, desc, 1);
-		int			concurrency = DatumGetInt32(SPI_getbinval(tup, desc, 2, &isnull));
-		bool		paused = DatumGetBool(SPI_getbinval(tup, desc, 3, &isnull));
-		int			due = DatumGetInt32(SPI_getbinval(tup, desc, 4, &isnull));
-		Datum		at = SPI_getbinval(tup, desc, 5, &isnull);
-		int			running;
-		int			idle;
-		QueueHealth *h;
-
-		if (!isnull && (next_at == 0 || DatumGetTimestampTz(at) < next_at))
-			next_at = DatumGetTimestampTz(at);
-		running = tend_queue(queue, paused ? 0 : concurrency, due > 0, &idle);
-		if (paused || concurrency == 0 || due == 0)
-			continue;
-		h = queue_health(queue);
-		if (now < h->circuit_until || now < h->restart_at)
-		{
-			TimestampTz until = Max(h->circuit_until, h->restart_at);
-
-			sleep_ms = Min(sleep_ms, Max((until - now) / 1000, 1));
-			continue;
-		}
-		/*
-		 * Due work beyond what the idle workers take, up to the concurrency.
-		 * A new worker is told its share of the backlog (due counts up to
-		 * 64 jobs a worker): after its first job it claims that much, rather
-		 * than doubling up to it from one job.
-		 */
-		{
-			int			starts = Min(due - idle, concurrency - running);
-
-			for (int k = 0; k < starts; k++)
-				if (!start_worker(queue, Max(1, due / Max(running + starts, 1))))
-					break;
-		}
-	}
+		tend_round_queue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, now, &next_at, &sleep_ms);
 	relay_progress(progress_plan);
-	if ((ret = SPI_finish()) != SPI_OK_FINISH)
-		elog(ERROR, "SPI_finish failed: %s", SPI_result_code_string(ret));
-	PopActiveSnapshot();
-	CommitTransactionCommand();
+	end_round();
 	first_round = false;
-	pgapp_jobs_running_forget(crashed_where, ncrashed);
+	pgapp_jobs_running_forget(crashed.where, crashed.n);
 	list_free_deep(ended_workers);
 	list_free_deep(ended_jobs);
 	ended_workers = ended_jobs = NIL;
 
-	if (now - *last_prune >= PRUNE_EVERY_USECS)
-	{
-		SetCurrentStatementStartTimestamp();
-		StartTransactionCommand();
-		PushActiveSnapshot(GetTransactionSnapshot());
-		pgstat_report_activity(STATE_RUNNING, "pgapp jobs: pruning");
-		if ((ret = SPI_connect()) != SPI_OK_CONNECT)
-			elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
-		ret = SPI_execute("SELECT pgapp.prune_jobs() >= 10000", false, 0);
-		if (ret != SPI_OK_SELECT)
-			elog(ERROR, "SPI_execute failed: %s", SPI_result_code_string(ret));
-		if (SPI_processed == 1)
-		{
-			bool		isnull;
-
-			behind = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-		}
-		if ((ret = SPI_finish()) != SPI_OK_FINISH)
-			elog(ERROR, "SPI_finish failed: %s", SPI_result_code_string(ret));
-		PopActiveSnapshot();
-		CommitTransactionCommand();
-		/* a full batch: more is waiting; prune again at the next round */
-		*last_prune = behind ? now - PRUNE_EVERY_USECS : now;
-	}
+	prune(now, last_prune);
 	pgstat_report_activity(STATE_IDLE, NULL);
 	if (next_at != 0)
 		sleep_ms = Min(sleep_ms, Max((next_at - GetCurrentTimestamp()) / 1000 + 1, 1));
 	return sleep_ms;
+}
+
+/*
+ * A configuration reload: when the database has left pgapp.jobs_databases,
+ * its supervisor and (after their current batch) its workers leave.
+ */
+static void
+reload_config(const char *dbname)
+{
+	ConfigReloadPending = false;
+	ProcessConfigFile(PGC_SIGHUP);
+	if (pgapp_jobs_database_allowed(dbname))
+		return;
+	ereport(LOG,
+			errmsg("database \"%s\" is no longer in \"pgapp.jobs_databases\"; its job supervisor stops",
+				   dbname));
+	(void) pgapp_jobs_slots_leave(MyDatabaseId);
+	pgapp_dbworker_leave(pgapp_jobs_supervisors);
+	proc_exit(0);
 }
 
 void
@@ -636,32 +683,18 @@ pgapp_jobs_supervisor_main(Datum arg)
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
 
-	if (jobs_shared == NULL)
+	if (pgapp_jobs_shared == NULL)
 		proc_exit(0);
-	LWLockAcquire(jobs_shared->lock, LW_EXCLUSIVE);
-	{
-		JobsDatabase *db = pgapp_jobs_database(dboid);
-
-		if (db != NULL && db->state != JOBS_IDLE)
-		{
-			db->state = JOBS_IDLE;
-			db->pid = MyProcPid;
-			db->latch = MyLatch;
-			my_db = db;
-		}
-	}
-	LWLockRelease(jobs_shared->lock);
-	if (my_db == NULL)
+	if (pgapp_dbworker_attach(pgapp_jobs_supervisors, dboid) < 0)
 		proc_exit(0);			/* another supervisor runs here */
-	before_shmem_exit(release_database, (Datum) 0);
 
 	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
 	pgstat_report_appname("pgapp jobs supervisor");
 	StartTransactionCommand();
 	dbname = MemoryContextStrdup(TopMemoryContext, get_database_name(dboid));
 	CommitTransactionCommand();
-	started = MemoryContextAllocZero(TopMemoryContext, sizeof(Started) * jobs_shared->nslots);
-	seen_seq = MemoryContextAllocZero(TopMemoryContext, sizeof(uint32) * jobs_shared->nslots);
+	started = MemoryContextAllocZero(TopMemoryContext, sizeof(Started) * pgapp_jobs_shared->nslots);
+	seen_seq = MemoryContextAllocZero(TopMemoryContext, sizeof(uint32) * pgapp_jobs_shared->nslots);
 	round_cxt = AllocSetContextCreate(TopMemoryContext, "pgapp jobs supervisor", ALLOCSET_DEFAULT_SIZES);
 	since = GetCurrentTimestamp() - USECS_PER_SEC;
 
@@ -673,38 +706,14 @@ pgapp_jobs_supervisor_main(Datum arg)
 
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
-		if (my_db->stop_requested)
+		if (pgapp_dbworker_stop_requested(pgapp_jobs_supervisors))
 		{
-			clean_exit = true;	/* DROP DATABASE: its workers were told too */
+			/* DROP DATABASE: its workers were told too */
+			pgapp_dbworker_leave(pgapp_jobs_supervisors);
 			proc_exit(0);
 		}
 		if (ConfigReloadPending)
-		{
-			ConfigReloadPending = false;
-			ProcessConfigFile(PGC_SIGHUP);
-			if (!pgapp_jobs_database_allowed(dbname))
-			{
-				ereport(LOG,
-						errmsg("pgapp jobs: database \"%s\" is no longer in \"pgapp.jobs_databases\"; its supervisor stops",
-							   dbname));
-				/* and so do its workers, after their current batch */
-				LWLockAcquire(jobs_shared->lock, LW_SHARED);
-				for (int i = 0; i < jobs_shared->nslots; i++)
-				{
-					JobsSlot   *s = &jobs_shared->slots[i];
-
-					if (s->state != JOBS_FREE && s->dboid == MyDatabaseId)
-					{
-						s->stop_requested = true;
-						if (s->latch)
-							SetLatch(s->latch);
-					}
-				}
-				LWLockRelease(jobs_shared->lock);
-				clean_exit = true;
-				proc_exit(0);
-			}
-		}
+			reload_config(dbname);
 		old = MemoryContextSwitchTo(round_cxt);
 		sleep_ms = supervise(&since, &last_prune);
 		MemoryContextSwitchTo(old);

@@ -98,7 +98,7 @@ check "a job noted as running at a crash whose claim was lost has its attempt co
 check "one noted at its last attempt is discarded" \
     "$(q "SELECT state || ' ' || attempt FROM pgapp.job WHERE id = $jb")" "discarded 1"
 check "the restart logs the noted jobs" \
-    "$(grep -c 'pgapp jobs: 2 job(s) were running when the server stopped' "$LOG" | awk '{print ($1 > 0)}')" 1
+    "$(grep -c '2 jobs were running when the server stopped' "$LOG" | awk '{print ($1 > 0)}')" 1
 q "SELECT pgapp.resume_queue('noted')" >/dev/null
 wait_for "SELECT state = 'completed' FROM pgapp.job WHERE id = $ja" 100
 check "the noted job then runs as its second attempt" \
@@ -124,13 +124,22 @@ check "the server restarted twice for it" \
 q "SELECT pgapp.enqueue_many('crashy', 'crash', (SELECT jsonb_agg(jsonb_build_object('n', g)) FROM generate_series(1, 6) AS g), max_attempts => 1)" >/dev/null
 wait_for "SELECT count(*) >= 5 FROM pgapp.job WHERE queue = 'crashy' AND state = 'discarded'" 600
 check "five crashes within a minute open the queue's circuit (logged)" \
-    "$(grep -c 'LOG:  pgapp jobs: the workers of queue "crashy" crashed 5 times within a minute' "$LOG" | awk '{print ($1 > 0)}')" 1
+    "$(grep -c 'LOG:  the workers of queue "crashy" crashed 5 times within a minute' "$LOG" | awk '{print ($1 > 0)}')" 1
 j3=$(q "SELECT pgapp.enqueue('steady', 'ok', '{\"meanwhile\": true}')")
 wait_for "SELECT state = 'completed' FROM pgapp.job WHERE id = $j3" 100
 check "another queue runs while the circuit is open" "$(q "SELECT state FROM pgapp.job WHERE id = $j3")" completed
 wait_for "SELECT count(*) = 6 FROM pgapp.job WHERE queue = 'crashy' AND state = 'discarded'" 300
 check "after the cooling period the crashing queue gets workers again" \
     "$(q "SELECT count(*) FROM pgapp.job WHERE queue = 'crashy' AND state = 'discarded'")" 6
+
+# --- a supervisor that ends without leaving on purpose is a crash: the launcher
+# restarts it after its backoff (core/dbworker.c: 2 s after a first crash)
+sup=$(q "SELECT pid FROM pg_stat_activity WHERE backend_type = 'pgapp jobs supervisor' AND datname = 'postgres'")
+q "SELECT pg_terminate_backend($sup)" >/dev/null
+wait_for "SELECT EXISTS (SELECT FROM pg_stat_activity WHERE backend_type = 'pgapp jobs supervisor'
+                         AND datname = 'postgres' AND pid <> ${sup:-0})" 150
+check "a terminated supervisor is restarted by the launcher (logged)" \
+    "$(grep -c 'LOG:  restarting background worker "pgapp jobs supervisor" of database' "$LOG" | awk '{print ($1 > 0)}')" 1
 
 # --- databases come and go; none of it stops the launcher
 qd() { "$PG_BIN/psql" -X -q -At -v ON_ERROR_STOP=1 -h "$DIR" -p "$PORT" -d "$1" -c "$2"; }
@@ -198,6 +207,6 @@ wait_for "SELECT count(*) = 6 FROM pgapp.job WHERE queue = 'wide' AND state = 'c
 check "with too few worker processes every job still completes" \
     "$(q "SELECT count(*) FROM pgapp.job WHERE queue = 'wide' AND state = 'completed'")" 6
 check "the missing worker processes are a WARNING naming max_worker_processes" \
-    "$(grep -A1 'WARNING:  pgapp jobs: could not start a worker for queue "wide"' "$LOG" | grep -c 'max_worker_processes' | awk '{print ($1 > 0)}')" 1
+    "$(grep -A1 'WARNING:  could not start a worker for queue "wide"' "$LOG" | grep -c 'max_worker_processes' | awk '{print ($1 > 0)}')" 1
 
 finish

@@ -3,7 +3,7 @@
 -- contract.  Only a queue of external workers (concurrency 0) is used, and
 -- everything is rolled back, so no background worker ever sees these jobs.
 BEGIN;
-SELECT plan(120);
+SELECT plan(126);
 
 -- The public jobs functions and the internal pgapp._job_* ones (pgapp.job_progress,
 -- which comes with the background workers, is left to their tests).
@@ -288,6 +288,30 @@ SELECT results_eq($$SELECT state::text, scheduled_at > now() FROM pgapp.job JOIN
 SELECT results_eq($$SELECT e.attempt, e.message FROM pgapp.job_errors AS e JOIN tap_ids AS t ON t.id = e.job_id
                      WHERE t.label = 'unique1'$$,
     $$VALUES (1, 'boom')$$, 'pgapp.job_errors shows the failure');
+
+-- the lease check of the external workers' calls, and the one claim
+SELECT is((pgapp._job_for_lease((SELECT min((job).id) FROM tap_fetched WHERE (job).args ? 'm'), 1)).state::text,
+    'executing', '_job_for_lease: a fetched job at its attempt is the fetch''s');
+SELECT is((pgapp._job_for_lease((SELECT min((job).id) FROM tap_fetched WHERE (job).args ? 'm'), 2)).id, NULL,
+    '_job_for_lease: at another attempt (a later fetch) it is not');
+SELECT is((pgapp._job_for_lease((SELECT id FROM tap_ids WHERE label = 'plain'), NULL)).id, NULL,
+    '_job_for_lease: a completed job is no fetch''s');
+SELECT throws_ok($$SELECT pgapp._job_for_lease(-1, NULL)$$, '42704', 'job -1 does not exist',
+    '_job_for_lease of an unknown job is 42704');
+DO $$
+BEGIN
+    PERFORM pgapp.create_queue('tap_claim', 0);
+    PERFORM pgapp.enqueue_many('tap_claim', 'tap_job_worker', '[{"c": 1}, {"c": 2}]');
+    PERFORM pgapp.enqueue('tap_claim', 'tap_job_worker', '{"c": 0}', priority => -1);
+END $$;
+SELECT results_eq($$SELECT args, state::text, attempt, attempted_by, lease, expires_at
+                      FROM pgapp._job_claim_due('tap_claim', 2, 'tap claimer', NULL)$$,
+    $$VALUES ('{"c": 0}'::jsonb, 'executing', 1, 'tap claimer', NULL::interval, NULL::timestamptz),
+             ('{"c": 1}'::jsonb, 'executing', 1, 'tap claimer', NULL::interval, NULL::timestamptz)$$,
+    '_job_claim_due claims the n most urgent due jobs, attempt counted, without a lease when given none');
+SELECT results_eq($$SELECT args, lease FROM pgapp._job_claim_due('tap_claim', 5, 'tap claimer', interval '1 minute')$$,
+    $$VALUES ('{"c": 2}'::jsonb, interval '1 minute')$$,
+    '_job_claim_due: then the rest, with the lease given');
 
 -- cancel_job, retry_job
 SELECT is(pgapp.cancel_job((SELECT id FROM tap_ids WHERE label = 'later')), true, 'cancel_job of a scheduled job: true');

@@ -98,7 +98,7 @@ SELECT pgapp.create_queue('api', 0);
 SELECT c FROM dblink('listener', 'LISTEN "pgapp_jobs:api"; SELECT 1') AS t(c int);
 SELECT pgapp.enqueue_many('api', 'noop', '[{"job": "a"}, {"job": "b"}, {"job": "c"}]', max_attempts => 2) AS api_ids;
 SELECT pgapp.enqueue('api', 'noop', '{"job": "urgent"}', priority => -1) AS urgent_id;
-SELECT pg_temp.wait_for('available');
+SELECT pg_temp.wait_for('available', 2);
 SELECT * FROM pg_temp.received();
 -- claimed in priority order, attempt counted, lease set
 SELECT id, args ->> 'job' AS job, state, attempt, attempted_by ~ '^external postgres \(\d+\)$' AS by_ok,

@@ -127,9 +127,55 @@ SAVEPOINT a;
 SELECT pgapp.cancel_job(:j7b);
 RELEASE a;
 SAVEPOINT b;
+SELECT 1/0;
 ROLLBACK TO b;
 COMMIT;
 SELECT pg_temp.wait_job(:j7b, '{cancelled}');
+-- the same with PL/pgSQL blocks: one that ends (released), then one whose
+-- error is caught (rolled back)
+SELECT pgapp.enqueue('run', 'log_job', '{"wait": 60, "plpgsql": true}') AS j7c \gset
+SELECT pg_temp.wait_running(:j7c);
+SELECT set_config('pgapp_test.job', :'j7c', false) IS NOT NULL AS noted;
+DO $$
+BEGIN
+    BEGIN
+        PERFORM pgapp.cancel_job(current_setting('pgapp_test.job')::bigint);
+    EXCEPTION WHEN OTHERS THEN RAISE;
+    END;
+    BEGIN
+        PERFORM 1/0;
+    EXCEPTION WHEN division_by_zero THEN NULL;
+    END;
+END $$;
+SELECT pg_temp.wait_job(:j7c, '{cancelled}');
+-- an enqueue in a released savepoint keeps its wake-up: an idle worker
+-- takes the job at once.  A lost wake-up would leave it to the next round
+-- of the worker or the supervisor (each up to 1 s away): eight jobs all
+-- taken within 500 ms of their commit would then be a chance of 1 in 256.
+CREATE TEMPORARY TABLE wake_delay (job bigint, committed timestamptz);
+DO $$
+DECLARE jid bigint;
+BEGIN
+    FOR i IN 1..8 LOOP
+        BEGIN
+            jid := pgapp.enqueue('run', 'log_job', jsonb_build_object('wake', i));
+        EXCEPTION WHEN OTHERS THEN RAISE;
+        END;
+        BEGIN
+            PERFORM 1/0;
+        EXCEPTION WHEN division_by_zero THEN NULL;
+        END;
+        COMMIT;
+        INSERT INTO wake_delay VALUES (jid, clock_timestamp());
+        FOR k IN 1..1000 LOOP
+            EXIT WHEN (SELECT state FROM pgapp.job WHERE id = jid) = 'completed';
+            PERFORM pg_sleep(0.01);
+        END LOOP;
+        COMMIT;
+    END LOOP;
+END $$;
+SELECT count(*) AS jobs, count(*) FILTER (WHERE j.attempted_at - d.committed < interval '500 ms') AS taken_at_once
+  FROM wake_delay AS d JOIN pgapp.job AS j ON j.id = d.job;
 
 -- a worker function's statement_timeout limits its job
 CREATE FUNCTION public.slow_job(args jsonb, job pgapp.job_info) RETURNS jsonb
