@@ -200,20 +200,20 @@ pgapp_health(PG_FUNCTION_ARGS)
 		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
 
 	installed = spi_json_value(
-		"SELECT pg_catalog.to_jsonb(extversion) FROM pg_catalog.pg_extension"
-		" WHERE extname OPERATOR(pg_catalog.=) 'pgapp'", mcxt);
+							   "SELECT pg_catalog.to_jsonb(extversion) FROM pg_catalog.pg_extension"
+							   " WHERE extname OPERATOR(pg_catalog.=) 'pgapp'", mcxt);
 	workers = spi_json_value(
-		"SELECT pg_catalog.jsonb_build_object("
-		"  'running', pg_catalog.count(*),"
-		"  'types', COALESCE(pg_catalog.jsonb_agg(DISTINCT backend_type), '[]'))"
-		" FROM pg_catalog.pg_stat_activity"
-		" WHERE backend_type LIKE 'pgapp%'", mcxt);
+							 "SELECT pg_catalog.jsonb_build_object("
+							 "  'running', pg_catalog.count(*),"
+							 "  'types', COALESCE(pg_catalog.jsonb_agg(DISTINCT backend_type), '[]'))"
+							 " FROM pg_catalog.pg_stat_activity"
+							 " WHERE backend_type LIKE 'pgapp%'", mcxt);
 	cron_state = spi_json_value(
-		"SELECT pg_catalog.jsonb_build_object("
-		"  'installed', EXISTS (SELECT 1 FROM pg_catalog.pg_extension"
-		"                       WHERE extname OPERATOR(pg_catalog.=) 'pg_cron'),"
-		"  'launcher_running', EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity"
-		"                       WHERE backend_type OPERATOR(pg_catalog.=) 'pg_cron launcher'))", mcxt);
+								"SELECT pg_catalog.jsonb_build_object("
+								"  'installed', EXISTS (SELECT 1 FROM pg_catalog.pg_extension"
+								"                       WHERE extname OPERATOR(pg_catalog.=) 'pg_cron'),"
+								"  'launcher_running', EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity"
+								"                       WHERE backend_type OPERATOR(pg_catalog.=) 'pg_cron launcher'))", mcxt);
 
 	if ((ret = SPI_finish()) != SPI_OK_FINISH)
 		elog(ERROR, "SPI_finish failed: %s", SPI_result_code_string(ret));

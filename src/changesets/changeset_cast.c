@@ -9,7 +9,7 @@
  * that does not fit the column is "is invalid".  Common types are cast in
  * C; the rest through jsonb_populate_record in a subtransaction.
  *
- * src/changeset_cast.c
+ * src/changesets/changeset_cast.c
  *
  *-------------------------------------------------------------------------
  */
@@ -97,7 +97,11 @@ cast_populate(Oid relid, const char *field, JsonbValue *value, JsonbValue **out)
 		if (ret != SPI_OK_SELECT || SPI_processed != 1)
 			elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(ret));
 		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-		/* the result must outlive SPI_finish: copy it into the caller's context */
+
+		/*
+		 * the result must outlive SPI_finish: copy it into the caller's
+		 * context
+		 */
 		spicxt = MemoryContextSwitchTo(sx.oldcontext);
 		*out = palloc0(sizeof(JsonbValue));
 		if (isnull)
@@ -327,7 +331,7 @@ cast_value(Oid relid, const PgappColumn *f, JsonbValue *in, JsonbValue *out)
 bool
 pgapp_cs_change_fits(Oid relid, const char *name, JsonbValue *value)
 {
-	PgappColumn		f;
+	PgappColumn f;
 	JsonbValue	out;
 	Datum		d;
 
@@ -363,8 +367,10 @@ dropped(List *drop, const char *field)
 	ListCell   *lc;
 
 	foreach(lc, drop)
+	{
 		if (strcmp(lfirst(lc), field) == 0)
 			return true;
+	}
 	return false;
 }
 

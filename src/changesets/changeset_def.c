@@ -182,7 +182,7 @@ compile_rules(const char *name, Oid relid, ArrayType *permitted, Jsonb *rules)
 	deconstruct_array(permitted, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
 	for (int i = 0; i < n; i++)
 	{
-		PgappColumn		f;
+		PgappColumn f;
 
 		if (nulls[i])
 			ereport(ERROR,
@@ -331,13 +331,13 @@ enforcing_table(const char *name, Oid other_than)
 	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
 	ret = SPI_execute_with_args(
-		"SELECT t.tgrelid FROM pg_catalog.pg_trigger t"
-		" WHERE t.tgfoid OPERATOR(pg_catalog.=) 'pgapp._changeset_trigger()'::pg_catalog.regprocedure"
-		"   AND t.tgargs OPERATOR(pg_catalog.=) (pg_catalog.convert_to($1, 'UTF8')"
-		"                                       OPERATOR(pg_catalog.||) '\\x00'::pg_catalog.bytea)"
-		"   AND t.tgrelid OPERATOR(pg_catalog.<>) $2"
-		" LIMIT 1",
-		2, argtypes, args, NULL, true, 1);
+								"SELECT t.tgrelid FROM pg_catalog.pg_trigger t"
+								" WHERE t.tgfoid OPERATOR(pg_catalog.=) 'pgapp._changeset_trigger()'::pg_catalog.regprocedure"
+								"   AND t.tgargs OPERATOR(pg_catalog.=) (pg_catalog.convert_to($1, 'UTF8')"
+								"                                       OPERATOR(pg_catalog.||) '\\x00'::pg_catalog.bytea)"
+								"   AND t.tgrelid OPERATOR(pg_catalog.<>) $2"
+								" LIMIT 1",
+								2, argtypes, args, NULL, true, 1);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(ret));
 	if (SPI_processed > 0)

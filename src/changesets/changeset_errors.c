@@ -93,11 +93,15 @@ pgapp_cs_has_error(CsErrors *errors, const char *field)
 	ListCell   *lc;
 
 	foreach(lc, errors->added)
+	{
 		if (strcmp(((CsError *) lfirst(lc))->field, field) == 0)
 			return true;
+	}
 	foreach(lc, errors->existing)
+	{
 		if (strcmp(((CsError *) lfirst(lc))->field, field) == 0)
 			return true;
+	}
 	return false;
 }
 
@@ -181,7 +185,7 @@ pgapp_cs_errors_body(CsErrors *errors)
 Jsonb *
 pgapp_cs_report(Jsonb *errors_body, Oid relid, const char *first_field, bool force_raise)
 {
-	PgappError err = {0};
+	PgappError	err = {0};
 
 	err.status = 422;
 	err.body = errors_body;

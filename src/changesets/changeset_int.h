@@ -72,7 +72,7 @@ typedef struct CsRule
 {
 	CsRuleKind	kind;
 	int			nfields;		/* > 1 only for CS_REQUIRED */
-	PgappColumn    *fields;
+	PgappColumn *fields;
 	char	   *message;		/* caller's message, or NULL for the default */
 
 	/* CS_LENGTH */
@@ -133,7 +133,8 @@ typedef struct CsError
 
 typedef struct CsErrors
 {
-	List	   *existing;		/* CsError from the changeset already, oldest first */
+	List	   *existing;		/* CsError from the changeset already, oldest
+								 * first */
 	List	   *added;			/* CsError added now, oldest first */
 } CsErrors;
 

@@ -30,7 +30,7 @@
  * pgapp.changeset_max_items are 54000.  Messages that echo the value's
  * text show at most PGA_MESSAGE_ECHO_CHARS characters of it.
  *
- * src/changeset_read.c
+ * src/changesets/changeset_read.c
  *
  *-------------------------------------------------------------------------
  */

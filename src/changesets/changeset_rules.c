@@ -10,7 +10,7 @@
  * a definition that compiles never fails at write time (unless the table
  * changes afterwards, which invalidates the compiled rules).
  *
- * src/changeset_rules.c
+ * src/changesets/changeset_rules.c
  *
  *-------------------------------------------------------------------------
  */

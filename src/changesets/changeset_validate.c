@@ -230,7 +230,10 @@ validate_number(const CsRule *rule, const PgappColumn *f, CsValue *v, CsErrors *
 
 	if (n == NULL)
 	{
-		/* a JSON changeset whose value is not a number: Ecto's cast would have refused it */
+		/*
+		 * a JSON changeset whose value is not a number: Ecto's cast would
+		 * have refused it
+		 */
 		add(errors, rule, f->name, "is invalid", NULL, NULL);
 		return;
 	}
@@ -442,18 +445,18 @@ validate_transition(const CsRule *rule, const PgappColumn *f, CsValue *v, CsInpu
 		case MACHINE_TRANSITION_FORBIDDEN:
 			pgapp_cs_add_error(errors, f->name,
 							   pgapp_cs_interpolate(rule->message ? rule->message
-										   : "cannot transition from %{from} to %{to}",
-										   2, keys, values));
+													: "cannot transition from %{from} to %{to}",
+													2, keys, values));
 			break;
 		case MACHINE_TRANSITION_NOT_INITIAL:
 			pgapp_cs_add_error(errors, f->name,
 							   pgapp_cs_interpolate(rule->message ? rule->message : "cannot start as %{to}",
-										   2, keys, values));
+													2, keys, values));
 			break;
 		case MACHINE_TRANSITION_UNKNOWN_STATE:
 			pgapp_cs_add_error(errors, f->name,
 							   pgapp_cs_interpolate(rule->message ? rule->message : "is invalid",
-										   2, keys, values));
+													2, keys, values));
 			break;
 	}
 }

@@ -12,7 +12,7 @@
  * jansson is not used for user data.  A validator that adds nothing returns
  * its input unchanged (unless its "valid" disagreed with its errors).
  *
- * src/changeset_value.c
+ * src/changesets/changeset_value.c
  *
  *-------------------------------------------------------------------------
  */

@@ -283,9 +283,9 @@ run_write(WriteState *ws, const char *sql, int nargs, Oid *argtypes, Datum *args
 	*error_body = NULL;
 
 	/*
-	 * SPI is connected inside the subtransaction: on error its rollback
-	 * also pops the SPI connection, and results are copied to the caller's
-	 * context (sx.oldcontext) before SPI_finish.
+	 * SPI is connected inside the subtransaction: on error its rollback also
+	 * pops the SPI connection, and results are copied to the caller's context
+	 * (sx.oldcontext) before SPI_finish.
 	 */
 	pgapp_subxact_begin(&sx);
 	PG_TRY();
@@ -511,7 +511,8 @@ pgapp_update(PG_FUNCTION_ARGS)
 		PG_RETURN_JSONB_P(report_invalid(&ws));
 	pgapp_jsonb_foreach(ws.read.changes, check_change_fits, &ws);
 	if (ws.columns == NIL)
-		PG_RETURN_JSONB_P(pgapp_jsonb_from_value(data));	/* no changes, no write (as Ecto) */
+		PG_RETURN_JSONB_P(pgapp_jsonb_from_value(data));	/* no changes, no write
+															 * (as Ecto) */
 
 	where = primary_key_condition(ws.relid, data);
 	relname = pgapp_qualified_relname(ws.relid);

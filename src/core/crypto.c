@@ -9,7 +9,7 @@
  * still start; the functions that need cryptography check
  * pgapp_crypto_ready() and refuse.
  *
- * src/crypto.c
+ * src/core/crypto.c
  *
  *-------------------------------------------------------------------------
  */

@@ -3,7 +3,7 @@
  * crypto.h
  *	  The only door to libsodium.
  *
- * src/crypto.h
+ * src/core/crypto.h
  *
  *-------------------------------------------------------------------------
  */

@@ -45,9 +45,9 @@ typedef struct PgappDefKind
 	/*
 	 * Fill entry (everything after the PgappDefEntry head) from the row's
 	 * columns, allocating in CurrentMemoryContext, which is the entry's new
-	 * context; raise to refuse the definition (no entry is then kept).
-	 * values live in the caller's context only: copy what the entry keeps
-	 * or points into.
+	 * context; raise to refuse the definition (no entry is then kept). values
+	 * live in the caller's context only: copy what the entry keeps or points
+	 * into.
 	 */
 	void		(*compile) (PgappDefEntry *entry, const char *name,
 							Datum *values, bool *nulls);

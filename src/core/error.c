@@ -24,7 +24,7 @@
  * lock is taken; a reset zeroes them one by one, and a report racing with it
  * may survive the reset, as with pg_stat_statements_reset().
  *
- * src/error.c
+ * src/core/error.c
  *
  *-------------------------------------------------------------------------
  */
@@ -202,6 +202,7 @@ append_field_message(FieldMessage *fm, const char *field, const JsonbValue *msg)
 		return;
 	}
 	text = pnstrdup(msg->val.string.val, msg->val.string.len);
+
 	/* buf holds the default message alone until the first field error */
 	appendStringInfo(fm->buf, "%s %s %s",
 					 fm->count == 1 ? ":" : ";",

@@ -4,7 +4,7 @@
  *	  The error model of pgapp: one call that either raises a PTnnn error
  *	  or renders the error body for PostgREST (response.status + JSON).
  *
- * src/error.h
+ * src/core/error.h
  *
  *-------------------------------------------------------------------------
  */

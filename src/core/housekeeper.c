@@ -1,8 +1,8 @@
 /*-------------------------------------------------------------------------
  *
- * worker.c
+ * housekeeper.c
  *	  The pgapp housekeeper: one background worker per server that runs the
- *	  modules' periodic work (pgapp.h, PgappModule.housekeeping), such as
+ *	  modules' periodic work (core/module.h, PgappModule.housekeeping), such as
  *	  sweeping the rate limiter's expired buckets.
  *
  * It is registered from _PG_init when pgapp is preloaded, starts once the
@@ -13,7 +13,7 @@
  * about once a second on its latch.  SIGHUP reloads the configuration;
  * SIGTERM stops it; the postmaster restarts it 10 seconds after a crash.
  *
- * src/worker.c
+ * src/core/housekeeper.c
  *
  *-------------------------------------------------------------------------
  */

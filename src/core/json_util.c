@@ -14,7 +14,7 @@
  * 64-bit and other numbers as doubles, so numbers beyond that precision lose
  * digits; code that must keep exact numerics works on jsonb directly.
  *
- * src/json_util.c
+ * src/core/json_util.c
  *
  *-------------------------------------------------------------------------
  */
@@ -115,6 +115,7 @@ pgapp_json_dump(const json_t *json)
 	char	   *text;
 
 	text = json_dumps(json, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(17));
+
 	if (text == NULL)
 		json_out_of_memory();
 	return text;

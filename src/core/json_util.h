@@ -11,7 +11,7 @@
  * SQL, never json_t.  Every constructor and setter here either succeeds or
  * raises, so callers never test for NULL.
  *
- * src/json_util.h
+ * src/core/json_util.h
  *
  *-------------------------------------------------------------------------
  */
@@ -75,16 +75,22 @@ extern JsonbValue *pgapp_jsonb_get_key(Jsonb *object, const char *key);
 extern bool pgapp_jsonb_is_object(Jsonb *jb);
 extern bool pgapp_jsonb_value_is_array(const JsonbValue *v);
 extern bool pgapp_jsonb_value_is_object(const JsonbValue *v);
+
 /* Number of elements of an array value (jbvBinary array), else -1. */
 extern int	pgapp_jsonb_array_length(const JsonbValue *v);
+
 /* Element i of an array value, or NULL. */
 extern JsonbValue *pgapp_jsonb_array_get(const JsonbValue *v, int i);
+
 /* Do two scalar or container values hold the same JSON? */
 extern bool pgapp_jsonb_values_equal(const JsonbValue *a, const JsonbValue *b);
+
 /* A value as its own jsonb document. */
 extern Jsonb *pgapp_jsonb_from_value(const JsonbValue *v);
+
 /* The text of a string value (palloc'd, NUL-terminated), or NULL. */
 extern char *pgapp_jsonb_value_cstring(const JsonbValue *v);
+
 /* JSON text of any value. */
 extern char *pgapp_jsonb_value_to_cstring(const JsonbValue *v);
 

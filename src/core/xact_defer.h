@@ -20,6 +20,7 @@ typedef enum PgappXactPhase
 	 * still write and raise an error, which aborts the transaction.
 	 */
 	PGAPP_XACT_PRE_COMMIT,
+
 	/*
 	 * Once it has committed: the action must not raise an error (waking
 	 * processes, changing shared memory).  Not run for a prepared

@@ -247,7 +247,11 @@ pgapp_job_progress(PG_FUNCTION_ARGS)
 	if (!PG_ARGISNULL(1))
 	{
 		message = text_to_cstring(PG_GETARG_TEXT_PP(1));
-		/* cut on a character boundary: the slot keeps JOBS_MESSAGE_LEN - 1 bytes */
+
+		/*
+		 * cut on a character boundary: the slot keeps JOBS_MESSAGE_LEN - 1
+		 * bytes
+		 */
 		message[pg_mbcliplen(message, strlen(message), JOBS_MESSAGE_LEN - 1)] = '\0';
 	}
 	SpinLockAcquire(&s->mutex);

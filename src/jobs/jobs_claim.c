@@ -108,10 +108,10 @@ prepare_claims(SPIPlanPtr *plan, SPIPlanPtr *limited_plan)
 	Oid			argtypes[3] = {TEXTOID, INT4OID, TEXTOID};
 
 	/*
-	 * Its generic plan: the custom ones are the same plan (the claim index
-	 * in its order, the primary key for the ids), yet the plan cache would
-	 * make one at every claim (~0.6 ms), the generic plan's estimate being
-	 * higher than theirs.
+	 * Its generic plan: the custom ones are the same plan (the claim index in
+	 * its order, the primary key for the ids), yet the plan cache would make
+	 * one at every claim (~0.6 ms), the generic plan's estimate being higher
+	 * than theirs.
 	 */
 	*plan = SPI_prepare_cursor(claim_sql, 3, argtypes, CURSOR_OPT_GENERIC_PLAN);
 	if (*plan == NULL || SPI_keepplan(*plan) != 0)
@@ -186,7 +186,11 @@ run_claim(SPIPlanPtr plan, Datum *values)
 
 		edata = CopyErrorData();
 		MemoryContextSwitchTo(old);
-		/* pgapp dropped (its tables with it), or the queue in a rate-limited claim */
+
+		/*
+		 * pgapp dropped (its tables with it), or the queue in a rate-limited
+		 * claim
+		 */
 		if (edata->sqlerrcode != ERRCODE_UNDEFINED_OBJECT &&
 			edata->sqlerrcode != ERRCODE_UNDEFINED_TABLE &&
 			edata->sqlerrcode != ERRCODE_INVALID_SCHEMA_NAME &&
@@ -252,12 +256,13 @@ pgapp_jobs_claim_batch(MemoryContext cxt, const char *by, int n, bool *full, int
 	pgstat_report_activity(STATE_IDLE, NULL);
 	if (!found && !limited)
 		pgapp_jobs_worker_leave("its queue was dropped, or pgapp is not installed");
+
 	/*
-	 * Busy before anyone is told: the supervisor counts idle workers as
-	 * ready for the rest.  A full claim of more than one job means more is
-	 * likely due; another worker (or the supervisor, when the queue has
-	 * room for one more) takes it.  (A single job is what an idle queue's
-	 * enqueue makes due, and that enqueue's commit told the others.)
+	 * Busy before anyone is told: the supervisor counts idle workers as ready
+	 * for the rest.  A full claim of more than one job means more is likely
+	 * due; another worker (or the supervisor, when the queue has room for one
+	 * more) takes it.  (A single job is what an idle queue's enqueue makes
+	 * due, and that enqueue's commit told the others.)
 	 */
 	if (jobs != NIL)
 		pgapp_jobs_set_state(JOBS_BUSY);

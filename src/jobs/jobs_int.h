@@ -67,10 +67,12 @@ typedef struct JobsSlot
 	char		queue[JOBS_QUEUE_LEN];
 	pid_t		pid;
 	Latch	   *latch;
-	uint32		generation;		/* bumped at each start, so a stale start is told apart */
+	uint32		generation;		/* bumped at each start, so a stale start is
+								 * told apart */
 	bool		clean_exit;		/* the worker said it leaves on purpose */
 	bool		stop_requested; /* its supervisor wants it to leave */
-	int			first_claim;	/* its share of the backlog it is started for, claimed after its first job */
+	int			first_claim;	/* its share of the backlog it is started for,
+								 * claimed after its first job */
 	TimestampTz since;			/* of the current state */
 	TimestampTz job_started;
 	pg_atomic_uint64 job_id;	/* the job running now, 0 if none */

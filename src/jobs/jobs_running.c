@@ -63,7 +63,8 @@ typedef struct RunningFile
 {
 	uint32		magic;
 	uint32		nslots;			/* entries[0 .. nslots): one per worker slot */
-	uint32		npending;		/* entries[nslots .. nslots + npending): after a crash */
+	uint32		npending;		/* entries[nslots .. nslots + npending): after
+								 * a crash */
 	uint32		unused;
 	RunningEntry entries[FLEXIBLE_ARRAY_MEMBER];
 } RunningFile;

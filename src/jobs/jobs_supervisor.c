@@ -56,7 +56,7 @@
 
 #define SUPERVISOR_POLL_MS 1000
 #define SUPERVISOR_MIN_ROUND_MS 5	/* rounds at most this often when woken */
-#define RESCUE_CRASHED_MAX 64		/* crashed jobs taken per round */
+#define RESCUE_CRASHED_MAX 64	/* crashed jobs taken per round */
 #define PRUNE_EVERY_USECS (60 * USECS_PER_SEC)
 #define CIRCUIT_CRASHES 5
 #define CIRCUIT_WINDOW_USECS (60 * USECS_PER_SEC)
@@ -293,7 +293,8 @@ start_worker(const char *queue, int first_claim)
 	bgw.bgw_main_arg = Int32GetDatum(index);
 	memcpy(bgw.bgw_extra, &generation, sizeof(uint32));
 	bgw.bgw_notify_pid = MyProcPid;
-	old = MemoryContextSwitchTo(TopMemoryContext);	/* the handle outlives the round */
+	old = MemoryContextSwitchTo(TopMemoryContext);	/* the handle outlives the
+													 * round */
 	registered = RegisterDynamicBackgroundWorker(&bgw, &handle);
 	MemoryContextSwitchTo(old);
 	if (!registered)
@@ -514,7 +515,10 @@ round_args(Datum *values, TimestampTz since, bool rescue, CrashedJobs *crashed)
 {
 	Datum	   *elems;
 
-	/* the live workers first: a worker that attaches later claims after this time */
+	/*
+	 * the live workers first: a worker that attaches later claims after this
+	 * time
+	 */
 	values[1] = TimestampTzGetDatum(since);
 	values[0] = live_workers();
 	values[2] = ended_array(&values[3]);
@@ -566,9 +570,9 @@ tend_round_queue(HeapTuple tup, TupleDesc desc, TimestampTz now, TimestampTz *ne
 
 	/*
 	 * Due work beyond what the idle workers take, up to the concurrency. A
-	 * new worker is told its share of the backlog (due counts up to 64 jobs
-	 * a worker): after its first job it claims that much, rather than
-	 * doubling up to it from one job.
+	 * new worker is told its share of the backlog (due counts up to 64 jobs a
+	 * worker): after its first job it claims that much, rather than doubling
+	 * up to it from one job.
 	 */
 	starts = Min(due - idle, concurrency - running);
 	for (int k = 0; k < starts; k++)

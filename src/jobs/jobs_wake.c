@@ -41,7 +41,8 @@
 typedef struct PendingAction
 {
 	bool		interrupt;		/* else wake */
-	bool		start;			/* may start the supervisor (pgapp.jobs_databases) */
+	bool		start;			/* may start the supervisor
+								 * (pgapp.jobs_databases) */
 	int64		job_id;
 	int			pid;			/* of the worker that claimed it */
 	int			count;			/* jobs made due (wake-ups) */

@@ -97,14 +97,15 @@ release_slot(int code, Datum arg)
 	{
 		/*
 		 * pid and job_id stay for the supervisor, which tells the job that
-		 * was running (its attempt counts) from its batch-mates that had
-		 * not started (theirs does not).
+		 * was running (its attempt counts) from its batch-mates that had not
+		 * started (theirs does not).
 		 */
 		s->state = JOBS_FREE;
 		s->latch = NULL;
 		pg_atomic_write_u64(&s->cancel_job, 0);
 	}
 	LWLockRelease(pgapp_jobs_shared->lock);
+
 	/*
 	 * The note of a job still running stays: this exit may be the end of a
 	 * server whose postmaster died, the claim's WAL never written.  Read
@@ -195,7 +196,8 @@ job_cancelled(int64 id)
  * have been revoked since the enqueue, and a function in a temporary schema
  * (another session's pg_temp) is no worker.
  */
-static Oid	checked_worker = InvalidOid;	/* and its owner: passed in this batch */
+static Oid	checked_worker = InvalidOid;	/* and its owner: passed in this
+											 * batch */
 static Oid	checked_owner = InvalidOid;
 
 static void
@@ -312,6 +314,7 @@ static Datum
 invoke_job(ClaimedJob *j, int saved_sec, bool *isnull)
 {
 	FmgrInfo	flinfo;
+
 	LOCAL_FCINFO(fc, 2);
 	Datum		result;
 
@@ -323,6 +326,7 @@ invoke_job(ClaimedJob *j, int saved_sec, bool *isnull)
 				errcode(ERRCODE_UNDEFINED_OBJECT),
 				errmsg("the role that enqueued job %lld (OID %u) no longer exists", (long long) j->id, j->owner),
 				errhint("Its jobs cannot run; cancel them, or re-enqueue them as another role."));
+
 	/*
 	 * ... in a security-restricted operation, as PostgreSQL runs a table
 	 * owner's code during maintenance: no temporary objects, no WITH HOLD
@@ -358,9 +362,9 @@ invoke_job(ClaimedJob *j, int saved_sec, bool *isnull)
 	/*
 	 * Nothing the job armed may run after it, as the worker's role: a
 	 * security-restricted operation defers no trigger (PostgreSQL raises
-	 * 42501 at the end of the statement that would), so none is pending
-	 * here; should one be, it fires now, as the owner, or fails the job.
-	 * The cursors the job left open are closed.
+	 * 42501 at the end of the statement that would), so none is pending here;
+	 * should one be, it fires now, as the owner, or fails the job. The
+	 * cursors the job left open are closed.
 	 */
 	AfterTriggerFireDeferred();
 	PortalHashTableDeleteAll();
@@ -435,6 +439,7 @@ run_job(ClaimedJob *j, SPIPlanPtr fail_plan, MemoryContext job_cxt)
 		bool		isnull;
 		Datum		result;
 		double		progress;
+
 		/* what the job sets (SET, SET LOCAL, set_config) ends with it */
 		int			guc_level = NewGUCNestLevel();
 
@@ -482,10 +487,11 @@ begin_run(void)
 	StartTransactionCommand();
 	/* a worker's EXECUTE is checked again in each transaction */
 	checked_worker = InvalidOid;
+
 	/*
 	 * No snapshot is held across the jobs: each statement takes its own, so
-	 * the xmin horizon moves on between jobs and the claim index's entries
-	 * of claimed jobs can be pruned while the batch runs.
+	 * the xmin horizon moves on between jobs and the claim index's entries of
+	 * claimed jobs can be pruned while the batch runs.
 	 */
 	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
@@ -627,16 +633,18 @@ work(const char *by, int share)
 			pgapp_jobs_worker_leave("its supervisor asked it to (lower concurrency, or the database left pgapp.jobs_databases)");
 		ResetLatch(MyLatch);
 		jobs = pgapp_jobs_claim_batch(batch_cxt, by, claim_size, &full, &cap);
+
 		/*
-		 * Claims start at one job and double while they come back full, up
-		 * to pgapp.jobs_batch_size: a small backlog is shared by the queue's
+		 * Claims start at one job and double while they come back full, up to
+		 * pgapp.jobs_batch_size: a small backlog is shared by the queue's
 		 * workers, a large one is taken in large batches.
 		 */
 		claim_size = full ? Min(claim_size * 2, Max(pgapp_jobs_batch_size, 1)) : 1;
+
 		/*
-		 * A worker the supervisor started for a backlog takes its share of
-		 * it (see below: no more than the pace allows) once its first job
-		 * showed the pace, rather than doubling up to it.
+		 * A worker the supervisor started for a backlog takes its share of it
+		 * (see below: no more than the pace allows) once its first job showed
+		 * the pace, rather than doubling up to it.
 		 */
 		if (full && share > claim_size)
 			claim_size = Min(share, Max(pgapp_jobs_batch_size, 1));
@@ -646,13 +654,14 @@ work(const char *by, int share)
 			int64		per_job;
 
 			pgapp_jobs_set_state(JOBS_BUSY);
+
 			/*
 			 * ... and hold about one transaction's worth of work
 			 * (pgapp.jobs_commit_interval, at least 50 ms), by how long the
 			 * queue's jobs have been taking: quick jobs go in large batches,
 			 * slow ones a few at a time, so that jobs claimed by a busy
-			 * worker do not wait while another worker is idle.  The jobs'
-			 * own time: a batch's commit costs the same for one job or a
+			 * worker do not wait while another worker is idle.  The jobs' own
+			 * time: a batch's commit costs the same for one job or a
 			 * thousand, and would make a first batch of one look slow.
 			 */
 			per_job = run_batch(jobs, job_cxt) / list_length(jobs);
@@ -664,7 +673,11 @@ work(const char *by, int share)
 			idle_since = GetCurrentTimestamp();
 			continue;
 		}
-		/* idle: mark it before the next claim, so a commit from now on wakes us */
+
+		/*
+		 * idle: mark it before the next claim, so a commit from now on wakes
+		 * us
+		 */
 		pgapp_jobs_set_state(JOBS_IDLE);
 		if (pgapp_jobs_idle_timeout > 0 &&
 			TimestampDifferenceExceeds(idle_since, GetCurrentTimestamp(), pgapp_jobs_idle_timeout * 1000))

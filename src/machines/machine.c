@@ -328,16 +328,16 @@ pgapp_drop_machine(PG_FUNCTION_ARGS)
 				errcode(ERRCODE_UNDEFINED_OBJECT),
 				errmsg("machine \"%s\" does not exist", name));
 	ret = SPI_execute_with_args(
-		"SELECT t.tgrelid::pg_catalog.regclass::pg_catalog.text FROM pg_catalog.pg_trigger t"
-		" WHERE t.tgfoid OPERATOR(pg_catalog.=) 'pgapp._transition_trigger()'::pg_catalog.regprocedure"
-		"   AND pg_catalog.position(t.tgargs, pg_catalog.convert_to($1, 'UTF8')"
-		"                           OPERATOR(pg_catalog.||) '\\x00'::pg_catalog.bytea) OPERATOR(pg_catalog.=) 1"
-		" UNION ALL"
-		" SELECT 'changeset ' OPERATOR(pg_catalog.||) d.name FROM pgapp.changeset_def d,"
-		"        pg_catalog.jsonb_array_elements(d.rules) AS r"
-		"  WHERE r OPERATOR(pg_catalog.->>) 'machine' OPERATOR(pg_catalog.=) $1"
-		" LIMIT 1",
-		1, argtypes, args, NULL, true, 1);
+								"SELECT t.tgrelid::pg_catalog.regclass::pg_catalog.text FROM pg_catalog.pg_trigger t"
+								" WHERE t.tgfoid OPERATOR(pg_catalog.=) 'pgapp._transition_trigger()'::pg_catalog.regprocedure"
+								"   AND pg_catalog.position(t.tgargs, pg_catalog.convert_to($1, 'UTF8')"
+								"                           OPERATOR(pg_catalog.||) '\\x00'::pg_catalog.bytea) OPERATOR(pg_catalog.=) 1"
+								" UNION ALL"
+								" SELECT 'changeset ' OPERATOR(pg_catalog.||) d.name FROM pgapp.changeset_def d,"
+								"        pg_catalog.jsonb_array_elements(d.rules) AS r"
+								"  WHERE r OPERATOR(pg_catalog.->>) 'machine' OPERATOR(pg_catalog.=) $1"
+								" LIMIT 1",
+								1, argtypes, args, NULL, true, 1);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(ret));
 	if (SPI_processed > 0)
@@ -415,4 +415,3 @@ pgapp_allowed_transitions(PG_FUNCTION_ARGS)
 	}
 	PG_RETURN_ARRAYTYPE_P(construct_array(elems, n, TEXTOID, -1, false, TYPALIGN_INT));
 }
-

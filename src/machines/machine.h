@@ -21,8 +21,10 @@ typedef enum MachineTransition
 {
 	MACHINE_TRANSITION_OK,
 	MACHINE_TRANSITION_FORBIDDEN,	/* known states, move not allowed */
-	MACHINE_TRANSITION_NOT_INITIAL, /* from NULL to a state that is not initial */
-	MACHINE_TRANSITION_UNKNOWN_STATE	/* to_state is not a state of the machine */
+	MACHINE_TRANSITION_NOT_INITIAL, /* from NULL to a state that is not
+									 * initial */
+	MACHINE_TRANSITION_UNKNOWN_STATE	/* to_state is not a state of the
+										 * machine */
 } MachineTransition;
 
 /* 42704 (with a hint) unless machine exists; 22023/42622 for a bad name. */

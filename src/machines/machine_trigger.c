@@ -95,8 +95,11 @@ check_enum_coverage(const Machine *m, const char *name, Oid enumtype)
 		ListCell   *lc;
 
 		foreach(lc, labels)
+		{
 			if (pgapp_machine_state_index(m, lfirst(lc)) < 0)
-				appendStringInfo(&missing, "%s\"%s\"", missing.len ? ", " : "", (char *) lfirst(lc));
+				appendStringInfo(&missing, "%s\"%s\"", missing.len ? ", " : "",
+								 (char *) lfirst(lc));
+		}
 	}
 	for (int i = 0; i < m->nstates; i++)
 	{

@@ -73,7 +73,7 @@ append_begin(QueryAppend *a, Jsonb *q, const char *key)
 static void
 copy_other_member(const char *key, int keylen, JsonbValue *value, void *arg)
 {
-	QueryAppend	   *a = (QueryAppend *) arg;
+	QueryAppend *a = (QueryAppend *) arg;
 
 	if (strcmp(key, "source") == 0 || strcmp(key, a->key) == 0)
 		return;
@@ -135,14 +135,15 @@ pgapp_filter_by(PG_FUNCTION_ARGS)
 	QueryValue	qv;
 	Jsonb	   *q = pgapp_query_arg(fcinfo, &qv);
 	Oid			relid = qv.relid;
-	PgappColumn	f;
-	QueryAppend		a;
+	PgappColumn f;
+	QueryAppend a;
 	PgappJsonbBuilder *b;
 	Oid			valtype = get_fn_expr_argtype(fcinfo->flinfo, 2);
 
 	pgapp_query_column(relid, pgapp_arg_cstring(fcinfo, 1, "field"), &f);
 	if (!PG_ARGISNULL(2))
-		(void) pgapp_query_btree_operator(f.typid, BTEqualStrategyNumber);	/* 42883 now, not when it runs */
+		(void) pgapp_query_btree_operator(f.typid, BTEqualStrategyNumber);	/* 42883 now, not when
+																			 * it runs */
 	b = append_begin(&a, q, "where");
 	pgapp_jsonb_begin_object(b);
 	pgapp_jsonb_key(b, "field");
@@ -202,8 +203,8 @@ pgapp_filter_range(PG_FUNCTION_ARGS)
 	QueryValue	qv;
 	Jsonb	   *q = pgapp_query_arg(fcinfo, &qv);
 	Oid			relid = qv.relid;
-	PgappColumn	f;
-	QueryAppend		a;
+	PgappColumn f;
+	QueryAppend a;
 	PgappJsonbBuilder *b;
 	Oid			valtype = get_fn_expr_argtype(fcinfo->flinfo, 2);
 
@@ -260,7 +261,7 @@ pgapp_search(PG_FUNCTION_ARGS)
 	Datum	   *elems;
 	bool	   *nulls;
 	int			n;
-	QueryAppend		a;
+	QueryAppend a;
 	PgappJsonbBuilder *b;
 
 	if (PG_ARGISNULL(2))
@@ -274,7 +275,7 @@ pgapp_search(PG_FUNCTION_ARGS)
 				errmsg("function \"%s\" needs at least one field", "pgapp.search"));
 	for (int i = 0; i < n; i++)
 	{
-		PgappColumn	f;
+		PgappColumn f;
 
 		if (nulls[i])
 			ereport(ERROR,
@@ -324,9 +325,9 @@ pgapp_sort_by(PG_FUNCTION_ARGS)
 	const char *nulls = NULL;
 	List	   *words;
 	ListCell   *lc;
-	QueryAppend		a;
+	QueryAppend a;
 	PgappJsonbBuilder *b;
-	PgappColumn	f;
+	PgappColumn f;
 
 	pgapp_query_check_sortable(relid, pgapp_query_sortable_fields(relid), field);
 	pgapp_query_column(relid, field, &f);

@@ -68,7 +68,8 @@ typedef struct PlanEntry
 	char	   *sql;			/* in TopMemoryContext */
 	SPIPlanPtr	plan;
 	Size		bytes;			/* memory of the plan, last measured */
-	int			running;		/* executions under way (a stat may run a query) */
+	int			running;		/* executions under way (a stat may run a
+								 * query) */
 	dlist_node	lru;			/* in plans_lru, most recently used first */
 } PlanEntry;
 
@@ -230,8 +231,8 @@ sql_execute(QuerySql *qs, long count, const char *search_path)
 		entry->running++;
 
 		/*
-		 * Measured and capped before it runs, too: a statement that fails
-		 * (no SELECT right, a timeout) never reaches the measure below, and
+		 * Measured and capped before it runs, too: a statement that fails (no
+		 * SELECT right, a timeout) never reaches the measure below, and
 		 * unmeasured plans would pile up past both caps.
 		 */
 		plans_enforce(entry);
@@ -616,7 +617,7 @@ pgapp_paginate_after(PG_FUNCTION_ARGS)
 	int32		page_size;
 	QuerySql	qs;
 	int			ret;
-	QueryKeyset		ks;
+	QueryKeyset ks;
 	PgappJsonbBuilder b = {0};
 	char	   *next = NULL;
 	Jsonb	   *result;

@@ -63,7 +63,8 @@ typedef struct QueryRelation
 	char	  **local;			/* columns of the source */
 	char	  **remote;			/* matching columns of the related table */
 	int			norder;
-	char	  **order;			/* has many: the related rows' primary key, for a stable order */
+	char	  **order;			/* has many: the related rows' primary key,
+								 * for a stable order */
 } QueryRelation;
 
 /*
@@ -90,7 +91,8 @@ typedef struct QueryCond
 	bool		has_to;
 	Datum		from;
 	Datum		to;
-	char	   *eq_op;			/* eq, in: OPERATOR(...) of the column type's btree = */
+	char	   *eq_op;			/* eq, in: OPERATOR(...) of the column type's
+								 * btree = */
 	char	   *ge_op;			/* range: its >= and <= */
 	char	   *le_op;
 	Datum		pattern;		/* search: the ILIKE pattern (text) */

@@ -102,26 +102,26 @@ relations_of(Oid relid, MemoryContext mcxt)
 
 	args[0] = ObjectIdGetDatum(relid);
 	ret = SPI_execute_with_args(
-		"SELECT c.conrelid OPERATOR(pg_catalog.<>) $1 AS many,"
-		"       CASE WHEN c.conrelid OPERATOR(pg_catalog.=) $1 THEN c.confrelid ELSE c.conrelid END AS other,"
-		"       c.conname::pg_catalog.text,"
-		"       ARRAY(SELECT a.attname::pg_catalog.text FROM pg_catalog.unnest(c.conkey) WITH ORDINALITY AS k(n, i)"
-		"               JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) c.conrelid"
-		"                AND a.attnum OPERATOR(pg_catalog.=) k.n ORDER BY k.i) AS fk,"
-		"       ARRAY(SELECT a.attname::pg_catalog.text FROM pg_catalog.unnest(c.confkey) WITH ORDINALITY AS k(n, i)"
-		"               JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) c.confrelid"
-		"                AND a.attnum OPERATOR(pg_catalog.=) k.n ORDER BY k.i) AS pk,"
-		"       ARRAY(SELECT a.attname::pg_catalog.text FROM pg_catalog.pg_index x"
-		"               CROSS JOIN LATERAL pg_catalog.unnest(x.indkey::pg_catalog.int2[]) WITH ORDINALITY AS k(n, i)"
-		"               JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) x.indrelid"
-		"                AND a.attnum OPERATOR(pg_catalog.=) k.n"
-		"              WHERE x.indrelid OPERATOR(pg_catalog.=) c.conrelid AND x.indisprimary"
-		"              ORDER BY k.i) AS order_by"
-		"  FROM pg_catalog.pg_constraint c"
-		" WHERE c.contype OPERATOR(pg_catalog.=) 'f'"
-		"   AND (c.conrelid OPERATOR(pg_catalog.=) $1 OR c.confrelid OPERATOR(pg_catalog.=) $1)"
-		" ORDER BY c.conname",
-		1, argtypes, args, NULL, true, 0);
+								"SELECT c.conrelid OPERATOR(pg_catalog.<>) $1 AS many,"
+								"       CASE WHEN c.conrelid OPERATOR(pg_catalog.=) $1 THEN c.confrelid ELSE c.conrelid END AS other,"
+								"       c.conname::pg_catalog.text,"
+								"       ARRAY(SELECT a.attname::pg_catalog.text FROM pg_catalog.unnest(c.conkey) WITH ORDINALITY AS k(n, i)"
+								"               JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) c.conrelid"
+								"                AND a.attnum OPERATOR(pg_catalog.=) k.n ORDER BY k.i) AS fk,"
+								"       ARRAY(SELECT a.attname::pg_catalog.text FROM pg_catalog.unnest(c.confkey) WITH ORDINALITY AS k(n, i)"
+								"               JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) c.confrelid"
+								"                AND a.attnum OPERATOR(pg_catalog.=) k.n ORDER BY k.i) AS pk,"
+								"       ARRAY(SELECT a.attname::pg_catalog.text FROM pg_catalog.pg_index x"
+								"               CROSS JOIN LATERAL pg_catalog.unnest(x.indkey::pg_catalog.int2[]) WITH ORDINALITY AS k(n, i)"
+								"               JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) x.indrelid"
+								"                AND a.attnum OPERATOR(pg_catalog.=) k.n"
+								"              WHERE x.indrelid OPERATOR(pg_catalog.=) c.conrelid AND x.indisprimary"
+								"              ORDER BY k.i) AS order_by"
+								"  FROM pg_catalog.pg_constraint c"
+								" WHERE c.contype OPERATOR(pg_catalog.=) 'f'"
+								"   AND (c.conrelid OPERATOR(pg_catalog.=) $1 OR c.confrelid OPERATOR(pg_catalog.=) $1)"
+								" ORDER BY c.conname",
+								1, argtypes, args, NULL, true, 0);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(ret));
 	for (uint64 i = 0; i < SPI_processed; i++)
@@ -253,4 +253,3 @@ pgapp_query_copy_relation(const QueryRelation *r)
 		c->order[j] = pstrdup(r->order[j]);
 	return c;
 }
-

@@ -200,7 +200,7 @@ pgapp_allow_sort(PG_FUNCTION_ARGS)
 	deconstruct_array(fields, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
 	for (int i = 0; i < n; i++)
 	{
-		PgappColumn	f;
+		PgappColumn f;
 
 		if (nulls[i])
 			ereport(ERROR,
@@ -451,7 +451,7 @@ pgapp_drop_stat(PG_FUNCTION_ARGS)
  */
 char *
 pgapp_query_lookup_expression(Oid relid, const char *kind, const char *name, MemoryContext mcxt,
-				  char **search_path)
+							  char **search_path)
 {
 	Oid			argtypes[3] = {REGCLASSOID, TEXTOID, TEXTOID};
 	Datum		args[3];

@@ -190,7 +190,7 @@ pgapp_query_sql_from_where(QuerySql *qs, QueryValue *qv, char **select_extra, ch
 			appendStringInfo(&lat, "%sr%d.%s %s t.%s", j ? " AND " : "", i,
 							 quote_identifier(r->remote[j]),
 							 pgapp_query_btree_operator(get_atttype(r->other, get_attnum(r->other, r->remote[j])),
-											BTEqualStrategyNumber),
+														BTEqualStrategyNumber),
 							 quote_identifier(r->local[j]));
 		appendStringInfo(&lat, ") AS p%d ON true", i);
 		appendStringInfo(&extra, "%s%s, p%d.pgapp_preload", extra.len ? ", " : "", quote_literal_cstr(r->name), i);

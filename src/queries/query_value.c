@@ -122,12 +122,15 @@ pgapp_query_value_as_text(Datum value, Oid valtype, const PgappColumn *f)
 
 	getTypeOutputInfo(valtype, &typoutput, &isvarlena);
 	text = OidOutputFunctionCall(typoutput, value);
+
 	if (valtype == f->typid)
 		return text;
+
 	d = pgapp_query_column_input(text, f->typid);
 	getTypeOutputInfo(f->typid, &typoutput, &isvarlena);
 	return OidOutputFunctionCall(typoutput, d);
 }
+
 /*
  * Is every key of the object container one of keys (NULL-terminated)?
  * Otherwise 22023 naming the first unknown one; what says whose key it is.
@@ -208,13 +211,16 @@ condition_value(JsonbValue *v, const PgappColumn *f, const char *key, const char
 	{
 		case jbvString:
 			text = pnstrdup(v->val.string.val, v->val.string.len);
+
 			break;
 		case jbvNumeric:
 			text = DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(v->val.numeric)));
+
 			break;
 		case jbvBool:
 			if (f->category == TYPCATEGORY_BOOLEAN)
 				text = v->val.boolean ? "true" : "false";
+
 			break;
 		default:
 			break;

@@ -107,7 +107,8 @@ decide_sliding(RateState *s, int32 max, int32 window, int64 now, RateDecision *d
 	if (d->allowed)
 		d->retry_after = 0;
 	else if (s->count + 1 > max)
-		d->retry_after = d->reset_after;	/* the current window alone is full */
+		d->retry_after = d->reset_after;	/* the current window alone is
+											 * full */
 	else
 	{
 		/* when prev_count * weight(t) + count + 1 <= max */

@@ -68,8 +68,10 @@
 typedef enum RateCheckResult
 {
 	RATE_COUNTED,				/* the decision is made */
-	RATE_FULL,					/* no bucket free for this limiter: nothing counted */
-	RATE_STALE					/* the limiter was dropped or re-created meanwhile */
+	RATE_FULL,					/* no bucket free for this limiter: nothing
+								 * counted */
+	RATE_STALE					/* the limiter was dropped or re-created
+								 * meanwhile */
 } RateCheckResult;
 
 /* What evict_one did. */
@@ -77,7 +79,8 @@ typedef enum RateEvictResult
 {
 	RATE_EVICT_NONE,			/* the limiter has no bucket to evict */
 	RATE_EVICT_LOST,			/* the victim went away meanwhile: try again */
-	RATE_EVICT_FREED,			/* removed one; its place went back to the limiter */
+	RATE_EVICT_FREED,			/* removed one; its place went back to the
+								 * limiter */
 	RATE_EVICT_HANDED			/* removed one; its place is the caller's now */
 } RateEvictResult;
 
@@ -616,7 +619,7 @@ pgapp_rate_limit(PG_FUNCTION_ARGS)
 	rate_check(a.limiter, a.key, a.max, a.window, a.algorithm, a.burst, &d);
 	if (!d.allowed)
 	{
-		PgappError err = {0};
+		PgappError	err = {0};
 		PgappJsonbBuilder b = {0};
 
 		pgapp_jsonb_begin_object(&b);
@@ -766,4 +769,3 @@ pgapp_rate_sweep_now(PG_FUNCTION_ARGS)
 	pgapp_require_shmem(pgapp_rate_shared, "rate limiting");
 	PG_RETURN_INT32(pgapp_rate_sweep(pgapp_rate_now()));
 }
-

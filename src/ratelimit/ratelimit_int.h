@@ -61,13 +61,16 @@
 #include "ratelimit_algo.h"
 
 #define RATE_PARTITIONS 16
-#define RATE_REGISTRY_LOCK RATE_PARTITIONS	/* tranche index of the registry lock */
-#define RATE_DIRECTORY_LOCK (RATE_PARTITIONS + 1)	/* ... and of the directory lock */
+#define RATE_REGISTRY_LOCK RATE_PARTITIONS	/* tranche index of the registry
+											 * lock */
+#define RATE_DIRECTORY_LOCK (RATE_PARTITIONS + 1)	/* ... and of the
+													 * directory lock */
 #define RATE_NUM_LOCKS (RATE_PARTITIONS + 2)
 #define RATE_DISPLAY_LEN 64
 #define RATE_MAX_LIMITERS 64	/* slot 0 is "default" */
 #define RATE_DEFAULT_SLOT 0
-#define RATE_LIMITER_NAME_LEN 64	/* NAMEDATALEN: names fit a PostgreSQL identifier */
+#define RATE_LIMITER_NAME_LEN 64	/* NAMEDATALEN: names fit a PostgreSQL
+									 * identifier */
 
 /* Hash key: 128 bits of the limiter and key. */
 typedef struct RateKey
@@ -111,14 +114,15 @@ typedef struct RateBucket
 typedef struct RateLimiterSlot
 {
 	char		name[RATE_LIMITER_NAME_LEN];	/* "" when free */
-	Oid			dboid;			/* the database of its definition ("default": none) */
+	Oid			dboid;			/* the database of its definition ("default":
+								 * none) */
 	int32		max_keys;		/* quota; for "default", 0 (what is left) */
 	pg_atomic_uint32 incarnation;
 	pg_atomic_uint32 used;
 	pg_atomic_uint64 checks;
 	pg_atomic_uint64 denials;
 	pg_atomic_uint64 full_events;
-	pg_atomic_uint64 evictions;	/* live buckets removed to make room */
+	pg_atomic_uint64 evictions; /* live buckets removed to make room */
 } RateLimiterSlot;
 
 /*

@@ -202,7 +202,7 @@ unregister_limiter(const char *name, Oid dboid)
 	while ((b = hash_seq_search(&status)) != NULL)
 	{
 		if (b->limiter == i)
-			pgapp_rate_remove_bucket(b, false);	/* "used" is reset below */
+			pgapp_rate_remove_bucket(b, false); /* "used" is reset below */
 	}
 	sh->reserved -= sh->limiters[i].max_keys;
 	pg_atomic_write_u32(&sh->default_quota, (uint32) (pgapp_ratelimit_max_keys - sh->reserved));
