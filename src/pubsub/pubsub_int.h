@@ -57,6 +57,7 @@ extern void pgapp_pubsub_outbox_wake_at_commit(void);
 /* pubsub_outbox.c: for the delivery worker (pubsub_worker.c) */
 extern bool pgapp_pubsub_outbox_claim(Oid dboid);
 extern bool pgapp_pubsub_outbox_stop_requested(void);
+extern void pgapp_pubsub_outbox_leave(void);
 extern void pgapp_pubsub_outbox_delivered(int n);
 
 #endif							/* PGAPP_PUBSUB_INT_H */

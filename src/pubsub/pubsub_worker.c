@@ -23,9 +23,10 @@
  * (typing_stopped 3 s after the last pgapp.typing() call).  Presence and
  * typing calls wake it.
  *
- * Shared memory: the worker's slot is pubsub_outbox.c's (see its lock
- * protocol); this file only claims it, reads its stop request and adds to
- * its atomic counters, through pubsub_int.h.
+ * Shared memory: the worker's slot is a core/dbworker.c one and its
+ * counters are pubsub_outbox.c's atomics (see its lock protocol); this file
+ * only claims the slot, reads its stop request, leaves on purpose and adds
+ * to the counters, through pubsub_int.h.
  *
  * src/pubsub/pubsub_worker.c
  *
@@ -211,6 +212,7 @@ deliver_all(PubsubWorkerState *ws)
 			ereport(DEBUG1,
 					errmsg("pgapp is not installed in database %u; the pubsub delivery worker stops",
 						   ws->dboid));
+			pgapp_pubsub_outbox_leave();
 			proc_exit(0);
 		}
 		ws->busy = n > 1;
@@ -290,7 +292,11 @@ pgapp_pubsub_worker_main(Datum arg)
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
 		if (pgapp_pubsub_outbox_stop_requested())
-			proc_exit(0);		/* DROP DATABASE: the next writer elsewhere starts none here */
+		{
+			/* DROP DATABASE: the next writer elsewhere starts none here */
+			pgapp_pubsub_outbox_leave();
+			proc_exit(0);
+		}
 		if (ConfigReloadPending)
 		{
 			ConfigReloadPending = false;
