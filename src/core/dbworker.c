@@ -29,7 +29,7 @@
  *	 - pgapp_dbworker_housekeeping: SHARED to read the starts in flight and
  *	   the crashed slots; EXCLUSIVE to forget the slot of a dropped
  *	   database.  The database list is read with no lock held.
- *	 - pgapp_dbworker_find: SHARED.
+ *	 - pgapp_dbworker_find and pgapp_dbworker_slots: SHARED.
  * stop_requested is also read without the lock by its worker (a bool: a
  * late read costs one more round).  No other lock is taken while holding
  * it, and nothing under it can raise an error.
@@ -472,4 +472,28 @@ pgapp_dbworker_find(PgappDbWorkers *w, Oid dboid)
 			index = i;
 	LWLockRelease(w->lock);
 	return index;
+}
+
+int
+pgapp_dbworker_slots(PgappDbWorkers *w, PgappDbWorkerSlotInfo *out)
+{
+	int			n = 0;
+
+	if (w == NULL)
+		return 0;
+	LWLockAcquire(w->lock, LW_SHARED);
+	for (int i = 0; i < w->nslots; i++)
+	{
+		DbWorkerSlot *s = &w->slots[i];
+
+		if (s->dboid == InvalidOid || s->state == DBWORKER_FREE)
+			continue;
+		out[n].index = i;
+		out[n].dboid = s->dboid;
+		out[n].pid = s->state == DBWORKER_RUNNING ? s->pid : 0;
+		out[n].running = s->state == DBWORKER_RUNNING;
+		n++;
+	}
+	LWLockRelease(w->lock);
+	return n;
 }

@@ -101,4 +101,19 @@ extern void pgapp_dbworker_leave(PgappDbWorkers *w);
 /* The slot index of the database's running worker, or -1. */
 extern int	pgapp_dbworker_find(PgappDbWorkers *w, Oid dboid);
 
+/* A slot with a worker starting or running, for a feature's own view. */
+typedef struct PgappDbWorkerSlotInfo
+{
+	int			index;			/* as pgapp_dbworker_attach/find return it */
+	Oid			dboid;
+	int			pid;			/* 0 until the worker attaches */
+	bool		running;		/* false: starting */
+} PgappDbWorkerSlotInfo;
+
+/*
+ * Copy the slots with a worker starting or running into out (room for
+ * max_databases of them); returns how many.
+ */
+extern int	pgapp_dbworker_slots(PgappDbWorkers *w, PgappDbWorkerSlotInfo *out);
+
 #endif							/* PGAPP_DBWORKER_H */

@@ -70,7 +70,8 @@
 #include "core/xact_defer.h"
 #include "pubsub_int.h"
 
-#define NOTIFY_PAYLOAD_LIMIT 8000	/* NOTIFY refuses payloads this long or longer */
+#define NOTIFY_PAYLOAD_LIMIT 8000	/* NOTIFY refuses payloads this long or
+									 * longer */
 
 /* ---------------------------------------------------------------------
  * Topics, channels, ids
@@ -377,7 +378,7 @@ pgapp_pubsub_notify(const char *id, const char *topic, const char *event, Jsonb 
 		size_t		size = strlen(text);
 
 		store_message(id, topic, event, payload, at);
-		b = (PgappJsonbBuilder) {0};
+		memset(&b, 0, sizeof(b));
 		pgapp_jsonb_begin_object(&b);
 		pgapp_jsonb_key(&b, "topic");
 		pgapp_jsonb_add_string(&b, topic);

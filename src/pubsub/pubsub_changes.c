@@ -17,7 +17,7 @@
  * empty value.  Which of INSERT, UPDATE and DELETE fire is the trigger's
  * own event list.
  *
- * src/pubsub_changes.c
+ * src/pubsub/pubsub_changes.c
  *
  *-------------------------------------------------------------------------
  */
@@ -127,7 +127,8 @@ typedef struct ChangedColumns
 	Bitmapset  *pkey;
 	TupleDesc	desc;
 	PgappJsonbBuilder *b;
-	char	  **allowed;		/* the columns the payload may carry (none: all) */
+	char	  **allowed;		/* the columns the payload may carry (none:
+								 * all) */
 	int			nallowed;
 	int			changed;
 } ChangedColumns;
@@ -182,12 +183,14 @@ add_if_changed(const char *key, int keylen, JsonbValue *value, void *arg)
 	char	   *name = pnstrdup(key, keylen);
 	int			attno = SPI_fnumber(cc->desc, name);
 	JsonbValue *before = pgapp_jsonb_get(&cc->old->root, name);
-	bool		is_pkey = attno > 0 &&
-		bms_is_member(attno - FirstLowInvalidHeapAttributeNumber, cc->pkey);
+	bool		is_pkey;
 	bool		changed = before == NULL || !pgapp_jsonb_values_equal(before, value);
 
+	is_pkey = attno > 0 &&
+		bms_is_member(attno - FirstLowInvalidHeapAttributeNumber, cc->pkey);
 	if (!column_allowed(name, cc->allowed, cc->nallowed))
-		return;					/* not in the payload: its changes do not count */
+		return;					/* not in the payload: its changes do not
+								 * count */
 	if (changed)
 		cc->changed++;
 	if (changed || is_pkey)
@@ -259,7 +262,8 @@ pgapp_broadcast_changes_trigger(PG_FUNCTION_ARGS)
 			pgapp_jsonb_foreach(&payload->root, add_if_changed, &cc);
 			pgapp_jsonb_end_object(&b);
 			if (cc.changed == 0)
-				return PointerGetDatum(NULL);	/* nothing changed: nothing to say */
+				return PointerGetDatum(NULL);	/* nothing changed: nothing to
+												 * say */
 			payload = pgapp_jsonb_finish(&b);
 		}
 	}

@@ -31,9 +31,11 @@
 /* How a broadcast travels. */
 typedef enum PubsubMode
 {
-	PUBSUB_AUTO,				/* outbox when the transaction writes, else direct */
+	PUBSUB_AUTO,				/* outbox when the transaction writes, else
+								 * direct */
 	PUBSUB_DIRECT,				/* NOTIFY in the caller's transaction */
-	PUBSUB_OUTBOX				/* recorded; the database's worker NOTIFYs after commit */
+	PUBSUB_OUTBOX				/* recorded; the database's worker NOTIFYs
+								 * after commit */
 } PubsubMode;
 
 /* pubsub_broadcast.c */
@@ -57,6 +59,7 @@ extern void pgapp_pubsub_outbox_wake_at_commit(void);
 /* pubsub_outbox.c: for the delivery worker (pubsub_worker.c) */
 extern bool pgapp_pubsub_outbox_claim(Oid dboid);
 extern bool pgapp_pubsub_outbox_stop_requested(void);
+extern void pgapp_pubsub_outbox_leave(void);
 extern void pgapp_pubsub_outbox_delivered(int n);
 
 #endif							/* PGAPP_PUBSUB_INT_H */

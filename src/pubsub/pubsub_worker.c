@@ -23,9 +23,10 @@
  * (typing_stopped 3 s after the last pgapp.typing() call).  Presence and
  * typing calls wake it.
  *
- * Shared memory: the worker's slot is pubsub_outbox.c's (see its lock
- * protocol); this file only claims it, reads its stop request and adds to
- * its atomic counters, through pubsub_int.h.
+ * Shared memory: the worker's slot is a core/dbworker.c one and its
+ * counters are pubsub_outbox.c's atomics (see its lock protocol); this file
+ * only claims the slot, reads its stop request, leaves on purpose and adds
+ * to the counters, through pubsub_int.h.
  *
  * src/pubsub/pubsub_worker.c
  *
@@ -53,10 +54,13 @@
 #define OUTBOX_BATCH 500
 #define OUTBOX_POLL_MS 1000
 #define OUTBOX_PRUNE_USECS (60 * USECS_PER_SEC)
-#define OUTBOX_SEQ_MARGIN 10000		/* how far behind the last seq a batch reads */
-#define OUTBOX_RESCAN_USECS (10 * USECS_PER_SEC)	/* read from the start this often */
-#define PRESENCE_ROUND_USECS (1500 * 1000)	/* presence_diff at most this often */
-#define TYPING_ROUND_USECS (250 * 1000) /* typing_stopped within this of its time */
+#define OUTBOX_SEQ_MARGIN 10000 /* how far behind the last seq a batch reads */
+#define OUTBOX_RESCAN_USECS (10 * USECS_PER_SEC)	/* read from the start
+													 * this often */
+#define PRESENCE_ROUND_USECS (1500 * 1000)	/* presence_diff at most this
+											 * often */
+#define TYPING_ROUND_USECS (250 * 1000) /* typing_stopped within this of its
+										 * time */
 
 /* Where the worker's loop stands between rounds. */
 typedef struct PubsubWorkerState
@@ -211,6 +215,7 @@ deliver_all(PubsubWorkerState *ws)
 			ereport(DEBUG1,
 					errmsg("pgapp is not installed in database %u; the pubsub delivery worker stops",
 						   ws->dboid));
+			pgapp_pubsub_outbox_leave();
 			proc_exit(0);
 		}
 		ws->busy = n > 1;
@@ -256,7 +261,8 @@ wait_for_work(PubsubWorkerState *ws)
 	ws->woken = (WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						   timeout, PG_WAIT_EXTENSION) & WL_LATCH_SET) != 0;
 	if (ws->woken)
-		ws->typing_active = true;	/* woken by a writer: typing may have started */
+		ws->typing_active = true;	/* woken by a writer: typing may have
+									 * started */
 }
 
 void
@@ -290,7 +296,11 @@ pgapp_pubsub_worker_main(Datum arg)
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
 		if (pgapp_pubsub_outbox_stop_requested())
-			proc_exit(0);		/* DROP DATABASE: the next writer elsewhere starts none here */
+		{
+			/* DROP DATABASE: the next writer elsewhere starts none here */
+			pgapp_pubsub_outbox_leave();
+			proc_exit(0);
+		}
 		if (ConfigReloadPending)
 		{
 			ConfigReloadPending = false;

@@ -14,7 +14,7 @@ q "SELECT pgapp.broadcast('orders:1', 'queued', jsonb_build_object('n', g), mode
 q "BEGIN; SELECT pgapp.broadcast('orders:1', 'queued', '{\"n\": 4}', mode => 'outbox'); COMMIT;" >/dev/null 2>&1
 check "the committed messages wait in the outbox" "$(q "SELECT count(*) FROM pgapp.outbox")" 4
 check "the worker that cannot start is a WARNING in the log, never an error to the writer" \
-    "$(grep -c 'WARNING:  could not start the pubsub delivery worker' "$LOG" | awk '{print ($1 > 0)}')" 1
+    "$(grep -c 'WARNING:  could not start background worker "pgapp pubsub"' "$LOG" | awk '{print ($1 > 0)}')" 1
 
 # a crash, then a start with room for workers
 pgctl -m immediate stop
