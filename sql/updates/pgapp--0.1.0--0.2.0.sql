@@ -64,6 +64,10 @@ BEGIN
                   WHERE m.name = rule ->> 'machine')),
                 'description', concat_ws(' ', prop ->> 'description',
                     format('Changes follow the status machine "%s".', rule ->> 'machine')));
+        ELSE
+            RAISE EXCEPTION 'a JSON Schema has nothing for a rule of kind "%"', kind
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'Kinds: length, number, inclusion, exclusion, format, future, transition.';
     END CASE;
 END
 $$;
@@ -174,6 +178,10 @@ DECLARE
     body_schema jsonb;
 BEGIN
     SELECT * INTO p FROM pg_catalog.pg_proc WHERE oid = fn;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'function with OID % does not exist', fn
+            USING ERRCODE = 'undefined_function';
+    END IF;
     -- input arguments, in order; the last pronargdefaults have defaults
     FOR arg IN
         SELECT a.name, a.typ, a.ord
@@ -224,6 +232,10 @@ DECLARE
     responses jsonb;
 BEGIN
     SELECT * INTO p FROM pg_catalog.pg_proc WHERE oid = fn;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'function with OID % does not exist', fn
+            USING ERRCODE = 'undefined_function';
+    END IF;
     IF p.prorettype = 'record'::regtype AND p.proargmodes IS NOT NULL THEN
         -- OUT / TABLE parameters make the row
         SELECT jsonb_build_object('type', 'object', 'properties',
@@ -275,6 +287,10 @@ DECLARE
     operations jsonb;
 BEGIN
     SELECT * INTO p FROM pg_catalog.pg_proc WHERE oid = fn;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'function with OID % does not exist', fn
+            USING ERRCODE = 'undefined_function';
+    END IF;
     -- the comment: summary line, description, optional @changeset tag
     cs_name := substring(fn_comment FROM '(?m)^@changeset[[:space:]]+([^[:space:]]+)[[:space:]]*$');
     summary := split_part(coalesce(fn_comment, ''), E'\n', 1);

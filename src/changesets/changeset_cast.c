@@ -63,8 +63,7 @@ cast_populate(Oid relid, const char *field, JsonbValue *value, JsonbValue **out)
 {
 	PgappJsonbBuilder b = {0};
 	Jsonb	   *arg;
-	char	   *relname = quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
-													 get_rel_name(relid));
+	char	   *relname = pgapp_qualified_relname(relid);
 	char	   *sql;
 	Oid			argtypes[2] = {JSONBOID, TEXTOID};
 	Datum		values[2];
