@@ -4,7 +4,7 @@
  *	  The error model: raise a PTnnn error or render the error body for
  *	  PostgREST, and count both in shared memory.
  *
- * One error, two renderings (../shared/API.md, "Conventions"):
+ * One error, two renderings (docs/errors.md; docs/reference.md, "Conventions"):
  *
  *	raise	ereport(ERROR) with SQLSTATE PTnnn, a readable MESSAGE, the JSON
  *			body in DETAIL and SCHEMA/TABLE/COLUMN filled where known.

@@ -19,7 +19,7 @@ SELECT p.oid, p.proname, p.oid::regprocedure::text AS sig, p.prosecdef, p.provol
                          'complete_job', 'fail_job', 'report_progress', 'prune_jobs', 'job_backoff'));
 
 ---------------------------------------------------------------------------
--- Signatures (API.md section 6)
+-- Signatures (docs/reference.md, Jobs)
 ---------------------------------------------------------------------------
 SELECT function_returns('pgapp', 'enqueue', ARRAY['text', 'regproc', 'jsonb', 'timestamp with time zone', 'integer',
     'integer', 'text[]', 'interval', 'interval'], 'bigint');
@@ -43,7 +43,7 @@ SELECT function_returns('pgapp', 'job_progress', ARRAY['numeric', 'text'], 'void
 SELECT is((SELECT provolatile::text FROM pg_proc WHERE oid = 'pgapp.job_progress(numeric,text)'::regprocedure), 'v',
     'job_progress is VOLATILE');
 SELECT function_returns('pgapp', 'job_backoff', ARRAY['integer', 'integer', 'double precision'], 'interval');
--- named arguments (PostgREST) and the defaults that make API.md's short calls work,
+-- named arguments (PostgREST) and the defaults that make the short calls work,
 -- e.g. pgapp.fetch_jobs(queue, n) and pgapp.create_queue(name, concurrency)
 SELECT results_eq(
     $$SELECT proname::text COLLATE "default", array_to_string(proargnames, ',') COLLATE "default", pronargdefaults::integer
@@ -391,7 +391,7 @@ SELECT is(pgapp.complete_job(id, '{"by": 1}', attempt), false,
 SELECT is(pgapp.fail_job(id, 'late', attempt), false,
     'fail_job with the first fetch''s attempt is refused') FROM tap_fetch1;
 SELECT is(pgapp.heartbeat(ARRAY[id]), ARRAY[id],
-    'heartbeat without attempts holds any fetched job, as API.md''s short call') FROM tap_fetch1;
+    'heartbeat without attempts holds any fetched job (the short call)') FROM tap_fetch1;
 SELECT is(pgapp.complete_job(id, '{"by": 2}', attempt), true,
     'complete_job with the current attempt completes the job') FROM tap_fetch2;
 SELECT results_eq($$SELECT state::text, result, jsonb_array_length(errors) FROM pgapp.job

@@ -1,6 +1,6 @@
 \set ECHO none
 -- test/security/postgrest_request.sql: one PostgREST request, replayed as
--- /work/shared/POSTGREST.md describes it (included by the security files
+-- PostgREST runs it (included by the security files
 -- with \i; not a test of its own).  Set :headers (request.headers, JSON)
 -- first.  One transaction: BEGIN READ ONLY (a GET), the role and the
 -- request.* settings, the db-pre-request hook, the main query, then what

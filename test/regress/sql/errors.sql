@@ -110,7 +110,7 @@ SELECT current_setting('request.method') = '' AS method_empty, pgapp.error_mode(
 ---------------------------------------------------------------------------
 -- A PostgREST RPC in return mode: the function undoes its own writes, reports
 -- 422 with a Phoenix body, and the transaction commits with nothing written.
--- This reproduces PostgREST's per-request SQL (../shared/POSTGREST.md).
+-- This reproduces the SQL PostgREST runs for one request (see example_tasks).
 ---------------------------------------------------------------------------
 CREATE ROLE pgapp_web_anon NOLOGIN;
 GRANT SELECT, INSERT ON task TO pgapp_web_anon;

@@ -1,7 +1,7 @@
 --
 -- example_tasks: examples/tasks.sql, exercised the way PostgREST calls it.
 --
--- Each request reproduces PostgREST's per-request SQL (../shared/POSTGREST.md):
+-- Each request reproduces the SQL PostgREST runs for one request:
 -- one transaction, SET LOCAL ROLE from the JWT role, request.* settings, the
 -- call with named arguments, then response.status is read and the
 -- transaction commits.

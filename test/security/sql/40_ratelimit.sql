@@ -81,7 +81,7 @@ SET ROLE sec_victim;
 SELECT allowed AS still_denied FROM pgapp.check_rate('login:carol', 2, 86400);
 RESET ROLE;
 
--- E. PostgREST requests, replayed as POSTGREST.md says: one transaction,
+-- E. PostgREST requests, replayed as PostgREST runs them: one transaction,
 --    SET LOCAL ROLE, request.* settings, the db-pre-request hook, the main
 --    query, then response.status and response.headers
 --    (test/security/postgrest_request.sql).  Anonymous callers may make two
