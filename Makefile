@@ -9,7 +9,7 @@
 EXTENSION    = pgapp
 EXTVERSION   = $(shell sed -n "s/^default_version *= *'\(.*\)'/\1/p" $(srcdir)/$(EXTENSION).control)
 MODULE_big   = pgapp
-# Every .c under src/ (src/pgapp.c and the feature folders of LAYOUT.md).
+# Every .c under src/ (src/pgapp.c and one folder per feature: README.md, "Layout").
 OBJS         = $(patsubst $(srcdir)/%.c,%.o,$(sort $(wildcard $(srcdir)/src/*.c $(srcdir)/src/*/*.c)))
 
 # The install script of the current version (default_version in
@@ -88,7 +88,7 @@ pgtap:
 	pg_prove --verbose test/pgtap/*.sql
 
 # scripts/check-layout: file and function sizes, the include layering, SQL C
-# symbols and setting names (LAYOUT.md 6.9).  scripts/pgindent: PostgreSQL's
+# symbols and setting names (README.md, "Layout").  scripts/pgindent: PostgreSQL's
 # style through pg_bsd_indent with src/typedefs.list, which
 # scripts/gen-typedefs regenerates from our sources and the server headers.
 .PHONY: check-layout pgindent typedefs

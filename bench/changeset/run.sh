@@ -3,7 +3,7 @@
 # trigger, through the same rules written as a PL/pgSQL trigger, and with no
 # validation, in the same run, on a temporary cluster of its own.
 #
-#   make -C /work/main install && bash bench/changeset/run.sh
+#   make install && bash bench/changeset/run.sh      (from the checkout)
 #
 # Steps: initdb + start (port 55433, shared_preload_libraries = 'pgapp',
 # fsync and synchronous_commit at their defaults), schema.sql, check.sql
