@@ -22,7 +22,11 @@
  * Shared state: one counter pair per status 400..599, counting raised and
  * returned reports since the last reset.  The counters are atomics, so no
  * lock is taken; a reset zeroes them one by one, and a report racing with it
- * may survive the reset, as with pg_stat_statements_reset().
+ * may survive the reset, as with pg_stat_statements_reset().  Reports count
+ * at once, whatever becomes of their transaction; a reset is transactional:
+ * it happens when the transaction that asked for it commits (xact_defer.c),
+ * not if it rolls back, and a transaction that asked for one cannot be
+ * prepared.
  *
  * src/core/error.c
  *
@@ -48,6 +52,7 @@
 #include "core/error.h"
 #include "core/json_util.h"
 #include "core/util.h"
+#include "core/xact_defer.h"
 
 #define ERROR_STATUS_COUNT (PGAPP_MAX_ERROR_STATUS - PGAPP_MIN_ERROR_STATUS + 1)
 
@@ -67,6 +72,8 @@ static const char *error_status(void);
 static const char *default_message(int status);
 static char *build_message(const PgappError *err);
 static void count_report(int status, bool raised);
+static void reset_at_commit(List *args);
+static void refuse_prepare(List *args);
 
 const PgappModule pgapp_error_module = {
 	.name = "errors",
@@ -381,21 +388,48 @@ pgapp_error_stats(PG_FUNCTION_ARGS)
 }
 
 /*
- * pgapp.error_stats_reset() -> timestamptz (admin only, by GRANT).
+ * pgapp.error_stats_reset() -> timestamptz (admin only, by GRANT): the time
+ * of the call.  The counters are zeroed, and stats_reset set to the time of
+ * the commit, when the calling transaction commits; a rollback (of it, or of
+ * the savepoint around the call) resets nothing.
  */
 Datum
 pgapp_error_stats_reset(PG_FUNCTION_ARGS)
 {
-	TimestampTz now = GetCurrentTimestamp();
-
 	pgapp_require_shmem(error_stats, "pgapp.error_stats_reset()");
+	pgapp_xact_defer(PGAPP_XACT_COMMIT, reset_at_commit, NULL);
+	pgapp_xact_defer(PGAPP_XACT_PRE_COMMIT, refuse_prepare, NULL);
+	PG_RETURN_TIMESTAMPTZ(GetCurrentTimestamp());
+}
+
+/*
+ * After commit (a PGAPP_XACT_COMMIT action, once however many resets the
+ * transaction asked for): zero the counters.  Atomic writes only, so it
+ * cannot fail.
+ */
+static void
+reset_at_commit(List *args)
+{
 	for (int i = 0; i < ERROR_STATUS_COUNT; i++)
 	{
 		pg_atomic_write_u64(&error_stats->raised[i], 0);
 		pg_atomic_write_u64(&error_stats->returned[i], 0);
 	}
-	pg_atomic_write_u64(&error_stats->stats_reset, (uint64) now);
-	PG_RETURN_TIMESTAMPTZ(now);
+	pg_atomic_write_u64(&error_stats->stats_reset, (uint64) GetCurrentTimestamp());
+}
+
+/*
+ * Before commit or prepare (a PGAPP_XACT_PRE_COMMIT action): the reset of a
+ * prepared transaction would be due at a COMMIT PREPARED that this backend
+ * may never see, so refuse to prepare it.
+ */
+static void
+refuse_prepare(List *args)
+{
+	if (pgapp_xact_preparing())
+		ereport(ERROR,
+				errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				errmsg("cannot PREPARE a transaction that has reset pgapp.error_stats"));
 }
 
 /*

@@ -196,6 +196,42 @@ SELECT pgapp.error_stats_reset() <= now() + interval '1 hour' AS reset_by_admin;
 RESET ROLE;
 SELECT count(*) AS rows_after_reset FROM pgapp.error_stats;
 
+-- a reset happens when its transaction commits: a rolled-back transaction,
+-- a savepoint rolled back and a refused PREPARE keep the counters; a released
+-- savepoint's reset counts at the commit; the counters are seen unchanged
+-- until then, by the resetting session too
+SELECT * FROM pg_temp.show($$ SELECT pgapp.report_error(409, '{}') $$);
+SELECT stats_reset AS reset_before FROM pgapp.error_stats \gset
+BEGIN;
+SELECT pgapp.error_stats_reset() IS NOT NULL AS reset_called;
+SELECT status, raised, returned FROM pgapp.error_stats ORDER BY status;
+ROLLBACK;
+SELECT status, raised, returned, stats_reset = :'reset_before' AS same_reset_time
+  FROM pgapp.error_stats ORDER BY status;
+BEGIN;
+SAVEPOINT s;
+SELECT pgapp.error_stats_reset() IS NOT NULL AS reset_called;
+ROLLBACK TO SAVEPOINT s;
+COMMIT;
+SELECT status, raised, returned FROM pgapp.error_stats ORDER BY status;
+DO $$ BEGIN PERFORM pgapp.error_stats_reset(); RAISE division_by_zero; END $$;
+SELECT status, raised, returned FROM pgapp.error_stats ORDER BY status;
+BEGIN;
+SELECT pgapp.error_stats_reset() IS NOT NULL AS reset_called;
+PREPARE TRANSACTION 'pgapp_reset_prepared';
+SELECT count(*) AS prepared FROM pg_prepared_xacts WHERE gid = 'pgapp_reset_prepared';
+SELECT status, raised, returned FROM pgapp.error_stats ORDER BY status;
+BEGIN;
+SAVEPOINT s;
+SELECT pgapp.error_stats_reset() IS NOT NULL AS reset_called;
+RELEASE SAVEPOINT s;
+SELECT status, raised, returned FROM pgapp.error_stats ORDER BY status;
+COMMIT;
+SELECT count(*) AS rows_after_commit FROM pgapp.error_stats;
+SELECT * FROM pg_temp.show($$ SELECT pgapp.report_error(409, '{}') $$);
+SELECT status, raised, returned, stats_reset > :'reset_before' AS reset_time_moved
+  FROM pgapp.error_stats ORDER BY status;
+
 DROP FUNCTION create_task(int, text);
 DROP TABLE task;
 DROP ROLE pgapp_web_anon;
