@@ -14,7 +14,6 @@
 #ifndef PGAPP_CHANGESET_H
 #define PGAPP_CHANGESET_H
 
-#include "fmgr.h"
 #include "nodes/pg_list.h"
 #include "utils/jsonb.h"
 
@@ -22,9 +21,13 @@
 
 extern const PgappModule pgapp_changesets_module;
 
-/* pgapp.insert(cs) and pgapp.update(cs) (changeset_write.c), for Multi */
-extern Datum pgapp_insert(PG_FUNCTION_ARGS);
-extern Datum pgapp_update(PG_FUNCTION_ARGS);
+/*
+ * pgapp.insert(cs) and pgapp.update(cs) for Multi (changeset_write.c): the
+ * row; an invalid changeset, a mapped constraint or a missing row is raised
+ * (PT422, PT404) whatever pgapp.error_mode says.
+ */
+extern Jsonb *pgapp_changeset_insert(Jsonb *cs);
+extern Jsonb *pgapp_changeset_update(Jsonb *cs);
 
 /* changeset_multi.c: what Multi uses */
 extern void pgapp_changeset_check(Jsonb *cs);

@@ -38,6 +38,7 @@
 #include "utils/rel.h"
 #include "utils/relcache.h"
 
+#include "changeset.h"
 #include "changeset_int.h"
 #include "changeset_read.h"
 #include "core/error.h"
@@ -50,6 +51,7 @@ typedef struct WriteState
 	Oid			relid;
 	JsonbValue	changes;		/* the "changes" object */
 	List	   *columns;		/* char *, the changed columns */
+	bool		force_raise;	/* raise errors whatever pgapp.error_mode says */
 } WriteState;
 
 /* Every key of changes is a permitted column: pgapp_cs_read checked it. */
@@ -236,7 +238,7 @@ map_write_error(WriteState *ws, ErrorData *edata)
 		{
 			add_trigger_errors(errs, &errors);
 			return pgapp_cs_report(pgapp_cs_errors_body(&errors), ws->relid,
-								   pgapp_cs_first_error_field(&errors), false);
+								   pgapp_cs_first_error_field(&errors), ws->force_raise);
 		}
 		rethrow_cut(edata);
 	}
@@ -259,7 +261,7 @@ map_write_error(WriteState *ws, ErrorData *edata)
 								   &field, &message))
 			{
 				pgapp_cs_add_error(&errors, field, message);
-				return pgapp_cs_report(pgapp_cs_errors_body(&errors), ws->relid, field, false);
+				return pgapp_cs_report(pgapp_cs_errors_body(&errors), ws->relid, field, ws->force_raise);
 			}
 		}
 	}
@@ -294,9 +296,9 @@ run_write(WriteState *ws, const char *sql, int nargs, Oid *argtypes, Datum *args
 
 		if ((ret = SPI_connect()) != SPI_OK_CONNECT)
 			elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
-		ret = SPI_execute_with_args(sql, nargs, argtypes, args, NULL, false, 0);
+		ret = pgapp_spi_execute_cached(sql, nargs, argtypes, args, NULL, false, 0);
 		if (ret != SPI_OK_INSERT_RETURNING && ret != SPI_OK_UPDATE_RETURNING)
-			elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(ret));
+			elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(ret));
 		if (SPI_processed > 1)
 			elog(ERROR, "write changed %lu rows, expected at most one", (unsigned long) SPI_processed);
 		if (SPI_processed == 1)
@@ -323,9 +325,10 @@ run_write(WriteState *ws, const char *sql, int nargs, Oid *argtypes, Datum *args
 }
 
 static void
-prepare_write(WriteState *ws, Jsonb *cs)
+prepare_write(WriteState *ws, Jsonb *cs, bool force_raise)
 {
 	memset(ws, 0, sizeof(WriteState));
+	ws->force_raise = force_raise;
 	pgapp_cs_read(cs, &ws->read);
 	ws->cs = cs;
 	ws->relid = ws->read.relid;
@@ -341,7 +344,7 @@ report_invalid(WriteState *ws)
 
 	load_errors(ws, &errors);
 	return pgapp_cs_report(pgapp_cs_errors_body(&errors), ws->relid,
-						   pgapp_cs_first_error_field(&errors), false);
+						   pgapp_cs_first_error_field(&errors), ws->force_raise);
 }
 
 static char *
@@ -365,11 +368,11 @@ set_response_status(const char *status)
 }
 
 /*
- * pgapp.insert(cs) -> jsonb
+ * Insert a changeset's changes: the row, or the error body (return mode).
+ * force_raise raises errors whatever pgapp.error_mode says (Multi).
  */
-PG_FUNCTION_INFO_V1(pgapp_insert);
-Datum
-pgapp_insert(PG_FUNCTION_ARGS)
+static Jsonb *
+write_insert(Jsonb *cs, bool force_raise)
 {
 	WriteState	ws;
 	char	   *rel;
@@ -379,13 +382,9 @@ pgapp_insert(PG_FUNCTION_ARGS)
 	Jsonb	   *row;
 	Jsonb	   *error_body;
 
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				errmsg("changeset must not be null"));
-	prepare_write(&ws, PG_GETARG_JSONB_P(0));
+	prepare_write(&ws, cs, force_raise);
 	if (!ws.read.valid)
-		PG_RETURN_JSONB_P(report_invalid(&ws));
+		return report_invalid(&ws);
 	pgapp_jsonb_foreach(ws.read.changes, check_change_fits, &ws);
 
 	rel = pgapp_qualified_relname(ws.relid);
@@ -398,11 +397,33 @@ pgapp_insert(PG_FUNCTION_ARGS)
 	args[0] = JsonbPGetDatum(pgapp_jsonb_from_value(&ws.changes));
 	row = run_write(&ws, sql, ws.columns == NIL ? 0 : 1, argtypes, args, &error_body);
 	if (error_body != NULL)
-		PG_RETURN_JSONB_P(error_body);
+		return error_body;
 	if (row == NULL)
 		elog(ERROR, "INSERT returned no row");
-	set_response_status("201");
-	PG_RETURN_JSONB_P(row);
+	if (!force_raise)
+		set_response_status("201");
+	return row;
+}
+
+/* pgapp_insert for Multi: errors are raised. */
+Jsonb *
+pgapp_changeset_insert(Jsonb *cs)
+{
+	return write_insert(cs, true);
+}
+
+/*
+ * pgapp.insert(cs) -> jsonb
+ */
+PG_FUNCTION_INFO_V1(pgapp_insert);
+Datum
+pgapp_insert(PG_FUNCTION_ARGS)
+{
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				errmsg("changeset must not be null"));
+	PG_RETURN_JSONB_P(write_insert(PG_GETARG_JSONB_P(0), false));
 }
 
 /* The primary key columns of relid (22023 when it has none). */
@@ -464,7 +485,7 @@ primary_key_condition(Oid relid, JsonbValue *data)
 
 /* The 404 of pgapp.update when no row matches the changeset's data. */
 static Jsonb *
-report_not_found(Oid relid)
+report_not_found(Oid relid, bool force_raise)
 {
 	PgappError	err = {0};
 
@@ -474,15 +495,16 @@ report_not_found(Oid relid)
 	err.message = psprintf("no row of \"%s\" matches the changeset's data", get_rel_name(relid));
 	err.table_name = get_rel_name(relid);
 	err.schema_name = get_namespace_name(get_rel_namespace(relid));
-	return pgapp_error_report(&err, false);
+	return pgapp_error_report(&err, force_raise);
 }
 
 /*
- * pgapp.update(cs) -> jsonb: by the primary key of the changeset's data.
+ * Update a changeset's row (by the primary key of its data) with its
+ * changes: the row, or the error body (return mode).  force_raise as for
+ * write_insert.
  */
-PG_FUNCTION_INFO_V1(pgapp_update);
-Datum
-pgapp_update(PG_FUNCTION_ARGS)
+static Jsonb *
+write_update(Jsonb *cs, bool force_raise)
 {
 	WriteState	ws;
 	JsonbValue *data;
@@ -496,11 +518,7 @@ pgapp_update(PG_FUNCTION_ARGS)
 	Jsonb	   *row;
 	Jsonb	   *error_body;
 
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				errmsg("changeset must not be null"));
-	prepare_write(&ws, PG_GETARG_JSONB_P(0));
+	prepare_write(&ws, cs, force_raise);
 	data = pgapp_jsonb_get_key(ws.cs, "data");
 	if (ws.read.data == NULL)
 		ereport(ERROR,
@@ -508,11 +526,10 @@ pgapp_update(PG_FUNCTION_ARGS)
 				errmsg("changeset has no data to update"),
 				errhint("Build it with the current row, e.g. pgapp.changeset('task_update', params, to_jsonb(t))."));
 	if (!ws.read.valid)
-		PG_RETURN_JSONB_P(report_invalid(&ws));
+		return report_invalid(&ws);
 	pgapp_jsonb_foreach(ws.read.changes, check_change_fits, &ws);
 	if (ws.columns == NIL)
-		PG_RETURN_JSONB_P(pgapp_jsonb_from_value(data));	/* no changes, no write
-															 * (as Ecto) */
+		return pgapp_jsonb_from_value(data);	/* no changes, no write (as Ecto) */
 
 	where = primary_key_condition(ws.relid, data);
 	relname = pgapp_qualified_relname(ws.relid);
@@ -529,8 +546,29 @@ pgapp_update(PG_FUNCTION_ARGS)
 	args[1] = JsonbPGetDatum(pgapp_jsonb_from_value(data));
 	row = run_write(&ws, sql, 2, argtypes, args, &error_body);
 	if (error_body != NULL)
-		PG_RETURN_JSONB_P(error_body);
+		return error_body;
 	if (row == NULL)
-		PG_RETURN_JSONB_P(report_not_found(ws.relid));
-	PG_RETURN_JSONB_P(row);
+		return report_not_found(ws.relid, force_raise);
+	return row;
+}
+
+/* pgapp_update for Multi: errors are raised. */
+Jsonb *
+pgapp_changeset_update(Jsonb *cs)
+{
+	return write_update(cs, true);
+}
+
+/*
+ * pgapp.update(cs) -> jsonb: by the primary key of the changeset's data.
+ */
+PG_FUNCTION_INFO_V1(pgapp_update);
+Datum
+pgapp_update(PG_FUNCTION_ARGS)
+{
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				errmsg("changeset must not be null"));
+	PG_RETURN_JSONB_P(write_update(PG_GETARG_JSONB_P(0), false));
 }

@@ -562,3 +562,99 @@ pgapp_jsonb_type_name(const JsonbValue *v)
 			return "another JSON value";
 	}
 }
+
+/*
+ * Containers copied as they are, without unpacking them.
+ *
+ * pushJsonbValue unpacks a container it is given and the result is encoded
+ * again, token by token: appending one element to a long array that way
+ * costs as much as building the array.  A container's encoding does not
+ * depend on where it sits, as long as it starts 4-byte aligned (the
+ * offsets in it are relative to its own start), so an array of containers
+ * can be assembled by copying their bytes, as convertJsonbArray would
+ * place them: each element padded to a 4-byte boundary (the padding counts
+ * in the element's length), and every JB_OFFSET_STRIDE-th entry holding the
+ * end offset instead of the length.
+ */
+
+/* Append one container child: padding, bytes; returns its length. */
+static int
+raw_append_container(StringInfo buf, const JsonbValue *v)
+{
+	int			start = buf->len;
+
+	while (buf->len % sizeof(uint32) != 0)
+		appendStringInfoCharMacro(buf, '\0');
+	appendBinaryStringInfo(buf, (const char *) v->val.binary.data, v->val.binary.len);
+	return buf->len - start;
+}
+
+/* Store entry i of a container's entries (at jentries) with length len. */
+static void
+raw_set_entry(StringInfo buf, int jentries, int i, uint32 type, int len, int *total)
+{
+	JEntry		meta;
+
+	*total += len;
+	if (*total > JENTRY_OFFLENMASK)
+		ereport(ERROR,
+				errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				errmsg("total size of jsonb array elements exceeds the maximum of %d bytes",
+					   JENTRY_OFFLENMASK));
+	meta = (i % JB_OFFSET_STRIDE) == 0 ? (type | (uint32) *total | JENTRY_HAS_OFF) : (type | (uint32) len);
+	memcpy(buf->data + jentries + i * sizeof(JEntry), &meta, sizeof(JEntry));
+}
+
+/* Append an array container of the containers elems[0..n-1] to buf. */
+static void
+raw_append_array(StringInfo buf, int n, JsonbValue **elems)
+{
+	uint32		header = (uint32) n | JB_FARRAY;
+	int			jentries;
+	int			total = 0;
+
+	while (buf->len % sizeof(uint32) != 0)
+		appendStringInfoCharMacro(buf, '\0');
+	appendBinaryStringInfo(buf, (const char *) &header, sizeof(uint32));
+	jentries = buf->len;
+	for (int i = 0; i < n; i++)
+		appendBinaryStringInfo(buf, "\0\0\0\0", sizeof(JEntry));
+	for (int i = 0; i < n; i++)
+	{
+		if (elems[i]->type != jbvBinary)
+			elog(ERROR, "raw jsonb array elements must be containers");
+		raw_set_entry(buf, jentries, i, JENTRY_ISCONTAINER, raw_append_container(buf, elems[i]), &total);
+	}
+}
+
+/*
+ * {key: [elems...]}, the elements (containers, jbvBinary) copied without
+ * being unpacked.
+ */
+Jsonb *
+pgapp_jsonb_object_of_array(const char *key, int n, JsonbValue **elems)
+{
+	StringInfoData buf;
+	uint32		header = 1 | JB_FOBJECT;
+	int			jentries;
+	int			total = 0;
+	int			keylen = strlen(key);
+	int			start;
+	Jsonb	   *out;
+
+	if (n > JB_CMASK)
+		elog(ERROR, "too many jsonb array elements");
+	initStringInfo(&buf);
+	appendBinaryStringInfo(&buf, "\0\0\0\0", VARHDRSZ);
+	appendBinaryStringInfo(&buf, (const char *) &header, sizeof(uint32));
+	jentries = buf.len;
+	appendBinaryStringInfo(&buf, "\0\0\0\0\0\0\0\0", 2 * sizeof(JEntry));
+	appendBinaryStringInfo(&buf, key, keylen);
+	raw_set_entry(&buf, jentries, 0, JENTRY_ISSTRING, keylen, &total);
+	start = buf.len;
+	raw_append_array(&buf, n, elems);
+	raw_set_entry(&buf, jentries, 1, JENTRY_ISCONTAINER, buf.len - start, &total);
+	out = (Jsonb *) buf.data;
+	SET_VARSIZE(out, buf.len);
+	return out;
+}

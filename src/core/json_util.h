@@ -125,4 +125,10 @@ extern void pgapp_jsonb_add_value(PgappJsonbBuilder *b, JsonbValue *value);
 extern void pgapp_jsonb_add_jsonb(PgappJsonbBuilder *b, Jsonb *value);
 extern Jsonb *pgapp_jsonb_finish(PgappJsonbBuilder *b);
 
+/*
+ * {key: [elems...]} with the elements (containers) copied byte for byte,
+ * not unpacked and encoded again: appending to a long array stays cheap.
+ */
+extern Jsonb *pgapp_jsonb_object_of_array(const char *key, int n, JsonbValue **elems);
+
 #endif							/* PGAPP_JSON_UTIL_H */

@@ -55,6 +55,15 @@ extern void pgapp_spi_select_as_owner(const char *sql, const char *name);
 extern int	pgapp_spi_execute_as_owner(const char *sql, int nargs, Oid *argtypes,
 									   Datum *args, const char *nulls);
 extern void pgapp_restore_user(PgappOwnerSwitch *sw);
+
+/*
+ * SPI_execute_with_args with the statement's plan prepared once per backend
+ * and kept (spi_cache.c): for the statements pgapp builds from catalog
+ * names, which repeat.  The caller is connected to SPI.
+ */
+extern int	pgapp_spi_execute_cached(const char *sql, int nargs, Oid *argtypes,
+									 Datum *args, const char *nulls, bool read_only,
+									 long count);
 extern Oid	pgapp_schema_oid(void);
 
 /* Argument n as a C string; 22004 naming what when it is NULL. */

@@ -5,11 +5,12 @@
  *	  multi_update_all, multi_run, multi_put, multi_append, multi_merge and
  *	  multi_names: the builders of a multi.
  *
- * Each builder reads the multi it is given (pgapp_multi_read checks all
- * of it), checks the new step as pgapp.transact will (its name is unique,
- * its references name earlier steps, its table, columns and function
- * exist and the caller may execute the function) and returns a new multi
- * with the step appended.  Nothing is written: the steps run in
+ * Each builder takes the step names of the multi it is given, checks the
+ * new step as pgapp.transact will (its name is unique, its references name
+ * earlier steps, its table, columns and function exist and the caller may
+ * execute the function) and returns a new multi with the step appended.
+ * The earlier steps are not checked again (that would make building a
+ * multi quadratic): pgapp.transact checks every step before it runs any.  Nothing is written: the steps run in
  * pgapp.transact.  The builders are not STRICT: a NULL argument is 22004,
  * never a NULL multi that would silently drop the steps built so far.
  *
@@ -46,15 +47,29 @@ required_arg(FunctionCallInfo fcinfo, int n, const char *what)
 	return PG_GETARG_DATUM(n);
 }
 
-/* The steps of a multi as a JSON array builder's contents. */
-static void
-add_steps(PgappJsonbBuilder *b, Jsonb *m)
+/*
+ * The steps of m (containers, pointing into m) appended to *steps; n
+ * counts them.
+ */
+static JsonbValue **
+collect_steps(Jsonb *m, JsonbValue **steps, int *n)
 {
-	JsonbValue *steps = pgapp_jsonb_get_key(m, "steps");
-	int			n = pgapp_jsonb_array_length(steps);
+	JsonbValue *arr = pgapp_jsonb_get_key(m, "steps");
+	int			k = pgapp_jsonb_array_length(arr);
 
-	for (int i = 0; i < n; i++)
-		pgapp_jsonb_add_value(b, pgapp_jsonb_array_get(steps, i));
+	steps = steps ? repalloc(steps, sizeof(JsonbValue *) * (*n + k + 1))
+		: palloc(sizeof(JsonbValue *) * (k + 1));
+	for (int i = 0; i < k; i++)
+	{
+		JsonbValue *step = pgapp_jsonb_array_get(arr, i);
+
+		if (step->type != jbvBinary)
+			ereport(ERROR,
+					errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					errmsg("multi is malformed: step %d is not an object", i + 1));
+		steps[(*n)++] = step;
+	}
+	return steps;
 }
 
 /*
@@ -66,13 +81,14 @@ static Jsonb *
 append_step(Jsonb *m, const char *name, MultiOp op,
 			const char *key, Jsonb *value, const char *key2, Jsonb *value2)
 {
-	List	   *steps = pgapp_multi_read(m, NIL);
+	List	   *names = pgapp_multi_quick_names(m);
 	PgappJsonbBuilder sb = {0};
-	PgappJsonbBuilder b = {0};
 	Jsonb	   *step;
 	JsonbValue	sv;
+	JsonbValue **steps;
+	int			n = 0;
 
-	if (list_length(steps) >= MULTI_MAX_STEPS)
+	if (pgapp_jsonb_array_length(pgapp_jsonb_get_key(m, "steps")) >= MULTI_MAX_STEPS)
 		ereport(ERROR,
 				errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				errmsg("multi has too many steps"),
@@ -99,19 +115,13 @@ append_step(Jsonb *m, const char *name, MultiOp op,
 	sv.type = jbvBinary;
 	sv.val.binary.data = &step->root;
 	sv.val.binary.len = VARSIZE(step) - VARHDRSZ;
-	(void) pgapp_multi_read_step(&sv, steps, NIL, list_length(steps));
+	(void) pgapp_multi_read_step(&sv, NIL, names, list_length(names));
 
-	pgapp_jsonb_begin_object(&b);
-	pgapp_jsonb_key(&b, "steps");
-	pgapp_jsonb_begin_array(&b);
-	add_steps(&b, m);
-	pgapp_jsonb_add_jsonb(&b, step);
-	pgapp_jsonb_end_array(&b);
-	pgapp_jsonb_end_object(&b);
-	return pgapp_jsonb_finish(&b);
+	steps = collect_steps(m, NULL, &n);
+	steps[n++] = &sv;
+	return pgapp_jsonb_object_of_array("steps", n, steps);
 }
 
-/* A JSON string. */
 static Jsonb *
 json_string(const char *s)
 {
@@ -267,17 +277,14 @@ pgapp_multi_append(PG_FUNCTION_ARGS)
 	Jsonb	   *m1 = pgapp_multi_arg(fcinfo, 0);
 	Jsonb	   *m2 = pgapp_multi_arg(fcinfo, 1);
 	List	   *first = pgapp_multi_read(m1, NIL);
-	PgappJsonbBuilder b = {0};
+
+	JsonbValue **steps;
+	int			n = 0;
 
 	(void) pgapp_multi_read(m2, pgapp_multi_step_names(first));
-	pgapp_jsonb_begin_object(&b);
-	pgapp_jsonb_key(&b, "steps");
-	pgapp_jsonb_begin_array(&b);
-	add_steps(&b, m1);
-	add_steps(&b, m2);
-	pgapp_jsonb_end_array(&b);
-	pgapp_jsonb_end_object(&b);
-	PG_RETURN_JSONB_P(pgapp_jsonb_finish(&b));
+	steps = collect_steps(m1, NULL, &n);
+	steps = collect_steps(m2, steps, &n);
+	PG_RETURN_JSONB_P(pgapp_jsonb_object_of_array("steps", n, steps));
 }
 
 /* pgapp.multi_names(m) -> text[]: the step names, in order. */

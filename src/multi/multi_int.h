@@ -69,6 +69,7 @@ typedef struct MultiFailure
 /* multi_read.c */
 extern const char *pgapp_multi_op_name(MultiOp op);
 extern List *pgapp_multi_read(Jsonb *m, List *known_names);
+extern List *pgapp_multi_quick_names(Jsonb *m);
 extern MultiStep *pgapp_multi_read_step(JsonbValue *step, List *steps, List *known_names, int index);
 extern Jsonb *pgapp_multi_arg(FunctionCallInfo fcinfo, int n);
 extern void pgapp_multi_check_name(const char *name, List *steps, List *known_names);

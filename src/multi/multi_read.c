@@ -427,6 +427,34 @@ pgapp_multi_read_step(JsonbValue *step, List *steps, List *known_names, int inde
 }
 
 /*
+ * The step names of a multi (char *), merges left out, without checking
+ * the steps (the builders: pgapp.transact checks every step).
+ */
+List *
+pgapp_multi_quick_names(Jsonb *m)
+{
+	JsonbValue *steps = pgapp_jsonb_get_key(m, "steps");
+	int			n = steps ? pgapp_jsonb_array_length(steps) : -1;
+	List	   *names = NIL;
+
+	if (n < 0)
+		bad_multi(NULL, "it has no \"steps\" array");
+	for (int i = 0; i < n; i++)
+	{
+		JsonbValue *step = pgapp_jsonb_array_get(steps, i);
+		char	   *name;
+
+		CHECK_FOR_INTERRUPTS();
+		if (!pgapp_jsonb_value_is_object(step))
+			bad_multi(NULL, psprintf("step %d is not an object", i + 1));
+		name = pgapp_jsonb_value_cstring(pgapp_jsonb_get(step->val.binary.data, "name"));
+		if (name != NULL)
+			names = lappend(names, name);
+	}
+	return names;
+}
+
+/*
  * Read and check a multi: its steps (MultiStep *), in order.  known_names
  * (char *) are names taken before it (the steps already run, for a merge),
  * which its steps may reference and must not reuse.

@@ -27,7 +27,6 @@
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
-#include "utils/guc.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/regproc.h"
@@ -103,8 +102,8 @@ collect_ref_field(const char *key, int keylen, JsonbValue *value, void *arg)
 }
 
 /*
- * insert / update: the changeset with its references resolved, written by
- * pgapp.insert or pgapp.update in raise mode (so that an invalid changeset,
+ * insert / update: the changeset with its references resolved, written as
+ * pgapp.insert or pgapp.update write it, but raising (an invalid changeset,
  * a mapped constraint or a missing row is raised as PT422 / PT404 with its
  * body, which pgapp.transact maps like any raised error).
  */
@@ -113,7 +112,6 @@ run_write(MultiStep *s, List *results, MultiFailure *fail)
 {
 	Jsonb	   *cs = pgapp_jsonb_from_value(s->arg);
 	JsonbValue *params = pgapp_jsonb_get(s->arg->val.binary.data, "params");
-	int			nest;
 	Jsonb	   *row;
 
 	if (params != NULL && pgapp_multi_has_refs(params))
@@ -126,12 +124,10 @@ run_write(MultiStep *s, List *results, MultiFailure *fail)
 		if (cs == NULL)
 			return fail_with(fail, 422, invalid_field(bad));
 	}
-	nest = NewGUCNestLevel();
-	(void) set_config_option("pgapp.error_mode", "raise", PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
-	row = DatumGetJsonbP(DirectFunctionCall1(s->op == MULTI_INSERT ? pgapp_insert : pgapp_update,
-											 JsonbPGetDatum(cs)));
-	AtEOXact_GUC(true, nest);
+	if (s->op == MULTI_INSERT)
+		row = pgapp_changeset_insert(cs);
+	else
+		row = pgapp_changeset_update(cs);
 	return row;
 }
 
@@ -198,7 +194,7 @@ spi_rows(const char *sql, int nargs, Oid *argtypes, Datum *args, uint64 *count)
 
 	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
-	ret = SPI_execute_with_args(sql, nargs, argtypes, args, NULL, false, 0);
+	ret = pgapp_spi_execute_cached(sql, nargs, argtypes, args, NULL, false, 0);
 	if (ret != SPI_OK_INSERT_RETURNING && ret != SPI_OK_UPDATE_RETURNING &&
 		ret != SPI_OK_DELETE_RETURNING)
 		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(ret));
