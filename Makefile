@@ -15,7 +15,7 @@ OBJS         = $(patsubst $(srcdir)/%.c,%.o,$(sort $(wildcard $(srcdir)/src/*.c 
 # The install script of the current version (default_version in
 # pgapp.control) is built from its parts, in this order (dependencies
 # first); it is git-ignored and removed by make clean.
-SQL_PARTS    = 00_header 10_core 20_error 30_machines 40_changesets 50_queries 60_ratelimit \
+SQL_PARTS    = 00_header 10_core 20_error 30_machines 40_changesets 50_queries 55_multi 60_ratelimit \
                70_pubsub 71_presence 80_jobs 80_jobs_control 81_jobs_external 82_jobs_supervision \
                83_jobs_cron 90_openapi 99_footer
 SQL_INSTALL  = sql/$(EXTENSION)--$(EXTVERSION).sql
@@ -23,8 +23,9 @@ DATA_built   = $(SQL_INSTALL)
 # Released versions: their install scripts are committed exactly as they
 # shipped and NEVER edited again (a change goes into the parts and a
 # hand-written sql/updates/pgapp--A--B.sql).  sql/pgapp--0.1.0.sql is the
-# frozen 0.1.0; the upgrade test installs the oldest of them and updates it.
-RELEASED     = 0.1.0
+# frozen 0.1.0, sql/pgapp--0.2.0.sql the frozen 0.2.0; the upgrade test
+# installs the oldest of them and updates it through every update script.
+RELEASED     = 0.1.0 0.2.0
 DATA         = $(foreach v,$(RELEASED),$(srcdir)/sql/$(EXTENSION)--$(v).sql) \
                $(wildcard $(srcdir)/sql/updates/$(EXTENSION)--*--*.sql)
 PG_CONFIG   ?= /usr/lib/postgresql/15/bin/pg_config

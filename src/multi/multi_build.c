@@ -1,0 +1,296 @@
+/*-------------------------------------------------------------------------
+ *
+ * multi_build.c
+ *	  pgapp.multi_insert, multi_update, multi_delete, multi_insert_all,
+ *	  multi_update_all, multi_run, multi_put, multi_append, multi_merge and
+ *	  multi_names: the builders of a multi.
+ *
+ * Each builder reads the multi it is given (pgapp_multi_read checks all
+ * of it), checks the new step as pgapp.transact will (its name is unique,
+ * its references name earlier steps, its table, columns and function
+ * exist and the caller may execute the function) and returns a new multi
+ * with the step appended.  Nothing is written: the steps run in
+ * pgapp.transact.  The builders are not STRICT: a NULL argument is 22004,
+ * never a NULL multi that would silently drop the steps built so far.
+ *
+ * src/multi/multi_build.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/regproc.h"
+
+#include "changesets/changeset.h"
+#include "core/error.h"
+#include "core/json_util.h"
+#include "core/util.h"
+#include "multi_int.h"
+
+/* Argument n, not NULL (22004 naming what). */
+static Datum
+required_arg(FunctionCallInfo fcinfo, int n, const char *what)
+{
+	if (PG_ARGISNULL(n))
+		ereport(ERROR,
+				errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				errmsg("%s must not be null", what),
+				strcmp(what, "value") == 0 || strcmp(what, "id") == 0 ||
+				strcmp(what, "args") == 0
+				? errhint("For a JSON null, pass 'null'::jsonb.") : 0);
+	return PG_GETARG_DATUM(n);
+}
+
+/* The steps of a multi as a JSON array builder's contents. */
+static void
+add_steps(PgappJsonbBuilder *b, Jsonb *m)
+{
+	JsonbValue *steps = pgapp_jsonb_get_key(m, "steps");
+	int			n = pgapp_jsonb_array_length(steps);
+
+	for (int i = 0; i < n; i++)
+		pgapp_jsonb_add_value(b, pgapp_jsonb_array_get(steps, i));
+}
+
+/*
+ * m with one more step: {"name": name, "op": op, key: value[, key2:
+ * value2]}, checked against m's steps.  value is jsonb; for "table" and
+ * "function" the caller passes a JSON string.
+ */
+static Jsonb *
+append_step(Jsonb *m, const char *name, MultiOp op,
+			const char *key, Jsonb *value, const char *key2, Jsonb *value2)
+{
+	List	   *steps = pgapp_multi_read(m, NIL);
+	PgappJsonbBuilder sb = {0};
+	PgappJsonbBuilder b = {0};
+	Jsonb	   *step;
+	JsonbValue	sv;
+
+	if (list_length(steps) >= MULTI_MAX_STEPS)
+		ereport(ERROR,
+				errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				errmsg("multi has too many steps"),
+				errdetail("A multi has at most %d steps.", MULTI_MAX_STEPS));
+
+	pgapp_jsonb_begin_object(&sb);
+	if (name != NULL)
+	{
+		pgapp_jsonb_key(&sb, "name");
+		pgapp_jsonb_add_string(&sb, name);
+	}
+	pgapp_jsonb_key(&sb, "op");
+	pgapp_jsonb_add_string(&sb, pgapp_multi_op_name(op));
+	pgapp_jsonb_key(&sb, key);
+	pgapp_jsonb_add_jsonb(&sb, value);
+	if (key2 != NULL)
+	{
+		pgapp_jsonb_key(&sb, key2);
+		pgapp_jsonb_add_jsonb(&sb, value2);
+	}
+	pgapp_jsonb_end_object(&sb);
+	step = pgapp_jsonb_finish(&sb);
+
+	sv.type = jbvBinary;
+	sv.val.binary.data = &step->root;
+	sv.val.binary.len = VARSIZE(step) - VARHDRSZ;
+	(void) pgapp_multi_read_step(&sv, steps, NIL, list_length(steps));
+
+	pgapp_jsonb_begin_object(&b);
+	pgapp_jsonb_key(&b, "steps");
+	pgapp_jsonb_begin_array(&b);
+	add_steps(&b, m);
+	pgapp_jsonb_add_jsonb(&b, step);
+	pgapp_jsonb_end_array(&b);
+	pgapp_jsonb_end_object(&b);
+	return pgapp_jsonb_finish(&b);
+}
+
+/* A JSON string. */
+static Jsonb *
+json_string(const char *s)
+{
+	JsonbValue	v;
+
+	v.type = jbvString;
+	v.val.string.val = (char *) s;
+	v.val.string.len = strlen(s);
+	return pgapp_jsonb_from_value(&v);
+}
+
+/* A changeset argument, checked as the changeset functions check it. */
+static Jsonb *
+changeset_arg(FunctionCallInfo fcinfo, int n)
+{
+	Jsonb	   *cs = DatumGetJsonbP(required_arg(fcinfo, n, "changeset"));
+
+	pgapp_changeset_check(cs);
+	return cs;
+}
+
+static Jsonb *
+write_step(FunctionCallInfo fcinfo, MultiOp op)
+{
+	Jsonb	   *m = pgapp_multi_arg(fcinfo, 0);
+	char	   *name = pgapp_arg_cstring(fcinfo, 1, "step name");
+
+	return append_step(m, name, op, "changeset", changeset_arg(fcinfo, 2), NULL, NULL);
+}
+
+/* pgapp.multi_insert(m, name, cs) -> pgapp.multi */
+PG_FUNCTION_INFO_V1(pgapp_multi_insert);
+Datum
+pgapp_multi_insert(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_JSONB_P(write_step(fcinfo, MULTI_INSERT));
+}
+
+/* pgapp.multi_update(m, name, cs) -> pgapp.multi */
+PG_FUNCTION_INFO_V1(pgapp_multi_update);
+Datum
+pgapp_multi_update(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_JSONB_P(write_step(fcinfo, MULTI_UPDATE));
+}
+
+/* A table argument as the JSON string of its qualified name. */
+static Jsonb *
+table_arg(FunctionCallInfo fcinfo, int n)
+{
+	Oid			relid = DatumGetObjectId(required_arg(fcinfo, n, "table"));
+
+	if (get_rel_relkind(relid) == '\0')
+		ereport(ERROR,
+				errcode(ERRCODE_UNDEFINED_TABLE),
+				errmsg("relation with OID %u does not exist", relid));
+	return json_string(pgapp_qualified_relname(relid));
+}
+
+/* pgapp.multi_delete(m, name, tbl regclass, id jsonb) -> pgapp.multi */
+PG_FUNCTION_INFO_V1(pgapp_multi_delete);
+Datum
+pgapp_multi_delete(PG_FUNCTION_ARGS)
+{
+	Jsonb	   *m = pgapp_multi_arg(fcinfo, 0);
+	char	   *name = pgapp_arg_cstring(fcinfo, 1, "step name");
+	Jsonb	   *table = table_arg(fcinfo, 2);
+	Jsonb	   *id = DatumGetJsonbP(required_arg(fcinfo, 3, "id"));
+
+	PG_RETURN_JSONB_P(append_step(m, name, MULTI_DELETE, "table", table, "id", id));
+}
+
+/* pgapp.multi_insert_all(m, name, tbl regclass, rows jsonb) -> pgapp.multi */
+PG_FUNCTION_INFO_V1(pgapp_multi_insert_all);
+Datum
+pgapp_multi_insert_all(PG_FUNCTION_ARGS)
+{
+	Jsonb	   *m = pgapp_multi_arg(fcinfo, 0);
+	char	   *name = pgapp_arg_cstring(fcinfo, 1, "step name");
+	Jsonb	   *table = table_arg(fcinfo, 2);
+	Jsonb	   *rows = DatumGetJsonbP(required_arg(fcinfo, 3, "rows"));
+
+	PG_RETURN_JSONB_P(append_step(m, name, MULTI_INSERT_ALL, "table", table, "rows", rows));
+}
+
+/* pgapp.multi_update_all(m, name, q pgapp.query, set jsonb) -> pgapp.multi */
+PG_FUNCTION_INFO_V1(pgapp_multi_update_all);
+Datum
+pgapp_multi_update_all(PG_FUNCTION_ARGS)
+{
+	Jsonb	   *m = pgapp_multi_arg(fcinfo, 0);
+	char	   *name = pgapp_arg_cstring(fcinfo, 1, "step name");
+	Jsonb	   *q = DatumGetJsonbP(required_arg(fcinfo, 2, "query"));
+	Jsonb	   *set = DatumGetJsonbP(required_arg(fcinfo, 3, "set"));
+
+	PG_RETURN_JSONB_P(append_step(m, name, MULTI_UPDATE_ALL, "query", q, "set", set));
+}
+
+/* A function argument, checked, as the JSON string of its signature. */
+static Jsonb *
+function_arg(FunctionCallInfo fcinfo, int n, bool merge)
+{
+	Oid			fn = DatumGetObjectId(required_arg(fcinfo, n, "function"));
+
+	pgapp_multi_check_function(fn, merge);
+	return json_string(format_procedure_qualified(fn));
+}
+
+/* pgapp.multi_run(m, name, fn regprocedure, args jsonb) -> pgapp.multi */
+PG_FUNCTION_INFO_V1(pgapp_multi_run);
+Datum
+pgapp_multi_run(PG_FUNCTION_ARGS)
+{
+	Jsonb	   *m = pgapp_multi_arg(fcinfo, 0);
+	char	   *name = pgapp_arg_cstring(fcinfo, 1, "step name");
+	Jsonb	   *fn = function_arg(fcinfo, 2, false);
+	Jsonb	   *args = DatumGetJsonbP(required_arg(fcinfo, 3, "args"));
+
+	PG_RETURN_JSONB_P(append_step(m, name, MULTI_RUN, "function", fn, "args", args));
+}
+
+/* pgapp.multi_put(m, name, value jsonb) -> pgapp.multi */
+PG_FUNCTION_INFO_V1(pgapp_multi_put);
+Datum
+pgapp_multi_put(PG_FUNCTION_ARGS)
+{
+	Jsonb	   *m = pgapp_multi_arg(fcinfo, 0);
+	char	   *name = pgapp_arg_cstring(fcinfo, 1, "step name");
+	Jsonb	   *value = DatumGetJsonbP(required_arg(fcinfo, 2, "value"));
+
+	PG_RETURN_JSONB_P(append_step(m, name, MULTI_PUT, "value", value, NULL, NULL));
+}
+
+/* pgapp.multi_merge(m, fn regprocedure) -> pgapp.multi */
+PG_FUNCTION_INFO_V1(pgapp_multi_merge);
+Datum
+pgapp_multi_merge(PG_FUNCTION_ARGS)
+{
+	Jsonb	   *m = pgapp_multi_arg(fcinfo, 0);
+	Jsonb	   *fn = function_arg(fcinfo, 1, true);
+
+	PG_RETURN_JSONB_P(append_step(m, NULL, MULTI_MERGE, "function", fn, NULL, NULL));
+}
+
+/*
+ * pgapp.multi_append(m1, m2) -> pgapp.multi: m1's steps, then m2's (whose
+ * names must not be m1's).
+ */
+PG_FUNCTION_INFO_V1(pgapp_multi_append);
+Datum
+pgapp_multi_append(PG_FUNCTION_ARGS)
+{
+	Jsonb	   *m1 = pgapp_multi_arg(fcinfo, 0);
+	Jsonb	   *m2 = pgapp_multi_arg(fcinfo, 1);
+	List	   *first = pgapp_multi_read(m1, NIL);
+	PgappJsonbBuilder b = {0};
+
+	(void) pgapp_multi_read(m2, pgapp_multi_step_names(first));
+	pgapp_jsonb_begin_object(&b);
+	pgapp_jsonb_key(&b, "steps");
+	pgapp_jsonb_begin_array(&b);
+	add_steps(&b, m1);
+	add_steps(&b, m2);
+	pgapp_jsonb_end_array(&b);
+	pgapp_jsonb_end_object(&b);
+	PG_RETURN_JSONB_P(pgapp_jsonb_finish(&b));
+}
+
+/* pgapp.multi_names(m) -> text[]: the step names, in order. */
+PG_FUNCTION_INFO_V1(pgapp_multi_names);
+Datum
+pgapp_multi_names(PG_FUNCTION_ARGS)
+{
+	List	   *names = pgapp_multi_step_names(pgapp_multi_read(pgapp_multi_arg(fcinfo, 0), NIL));
+	Datum	   *elems = palloc(sizeof(Datum) * Max(list_length(names), 1));
+	ListCell   *lc;
+	int			i = 0;
+
+	foreach(lc, names)
+		elems[i++] = CStringGetTextDatum(lfirst(lc));
+	PG_RETURN_ARRAYTYPE_P(construct_array(elems, i, TEXTOID, -1, false, TYPALIGN_INT));
+}
