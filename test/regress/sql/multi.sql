@@ -251,6 +251,12 @@ SELECT * FROM pg_temp.show($$ SELECT pgapp.transact(pgapp.multi_run(pgapp.multi(
 CREATE FUNCTION mr_clash(changes jsonb) RETURNS pgapp.multi LANGUAGE sql AS $$ SELECT pgapp.multi_put(pgapp.multi(), 'a', '1') $$;
 SELECT * FROM pg_temp.show($$ SELECT pgapp.transact(pgapp.multi_merge(pgapp.multi_put(pgapp.multi(), 'a', '1'), 'mr_clash(jsonb)'), 'return') $$);
 SELECT * FROM pg_temp.show($$ SELECT pgapp.transact(pgapp.multi(), 'loud') $$);
+-- a cancel (57014) cannot be caught in PL/pgSQL: shown by psql itself
+CREATE FUNCTION mr_cancelled(changes jsonb, args jsonb) RETURNS jsonb
+LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION USING ERRCODE = '57014', MESSAGE = 'canceling statement due to user request'; END $$;
+\set VERBOSITY sqlstate
+SELECT pgapp.transact(pgapp.multi_run(pgapp.multi(), 'c', 'mr_cancelled(jsonb,jsonb)'), 'return');
+\set VERBOSITY default
 
 ---------------------------------------------------------------------------
 -- Add-time checks
@@ -262,8 +268,11 @@ SELECT * FROM pg_temp.show($$ SELECT pgapp.multi_put(pgapp.multi(), '', '1') $$)
 SELECT * FROM pg_temp.show($$ SELECT pgapp.multi_put(pgapp.multi(), 'a', '{"$ref": "later"}') $$);
 SELECT * FROM pg_temp.show($$ SELECT pgapp.multi_put(pgapp.multi_put(pgapp.multi(), 'a', '1'), 'b', '{"$ref": "a..x"}') $$);
 SELECT * FROM pg_temp.show($$ SELECT pgapp.multi_put(pgapp.multi_put(pgapp.multi(), 'a', '1'), 'b', '{"$ref": ""}') $$);
--- not references: more keys than $ref, or a value that is not a string
-SELECT pgapp.transact(pgapp.multi_put(pgapp.multi(), 'a', '[{"$ref": "x", "note": 1}, {"$ref": 7}]'), 'return') AS plain_data;
+-- "a..x" passes when added (its step, "a", is earlier); it finds nothing when run
+SELECT * FROM pg_temp.show($$ SELECT pgapp.transact(pgapp.multi_put(pgapp.multi_put(pgapp.multi(), 'a', '{"x": 1}'), 'b', '{"$ref": "a..x"}'), 'return') $$);
+-- a lone "$ref" that is not a string is malformed; with more keys it is data
+SELECT * FROM pg_temp.show($$ SELECT pgapp.multi_put(pgapp.multi(), 'a', '{"$ref": 7}') $$);
+SELECT pgapp.transact(pgapp.multi_put(pgapp.multi(), 'a', '[{"$ref": "x", "note": 1}]'), 'return') AS plain_data;
 SELECT * FROM pg_temp.show($$ SELECT pgapp.multi_insert_all(pgapp.multi(), 'b', 'mr_book', '[{"id": 1, "title": "a", "copies": 1}, {"id": 2}]') $$);
 SELECT * FROM pg_temp.show($$ SELECT pgapp.multi_insert_all(pgapp.multi(), 'b', 'mr_book', '[{"id": 1, "pages": 100}]') $$);
 SELECT * FROM pg_temp.show($$ SELECT pgapp.multi_update_all(pgapp.multi(), 'b', pgapp.from('mr_book'), '{"pages": 100}') $$);

@@ -105,7 +105,6 @@ SELECT v AS crafted, pg_temp.outcome(format($$ SELECT pgapp.transact(%L::pgapp.m
   FROM (VALUES
     ('{"steps": [{"name": "a", "op": "sql", "value": "DROP TABLE public.sec_mu_vault"}]}'),
     ('{"steps": [{"name": "a", "op": "run", "function": "pg_catalog.pg_terminate_backend", "args": {}}]}'),
-    ('{"steps": [{"name": "a", "op": "run", "function": "no_such_function(jsonb,jsonb)", "args": {}}]}'),
     ('{"steps": [{"name": "a", "op": "run", "function": 1, "args": {}}]}'),
     ('{"steps": [{"name": "a", "op": "delete", "table": "no_such_table", "id": 1}]}'),
     ('{"steps": [{"name": "a", "op": "delete", "table": "pg_catalog.pg_authid", "id": 10}]}'),
@@ -119,6 +118,11 @@ SELECT v AS crafted, pg_temp.outcome(format($$ SELECT pgapp.transact(%L::pgapp.m
     ('{"steps": [{}]}'),
     ('{"steps": [], "extra": true}')
   ) AS t(v);
+-- a forged name of a function that does not exist: 22023, not an internal error
+SELECT left(pg_temp.outcome($$ SELECT pgapp.transact('{"steps": [{"name": "a", "op": "run",
+    "function": "no_such_function(jsonb,jsonb)", "args": {}}]}'::pgapp.multi, 'return')::text $$), 5) AS forged_unknown_function;
+SELECT left(pg_temp.outcome($$ SELECT pgapp.transact('{"steps": [{"op": "merge",
+    "function": "no_such_function(jsonb)"}]}'::pgapp.multi, 'return')::text $$), 5) AS forged_unknown_merge_function;
 -- the real shape of a step, with one key changed at a time
 SELECT k AS changed_key, pg_temp.outcome(format($$ SELECT pgapp.transact(%L::pgapp.multi, 'return')::text $$,
            jsonb_set(:'one_put_step'::jsonb, ARRAY['steps', '0', k], '{"nested": [[[[1]]]]}'))) AS outcome
@@ -147,10 +151,24 @@ SELECT pg_temp.outcome($$ SELECT length(pgapp.transact(jsonb_build_object('steps
     jsonb_set(step, '{name}', '"b"') || jsonb_build_object('value', (repeat('[', 5000) || '{"$ref": "a"}' || repeat(']', 5000))::jsonb)))::pgapp.multi,
     'return')::text)::text FROM sec_mu_step $$) AS deep_ref_in_a_crafted_multi;
 CREATE TEMP TABLE sec_mu_many AS
-SELECT jsonb_build_object('steps', jsonb_agg(jsonb_set(step, '{name}', to_jsonb('s' || i)) ORDER BY i)) AS m
-  FROM sec_mu_step, generate_series(1, 100000) AS i;
-SELECT pg_temp.outcome($$ SELECT cardinality(pgapp.multi_names(m::pgapp.multi))::text FROM sec_mu_many $$) AS many_steps;
-SELECT pg_temp.outcome($$ SELECT (pgapp.transact(m::pgapp.multi, 'return') ->> 'ok') FROM sec_mu_many $$) AS many_steps_run;
+SELECT n, jsonb_build_object('steps', jsonb_agg(jsonb_set(step, '{name}', to_jsonb('s' || i)) ORDER BY i)) AS m
+  FROM sec_mu_step, (VALUES (1000), (1001)) AS c(n), generate_series(1, n) AS i GROUP BY n;
+SELECT n, pg_temp.outcome($$ SELECT cardinality(pgapp.multi_names(m::pgapp.multi))::text FROM sec_mu_many WHERE n = $$ || n) AS names,
+       pg_temp.outcome($$ SELECT (pgapp.transact(m::pgapp.multi, 'return') ->> 'ok') FROM sec_mu_many WHERE n = $$ || n) AS ok
+  FROM sec_mu_many ORDER BY n;
+-- merge functions that never stop adding steps, named or not
+CREATE FUNCTION public.sec_mu_forever(changes jsonb) RETURNS pgapp.multi
+LANGUAGE sql AS $$ SELECT pgapp.multi_merge(pgapp.multi(), 'public.sec_mu_forever(jsonb)') $$;
+CREATE FUNCTION public.sec_mu_growing(changes jsonb) RETURNS pgapp.multi
+LANGUAGE sql AS $$
+    SELECT pgapp.multi_merge(pgapp.multi_put(pgapp.multi(), 'g' || (SELECT count(*) FROM jsonb_object_keys(changes)), '1'),
+                             'public.sec_mu_growing(jsonb)')
+$$;
+SET statement_timeout = '60s';
+SELECT pg_temp.outcome($$ SELECT pgapp.transact(pgapp.multi_merge(pgapp.multi(), 'public.sec_mu_forever(jsonb)'), 'return')::text $$) AS endless_merge;
+SELECT pg_temp.outcome($$ SELECT pgapp.transact(pgapp.multi_merge(pgapp.multi(), 'public.sec_mu_growing(jsonb)'), 'return')::text $$) AS growing_merge;
+RESET statement_timeout;
+DROP FUNCTION public.sec_mu_forever(jsonb), public.sec_mu_growing(jsonb);
 RESET ROLE;
 
 -- E. PostgREST's anon, in a request: the failure is a 403 body, nothing written
