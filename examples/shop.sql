@@ -487,9 +487,10 @@ BEGIN
         answer := jsonb_build_object('errors', r -> 'error');
     ELSE
         -- a step failed in a way the recipe has no answer for: a bug, raised
+        -- (without changes_so_far, which a PostgREST client would see)
         RAISE EXCEPTION 'order not created: step "%" failed', r ->> 'failed_step'
             USING ERRCODE = 'PT' || coalesce(r ->> 'status', '500'),
-                  DETAIL = r::text;
+                  DETAIL = (r - 'changes_so_far')::text;
     END IF;
     IF in_request THEN
         PERFORM set_config('response.status', status::text, true);
