@@ -23,8 +23,9 @@ DATA_built   = $(SQL_INSTALL)
 # Released versions: their install scripts are committed exactly as they
 # shipped and NEVER edited again (a change goes into the parts and a
 # hand-written sql/updates/pgapp--A--B.sql).  sql/pgapp--0.1.0.sql is the
-# frozen 0.1.0; the upgrade test installs the oldest of them and updates it.
-RELEASED     = 0.1.0
+# frozen 0.1.0, sql/pgapp--0.2.0.sql the frozen 0.2.0; the upgrade test
+# installs the oldest of them and updates it through every update script.
+RELEASED     = 0.1.0 0.2.0
 DATA         = $(foreach v,$(RELEASED),$(srcdir)/sql/$(EXTENSION)--$(v).sql) \
                $(wildcard $(srcdir)/sql/updates/$(EXTENSION)--*--*.sql)
 PG_CONFIG   ?= /usr/lib/postgresql/15/bin/pg_config

@@ -13,6 +13,6 @@
 #ifndef PGAPP_H
 #define PGAPP_H
 
-#define PGAPP_VERSION "0.2.0"
+#define PGAPP_VERSION "0.3.0"
 
 #endif							/* PGAPP_H */

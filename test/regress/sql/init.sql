@@ -40,7 +40,7 @@ SELECT pgapp.health()->'pg_cron'->'installed' AS installed;
 UPDATE pg_extension SET extversion = '0.0.9' WHERE extname = 'pgapp';
 SELECT h->>'status' AS status, h->>'version' AS version
   FROM pgapp.health() AS h;
-UPDATE pg_extension SET extversion = '0.2.0' WHERE extname = 'pgapp';
+UPDATE pg_extension SET extversion = '0.3.0' WHERE extname = 'pgapp';
 SELECT pgapp.health()->>'status' AS status;
 
 -- GUCs: the prefix is reserved, error_mode takes only its three values

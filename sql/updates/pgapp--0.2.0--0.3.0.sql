@@ -1,0 +1,109 @@
+-- sql/updates/pgapp--0.2.0--0.3.0.sql: from 0.2.0 to 0.3.0 (written by hand)
+--
+-- 0.3.0 adds Multi (sql/parts/55_multi.sql, docs/multi.md): the type
+-- pgapp.multi, its builders and pgapp.transact.  An updated 0.2.0 and a
+-- fresh 0.3.0 have the same objects (the upgrade suite of scripts/test
+-- compares them).
+
+-- complain if script is sourced in psql, rather than via ALTER EXTENSION
+\echo Use "ALTER EXTENSION pgapp UPDATE TO '0.3.0'" to load this file. \quit
+
+/*
+ * A multi: {"steps": [{"name": ..., "op": ..., ...}, ...]}, built by
+ * pgapp.multi() and the multi_* builders (each checks its step and returns
+ * a new value; nothing runs until pgapp.transact).  Step names are unique
+ * and have no "."; {"$ref": "step" | "step.path.to.field"} in a step's
+ * arguments names an earlier step's result, checked when the step is
+ * added and resolved when the multi runs.
+ *
+ *   op          fields                 result
+ *   insert      changeset              the inserted row
+ *   update      changeset              the updated row
+ *   delete      table, id              the deleted row
+ *   insert_all  table, rows            {"count": n, "rows": [...]}
+ *   update_all  query, set             {"count": n, "rows": [...]}
+ *   run         function, args         the "ok" value fn returned
+ *   put         value                  value
+ *   merge       function               the results of the steps fn returned
+ */
+CREATE DOMAIN pgapp.multi AS jsonb
+    CONSTRAINT multi_shape CHECK (
+        pg_catalog.jsonb_typeof(VALUE) OPERATOR(pg_catalog.=) 'object'
+        AND pg_catalog.jsonb_typeof(VALUE OPERATOR(pg_catalog.->) 'steps') OPERATOR(pg_catalog.=) 'array');
+
+COMMENT ON DOMAIN pgapp.multi IS
+'A Multi: named steps run in one subtransaction by pgapp.transact (build with pgapp.multi() and the multi_* functions)';
+
+CREATE FUNCTION pgapp.multi()
+RETURNS pgapp.multi
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN '{"steps": []}'::jsonb;
+
+CREATE FUNCTION pgapp.multi_insert(m pgapp.multi, name text, cs pgapp.changeset)
+RETURNS pgapp.multi
+AS 'MODULE_PATHNAME', 'pgapp_multi_insert'
+LANGUAGE C STABLE;
+
+CREATE FUNCTION pgapp.multi_update(m pgapp.multi, name text, cs pgapp.changeset)
+RETURNS pgapp.multi
+AS 'MODULE_PATHNAME', 'pgapp_multi_update'
+LANGUAGE C STABLE;
+
+CREATE FUNCTION pgapp.multi_delete(m pgapp.multi, name text, tbl regclass, id jsonb)
+RETURNS pgapp.multi
+AS 'MODULE_PATHNAME', 'pgapp_multi_delete'
+LANGUAGE C STABLE;
+
+CREATE FUNCTION pgapp.multi_insert_all(m pgapp.multi, name text, tbl regclass, rows jsonb)
+RETURNS pgapp.multi
+AS 'MODULE_PATHNAME', 'pgapp_multi_insert_all'
+LANGUAGE C STABLE;
+
+CREATE FUNCTION pgapp.multi_update_all(m pgapp.multi, name text, q pgapp.query, set jsonb)
+RETURNS pgapp.multi
+AS 'MODULE_PATHNAME', 'pgapp_multi_update_all'
+LANGUAGE C STABLE;
+
+CREATE FUNCTION pgapp.multi_run(m pgapp.multi, name text, fn regprocedure, args jsonb DEFAULT '{}')
+RETURNS pgapp.multi
+AS 'MODULE_PATHNAME', 'pgapp_multi_run'
+LANGUAGE C STABLE;
+
+CREATE FUNCTION pgapp.multi_put(m pgapp.multi, name text, value jsonb)
+RETURNS pgapp.multi
+AS 'MODULE_PATHNAME', 'pgapp_multi_put'
+LANGUAGE C STABLE;
+
+CREATE FUNCTION pgapp.multi_append(m1 pgapp.multi, m2 pgapp.multi)
+RETURNS pgapp.multi
+AS 'MODULE_PATHNAME', 'pgapp_multi_append'
+LANGUAGE C STABLE;
+
+CREATE FUNCTION pgapp.multi_merge(m pgapp.multi, fn regprocedure)
+RETURNS pgapp.multi
+AS 'MODULE_PATHNAME', 'pgapp_multi_merge'
+LANGUAGE C STABLE;
+
+-- The names of a multi's steps, in order (what transact will run).
+CREATE FUNCTION pgapp.multi_names(m pgapp.multi)
+RETURNS text[]
+AS 'MODULE_PATHNAME', 'pgapp_multi_names'
+LANGUAGE C STABLE;
+
+/*
+ * Run every step in one subtransaction.  error_mode: NULL follows
+ * pgapp.error_mode (auto: return inside a PostgREST request, raise
+ * otherwise); 'return' always returns the failure, 'raise' always raises
+ * it (SQLSTATE PT<status>, the failure as DETAIL).
+ */
+CREATE FUNCTION pgapp.transact(m pgapp.multi, error_mode text DEFAULT NULL)
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'pgapp_transact'
+LANGUAGE C VOLATILE;
+
+COMMENT ON FUNCTION pgapp.transact(pgapp.multi, text) IS
+'Run a multi''s steps in one subtransaction: {"ok": true, "changes": {...}} or {"ok": false, "failed_step", "error", "status", "changes_so_far"}';
+
+-- Tell a running PostgREST to reload its schema cache (delivered at commit),
+-- as the install script does at its end.
+NOTIFY pgrst, 'reload schema';
