@@ -66,7 +66,7 @@ include $(PGXS)
 # object, or files built before it read shared memory with the old layout.
 $(OBJS): $(wildcard $(srcdir)/src/*.h $(srcdir)/src/*/*.h)
 
-$(SQL_INSTALL): $(addprefix $(srcdir)/sql/parts/,$(addsuffix .sql,$(SQL_PARTS))) $(srcdir)/$(EXTENSION).control
+$(SQL_INSTALL): $(addprefix $(srcdir)/sql/parts/,$(addsuffix .sql,$(SQL_PARTS))) $(srcdir)/$(EXTENSION).control $(srcdir)/Makefile
 	cat $(filter %.sql,$^) > $@
 
 .PHONY: check-regress check-isolation check-nopreload check-security pgtap
