@@ -36,7 +36,7 @@ SHLIB_LINK   = $(shell $(PKG_CONFIG) --libs jansson libsodium icu-uc)
 PG_CFLAGS    = -Wall -Wmissing-prototypes -Wpointer-arith -Wendif-labels \
                -Wmissing-format-attribute -Wformat-security
 
-REGRESS      = init errors changesets changeset_rules machines openapi queries ratelimit pubsub jobs jobs_run example_tasks example_catalog example_dashboard example_jobs
+REGRESS      = init errors changesets changeset_rules machines openapi queries multi ratelimit pubsub jobs jobs_run example_tasks example_catalog example_dashboard example_jobs example_shop
 # pg_regress runs from the repository root (so that \i test/helpers/... works)
 # and reads its inputs from test/regress/sql and test/regress/expected.
 REGRESS_OPTS = --inputdir=$(srcdir)/test/regress \
@@ -66,7 +66,7 @@ include $(PGXS)
 # object, or files built before it read shared memory with the old layout.
 $(OBJS): $(wildcard $(srcdir)/src/*.h $(srcdir)/src/*/*.h)
 
-$(SQL_INSTALL): $(addprefix $(srcdir)/sql/parts/,$(addsuffix .sql,$(SQL_PARTS))) $(srcdir)/$(EXTENSION).control
+$(SQL_INSTALL): $(addprefix $(srcdir)/sql/parts/,$(addsuffix .sql,$(SQL_PARTS))) $(srcdir)/$(EXTENSION).control $(srcdir)/Makefile
 	cat $(filter %.sql,$^) > $@
 
 .PHONY: check-regress check-isolation check-nopreload check-security pgtap

@@ -175,17 +175,27 @@ pgapp_multi_check_function(Oid fn, bool merge)
 Oid
 pgapp_multi_function(const char *signature, bool merge)
 {
-	Oid			fn;
+	LOCAL_FCINFO(fcinfo, 1);
+	Datum		fn;
+	size_t		len = strlen(signature);
 
-	fn = DatumGetObjectId(DirectFunctionCall1(to_regprocedure,
-											  PointerGetDatum(cstring_to_text(signature))));
-	if (!OidIsValid(fn))
+	if (len < 3 || strchr(signature, '(') == NULL || signature[len - 1] != ')')
+		ereport(ERROR,
+				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				errmsg("multi %s function \"%s\" is not a function signature",
+					   merge ? "merge" : "run", pgapp_echo(signature)),
+				errhint("Write it as regprocedure does: schema.name(jsonb,jsonb)."));
+	InitFunctionCallInfoData(*fcinfo, NULL, 1, InvalidOid, NULL, NULL);
+	fcinfo->args[0].value = PointerGetDatum(cstring_to_text(signature));
+	fcinfo->args[0].isnull = false;
+	fn = to_regprocedure(fcinfo);
+	if (fcinfo->isnull || !OidIsValid(DatumGetObjectId(fn)))
 		ereport(ERROR,
 				errcode(ERRCODE_UNDEFINED_FUNCTION),
 				errmsg("multi %s function %s does not exist", merge ? "merge" : "run",
 					   pgapp_echo(signature)));
-	pgapp_multi_check_function(fn, merge);
-	return fn;
+	pgapp_multi_check_function(DatumGetObjectId(fn), merge);
+	return DatumGetObjectId(fn);
 }
 
 /* A table named by a step (qualified name text), or 22023. */

@@ -109,11 +109,12 @@ check_ref(char *path, void *arg)
 	char	   *step;
 	ListCell   *lc;
 
-	if (path == NULL || path[0] == '\0' || strlen(path) > MULTI_MAX_REF_PATH)
+	if (path == NULL || path[0] == '\0' || path[0] == '.' || strlen(path) > MULTI_MAX_REF_PATH ||
+		path[strlen(path) - 1] == '.' || strstr(path, "..") != NULL)
 		ereport(ERROR,
 				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				errmsg("multi step \"%s\" has a malformed reference", rc->step),
-				errdetail("A reference is {\"$ref\": \"step\"} or {\"$ref\": \"step.field\"}, at most %d bytes.",
+				errdetail("A reference is {\"$ref\": \"step\"} or {\"$ref\": \"step.field.field\"} (no empty field), at most %d bytes.",
 						  MULTI_MAX_REF_PATH));
 	step = ref_step(path);
 	foreach(lc, rc->names)

@@ -395,6 +395,8 @@ run_function(MultiStep *s, List *results, MultiFailure *fail)
 	r = DatumGetJsonbP(d);
 	if (!pgapp_jsonb_is_object(r))
 		bad_result(s, "something other than an object");
+	if (pgapp_jsonb_get_key(r, "ok") != NULL && pgapp_jsonb_get_key(r, "error") != NULL)
+		bad_result(s, "both \"ok\" and \"error\"");
 	if ((v = pgapp_jsonb_get_key(r, "ok")) != NULL)
 		return pgapp_jsonb_from_value(v);
 	if ((v = pgapp_jsonb_get_key(r, "error")) != NULL)

@@ -20,6 +20,22 @@ BEGIN
     RAISE EXCEPTION 'fewer than % "%" messages within 10 s', how_many, event_name;
 END
 $$;
+-- wait (at most 10 s) until a query returns true: for counters a background
+-- worker updates after the commit whose messages the listener already has
+CREATE FUNCTION pg_temp.wait_until(condition_sql text) RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    ok boolean;
+BEGIN
+    FOR i IN 1..1000 LOOP
+        EXECUTE condition_sql INTO ok;
+        IF ok THEN
+            RETURN;
+        END IF;
+        PERFORM pg_sleep(0.01);
+    END LOOP;
+    RAISE EXCEPTION 'not true within 10 s: %', condition_sql;
+END
+$$;
 -- what arrived, in order, without the varying id and time (and the payload
 -- keys named), then forget it
 CREATE FUNCTION pg_temp.received(drop_payload_keys text[] DEFAULT '{}')

@@ -68,6 +68,8 @@ SELECT count(*) AS written_before_commit FROM pgapp.outbox WHERE event IN ('via 
 COMMIT;
 SELECT pg_temp.wait_for('via outbox 3');
 SELECT * FROM pg_temp.received();
+-- the worker counts a batch after its commit, which the listener may see first
+SELECT pg_temp.wait_until($$ SELECT delivered >= 3 FROM pgapp.pubsub_outbox $$);
 SELECT pending, worker_state, delivered >= 3 AS delivered, last_delivery IS NOT NULL AS has_delivered
   FROM pgapp.pubsub_outbox;
 SELECT count(*) AS worker_processes FROM pg_stat_activity WHERE backend_type = 'pgapp pubsub';
@@ -126,6 +128,7 @@ SELECT * FROM pg_temp.received();
 SELECT dblink_disconnect('writer');
 -- auto mode: the outbox when the transaction writes, NOTIFY directly when it does not
 CREATE TABLE pubsub_notes (id int PRIMARY KEY, body text);
+SELECT pg_temp.wait_until($$ SELECT pending = 0 AND NOT EXISTS (SELECT FROM pg_stat_activity WHERE backend_type = 'pgapp pubsub' AND state = 'active') FROM pgapp.pubsub_outbox $$);
 SELECT delivered AS delivered_before FROM pgapp.pubsub_outbox \gset
 BEGIN;
 INSERT INTO pubsub_notes VALUES (1, 'x');
@@ -135,6 +138,7 @@ SELECT pg_temp.wait_for('auto in a writer');
 SELECT pgapp.broadcast('orders:new', 'auto in a reader', '{}');
 SELECT pg_temp.wait_for('auto in a reader');
 SELECT * FROM pg_temp.received();
+SELECT pg_temp.wait_until($$ SELECT pending = 0 AND NOT EXISTS (SELECT FROM pg_stat_activity WHERE backend_type = 'pgapp pubsub' AND state = 'active') FROM pgapp.pubsub_outbox $$);
 SELECT delivered - :delivered_before AS sent_by_the_worker FROM pgapp.pubsub_outbox;
 
 -- row changes: broadcast_changes attaches a trigger (outbox mode by default)
