@@ -24,7 +24,9 @@
 #include "miscadmin.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/hsearch.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
 #include "utils/regproc.h"
 #include "utils/syscache.h"
 #include "utils/varlena.h"
@@ -158,17 +160,75 @@ pgapp_multi_check_function(Oid fn, bool merge)
 	for (int i = 0; ok && i < proc->pronargs; i++)
 		ok = proc->proargtypes.values[i] == JSONBOID;
 	ReleaseSysCache(tup);
-	sig = format_procedure_qualified(fn);
 	if (!ok)
+	{
+		sig = format_procedure_qualified(fn);
 		ereport(ERROR,
 				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				errmsg("function %s cannot be a multi %s step", sig, merge ? "merge" : "run"),
 				merge ? errdetail("A merge function takes (changes jsonb) and returns pgapp.multi.")
 				: errdetail("A run function takes (changes jsonb, args jsonb) and returns jsonb: {\"ok\": value} or {\"error\": value}."));
+	}
 	if (pg_proc_aclcheck(fn, GetUserId(), ACL_EXECUTE) != ACLCHECK_OK)
 		ereport(ERROR,
 				errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				errmsg("permission denied for function %s", sig));
+				errmsg("permission denied for function %s", format_procedure_qualified(fn)));
+}
+
+/*
+ * Signatures already looked up in this backend (text -> OID), so that a
+ * multi's functions are not parsed again at every builder and transact.
+ * An entry is used only while its OID still prints as the same signature
+ * (a dropped or replaced function gives a new lookup), and the privilege
+ * and shape checks run every time.  Bounded: past MULTI_FUNCTION_CACHE
+ * entries, lookups are not remembered.
+ */
+#define MULTI_FUNCTION_CACHE 256
+
+typedef struct FunctionCacheEntry
+{
+	char		signature[NAMEDATALEN * 4];
+	Oid			fn;
+} FunctionCacheEntry;
+
+static HTAB *function_cache = NULL;
+
+static Oid
+cached_function(const char *signature)
+{
+	FunctionCacheEntry *e;
+	char	   *now;
+
+	if (function_cache == NULL || strlen(signature) >= NAMEDATALEN * 4)
+		return InvalidOid;
+	e = hash_search(function_cache, signature, HASH_FIND, NULL);
+	if (e == NULL)
+		return InvalidOid;
+	now = format_procedure_extended(e->fn, FORMAT_PROC_FORCE_QUALIFY | FORMAT_PROC_INVALID_AS_NULL);
+	return now != NULL && strcmp(now, signature) == 0 ? e->fn : InvalidOid;
+}
+
+static void
+remember_function(const char *signature, Oid fn)
+{
+	FunctionCacheEntry *e;
+
+	if (strlen(signature) >= NAMEDATALEN * 4)
+		return;
+	if (function_cache == NULL)
+	{
+		HASHCTL		ctl;
+
+		ctl.keysize = NAMEDATALEN * 4;
+		ctl.entrysize = sizeof(FunctionCacheEntry);
+		ctl.hcxt = CacheMemoryContext;
+		function_cache = hash_create("pgapp multi functions", 32, &ctl,
+									 HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+	}
+	if (hash_get_num_entries(function_cache) >= MULTI_FUNCTION_CACHE)
+		return;
+	e = hash_search(function_cache, signature, HASH_ENTER, NULL);
+	e->fn = fn;
 }
 
 /* A step's function from its signature text (regprocedure output). */
@@ -177,8 +237,14 @@ pgapp_multi_function(const char *signature, bool merge)
 {
 	LOCAL_FCINFO(fcinfo, 1);
 	Datum		fn;
+	Oid			cached = cached_function(signature);
 	size_t		len = strlen(signature);
 
+	if (OidIsValid(cached))
+	{
+		pgapp_multi_check_function(cached, merge);
+		return cached;
+	}
 	if (len < 3 || strchr(signature, '(') == NULL || signature[len - 1] != ')')
 		ereport(ERROR,
 				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -195,6 +261,7 @@ pgapp_multi_function(const char *signature, bool merge)
 				errmsg("multi %s function %s does not exist", merge ? "merge" : "run",
 					   pgapp_echo(signature)));
 	pgapp_multi_check_function(DatumGetObjectId(fn), merge);
+	remember_function(signature, DatumGetObjectId(fn));
 	return DatumGetObjectId(fn);
 }
 
