@@ -162,23 +162,8 @@ rethrow_cut(ErrorData *edata)
 static Jsonb *
 parse_error_detail(const char *detail_text)
 {
-	Jsonb	   *detail = NULL;
-	PgappSubxact sx;
-
 	/* the DETAIL is ours, but parse defensively */
-	pgapp_subxact_begin(&sx);
-	PG_TRY();
-	{
-		detail = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(detail_text)));
-		pgapp_subxact_commit(&sx);
-	}
-	PG_CATCH();
-	{
-		FreeErrorData(pgapp_subxact_abort(&sx));
-		detail = NULL;
-	}
-	PG_END_TRY();
-	return detail;
+	return pgapp_jsonb_parse_or_null(detail_text);
 }
 
 /*
@@ -430,16 +415,8 @@ pgapp_insert(PG_FUNCTION_ARGS)
 static List *
 primary_key_columns(Oid relid)
 {
-	Relation	rel = table_open(relid, AccessShareLock);
-	Bitmapset  *pk = RelationGetIndexAttrBitmap(rel, INDEX_ATTR_BITMAP_PRIMARY_KEY);
-	List	   *pkcols = NIL;
-	int			attr = -1;
+	List	   *pkcols = pgapp_primary_key_columns(relid);
 
-	while ((attr = bms_next_member(pk, attr)) >= 0)
-		pkcols = lappend(pkcols,
-						 pstrdup(NameStr(TupleDescAttr(RelationGetDescr(rel),
-													   attr + FirstLowInvalidHeapAttributeNumber - 1)->attname)));
-	table_close(rel, AccessShareLock);
 	if (pkcols == NIL)
 		ereport(ERROR,
 				errcode(ERRCODE_INVALID_PARAMETER_VALUE),

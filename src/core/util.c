@@ -13,6 +13,7 @@
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "access/tableam.h"
+#include "access/sysattr.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_database.h"
@@ -21,7 +22,10 @@
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/jsonb.h"
 #include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/relcache.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
 
@@ -241,4 +245,49 @@ pgapp_qualified_relname(Oid relid)
 {
 	return quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
 									  get_rel_name(relid));
+}
+
+/*
+ * The primary key columns of relid (char *, in key order of the attribute
+ * bitmap), NIL when it has none.
+ */
+List *
+pgapp_primary_key_columns(Oid relid)
+{
+	Relation	rel = table_open(relid, AccessShareLock);
+	Bitmapset  *pk = RelationGetIndexAttrBitmap(rel, INDEX_ATTR_BITMAP_PRIMARY_KEY);
+	List	   *cols = NIL;
+	int			attr = -1;
+
+	while ((attr = bms_next_member(pk, attr)) >= 0)
+		cols = lappend(cols,
+					   pstrdup(NameStr(TupleDescAttr(RelationGetDescr(rel),
+													 attr + FirstLowInvalidHeapAttributeNumber - 1)->attname)));
+	table_close(rel, AccessShareLock);
+	return cols;
+}
+
+/*
+ * text parsed as jsonb, or NULL when it is not JSON (parsed in a
+ * subtransaction, so a bad text costs no error).
+ */
+Jsonb *
+pgapp_jsonb_parse_or_null(const char *text)
+{
+	Jsonb	   *volatile jb = NULL;
+	PgappSubxact sx;
+
+	pgapp_subxact_begin(&sx);
+	PG_TRY();
+	{
+		jb = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(text)));
+		pgapp_subxact_commit(&sx);
+	}
+	PG_CATCH();
+	{
+		FreeErrorData(pgapp_subxact_abort(&sx));
+		jb = NULL;
+	}
+	PG_END_TRY();
+	return jb;
 }

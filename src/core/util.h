@@ -15,6 +15,7 @@
 #include "access/attnum.h"
 #include "fmgr.h"
 #include "nodes/pg_list.h"
+#include "utils/jsonb.h"
 #include "utils/resowner.h"
 
 /*
@@ -108,5 +109,11 @@ extern void pgapp_resolve_column(Oid relid, const char *name, bool allow_virtual
 
 /* "schema"."name" of a relation, quoted as needed. */
 extern char *pgapp_qualified_relname(Oid relid);
+
+/* The primary key columns of relid (char *), NIL when it has none. */
+extern List *pgapp_primary_key_columns(Oid relid);
+
+/* text parsed as jsonb, or NULL when it is not JSON. */
+extern Jsonb *pgapp_jsonb_parse_or_null(const char *text);
 
 #endif							/* PGAPP_UTIL_H */

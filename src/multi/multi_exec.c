@@ -86,23 +86,11 @@ pgapp_status_of(int sqlerrcode)
 static Jsonb *
 detail_json(const char *detail)
 {
-	Jsonb	   *volatile jb = NULL;
-	PgappSubxact sx;
+	Jsonb	   *jb;
 
 	if (detail == NULL || detail[0] != '{')
 		return NULL;
-	pgapp_subxact_begin(&sx);
-	PG_TRY();
-	{
-		jb = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(detail)));
-		pgapp_subxact_commit(&sx);
-	}
-	PG_CATCH();
-	{
-		FreeErrorData(pgapp_subxact_abort(&sx));
-		jb = NULL;
-	}
-	PG_END_TRY();
+	jb = pgapp_jsonb_parse_or_null(detail);
 	return jb != NULL && pgapp_jsonb_is_object(jb) ? jb : NULL;
 }
 

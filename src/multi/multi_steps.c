@@ -19,9 +19,6 @@
  */
 #include "postgres.h"
 
-#include "access/htup_details.h"
-#include "access/sysattr.h"
-#include "access/table.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
@@ -30,8 +27,6 @@
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/regproc.h"
-#include "utils/rel.h"
-#include "utils/relcache.h"
 
 #include "changesets/changeset.h"
 #include "core/error.h"
@@ -135,21 +130,13 @@ run_write(MultiStep *s, List *results, MultiFailure *fail)
 static List *
 primary_key(Oid relid)
 {
-	Relation	rel = table_open(relid, AccessShareLock);
-	Bitmapset  *pk = RelationGetIndexAttrBitmap(rel, INDEX_ATTR_BITMAP_PRIMARY_KEY);
-	List	   *cols = NIL;
-	int			attr = -1;
+	List	   *cols = pgapp_primary_key_columns(relid);
 
-	while ((attr = bms_next_member(pk, attr)) >= 0)
-		cols = lappend(cols,
-					   pstrdup(NameStr(TupleDescAttr(RelationGetDescr(rel),
-													 attr + FirstLowInvalidHeapAttributeNumber - 1)->attname)));
-	table_close(rel, AccessShareLock);
 	if (cols == NIL)
 		ereport(ERROR,
 				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				errmsg("table \"%s\" has no primary key", get_rel_name(relid)),
-				errdetail("A multi delete finds its row by the primary key."));
+				errdetail("Multi finds rows by their primary key."));
 	return cols;
 }
 

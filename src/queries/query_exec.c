@@ -564,23 +564,11 @@ decode_cursor(const char *cursor, List *keys)
 	int			n = pg_b64_decode(cursor, len, json, pg_b64_dec_len(len));
 	Jsonb	   *jb = NULL;
 	Datum	   *values;
-	PgappSubxact sx;
 
 	if (n < 0)
 		goto bad;
 	json[n] = '\0';
-	pgapp_subxact_begin(&sx);
-	PG_TRY();
-	{
-		jb = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(json)));
-		pgapp_subxact_commit(&sx);
-	}
-	PG_CATCH();
-	{
-		FreeErrorData(pgapp_subxact_abort(&sx));
-		jb = NULL;
-	}
-	PG_END_TRY();
+	jb = pgapp_jsonb_parse_or_null(json);
 	if (jb == NULL || !JB_ROOT_IS_ARRAY(jb) || JB_ROOT_IS_SCALAR(jb) || JB_ROOT_COUNT(jb) != nkeys)
 		goto bad;
 	values = palloc(sizeof(Datum) * Max(nkeys, 1));
