@@ -55,6 +55,7 @@ SELECT 'nothing left behind', (SELECT count(*) FROM bench.orders) + (SELECT coun
 BEGIN;
 SELECT (SELECT jsonb_agg(v - 'id' ORDER BY k) FROM jsonb_each(bench.ten_multi(7) -> 'changes') AS e (k, v)) AS tm \gset
 SELECT (SELECT jsonb_agg(v - 'id' ORDER BY k) FROM jsonb_each(bench.ten_plpgsql(7) -> 'changes') AS e (k, v)) AS tp \gset
-SELECT 'ten inserts: same rows', :'tm'::jsonb = :'tp'::jsonb AND jsonb_array_length(:'tm'::jsonb) = 10
-       AND (SELECT count(*) FROM bench.t) = 20;
+SELECT (SELECT jsonb_agg(v - 'id' ORDER BY k) FROM jsonb_each(bench.ten_changesets(7) -> 'changes') AS e (k, v)) AS tc \gset
+SELECT 'ten inserts: same rows', :'tm'::jsonb = :'tp'::jsonb AND :'tm'::jsonb = :'tc'::jsonb
+       AND jsonb_array_length(:'tm'::jsonb) = 10 AND (SELECT count(*) FROM bench.t) = 30;
 ROLLBACK;

@@ -6,8 +6,10 @@
 #
 # (a) transact's overhead: a multi of ten multi_insert steps (built and run
 #     in a function) vs the same ten INSERTs in a PL/pgSQL function that
-#     returns the rows as JSON too (ten_plpgsql), and vs the ten INSERTs
-#     alone (ten_plpgsql_void); pgbench TPS at CLIENTS_A clients.
+#     returns the rows as JSON too (ten_plpgsql), vs the ten INSERTs
+#     alone (ten_plpgsql_void), and vs the same ten changesets written one
+#     by one with pgapp.insert (ten_changesets: what transact itself adds);
+#     pgbench TPS at CLIENTS_A clients.
 # (b) an order of three products: create_order built on pgapp.multi (the
 #     shop recipe's steps: validate_stock with FOR UPDATE in id order,
 #     create_order, create_items through insert_all with $refs, update_stock,
@@ -55,11 +57,12 @@ if [[ " $PARTS " == *" a "* ]]; then
     echo
     echo "(a) ten single-row inserts in one call"
     CLIENTS=$CLIENTS_A
-    measure "ten_plpgsql_void ten_plpgsql ten_multi"
+    measure "ten_plpgsql_void ten_plpgsql ten_changesets ten_multi"
     echo "ratios (TPS, same client count):"
     for c in $CLIENTS_A; do
-        awk -v m="${r[ten_multi,$c]}" -v p="${r[ten_plpgsql,$c]}" -v v="${r[ten_plpgsql_void,$c]}" -v c="$c" 'BEGIN {
-            printf "  %2d client(s): multi/plpgsql %.2fx, multi/plpgsql_void %.2fx\n", c, m / p, m / v }'
+        awk -v m="${r[ten_multi,$c]}" -v p="${r[ten_plpgsql,$c]}" -v v="${r[ten_plpgsql_void,$c]}" \
+            -v s="${r[ten_changesets,$c]}" -v c="$c" 'BEGIN {
+            printf "  %2d client(s): multi/plpgsql %.2fx, multi/plpgsql_void %.2fx, multi/changesets %.2fx\n", c, m / p, m / v, m / s }'
     done
     bench_psql -c "TRUNCATE bench.t"
 fi

@@ -58,6 +58,23 @@ BEGIN
 END
 $$;
 
+-- The same ten changesets written one by one with pgapp.insert, their rows
+-- collected as transact collects them: what the multi adds to the same
+-- inserts is transact's own cost (building, checking, the subtransaction).
+CREATE FUNCTION bench.ten_changesets(n integer) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+    changes jsonb := '{}';
+BEGIN
+    FOR k IN 1 .. 10 LOOP
+        changes := changes || jsonb_build_object('row' || k,
+            pgapp.insert(pgapp.cast('bench.t', NULL, jsonb_build_object('n', n, 'label', 'row ' || k),
+                                    ARRAY['n', 'label'])));
+    END LOOP;
+    RETURN jsonb_build_object('ok', true, 'changes', changes);
+END
+$$;
+
 CREATE FUNCTION bench.ten_plpgsql_void(n integer) RETURNS void
 LANGUAGE plpgsql AS $$
 BEGIN
