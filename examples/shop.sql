@@ -466,7 +466,8 @@ BEGIN
     m := pgapp.multi_run(m, 'process_payment', 'shop.process_payment(jsonb, jsonb)',
                          jsonb_build_object('order_id', jsonb_build_object('$ref', 'create_order.id'),
                                             'amount', jsonb_build_object('$ref', 'calculate_total.total'),
-                                            'payment', payment));
+                                            -- the client's JSON, as it is: a "$ref" in it stays data
+                                            'payment', jsonb_build_object('$literal', payment)));
     m := pgapp.multi_run(m, 'confirm_order', 'shop.confirm_order(jsonb, jsonb)',
                          '{"order_id": {"$ref": "create_order.id"}}');
 

@@ -14,11 +14,15 @@
  * a new value; nothing runs until pgapp.transact).  Step names are unique
  * and have no "."; {"$ref": "step" | "step.path.to.field"} in a step's
  * arguments names an earlier step's result, checked when the step is
- * added and resolved when the multi runs.
+ * added and resolved when the multi runs.  A changeset's params are the
+ * request's input and are never searched for references: a write step
+ * takes its references in refs ({"order_id": {"$ref": "create_order.id"}}),
+ * put into the changeset's changes when it runs.  {"$literal": value} is
+ * value as it is, references and all (for a client's JSON in arguments).
  *
  *   op          fields                 result
- *   insert      changeset              the inserted row
- *   update      changeset              the updated row
+ *   insert      changeset[, refs]      the inserted row
+ *   update      changeset[, refs]      the updated row
  *   delete      table, id              the deleted row
  *   insert_all  table, rows            {"count": n, "rows": [...]}
  *   update_all  query, set             {"count": n, "rows": [...]}
@@ -39,12 +43,12 @@ RETURNS pgapp.multi
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 RETURN '{"steps": []}'::jsonb;
 
-CREATE FUNCTION pgapp.multi_insert(m pgapp.multi, name text, cs pgapp.changeset)
+CREATE FUNCTION pgapp.multi_insert(m pgapp.multi, name text, cs pgapp.changeset, refs jsonb DEFAULT NULL)
 RETURNS pgapp.multi
 AS 'MODULE_PATHNAME', 'pgapp_multi_insert'
 LANGUAGE C STABLE;
 
-CREATE FUNCTION pgapp.multi_update(m pgapp.multi, name text, cs pgapp.changeset)
+CREATE FUNCTION pgapp.multi_update(m pgapp.multi, name text, cs pgapp.changeset, refs jsonb DEFAULT NULL)
 RETURNS pgapp.multi
 AS 'MODULE_PATHNAME', 'pgapp_multi_update'
 LANGUAGE C STABLE;

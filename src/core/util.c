@@ -11,9 +11,9 @@
 
 #include "access/heapam.h"
 #include "access/htup_details.h"
+#include "access/sysattr.h"
 #include "access/table.h"
 #include "access/tableam.h"
-#include "access/sysattr.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_database.h"
@@ -21,6 +21,7 @@
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
+#include "storage/lmgr.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
@@ -243,8 +244,31 @@ pgapp_resolve_column(Oid relid, const char *name, bool allow_virtual,
 char *
 pgapp_qualified_relname(Oid relid)
 {
-	return quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
-									  get_rel_name(relid));
+	char	   *name = get_rel_name(relid);
+	char	   *nsp = name ? get_namespace_name(get_rel_namespace(relid)) : NULL;
+
+	if (name == NULL || nsp == NULL)
+		ereport(ERROR,
+				errcode(ERRCODE_UNDEFINED_TABLE),
+				errmsg("relation with OID %u does not exist", relid),
+				errdetail("It was dropped after it was named."));
+	return quote_qualified_identifier(nsp, name);
+}
+
+/*
+ * Lock relid as a write will (RowExclusiveLock), then check that it still
+ * exists: a table named earlier (a multi step's) may have been dropped
+ * since, by an earlier step or another session.  42P01 when it is gone.
+ */
+void
+pgapp_lock_existing_relation(Oid relid)
+{
+	LockRelationOid(relid, RowExclusiveLock);
+	if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(relid)))
+		ereport(ERROR,
+				errcode(ERRCODE_UNDEFINED_TABLE),
+				errmsg("relation with OID %u does not exist", relid),
+				errdetail("It was dropped after it was named."));
 }
 
 /*
@@ -285,7 +309,12 @@ pgapp_jsonb_parse_or_null(const char *text)
 	}
 	PG_CATCH();
 	{
-		FreeErrorData(pgapp_subxact_abort(&sx));
+		ErrorData  *edata = pgapp_subxact_abort(&sx);
+
+		/* only "not JSON" is an answer; a cancel or out of memory is not */
+		if (ERRCODE_TO_CATEGORY(edata->sqlerrcode) != ERRCODE_DATA_EXCEPTION)
+			ReThrowError(edata);
+		FreeErrorData(edata);
 		jb = NULL;
 	}
 	PG_END_TRY();

@@ -109,6 +109,7 @@ extern void pgapp_resolve_column(Oid relid, const char *name, bool allow_virtual
 
 /* "schema"."name" of a relation, quoted as needed. */
 extern char *pgapp_qualified_relname(Oid relid);
+extern void pgapp_lock_existing_relation(Oid relid);
 
 /* The primary key columns of relid (char *), NIL when it has none. */
 extern List *pgapp_primary_key_columns(Oid relid);

@@ -143,16 +143,20 @@ changeset_arg(FunctionCallInfo fcinfo, int n)
 	return cs;
 }
 
+/* insert / update: the changeset, and refs when given (not null). */
 static Jsonb *
 write_step(FunctionCallInfo fcinfo, MultiOp op)
 {
 	Jsonb	   *m = pgapp_multi_arg(fcinfo, 0);
 	char	   *name = pgapp_arg_cstring(fcinfo, 1, "step name");
+	Jsonb	   *cs = changeset_arg(fcinfo, 2);
 
-	return append_step(m, name, op, "changeset", changeset_arg(fcinfo, 2), NULL, NULL);
+	if (PG_NARGS() > 3 && !PG_ARGISNULL(3))
+		return append_step(m, name, op, "changeset", cs, "refs", PG_GETARG_JSONB_P(3));
+	return append_step(m, name, op, "changeset", cs, NULL, NULL);
 }
 
-/* pgapp.multi_insert(m, name, cs) -> pgapp.multi */
+/* pgapp.multi_insert(m, name, cs, refs jsonb) -> pgapp.multi */
 PG_FUNCTION_INFO_V1(pgapp_multi_insert);
 Datum
 pgapp_multi_insert(PG_FUNCTION_ARGS)
@@ -160,7 +164,7 @@ pgapp_multi_insert(PG_FUNCTION_ARGS)
 	PG_RETURN_JSONB_P(write_step(fcinfo, MULTI_INSERT));
 }
 
-/* pgapp.multi_update(m, name, cs) -> pgapp.multi */
+/* pgapp.multi_update(m, name, cs, refs jsonb) -> pgapp.multi */
 PG_FUNCTION_INFO_V1(pgapp_multi_update);
 Datum
 pgapp_multi_update(PG_FUNCTION_ARGS)

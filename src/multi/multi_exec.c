@@ -60,6 +60,7 @@ error_propagates(ErrorData *edata)
 	int			cat = ERRCODE_TO_CATEGORY(edata->sqlerrcode);
 
 	return pgapp_multi_error_is_ours ||
+		edata->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE ||	/* lock_timeout, NOWAIT */
 		cat == ERRCODE_TRANSACTION_ROLLBACK ||
 		cat == ERRCODE_INSUFFICIENT_RESOURCES ||
 		cat == ERRCODE_PROGRAM_LIMIT_EXCEEDED ||

@@ -47,6 +47,7 @@ typedef struct MultiStep
 	MultiOp		op;
 	JsonbValue *step;			/* the step object (jbvBinary) */
 	JsonbValue *arg;			/* changeset, id, rows, set, args or value */
+	JsonbValue *refs;			/* insert, update: {field: reference}, or NULL */
 	Oid			relid;			/* delete, insert_all */
 	Jsonb	   *query;			/* update_all */
 	Oid			fn;				/* run, merge */

@@ -398,6 +398,44 @@ step_op(JsonbValue *step, const char *name)
 	return MULTI_PUT;			/* not reached */
 }
 
+/*
+ * A write step's refs: an object whose keys are fields the changeset
+ * permits, each value a reference (or JSON holding references).
+ */
+static void
+check_refs_fields(MultiStep *s, const char *label)
+{
+	JsonbValue *permitted = pgapp_jsonb_get(s->arg->val.binary.data, "permitted");
+	JsonbIterator *it;
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+
+	if (!pgapp_jsonb_value_is_object(s->refs))
+		bad_multi(label, "\"refs\" must be an object of fields and references");
+	it = JsonbIteratorInit(s->refs->val.binary.data);
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		bool		found = false;
+		int			n = permitted ? pgapp_jsonb_array_length(permitted) : -1;
+
+		if (tok != WJB_KEY)
+			continue;
+		for (int i = 0; i < n && !found; i++)
+		{
+			JsonbValue *p = pgapp_jsonb_array_get(permitted, i);
+
+			found = p->type == jbvString && p->val.string.len == v.val.string.len &&
+				memcmp(p->val.string.val, v.val.string.val, v.val.string.len) == 0;
+		}
+		if (!found)
+			ereport(ERROR,
+					errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					errmsg("refs of multi step \"%s\" name \"%s\", which its changeset does not permit",
+						   label, pgapp_echo(pnstrdup(v.val.string.val, v.val.string.len))),
+					errhint("A reference fills a permitted field of the changeset."));
+	}
+}
+
 /* Read the fields of one step's op into s, checking them. */
 static void
 read_step_fields(MultiStep *s, const char *label)
@@ -411,6 +449,11 @@ read_step_fields(MultiStep *s, const char *label)
 			s->arg = member(s->step, "changeset", label);
 			if (!pgapp_jsonb_value_is_object(s->arg))
 				bad_multi(label, "\"changeset\" must be a pgapp.changeset");
+			s->refs = pgapp_jsonb_get(s->step->val.binary.data, "refs");
+			if (s->refs != NULL && s->refs->type == jbvNull)
+				s->refs = NULL;
+			if (s->refs != NULL)
+				check_refs_fields(s, label);
 			break;
 		case MULTI_DELETE:
 			s->relid = step_table(member(s->step, "table", label), label);
@@ -491,11 +534,14 @@ pgapp_multi_read_step(JsonbValue *step, List *steps, List *known_names, int inde
 	read_step_fields(s, label);
 	if (s->arg != NULL)
 	{
-		/* a changeset's references are in its params (the raw input) */
+		/*
+		 * A changeset's params are the request's input: its references are
+		 * in refs, never in the changeset.
+		 */
 		JsonbValue *refs = s->arg;
 
 		if (s->op == MULTI_INSERT || s->op == MULTI_UPDATE)
-			refs = pgapp_jsonb_get(s->arg->val.binary.data, "params");
+			refs = s->refs;
 		earlier = list_concat(list_copy(known_names), pgapp_multi_step_names(steps));
 		if (refs != NULL)
 			pgapp_multi_check_refs(refs, earlier, label);

@@ -11,6 +11,10 @@
  * when the multi runs is an error in the multi, raised (22023), not a
  * failed step.  Values without references are passed on untouched; a value
  * with references is rebuilt with the referenced values in their place.
+ * {"$literal": value} stands for value as it is, never searched: an app
+ * wraps a client's JSON in it so that a "$ref" the client wrote stays data.
+ * A changeset's params (the request's input) are never searched at all:
+ * a write step's references come in its own refs.
  *
  * src/multi/multi_ref.c
  *
@@ -50,6 +54,22 @@ pgapp_multi_is_ref(JsonbValue *v, char **path)
 	return true;
 }
 
+static bool found_ref(char *path, void *arg);
+
+/*
+ * Is v {"$literal": value}?  *inner gets value: JSON taken as it is, never
+ * searched for references (a client's JSON passed in a step's arguments).
+ */
+static bool
+is_literal(JsonbValue *v, JsonbValue **inner)
+{
+	if (v == NULL || v->type != jbvBinary || !JsonContainerIsObject(v->val.binary.data) ||
+		JsonContainerSize(v->val.binary.data) != 1)
+		return false;
+	*inner = getKeyJsonValueFromContainer(v->val.binary.data, "$literal", 8, NULL);
+	return *inner != NULL;
+}
+
 /* Walk v calling fn on each reference; stop when fn returns true. */
 static bool
 walk_refs(JsonbValue *v, bool (*fn) (char *path, void *arg), void *arg)
@@ -59,12 +79,16 @@ walk_refs(JsonbValue *v, bool (*fn) (char *path, void *arg), void *arg)
 	JsonbIteratorToken tok;
 	char	   *path;
 
+	JsonbValue *inner;
+
 	check_stack_depth();
 	CHECK_FOR_INTERRUPTS();
 	if (pgapp_multi_is_ref(v, &path))
 		return fn(path, arg);
 	if (v == NULL || v->type != jbvBinary)
 		return false;
+	if (is_literal(v, &inner))
+		return fn == found_ref;	/* a literal must be unwrapped: resolve it */
 	it = JsonbIteratorInit(v->val.binary.data);
 	while ((tok = JsonbIteratorNext(&it, &child, true)) != WJB_DONE)
 	{
@@ -213,9 +237,12 @@ static void
 push_resolved(JsonbParseState **ps, JsonbIteratorToken tok, JsonbValue *v, List *results)
 {
 	char	   *path;
+	JsonbValue *inner;
 
 	if (pgapp_multi_is_ref(v, &path))
 		(void) pushJsonbValue(ps, tok, lookup(path, results));
+	else if (is_literal(v, &inner))
+		(void) pushJsonbValue(ps, tok, inner);
 	else if (v->type == jbvBinary && pgapp_multi_has_refs(v))
 		(void) rebuild(ps, v, results);
 	else
@@ -251,8 +278,12 @@ pgapp_multi_resolve(JsonbValue *v, List *results)
 	JsonbParseState *ps = NULL;
 	char	   *path;
 
+	JsonbValue *inner;
+
 	if (pgapp_multi_is_ref(v, &path))
 		return pgapp_jsonb_from_value(lookup(path, results));
+	if (is_literal(v, &inner))
+		return pgapp_jsonb_from_value(inner);
 	if (v->type != jbvBinary || !pgapp_multi_has_refs(v))
 		return pgapp_jsonb_from_value(v);
 	return JsonbValueToJsonb(rebuild(&ps, v, results));

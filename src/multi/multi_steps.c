@@ -78,8 +78,6 @@ collect_ref_field(const char *key, int keylen, JsonbValue *value, void *arg)
 	Jsonb	   *resolved;
 	JsonbValue *v = palloc(sizeof(JsonbValue));
 
-	if (!pgapp_multi_has_refs(value))
-		return;
 	resolved = pgapp_multi_resolve(value, rf->results);
 	if (JB_ROOT_IS_SCALAR(resolved))
 	{
@@ -97,7 +95,8 @@ collect_ref_field(const char *key, int keylen, JsonbValue *value, void *arg)
 }
 
 /*
- * insert / update: the changeset with its references resolved, written as
+ * insert / update: the changeset with its refs resolved into its changes
+ * (each value cast-checked against its column), written as
  * pgapp.insert or pgapp.update write it, but raising (an invalid changeset,
  * a mapped constraint or a missing row is raised as PT422 / PT404 with its
  * body, which pgapp.transact maps like any raised error).
@@ -106,15 +105,14 @@ static Jsonb *
 run_write(MultiStep *s, List *results, MultiFailure *fail)
 {
 	Jsonb	   *cs = pgapp_jsonb_from_value(s->arg);
-	JsonbValue *params = pgapp_jsonb_get(s->arg->val.binary.data, "params");
 	Jsonb	   *row;
 
-	if (params != NULL && pgapp_multi_has_refs(params))
+	if (s->refs != NULL)
 	{
 		RefFields	rf = {results, NIL, NIL};
 		char	   *bad = NULL;
 
-		pgapp_jsonb_foreach(params->val.binary.data, collect_ref_field, &rf);
+		pgapp_jsonb_foreach(s->refs->val.binary.data, collect_ref_field, &rf);
 		cs = pgapp_changeset_put_changes(cs, rf.fields, rf.values, &bad);
 		if (cs == NULL)
 			return fail_with(fail, 422, invalid_field(bad));
@@ -222,15 +220,18 @@ count_and_rows(uint64 count, Jsonb *rows)
 static Jsonb *
 run_delete(MultiStep *s, List *results, MultiFailure *fail)
 {
-	List	   *pk = primary_key(s->relid);
+	List	   *pk;
 	Jsonb	   *id = pgapp_multi_resolve(s->arg, results);
-	char	   *rel = pgapp_qualified_relname(s->relid);
+	char	   *rel;
 	Jsonb	   *key = id;
 	Oid			argtypes[1] = {JSONBOID};
 	Datum		args[1];
 	uint64		count;
 	Jsonb	   *rows;
 
+	pgapp_lock_existing_relation(s->relid);
+	pk = primary_key(s->relid);
+	rel = pgapp_qualified_relname(s->relid);
 	if (list_length(pk) == 1)
 	{
 		PgappJsonbBuilder b = {0};
@@ -271,7 +272,7 @@ run_insert_all(MultiStep *s, List *results)
 	Jsonb	   *rows = pgapp_multi_resolve(s->arg, results);
 	JsonbValue *first = pgapp_jsonb_array_get(s->arg, 0);
 	List	   *cols = NIL;
-	char	   *rel = pgapp_qualified_relname(s->relid);
+	char	   *rel;
 	Oid			argtypes[1] = {JSONBOID};
 	Datum		args[1];
 	uint64		count;
@@ -279,6 +280,8 @@ run_insert_all(MultiStep *s, List *results)
 
 	if (first == NULL)
 		return count_and_rows(0, jsonb_text("[]"));
+	pgapp_lock_existing_relation(s->relid);
+	rel = pgapp_qualified_relname(s->relid);
 	pgapp_jsonb_foreach(first->val.binary.data, collect_key, &cols);
 	args[0] = JsonbPGetDatum(rows);
 	if (cols == NIL)
@@ -301,9 +304,9 @@ static Jsonb *
 run_update_all(MultiStep *s, List *results)
 {
 	Jsonb	   *set = pgapp_multi_resolve(s->arg, results);
-	List	   *pk = primary_key(s->relid);
+	List	   *pk;
 	List	   *cols = NIL;
-	char	   *rel = pgapp_qualified_relname(s->relid);
+	char	   *rel;
 	StringInfoData assign;
 	ListCell   *lc;
 	Oid			argtypes[2] = {JSONBOID, JSONBOID};
@@ -311,6 +314,9 @@ run_update_all(MultiStep *s, List *results)
 	uint64		count;
 	Jsonb	   *updated;
 
+	pgapp_lock_existing_relation(s->relid);
+	pk = primary_key(s->relid);
+	rel = pgapp_qualified_relname(s->relid);
 	pgapp_jsonb_foreach(&set->root, collect_key, &cols);
 	initStringInfo(&assign);
 	foreach(lc, cols)
@@ -320,11 +326,10 @@ run_update_all(MultiStep *s, List *results)
 	args[1] = JsonbPGetDatum(s->query);
 	updated = spi_rows(psprintf("UPDATE %s AS r SET %s"
 								" FROM pg_catalog.jsonb_populate_record(NULL::%s, $1) AS p"
-								" WHERE (%s) IN (SELECT %s FROM pg_catalog.jsonb_populate_recordset(NULL::%s,"
-								" pgapp.all($2::pgapp.query)) AS k)"
+								" WHERE EXISTS (SELECT FROM pg_catalog.jsonb_populate_recordset(NULL::%s,"
+								" pgapp.all($2::pgapp.query)) AS k WHERE %s)"
 								" RETURNING pg_catalog.to_jsonb(r)",
-								rel, assign.data, rel, column_list(pk, "r."),
-								column_list(pk, "k."), rel),
+								rel, assign.data, rel, rel, key_condition(pk)),
 					   2, argtypes, args, &count);
 	return count_and_rows(count, updated);
 }

@@ -163,6 +163,7 @@ plans_enforce(PlanEntry *entry)
 static SPIPlanPtr
 plan_get(QuerySql *qs, PlanEntry **entry)
 {
+	StringInfoData text;
 	PlanKey		key;
 	bool		found;
 	SPIPlanPtr	plan;
@@ -176,11 +177,21 @@ plan_get(QuerySql *qs, PlanEntry **entry)
 		ctl.hcxt = TopMemoryContext;
 		plans = hash_create("pgapp query plans", 64, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 	}
+	/*
+	 * The key is the text and its parameters' types: the same text can come
+	 * with other types (a column's type changed, the table dropped and made
+	 * again), and a plan must never see a value of a type it was not made
+	 * for.
+	 */
+	initStringInfo(&text);
+	appendStringInfoString(&text, qs->sql.data);
+	for (int i = 0; i < qs->nparams; i++)
+		appendStringInfo(&text, "%c%u", i == 0 ? '\n' : ',', qs->types[i]);
 	memset(&key, 0, sizeof(key));
-	key.hash = string_hash(qs->sql.data, qs->sql.len + 1);
-	key.len = qs->sql.len;
+	key.hash = string_hash(text.data, text.len + 1);
+	key.len = text.len;
 	*entry = hash_search(plans, &key, HASH_FIND, &found);
-	if (found && strcmp((*entry)->sql, qs->sql.data) == 0)
+	if (found && strcmp((*entry)->sql, text.data) == 0)
 	{
 		dlist_move_head(&plans_lru, &(*entry)->lru);
 		return (*entry)->plan;
@@ -196,7 +207,7 @@ plan_get(QuerySql *qs, PlanEntry **entry)
 	if (SPI_keepplan(plan) != 0)
 		elog(ERROR, "SPI_keepplan failed");
 	*entry = hash_search(plans, &key, HASH_ENTER, &found);
-	(*entry)->sql = MemoryContextStrdup(TopMemoryContext, qs->sql.data);
+	(*entry)->sql = MemoryContextStrdup(TopMemoryContext, text.data);
 	(*entry)->plan = plan;
 	(*entry)->bytes = 0;
 	(*entry)->running = 0;

@@ -152,9 +152,9 @@ SELECT is(pgapp.multi_names(pgapp.multi_put(pgapp.multi_merge(pgapp.multi_put(pg
 SELECT is(pgapp.transact(
     pgapp.multi_insert(
         pgapp.multi_insert(pgapp.multi(), 'author', pgapp.cast('tm_author', NULL, '{"id": 3, "name": "Cy"}', ARRAY['id', 'name'])),
-        'post', pgapp.cast('tm_post', NULL, '{"id": 30, "author_id": {"$ref": "author.id"}, "title": "t"}',
-                           ARRAY['id', 'author_id', 'title'])), 'return') -> 'changes' -> 'post',
-    '{"id": 30, "author_id": 3, "title": "t", "n": 0}', '$ref in changeset params, cast to the column''s type');
+        'post', pgapp.cast('tm_post', NULL, '{"id": 30, "title": "t"}', ARRAY['id', 'author_id', 'title']),
+        '{"author_id": {"$ref": "author.id"}}'), 'return') -> 'changes' -> 'post',
+    '{"id": 30, "author_id": 3, "title": "t", "n": 0}', '$ref in a write step''s refs, cast to the column''s type');
 SELECT is(pgapp.transact(
     pgapp.multi_insert_all(pgapp.multi_put(pgapp.multi(), 'who', '{"ids": [1, 3]}'), 'posts', 'tm_post',
         '[{"id": 31, "author_id": {"$ref": "who.ids.0"}, "title": "x"},
@@ -187,7 +187,8 @@ SELECT is(pgapp.transact(
     '{"id": 32, "author_id": 3, "title": "y", "n": 0}', '$ref as the id of a delete');
 SELECT is(pgapp.transact(
     pgapp.multi_insert(pgapp.multi_put(pgapp.multi(), 'p', '"abc"'), 'post',
-        pgapp.cast('tm_post', NULL, '{"id": 33, "author_id": {"$ref": "p"}, "title": "t"}', ARRAY['id', 'author_id', 'title'])),
+        pgapp.cast('tm_post', NULL, '{"id": 33, "title": "t"}', ARRAY['id', 'author_id', 'title']),
+        '{"author_id": {"$ref": "p"}}'),
     'return') - 'changes_so_far',
     '{"ok": false, "failed_step": "post", "error": {"author_id": ["is invalid"]}, "status": 422}',
     'a $ref value that does not fit the column is invalid (422)');
@@ -425,8 +426,8 @@ SELECT throws_ok($$SELECT pgapp.multi_put(pgapp.multi_put(pgapp.multi(), 'a', '1
 SELECT throws_ok($$SELECT pgapp.multi_run(pgapp.multi(), 'r', 'tm_echo(jsonb,jsonb)', '{"deep": [{"$ref": "later"}]}')$$,
     '22023', NULL, 'a nested $ref to an unknown step is 22023');
 SELECT throws_ok($$SELECT pgapp.multi_insert(pgapp.multi(), 'i',
-        pgapp.cast('tm_post', NULL, '{"id": 1, "author_id": {"$ref": "who.id"}}', ARRAY['id', 'author_id']))$$,
-    '22023', NULL, 'a $ref to an unknown step in changeset params is 22023');
+        pgapp.cast('tm_post', NULL, '{"id": 1}', ARRAY['id', 'author_id']), '{"author_id": {"$ref": "who.id"}}')$$,
+    '22023', NULL, 'a $ref to an unknown step in a write step''s refs is 22023');
 SELECT throws_ok($$SELECT pgapp.multi_delete(pgapp.multi(), 'd', 'tm_post', '{"$ref": "who.id"}')$$,
     '22023', NULL, 'a $ref to an unknown step as a delete''s id is 22023');
 -- a $ref to a later step can only be forged: transact checks the order again

@@ -91,8 +91,8 @@ SELECT jsonb_pretty(pgapp.transact(
                                                      ARRAY['id', 'email']), ARRAY['email'])),
               'books', 'mr_book',
               '[{"id": 10, "title": "Dune", "copies": 2}, {"id": 11, "title": "Emma", "copies": 1}]'),
-            'loan', pgapp.cast('mr_loan', NULL, '{"member_id": {"$ref": "member.id"}, "book_id": {"$ref": "books.rows.0.id"}}',
-                               ARRAY['member_id', 'book_id'])),
+            'loan', pgapp.cast('mr_loan', NULL, '{}', ARRAY['member_id', 'book_id']),
+            '{"member_id": {"$ref": "member.id"}, "book_id": {"$ref": "books.rows.0.id"}}'),
           'stock', 'mr_take_copy(jsonb,jsonb)', '{"book": {"$ref": "loan.book_id"}}'),
         'fee', 'mr_charge_fee(jsonb,jsonb)', '{"card": "4242424242424242", "amount": 2, "member": {"$ref": "member.email"}}'),
       'receipt', '{"loan": {"$ref": "loan.id"}, "title": {"$ref": "books.rows.0.title"}, "left": {"$ref": "stock.copies_left"}}'),
@@ -161,7 +161,7 @@ SELECT jsonb_pretty(pgapp.transact(
 SELECT id, copies FROM mr_book ORDER BY id;
 -- a $ref value that does not fit the column: "is invalid"
 SELECT pgapp.transact(pgapp.multi_insert(pgapp.multi_put(pgapp.multi(), 'who', '"nobody"'), 'loan',
-    pgapp.cast('mr_loan', NULL, '{"member_id": {"$ref": "who"}, "book_id": 10}', ARRAY['member_id', 'book_id'])),
+    pgapp.cast('mr_loan', NULL, '{"book_id": 10}', ARRAY['member_id', 'book_id']), '{"member_id": {"$ref": "who"}}'),
     'return') AS result;
 
 ---------------------------------------------------------------------------
@@ -173,7 +173,8 @@ SELECT pgapp.transact(
         pgapp.multi_insert(
           pgapp.multi_insert(pgapp.multi(), 'member',
               pgapp.cast('mr_member', NULL, '{"id": 3, "email": "eve@example.com"}', ARRAY['id', 'email'])),
-          'loan', pgapp.cast('mr_loan', NULL, '{"member_id": {"$ref": "member.id"}, "book_id": 10}', ARRAY['member_id', 'book_id'])),
+          'loan', pgapp.cast('mr_loan', NULL, '{"book_id": 10}', ARRAY['member_id', 'book_id']),
+          '{"member_id": {"$ref": "member.id"}}'),
         'desk', 'mr_tell_desk(jsonb,jsonb)', '{"event": "never sent", "loan": {"$ref": "loan.id"}}'),
       'fee', 'mr_charge_fee(jsonb,jsonb)', '{"card": "4000000000000002"}'),
     'return') -> 'changes_so_far' -> 'desk' AS desk_was_told;
@@ -185,7 +186,8 @@ SELECT pgapp.transact(
         pgapp.multi_insert(
           pgapp.multi_insert(pgapp.multi(), 'member',
               pgapp.cast('mr_member', NULL, '{"id": 3, "email": "eve@example.com"}', ARRAY['id', 'email'])),
-          'loan', pgapp.cast('mr_loan', NULL, '{"member_id": {"$ref": "member.id"}, "book_id": 10}', ARRAY['member_id', 'book_id'])),
+          'loan', pgapp.cast('mr_loan', NULL, '{"book_id": 10}', ARRAY['member_id', 'book_id']),
+          '{"member_id": {"$ref": "member.id"}}'),
         'desk', 'mr_tell_desk(jsonb,jsonb)', '{"event": "loan made", "loan": {"$ref": "loan.book_id"}}'),
       'fee', 'mr_charge_fee(jsonb,jsonb)', '{"card": "4242424242424242", "amount": 1}'),
     'return') -> 'ok' AS ok;
