@@ -1,8 +1,7 @@
 --
 -- security/87_multi_review_bugs: attacks on Multi that the review of issue
--- 18 found to succeed.  The expected output is the CORRECT behaviour: until
--- the code is fixed, this file fails (and the crash of D also fails
--- 99_no_restart).
+-- 18 found to succeed, fixed in the same issue; the expected output is the
+-- behaviour since the fix (a crash would also fail 99_no_restart).
 --
 --   A. update_all finds its rows with "(r.pk) IN (SELECT k.pk ...)": IN
 --      looks "=" up by the search_path, so an operator the attacker puts in
@@ -10,10 +9,11 @@
 --      text = text even with pg_catalog first) runs as whoever runs the
 --      multi, here the superuser with the default search_path, and, as it
 --      answers true, the step updates every row of the table
---   B. "$ref" objects are honoured in a changeset's params, which are the
---      request's input: a client puts {"$ref": "step.path"} in a field and
---      gets an earlier step's value written there, past every validator of
---      the changeset (inclusion, number, format, required)
+--   B. "$ref" objects were honoured in a changeset's params, which are the
+--      request's input: a client put {"$ref": "step.path"} in a field and
+--      got an earlier step's value written there, past every validator of
+--      the changeset (inclusion, number, format, required).  Params are no
+--      longer searched: write steps take references in their own refs.
 --   C. a table dropped by an earlier step: delete and update_all raise
 --      XX000 "could not open relation with OID"; insert_all dereferences
 --      the NULL name and crashes the server.  TEMP is enough: any role can.
