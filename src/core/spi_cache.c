@@ -7,7 +7,7 @@
  * pgapp builds its write statements from catalog names: the same table and
  * columns give the same text.  Planning such a statement costs more than
  * running it, so each text is prepared once (SPI_prepare, SPI_keepplan) and
- * found again by its text.  The plan cache revalidates a kept plan after
+ * found again by its text and its arguments' types.  The plan cache revalidates a kept plan after
  * DDL, and privileges and row security are checked when a plan runs, as the
  * current user, so a kept plan gives no one more rights than running the
  * text.  The text names everything qualified (pg_catalog.*, schema.table),
@@ -33,10 +33,14 @@
 
 #define SPI_CACHE_MAX 512
 
+#define SPI_CACHE_MAX_ARGS 8
+
 typedef struct SpiCacheEntry
 {
-	uint64		key;			/* hash of the text */
+	uint64		key;			/* hash of the text and argument types */
 	char	   *sql;			/* the text (CacheMemoryContext) */
+	int			nargs;
+	Oid			argtypes[SPI_CACHE_MAX_ARGS];
 	SPIPlanPtr	plan;			/* kept */
 } SpiCacheEntry;
 
@@ -67,11 +71,21 @@ pgapp_spi_execute_cached(const char *sql, int nargs, Oid *argtypes, Datum *args,
 	SpiCacheEntry *e;
 	SPIPlanPtr	plan;
 
+	if (nargs > SPI_CACHE_MAX_ARGS)
+		return SPI_execute_with_args(sql, nargs, argtypes, args, nulls, read_only, count);
 	if (spi_cache == NULL)
 		spi_cache_init();
+
+	/*
+	 * The text and its arguments' types: a plan must never be given a value
+	 * of another type than the one it was made for.
+	 */
 	key = hash_bytes_extended((const unsigned char *) sql, strlen(sql), nargs);
+	if (nargs > 0)
+		key ^= hash_bytes_extended((const unsigned char *) argtypes, sizeof(Oid) * nargs, 0);
 	e = hash_search(spi_cache, &key, HASH_FIND, &found);
-	if (found && strcmp(e->sql, sql) == 0)
+	if (found && e->nargs == nargs && strcmp(e->sql, sql) == 0 &&
+		(nargs == 0 || memcmp(e->argtypes, argtypes, sizeof(Oid) * nargs) == 0))
 		return SPI_execute_plan(e->plan, args, nulls, read_only, count);
 	if (found || hash_get_num_entries(spi_cache) >= SPI_CACHE_MAX)
 		return SPI_execute_with_args(sql, nargs, argtypes, args, nulls, read_only, count);
@@ -83,6 +97,9 @@ pgapp_spi_execute_cached(const char *sql, int nargs, Oid *argtypes, Datum *args,
 		elog(ERROR, "SPI_keepplan failed");
 	e = hash_search(spi_cache, &key, HASH_ENTER, &found);
 	e->sql = MemoryContextStrdup(CacheMemoryContext, sql);
+	e->nargs = nargs;
+	if (nargs > 0)
+		memcpy(e->argtypes, argtypes, sizeof(Oid) * nargs);
 	e->plan = plan;
 	return SPI_execute_plan(plan, args, nulls, read_only, count);
 }
