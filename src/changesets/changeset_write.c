@@ -506,7 +506,8 @@ write_update(Jsonb *cs, bool force_raise)
 		return report_invalid(&ws);
 	pgapp_jsonb_foreach(ws.read.changes, check_change_fits, &ws);
 	if (ws.columns == NIL)
-		return pgapp_jsonb_from_value(data);	/* no changes, no write (as Ecto) */
+		return pgapp_jsonb_from_value(data);	/* no changes, no write (as
+												 * Ecto) */
 
 	where = primary_key_condition(ws.relid, data);
 	relname = pgapp_qualified_relname(ws.relid);

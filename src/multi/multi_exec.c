@@ -152,6 +152,7 @@ static List *
 run_merge(MultiStep *s, MultiRun *run)
 {
 	FmgrInfo	flinfo;
+
 	LOCAL_FCINFO(fcinfo, 1);
 	Datum		d;
 	List	   *names = NIL;

@@ -84,6 +84,7 @@ extern bool pgapp_multi_is_ref(JsonbValue *v, char **path);
 extern bool pgapp_multi_has_refs(JsonbValue *v);
 extern void pgapp_multi_check_refs(JsonbValue *v, List *names, const char *step);
 extern Jsonb *pgapp_multi_resolve(JsonbValue *v, List *results);
+extern JsonbValue *pgapp_multi_root_value(Jsonb *jb);
 extern Jsonb *pgapp_multi_changes(List *results);
 
 /* multi_steps.c */

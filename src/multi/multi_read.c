@@ -535,8 +535,8 @@ pgapp_multi_read_step(JsonbValue *step, List *steps, List *known_names, int inde
 	if (s->arg != NULL)
 	{
 		/*
-		 * A changeset's params are the request's input: its references are
-		 * in refs, never in the changeset.
+		 * A changeset's params are the request's input: its references are in
+		 * refs, never in the changeset.
 		 */
 		JsonbValue *refs = s->arg;
 

@@ -88,7 +88,7 @@ walk_refs(JsonbValue *v, bool (*fn) (char *path, void *arg), void *arg)
 	if (v == NULL || v->type != jbvBinary)
 		return false;
 	if (is_literal(v, &inner))
-		return fn == found_ref;	/* a literal must be unwrapped: resolve it */
+		return fn == found_ref; /* a literal must be unwrapped: resolve it */
 	it = JsonbIteratorInit(v->val.binary.data);
 	while ((tok = JsonbIteratorNext(&it, &child, true)) != WJB_DONE)
 	{
@@ -167,8 +167,8 @@ pgapp_multi_check_refs(JsonbValue *v, List *names, const char *step)
 }
 
 /* A document's root as a value (scalars unwrapped). */
-static JsonbValue *
-root_value(Jsonb *jb)
+JsonbValue *
+pgapp_multi_root_value(Jsonb *jb)
 {
 	JsonbValue *v = palloc(sizeof(JsonbValue));
 
@@ -209,7 +209,7 @@ lookup(const char *path, List *results)
 		MultiResult *r = lfirst(lc);
 
 		if (strcmp(r->name, seg) == 0)
-			v = root_value(r->value);
+			v = pgapp_multi_root_value(r->value);
 	}
 	if (v == NULL)
 		ref_not_found(path, seg);
@@ -277,7 +277,6 @@ pgapp_multi_resolve(JsonbValue *v, List *results)
 {
 	JsonbParseState *ps = NULL;
 	char	   *path;
-
 	JsonbValue *inner;
 
 	if (pgapp_multi_is_ref(v, &path))

@@ -75,23 +75,10 @@ static void
 collect_ref_field(const char *key, int keylen, JsonbValue *value, void *arg)
 {
 	RefFields  *rf = arg;
-	Jsonb	   *resolved;
-	JsonbValue *v = palloc(sizeof(JsonbValue));
 
-	resolved = pgapp_multi_resolve(value, rf->results);
-	if (JB_ROOT_IS_SCALAR(resolved))
-	{
-		if (!JsonbExtractScalar(&resolved->root, v))
-			elog(ERROR, "could not extract a jsonb scalar");
-	}
-	else
-	{
-		v->type = jbvBinary;
-		v->val.binary.data = &resolved->root;
-		v->val.binary.len = VARSIZE(resolved) - VARHDRSZ;
-	}
 	rf->fields = lappend(rf->fields, pstrdup(key));
-	rf->values = lappend(rf->values, v);
+	rf->values = lappend(rf->values,
+						 pgapp_multi_root_value(pgapp_multi_resolve(value, rf->results)));
 }
 
 /*
@@ -359,6 +346,7 @@ result_status(MultiStep *s, JsonbValue *status)
 	if (status->type != jbvNumeric)
 		bad_result(s, "a \"status\" that is not a number");
 	text = DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(status->val.numeric)));
+
 	n = (int) strtol(text, &end, 10);
 	if (*end != '\0' || strlen(text) > 3 || n < PGAPP_MIN_ERROR_STATUS || n > PGAPP_MAX_ERROR_STATUS)
 		bad_result(s, "a \"status\" outside 400 to 599");
@@ -370,6 +358,7 @@ static Jsonb *
 run_function(MultiStep *s, List *results, MultiFailure *fail)
 {
 	FmgrInfo	flinfo;
+
 	LOCAL_FCINFO(fcinfo, 2);
 	Datum		d;
 	Jsonb	   *r;

@@ -148,6 +148,7 @@ deliver_batch(int64 *from, bool check_extension)
 	*from = Max(*from, last - OUTBOX_SEQ_MARGIN);
 	if (n > 0)
 		pgapp_pubsub_outbox_delivered(n);
+
 	/*
 	 * Idle only once the batch is counted: an empty outbox and an idle worker
 	 * mean the counters are current (the regress test waits on that).

@@ -177,6 +177,7 @@ plan_get(QuerySql *qs, PlanEntry **entry)
 		ctl.hcxt = TopMemoryContext;
 		plans = hash_create("pgapp query plans", 64, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 	}
+
 	/*
 	 * The key is the text and its parameters' types: the same text can come
 	 * with other types (a column's type changed, the table dropped and made
@@ -190,6 +191,7 @@ plan_get(QuerySql *qs, PlanEntry **entry)
 	memset(&key, 0, sizeof(key));
 	key.hash = string_hash(text.data, text.len + 1);
 	key.len = text.len;
+
 	*entry = hash_search(plans, &key, HASH_FIND, &found);
 	if (found && strcmp((*entry)->sql, text.data) == 0)
 	{
