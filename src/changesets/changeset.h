@@ -15,6 +15,7 @@
 #define PGAPP_CHANGESET_H
 
 #include "nodes/pg_list.h"
+#include "utils/elog.h"
 #include "utils/jsonb.h"
 
 #include "core/module.h"
@@ -26,8 +27,12 @@ extern const PgappModule pgapp_changesets_module;
  * row; an invalid changeset, a mapped constraint or a missing row is raised
  * (PT422, PT404) whatever pgapp.error_mode says.
  */
-extern Jsonb *pgapp_changeset_insert(Jsonb *cs);
-extern Jsonb *pgapp_changeset_update(Jsonb *cs);
+/* a changeset write's state, kept by Multi to map the write's error */
+typedef struct PgappCsWrite PgappCsWrite;
+
+extern Jsonb *pgapp_changeset_insert_unguarded(Jsonb *cs, PgappCsWrite **write);
+extern Jsonb *pgapp_changeset_update_unguarded(Jsonb *cs, PgappCsWrite **write);
+extern Jsonb *pgapp_changeset_write_errors(PgappCsWrite *write, ErrorData *edata);
 
 /* changeset_multi.c: what Multi uses */
 extern void pgapp_changeset_check(Jsonb *cs);

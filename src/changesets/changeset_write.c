@@ -4,7 +4,11 @@
  *	  pgapp.insert and pgapp.update: write a valid changeset, and turn the
  *	  violation of a constraint it declares into an error on its field.
  *
- * Both write in a subtransaction.  A violated constraint that the
+ * Both write in a subtransaction.  Multi writes without one (its
+ * pgapp.transact runs every step in its own subtransaction and maps a
+ * raised error after rolling that back, through
+ * pgapp_changeset_write_errors): the same mapping, without a second
+ * subtransaction, and subtransaction id, per step.  A violated constraint that the
  * changeset declares (by name, or by the default names
  * <table>_<field>_key / _index / _fkey / _excl / _exclusion) becomes an
  * error on its field; errors raised by a validate_table trigger on the same
@@ -44,7 +48,8 @@
 #include "core/error.h"
 #include "core/json_util.h"
 
-typedef struct WriteState
+/* PgappCsWrite (changeset.h) is a write's state: Multi keeps it to map errors */
+typedef struct PgappCsWrite
 {
 	Jsonb	   *cs;
 	CsRead		read;			/* the changeset, checked by pgapp_cs_read */
@@ -52,6 +57,7 @@ typedef struct WriteState
 	JsonbValue	changes;		/* the "changes" object */
 	List	   *columns;		/* char *, the changed columns */
 	bool		force_raise;	/* raise errors whatever pgapp.error_mode says */
+	bool		unguarded;		/* no subtransaction: the caller maps errors */
 } WriteState;
 
 /* Every key of changes is a permitted column: pgapp_cs_read checked it. */
@@ -203,11 +209,11 @@ add_trigger_errors(JsonbValue *errs, CsErrors *errors)
 }
 
 /*
- * Map a failed write to field errors, or re-raise it.  Returns the 422
- * body in return mode; does not return in raise mode.
+ * The field errors a failed write maps to, as {"errors": {...}} with
+ * *first_field set, or NULL when nothing maps it (the error stands).
  */
 static Jsonb *
-map_write_error(WriteState *ws, ErrorData *edata)
+mapped_errors(WriteState *ws, ErrorData *edata, const char **first_field)
 {
 	CsErrors	errors = {0};
 
@@ -219,13 +225,11 @@ map_write_error(WriteState *ws, ErrorData *edata)
 		Jsonb	   *detail = parse_error_detail(edata->detail);
 		JsonbValue *errs = detail ? pgapp_jsonb_get_key(detail, "errors") : NULL;
 
-		if (errs != NULL && pgapp_jsonb_value_is_object(errs))
-		{
-			add_trigger_errors(errs, &errors);
-			return pgapp_cs_report(pgapp_cs_errors_body(&errors), ws->relid,
-								   pgapp_cs_first_error_field(&errors), ws->force_raise);
-		}
-		rethrow_cut(edata);
+		if (errs == NULL || !pgapp_jsonb_value_is_object(errs))
+			return NULL;
+		add_trigger_errors(errs, &errors);
+		*first_field = pgapp_cs_first_error_field(&errors);
+		return pgapp_cs_errors_body(&errors);
 	}
 
 	if (edata->constraint_name != NULL &&
@@ -246,18 +250,73 @@ map_write_error(WriteState *ws, ErrorData *edata)
 								   &field, &message))
 			{
 				pgapp_cs_add_error(&errors, field, message);
-				return pgapp_cs_report(pgapp_cs_errors_body(&errors), ws->relid, field, ws->force_raise);
+				*first_field = field;
+				return pgapp_cs_errors_body(&errors);
 			}
 		}
 	}
-	rethrow_cut(edata);
-	return NULL;				/* not reached */
+	return NULL;
+}
+
+/*
+ * Map a failed write to field errors, or re-raise it.  Returns the 422
+ * body in return mode; does not return in raise mode.
+ */
+static Jsonb *
+map_write_error(WriteState *ws, ErrorData *edata)
+{
+	const char *first_field = NULL;
+	Jsonb	   *body = mapped_errors(ws, edata, &first_field);
+
+	if (body == NULL)
+		rethrow_cut(edata);
+	return pgapp_cs_report(body, ws->relid, first_field, ws->force_raise);
+}
+
+/*
+ * Multi: the field errors ({"errors": {...}}) the error of a write run by
+ * pgapp_changeset_insert_unguarded or _update_unguarded maps to, or NULL
+ * when nothing maps it.  Called after the caller's subtransaction is rolled
+ * back; write and edata are in the caller's memory.
+ */
+Jsonb *
+pgapp_changeset_write_errors(PgappCsWrite *write, ErrorData *edata)
+{
+	const char *first_field = NULL;
+
+	return mapped_errors(write, edata, &first_field);
+}
+
+/* The statement's one row (copied into cxt), or NULL; SPI is connected. */
+static Jsonb *
+execute_write(const char *sql, int nargs, Oid *argtypes, Datum *args, MemoryContext cxt)
+{
+	int			ret;
+	Jsonb	   *row = NULL;
+
+	ret = pgapp_spi_execute_cached(sql, nargs, argtypes, args, NULL, false, 0);
+	if (ret != SPI_OK_INSERT_RETURNING && ret != SPI_OK_UPDATE_RETURNING)
+		elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(ret));
+	if (SPI_processed > 1)
+		elog(ERROR, "write changed %lu rows, expected at most one", (unsigned long) SPI_processed);
+	if (SPI_processed == 1)
+	{
+		bool		isnull;
+		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		MemoryContext spicxt = MemoryContextSwitchTo(cxt);
+
+		row = DatumGetJsonbPCopy(d);
+		MemoryContextSwitchTo(spicxt);
+	}
+	return row;
 }
 
 /*
  * Run one write statement in a subtransaction; the row as jsonb, or NULL
  * when no row matched.  Failures go through map_write_error; *error_body
- * gets the 422 body in return mode.
+ * gets the 422 body in return mode.  An unguarded write (Multi) runs in the
+ * caller's subtransaction and lets its error go up to the caller, which
+ * maps it with pgapp_changeset_write_errors.
  */
 static Jsonb *
 run_write(WriteState *ws, const char *sql, int nargs, Oid *argtypes, Datum *args,
@@ -266,8 +325,19 @@ run_write(WriteState *ws, const char *sql, int nargs, Oid *argtypes, Datum *args
 	PgappSubxact sx;
 	Jsonb	   *volatile row = NULL;
 	ErrorData  *volatile edata = NULL;
+	int			ret;
 
 	*error_body = NULL;
+	if (ws->unguarded)
+	{
+		MemoryContext cxt = CurrentMemoryContext;
+
+		if ((ret = SPI_connect()) != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
+		row = execute_write(sql, nargs, argtypes, args, cxt);
+		SPI_finish();
+		return row;
+	}
 
 	/*
 	 * SPI is connected inside the subtransaction: on error its rollback also
@@ -277,24 +347,9 @@ run_write(WriteState *ws, const char *sql, int nargs, Oid *argtypes, Datum *args
 	pgapp_subxact_begin(&sx);
 	PG_TRY();
 	{
-		int			ret;
-
 		if ((ret = SPI_connect()) != SPI_OK_CONNECT)
 			elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
-		ret = pgapp_spi_execute_cached(sql, nargs, argtypes, args, NULL, false, 0);
-		if (ret != SPI_OK_INSERT_RETURNING && ret != SPI_OK_UPDATE_RETURNING)
-			elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(ret));
-		if (SPI_processed > 1)
-			elog(ERROR, "write changed %lu rows, expected at most one", (unsigned long) SPI_processed);
-		if (SPI_processed == 1)
-		{
-			bool		isnull;
-			Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-			MemoryContext spicxt = MemoryContextSwitchTo(sx.oldcontext);
-
-			row = DatumGetJsonbPCopy(d);
-			MemoryContextSwitchTo(spicxt);
-		}
+		row = execute_write(sql, nargs, argtypes, args, sx.oldcontext);
 		SPI_finish();
 		pgapp_subxact_commit(&sx);
 	}
@@ -357,9 +412,9 @@ set_response_status(const char *status)
  * force_raise raises errors whatever pgapp.error_mode says (Multi).
  */
 static Jsonb *
-write_insert(Jsonb *cs, bool force_raise)
+write_insert(Jsonb *cs, bool force_raise, PgappCsWrite **unguarded)
 {
-	WriteState	ws;
+	WriteState *ws = palloc(sizeof(WriteState));
 	char	   *rel;
 	char	   *sql;
 	Oid			argtypes[1] = {JSONBOID};
@@ -367,20 +422,25 @@ write_insert(Jsonb *cs, bool force_raise)
 	Jsonb	   *row;
 	Jsonb	   *error_body;
 
-	prepare_write(&ws, cs, force_raise);
-	if (!ws.read.valid)
-		return report_invalid(&ws);
-	pgapp_jsonb_foreach(ws.read.changes, check_change_fits, &ws);
+	prepare_write(ws, cs, force_raise);
+	if (!ws->read.valid)
+		return report_invalid(ws);
+	pgapp_jsonb_foreach(ws->read.changes, check_change_fits, ws);
 
-	rel = pgapp_qualified_relname(ws.relid);
-	if (ws.columns == NIL)
+	rel = pgapp_qualified_relname(ws->relid);
+	if (ws->columns == NIL)
 		sql = psprintf("INSERT INTO %s AS r DEFAULT VALUES RETURNING pg_catalog.to_jsonb(r)", rel);
 	else
 		sql = psprintf("INSERT INTO %s AS r (%s) SELECT %s FROM pg_catalog.jsonb_populate_record(NULL::%s, $1) AS p"
 					   " RETURNING pg_catalog.to_jsonb(r)",
-					   rel, column_list(ws.columns, ""), column_list(ws.columns, "p."), rel);
-	args[0] = JsonbPGetDatum(pgapp_jsonb_from_value(&ws.changes));
-	row = run_write(&ws, sql, ws.columns == NIL ? 0 : 1, argtypes, args, &error_body);
+					   rel, column_list(ws->columns, ""), column_list(ws->columns, "p."), rel);
+	args[0] = JsonbPGetDatum(pgapp_jsonb_from_value(&ws->changes));
+	if (unguarded != NULL)
+	{
+		ws->unguarded = true;
+		*unguarded = ws;
+	}
+	row = run_write(ws, sql, ws->columns == NIL ? 0 : 1, argtypes, args, &error_body);
 	if (error_body != NULL)
 		return error_body;
 	if (row == NULL)
@@ -390,11 +450,15 @@ write_insert(Jsonb *cs, bool force_raise)
 	return row;
 }
 
-/* pgapp_insert for Multi: errors are raised. */
+/*
+ * pgapp.insert for Multi: errors are raised, and the statement runs in the
+ * caller's subtransaction; *write is set before it runs, for
+ * pgapp_changeset_write_errors.
+ */
 Jsonb *
-pgapp_changeset_insert(Jsonb *cs)
+pgapp_changeset_insert_unguarded(Jsonb *cs, PgappCsWrite **write)
 {
-	return write_insert(cs, true);
+	return write_insert(cs, true, write);
 }
 
 /*
@@ -408,7 +472,7 @@ pgapp_insert(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				errmsg("changeset must not be null"));
-	PG_RETURN_JSONB_P(write_insert(PG_GETARG_JSONB_P(0), false));
+	PG_RETURN_JSONB_P(write_insert(PG_GETARG_JSONB_P(0), false, NULL));
 }
 
 /* The primary key columns of relid (22023 when it has none). */
@@ -481,9 +545,9 @@ report_not_found(Oid relid, bool force_raise)
  * write_insert.
  */
 static Jsonb *
-write_update(Jsonb *cs, bool force_raise)
+write_update(Jsonb *cs, bool force_raise, PgappCsWrite **unguarded)
 {
-	WriteState	ws;
+	WriteState *ws = palloc(sizeof(WriteState));
 	JsonbValue *data;
 	StringInfoData set;
 	ListCell   *lc;
@@ -495,24 +559,24 @@ write_update(Jsonb *cs, bool force_raise)
 	Jsonb	   *row;
 	Jsonb	   *error_body;
 
-	prepare_write(&ws, cs, force_raise);
-	data = pgapp_jsonb_get_key(ws.cs, "data");
-	if (ws.read.data == NULL)
+	prepare_write(ws, cs, force_raise);
+	data = pgapp_jsonb_get_key(ws->cs, "data");
+	if (ws->read.data == NULL)
 		ereport(ERROR,
 				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				errmsg("changeset has no data to update"),
 				errhint("Build it with the current row, e.g. pgapp.changeset('task_update', params, to_jsonb(t))."));
-	if (!ws.read.valid)
-		return report_invalid(&ws);
-	pgapp_jsonb_foreach(ws.read.changes, check_change_fits, &ws);
-	if (ws.columns == NIL)
+	if (!ws->read.valid)
+		return report_invalid(ws);
+	pgapp_jsonb_foreach(ws->read.changes, check_change_fits, ws);
+	if (ws->columns == NIL)
 		return pgapp_jsonb_from_value(data);	/* no changes, no write (as
 												 * Ecto) */
 
-	where = primary_key_condition(ws.relid, data);
-	relname = pgapp_qualified_relname(ws.relid);
+	where = primary_key_condition(ws->relid, data);
+	relname = pgapp_qualified_relname(ws->relid);
 	initStringInfo(&set);
-	foreach(lc, ws.columns)
+	foreach(lc, ws->columns)
 		appendStringInfo(&set, "%s%s = p.%s", set.len ? ", " : "",
 						 quote_identifier(lfirst(lc)), quote_identifier(lfirst(lc)));
 	sql = psprintf("UPDATE %s AS r SET %s"
@@ -520,21 +584,26 @@ write_update(Jsonb *cs, bool force_raise)
 				   "      pg_catalog.jsonb_populate_record(NULL::%s, $2) AS k"
 				   " WHERE %s RETURNING pg_catalog.to_jsonb(r)",
 				   relname, set.data, relname, relname, where);
-	args[0] = JsonbPGetDatum(pgapp_jsonb_from_value(&ws.changes));
+	args[0] = JsonbPGetDatum(pgapp_jsonb_from_value(&ws->changes));
 	args[1] = JsonbPGetDatum(pgapp_jsonb_from_value(data));
-	row = run_write(&ws, sql, 2, argtypes, args, &error_body);
+	if (unguarded != NULL)
+	{
+		ws->unguarded = true;
+		*unguarded = ws;
+	}
+	row = run_write(ws, sql, 2, argtypes, args, &error_body);
 	if (error_body != NULL)
 		return error_body;
 	if (row == NULL)
-		return report_not_found(ws.relid, force_raise);
+		return report_not_found(ws->relid, force_raise);
 	return row;
 }
 
-/* pgapp_update for Multi: errors are raised. */
+/* pgapp.update for Multi, as pgapp_changeset_insert_unguarded. */
 Jsonb *
-pgapp_changeset_update(Jsonb *cs)
+pgapp_changeset_update_unguarded(Jsonb *cs, PgappCsWrite **write)
 {
-	return write_update(cs, true);
+	return write_update(cs, true, write);
 }
 
 /*
@@ -548,5 +617,5 @@ pgapp_update(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				errmsg("changeset must not be null"));
-	PG_RETURN_JSONB_P(write_update(PG_GETARG_JSONB_P(0), false));
+	PG_RETURN_JSONB_P(write_update(PG_GETARG_JSONB_P(0), false, NULL));
 }

@@ -12,6 +12,14 @@
  * broadcasts and enqueued jobs, and the failure names the step, its error,
  * its HTTP status and the results of the steps before it.
  *
+ * Steps open no subtransaction of their own: a changeset write runs in
+ * transact's (pgapp.insert alone writes in one of its own), and the step
+ * leaves its write's state in fail.write so that, once transact's
+ * subtransaction is rolled back, a violated constraint the changeset
+ * declares (or a validate_table trigger's field errors) becomes the step's
+ * 422 exactly as pgapp.insert would report it.  One subtransaction, and one
+ * subtransaction id, per transact rather than one per step.
+ *
  * A step fails when it says so (an invalid changeset, a missing row, a
  * function's {"error": ...}) or when an error is raised while it runs.
  * Raised errors a request can cause become the step's error (PTnnn: status
@@ -212,7 +220,9 @@ run_steps(MultiRun *run)
 			continue;
 		}
 		run->current = s->name;
+		run->fail.write = NULL;
 		value = pgapp_multi_run_step(s, run->results, &run->fail);
+		run->fail.write = NULL;
 		if (value == NULL)
 		{
 			run->failed = true;
@@ -294,6 +304,7 @@ pgapp_transact(PG_FUNCTION_ARGS)
 	ErrorData  *edata = NULL;
 	PgappSubxact sx;
 	PgappError	err = {0};
+	Jsonb	   *volatile mapped = NULL;
 
 	run->steps = pgapp_multi_read(m, NIL);
 	pgapp_subxact_begin(&sx);
@@ -311,7 +322,16 @@ pgapp_transact(PG_FUNCTION_ARGS)
 			pgapp_multi_error_is_ours = false;
 			ReThrowError(edata);
 		}
-		map_error(edata, &run->fail);
+		if (run->fail.write != NULL)
+			mapped = pgapp_changeset_write_errors(run->fail.write, edata);
+		if (mapped != NULL)
+		{
+			/* a constraint the changeset declares: its field errors */
+			run->fail.status = 422;
+			run->fail.error = pgapp_jsonb_from_value(pgapp_jsonb_get_key(mapped, "errors"));
+		}
+		else
+			map_error(edata, &run->fail);
 		run->failed = true;
 	}
 	PG_END_TRY();

@@ -15,6 +15,8 @@
 #include "nodes/pg_list.h"
 #include "utils/jsonb.h"
 
+#include "changesets/changeset.h"
+
 /*
  * At most this many steps in one multi, counting those a merge adds when it
  * runs (54000 beyond it): a multi is built in memory and run in one
@@ -65,6 +67,8 @@ typedef struct MultiFailure
 {
 	int			status;
 	Jsonb	   *error;
+	PgappCsWrite *write;		/* the running step's changeset write, whose
+								 * raised error maps to field errors */
 } MultiFailure;
 
 /* multi_read.c */

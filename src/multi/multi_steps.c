@@ -105,9 +105,9 @@ run_write(MultiStep *s, List *results, MultiFailure *fail)
 			return fail_with(fail, 422, invalid_field(bad));
 	}
 	if (s->op == MULTI_INSERT)
-		row = pgapp_changeset_insert(cs);
+		row = pgapp_changeset_insert_unguarded(cs, &fail->write);
 	else
-		row = pgapp_changeset_update(cs);
+		row = pgapp_changeset_update_unguarded(cs, &fail->write);
 	return row;
 }
 

@@ -5,7 +5,7 @@
 -- broadcasts (outbox broadcasts: test/regress/sql/multi.sql), savepoint
 -- semantics and the error modes.
 BEGIN;
-SELECT plan(133);
+SELECT plan(139);
 
 ---------------------------------------------------------------------------
 -- Signatures and privileges
@@ -477,6 +477,45 @@ SELECT throws_ok($$SELECT pgapp.multi_merge(pgapp.multi(), NULL)$$, '22004', NUL
 SELECT throws_ok($$SELECT pgapp.multi_merge(NULL, 'tm_merge(jsonb)')$$, '22004', NULL, 'multi_merge: NULL m');
 SELECT throws_ok($$SELECT pgapp.transact(NULL)$$, '22004', NULL, 'transact: NULL m');
 SELECT throws_ok($$SELECT '{"steps": {}}'::pgapp.multi$$, '23514', NULL, 'the domain refuses a value without a steps array');
+
+---------------------------------------------------------------------------
+-- Changeset writes run in transact's one subtransaction; their errors are
+-- mapped after it is rolled back
+---------------------------------------------------------------------------
+CREATE TABLE tm_note (id int PRIMARY KEY, body text NOT NULL);
+SELECT pgapp.define_changeset('tm_note', 'tm_note', ARRAY['id', 'body'], '[{"required": ["body"]}]');
+SELECT pgapp.validate_table('tm_note', 'tm_note');
+SELECT is(pgapp.transact(
+    pgapp.multi_insert(
+        pgapp.multi_insert(pgapp.multi(), 'ok', pgapp.cast('tm_note', NULL, '{"id": 1, "body": "fine"}', ARRAY['id', 'body'])),
+        'blank', pgapp.cast('tm_note', NULL, '{"id": 2, "body": " "}', ARRAY['id', 'body'])), 'return'),
+    '{"ok": false, "failed_step": "blank", "error": {"body": ["can''t be blank"]}, "status": 422,
+      "changes_so_far": {"ok": {"id": 1, "body": "fine"}}}',
+    'a validate_table trigger''s field errors are the step''s error (422)');
+SELECT is((SELECT count(*)::int FROM tm_note), 0, 'the step before the trigger''s refusal is undone');
+SELECT is(pgapp.transact(
+    pgapp.multi_update(
+        pgapp.multi_insert(pgapp.multi(), 'a5', pgapp.cast('tm_author', NULL, '{"id": 5, "name": "Grace"}', ARRAY['id', 'name'])),
+        'rename', pgapp.unique_constraint(pgapp.cast('tm_author', '{"id": 5, "name": "Grace"}', '{"name": "Ada L."}', ARRAY['name']), 'name')),
+    'return') - 'changes_so_far',
+    '{"ok": false, "failed_step": "rename", "error": {"name": ["has already been taken"]}, "status": 422}',
+    'a unique violation of an update step, mapped by its changeset: a field error, 422');
+SELECT is((SELECT count(*)::int FROM tm_author WHERE id = 5), 0, 'the insert before the mapped violation is undone');
+SELECT is((SELECT pgapp.transact(m) -> 'ok' FROM (
+        SELECT pgapp.multi_insert_all(
+                   (SELECT m0 FROM (SELECT pgapp.multi() AS m0) x), 'none', 'tm_note', '[]') AS m) y),
+    'true', 'an insert_all of no rows succeeds');
+DO $$
+DECLARE
+    m pgapp.multi := pgapp.multi();
+BEGIN
+    FOR k IN 1 .. 100 LOOP
+        m := pgapp.multi_insert(m, 'n' || k, pgapp.cast('tm_note', NULL, jsonb_build_object('id', 100 + k, 'body', 'note ' || k), ARRAY['id', 'body']));
+    END LOOP;
+    PERFORM pgapp.transact(m, 'raise');
+END
+$$;
+SELECT is((SELECT count(*)::int FROM tm_note WHERE id > 100), 100, 'a multi of 100 changeset inserts writes them all');
 
 SELECT * FROM finish();
 ROLLBACK;
