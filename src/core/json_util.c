@@ -605,7 +605,44 @@ raw_set_entry(StringInfo buf, int jentries, int i, uint32 type, int len, int *to
 	memcpy(buf->data + jentries + i * sizeof(JEntry), &meta, sizeof(JEntry));
 }
 
-/* Append an array container of the containers elems[0..n-1] to buf. */
+/*
+ * Append one child of any kind: a container's bytes, or a scalar encoded
+ * as convertJsonbScalar encodes it (a numeric padded to a 4-byte boundary).
+ * Returns its JEntry type; *len is its length, padding included.
+ */
+static uint32
+raw_append_value(StringInfo buf, const JsonbValue *v, int *len)
+{
+	int			start = buf->len;
+
+	switch (v->type)
+	{
+		case jbvNull:
+			*len = 0;
+			return JENTRY_ISNULL;
+		case jbvBool:
+			*len = 0;
+			return v->val.boolean ? JENTRY_ISBOOL_TRUE : JENTRY_ISBOOL_FALSE;
+		case jbvString:
+			appendBinaryStringInfo(buf, v->val.string.val, v->val.string.len);
+			*len = v->val.string.len;
+			return JENTRY_ISSTRING;
+		case jbvNumeric:
+			while (buf->len % sizeof(uint32) != 0)
+				appendStringInfoCharMacro(buf, '\0');
+			appendBinaryStringInfo(buf, (const char *) v->val.numeric, VARSIZE_ANY(v->val.numeric));
+			*len = buf->len - start;
+			return JENTRY_ISNUMERIC;
+		case jbvBinary:
+			*len = raw_append_container(buf, v);
+			return JENTRY_ISCONTAINER;
+		default:
+			elog(ERROR, "unexpected jsonb value type %d", (int) v->type);
+	}
+	return 0;					/* not reached */
+}
+
+/* Append an array container of elems[0..n-1] (any values) to buf. */
 static void
 raw_append_array(StringInfo buf, int n, JsonbValue **elems)
 {
@@ -613,6 +650,8 @@ raw_append_array(StringInfo buf, int n, JsonbValue **elems)
 	int			jentries;
 	int			total = 0;
 
+	if (n > JB_CMASK)
+		elog(ERROR, "too many jsonb array elements");
 	while (buf->len % sizeof(uint32) != 0)
 		appendStringInfoCharMacro(buf, '\0');
 	appendBinaryStringInfo(buf, (const char *) &header, sizeof(uint32));
@@ -621,10 +660,136 @@ raw_append_array(StringInfo buf, int n, JsonbValue **elems)
 		appendBinaryStringInfo(buf, "\0\0\0\0", sizeof(JEntry));
 	for (int i = 0; i < n; i++)
 	{
-		if (elems[i]->type != jbvBinary)
-			elog(ERROR, "raw jsonb array elements must be containers");
-		raw_set_entry(buf, jentries, i, JENTRY_ISCONTAINER, raw_append_container(buf, elems[i]), &total);
+		int			len;
+		uint32		type = raw_append_value(buf, elems[i], &len);
+
+		raw_set_entry(buf, jentries, i, type, len, &total);
 	}
+}
+
+typedef struct RawMember
+{
+	const char *key;
+	int			keylen;
+	JsonbValue *value;
+}			RawMember;
+
+/* jsonb's order of object keys: shorter first, then bytewise */
+static int
+raw_member_cmp(const void *a, const void *b)
+{
+	const		RawMember *ma = a;
+	const		RawMember *mb = b;
+
+	if (ma->keylen != mb->keylen)
+		return ma->keylen < mb->keylen ? -1 : 1;
+	return memcmp(ma->key, mb->key, ma->keylen);
+}
+
+/* Append an object container of the members (distinct keys) to buf. */
+static void
+raw_append_object(StringInfo buf, int n, RawMember * members)
+{
+	uint32		header = (uint32) n | JB_FOBJECT;
+	int			jentries;
+	int			total = 0;
+
+	if (n > JB_CMASK)
+		elog(ERROR, "too many jsonb object members");
+	qsort(members, n, sizeof(RawMember), raw_member_cmp);
+	for (int i = 1; i < n; i++)
+		if (raw_member_cmp(&members[i - 1], &members[i]) == 0)
+			elog(ERROR, "duplicate jsonb object key \"%s\"", members[i].key);
+	while (buf->len % sizeof(uint32) != 0)
+		appendStringInfoCharMacro(buf, '\0');
+	appendBinaryStringInfo(buf, (const char *) &header, sizeof(uint32));
+	jentries = buf->len;
+	for (int i = 0; i < 2 * n; i++)
+		appendBinaryStringInfo(buf, "\0\0\0\0", sizeof(JEntry));
+	for (int i = 0; i < n; i++)
+	{
+		appendBinaryStringInfo(buf, members[i].key, members[i].keylen);
+		raw_set_entry(buf, jentries, i, JENTRY_ISSTRING, members[i].keylen, &total);
+	}
+	for (int i = 0; i < n; i++)
+	{
+		int			len;
+		uint32		type = raw_append_value(buf, members[i].value, &len);
+
+		/* values follow the keys: their stride counts from the first key */
+		raw_set_entry(buf, jentries, n + i, type, len, &total);
+	}
+}
+
+/* A new buffer with room for the varlena header. */
+static void
+raw_begin(StringInfo buf)
+{
+	initStringInfo(buf);
+	appendBinaryStringInfo(buf, "\0\0\0\0", VARHDRSZ);
+}
+
+static Jsonb *
+raw_finish(StringInfo buf)
+{
+	Jsonb	   *out = (Jsonb *) buf->data;
+
+	SET_VARSIZE(out, buf->len);
+	return out;
+}
+
+/*
+ * A jsonb value as a JsonbValue that points into it (*out): its root
+ * container (jbvBinary), or its scalar.
+ */
+JsonbValue *
+pgapp_jsonb_root_value(Jsonb *jb, JsonbValue *out)
+{
+	if (JB_ROOT_IS_SCALAR(jb))
+	{
+		JsonbValue *elem = getIthJsonbValueFromContainer(&jb->root, 0);
+
+		*out = *elem;
+		return out;
+	}
+	out->type = jbvBinary;
+	out->val.binary.data = &jb->root;
+	out->val.binary.len = VARSIZE(jb) - VARHDRSZ;
+	return out;
+}
+
+/*
+ * {keys[i]: values[i], ...}: the values (containers or scalars, such as
+ * pgapp_jsonb_root_value gives) copied without being unpacked.  The keys
+ * must be distinct.
+ */
+Jsonb *
+pgapp_jsonb_raw_object(int n, const char **keys, JsonbValue **values)
+{
+	StringInfoData buf;
+	RawMember  *members = palloc(sizeof(RawMember) * Max(n, 1));
+
+	for (int i = 0; i < n; i++)
+	{
+		members[i].key = keys[i];
+		members[i].keylen = strlen(keys[i]);
+		members[i].value = values[i];
+	}
+	raw_begin(&buf);
+	raw_append_object(&buf, n, members);
+	pfree(members);
+	return raw_finish(&buf);
+}
+
+/* [values...], as pgapp_jsonb_raw_object. */
+Jsonb *
+pgapp_jsonb_raw_array(int n, JsonbValue **values)
+{
+	StringInfoData buf;
+
+	raw_begin(&buf);
+	raw_append_array(&buf, n, values);
+	return raw_finish(&buf);
 }
 
 /*
@@ -635,26 +800,21 @@ Jsonb *
 pgapp_jsonb_object_of_array(const char *key, int n, JsonbValue **elems)
 {
 	StringInfoData buf;
-	uint32		header = 1 | JB_FOBJECT;
-	int			jentries;
-	int			total = 0;
-	int			keylen = strlen(key);
-	int			start;
-	Jsonb	   *out;
+	StringInfoData arr;
+	JsonbValue	v;
+	RawMember	member;
 
-	if (n > JB_CMASK)
-		elog(ERROR, "too many jsonb array elements");
-	initStringInfo(&buf);
-	appendBinaryStringInfo(&buf, "\0\0\0\0", VARHDRSZ);
-	appendBinaryStringInfo(&buf, (const char *) &header, sizeof(uint32));
-	jentries = buf.len;
-	appendBinaryStringInfo(&buf, "\0\0\0\0\0\0\0\0", 2 * sizeof(JEntry));
-	appendBinaryStringInfo(&buf, key, keylen);
-	raw_set_entry(&buf, jentries, 0, JENTRY_ISSTRING, keylen, &total);
-	start = buf.len;
-	raw_append_array(&buf, n, elems);
-	raw_set_entry(&buf, jentries, 1, JENTRY_ISCONTAINER, buf.len - start, &total);
-	out = (Jsonb *) buf.data;
-	SET_VARSIZE(out, buf.len);
-	return out;
+	/* the array first, then the object around it */
+	raw_begin(&arr);
+	raw_append_array(&arr, n, elems);
+	v.type = jbvBinary;
+	v.val.binary.data = (JsonbContainer *) (arr.data + VARHDRSZ);
+	v.val.binary.len = arr.len - VARHDRSZ;
+	member.key = key;
+	member.keylen = strlen(key);
+	member.value = &v;
+	raw_begin(&buf);
+	raw_append_object(&buf, 1, &member);
+	pfree(arr.data);
+	return raw_finish(&buf);
 }

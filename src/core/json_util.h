@@ -131,4 +131,13 @@ extern Jsonb *pgapp_jsonb_finish(PgappJsonbBuilder *b);
  */
 extern Jsonb *pgapp_jsonb_object_of_array(const char *key, int n, JsonbValue **elems);
 
+/*
+ * Objects and arrays assembled the same way from values of any kind
+ * (containers copied, scalars encoded); pgapp_jsonb_root_value gives a
+ * jsonb's root as such a value.  Object keys must be distinct.
+ */
+extern JsonbValue *pgapp_jsonb_root_value(Jsonb *jb, JsonbValue *out);
+extern Jsonb *pgapp_jsonb_raw_object(int n, const char **keys, JsonbValue **values);
+extern Jsonb *pgapp_jsonb_raw_array(int n, JsonbValue **values);
+
 #endif							/* PGAPP_JSON_UTIL_H */

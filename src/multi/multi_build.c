@@ -72,6 +72,16 @@ collect_steps(Jsonb *m, JsonbValue **steps, int *n)
 	return steps;
 }
 
+/* a JSON string value pointing at s */
+static JsonbValue *
+string_value(const char *s, JsonbValue *v)
+{
+	v->type = jbvString;
+	v->val.string.val = (char *) s;
+	v->val.string.len = strlen(s);
+	return v;
+}
+
 /*
  * m with one more step: {"name": name, "op": op, key: value[, key2:
  * value2]}, checked against m's steps.  value is jsonb; for "table" and
@@ -82,7 +92,13 @@ append_step(Jsonb *m, const char *name, MultiOp op,
 			const char *key, Jsonb *value, const char *key2, Jsonb *value2)
 {
 	List	   *names = pgapp_multi_quick_names(m);
-	PgappJsonbBuilder sb = {0};
+	const char *keys[4];
+	JsonbValue *values[4];
+	JsonbValue	opv;
+	JsonbValue	namev;
+	JsonbValue	v1;
+	JsonbValue	v2;
+	int			k = 0;
 	Jsonb	   *step;
 	JsonbValue	sv;
 	JsonbValue **steps;
@@ -94,23 +110,21 @@ append_step(Jsonb *m, const char *name, MultiOp op,
 				errmsg("multi has too many steps"),
 				errdetail("A multi has at most %d steps.", MULTI_MAX_STEPS));
 
-	pgapp_jsonb_begin_object(&sb);
+	keys[k] = "op";
+	values[k++] = string_value(pgapp_multi_op_name(op), &opv);
 	if (name != NULL)
 	{
-		pgapp_jsonb_key(&sb, "name");
-		pgapp_jsonb_add_string(&sb, name);
+		keys[k] = "name";
+		values[k++] = string_value(name, &namev);
 	}
-	pgapp_jsonb_key(&sb, "op");
-	pgapp_jsonb_add_string(&sb, pgapp_multi_op_name(op));
-	pgapp_jsonb_key(&sb, key);
-	pgapp_jsonb_add_jsonb(&sb, value);
+	keys[k] = key;
+	values[k++] = pgapp_jsonb_root_value(value, &v1);
 	if (key2 != NULL)
 	{
-		pgapp_jsonb_key(&sb, key2);
-		pgapp_jsonb_add_jsonb(&sb, value2);
+		keys[k] = key2;
+		values[k++] = pgapp_jsonb_root_value(value2, &v2);
 	}
-	pgapp_jsonb_end_object(&sb);
-	step = pgapp_jsonb_finish(&sb);
+	step = pgapp_jsonb_raw_object(k, keys, values);
 
 	sv.type = jbvBinary;
 	sv.val.binary.data = &step->root;

@@ -43,6 +43,7 @@
 #include "utils/elog.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
+#include "utils/numeric.h"
 #include "utils/regproc.h"
 #include "utils/resowner.h"
 
@@ -239,36 +240,36 @@ run_steps(MultiRun *run)
 static Jsonb *
 failure_body(MultiRun *run)
 {
-	PgappJsonbBuilder b = {0};
+	const char *keys[] = {"ok", "failed_step", "error", "status", "changes_so_far"};
+	JsonbValue	v[5];
+	JsonbValue *values[5];
 
-	pgapp_jsonb_begin_object(&b);
-	pgapp_jsonb_key(&b, "ok");
-	pgapp_jsonb_add_bool(&b, false);
-	pgapp_jsonb_key(&b, "failed_step");
-	pgapp_jsonb_add_string(&b, run->current);
-	pgapp_jsonb_key(&b, "error");
-	pgapp_jsonb_add_jsonb(&b, run->fail.error);
-	pgapp_jsonb_key(&b, "status");
-	pgapp_jsonb_add_int(&b, run->fail.status);
-	pgapp_jsonb_key(&b, "changes_so_far");
-	pgapp_jsonb_add_jsonb(&b, pgapp_multi_changes(run->results));
-	pgapp_jsonb_end_object(&b);
-	return pgapp_jsonb_finish(&b);
+	v[0].type = jbvBool;
+	v[0].val.boolean = false;
+	v[1].type = jbvString;
+	v[1].val.string.val = (char *) run->current;
+	v[1].val.string.len = strlen(run->current);
+	pgapp_jsonb_root_value(run->fail.error, &v[2]);
+	v[3].type = jbvNumeric;
+	v[3].val.numeric = int64_to_numeric(run->fail.status);
+	pgapp_jsonb_root_value(pgapp_multi_changes(run->results), &v[4]);
+	for (int i = 0; i < 5; i++)
+		values[i] = &v[i];
+	return pgapp_jsonb_raw_object(5, keys, values);
 }
 
 /* {"ok": true, "changes": {...}} */
 static Jsonb *
 success_body(MultiRun *run)
 {
-	PgappJsonbBuilder b = {0};
+	const char *keys[] = {"ok", "changes"};
+	JsonbValue	v[2];
+	JsonbValue *values[] = {&v[0], &v[1]};
 
-	pgapp_jsonb_begin_object(&b);
-	pgapp_jsonb_key(&b, "ok");
-	pgapp_jsonb_add_bool(&b, true);
-	pgapp_jsonb_key(&b, "changes");
-	pgapp_jsonb_add_jsonb(&b, pgapp_multi_changes(run->results));
-	pgapp_jsonb_end_object(&b);
-	return pgapp_jsonb_finish(&b);
+	v[0].type = jbvBool;
+	v[0].val.boolean = true;
+	pgapp_jsonb_root_value(pgapp_multi_changes(run->results), &v[1]);
+	return pgapp_jsonb_raw_object(2, keys, values);
 }
 
 /* error_mode argument: true to return failures, false to raise them. */

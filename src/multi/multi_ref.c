@@ -292,17 +292,21 @@ pgapp_multi_resolve(JsonbValue *v, List *results)
 Jsonb *
 pgapp_multi_changes(List *results)
 {
-	PgappJsonbBuilder b = {0};
+	int			n = list_length(results);
+	const char **keys = palloc(sizeof(char *) * Max(n, 1));
+	JsonbValue **values = palloc(sizeof(JsonbValue *) * Max(n, 1));
+	JsonbValue *slots = palloc(sizeof(JsonbValue) * Max(n, 1));
+	int			i = 0;
 	ListCell   *lc;
 
-	pgapp_jsonb_begin_object(&b);
+	/* the results are copied as they are, not unpacked and encoded again */
 	foreach(lc, results)
 	{
 		MultiResult *r = lfirst(lc);
 
-		pgapp_jsonb_key(&b, r->name);
-		pgapp_jsonb_add_jsonb(&b, r->value);
+		keys[i] = r->name;
+		values[i] = pgapp_jsonb_root_value(r->value, &slots[i]);
+		i++;
 	}
-	pgapp_jsonb_end_object(&b);
-	return pgapp_jsonb_finish(&b);
+	return pgapp_jsonb_raw_object(n, keys, values);
 }

@@ -26,6 +26,7 @@
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
+#include "utils/numeric.h"
 #include "utils/regproc.h"
 
 #include "changesets/changeset.h"
@@ -160,8 +161,10 @@ static Jsonb *
 spi_rows(const char *sql, int nargs, Oid *argtypes, Datum *args, uint64 *count)
 {
 	MemoryContext caller = CurrentMemoryContext;
-	PgappJsonbBuilder b = {0};
-	Jsonb	   *rows;
+	MemoryContext spicxt;
+	JsonbValue *rows;
+	JsonbValue **values;
+	Jsonb	   *array;
 	int			ret;
 
 	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
@@ -170,37 +173,41 @@ spi_rows(const char *sql, int nargs, Oid *argtypes, Datum *args, uint64 *count)
 	if (ret != SPI_OK_INSERT_RETURNING && ret != SPI_OK_UPDATE_RETURNING &&
 		ret != SPI_OK_DELETE_RETURNING)
 		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(ret));
-	pgapp_jsonb_begin_array(&b);
+	if (SPI_processed > (uint64) JB_CMASK)
+		ereport(ERROR,
+				errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				errmsg("a multi step changed more than %d rows", (int) JB_CMASK));
+	rows = palloc(sizeof(JsonbValue) * Max(SPI_processed, 1));
+	values = palloc(sizeof(JsonbValue *) * Max(SPI_processed, 1));
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
 		bool		isnull;
 		Datum		d = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull);
 
 		CHECK_FOR_INTERRUPTS();
-		pgapp_jsonb_add_jsonb(&b, DatumGetJsonbP(d));
+		/* to_jsonb of a row: an object, copied as it is */
+		values[i] = pgapp_jsonb_root_value(DatumGetJsonbP(d), &rows[i]);
 	}
-	pgapp_jsonb_end_array(&b);
 	*count = SPI_processed;
-	MemoryContextSwitchTo(caller);
-	rows = pgapp_jsonb_finish(&b);
-	rows = DatumGetJsonbPCopy(JsonbPGetDatum(rows));
+	spicxt = MemoryContextSwitchTo(caller);
+	array = pgapp_jsonb_raw_array((int) SPI_processed, values);
+	MemoryContextSwitchTo(spicxt);
 	SPI_finish();
-	return rows;
+	return array;
 }
 
 /* {"count": n, "rows": [...]} */
 static Jsonb *
 count_and_rows(uint64 count, Jsonb *rows)
 {
-	PgappJsonbBuilder b = {0};
+	const char *keys[] = {"count", "rows"};
+	JsonbValue	v[2];
+	JsonbValue *values[] = {&v[0], &v[1]};
 
-	pgapp_jsonb_begin_object(&b);
-	pgapp_jsonb_key(&b, "count");
-	pgapp_jsonb_add_int(&b, (int64) count);
-	pgapp_jsonb_key(&b, "rows");
-	pgapp_jsonb_add_jsonb(&b, rows);
-	pgapp_jsonb_end_object(&b);
-	return pgapp_jsonb_finish(&b);
+	v[0].type = jbvNumeric;
+	v[0].val.numeric = int64_to_numeric((int64) count);
+	pgapp_jsonb_root_value(rows, &v[1]);
+	return pgapp_jsonb_raw_object(2, keys, values);
 }
 
 /* delete: the row whose primary key is id (an object for a composite key). */

@@ -5,7 +5,7 @@
 -- broadcasts (outbox broadcasts: test/regress/sql/multi.sql), savepoint
 -- semantics and the error modes.
 BEGIN;
-SELECT plan(139);
+SELECT plan(144);
 
 ---------------------------------------------------------------------------
 -- Signatures and privileges
@@ -516,6 +516,44 @@ BEGIN
 END
 $$;
 SELECT is((SELECT count(*)::int FROM tm_note WHERE id > 100), 100, 'a multi of 100 changeset inserts writes them all');
+
+---------------------------------------------------------------------------
+-- Results are assembled from their jsonb bytes: the result must be the
+-- jsonb PostgreSQL itself would build (key order, offsets past 32 members,
+-- numerics, nulls, booleans, empty and nested containers)
+---------------------------------------------------------------------------
+CREATE TEMP TABLE tm_vals AS
+SELECT k, repeat(chr(97 + k % 26), 1 + (k * 7) % 13) || k AS name,
+       (ARRAY['1', '-2.50', '"s"', 'null', 'true', 'false', '{}', '[]', '{"a": [1, {"b": null}]}', '"é ☃"',
+              '12345678901234567890.123', '[[], {}]'])[1 + k % 12]::jsonb AS v
+  FROM generate_series(1, 70) AS k;
+CREATE TEMP TABLE tm_raw AS
+SELECT pgapp.transact(m, 'raise') AS r
+  FROM (SELECT (SELECT m FROM (SELECT pgapp.multi() AS m) z) AS m0) x,
+       LATERAL (SELECT pgapp.multi_put(x.m0, 'first', '0') AS m) y;
+DO $$
+DECLARE
+    m pgapp.multi := pgapp.multi();
+    rec record;
+BEGIN
+    FOR rec IN SELECT name, v FROM tm_vals ORDER BY k LOOP
+        m := pgapp.multi_put(m, rec.name, rec.v);
+    END LOOP;
+    UPDATE tm_raw SET r = pgapp.transact(m, 'raise');
+END
+$$;
+SELECT is((SELECT r -> 'changes' FROM tm_raw), (SELECT jsonb_object_agg(name, v) FROM tm_vals),
+    '70 results of every kind of value: the changes PostgreSQL builds');
+SELECT is((SELECT count(*)::int FROM tm_raw, tm_vals WHERE r -> 'changes' -> name = v), 70,
+    'every result is found by its name (keys in jsonb''s order, offsets right)');
+SELECT is((SELECT (r::text)::jsonb = r AND r::text = ((r::text)::jsonb)::text FROM tm_raw), true,
+    'the result reads back as it prints');
+SELECT is((SELECT jsonb_pretty(r) IS NOT NULL AND jsonb_typeof(r -> 'ok') = 'boolean' FROM tm_raw), true,
+    'the result is a well-formed jsonb');
+SELECT is(pgapp.transact(pgapp.multi_insert_all(pgapp.multi(), 'rows', 'tm_note',
+        '[{"id": 900, "body": "a"}, {"id": 901, "body": "b"}]'), 'raise') -> 'changes' -> 'rows',
+    '{"count": 2, "rows": [{"id": 900, "body": "a"}, {"id": 901, "body": "b"}]}',
+    'insert_all''s count and rows');
 
 SELECT * FROM finish();
 ROLLBACK;
