@@ -15,6 +15,8 @@
  */
 #include "postgres.h"
 
+#include <ctype.h>
+
 #include <unicode/ubrk.h>
 #include <unicode/utext.h>
 
@@ -275,8 +277,54 @@ pgapp_cs_value_did_not_fit(PgappSubxact *sx)
 }
 
 /*
+ * An integer as PostgreSQL 15's int2in, int4in and int8in read it
+ * (pg_strtoint16/32/64: spaces, an optional sign, at least one digit,
+ * spaces, nothing else; no underscores or other bases), in min..max.
+ * false where they raise, for a bad syntax or a value out of range.
+ */
+static bool
+parse_integer(const char *s, int64 min, int64 max, int64 *out)
+{
+	const char *p = s;
+	bool		neg = false;
+	uint64		limit;
+	uint64		acc = 0;
+
+	while (*p && isspace((unsigned char) *p))
+		p++;
+	if (*p == '-')
+	{
+		neg = true;
+		p++;
+	}
+	else if (*p == '+')
+		p++;
+	if (!isdigit((unsigned char) *p))
+		return false;
+	limit = neg ? (uint64) (-(min + 1)) + 1 : (uint64) max;
+	while (isdigit((unsigned char) *p))
+	{
+		uint64		d = (uint64) (*p++ - '0');
+
+		if (acc > (limit - d) / 10)
+			return false;
+		acc = acc * 10 + d;
+	}
+	while (*p && isspace((unsigned char) *p))
+		p++;
+	if (*p != '\0')
+		return false;
+	if (neg)
+		*out = acc == (uint64) PG_INT64_MAX + 1 ? PG_INT64_MIN : -(int64) acc;
+	else
+		*out = (int64) acc;
+	return true;
+}
+
+/*
  * Run a type's input function on str; false instead of an error when the
  * text is not a valid value (in a subtransaction, as PL/pgSQL would).
+ * Integers, the commonest case, are read without one (parse_integer).
  */
 bool
 pgapp_cs_try_input(Oid typid, int32 typmod, const char *str, Datum *out)
@@ -285,6 +333,28 @@ pgapp_cs_try_input(Oid typid, int32 typmod, const char *str, Datum *out)
 	Oid			typioparam;
 	PgappSubxact sx;
 	volatile bool ok = true;
+	int64		i;
+
+	switch (typid)
+	{
+		case INT2OID:
+			if (!parse_integer(str, PG_INT16_MIN, PG_INT16_MAX, &i))
+				return false;
+			*out = Int16GetDatum((int16) i);
+			return true;
+		case INT4OID:
+			if (!parse_integer(str, PG_INT32_MIN, PG_INT32_MAX, &i))
+				return false;
+			*out = Int32GetDatum((int32) i);
+			return true;
+		case INT8OID:
+			if (!parse_integer(str, PG_INT64_MIN, PG_INT64_MAX, &i))
+				return false;
+			*out = Int64GetDatum(i);
+			return true;
+		default:
+			break;
+	}
 
 	getTypeInputInfo(typid, &typinput, &typioparam);
 	pgapp_subxact_begin(&sx);

@@ -118,8 +118,9 @@ array_member(Jsonb *cs, const char *key, bool required)
 	if (!pgapp_jsonb_value_is_array(v))
 		bad_shape(psprintf("changeset member \"%s\" must be a JSON array%s, not %s",
 						   key, required ? "" : " or null", pgapp_jsonb_type_name(v)));
-	check_count(strcmp(key, "constraints") == 0 ? key : psprintf("%s fields", key),
-				pgapp_jsonb_array_length(v));
+	if (pgapp_jsonb_array_length(v) > pgapp_changeset_max_items)
+		check_count(strcmp(key, "constraints") == 0 ? key : psprintf("%s fields", key),
+					pgapp_jsonb_array_length(v));
 	return v;
 }
 

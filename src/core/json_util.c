@@ -363,27 +363,91 @@ pgapp_jsonb_value_to_cstring(const JsonbValue *v)
 	return JsonbToCString(NULL, &jb->root, VARSIZE(jb));
 }
 
+/*
+ * Child index of container jc, whose data starts offset bytes after the
+ * container's data area, as a JsonbValue: what jsonb_util.c's
+ * fillJsonbValue gives (the on-disk format of jsonb; see jsonb.h).  *len is
+ * the child's length in the data area, padding included.
+ */
+static void
+child_value(const JsonbContainer *jc, int index, const char *base, uint32 offset,
+			uint32 len, JsonbValue *v)
+{
+	JEntry		entry = jc->children[index];
+
+	if (JBE_ISNULL(entry))
+		v->type = jbvNull;
+	else if (JBE_ISSTRING(entry))
+	{
+		v->type = jbvString;
+		v->val.string.val = (char *) base + offset;
+		v->val.string.len = len;
+	}
+	else if (JBE_ISNUMERIC(entry))
+	{
+		v->type = jbvNumeric;
+		v->val.numeric = (Numeric) (base + INTALIGN(offset));
+	}
+	else if (JBE_ISBOOL_TRUE(entry))
+	{
+		v->type = jbvBool;
+		v->val.boolean = true;
+	}
+	else if (JBE_ISBOOL_FALSE(entry))
+	{
+		v->type = jbvBool;
+		v->val.boolean = false;
+	}
+	else
+	{
+		v->type = jbvBinary;
+		v->val.binary.data = (JsonbContainer *) (base + INTALIGN(offset));
+		v->val.binary.len = len - (INTALIGN(offset) - offset);
+	}
+}
+
+/* The length of child index that starts at offset (see JEntry in jsonb.h). */
+static inline uint32
+child_length(const JsonbContainer *jc, int index, uint32 offset)
+{
+	JEntry		entry = jc->children[index];
+
+	return JBE_HAS_OFF(entry) ? JBE_OFFLENFLD(entry) - offset : JBE_OFFLENFLD(entry);
+}
+
+/*
+ * Call fn for each member of an object, in the object's (jsonb's) key
+ * order.  The entries are read in one pass, as JsonbIteratorNext would read
+ * them, without an iterator: keys first (children 0..n-1), then values
+ * (n..2n-1), the offsets running on across both.
+ */
 void
 pgapp_jsonb_foreach(JsonbContainer *object, pgapp_jsonb_member_fn fn, void *arg)
 {
-	JsonbIterator *it;
-	JsonbValue	v;
-	JsonbIteratorToken tok;
-	char	   *key = NULL;
-	int			keylen = 0;
+	int			n;
+	const char *base;
+	uint32		key_offset = 0;
+	uint32		value_offset = 0;
 
 	if (object == NULL || !JsonContainerIsObject(object))
 		return;
-	it = JsonbIteratorInit(object);
-	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	n = JsonContainerSize(object);
+	base = (const char *) &object->children[2 * n];
+	/* the values start where the last key ends */
+	for (int i = 0; i < n; i++)
+		value_offset += child_length(object, i, value_offset);
+	for (int i = 0; i < n; i++)
 	{
-		if (tok == WJB_KEY)
-		{
-			key = pnstrdup(v.val.string.val, v.val.string.len);
-			keylen = v.val.string.len;
-		}
-		else if (tok == WJB_VALUE)
-			fn(key, keylen, &v, arg);
+		uint32		key_len = child_length(object, i, key_offset);
+		uint32		value_len = child_length(object, n + i, value_offset);
+		JsonbValue	v;
+		char	   *key;
+
+		key = pnstrdup(base + key_offset, key_len);
+		child_value(object, n + i, base, value_offset, value_len, &v);
+		fn(key, (int) key_len, &v, arg);
+		key_offset += key_len;
+		value_offset += value_len;
 	}
 }
 
@@ -672,14 +736,14 @@ typedef struct RawMember
 	const char *key;
 	int			keylen;
 	JsonbValue *value;
-}			RawMember;
+} RawMember;
 
 /* jsonb's order of object keys: shorter first, then bytewise */
 static int
 raw_member_cmp(const void *a, const void *b)
 {
-	const		RawMember *ma = a;
-	const		RawMember *mb = b;
+	const RawMember *ma = a;
+	const RawMember *mb = b;
 
 	if (ma->keylen != mb->keylen)
 		return ma->keylen < mb->keylen ? -1 : 1;
@@ -688,7 +752,7 @@ raw_member_cmp(const void *a, const void *b)
 
 /* Append an object container of the members (distinct keys) to buf. */
 static void
-raw_append_object(StringInfo buf, int n, RawMember * members)
+raw_append_object(StringInfo buf, int n, RawMember *members)
 {
 	uint32		header = (uint32) n | JB_FOBJECT;
 	int			jentries;

@@ -2,7 +2,7 @@
 -- Changesets: signatures, volatility, privileges and the SQLSTATE +
 -- message of each kind of bad input (status machines: 03_machines.sql).
 BEGIN;
-SELECT plan(41);
+SELECT plan(44);
 
 -- every validator takes a changeset first and returns one (Ecto's pipe)
 SELECT is(
@@ -99,6 +99,38 @@ SELECT throws_ok($$INSERT INTO tap_task VALUES (1, ' ')$$,
     'PT422', 'validation failed: title can''t be blank', 'triggers raise even in return mode');
 SELECT is(pgapp.insert(pgapp.changeset('tap_task', '{"title": ""}')),
     '{"errors": {"title": ["can''t be blank"]}}'::jsonb, 'pgapp.insert returns the errors in return mode');
+
+-- integers are read without the type's input function: the same values
+-- must fit, and the same must not, as int2in / int4in / int8in say
+CREATE TEMP TABLE tap_ints (id int PRIMARY KEY, a int2, b int4, c int8);
+CREATE FUNCTION pg_temp.pg_accepts(s text, t regtype) RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN
+    EXECUTE format('SELECT %L::%s', s, t);
+    RETURN true;
+EXCEPTION WHEN data_exception THEN
+    RETURN false;
+END
+$$;
+CREATE TEMP TABLE tap_int_inputs AS
+SELECT s FROM unnest(ARRAY['0', '-0', '+5', ' 7 ', '8  ', '1_000', '0x10', '1e3', '5.0', '-', '+', '--1', '+-1', '- 1', '1 2',
+    '00012', '32767', '32768', '-32768', '-32769', '2147483647', '2147483648', '-2147483648', '-2147483649',
+    '9223372036854775807', '9223372036854775808', '-9223372036854775808', '-9223372036854775809',
+    '99999999999999999999999', '１', 'abc', '12a']) AS s;
+SELECT is((SELECT count(*)::int FROM tap_int_inputs i, (VALUES ('a', 'int2'::regtype), ('b', 'int4'), ('c', 'int8')) AS c (col, t)
+            WHERE (pgapp.errors(pgapp.cast('tap_ints', NULL, jsonb_build_object(c.col, i.s), ARRAY[c.col])) = '{}')
+                  IS DISTINCT FROM pg_temp.pg_accepts(i.s, c.t)), 0,
+    'integer strings fit an int2, int4 or int8 column exactly when PostgreSQL accepts them');
+SELECT is((SELECT count(*)::int FROM tap_int_inputs i, (VALUES ('a', 'int2'::regtype), ('b', 'int4'), ('c', 'int8')) AS c (col, t)
+            WHERE CASE WHEN pg_temp.pg_accepts(i.s, c.t)
+                       THEN pgapp.cast('tap_ints', NULL, jsonb_build_object(c.col, i.s), ARRAY[c.col]) -> 'changes' -> c.col
+                            IS DISTINCT FROM to_jsonb(i.s::int8)
+                       ELSE false END), 0,
+    'and give the value PostgreSQL gives');
+SELECT is((SELECT count(*)::int FROM (VALUES ('1000'), ('1e3'), ('5.0'), ('-32768'), ('32768'), ('1e19'), ('-9223372036854775808')) AS n (v),
+                (VALUES ('a', 'int2'::regtype), ('b', 'int4'), ('c', 'int8')) AS c (col, t)
+            WHERE (pgapp.errors(pgapp.cast('tap_ints', NULL, jsonb_build_object(c.col, n.v::jsonb), ARRAY[c.col])) = '{}')
+                  IS DISTINCT FROM pg_temp.pg_accepts(n.v::numeric::text, c.t)), 0,
+    'JSON numbers fit an integer column exactly when their numeric text does');
 
 SELECT * FROM finish();
 ROLLBACK;
