@@ -56,6 +56,7 @@ typedef struct PgappCsWrite
 	Oid			relid;
 	JsonbValue	changes;		/* the "changes" object */
 	List	   *columns;		/* char *, the changed columns */
+	List	   *values;			/* JsonbValue *, their values (into cs) */
 	bool		force_raise;	/* raise errors whatever pgapp.error_mode says */
 	bool		unguarded;		/* no subtransaction: the caller maps errors */
 } WriteState;
@@ -66,7 +67,11 @@ collect_column(const char *key, int keylen, JsonbValue *value, void *arg)
 {
 	WriteState *ws = (WriteState *) arg;
 
+	JsonbValue *copy = palloc(sizeof(JsonbValue));
+
+	*copy = *value;
 	ws->columns = lappend(ws->columns, pstrdup(key));
+	ws->values = lappend(ws->values, copy);
 }
 
 /*
@@ -289,12 +294,13 @@ pgapp_changeset_write_errors(PgappCsWrite *write, ErrorData *edata)
 
 /* The statement's one row (copied into cxt), or NULL; SPI is connected. */
 static Jsonb *
-execute_write(const char *sql, int nargs, Oid *argtypes, Datum *args, MemoryContext cxt)
+execute_write(const char *sql, int nargs, Oid *argtypes, Datum *args, const char *nulls,
+			  MemoryContext cxt)
 {
 	int			ret;
 	Jsonb	   *row = NULL;
 
-	ret = pgapp_spi_execute_cached(sql, nargs, argtypes, args, NULL, false, 0);
+	ret = pgapp_spi_execute_cached(sql, nargs, argtypes, args, nulls, false, 0);
 	if (ret != SPI_OK_INSERT_RETURNING && ret != SPI_OK_UPDATE_RETURNING)
 		elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(ret));
 	if (SPI_processed > 1)
@@ -320,7 +326,7 @@ execute_write(const char *sql, int nargs, Oid *argtypes, Datum *args, MemoryCont
  */
 static Jsonb *
 run_write(WriteState *ws, const char *sql, int nargs, Oid *argtypes, Datum *args,
-		  Jsonb **error_body)
+		  const char *nulls, Jsonb **error_body)
 {
 	PgappSubxact sx;
 	Jsonb	   *volatile row = NULL;
@@ -334,7 +340,7 @@ run_write(WriteState *ws, const char *sql, int nargs, Oid *argtypes, Datum *args
 
 		if ((ret = SPI_connect()) != SPI_OK_CONNECT)
 			elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
-		row = execute_write(sql, nargs, argtypes, args, cxt);
+		row = execute_write(sql, nargs, argtypes, args, nulls, cxt);
 		SPI_finish();
 		return row;
 	}
@@ -349,7 +355,7 @@ run_write(WriteState *ws, const char *sql, int nargs, Oid *argtypes, Datum *args
 	{
 		if ((ret = SPI_connect()) != SPI_OK_CONNECT)
 			elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
-		row = execute_write(sql, nargs, argtypes, args, sx.oldcontext);
+		row = execute_write(sql, nargs, argtypes, args, nulls, sx.oldcontext);
 		SPI_finish();
 		pgapp_subxact_commit(&sx);
 	}
@@ -408,6 +414,67 @@ set_response_status(const char *status)
 }
 
 /*
+ * The changes as parameters of their columns' own types, converted as
+ * jsonb_populate_record converts them (a string as it is, a number as
+ * numeric_out prints it, a boolean as true or false, through the type's
+ * input function with the column's typmod; null as NULL), so that the
+ * INSERT needs no jsonb_populate_record.  False, and the caller uses
+ * jsonb_populate_record, when a column's type is not a plain scalar (a
+ * domain, whose constraints hold for NULL too; an array, composite, json
+ * or jsonb) or a value is an array or object.  check_change_fits has
+ * checked every value with the same input function.
+ */
+static bool
+typed_changes(WriteState *ws, Oid *argtypes, Datum *args, char *nulls)
+{
+	ListCell   *c;
+	ListCell   *v;
+	int			i = 0;
+
+	forboth(c, ws->columns, v, ws->values)
+	{
+		JsonbValue *jv = lfirst(v);
+		AttrNumber	attnum = get_attnum(ws->relid, lfirst(c));
+		Oid			typid;
+		int32		typmod;
+		Oid			collid;
+		char		typtype;
+		Oid			typinput;
+		Oid			typioparam;
+		char	   *str;
+
+		get_atttypetypmodcoll(ws->relid, attnum, &typid, &typmod, &collid);
+		typtype = get_typtype(typid);
+		if ((typtype != TYPTYPE_BASE && typtype != TYPTYPE_ENUM) || type_is_array(typid) ||
+			typid == JSONOID || typid == JSONBOID || jv->type == jbvBinary)
+			return false;
+		argtypes[i] = typid;
+		nulls[i] = ' ';
+		args[i] = (Datum) 0;
+		switch (jv->type)
+		{
+			case jbvNull:
+				nulls[i++] = 'n';
+				continue;
+			case jbvString:
+				str = pnstrdup(jv->val.string.val, jv->val.string.len);
+				break;
+			case jbvBool:
+				str = pstrdup(jv->val.boolean ? "true" : "false");
+				break;
+			case jbvNumeric:
+				str = DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(jv->val.numeric)));
+				break;
+			default:
+				return false;
+		}
+		getTypeInputInfo(typid, &typinput, &typioparam);
+		args[i++] = OidInputFunctionCall(typinput, str, typioparam, typmod);
+	}
+	return true;
+}
+
+/*
  * Insert a changeset's changes: the row, or the error body (return mode).
  * force_raise raises errors whatever pgapp.error_mode says (Multi).
  */
@@ -417,8 +484,10 @@ write_insert(Jsonb *cs, bool force_raise, PgappCsWrite **unguarded)
 	WriteState *ws = palloc(sizeof(WriteState));
 	char	   *rel;
 	char	   *sql;
-	Oid			argtypes[1] = {JSONBOID};
-	Datum		args[1];
+	int			n;
+	Oid		   *argtypes;
+	Datum	   *args;
+	char	   *nulls;
 	Jsonb	   *row;
 	Jsonb	   *error_body;
 
@@ -427,20 +496,39 @@ write_insert(Jsonb *cs, bool force_raise, PgappCsWrite **unguarded)
 		return report_invalid(ws);
 	pgapp_jsonb_foreach(ws->read.changes, check_change_fits, ws);
 
+	n = list_length(ws->columns);
+	argtypes = palloc(sizeof(Oid) * Max(n, 1));
+	args = palloc(sizeof(Datum) * Max(n, 1));
+	nulls = palloc(Max(n, 1));
 	rel = pgapp_qualified_relname(ws->relid);
 	if (ws->columns == NIL)
 		sql = psprintf("INSERT INTO %s AS r DEFAULT VALUES RETURNING pg_catalog.to_jsonb(r)", rel);
+	else if (typed_changes(ws, argtypes, args, nulls))
+	{
+		StringInfoData params;
+
+		initStringInfo(&params);
+		for (int i = 1; i <= n; i++)
+			appendStringInfo(&params, "%s$%d", i > 1 ? ", " : "", i);
+		sql = psprintf("INSERT INTO %s AS r (%s) VALUES (%s) RETURNING pg_catalog.to_jsonb(r)",
+					   rel, column_list(ws->columns, ""), params.data);
+	}
 	else
+	{
 		sql = psprintf("INSERT INTO %s AS r (%s) SELECT %s FROM pg_catalog.jsonb_populate_record(NULL::%s, $1) AS p"
 					   " RETURNING pg_catalog.to_jsonb(r)",
 					   rel, column_list(ws->columns, ""), column_list(ws->columns, "p."), rel);
-	args[0] = JsonbPGetDatum(pgapp_jsonb_from_value(&ws->changes));
+		n = 1;
+		argtypes[0] = JSONBOID;
+		args[0] = JsonbPGetDatum(pgapp_jsonb_from_value(&ws->changes));
+		nulls[0] = ' ';
+	}
 	if (unguarded != NULL)
 	{
 		ws->unguarded = true;
 		*unguarded = ws;
 	}
-	row = run_write(ws, sql, ws->columns == NIL ? 0 : 1, argtypes, args, &error_body);
+	row = run_write(ws, sql, ws->columns == NIL ? 0 : n, argtypes, args, nulls, &error_body);
 	if (error_body != NULL)
 		return error_body;
 	if (row == NULL)
@@ -591,7 +679,7 @@ write_update(Jsonb *cs, bool force_raise, PgappCsWrite **unguarded)
 		ws->unguarded = true;
 		*unguarded = ws;
 	}
-	row = run_write(ws, sql, 2, argtypes, args, &error_body);
+	row = run_write(ws, sql, 2, argtypes, args, NULL, &error_body);
 	if (error_body != NULL)
 		return error_body;
 	if (row == NULL)

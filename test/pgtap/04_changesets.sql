@@ -2,7 +2,7 @@
 -- Changesets: signatures, volatility, privileges and the SQLSTATE +
 -- message of each kind of bad input (status machines: 03_machines.sql).
 BEGIN;
-SELECT plan(44);
+SELECT plan(47);
 
 -- every validator takes a changeset first and returns one (Ecto's pipe)
 SELECT is(
@@ -131,6 +131,26 @@ SELECT is((SELECT count(*)::int FROM (VALUES ('1000'), ('1e3'), ('5.0'), ('-3276
             WHERE (pgapp.errors(pgapp.cast('tap_ints', NULL, jsonb_build_object(c.col, n.v::jsonb), ARRAY[c.col])) = '{}')
                   IS DISTINCT FROM pg_temp.pg_accepts(n.v::numeric::text, c.t)), 0,
     'JSON numbers fit an integer column exactly when their numeric text does');
+
+-- pgapp.insert gives plain scalar columns their values as typed parameters
+-- and the rest through jsonb_populate_record: the rows are the same
+CREATE DOMAIN pg_temp.tap_nn_text AS text NOT NULL;
+CREATE TYPE tap_mood AS ENUM ('sad', 'ok', 'happy');
+CREATE TEMP TABLE tap_kinds (
+    id serial PRIMARY KEY, v varchar(5), p numeric(5,2), b boolean, t timestamptz, m tap_mood,
+    tags text[], doc jsonb, f float8, i8 int8);
+CREATE TEMP TABLE tap_dom (id serial PRIMARY KEY, d pg_temp.tap_nn_text DEFAULT 'x');
+SELECT is(pgapp.insert(pgapp.cast('tap_kinds', NULL,
+        '{"v": "abc", "p": 1.234, "b": true, "t": "2026-01-02 03:04:05+00", "m": "ok", "f": 1.5, "i8": "42"}',
+        ARRAY['v', 'p', 'b', 't', 'm', 'f', 'i8'])) - 'id',
+    '{"v": "abc", "p": 1.23, "b": true, "t": "2026-01-02T03:04:05+00:00", "m": "ok", "tags": null, "doc": null, "f": 1.5, "i8": 42}',
+    'typed parameters: varchar, numeric with a typmod, boolean, timestamptz, enum, float, bigint');
+SELECT is(pgapp.insert(pgapp.cast('tap_kinds', NULL, '{"tags": ["a", "b"], "doc": {"k": [1]}, "b": "0"}',
+        ARRAY['tags', 'doc', 'b'])) - 'id' - 't',
+    '{"v": null, "p": null, "b": false, "m": null, "tags": ["a", "b"], "doc": {"k": [1]}, "f": null, "i8": null}',
+    'arrays and jsonb go through jsonb_populate_record');
+SELECT throws_ok($$SELECT pgapp.insert(jsonb_set(pgapp.cast('tap_dom', NULL, '{"d": "y"}', ARRAY['d']), '{changes,d}', 'null'))$$,
+    '23502', NULL, 'a null for a NOT NULL domain column is refused, as jsonb_populate_record refuses it');
 
 SELECT * FROM finish();
 ROLLBACK;
