@@ -83,19 +83,31 @@ check_count(const char *what, int n)
 				errhint("A superuser can raise pgapp.changeset_max_items."));
 }
 
-/* The member key, which must be of JSON type want (jbvBinary: object). */
-static JsonbValue *
-member(Jsonb *cs, const char *key, bool required)
+/* The members of a changeset, read in one pass by check_known_key. */
+typedef struct CsMembers
 {
-	JsonbValue *v = pgapp_jsonb_get_key(cs, key);
+	bool		present[lengthof(known_keys)];
+	JsonbValue	value[lengthof(known_keys)];
+}			CsMembers;
 
-	if (v == NULL && required)
+/* Member key (a known key), or NULL; 22023 when required and absent. */
+static JsonbValue *
+member(CsMembers * cs, const char *key, bool required)
+{
+	for (int i = 0; i < lengthof(known_keys); i++)
+		if (strcmp(key, known_keys[i]) == 0)
+		{
+			if (cs->present[i])
+				return &cs->value[i];
+			break;
+		}
+	if (required)
 		bad_shape(psprintf("changeset has no \"%s\"", key));
-	return v;
+	return NULL;
 }
 
 static JsonbContainer *
-object_member(Jsonb *cs, const char *key, bool required)
+object_member(CsMembers * cs, const char *key, bool required)
 {
 	JsonbValue *v = member(cs, key, required);
 
@@ -109,7 +121,7 @@ object_member(Jsonb *cs, const char *key, bool required)
 
 /* An array member (NULL when absent or null and not required). */
 static JsonbValue *
-array_member(Jsonb *cs, const char *key, bool required)
+array_member(CsMembers * cs, const char *key, bool required)
 {
 	JsonbValue *v = member(cs, key, required);
 
@@ -125,7 +137,7 @@ array_member(Jsonb *cs, const char *key, bool required)
 }
 
 static char *
-string_member(Jsonb *cs, const char *key, bool required)
+string_member(CsMembers * cs, const char *key, bool required)
 {
 	JsonbValue *v = member(cs, key, required);
 
@@ -140,9 +152,15 @@ string_member(Jsonb *cs, const char *key, bool required)
 static void
 check_known_key(const char *key, int keylen, JsonbValue *value, void *arg)
 {
+	CsMembers  *members = arg;
+
 	for (int i = 0; i < lengthof(known_keys); i++)
 		if (strcmp(key, known_keys[i]) == 0)
+		{
+			members->present[i] = true;
+			members->value[i] = *value;
 			return;
+		}
 	ereport(ERROR,
 			errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 			errmsg("changeset has an unknown key \"%s\"", ECHO(key)),
@@ -201,7 +219,7 @@ column_attnum(Oid relid, const char *name)
  * set.
  */
 static Bitmapset *
-read_permitted(Jsonb *cs, Oid relid, CsRead *out)
+read_permitted(CsMembers * cs, Oid relid, CsRead *out)
 {
 	JsonbValue *arr = array_member(cs, "permitted", true);
 	int			n = pgapp_jsonb_array_length(arr);
@@ -458,46 +476,52 @@ pgapp_cs_read(Jsonb *cs, CsRead *out)
 	Bitmapset  *permitted;
 	ChangesCheck cc = {0};
 	ErrorsCheck ec = {0};
+	CsMembers	mem = {0};
 
 	memset(out, 0, sizeof(CsRead));
 	out->cs = cs;
 	if (!pgapp_jsonb_is_object(cs))
 		bad_shape("changeset must be a JSON object");
-	pgapp_jsonb_foreach(&cs->root, check_known_key, NULL);
+	pgapp_jsonb_foreach(&cs->root, check_known_key, &mem);
 
-	source = string_member(cs, "source", true);
+	source = string_member(&mem, "source", true);
 	out->relid = source_relid(source);
 
-	action = string_member(cs, "action", false);
+	action = string_member(&mem, "action", false);
 	if (action != NULL && strcmp(action, "insert") != 0 && strcmp(action, "update") != 0)
 		bad_shape(psprintf("changeset member \"action\" must be \"insert\", \"update\" or null, not \"%s\"",
 						   ECHO(action)));
 
-	permitted = read_permitted(cs, out->relid, out);
+	permitted = read_permitted(&mem, out->relid, out);
 
-	out->name = string_member(cs, "name", false);
+	out->name = string_member(&mem, "name", false);
 	if (out->name != NULL)
 		check_definition(out->name, out->relid, permitted);
 
-	out->changes = object_member(cs, "changes", true);
+	out->changes = object_member(&mem, "changes", true);
 	cc.relid = out->relid;
 	cc.permitted = permitted;
 	pgapp_jsonb_foreach(out->changes, check_change, &cc);
 
-	out->data = object_member(cs, "data", false);
-	out->params = object_member(cs, "params", false);
+	out->data = object_member(&mem, "data", false);
+	out->params = object_member(&mem, "params", false);
 
 	ec.errors = &out->errors;
-	pgapp_jsonb_foreach(object_member(cs, "errors", true), check_field_errors, &ec);
+	pgapp_jsonb_foreach(object_member(&mem, "errors", true), check_field_errors, &ec);
 
-	v = member(cs, "valid", true);
+	v = member(&mem, "valid", true);
 	if (v->type != jbvBool)
 		bad_shape(psprintf("changeset member \"valid\" must be a boolean, not %s", pgapp_jsonb_type_name(v)));
 	out->stated_valid = v->val.boolean;
 	out->valid = (out->errors.existing == NIL);
 
-	if ((v = array_member(cs, "required", false)) != NULL)
+	if ((v = array_member(&mem, "required", false)) != NULL)
 		check_strings(v, "required");
-	if ((out->constraints = array_member(cs, "constraints", false)) != NULL)
+	if ((v = array_member(&mem, "constraints", false)) != NULL)
+	{
+		/* v points into mem, which ends here */
+		out->constraints = palloc(sizeof(JsonbValue));
+		*out->constraints = *v;
 		check_constraints(out->constraints, out->relid);
+	}
 }
