@@ -19,8 +19,8 @@
  * configured), then the caller's claims; the claims pgapp sets are refused
  * in claims, so a caller cannot choose a lifetime beyond ttl.  A role claim
  * must name a role the caller is a member of that is neither a superuser,
- * a role that bypasses row-level security, nor a predefined pg_ role:
- * PostgREST switches to it.  EXECUTE is granted to pgapp_admin only.
+ * a role that bypasses row-level security, a predefined pg_ role nor one of
+ * pgapp's own roles: PostgREST switches to it.  EXECUTE is granted to pgapp_admin only.
  *
  * src/auth/auth_token.c
  *
@@ -256,7 +256,7 @@ compact_json(char *s)
 
 /*
  * The role claim: a role the current user is a member of, not a superuser,
- * not BYPASSRLS, not a predefined pg_ role.
+ * not BYPASSRLS, not a predefined pg_ role, not pgapp_admin or pgapp_worker.
  */
 static void
 check_role_claim(const char *name)
@@ -274,13 +274,14 @@ check_role_claim(const char *name)
 		elog(ERROR, "cache lookup failed for role %u", roleid);
 	powerful = ((Form_pg_authid) GETSTRUCT(tup))->rolsuper ||
 		((Form_pg_authid) GETSTRUCT(tup))->rolbypassrls ||
-		strncmp(name, "pg_", 3) == 0;
+		strncmp(name, "pg_", 3) == 0 ||
+		strcmp(name, "pgapp_admin") == 0 || strcmp(name, "pgapp_worker") == 0;
 	ReleaseSysCache(tup);
 	if (powerful)
 		ereport(ERROR,
 				errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				errmsg("cannot sign a token for role \"%s\"", name),
-				errdetail("A token's role cannot be a superuser, a role with BYPASSRLS or a predefined role."));
+				errdetail("A token's role cannot be a superuser, a role with BYPASSRLS, a predefined role, pgapp_admin or pgapp_worker."));
 	if (!is_member_of_role(GetUserId(), roleid))
 		ereport(ERROR,
 				errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
