@@ -195,6 +195,7 @@ typedef struct HeaderCheck
 	const char *problem;
 } HeaderCheck;
 
+/* One header member: alg, typ and kid as allowed, nothing else. */
 static void
 check_header_member(const char *key, json_t *value, void *arg)
 {

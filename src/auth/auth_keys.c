@@ -137,6 +137,7 @@ pgapp_auth_kid_valid(const char *kid, size_t len)
 	return true;
 }
 
+/* Is b the same file as a, unchanged (identity, size, mode, owner, times)? */
 static bool
 same_file(const struct stat *a, const struct stat *b)
 {
@@ -226,16 +227,25 @@ read_key_file(const char *setting)
 	if (file_cxt == NULL)
 		file_cxt = AllocSetContextCreate(TopMemoryContext, "pgapp token keys",
 										 ALLOCSET_SMALL_SIZES);
-	old = MemoryContextSwitchTo(file_cxt);
-	file_set = parse_key_file(name, buf, got);
-	file_path = pstrdup(path);
-	MemoryContextSwitchTo(old);
+	/* the file's text is wiped whether it parses or not */
+	PG_TRY();
+	{
+		old = MemoryContextSwitchTo(file_cxt);
+		file_set = parse_key_file(name, buf, got);
+		file_path = pstrdup(path);
+		MemoryContextSwitchTo(old);
+	}
+	PG_FINALLY();
+	{
+		pgapp_crypto_wipe(buf, got);
+	}
+	PG_END_TRY();
 	file_stat = st;
-	pgapp_crypto_wipe(buf, got);
 	pfree(buf);
 	return file_set;
 }
 
+/* Raise 55000 for an unusable key file; detail never quotes its contents. */
 static void
 bad_key_file(const char *path, const char *detail)
 {
@@ -256,6 +266,7 @@ typedef struct KeyFileParse
 	const char *problem;
 } KeyFileParse;
 
+/* One member of "keys": check its id and secret, copy the secret, wipe jansson's copy. */
 static void
 add_key(const char *kid, json_t *value, void *arg)
 {
@@ -291,6 +302,7 @@ add_key(const char *kid, json_t *value, void *arg)
 	kp->nkeys++;
 }
 
+/* A key set has the members "current" and "keys" only. */
 static void
 check_top_member(const char *key, json_t *value, void *arg)
 {

@@ -6,11 +6,11 @@
  *
  * Decoding checks, in this order, and stops at the first failure: the
  * configured keys (55000 when none is usable), the length (at most
- * PGAPP_TOKEN_MAX_LENGTH bytes), three segments of the base64url alphabet,
- * the header (auth_codec.c), the key its kid names, the signature (32
- * bytes, compared in constant time), and only then the payload: one JSON
- * object with distinct keys, exp a number, nbf and iat numbers when
- * present, each against the clock with pgapp.auth_jwt_leeway, and iss and
+ * PGAPP_TOKEN_MAX_LENGTH bytes), three segments of strict base64url, the
+ * header (auth_codec.c), a signature of 32 bytes, the key the header's kid
+ * names, the signature (compared in constant time), and only then the
+ * payload's JSON: one JSON object with distinct keys, exp a number, nbf and
+ * iat numbers when present, each against the clock with pgapp.auth_jwt_leeway, and iss and
  * aud when pgapp.auth_jwt_issuer and pgapp.auth_jwt_audience are set.
  * Nothing of an unverified payload is read.
  *
@@ -64,6 +64,7 @@ unix_seconds(TimestampTz t)
 		(double) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY;
 }
 
+/* base64url of HMAC-SHA256(key, input[0..len)). */
 static char *
 sign(const AuthKey *key, const char *input, size_t len)
 {
@@ -162,8 +163,12 @@ verify_token(const char *token, size_t len)
 	const char *dot2 = NULL;
 	const char *kid;
 	const AuthKey *key;
-	uint8	   *raw;
-	size_t		rawlen;
+	uint8	   *header;
+	uint8	   *payload;
+	uint8	   *signature;
+	size_t		header_len;
+	size_t		payload_len;
+	size_t		signature_len;
 	Jsonb	   *claims;
 	size_t		i;
 
@@ -184,30 +189,32 @@ verify_token(const char *token, size_t len)
 	if (dot1 == NULL || dot2 == NULL || dot2 == token)
 		pgapp_auth_token_fail(AUTH_TOKEN_MALFORMED, "A token has exactly three segments.");
 
-	raw = pgapp_auth_b64url_decode(token, dot1 - token, &rawlen);
-	if (raw == NULL || rawlen == 0)
+	/* strict base64url segments, the header checked, the signature 32 bytes */
+	header = pgapp_auth_b64url_decode(token, dot1 - token, &header_len);
+	if (header == NULL || header_len == 0)
 		pgapp_auth_token_fail(AUTH_TOKEN_MALFORMED, "The header is not base64url.");
-	kid = pgapp_auth_check_header((const char *) raw, rawlen);
+	kid = pgapp_auth_check_header((const char *) header, header_len);
+	payload = pgapp_auth_b64url_decode(dot1 + 1, dot2 - dot1 - 1, &payload_len);
+	if (payload == NULL || payload_len == 0)
+		pgapp_auth_token_fail(AUTH_TOKEN_MALFORMED, "The payload is not base64url.");
+	signature = pgapp_auth_b64url_decode(dot2 + 1, token + len - dot2 - 1, &signature_len);
+	if (signature == NULL || signature_len != PGAPP_HMAC_SHA256_BYTES)
+		pgapp_auth_token_fail(AUTH_TOKEN_MALFORMED, "The signature is not 32 bytes of base64url.");
 
 	key = pgapp_auth_key_find(keys, kid);
 	if (key == NULL)
 		pgapp_auth_token_fail(AUTH_TOKEN_BAD_SIGNATURE,
 							  kid[0] ? psprintf("No configured key has the id \"%s\".", kid)
 							  : "No configured key verifies tokens without kid.");
-
-	raw = pgapp_auth_b64url_decode(dot2 + 1, token + len - dot2 - 1, &rawlen);
-	if (raw == NULL || rawlen != PGAPP_HMAC_SHA256_BYTES)
-		pgapp_auth_token_fail(AUTH_TOKEN_MALFORMED, "The signature is not 32 bytes of base64url.");
 	if (!pgapp_crypto_hmac_sha256_verify(key->secret, key->len, (const uint8 *) token,
-										 dot2 - token, raw))
+										 dot2 - token, signature))
 		pgapp_auth_token_fail(AUTH_TOKEN_BAD_SIGNATURE, NULL);
 
 	/* signed by a key of ours: now the payload may be read */
-	raw = pgapp_auth_b64url_decode(dot1 + 1, dot2 - dot1 - 1, &rawlen);
-	if (raw == NULL || pgapp_json_parse_object_strict((const char *) raw, rawlen) == NULL)
+	if (pgapp_json_parse_object_strict((const char *) payload, payload_len) == NULL)
 		pgapp_auth_token_fail(AUTH_TOKEN_MALFORMED,
 							  "The payload is not one JSON object with distinct keys.");
-	claims = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum((char *) raw)));
+	claims = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum((char *) payload)));
 	check_claims(claims);
 	return claims;
 }
@@ -294,6 +301,7 @@ typedef struct ClaimsCheck
 	bool		has_typ;
 } ClaimsCheck;
 
+/* One of the caller's claims: not one pgapp sets; typ and role checked. */
 static void
 check_claim(const char *key, int keylen, JsonbValue *value, void *arg)
 {
