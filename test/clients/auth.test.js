@@ -137,7 +137,7 @@ async function cleanup() {
   if (!admin) return;
   await admin.query('ALTER SYSTEM RESET pgapp.auth_jwt_secret_file').catch(() => {});
   await admin.query('SELECT pg_reload_conf()').catch(() => {});
-  await admin.query(`COPY (SELECT 1) TO PROGRAM 'rm -f ${KEY_FILE}'`).catch(() => {});
+  await admin.query(`COPY (SELECT 1) TO PROGRAM 'cat >/dev/null; rm -f ${KEY_FILE}'`).catch(() => {});
   await admin.query(`DROP ROLE IF EXISTS ${ROLE}`).catch(() => {});
   await admin.end().catch(() => {});
 }

@@ -212,9 +212,9 @@ COPY (SELECT '{"current": "k2", "keys": {"k2": "second-key-0123456789abcdef-0123
 SELECT pg_temp.token_error(:'k1') AS k1_removed;
 
 -- Files pgapp refuses: open to others, too short, not a key set.
-COPY (SELECT 1) TO PROGRAM 'chmod 640 regress_jwt_keys';
+COPY (SELECT 1) TO PROGRAM 'cat >/dev/null; chmod 640 regress_jwt_keys';
 SELECT pg_temp.show($$SELECT pgapp.decode_token('a.b.c')$$);
-COPY (SELECT 1) TO PROGRAM 'chmod 600 regress_jwt_keys';
+COPY (SELECT 1) TO PROGRAM 'cat >/dev/null; chmod 600 regress_jwt_keys';
 SELECT pgapp.decode_token(pgapp.encode_token('alice', '{}', '1 minute'))->>'sub' AS readable_again;
 CREATE FUNCTION pg_temp.key_file_error(content text) RETURNS SETOF text LANGUAGE plpgsql AS $$
 BEGIN
@@ -240,5 +240,5 @@ SELECT pg_temp.show($$SELECT pgapp.encode_token('alice', '{}', '1 minute')$$);
 
 ALTER SYSTEM RESET pgapp.auth_jwt_secret_file;
 SELECT pg_reload_conf();
-COPY (SELECT 1) TO PROGRAM 'rm -f regress_jwt_keys';
+COPY (SELECT 1) TO PROGRAM 'cat >/dev/null; rm -f regress_jwt_keys';
 DROP ROLE regress_auth_user, regress_auth_admin, regress_auth_other;

@@ -71,5 +71,5 @@ SELECT pg_reload_conf();
 SELECT pgapp.decode_token(pgapp.encode_token('np', '{}', '1 minute')) ->> 'sub' AS sub;
 ALTER SYSTEM RESET pgapp.auth_jwt_secret_file;
 SELECT pg_reload_conf();
-COPY (SELECT 1) TO PROGRAM 'rm -f np_jwt_keys';
+COPY (SELECT 1) TO PROGRAM 'cat >/dev/null; rm -f np_jwt_keys';
 DROP EXTENSION pgapp;

@@ -248,7 +248,7 @@ RESET ROLE;
 
 ALTER SYSTEM RESET pgapp.auth_jwt_secret_file;
 SELECT pg_reload_conf();
-COPY (SELECT 1) TO PROGRAM 'rm -f sec_jwt_keys';
+COPY (SELECT 1) TO PROGRAM 'cat >/dev/null; rm -f sec_jwt_keys';
 DROP ROLE sec_monitor;
 REVOKE sec_web FROM sec_admin;
 DROP ROLE sec_web;
