@@ -1,7 +1,8 @@
 -- sql/updates/pgapp--0.2.0--0.3.0.sql: from 0.2.0 to 0.3.0 (written by hand)
 --
 -- 0.3.0 adds Multi (sql/parts/55_multi.sql, docs/multi.md): the type
--- pgapp.multi, its builders and pgapp.transact.  An updated 0.2.0 and a
+-- pgapp.multi, its builders and pgapp.transact; and tokens
+-- (sql/parts/65_auth.sql, docs/auth.md).  An updated 0.2.0 and a
 -- fresh 0.3.0 have the same objects (the upgrade suite of scripts/test
 -- compares them).
 
@@ -107,6 +108,51 @@ LANGUAGE C VOLATILE;
 
 COMMENT ON FUNCTION pgapp.transact(pgapp.multi, text) IS
 'Run a multi''s steps in one subtransaction: {"ok": true, "changes": {...}} or {"ok": false, "failed_step", "error", "status", "changes_so_far"}';
+
+-- Tokens (sql/parts/65_auth.sql, docs/auth.md): pgapp.encode_token,
+-- pgapp.decode_token and pgapp.token_claims.
+/*
+ * encode_token signs: it is a privilege (a token acts as its role through
+ * PostgREST), so only pgapp_admin may call it, and SECURITY DEFINER
+ * functions that log users in.  decode_token only verifies and may be
+ * called by anyone.  The secret is a setting or a file, never an argument.
+ */
+CREATE FUNCTION pgapp.encode_token(sub text, claims jsonb, ttl interval)
+RETURNS text
+AS 'MODULE_PATHNAME', 'pgapp_encode_token'
+LANGUAGE C VOLATILE STRICT PARALLEL SAFE;
+
+COMMENT ON FUNCTION pgapp.encode_token(text, jsonb, interval) IS
+'An HS256 token for sub with claims, valid for ttl, signed with the current key (pgapp_admin)';
+
+REVOKE ALL ON FUNCTION pgapp.encode_token(text, jsonb, interval) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION pgapp.encode_token(text, jsonb, interval) TO pgapp_admin;
+
+CREATE FUNCTION pgapp.decode_token(token text)
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'pgapp_decode_token'
+LANGUAGE C STABLE STRICT PARALLEL SAFE;
+
+COMMENT ON FUNCTION pgapp.decode_token(text) IS
+'The claims of a valid HS256 token; SQLSTATE PJ001..PJ006 for a malformed, badly signed, expired, not yet valid, revoked or foreign one';
+
+/*
+ * The claims PostgREST verified for the current request (request.jwt.claims),
+ * or NULL outside a request, for an anonymous request, or when the setting
+ * holds no JSON object.  It trusts PostgREST: outside a request any session
+ * can set request.jwt.claims, so it proves nothing there.
+ */
+CREATE FUNCTION pgapp.token_claims()
+RETURNS jsonb
+LANGUAGE sql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE WHEN pg_catalog.jsonb_typeof(c) OPERATOR(pg_catalog.=) 'object' THEN c END
+      FROM (SELECT NULLIF(pg_catalog.current_setting('request.jwt.claims', true), '')::jsonb AS c) AS s
+$$;
+
+COMMENT ON FUNCTION pgapp.token_claims() IS
+'The current PostgREST request''s verified claims (request.jwt.claims), or NULL outside a request';
 
 -- Tell a running PostgREST to reload its schema cache (delivered at commit),
 -- as the install script does at its end.

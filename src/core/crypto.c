@@ -9,6 +9,10 @@
  * still start; the functions that need cryptography check
  * pgapp_crypto_ready() and refuse.
  *
+ * The HMAC and random wrappers refuse with 39000-class errors when
+ * libsodium is not ready; they never return garbage.  MACs are compared
+ * with sodium_memcmp (constant time), never memcmp.
+ *
  * src/core/crypto.c
  *
  *-------------------------------------------------------------------------
@@ -46,4 +50,73 @@ const char *
 pgapp_crypto_library_version(void)
 {
 	return sodium_version_string();
+}
+
+/* Refuse when sodium_init() failed in this process. */
+static void
+require_ready(void)
+{
+	if (!crypto_ready)
+		ereport(ERROR,
+				errcode(ERRCODE_EXTERNAL_ROUTINE_INVOCATION_EXCEPTION),
+				errmsg("libsodium is not initialized"),
+				errdetail("sodium_init() failed when pgapp was loaded."));
+}
+
+/*
+ * mac = HMAC-SHA256(key, msg); mac has room for PGAPP_HMAC_SHA256_BYTES.
+ * The hash state holds key material and is wiped before returning.
+ */
+void
+pgapp_crypto_hmac_sha256(const uint8 *key, size_t keylen,
+						 const uint8 *msg, size_t msglen, uint8 *mac)
+{
+	crypto_auth_hmacsha256_state st;
+
+	StaticAssertStmt(PGAPP_HMAC_SHA256_BYTES == crypto_auth_hmacsha256_BYTES,
+					 "HMAC-SHA256 size");
+	require_ready();
+	if (crypto_auth_hmacsha256_init(&st, key, keylen) != 0 ||
+		crypto_auth_hmacsha256_update(&st, msg, msglen) != 0 ||
+		crypto_auth_hmacsha256_final(&st, mac) != 0)
+	{
+		sodium_memzero(&st, sizeof(st));
+		ereport(ERROR,
+				errcode(ERRCODE_EXTERNAL_ROUTINE_INVOCATION_EXCEPTION),
+				errmsg("could not compute an HMAC-SHA256"));
+	}
+	sodium_memzero(&st, sizeof(st));
+}
+
+bool
+pgapp_crypto_hmac_sha256_verify(const uint8 *key, size_t keylen,
+								const uint8 *msg, size_t msglen,
+								const uint8 *mac)
+{
+	uint8		expected[PGAPP_HMAC_SHA256_BYTES];
+	bool		ok;
+
+	pgapp_crypto_hmac_sha256(key, keylen, msg, msglen, expected);
+	ok = sodium_memcmp(expected, mac, PGAPP_HMAC_SHA256_BYTES) == 0;
+	sodium_memzero(expected, sizeof(expected));
+	return ok;
+}
+
+bool
+pgapp_crypto_equal(const void *a, const void *b, size_t n)
+{
+	return sodium_memcmp(a, b, n) == 0;
+}
+
+void
+pgapp_crypto_random(void *buf, size_t n)
+{
+	require_ready();
+	randombytes_buf(buf, n);
+}
+
+void
+pgapp_crypto_wipe(void *buf, size_t n)
+{
+	sodium_memzero(buf, n);
 }

@@ -14,4 +14,25 @@ extern void pgapp_crypto_init(void);
 extern const char *pgapp_crypto_library_version(void);
 extern bool pgapp_crypto_ready(void);
 
+/* HMAC-SHA256 (RFC 2104): 32-byte MACs, keys of any length. */
+#define PGAPP_HMAC_SHA256_BYTES 32
+
+extern void pgapp_crypto_hmac_sha256(const uint8 *key, size_t keylen,
+									 const uint8 *msg, size_t msglen,
+									 uint8 *mac);
+
+/* Does mac (32 bytes) authenticate msg under key?  Constant time. */
+extern bool pgapp_crypto_hmac_sha256_verify(const uint8 *key, size_t keylen,
+											const uint8 *msg, size_t msglen,
+											const uint8 *mac);
+
+/* Constant-time comparison of two buffers of n bytes. */
+extern bool pgapp_crypto_equal(const void *a, const void *b, size_t n);
+
+/* n bytes from the operating system's CSPRNG. */
+extern void pgapp_crypto_random(void *buf, size_t n);
+
+/* Zero n bytes in a way the compiler cannot drop (secrets before pfree). */
+extern void pgapp_crypto_wipe(void *buf, size_t n);
+
 #endif							/* PGAPP_CRYPTO_H */

@@ -101,6 +101,34 @@ pgapp_json_parse(const char *text, size_t len, const char *what)
 	return json;
 }
 
+/*
+ * Strict parse of untrusted text that must be one JSON object: NULL (no
+ * error raised) for invalid JSON or UTF-8, a NUL character, a duplicate key
+ * at any depth, or any other value than an object.  Integers too large for
+ * 64 bits are read as doubles rather than refused; callers that need exact
+ * numbers read the text again as jsonb.
+ */
+json_t *
+pgapp_json_parse_object_strict(const char *text, size_t len)
+{
+	json_error_t error;
+	json_t	   *json;
+
+	json = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_DECODE_INT_AS_REAL, &error);
+	if (json == NULL)
+	{
+		if (json_error_code(&error) == json_error_out_of_memory)
+			json_out_of_memory();
+		return NULL;
+	}
+	if (!json_is_object(json))
+	{
+		json_decref(json);
+		return NULL;
+	}
+	return json;
+}
+
 json_t *
 pgapp_json_from_jsonb(Jsonb *jb)
 {

@@ -32,6 +32,9 @@ extern const char *pgapp_json_library_version(void);
 extern json_t *pgapp_json_parse(const char *text, size_t len, const char *what);
 extern json_t *pgapp_json_from_jsonb(Jsonb *jb);
 
+/* One JSON object, duplicate keys refused; NULL (no error) otherwise. */
+extern json_t *pgapp_json_parse_object_strict(const char *text, size_t len);
+
 /* Serialise compactly. */
 extern char *pgapp_json_dump(const json_t *json);
 extern Jsonb *pgapp_json_to_jsonb(const json_t *json);

@@ -19,6 +19,8 @@
 #include "postgres.h"
 
 #include <limits.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "utils/guc.h"
 #include "utils/varlena.h"
@@ -44,6 +46,13 @@ int			pgapp_ratelimit_max_keys = 10000;
 int			pgapp_ratelimit_max_window = 86400;
 int			pgapp_ratelimit_on_full = RATE_ON_FULL_DENY;
 int			pgapp_ratelimit_sweep_interval = 60;
+
+/* tokens (docs/auth.md) */
+char	   *pgapp_auth_jwt_secret = NULL;	/* always "": see below */
+char	   *pgapp_auth_jwt_secret_file = NULL;
+char	   *pgapp_auth_jwt_issuer = NULL;
+char	   *pgapp_auth_jwt_audience = NULL;
+int			pgapp_auth_jwt_leeway = 30;
 
 /* PubSub (docs/pubsub.md) */
 bool		pgapp_pubsub_fixed_envelope = false;
@@ -94,6 +103,138 @@ check_jobs_databases(char **newval, void **extra, GucSource source)
 	list_free(names);
 	pfree(copy);
 	return ok;
+}
+
+/*
+ * pgapp.auth_jwt_secret never holds the secret: the check hook copies the
+ * value into its "extra" (a malloc'd JwtSecret the GUC machinery keeps and
+ * frees with the value) and replaces the value itself with "".  So nothing
+ * that reads setting values can show it: not SHOW, current_setting() or
+ * pg_settings (setting, reset_val, boot_val) for any role, pg_read_all_settings
+ * members and superusers included, and not the postmaster's "parameter
+ * changed to" line at a reload, which it writes only when the stored value
+ * differs.  The show hook says whether a secret is set.  The hook never
+ * fails on a value (its error message would quote it); the token functions
+ * check the length when they use the secret.
+ */
+typedef struct JwtSecret
+{
+	size_t		len;
+	char		data[FLEXIBLE_ARRAY_MEMBER];
+} JwtSecret;
+
+static const JwtSecret *jwt_secret = NULL;
+
+static bool
+check_jwt_secret(char **newval, void **extra, GucSource source)
+{
+	const char *value = *newval ? *newval : "";
+	size_t		len = strlen(value);
+	JwtSecret  *secret = malloc(offsetof(JwtSecret, data) + len + 1);
+	char	   *empty = strdup("");
+
+	if (secret == NULL || empty == NULL)
+	{
+		free(secret);
+		free(empty);
+		GUC_check_errcode(ERRCODE_OUT_OF_MEMORY);
+		GUC_check_errmsg("out of memory");
+		return false;
+	}
+	secret->len = len;
+	memcpy(secret->data, value, len + 1);
+	if (*newval)
+	{
+		explicit_bzero(*newval, len);
+		free(*newval);
+	}
+	*newval = empty;
+	*extra = secret;
+	return true;
+}
+
+static void
+assign_jwt_secret(const char *newval, void *extra)
+{
+	jwt_secret = (const JwtSecret *) extra;
+}
+
+static const char *
+show_jwt_secret(void)
+{
+	return (jwt_secret != NULL && jwt_secret->len > 0) ? "(set)" : "";
+}
+
+const char *
+pgapp_auth_jwt_secret_value(size_t *len)
+{
+	if (jwt_secret == NULL || jwt_secret->len == 0)
+	{
+		*len = 0;
+		return NULL;
+	}
+	*len = jwt_secret->len;
+	return jwt_secret->data;
+}
+
+/*
+ * Settings of tokens (docs/auth.md).  The secret and the key file are read
+ * from the configuration files only (PGC_SIGHUP): a superuser's ALTER ROLE
+ * or ALTER DATABASE ... SET, or a function's SET clause, would store them
+ * where every role can read them (pg_db_role_setting, pg_proc).  Leeway,
+ * issuer and audience are superuser-only (PGC_SUSET): SECURITY DEFINER
+ * functions that decode tokens run with the caller's settings, so a caller
+ * must not widen the leeway they check with.
+ */
+static void
+define_auth_settings(bool preloaded)
+{
+	DefineCustomStringVariable("pgapp.auth_jwt_secret",
+							   "Secret that signs and verifies pgapp's HS256 tokens (at least 32 bytes).",
+							   "Readable by no role: SHOW displays (set) or an empty string. "
+							   "Prefer pgapp.auth_jwt_secret_file; this one is ignored unless pgapp is preloaded.",
+							   &pgapp_auth_jwt_secret,
+							   "",
+							   PGC_SIGHUP,
+							   GUC_SUPERUSER_ONLY | GUC_NOT_IN_SAMPLE,
+							   check_jwt_secret, assign_jwt_secret, show_jwt_secret);
+
+	DefineCustomStringVariable("pgapp.auth_jwt_secret_file",
+							   "File holding the token secret, or a key set {\"current\": kid, \"keys\": {kid: secret}}.",
+							   "Relative paths start at the data directory. The file must belong to the server's user "
+							   "and be unreadable by group and others; a change is picked up at the next use.",
+							   &pgapp_auth_jwt_secret_file,
+							   "",
+							   PGC_SIGHUP,
+							   GUC_SUPERUSER_ONLY,
+							   NULL, NULL, NULL);
+
+	DefineCustomIntVariable("pgapp.auth_jwt_leeway",
+							"Clock skew allowed when checking a token's exp, nbf and iat.",
+							NULL,
+							&pgapp_auth_jwt_leeway,
+							30, 0, 3600,
+							PGC_SUSET,
+							GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	DefineCustomStringVariable("pgapp.auth_jwt_issuer",
+							   "iss claim of the tokens pgapp signs, and the only one it accepts; empty: none.",
+							   NULL,
+							   &pgapp_auth_jwt_issuer,
+							   "",
+							   PGC_SUSET,
+							   0,
+							   NULL, NULL, NULL);
+
+	DefineCustomStringVariable("pgapp.auth_jwt_audience",
+							   "aud claim of the tokens pgapp signs, and the audience a token must name; empty: none.",
+							   NULL,
+							   &pgapp_auth_jwt_audience,
+							   "",
+							   PGC_SUSET,
+							   0,
+							   NULL, NULL, NULL);
 }
 
 /* Settings of the error model (docs/errors.md). */
@@ -415,5 +556,6 @@ pgapp_settings_define(bool preloaded)
 	define_ratelimit_settings(preloaded);
 	define_pubsub_settings(preloaded);
 	define_jobs_settings(preloaded);
+	define_auth_settings(preloaded);
 	MarkGUCPrefixReserved("pgapp");
 }

@@ -48,6 +48,18 @@ extern int	pgapp_ratelimit_max_window;
 extern int	pgapp_ratelimit_on_full;
 extern int	pgapp_ratelimit_sweep_interval;
 
+/* tokens (docs/auth.md) */
+extern char *pgapp_auth_jwt_secret_file;
+extern char *pgapp_auth_jwt_issuer;
+extern char *pgapp_auth_jwt_audience;
+extern int	pgapp_auth_jwt_leeway;
+
+/*
+ * The value of pgapp.auth_jwt_secret (never stored in the setting itself,
+ * see settings.c) and its length, or NULL when it is empty.
+ */
+extern const char *pgapp_auth_jwt_secret_value(size_t *len);
+
 /* PubSub (docs/pubsub.md) */
 extern bool pgapp_pubsub_fixed_envelope;
 extern int	pgapp_pubsub_batch_delay;

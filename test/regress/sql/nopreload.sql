@@ -53,4 +53,23 @@ SELECT queue, available, workers FROM pgapp.queue_stats;
 SELECT * FROM pg_temp.show('SELECT pgapp.job_progress(10)');
 SELECT pgapp.drop_queue('np', force => true);
 DROP FUNCTION public.np_job(jsonb, pgapp.job_info);
+-- tokens: the inline secret is refused without preloading (a session that
+-- has not loaded pgapp holds it as a placeholder any role could SHOW); the
+-- key file works
+ALTER SYSTEM SET pgapp.auth_jwt_secret = 'nopreload-secret-0123456789abcdef-0123456789';
+SELECT pg_reload_conf();
+\c
+\set ECHO none
+\i test/helpers/regress_helpers.sql
+\set ECHO all
+SELECT * FROM pg_temp.show($$ SELECT pgapp.encode_token('np', '{}', '1 minute') $$);
+ALTER SYSTEM RESET pgapp.auth_jwt_secret;
+COPY (SELECT 'nopreload-file-secret-0123456789abcdef-0123456789') TO PROGRAM 'cat > np_jwt_keys';
+ALTER SYSTEM SET pgapp.auth_jwt_secret_file = 'np_jwt_keys';
+SELECT pg_reload_conf();
+\c
+SELECT pgapp.decode_token(pgapp.encode_token('np', '{}', '1 minute')) ->> 'sub' AS sub;
+ALTER SYSTEM RESET pgapp.auth_jwt_secret_file;
+SELECT pg_reload_conf();
+COPY (SELECT 1) TO PROGRAM 'cat >/dev/null; rm -f np_jwt_keys';
 DROP EXTENSION pgapp;

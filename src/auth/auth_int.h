@@ -1,0 +1,74 @@
+/*-------------------------------------------------------------------------
+ *
+ * auth_int.h
+ *	  Private to src/auth: token limits, SQLSTATEs, the key set and the
+ *	  base64url codec shared by auth_token.c, auth_keys.c and auth_codec.c.
+ *
+ * src/auth/auth_int.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef PGAPP_AUTH_INT_H
+#define PGAPP_AUTH_INT_H
+
+#include "utils/jsonb.h"
+
+/* Longest token decode_token reads and encode_token makes (bytes). */
+#define PGAPP_TOKEN_MAX_LENGTH 8192
+/* Shortest secret accepted (bytes), as PostgREST's jwt-secret. */
+#define PGAPP_SECRET_MIN_LENGTH 32
+/* Longest key id; a kid is 1..64 of [A-Za-z0-9._-]. */
+#define PGAPP_KID_MAX_LENGTH 64
+/* Largest token key file read. */
+#define PGAPP_KEY_FILE_MAX_SIZE 65536
+
+/*
+ * SQLSTATEs of token failures, class PJ (docs/errors.md).  PostgREST can
+ * map only PT401 to 401, so inside a request these are raised as SQLSTATE
+ * PGRST with status 401 and the code in the body (auth_codec.c).
+ */
+#define ERRCODE_PGAPP_TOKEN_MALFORMED		MAKE_SQLSTATE('P','J','0','0','1')
+#define ERRCODE_PGAPP_TOKEN_BAD_SIGNATURE	MAKE_SQLSTATE('P','J','0','0','2')
+#define ERRCODE_PGAPP_TOKEN_EXPIRED			MAKE_SQLSTATE('P','J','0','0','3')
+#define ERRCODE_PGAPP_TOKEN_NOT_YET_VALID	MAKE_SQLSTATE('P','J','0','0','4')
+#define ERRCODE_PGAPP_TOKEN_REVOKED			MAKE_SQLSTATE('P','J','0','0','5')
+#define ERRCODE_PGAPP_TOKEN_REJECTED		MAKE_SQLSTATE('P','J','0','0','6')
+
+typedef enum AuthTokenFailure
+{
+	AUTH_TOKEN_MALFORMED,
+	AUTH_TOKEN_BAD_SIGNATURE,
+	AUTH_TOKEN_EXPIRED,
+	AUTH_TOKEN_NOT_YET_VALID,
+	AUTH_TOKEN_REVOKED,			/* reserved: revocation is not built yet */
+	AUTH_TOKEN_REJECTED
+} AuthTokenFailure;
+
+/* One secret; kid "" is the unnamed key (tokens without a kid). */
+typedef struct AuthKey
+{
+	const char *kid;
+	const uint8 *secret;
+	size_t		len;
+} AuthKey;
+
+/* The configured keys; keys[current] signs. */
+typedef struct AuthKeySet
+{
+	int			nkeys;
+	int			current;
+	const AuthKey *keys;
+} AuthKeySet;
+
+/* auth_keys.c */
+extern const AuthKeySet *pgapp_auth_keys(void);
+extern const AuthKey *pgapp_auth_key_find(const AuthKeySet *set, const char *kid);
+extern bool pgapp_auth_kid_valid(const char *kid, size_t len);
+
+/* auth_codec.c */
+extern char *pgapp_auth_b64url_encode(const uint8 *data, size_t len);
+extern uint8 *pgapp_auth_b64url_decode(const char *s, size_t len, size_t *outlen);
+extern void pgapp_auth_token_fail(AuthTokenFailure failure, const char *detail) pg_attribute_noreturn();
+extern const char *pgapp_auth_check_header(const char *text, size_t len);
+
+#endif							/* PGAPP_AUTH_INT_H */

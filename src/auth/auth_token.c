@@ -1,0 +1,434 @@
+/*-------------------------------------------------------------------------
+ *
+ * auth_token.c
+ *	  pgapp.encode_token and pgapp.decode_token: HS256 JSON Web Tokens
+ *	  that PostgREST accepts (docs/auth.md).
+ *
+ * Decoding checks, in this order, and stops at the first failure: the
+ * configured keys (55000 when none is usable), the length (at most
+ * PGAPP_TOKEN_MAX_LENGTH bytes), three segments of strict base64url, the
+ * header (auth_codec.c), a signature of 32 bytes, the key the header's kid
+ * names, the signature (compared in constant time), and only then the
+ * payload's JSON: one JSON object with distinct keys, exp a number, nbf and
+ * iat numbers when present, each against the clock with pgapp.auth_jwt_leeway, and iss and
+ * aud when pgapp.auth_jwt_issuer and pgapp.auth_jwt_audience are set.
+ * Nothing of an unverified payload is read.
+ *
+ * Encoding sets sub, iat, nbf, exp (now + ttl), jti (128 random bits),
+ * typ ("access" unless the claims say "refresh"), iss and aud (when
+ * configured), then the caller's claims; the claims pgapp sets are refused
+ * in claims, so a caller cannot choose a lifetime beyond ttl.  A role claim
+ * must name a role the caller is a member of that is neither a superuser,
+ * a role that bypasses row-level security, a predefined pg_ role nor one of
+ * pgapp's own roles: PostgREST switches to it.  EXECUTE is granted to pgapp_admin only.
+ *
+ * src/auth/auth_token.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include "access/htup_details.h"
+#include "catalog/pg_authid.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/fmgrprotos.h"
+#include "utils/jsonb.h"
+#include "utils/syscache.h"
+#include "utils/timestamp.h"
+
+#include "core/crypto.h"
+#include "core/error.h"
+#include "core/json_util.h"
+#include "core/settings.h"
+
+#include "auth/auth_int.h"
+
+PG_FUNCTION_INFO_V1(pgapp_encode_token);
+PG_FUNCTION_INFO_V1(pgapp_decode_token);
+
+/* claims pgapp sets, refused in encode_token's claims */
+static const char *const reserved_claims[] = {
+	"sub", "exp", "iat", "nbf", "jti", "iss", "aud", NULL
+};
+
+/* seconds since 1970 of a timestamptz */
+static double
+unix_seconds(TimestampTz t)
+{
+	return (double) t / USECS_PER_SEC +
+		(double) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY;
+}
+
+/* base64url of HMAC-SHA256(key, input[0..len)). */
+static char *
+sign(const AuthKey *key, const char *input, size_t len)
+{
+	uint8		mac[PGAPP_HMAC_SHA256_BYTES];
+
+	pgapp_crypto_hmac_sha256(key->secret, key->len, (const uint8 *) input, len, mac);
+	return pgapp_auth_b64url_encode(mac, sizeof(mac));
+}
+
+/* ---------------------------------------------------------------- decode */
+
+/* A numeric claim as seconds, or fail as malformed. */
+static bool
+numeric_claim(Jsonb *claims, const char *name, bool required, double *out)
+{
+	JsonbValue *v = pgapp_jsonb_get_key(claims, name);
+
+	if (v == NULL)
+	{
+		if (required)
+			pgapp_auth_token_fail(AUTH_TOKEN_MALFORMED,
+								  psprintf("The token has no \"%s\" claim.", name));
+		return false;
+	}
+	if (v->type != jbvNumeric)
+		pgapp_auth_token_fail(AUTH_TOKEN_MALFORMED,
+							  psprintf("The \"%s\" claim is not a number.", name));
+	*out = DatumGetFloat8(DirectFunctionCall1(numeric_float8,
+											  NumericGetDatum(v->val.numeric)));
+	return true;
+}
+
+/* Does the aud claim (a string or an array of strings) name audience? */
+static bool
+audience_matches(Jsonb *claims, const char *audience)
+{
+	JsonbValue *v = pgapp_jsonb_get_key(claims, "aud");
+	int			n;
+	int			i;
+	char	   *s;
+
+	if (v == NULL)
+		return false;
+	s = pgapp_jsonb_value_cstring(v);
+	if (s != NULL)
+		return strcmp(s, audience) == 0;
+	n = pgapp_jsonb_array_length(v);
+	for (i = 0; i < n; i++)
+	{
+		s = pgapp_jsonb_value_cstring(pgapp_jsonb_array_get(v, i));
+		if (s != NULL && strcmp(s, audience) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* The time claims against now, then iss and aud if configured. */
+static void
+check_claims(Jsonb *claims)
+{
+	double		now = unix_seconds(GetCurrentTimestamp());
+	double		leeway = pgapp_auth_jwt_leeway;
+	double		t;
+
+	numeric_claim(claims, "exp", true, &t);
+	if (now >= t + leeway)
+		pgapp_auth_token_fail(AUTH_TOKEN_EXPIRED, NULL);
+	if (numeric_claim(claims, "nbf", false, &t) && now + leeway < t)
+		pgapp_auth_token_fail(AUTH_TOKEN_NOT_YET_VALID, NULL);
+	if (numeric_claim(claims, "iat", false, &t) && now + leeway < t)
+		pgapp_auth_token_fail(AUTH_TOKEN_NOT_YET_VALID, "The token was issued in the future.");
+	if (pgapp_auth_jwt_issuer && pgapp_auth_jwt_issuer[0] != '\0')
+	{
+		JsonbValue *iss = pgapp_jsonb_get_key(claims, "iss");
+		char	   *s = iss ? pgapp_jsonb_value_cstring(iss) : NULL;
+
+		if (s == NULL || strcmp(s, pgapp_auth_jwt_issuer) != 0)
+			pgapp_auth_token_fail(AUTH_TOKEN_REJECTED,
+								  "Its issuer is not pgapp.auth_jwt_issuer.");
+	}
+	if (pgapp_auth_jwt_audience && pgapp_auth_jwt_audience[0] != '\0' &&
+		!audience_matches(claims, pgapp_auth_jwt_audience))
+		pgapp_auth_token_fail(AUTH_TOKEN_REJECTED,
+							  "Its audience does not include pgapp.auth_jwt_audience.");
+}
+
+/*
+ * Verify token[0..len) and return its claims; raises a PJ failure (or
+ * 55000 for the configuration) otherwise.
+ */
+static Jsonb *
+verify_token(const char *token, size_t len)
+{
+	const AuthKeySet *keys = pgapp_auth_keys();
+	const char *dot1 = NULL;
+	const char *dot2 = NULL;
+	const char *kid;
+	const AuthKey *key;
+	uint8	   *header;
+	uint8	   *payload;
+	uint8	   *signature;
+	size_t		header_len;
+	size_t		payload_len;
+	size_t		signature_len;
+	Jsonb	   *claims;
+	size_t		i;
+
+	if (len == 0 || len > PGAPP_TOKEN_MAX_LENGTH)
+		pgapp_auth_token_fail(AUTH_TOKEN_MALFORMED,
+							  psprintf("A token is 1 to %d bytes long.", PGAPP_TOKEN_MAX_LENGTH));
+	for (i = 0; i < len; i++)
+	{
+		if (token[i] != '.')
+			continue;
+		if (dot1 == NULL)
+			dot1 = token + i;
+		else if (dot2 == NULL)
+			dot2 = token + i;
+		else
+			dot2 = token;		/* a third dot */
+	}
+	if (dot1 == NULL || dot2 == NULL || dot2 == token)
+		pgapp_auth_token_fail(AUTH_TOKEN_MALFORMED, "A token has exactly three segments.");
+
+	/* strict base64url segments, the header checked, the signature 32 bytes */
+	header = pgapp_auth_b64url_decode(token, dot1 - token, &header_len);
+	if (header == NULL || header_len == 0)
+		pgapp_auth_token_fail(AUTH_TOKEN_MALFORMED, "The header is not base64url.");
+	kid = pgapp_auth_check_header((const char *) header, header_len);
+	payload = pgapp_auth_b64url_decode(dot1 + 1, dot2 - dot1 - 1, &payload_len);
+	if (payload == NULL || payload_len == 0)
+		pgapp_auth_token_fail(AUTH_TOKEN_MALFORMED, "The payload is not base64url.");
+	signature = pgapp_auth_b64url_decode(dot2 + 1, token + len - dot2 - 1, &signature_len);
+	if (signature == NULL || signature_len != PGAPP_HMAC_SHA256_BYTES)
+		pgapp_auth_token_fail(AUTH_TOKEN_MALFORMED, "The signature is not 32 bytes of base64url.");
+
+	key = pgapp_auth_key_find(keys, kid);
+	if (key == NULL)
+		pgapp_auth_token_fail(AUTH_TOKEN_BAD_SIGNATURE,
+							  kid[0] ? psprintf("No configured key has the id \"%s\".", kid)
+							  : "No configured key verifies tokens without kid.");
+	if (!pgapp_crypto_hmac_sha256_verify(key->secret, key->len, (const uint8 *) token,
+										 dot2 - token, signature))
+		pgapp_auth_token_fail(AUTH_TOKEN_BAD_SIGNATURE, NULL);
+
+	/* signed by a key of ours: now the payload may be read */
+	if (pgapp_json_parse_object_strict((const char *) payload, payload_len) == NULL)
+		pgapp_auth_token_fail(AUTH_TOKEN_MALFORMED,
+							  "The payload is not one JSON object with distinct keys.");
+	claims = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum((char *) payload)));
+	check_claims(claims);
+	return claims;
+}
+
+/*
+ * pgapp.decode_token(token text) -> jsonb: the claims of a valid token.
+ */
+Datum
+pgapp_decode_token(PG_FUNCTION_ARGS)
+{
+	text	   *token = PG_GETARG_TEXT_PP(0);
+
+	PG_RETURN_JSONB_P(verify_token(VARDATA_ANY(token), VARSIZE_ANY_EXHDR(token)));
+}
+
+/* ---------------------------------------------------------------- encode */
+
+/*
+ * jsonb's text without the blanks it puts after ":" and "," (outside
+ * strings), in place: the compact form other JWT libraries write.
+ */
+static void
+compact_json(char *s)
+{
+	char	   *out = s;
+	bool		in_string = false;
+
+	for (; *s; s++)
+	{
+		if (in_string)
+		{
+			*out++ = *s;
+			if (*s == '\\' && s[1] != '\0')
+				*out++ = *++s;
+			else if (*s == '"')
+				in_string = false;
+		}
+		else if (*s != ' ')
+		{
+			*out++ = *s;
+			in_string = (*s == '"');
+		}
+	}
+	*out = '\0';
+}
+
+/*
+ * The role claim: a role the current user is a member of, not a superuser,
+ * not BYPASSRLS, not a predefined pg_ role, not pgapp_admin or pgapp_worker.
+ */
+static void
+check_role_claim(const char *name)
+{
+	Oid			roleid = get_role_oid(name, true);
+	HeapTuple	tup;
+	bool		powerful;
+
+	if (!OidIsValid(roleid))
+		ereport(ERROR,
+				errcode(ERRCODE_UNDEFINED_OBJECT),
+				errmsg("role \"%s\" does not exist", pgapp_echo(name)));
+	tup = SearchSysCache1(AUTHOID, ObjectIdGetDatum(roleid));
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for role %u", roleid);
+	powerful = ((Form_pg_authid) GETSTRUCT(tup))->rolsuper ||
+		((Form_pg_authid) GETSTRUCT(tup))->rolbypassrls ||
+		strncmp(name, "pg_", 3) == 0 ||
+		strcmp(name, "pgapp_admin") == 0 || strcmp(name, "pgapp_worker") == 0;
+	ReleaseSysCache(tup);
+	if (powerful)
+		ereport(ERROR,
+				errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				errmsg("cannot sign a token for role \"%s\"", name),
+				errdetail("A token's role cannot be a superuser, a role with BYPASSRLS, a predefined role, pgapp_admin or pgapp_worker."));
+	if (!is_member_of_role(GetUserId(), roleid))
+		ereport(ERROR,
+				errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				errmsg("cannot sign a token for role \"%s\"", name),
+				errdetail("Only members of a role may sign tokens that act as it."));
+}
+
+typedef struct ClaimsCheck
+{
+	bool		has_typ;
+} ClaimsCheck;
+
+/* One of the caller's claims: not one pgapp sets; typ and role checked. */
+static void
+check_claim(const char *key, int keylen, JsonbValue *value, void *arg)
+{
+	ClaimsCheck *cc = (ClaimsCheck *) arg;
+	char	   *name = pnstrdup(key, keylen);
+	char	   *s = pgapp_jsonb_value_cstring(value);
+	int			i;
+
+	for (i = 0; reserved_claims[i] != NULL; i++)
+		if (strcmp(name, reserved_claims[i]) == 0)
+			ereport(ERROR,
+					errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					errmsg("claim \"%s\" is set by pgapp.encode_token", name),
+					errhint("Pass the subject as sub and the lifetime as ttl; pgapp sets iat, nbf, exp, jti, iss and aud."));
+	if (strcmp(name, "typ") == 0)
+	{
+		if (s == NULL || (strcmp(s, "access") != 0 && strcmp(s, "refresh") != 0))
+			ereport(ERROR,
+					errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					errmsg("claim \"typ\" must be \"access\" or \"refresh\""));
+		cc->has_typ = true;
+	}
+	else if (strcmp(name, "role") == 0)
+	{
+		if (s == NULL)
+			ereport(ERROR,
+					errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					errmsg("claim \"role\" must be a string"));
+		check_role_claim(s);
+	}
+}
+
+/* The payload: pgapp's claims, then the caller's. */
+static Jsonb *
+build_payload(const char *sub, Jsonb *claims, Interval *ttl, bool has_typ)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	TimestampTz exp;
+	int64		iat = (int64) floor(unix_seconds(now));
+	uint8		jti[16];
+	PgappJsonbBuilder b = {0};
+
+	exp = DatumGetTimestampTz(DirectFunctionCall2(timestamptz_pl_interval,
+												  TimestampTzGetDatum(now),
+												  IntervalPGetDatum(ttl)));
+	if (exp < now + USECS_PER_SEC)
+		ereport(ERROR,
+				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				errmsg("ttl must be at least 1 second"));
+	pgapp_crypto_random(jti, sizeof(jti));
+
+	pgapp_jsonb_begin_object(&b);
+	pgapp_jsonb_key(&b, "sub");
+	pgapp_jsonb_add_string(&b, sub);
+	pgapp_jsonb_key(&b, "iat");
+	pgapp_jsonb_add_int(&b, iat);
+	pgapp_jsonb_key(&b, "nbf");
+	pgapp_jsonb_add_int(&b, iat);
+	pgapp_jsonb_key(&b, "exp");
+	pgapp_jsonb_add_int(&b, (int64) floor(unix_seconds(exp)));
+	pgapp_jsonb_key(&b, "jti");
+	pgapp_jsonb_add_string(&b, pgapp_auth_b64url_encode(jti, sizeof(jti)));
+	if (!has_typ)
+	{
+		pgapp_jsonb_key(&b, "typ");
+		pgapp_jsonb_add_string(&b, "access");
+	}
+	if (pgapp_auth_jwt_issuer && pgapp_auth_jwt_issuer[0] != '\0')
+	{
+		pgapp_jsonb_key(&b, "iss");
+		pgapp_jsonb_add_string(&b, pgapp_auth_jwt_issuer);
+	}
+	if (pgapp_auth_jwt_audience && pgapp_auth_jwt_audience[0] != '\0')
+	{
+		pgapp_jsonb_key(&b, "aud");
+		pgapp_jsonb_add_string(&b, pgapp_auth_jwt_audience);
+	}
+	pgapp_jsonb_end_object(&b);
+	return DatumGetJsonbP(DirectFunctionCall2(jsonb_concat,
+											  JsonbPGetDatum(pgapp_jsonb_finish(&b)),
+											  JsonbPGetDatum(claims)));
+}
+
+/*
+ * pgapp.encode_token(sub text, claims jsonb, ttl interval) -> text: an
+ * HS256 token signed with the current key.
+ */
+Datum
+pgapp_encode_token(PG_FUNCTION_ARGS)
+{
+	char	   *sub = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	Jsonb	   *claims = PG_GETARG_JSONB_P(1);
+	Interval   *ttl = PG_GETARG_INTERVAL_P(2);
+	const AuthKeySet *keys = pgapp_auth_keys();
+	const AuthKey *key = &keys->keys[keys->current];
+	ClaimsCheck cc = {false};
+	Jsonb	   *payload;
+	char	   *header;
+	char	   *payload_text;
+	StringInfoData token;
+
+	if (sub[0] == '\0')
+		ereport(ERROR,
+				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				errmsg("sub must not be empty"));
+	if (!pgapp_jsonb_is_object(claims))
+		ereport(ERROR,
+				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				errmsg("claims must be a JSON object"));
+	pgapp_jsonb_foreach(&claims->root, check_claim, &cc);
+
+	payload = build_payload(sub, claims, ttl, cc.has_typ);
+	header = key->kid[0] ? psprintf("{\"alg\":\"HS256\",\"typ\":\"JWT\",\"kid\":\"%s\"}", key->kid)
+		: pstrdup("{\"alg\":\"HS256\",\"typ\":\"JWT\"}");
+	payload_text = JsonbToCString(NULL, &payload->root, VARSIZE(payload));
+	compact_json(payload_text);
+
+	initStringInfo(&token);
+	appendStringInfoString(&token, pgapp_auth_b64url_encode((const uint8 *) header, strlen(header)));
+	appendStringInfoChar(&token, '.');
+	appendStringInfoString(&token, pgapp_auth_b64url_encode((const uint8 *) payload_text,
+															strlen(payload_text)));
+	appendStringInfo(&token, ".%s", sign(key, token.data, token.len));
+	if (token.len > PGAPP_TOKEN_MAX_LENGTH)
+		ereport(ERROR,
+				errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				errmsg("token would be %d bytes, more than %d", token.len, PGAPP_TOKEN_MAX_LENGTH),
+				errhint("Put fewer claims in the token."));
+	PG_RETURN_TEXT_P(cstring_to_text_with_len(token.data, token.len));
+}
