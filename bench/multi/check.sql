@@ -56,6 +56,7 @@ BEGIN;
 SELECT (SELECT jsonb_agg(v - 'id' ORDER BY k) FROM jsonb_each(bench.ten_multi(7) -> 'changes') AS e (k, v)) AS tm \gset
 SELECT (SELECT jsonb_agg(v - 'id' ORDER BY k) FROM jsonb_each(bench.ten_plpgsql(7) -> 'changes') AS e (k, v)) AS tp \gset
 SELECT (SELECT jsonb_agg(v - 'id' ORDER BY k) FROM jsonb_each(bench.ten_changesets(7) -> 'changes') AS e (k, v)) AS tc \gset
-SELECT 'ten inserts: same rows', :'tm'::jsonb = :'tp'::jsonb AND :'tm'::jsonb = :'tc'::jsonb
-       AND jsonb_array_length(:'tm'::jsonb) = 10 AND (SELECT count(*) FROM bench.t) = 30;
+SELECT (SELECT jsonb_agg((v -> 'rows' -> 0) - 'id' ORDER BY k) FROM jsonb_each(bench.ten_multi_rows(7) -> 'changes') AS e (k, v)) AS tr \gset
+SELECT 'ten inserts: same rows', :'tm'::jsonb = :'tp'::jsonb AND :'tm'::jsonb = :'tc'::jsonb AND :'tm'::jsonb = :'tr'::jsonb
+       AND jsonb_array_length(:'tm'::jsonb) = 10 AND (SELECT count(*) FROM bench.t) = 40;
 ROLLBACK;

@@ -8,7 +8,9 @@
 #     in a function) vs the same ten INSERTs in a PL/pgSQL function that
 #     returns the rows as JSON too (ten_plpgsql), vs the ten INSERTs
 #     alone (ten_plpgsql_void), and vs the same ten changesets written one
-#     by one with pgapp.insert (ten_changesets: what transact itself adds);
+#     by one with pgapp.insert (ten_changesets: what transact itself adds),
+#     and vs a multi of ten insert_all steps of one row each (ten_multi_rows:
+#     the multi of plain inserts, no changeset);
 #     pgbench TPS at CLIENTS_A clients.
 # (b) an order of three products: create_order built on pgapp.multi (the
 #     shop recipe's steps: validate_stock with FOR UPDATE in id order,
@@ -57,12 +59,12 @@ if [[ " $PARTS " == *" a "* ]]; then
     echo
     echo "(a) ten single-row inserts in one call"
     CLIENTS=$CLIENTS_A
-    measure "ten_plpgsql_void ten_plpgsql ten_changesets ten_multi"
+    measure "ten_plpgsql_void ten_plpgsql ten_changesets ten_multi ten_multi_rows"
     echo "ratios (TPS, same client count):"
     for c in $CLIENTS_A; do
         awk -v m="${r[ten_multi,$c]}" -v p="${r[ten_plpgsql,$c]}" -v v="${r[ten_plpgsql_void,$c]}" \
-            -v s="${r[ten_changesets,$c]}" -v c="$c" 'BEGIN {
-            printf "  %2d client(s): multi/plpgsql %.2fx, multi/plpgsql_void %.2fx, multi/changesets %.2fx\n", c, m / p, m / v, m / s }'
+            -v s="${r[ten_changesets,$c]}" -v w="${r[ten_multi_rows,$c]}" -v c="$c" 'BEGIN {
+            printf "  %2d client(s): multi/plpgsql %.2fx, multi/plpgsql_void %.2fx, multi/changesets %.2fx, multi_rows/plpgsql %.2fx\n", c, m / p, m / v, m / s, w / p }'
     done
     bench_psql -c "TRUNCATE bench.t"
 fi

@@ -6,6 +6,11 @@
 --       ten_plpgsql(n)    the same ten INSERTs in PL/pgSQL, returning the ten
 --                         rows as JSON as transact does
 --       ten_plpgsql_void  the ten INSERTs alone: the floor
+--       ten_changesets(n) the same ten changesets written one by one with
+--                         pgapp.insert in PL/pgSQL
+--       ten_multi_rows(n) a multi of ten multi_insert_all steps of one row
+--                         each, no changesets: transact's own cost on plain
+--                         inserts
 -- (b) an order of three products, the shop recipe's create_order:
 --       create_order(user_id, items, payment)       built on pgapp.multi:
 --         validate_stock  run: lock the products (FOR UPDATE, in id order),
@@ -72,6 +77,21 @@ BEGIN
                                     ARRAY['n', 'label'])));
     END LOOP;
     RETURN jsonb_build_object('ok', true, 'changes', changes);
+END
+$$;
+
+-- Ten insert_all steps of one row each: the multi of plain inserts, the
+-- same rows as ten_plpgsql writes, no changeset built or checked.
+CREATE FUNCTION bench.ten_multi_rows(n integer) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+    m pgapp.multi := pgapp.multi();
+BEGIN
+    FOR k IN 1 .. 10 LOOP
+        m := pgapp.multi_insert_all(m, 'row' || k, 'bench.t',
+                 jsonb_build_array(jsonb_build_object('n', n, 'label', 'row ' || k)));
+    END LOOP;
+    RETURN pgapp.transact(m);
 END
 $$;
 
