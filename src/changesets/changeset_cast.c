@@ -54,19 +54,25 @@
 
 
 /*
- * Cast through jsonb_populate_record, for the types without a fast path
- * (arrays, domains, composites, ranges, dates...): the column's value as
- * to_jsonb renders it, or false when the value does not fit the column.
+ * Cast through jsonb_to_record, for the types without a fast path (arrays,
+ * domains, composites, ranges, dates...): the column's value as to_jsonb
+ * renders it, or false when the value does not fit the column.  The record
+ * has the one column, of the column's type and typmod: populating the
+ * table's whole row type would also check the other columns' NULLs
+ * against their domains (a NOT NULL domain made every such cast invalid).
  */
 static bool
 cast_populate(Oid relid, const char *field, JsonbValue *value, JsonbValue **out)
 {
 	PgappJsonbBuilder b = {0};
 	Jsonb	   *arg;
-	char	   *relname = pgapp_qualified_relname(relid);
 	char	   *sql;
-	Oid			argtypes[2] = {JSONBOID, TEXTOID};
-	Datum		values[2];
+	Oid			argtypes[1] = {JSONBOID};
+	Datum		values[1];
+	AttrNumber	attnum = get_attnum(relid, field);
+	Oid			typid;
+	int32		typmod;
+	Oid			collid;
 	PgappSubxact sx;
 	volatile bool ok = true;
 	int			ret;
@@ -77,10 +83,14 @@ cast_populate(Oid relid, const char *field, JsonbValue *value, JsonbValue **out)
 	pgapp_jsonb_end_object(&b);
 	arg = pgapp_jsonb_finish(&b);
 
-	sql = psprintf("SELECT pg_catalog.to_jsonb(r) OPERATOR(pg_catalog.->) $2"
-				   " FROM pg_catalog.jsonb_populate_record(NULL::%s, $1) AS r", relname);
+	if (attnum == InvalidAttrNumber)
+		elog(ERROR, "column \"%s\" of relation %u does not exist", field, relid);
+	get_atttypetypmodcoll(relid, attnum, &typid, &typmod, &collid);
+	sql = psprintf("SELECT pg_catalog.to_jsonb(r.%s) FROM pg_catalog.jsonb_to_record($1) AS r (%s %s)",
+				   quote_identifier(field), quote_identifier(field),
+				   format_type_extended(typid, typmod,
+										FORMAT_TYPE_TYPEMOD_GIVEN | FORMAT_TYPE_FORCE_QUALIFY));
 	values[0] = JsonbPGetDatum(arg);
-	values[1] = CStringGetTextDatum(field);
 
 	/* SPI inside the subtransaction: a failed cast rolls both back */
 	pgapp_subxact_begin(&sx);
@@ -92,7 +102,7 @@ cast_populate(Oid relid, const char *field, JsonbValue *value, JsonbValue **out)
 
 		if ((ret = SPI_connect()) != SPI_OK_CONNECT)
 			elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
-		ret = SPI_execute_with_args(sql, 2, argtypes, values, NULL, true, 1);
+		ret = SPI_execute_with_args(sql, 1, argtypes, values, NULL, true, 1);
 		if (ret != SPI_OK_SELECT || SPI_processed != 1)
 			elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(ret));
 		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);

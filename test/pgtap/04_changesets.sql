@@ -2,7 +2,7 @@
 -- Changesets: signatures, volatility, privileges and the SQLSTATE +
 -- message of each kind of bad input (status machines: 03_machines.sql).
 BEGIN;
-SELECT plan(47);
+SELECT plan(49);
 
 -- every validator takes a changeset first and returns one (Ecto's pipe)
 SELECT is(
@@ -139,7 +139,7 @@ CREATE TYPE tap_mood AS ENUM ('sad', 'ok', 'happy');
 CREATE TEMP TABLE tap_kinds (
     id serial PRIMARY KEY, v varchar(5), p numeric(5,2), b boolean, t timestamptz, m tap_mood,
     tags text[], doc jsonb, f float8, i8 int8);
-CREATE TEMP TABLE tap_dom (id serial PRIMARY KEY, d pg_temp.tap_nn_text DEFAULT 'x');
+CREATE TEMP TABLE tap_dom (id serial PRIMARY KEY, d pg_temp.tap_nn_text DEFAULT 'x', t timestamptz, tags text[]);
 SELECT is(pgapp.insert(pgapp.cast('tap_kinds', NULL,
         '{"v": "abc", "p": 1.234, "b": true, "t": "2026-01-02 03:04:05+00", "m": "ok", "f": 1.5, "i8": "42"}',
         ARRAY['v', 'p', 'b', 't', 'm', 'f', 'i8'])) - 'id',
@@ -151,6 +151,12 @@ SELECT is(pgapp.insert(pgapp.cast('tap_kinds', NULL, '{"tags": ["a", "b"], "doc"
     'arrays and jsonb go through jsonb_populate_record');
 SELECT throws_ok($$SELECT pgapp.insert(jsonb_set(pgapp.cast('tap_dom', NULL, '{"d": "y"}', ARRAY['d']), '{changes,d}', 'null'))$$,
     '23502', NULL, 'a null for a NOT NULL domain column is refused, as jsonb_populate_record refuses it');
+
+SELECT is(pgapp.cast('tap_dom', NULL, '{"t": "2026-01-02 03:04:05+00", "tags": ["a"]}', ARRAY['t', 'tags']) -> 'changes',
+    '{"t": "2026-01-02T03:04:05+00:00", "tags": ["a"]}',
+    'a NOT NULL domain column does not make the other columns'' values invalid');
+SELECT is(pgapp.cast('tap_dom', NULL, '{"t": "soon", "tags": 5, "d": "y"}', ARRAY['t', 'tags', 'd']) -> 'errors',
+    '{"t": ["is invalid"], "tags": ["is invalid"]}', 'values that do not fit are still invalid');
 
 SELECT * FROM finish();
 ROLLBACK;
