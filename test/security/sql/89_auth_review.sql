@@ -1,0 +1,52 @@
+--
+-- security/89_auth_review: attacks on the token functions found in review,
+-- after 88_auth_tokens.  Each one worked before the fix it names.
+--
+--   A. a token for a role that inherits the privileges encode_token refuses
+--      by name (pgapp_admin, pg_write_all_data, a superuser): the check read
+--      the role's name and attributes only.
+--
+\set ECHO none
+\i test/helpers/regress_helpers.sql
+\i test/helpers/token_helpers.sql
+\set ECHO all
+
+ALTER SYSTEM SET pgapp.auth_jwt_secret = 'review-secret-0123456789abcdef-0123456789';
+SELECT pg_reload_conf();
+\c
+\set ECHO none
+\i test/helpers/regress_helpers.sql
+\i test/helpers/token_helpers.sql
+\set ECHO all
+
+-- A. Roles sec_admin belongs to that carry privileges a token must not:
+--    through pgapp_admin, pg_write_all_data, or a superuser role they are
+--    granted (a member with INHERIT has the privileges of the roles it is a
+--    member of, and a superuser's privileges include owning its tables,
+--    which row-level security does not restrict).
+CREATE ROLE sec_rev_super NOLOGIN SUPERUSER;
+CREATE ROLE sec_rev_owner NOLOGIN IN ROLE pgapp_admin;
+CREATE ROLE sec_rev_writer NOLOGIN IN ROLE pg_write_all_data;
+CREATE ROLE sec_rev_deep NOLOGIN IN ROLE sec_rev_writer;
+CREATE ROLE sec_rev_super_member NOLOGIN IN ROLE sec_rev_super;
+CREATE ROLE sec_rev_noinherit NOLOGIN NOINHERIT IN ROLE pgapp_admin;
+CREATE ROLE sec_rev_web NOLOGIN;
+GRANT sec_rev_owner, sec_rev_writer, sec_rev_deep, sec_rev_super_member, sec_rev_noinherit, sec_rev_web
+   TO sec_admin;
+SET ROLE sec_admin;
+SELECT pg_temp.show($$SELECT pgapp.encode_token('victim', '{"role": "sec_rev_owner"}', '1 hour')$$);
+SELECT pg_temp.show($$SELECT pgapp.encode_token('victim', '{"role": "sec_rev_writer"}', '1 hour')$$);
+SELECT pg_temp.show($$SELECT pgapp.encode_token('victim', '{"role": "sec_rev_deep"}', '1 hour')$$);
+SELECT pg_temp.show($$SELECT pgapp.encode_token('victim', '{"role": "sec_rev_super_member"}', '1 hour')$$);
+-- a NOINHERIT member has none of pgapp_admin's privileges, and an ordinary
+-- role is fine
+SELECT pgapp.decode_token(pgapp.encode_token('victim', '{"role": "sec_rev_noinherit"}', '1 hour')) ->> 'role' AS noinherit;
+SELECT pgapp.decode_token(pgapp.encode_token('victim', '{"role": "sec_rev_web"}', '1 hour')) ->> 'role' AS web;
+RESET ROLE;
+REVOKE sec_rev_owner, sec_rev_writer, sec_rev_deep, sec_rev_super_member, sec_rev_noinherit, sec_rev_web
+  FROM sec_admin;
+DROP ROLE sec_rev_super_member, sec_rev_deep, sec_rev_writer, sec_rev_owner, sec_rev_noinherit, sec_rev_web,
+          sec_rev_super;
+
+ALTER SYSTEM RESET pgapp.auth_jwt_secret;
+SELECT pg_reload_conf();
