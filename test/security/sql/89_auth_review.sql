@@ -4,7 +4,10 @@
 --
 --   A. a token for a role that inherits the privileges encode_token refuses
 --      by name (pgapp_admin, pg_write_all_data, a superuser): the check read
---      the role's name and attributes only.
+--      the role's name and attributes only;
+--   B. a parallel worker verifying with the inline secret: workers receive
+--      the setting's value, which is always '', so decode_token failed there
+--      (the functions are PARALLEL RESTRICTED now).
 --
 \set ECHO none
 \i test/helpers/regress_helpers.sql
@@ -48,5 +51,21 @@ REVOKE sec_rev_owner, sec_rev_writer, sec_rev_deep, sec_rev_super_member, sec_re
 DROP ROLE sec_rev_super_member, sec_rev_deep, sec_rev_writer, sec_rev_owner, sec_rev_noinherit, sec_rev_web,
           sec_rev_super;
 
+-- B. The inline secret inside a parallel query: the worker has '' for
+--    pgapp.auth_jwt_secret.  Both functions now stay in the leader.
+SELECT proname, proparallel FROM pg_proc
+ WHERE pronamespace = 'pgapp'::regnamespace AND proname IN ('encode_token', 'decode_token')
+ ORDER BY proname;
+SET ROLE sec_admin;
+SELECT pgapp.encode_token('victim', '{}', '1 hour') AS token \gset
+RESET ROLE;
+SET force_parallel_mode = on;
+SET ROLE sec_admin;
+SELECT pgapp.decode_token(pgapp.encode_token('victim', '{}', '1 hour')) ->> 'sub' AS parallel_encode;
+SET ROLE sec_attacker;
+SELECT pgapp.decode_token(:'token') ->> 'sub' AS parallel_decode;
+RESET ROLE;
+RESET force_parallel_mode;
 ALTER SYSTEM RESET pgapp.auth_jwt_secret;
 SELECT pg_reload_conf();
+
