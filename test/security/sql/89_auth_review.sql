@@ -1,13 +1,17 @@
 --
 -- security/89_auth_review: attacks on the token functions found in review,
--- after 88_auth_tokens.  Each one worked before the fix it names.
+-- after 88_auth_tokens.  Each one worked (or hung a backend) before the fix
+-- it names.
 --
 --   A. a token for a role that inherits the privileges encode_token refuses
 --      by name (pgapp_admin, pg_write_all_data, a superuser): the check read
 --      the role's name and attributes only;
 --   B. a parallel worker verifying with the inline secret: workers receive
 --      the setting's value, which is always '', so decode_token failed there
---      (the functions are PARALLEL RESTRICTED now).
+--      (the functions are PARALLEL RESTRICTED now);
+--   C. a FIFO as the key file: opening it waited in the kernel for a writer,
+--      out of reach of a cancel or pg_terminate_backend (it is opened without
+--      blocking now, and refused as not a regular file).
 --
 \set ECHO none
 \i test/helpers/regress_helpers.sql
@@ -69,3 +73,38 @@ RESET force_parallel_mode;
 ALTER SYSTEM RESET pgapp.auth_jwt_secret;
 SELECT pg_reload_conf();
 
+-- C. A FIFO where the key file should be, with a writer that opens it 3 s
+--    later (the writer gives up after 10 s more): decode_token must refuse
+--    at once instead of waiting for it.  A directory and a device are
+--    refused too.
+COPY (SELECT 1) TO PROGRAM 'cat >/dev/null; rm -f sec_fifo_key; mkfifo -m 600 sec_fifo_key; (sleep 3; timeout 10 dd if=/dev/null of=sec_fifo_key conv=nocreat status=none) </dev/null >/dev/null 2>&1 &';
+ALTER SYSTEM SET pgapp.auth_jwt_secret_file = 'sec_fifo_key';
+SELECT pg_reload_conf();
+\c
+\set ECHO none
+\i test/helpers/regress_helpers.sql
+\set ECHO all
+SET ROLE sec_attacker;
+SELECT clock_timestamp() AS started \gset
+SELECT pg_temp.show($$SELECT pgapp.decode_token('a.b.c')$$);
+SELECT clock_timestamp() - :'started'::timestamptz < interval '2 seconds' AS refused_at_once;
+RESET ROLE;
+COPY (SELECT 1) TO PROGRAM 'cat >/dev/null; mkdir -m 700 sec_dir_key';
+ALTER SYSTEM SET pgapp.auth_jwt_secret_file = 'sec_dir_key';
+SELECT pg_reload_conf();
+\c
+\set ECHO none
+\i test/helpers/regress_helpers.sql
+\set ECHO all
+SELECT pg_temp.show($$SELECT pgapp.decode_token('a.b.c')$$);
+ALTER SYSTEM SET pgapp.auth_jwt_secret_file = '/dev/zero';
+SELECT pg_reload_conf();
+\c
+\set ECHO none
+\i test/helpers/regress_helpers.sql
+\set ECHO all
+SELECT pg_temp.show($$SELECT pgapp.decode_token('a.b.c')$$);
+
+ALTER SYSTEM RESET pgapp.auth_jwt_secret_file;
+SELECT pg_reload_conf();
+COPY (SELECT 1) TO PROGRAM 'cat >/dev/null; rm -f sec_fifo_key; rmdir sec_dir_key';
