@@ -97,7 +97,12 @@ numeric_claim(Jsonb *claims, const char *name, bool required, double *out)
 	if (v->type != jbvNumeric)
 		pgapp_auth_token_fail(AUTH_TOKEN_MALFORMED,
 							  psprintf("The \"%s\" claim is not a number.", name));
-	*out = DatumGetFloat8(DirectFunctionCall1(numeric_float8,
+
+	/*
+	 * numeric_float8 raises 22003 for a number a double cannot hold (1e-400
+	 * underflows); this one gives 0 or an infinity, which the checks judge.
+	 */
+	*out = DatumGetFloat8(DirectFunctionCall1(numeric_float8_no_overflow,
 											  NumericGetDatum(v->val.numeric)));
 	return true;
 }

@@ -9,7 +9,10 @@
 --   B. a parallel worker verifying with the inline secret: workers receive
 --      the setting's value, which is always '', so decode_token failed there
 --      (the functions are PARALLEL RESTRICTED now);
---   C. a FIFO as the key file: opening it waited in the kernel for a writer,
+--   C. a signed exp, nbf or iat no double can hold (1e-400): 22003 from the
+--      conversion instead of a token failure (a 500 through PostgREST, not
+--      401);
+--   D. a FIFO as the key file: opening it waited in the kernel for a writer,
 --      out of reach of a cancel or pg_terminate_backend (it is opened without
 --      blocking now, and refused as not a regular file).
 --
@@ -70,10 +73,24 @@ SET ROLE sec_attacker;
 SELECT pgapp.decode_token(:'token') ->> 'sub' AS parallel_decode;
 RESET ROLE;
 RESET force_parallel_mode;
+
+-- C. Numbers a double cannot hold, in a payload signed with the key (another
+--    signer that shares the key could write them), judged as times: 1e-400
+--    is 0 (an exp long past, an nbf or iat long before now), and a number
+--    past a double's range is malformed.
+\set k 'review-secret-0123456789abcdef-0123456789'
+SET ROLE sec_attacker;
+SELECT attack, pg_temp.token_error(pg_temp.jwt('{"alg":"HS256","typ":"JWT"}', payload, :'k')) AS result FROM (VALUES
+    ('exp underflows', '{"sub":"victim","exp":1e-400}'),
+    ('nbf underflows', format('{"sub":"victim","exp":%s,"nbf":1e-400}', pg_temp.now_s() + 3600)),
+    ('iat underflows', format('{"sub":"victim","exp":%s,"iat":-1e-400}', pg_temp.now_s() + 3600)),
+    ('exp with 400 digits', '{"sub":"victim","exp":1' || repeat('0', 400) || '}')
+) AS t(attack, payload);
+RESET ROLE;
 ALTER SYSTEM RESET pgapp.auth_jwt_secret;
 SELECT pg_reload_conf();
 
--- C. A FIFO where the key file should be, with a writer that opens it 3 s
+-- D. A FIFO where the key file should be, with a writer that opens it 3 s
 --    later (the writer gives up after 10 s more): decode_token must refuse
 --    at once instead of waiting for it.  A directory and a device are
 --    refused too.
