@@ -5,11 +5,14 @@
  * PostgREST), so only pgapp_admin may call it, and SECURITY DEFINER
  * functions that log users in.  decode_token only verifies and may be
  * called by anyone.  The secret is a setting or a file, never an argument.
+ * Both are PARALLEL RESTRICTED: a parallel worker gets the leader's setting
+ * values, and the value of pgapp.auth_jwt_secret is always '' (the secret
+ * is kept outside it), so a worker would have no inline secret.
  */
 CREATE FUNCTION pgapp.encode_token(sub text, claims jsonb, ttl interval)
 RETURNS text
 AS 'MODULE_PATHNAME', 'pgapp_encode_token'
-LANGUAGE C VOLATILE STRICT PARALLEL SAFE;
+LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED;
 
 COMMENT ON FUNCTION pgapp.encode_token(text, jsonb, interval) IS
 'An HS256 token for sub with claims, valid for ttl, signed with the current key (pgapp_admin)';
@@ -20,7 +23,7 @@ GRANT EXECUTE ON FUNCTION pgapp.encode_token(text, jsonb, interval) TO pgapp_adm
 CREATE FUNCTION pgapp.decode_token(token text)
 RETURNS jsonb
 AS 'MODULE_PATHNAME', 'pgapp_decode_token'
-LANGUAGE C STABLE STRICT PARALLEL SAFE;
+LANGUAGE C STABLE STRICT PARALLEL RESTRICTED;
 
 COMMENT ON FUNCTION pgapp.decode_token(text) IS
 'The claims of a valid HS256 token; SQLSTATE PJ001..PJ006 for a malformed, badly signed, expired, not yet valid, revoked or foreign one';

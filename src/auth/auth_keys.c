@@ -15,7 +15,9 @@
  * whose current key signs and every key verifies the tokens naming it in
  * their kid; the key "" verifies tokens without kid.  Every secret is at
  * least 32 bytes.  The file must be a regular file that belongs to the
- * server's operating system user with no permission for group or others.
+ * server's operating system user with no permission for group or others;
+ * it is opened without blocking, so that a FIFO or device in its place is
+ * refused rather than waited on.
  *
  * Each use stats the file; the keys read last are kept (in a memory
  * context of this backend) while the path and the file's identity, size,
@@ -187,7 +189,13 @@ read_key_file(const char *setting)
 		return file_set;
 	forget_file();
 
-	fd = OpenTransientFile(path, O_RDONLY | PG_BINARY);
+	/*
+	 * O_NONBLOCK: opening a FIFO (or a device) for reading would otherwise
+	 * wait in the kernel for a writer, where neither a cancel nor
+	 * pg_terminate_backend reaches the backend.  It changes nothing for the
+	 * regular file that fstat then insists on.
+	 */
+	fd = OpenTransientFile(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | PG_BINARY);
 	if (fd < 0)
 		ereport(ERROR,
 				errcode_for_file_access(),

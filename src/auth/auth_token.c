@@ -18,9 +18,10 @@
  * typ ("access" unless the claims say "refresh"), iss and aud (when
  * configured), then the caller's claims; the claims pgapp sets are refused
  * in claims, so a caller cannot choose a lifetime beyond ttl.  A role claim
- * must name a role the caller is a member of that is neither a superuser,
- * a role that bypasses row-level security, a predefined pg_ role nor one of
- * pgapp's own roles: PostgREST switches to it.  EXECUTE is granted to pgapp_admin only.
+ * must name a role the caller is a member of that neither is nor inherits
+ * the privileges of a superuser, a role that bypasses row-level security, a
+ * predefined pg_ role or one of pgapp's own roles: PostgREST switches to it.
+ * EXECUTE is granted to pgapp_admin only.
  *
  * src/auth/auth_token.c
  *
@@ -30,7 +31,10 @@
 
 #include <math.h>
 
+#include "access/genam.h"
 #include "access/htup_details.h"
+#include "access/table.h"
+#include "access/transam.h"
 #include "catalog/pg_authid.h"
 #include "fmgr.h"
 #include "miscadmin.h"
@@ -38,6 +42,7 @@
 #include "utils/builtins.h"
 #include "utils/fmgrprotos.h"
 #include "utils/jsonb.h"
+#include "utils/rel.h"
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
 
@@ -92,7 +97,12 @@ numeric_claim(Jsonb *claims, const char *name, bool required, double *out)
 	if (v->type != jbvNumeric)
 		pgapp_auth_token_fail(AUTH_TOKEN_MALFORMED,
 							  psprintf("The \"%s\" claim is not a number.", name));
-	*out = DatumGetFloat8(DirectFunctionCall1(numeric_float8,
+
+	/*
+	 * numeric_float8 raises 22003 for a number a double cannot hold (1e-400
+	 * underflows); this one gives 0 or an infinity, which the checks judge.
+	 */
+	*out = DatumGetFloat8(DirectFunctionCall1(numeric_float8_no_overflow,
 											  NumericGetDatum(v->val.numeric)));
 	return true;
 }
@@ -262,8 +272,52 @@ compact_json(char *s)
 }
 
 /*
- * The role claim: a role the current user is a member of, not a superuser,
- * not BYPASSRLS, not a predefined pg_ role, not pgapp_admin or pgapp_worker.
+ * Is role one of those a token must not act as: a superuser, BYPASSRLS, a
+ * predefined role (pg_*, OIDs below FirstNormalObjectId), pgapp_admin or
+ * pgapp_worker?
+ */
+static bool
+powerful_role(Form_pg_authid role)
+{
+	const char *name = NameStr(role->rolname);
+
+	return role->rolsuper || role->rolbypassrls ||
+		role->oid < FirstNormalObjectId || strncmp(name, "pg_", 3) == 0 ||
+		strcmp(name, "pgapp_admin") == 0 || strcmp(name, "pgapp_worker") == 0;
+}
+
+/*
+ * The powerful role whose privileges roleid has, itself or by inheriting
+ * them (a member of pgapp_admin may call what pgapp_admin may, a member of
+ * pg_write_all_data writes every table, a member of a superuser acts as the
+ * owner of the superuser's tables, row-level security aside), as a palloc'd
+ * name; NULL when it has none.  pg_authid is small: one scan.
+ */
+static char *
+powerful_privileges(Oid roleid)
+{
+	Relation	rel = table_open(AuthIdRelationId, AccessShareLock);
+	SysScanDesc scan = systable_beginscan(rel, InvalidOid, false, NULL, 0, NULL);
+	HeapTuple	tup;
+	char	   *found = NULL;
+
+	while (found == NULL && HeapTupleIsValid(tup = systable_getnext(scan)))
+	{
+		Form_pg_authid role = (Form_pg_authid) GETSTRUCT(tup);
+
+		if (powerful_role(role) && has_privs_of_role(roleid, role->oid))
+			found = pstrdup(NameStr(role->rolname));
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return found;
+}
+
+/*
+ * The role claim: a role the current user is a member of that neither is
+ * nor has the privileges of a superuser, a BYPASSRLS role, a predefined pg_
+ * role, pgapp_admin or pgapp_worker (PostgREST switches to it, and a role
+ * inherits its memberships' privileges: the names alone prove nothing).
  */
 static void
 check_role_claim(const char *name)
@@ -271,6 +325,7 @@ check_role_claim(const char *name)
 	Oid			roleid = get_role_oid(name, true);
 	HeapTuple	tup;
 	bool		powerful;
+	char	   *inherited;
 
 	if (!OidIsValid(roleid))
 		ereport(ERROR,
@@ -279,16 +334,20 @@ check_role_claim(const char *name)
 	tup = SearchSysCache1(AUTHOID, ObjectIdGetDatum(roleid));
 	if (!HeapTupleIsValid(tup))
 		elog(ERROR, "cache lookup failed for role %u", roleid);
-	powerful = ((Form_pg_authid) GETSTRUCT(tup))->rolsuper ||
-		((Form_pg_authid) GETSTRUCT(tup))->rolbypassrls ||
-		strncmp(name, "pg_", 3) == 0 ||
-		strcmp(name, "pgapp_admin") == 0 || strcmp(name, "pgapp_worker") == 0;
+	powerful = powerful_role((Form_pg_authid) GETSTRUCT(tup));
 	ReleaseSysCache(tup);
 	if (powerful)
 		ereport(ERROR,
 				errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				errmsg("cannot sign a token for role \"%s\"", name),
 				errdetail("A token's role cannot be a superuser, a role with BYPASSRLS, a predefined role, pgapp_admin or pgapp_worker."));
+	inherited = powerful_privileges(roleid);
+	if (inherited != NULL)
+		ereport(ERROR,
+				errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				errmsg("cannot sign a token for role \"%s\"", name),
+				errdetail("The role has the privileges of role \"%s\", which a token's role cannot have.",
+						  inherited));
 	if (!is_member_of_role(GetUserId(), roleid))
 		ereport(ERROR,
 				errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
