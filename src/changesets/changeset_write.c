@@ -414,27 +414,29 @@ set_response_status(const char *status)
 }
 
 /*
- * The changes as parameters of their columns' own types, converted as
+ * Values (JsonbValue *) of columns as parameters of the columns' own
+ * types, converted as
  * jsonb_populate_record converts them (a string as it is, a number as
  * numeric_out prints it, a boolean as true or false, through the type's
  * input function with the column's typmod; null as NULL), so that the
  * INSERT needs no jsonb_populate_record.  False, and the caller uses
  * jsonb_populate_record, when a column's type is not a plain scalar (a
  * domain, whose constraints hold for NULL too; an array, composite, json
- * or jsonb) or a value is an array or object.  check_change_fits has
- * checked every value with the same input function.
+ * or jsonb) or a value is an array or object.  check_change_fits (or, for
+ * a key, primary_key_condition) has checked every value with the same
+ * input function.
  */
 static bool
-typed_changes(WriteState *ws, Oid *argtypes, Datum *args, char *nulls)
+typed_values(Oid relid, List *columns, List *values, Oid *argtypes, Datum *args, char *nulls)
 {
 	ListCell   *c;
 	ListCell   *v;
 	int			i = 0;
 
-	forboth(c, ws->columns, v, ws->values)
+	forboth(c, columns, v, values)
 	{
 		JsonbValue *jv = lfirst(v);
-		AttrNumber	attnum = get_attnum(ws->relid, lfirst(c));
+		AttrNumber	attnum = get_attnum(relid, lfirst(c));
 		Oid			typid;
 		int32		typmod;
 		Oid			collid;
@@ -443,7 +445,7 @@ typed_changes(WriteState *ws, Oid *argtypes, Datum *args, char *nulls)
 		Oid			typioparam;
 		char	   *str;
 
-		get_atttypetypmodcoll(ws->relid, attnum, &typid, &typmod, &collid);
+		get_atttypetypmodcoll(relid, attnum, &typid, &typmod, &collid);
 		typtype = get_typtype(typid);
 		if ((typtype != TYPTYPE_BASE && typtype != TYPTYPE_ENUM) || type_is_array(typid) ||
 			typid == JSONOID || typid == JSONBOID || jv->type == jbvBinary)
@@ -503,7 +505,7 @@ write_insert(Jsonb *cs, bool force_raise, PgappCsWrite **unguarded)
 	rel = pgapp_qualified_relname(ws->relid);
 	if (ws->columns == NIL)
 		sql = psprintf("INSERT INTO %s AS r DEFAULT VALUES RETURNING pg_catalog.to_jsonb(r)", rel);
-	else if (typed_changes(ws, argtypes, args, nulls))
+	else if (typed_values(ws->relid, ws->columns, ws->values, argtypes, args, nulls))
 	{
 		StringInfoData params;
 
@@ -642,8 +644,13 @@ write_update(Jsonb *cs, bool force_raise, PgappCsWrite **unguarded)
 	char	   *where;
 	char	   *relname;
 	char	   *sql;
-	Oid			argtypes[2] = {JSONBOID, JSONBOID};
-	Datum		args[2];
+	List	   *keys = NIL;
+	List	   *key_values = NIL;
+	int			n;
+	int			nargs;
+	Oid		   *argtypes;
+	Datum	   *args;
+	char	   *nulls;
 	Jsonb	   *row;
 	Jsonb	   *error_body;
 
@@ -663,23 +670,62 @@ write_update(Jsonb *cs, bool force_raise, PgappCsWrite **unguarded)
 
 	where = primary_key_condition(ws->relid, data);
 	relname = pgapp_qualified_relname(ws->relid);
+	n = list_length(ws->columns);
+	foreach(lc, primary_key_columns(ws->relid))
+	{
+		keys = lappend(keys, lfirst(lc));
+		key_values = lappend(key_values, pgapp_jsonb_get(data->val.binary.data, lfirst(lc)));
+	}
+	nargs = n + list_length(keys);
+	argtypes = palloc(sizeof(Oid) * nargs);
+	args = palloc(sizeof(Datum) * nargs);
+	nulls = palloc(nargs);
 	initStringInfo(&set);
-	foreach(lc, ws->columns)
-		appendStringInfo(&set, "%s%s = p.%s", set.len ? ", " : "",
-						 quote_identifier(lfirst(lc)), quote_identifier(lfirst(lc)));
-	sql = psprintf("UPDATE %s AS r SET %s"
-				   " FROM pg_catalog.jsonb_populate_record(NULL::%s, $1) AS p,"
-				   "      pg_catalog.jsonb_populate_record(NULL::%s, $2) AS k"
-				   " WHERE %s RETURNING pg_catalog.to_jsonb(r)",
-				   relname, set.data, relname, relname, where);
-	args[0] = JsonbPGetDatum(pgapp_jsonb_from_value(&ws->changes));
-	args[1] = JsonbPGetDatum(pgapp_jsonb_from_value(data));
+	if (typed_values(ws->relid, ws->columns, ws->values, argtypes, args, nulls) &&
+		typed_values(ws->relid, keys, key_values, argtypes + n, args + n, nulls + n))
+	{
+		/* SET a = $1, ... WHERE r.k = $n+1 AND ...: no jsonb_populate_record */
+		StringInfoData cond;
+		int			i = 0;
+
+		initStringInfo(&cond);
+		foreach(lc, ws->columns)
+		{
+			i++;
+			appendStringInfo(&set, "%s%s = $%d", set.len ? ", " : "", quote_identifier(lfirst(lc)), i);
+		}
+		foreach(lc, keys)
+		{
+			i++;
+			appendStringInfo(&cond, "%sr.%s OPERATOR(pg_catalog.=) $%d", cond.len ? " AND " : "",
+							 quote_identifier(lfirst(lc)), i);
+		}
+		sql = psprintf("UPDATE %s AS r SET %s WHERE %s RETURNING pg_catalog.to_jsonb(r)",
+					   relname, set.data, cond.data);
+	}
+	else
+	{
+		foreach(lc, ws->columns)
+			appendStringInfo(&set, "%s%s = p.%s", set.len ? ", " : "",
+							 quote_identifier(lfirst(lc)), quote_identifier(lfirst(lc)));
+		sql = psprintf("UPDATE %s AS r SET %s"
+					   " FROM pg_catalog.jsonb_populate_record(NULL::%s, $1) AS p,"
+					   "      pg_catalog.jsonb_populate_record(NULL::%s, $2) AS k"
+					   " WHERE %s RETURNING pg_catalog.to_jsonb(r)",
+					   relname, set.data, relname, relname, where);
+		nargs = 2;
+		argtypes[0] = JSONBOID;
+		argtypes[1] = JSONBOID;
+		args[0] = JsonbPGetDatum(pgapp_jsonb_from_value(&ws->changes));
+		args[1] = JsonbPGetDatum(pgapp_jsonb_from_value(data));
+		nulls[0] = nulls[1] = ' ';
+	}
 	if (unguarded != NULL)
 	{
 		ws->unguarded = true;
 		*unguarded = ws;
 	}
-	row = run_write(ws, sql, 2, argtypes, args, NULL, &error_body);
+	row = run_write(ws, sql, nargs, argtypes, args, nulls, &error_body);
 	if (error_body != NULL)
 		return error_body;
 	if (row == NULL)

@@ -2,7 +2,7 @@
 -- Changesets: signatures, volatility, privileges and the SQLSTATE +
 -- message of each kind of bad input (status machines: 03_machines.sql).
 BEGIN;
-SELECT plan(49);
+SELECT plan(52);
 
 -- every validator takes a changeset first and returns one (Ecto's pipe)
 SELECT is(
@@ -157,6 +157,19 @@ SELECT is(pgapp.cast('tap_dom', NULL, '{"t": "2026-01-02 03:04:05+00", "tags": [
     'a NOT NULL domain column does not make the other columns'' values invalid');
 SELECT is(pgapp.cast('tap_dom', NULL, '{"t": "soon", "tags": 5, "d": "y"}', ARRAY['t', 'tags', 'd']) -> 'errors',
     '{"t": ["is invalid"], "tags": ["is invalid"]}', 'values that do not fit are still invalid');
+
+SELECT is((SELECT pgapp.update(pgapp.cast('tap_kinds', to_jsonb(k), '{"v": "new", "p": 2.5, "b": false}', ARRAY['v', 'p', 'b'])) - 't'
+             FROM tap_kinds AS k WHERE v = 'abc'),
+    (SELECT (to_jsonb(k) || '{"v": "new", "p": 2.50, "b": false}') - 't' FROM tap_kinds AS k WHERE v = 'abc'),
+    'pgapp.update sets plain scalar columns through typed parameters');
+SELECT is((SELECT pgapp.update(pgapp.cast('tap_kinds', to_jsonb(k), '{"tags": ["x"], "v": "arr"}', ARRAY['tags', 'v'])) -> 'tags'
+             FROM tap_kinds AS k WHERE v = 'new'),
+    '["x"]', 'and an array column through jsonb_populate_record');
+CREATE DOMAIN pg_temp.tap_code AS text CHECK (VALUE <> '');
+CREATE TEMP TABLE tap_coded (code pg_temp.tap_code PRIMARY KEY, n int);
+INSERT INTO tap_coded VALUES ('a', 1);
+SELECT is((SELECT pgapp.update(pgapp.cast('tap_coded', to_jsonb(c), '{"n": 2}', ARRAY['n'])) FROM tap_coded AS c),
+    '{"code": "a", "n": 2}', 'a primary key of a domain type finds its row');
 
 SELECT * FROM finish();
 ROLLBACK;
