@@ -4,12 +4,10 @@
  *	  pgapp.insert and pgapp.update: write a valid changeset, and turn the
  *	  violation of a constraint it declares into an error on its field.
  *
- * Both write in a subtransaction.  Multi writes without one (its
- * pgapp.transact runs every step in its own subtransaction and maps a
- * raised error after rolling that back, through
- * pgapp_changeset_write_errors): the same mapping, without a second
- * subtransaction, and subtransaction id, per step.  A violated constraint that the
- * changeset declares (by name, or by the default names
+ * Both write in a subtransaction; Multi's steps write in pgapp.transact's
+ * one and map a raised error after it is rolled back, through
+ * pgapp_changeset_write_errors.  A violated constraint that the changeset
+ * declares (by name, or by the default names
  * <table>_<field>_key / _index / _fkey / _excl / _exclusion) becomes an
  * error on its field; errors raised by a validate_table trigger on the same
  * table are merged too; anything else is re-raised unchanged.
@@ -66,7 +64,6 @@ static void
 collect_column(const char *key, int keylen, JsonbValue *value, void *arg)
 {
 	WriteState *ws = (WriteState *) arg;
-
 	JsonbValue *copy = palloc(sizeof(JsonbValue));
 
 	*copy = *value;
@@ -279,7 +276,7 @@ map_write_error(WriteState *ws, ErrorData *edata)
 }
 
 /*
- * Multi: the field errors ({"errors": {...}}) the error of a write run by
+ * Multi: the field errors ({field: [messages]}) the error of a write run by
  * pgapp_changeset_insert_unguarded or _update_unguarded maps to, or NULL
  * when nothing maps it.  Called after the caller's subtransaction is rolled
  * back; write and edata are in the caller's memory.
@@ -288,8 +285,9 @@ Jsonb *
 pgapp_changeset_write_errors(PgappCsWrite *write, ErrorData *edata)
 {
 	const char *first_field = NULL;
+	Jsonb	   *body = mapped_errors(write, edata, &first_field);
 
-	return mapped_errors(write, edata, &first_field);
+	return body ? pgapp_jsonb_from_value(pgapp_jsonb_get_key(body, "errors")) : NULL;
 }
 
 /* The statement's one row (copied into cxt), or NULL; SPI is connected. */
@@ -581,10 +579,12 @@ primary_key_columns(Oid relid)
 
 /*
  * The WHERE condition of pgapp.update: r.<pk> = k.<pk> for each primary key
- * column, each of which must have a valid value in the changeset's data.
+ * column, each of which must have a valid value in the changeset's data;
+ * the key columns (char *) and their values (JsonbValue *) are appended to
+ * *keys and *key_values.
  */
 static char *
-primary_key_condition(Oid relid, JsonbValue *data)
+primary_key_condition(Oid relid, JsonbValue *data, List **keys, List **key_values)
 {
 	StringInfoData where;
 	ListCell   *lc;
@@ -610,6 +610,8 @@ primary_key_condition(Oid relid, JsonbValue *data)
 					errhint("Build the changeset with the current row, e.g. to_jsonb(t)."));
 		appendStringInfo(&where, "%sr.%s OPERATOR(pg_catalog.=) k.%s", where.len ? " AND " : "",
 						 quote_identifier(lfirst(lc)), quote_identifier(lfirst(lc)));
+		*keys = lappend(*keys, lfirst(lc));
+		*key_values = lappend(*key_values, v);
 	}
 	return where.data;
 }
@@ -668,14 +670,9 @@ write_update(Jsonb *cs, bool force_raise, PgappCsWrite **unguarded)
 		return pgapp_jsonb_from_value(data);	/* no changes, no write (as
 												 * Ecto) */
 
-	where = primary_key_condition(ws->relid, data);
+	where = primary_key_condition(ws->relid, data, &keys, &key_values);
 	relname = pgapp_qualified_relname(ws->relid);
 	n = list_length(ws->columns);
-	foreach(lc, primary_key_columns(ws->relid))
-	{
-		keys = lappend(keys, lfirst(lc));
-		key_values = lappend(key_values, pgapp_jsonb_get(data->val.binary.data, lfirst(lc)));
-	}
 	nargs = n + list_length(keys);
 	argtypes = palloc(sizeof(Oid) * nargs);
 	args = palloc(sizeof(Datum) * nargs);

@@ -329,7 +329,7 @@ pgapp_transact(PG_FUNCTION_ARGS)
 		{
 			/* a constraint the changeset declares: its field errors */
 			run->fail.status = 422;
-			run->fail.error = pgapp_jsonb_from_value(pgapp_jsonb_get_key(mapped, "errors"));
+			run->fail.error = mapped;
 		}
 		else
 			map_error(edata, &run->fail);
