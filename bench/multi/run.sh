@@ -17,7 +17,10 @@
 #     create_order, create_items through insert_all with $refs, update_stock,
 #     calculate_total, process_payment) vs the same order written by hand as
 #     one PL/pgSQL function with SELECT ... FOR UPDATE; TPS and the p99
-#     latency (from pgbench's per-transaction log) at CLIENTS_B clients.
+#     latency (from pgbench's per-transaction log) at CLIENTS_B clients, in
+#     two workloads: "uniform" (three products out of 999, orders rarely
+#     share one: CPU and commit bound) and "hot" (every order has one of three
+#     hot products: bound by the wait for that product's row lock).
 # schema.sql holds both sides of both; check.sql first checks that the two
 # orders give the same items, prices, total, payment, stock and failures,
 # and that both ten-insert functions write the same rows (or stops).
@@ -25,7 +28,7 @@
 # the median of ROUNDS counts; every run is printed.  Measures only.
 #
 # Settings (environment): ROUNDS (3), SECONDS_PER_RUN (10), CLIENTS_A
-# ("1 8"), CLIENTS_B ("1 8 16"), PARTS ("a b"), BENCH_PORT (55436),
+# ("1 8"), CLIENTS_B ("1 8 16"), PARTS ("a b"), WORKLOADS ("uniform hot"), BENCH_PORT (55436),
 # PGAPP_PG_BIN (the PostgreSQL build), KEEP=1 (keep the directory).
 # A quick smoke run: ROUNDS=1 SECONDS_PER_RUN=2 bash bench/multi/run.sh (~30 s).
 set -euo pipefail
@@ -34,6 +37,7 @@ SECONDS_PER_RUN=${SECONDS_PER_RUN:-10}
 CLIENTS_A=${CLIENTS_A:-"1 8"}
 CLIENTS_B=${CLIENTS_B:-"1 8 16"}
 PARTS=${PARTS:-"a b"}
+WORKLOADS=${WORKLOADS:-"uniform hot"}
 source "$HERE/../lib.sh"
 
 [ -f "$("$PG_BIN/pg_config" --sharedir)/extension/pgapp.control" ] ||
@@ -86,32 +90,39 @@ run_logged() {   # variant clients round -> "tps p99_ms"
 if [[ " $PARTS " == *" b "* ]]; then
     echo
     echo "(b) create_order, 3 items: multi vs hand-written PL/pgSQL (SELECT ... FOR UPDATE)"
-    for f in order_hand order_multi; do cp "$HERE/$f.sql" "$DIR/"; done
+    for f in order_hand order_multi order_hand_hot order_multi_hot; do cp "$HERE/$f.sql" "$DIR/"; done
     [ "$(id -u)" -eq 0 ] && chown postgres "$DIR"/*.sql
     echo "pgbench -M prepared -l, ${SECONDS_PER_RUN}s per run, median of $ROUNDS interleaved rounds; p99 in ms"
     declare -A bt bp p99
+    suffix() { [ "$1" = hot ] && echo _hot || true; }
     for round in $(seq 1 "$ROUNDS"); do
-        for c in $CLIENTS_B; do
-            for f in order_hand order_multi; do
-                vacuum >/dev/null
-                read -r t q < <(run_logged "$f" "$c" "$round")
-                bt[$f,$c]="${bt[$f,$c]:-} $t"
-                bp[$f,$c]="${bp[$f,$c]:-} $q"
+        for w in $WORKLOADS; do
+            for c in $CLIENTS_B; do
+                for f in order_hand order_multi; do
+                    vacuum >/dev/null
+                    read -r t q < <(run_logged "$f$(suffix "$w")" "$c" "$round")
+                    bt[$f,$w,$c]="${bt[$f,$w,$c]:-} $t"
+                    bp[$f,$w,$c]="${bp[$f,$w,$c]:-} $q"
+                done
             done
         done
     done
-    printf '%-12s %8s %8s %8s   %s\n' variant clients TPS p99_ms "runs (TPS / p99)"
-    for c in $CLIENTS_B; do
-        for f in order_hand order_multi; do
-            r[$f,$c]=$(echo "${bt[$f,$c]}" | median)
-            p99[$f,$c]=$(echo "${bp[$f,$c]}" | tr ' ' '\n' | grep -v '^$' | sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}')
-            printf '%-12s %8s %8s %8s   [%s] / [%s]\n' "$f" "$c" "${r[$f,$c]}" "${p99[$f,$c]}" "${bt[$f,$c]# }" "${bp[$f,$c]# }"
+    printf '%-12s %-8s %8s %8s %8s   %s\n' variant workload clients TPS p99_ms "runs (TPS / p99)"
+    for w in $WORKLOADS; do
+        for c in $CLIENTS_B; do
+            for f in order_hand order_multi; do
+                r[$f,$w,$c]=$(echo "${bt[$f,$w,$c]}" | median)
+                p99[$f,$w,$c]=$(echo "${bp[$f,$w,$c]}" | tr ' ' '\n' | grep -v '^$' | sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}')
+                printf '%-12s %-8s %8s %8s %8s   [%s] / [%s]\n' "$f" "$w" "$c" "${r[$f,$w,$c]}" "${p99[$f,$w,$c]}" "${bt[$f,$w,$c]# }" "${bp[$f,$w,$c]# }"
+            done
         done
     done
     echo "ratios:"
-    for c in $CLIENTS_B; do
-        awk -v m="${r[order_multi,$c]}" -v h="${r[order_hand,$c]}" -v pm="${p99[order_multi,$c]}" -v ph="${p99[order_hand,$c]}" -v c="$c" 'BEGIN {
-            printf "  %2d client(s): TPS multi/hand %.2fx; p99 multi %s ms, hand %s ms\n", c, m / h, pm, ph }'
+    for w in $WORKLOADS; do
+        for c in $CLIENTS_B; do
+            awk -v m="${r[order_multi,$w,$c]}" -v h="${r[order_hand,$w,$c]}" -v pm="${p99[order_multi,$w,$c]}" -v ph="${p99[order_hand,$w,$c]}" -v c="$c" -v w="$w" 'BEGIN {
+                printf "  %-7s %2d client(s): TPS multi/hand %.2fx; p99 multi %s ms, hand %s ms\n", w, c, m / h, pm, ph }'
+        done
     done
     bench_psql -At -c "SELECT 'orders: ' || count(*) || ', items: ' || (SELECT count(*) FROM bench.order_item) || ', payments: ' || (SELECT count(*) FROM bench.payment) || ', units sold: ' || (SELECT 999::bigint * 1000000000 - sum(stock) FROM bench.product) || ', units in items: ' || (SELECT sum(quantity) FROM bench.order_item) FROM bench.orders"
 fi
