@@ -34,6 +34,7 @@
 #define ERRCODE_PGAPP_TOKEN_NOT_YET_VALID	MAKE_SQLSTATE('P','J','0','0','4')
 #define ERRCODE_PGAPP_TOKEN_REVOKED			MAKE_SQLSTATE('P','J','0','0','5')
 #define ERRCODE_PGAPP_TOKEN_REJECTED		MAKE_SQLSTATE('P','J','0','0','6')
+#define ERRCODE_PGAPP_TOKEN_WRONG_TYPE		MAKE_SQLSTATE('P','J','0','0','7')
 
 typedef enum AuthTokenFailure
 {
@@ -42,7 +43,8 @@ typedef enum AuthTokenFailure
 	AUTH_TOKEN_EXPIRED,
 	AUTH_TOKEN_NOT_YET_VALID,
 	AUTH_TOKEN_REVOKED,
-	AUTH_TOKEN_REJECTED
+	AUTH_TOKEN_REJECTED,
+	AUTH_TOKEN_WRONG_TYPE
 } AuthTokenFailure;
 
 /* One secret; kid "" is the unnamed key (tokens without a kid). */
@@ -65,6 +67,9 @@ typedef struct AuthKeySet
 extern const AuthKeySet *pgapp_auth_keys(void);
 extern const AuthKey *pgapp_auth_key_find(const AuthKeySet *set, const char *kid);
 extern bool pgapp_auth_kid_valid(const char *kid, size_t len);
+
+/* auth_token.c: the claims of a valid token (decode_token's checks) */
+extern Jsonb *pgapp_auth_verify_token(const char *token, size_t len);
 
 /* auth_codec.c */
 extern char *pgapp_auth_b64url_encode(const uint8 *data, size_t len);

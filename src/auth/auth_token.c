@@ -258,6 +258,13 @@ verify_token(const char *token, size_t len)
 	return claims;
 }
 
+/* The claims of a valid token, for authenticate_request (auth_request.c). */
+Jsonb *
+pgapp_auth_verify_token(const char *token, size_t len)
+{
+	return verify_token(token, len);
+}
+
 /*
  * pgapp.decode_token(token text) -> jsonb: the claims of a valid token.
  */

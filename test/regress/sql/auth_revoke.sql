@@ -141,9 +141,108 @@ RESET pgapp.auth_jwt_leeway;
 -- Another session sees the same revocations (shared memory).
 \c
 \set ECHO none
+\i test/helpers/regress_helpers.sql
 \i test/helpers/token_helpers.sql
 \set ECHO all
 SELECT name, pg_temp.token_error(token) FROM tok ORDER BY name;
+CREATE FUNCTION pg_temp.claim(n text, c text) RETURNS text LANGUAGE sql AS $$
+    SELECT claims ->> c FROM tok WHERE name = n
+$$;
+
+-- authenticate_request, as PostgREST's db-pre-request runs it: the bearer
+-- token of request.headers, verified with revocation, an access token only.
+CREATE FUNCTION pg_temp.request(token text, claims text DEFAULT NULL, method text DEFAULT 'GET')
+RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+    st text; msg text; det text;
+BEGIN
+    PERFORM set_config('request.method', coalesce(method, ''), true),
+            set_config('request.headers',
+                       CASE WHEN token IS NULL THEN '{}'
+                            ELSE jsonb_build_object('authorization', 'Bearer ' || token)::text END, true),
+            set_config('request.jwt.claims', coalesce(claims, ''), true);
+    PERFORM pgapp.authenticate_request();
+    RETURN 'ok';
+EXCEPTION WHEN OTHERS THEN
+    GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT, det = PG_EXCEPTION_DETAIL;
+    RETURN st || ': ' || msg || coalesce(' ' || nullif(det, ''), '');
+END $$;
+SELECT name, pg_temp.request(token) FROM tok ORDER BY name;
+-- outside a request (no request.method) the PJ codes themselves
+SELECT name, pg_temp.request(token, NULL, NULL) FROM tok ORDER BY name;
+-- a refresh token is refused (PJ007); the scheme's case and blanks do not matter
+SELECT pg_temp.request(pgapp.encode_token('alice', '{"typ": "refresh"}', '1 hour'), NULL, NULL) AS refresh;
+SELECT pg_temp.request(pgapp.encode_token('alice', '{"typ": "refresh"}', '1 hour')) AS refresh_in_request;
+SELECT pg_temp.request(pgapp.encode_token('alice', '{"typ": "access"}', '1 hour')) AS access;
+SELECT set_config('request.headers', jsonb_build_object('authorization', 'bEaReR   ' || token || '  ')::text, false),
+       (SELECT pg_temp.token_error(token)) AS direct
+  FROM tok WHERE name = 'alice1' \gset
+SELECT pg_temp.show('SELECT pgapp.authenticate_request()');
+SELECT set_config('request.headers', jsonb_build_object('authorization', 'Basic YWxpY2U6cHc=')::text, false) IS NOT NULL AS basic_set;
+SELECT pg_temp.show('SELECT pgapp.authenticate_request()') AS basic_is_anonymous;
+SELECT set_config('request.headers', 'not json', false) IS NOT NULL AS garbage_set;
+SELECT pg_temp.show('SELECT pgapp.authenticate_request()');
+RESET request.headers;
+-- a bad token in the header (PostgREST would have refused it first)
+SELECT pg_temp.request('a.b.c', NULL, NULL) AS malformed;
+-- no header: request.jwt.claims is checked (typ, revocation); none: anonymous
+SELECT pg_temp.request(NULL, format('{"sub": "bob", "iat": %s}', pg_temp.now_s() - 5), NULL) AS bob_claims;
+SELECT pg_temp.request(NULL, format('{"sub": "alice", "jti": %s}', to_jsonb(pg_temp.claim('alice1', 'jti'))), NULL)
+       AS revoked_jti_claims;
+SELECT pg_temp.request(NULL, '{"sub": "alice", "typ": "refresh"}', NULL) AS refresh_claims;
+SELECT pg_temp.request(NULL, '{"sub": "alice"}', NULL) AS alice_claims;
+SELECT pg_temp.request(NULL, '{"role": "anon"}', NULL) AS anon_claims;
+SELECT pg_temp.request(NULL, NULL, NULL) AS anonymous;
+
+-- require_role: the token's role claim must be listed (42501, which
+-- PostgREST answers with 401 when anonymous and 403 otherwise)
+BEGIN;
+SELECT set_config('request.jwt.claims', '{"role": "editor", "sub": "alice"}', true) IS NOT NULL AS claims_set;
+SELECT pg_temp.show($$SELECT pgapp.require_role(ARRAY['editor', 'admin'])$$);
+SELECT pg_temp.show($$SELECT pgapp.require_role(ARRAY['admin'])$$);
+SELECT pg_temp.show($$SELECT pgapp.require_role(ARRAY[]::text[])$$);
+SELECT pg_temp.show($$SELECT pgapp.require_role(NULL)$$);
+SELECT pg_temp.show($$SELECT pgapp.require_role(ARRAY['admin', NULL])$$) AS null_in_list;
+SELECT set_config('request.jwt.claims', '', true) IS NOT NULL AS claims_cleared;
+SELECT pg_temp.show($$SELECT pgapp.require_role(ARRAY['editor'])$$);
+ROLLBACK;
+
+-- permissions: sets per resource, a "pem" claim of bit masks
+SELECT pgapp.define_permissions('users', ARRAY['read', 'write', 'delete']);
+SELECT pgapp.define_permissions('posts', ARRAY['read', 'publish']);
+SELECT pgapp.define_permissions('users', ARRAY['read', 'write', 'delete', 'invite']);
+SELECT pg_temp.show($$SELECT pgapp.define_permissions('users', ARRAY['write', 'read'])$$);
+SELECT pg_temp.show($$SELECT pgapp.define_permissions('users', ARRAY['read'])$$);
+SELECT pg_temp.show($$SELECT pgapp.define_permissions('Users', ARRAY['read'])$$);
+SELECT pg_temp.show($$SELECT pgapp.define_permissions('x', ARRAY['a', 'a'])$$);
+SELECT pg_temp.show($$SELECT pgapp.define_permissions('x', ARRAY['a', NULL])$$);
+SELECT pg_temp.show($$SELECT pgapp.define_permissions('x', ARRAY[]::text[])$$);
+SELECT pg_temp.show($$SELECT pgapp.define_permissions('x', (SELECT array_agg('p' || i) FROM generate_series(1, 64) AS i))$$);
+SELECT * FROM pgapp.permission_set ORDER BY resource;
+SELECT pgapp.encode_permissions('{"users": ["read", "delete"], "posts": []}');
+SELECT pg_temp.show($$SELECT pgapp.encode_permissions('{"users": ["fly"]}')$$);
+SELECT pg_temp.show($$SELECT pgapp.encode_permissions('{"cars": ["read"]}')$$);
+SELECT pg_temp.show($$SELECT pgapp.encode_permissions('{"users": "read"}')$$);
+-- a token with them, through PostgREST's claims
+BEGIN;
+SELECT set_config('request.jwt.claims',
+                  pgapp.decode_token(pgapp.encode_token('alice',
+                      jsonb_build_object('pem', pgapp.encode_permissions('{"users": ["read", "delete"]}')),
+                      '1 hour'))::text, true) IS NOT NULL AS claims_set;
+SELECT p, pgapp.has_permission('users', p) FROM unnest(ARRAY['read', 'write', 'delete', 'invite']) AS p;
+SELECT pgapp.has_permission('posts', 'read') AS posts_read;
+SELECT pg_temp.show($$SELECT pgapp.require_permission('users', 'delete')$$);
+SELECT pg_temp.show($$SELECT pgapp.require_permission('users', 'write')$$);
+SELECT pg_temp.show($$SELECT pgapp.has_permission('users', 'fly')$$);
+SELECT pg_temp.show($$SELECT pgapp.has_permission('cars', 'read')$$);
+SELECT pg_temp.show($$SELECT pgapp.has_permission(NULL, 'read')$$);
+-- odd pem values grant nothing
+SELECT c, pgapp.has_permission('users', 'read')
+  FROM unnest(ARRAY['{"pem": {"users": 1}}', '{"pem": {"users": -1}}', '{"pem": {"users": 1.5}}', '{"pem": {"users": 1e30}}',
+                    '{"pem": {"users": "1"}}', '{"pem": {"users": ["read"]}}', '{"pem": 1}', '{}']) AS c,
+       LATERAL (SELECT set_config('request.jwt.claims', c, true)) AS s;
+ROLLBACK;
+DELETE FROM pgapp.permission_set;
 
 DROP TABLE tok;
 DELETE FROM pgapp.auth_revoked_token;
