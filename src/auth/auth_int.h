@@ -65,6 +65,7 @@ typedef struct AuthKeySet
 
 /* auth_keys.c */
 extern const AuthKeySet *pgapp_auth_keys(void);
+extern uint64 pgapp_auth_keys_generation(void);
 extern const AuthKey *pgapp_auth_key_find(const AuthKeySet *set, const char *kid);
 extern bool pgapp_auth_kid_valid(const char *kid, size_t len);
 

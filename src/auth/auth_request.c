@@ -26,6 +26,7 @@
 #include <math.h>
 
 #include "fmgr.h"
+#include "lib/stringinfo.h"
 #include "utils/builtins.h"
 #include "utils/float.h"
 #include "utils/guc.h"
@@ -47,6 +48,298 @@ string_claim(Jsonb *claims, const char *name)
 	return v ? pgapp_jsonb_value_cstring(v) : NULL;
 }
 
+/* ------------------------------------------------ request.headers scanner */
+
+/*
+ * request.headers is a JSON object that PostgREST writes, with a string per
+ * header; only "authorization" matters here.  Parsing the whole object into
+ * a tree cost more than verifying the token, so this scanner walks it once:
+ * keys are decoded and compared, the authorization string is decoded, every
+ * other value is skipped (strings with their escapes, nested values by
+ * depth).  Anything that is not such an object, or an authorization that is
+ * not a string or appears twice, is an error: never a guess.
+ */
+typedef struct HeaderScan
+{
+	const char *p;
+	const char *end;
+} HeaderScan;
+
+static inline void
+skip_ws(HeaderScan *hs)
+{
+	while (hs->p < hs->end && (*hs->p == ' ' || *hs->p == '\t' || *hs->p == '\n' || *hs->p == '\r'))
+		hs->p++;
+}
+
+static int
+hex_value(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+static bool
+read_hex4(HeaderScan *hs, uint32 *out)
+{
+	uint32		v = 0;
+
+	if (hs->end - hs->p < 4)
+		return false;
+	for (int i = 0; i < 4; i++)
+	{
+		int			h = hex_value(hs->p[i]);
+
+		if (h < 0)
+			return false;
+		v = (v << 4) | (uint32) h;
+	}
+	hs->p += 4;
+	*out = v;
+	return true;
+}
+
+/*
+ * A JSON string at hs->p (on its opening quote): decoded into out when out
+ * is not NULL, else skipped.  False when it is not a valid string, holds
+ * \u0000 or a lone surrogate.
+ */
+static bool
+scan_string(HeaderScan *hs, StringInfo out)
+{
+	if (hs->p >= hs->end || *hs->p != '"')
+		return false;
+	hs->p++;
+	while (hs->p < hs->end)
+	{
+		const char *run = hs->p;
+
+		while (hs->p < hs->end && *hs->p != '"' && *hs->p != '\\' &&
+			   (unsigned char) *hs->p >= 0x20)
+			hs->p++;
+		if (out && hs->p > run)
+			appendBinaryStringInfo(out, run, hs->p - run);
+		if (hs->p >= hs->end || (unsigned char) *hs->p < 0x20)
+			return false;
+		if (*hs->p == '"')
+		{
+			hs->p++;
+			return true;
+		}
+		/* an escape */
+		hs->p++;
+		if (hs->p >= hs->end)
+			return false;
+		switch (*hs->p++)
+		{
+			case '"':
+				if (out)
+					appendStringInfoChar(out, '"');
+				break;
+			case '\\':
+				if (out)
+					appendStringInfoChar(out, '\\');
+				break;
+			case '/':
+				if (out)
+					appendStringInfoChar(out, '/');
+				break;
+			case 'b':
+				if (out)
+					appendStringInfoChar(out, '\b');
+				break;
+			case 'f':
+				if (out)
+					appendStringInfoChar(out, '\f');
+				break;
+			case 'n':
+				if (out)
+					appendStringInfoChar(out, '\n');
+				break;
+			case 'r':
+				if (out)
+					appendStringInfoChar(out, '\r');
+				break;
+			case 't':
+				if (out)
+					appendStringInfoChar(out, '\t');
+				break;
+			case 'u':
+				{
+					uint32		c;
+					char		utf8[4];
+					int			n;
+
+					if (!read_hex4(hs, &c) || c == 0 || (c >= 0xDC00 && c <= 0xDFFF))
+						return false;
+					if (c >= 0xD800 && c <= 0xDBFF)
+					{
+						uint32		lo;
+
+						if (hs->end - hs->p < 2 || hs->p[0] != '\\' || hs->p[1] != 'u')
+							return false;
+						hs->p += 2;
+						if (!read_hex4(hs, &lo) || lo < 0xDC00 || lo > 0xDFFF)
+							return false;
+						c = 0x10000 + ((c - 0xD800) << 10) + (lo - 0xDC00);
+					}
+					if (c < 0x80)
+					{
+						utf8[0] = (char) c;
+						n = 1;
+					}
+					else if (c < 0x800)
+					{
+						utf8[0] = (char) (0xC0 | (c >> 6));
+						utf8[1] = (char) (0x80 | (c & 0x3F));
+						n = 2;
+					}
+					else if (c < 0x10000)
+					{
+						utf8[0] = (char) (0xE0 | (c >> 12));
+						utf8[1] = (char) (0x80 | ((c >> 6) & 0x3F));
+						utf8[2] = (char) (0x80 | (c & 0x3F));
+						n = 3;
+					}
+					else
+					{
+						utf8[0] = (char) (0xF0 | (c >> 18));
+						utf8[1] = (char) (0x80 | ((c >> 12) & 0x3F));
+						utf8[2] = (char) (0x80 | ((c >> 6) & 0x3F));
+						utf8[3] = (char) (0x80 | (c & 0x3F));
+						n = 4;
+					}
+					if (out)
+						appendBinaryStringInfo(out, utf8, n);
+					break;
+				}
+			default:
+				return false;
+		}
+	}
+	return false;
+}
+
+/* Skip one JSON value (a string, a number, a literal, an object, an array). */
+static bool
+skip_value(HeaderScan *hs)
+{
+	int			depth = 0;
+
+	do
+	{
+		skip_ws(hs);
+		if (hs->p >= hs->end)
+			return false;
+		switch (*hs->p)
+		{
+			case '"':
+				if (!scan_string(hs, NULL))
+					return false;
+				break;
+			case '{':
+			case '[':
+				if (++depth > 64)
+					return false;
+				hs->p++;
+				break;
+			case '}':
+			case ']':
+				if (depth == 0)
+					return false;
+				depth--;
+				hs->p++;
+				break;
+			case ',':
+			case ':':
+				if (depth == 0)
+					return false;
+				hs->p++;
+				break;
+			default:
+				{
+					const char *start = hs->p;
+
+					while (hs->p < hs->end && strchr("+-.0123456789eEtruefalsn", *hs->p) != NULL &&
+						   *hs->p != '\0')
+						hs->p++;
+					if (hs->p == start)
+						return false;
+				}
+				break;
+		}
+	} while (depth > 0);
+	return true;
+}
+
+/*
+ * The Authorization header's value in headers[0..len) (request.headers):
+ * true and *value (palloc'd, NULL when there is no such header), or false
+ * when headers is not a JSON object, or its authorization is not a string
+ * or appears more than once.
+ */
+static bool
+find_authorization(const char *headers, size_t len, char **value)
+{
+	HeaderScan	hs = {headers, headers + len};
+	StringInfoData key;
+	bool		first = true;
+
+	*value = NULL;
+	initStringInfo(&key);
+	skip_ws(&hs);
+	if (hs.p >= hs.end || *hs.p++ != '{')
+		return false;
+	for (;;)
+	{
+		skip_ws(&hs);
+		if (hs.p < hs.end && *hs.p == '}' && first)
+		{
+			hs.p++;
+			break;
+		}
+		resetStringInfo(&key);
+		if (!scan_string(&hs, &key))
+			return false;
+		skip_ws(&hs);
+		if (hs.p >= hs.end || *hs.p++ != ':')
+			return false;
+		skip_ws(&hs);
+		if (key.len == 13 && memcmp(key.data, "authorization", 13) == 0)
+		{
+			StringInfoData v;
+
+			if (*value != NULL || hs.p >= hs.end || *hs.p != '"')
+				return false;
+			initStringInfo(&v);
+			if (!scan_string(&hs, &v))
+				return false;
+			*value = v.data;
+		}
+		else if (!skip_value(&hs))
+			return false;
+		first = false;
+		skip_ws(&hs);
+		if (hs.p >= hs.end)
+			return false;
+		if (*hs.p == ',')
+		{
+			hs.p++;
+			continue;
+		}
+		if (*hs.p++ != '}')
+			return false;
+		break;
+	}
+	skip_ws(&hs);
+	return hs.p == hs.end;
+}
+
 /*
  * The bearer token of the Authorization header in headers (request.headers
  * text), or NULL when there is none.  Sets *len.
@@ -54,18 +347,16 @@ string_claim(Jsonb *claims, const char *name)
 static const char *
 bearer_token(const char *headers, size_t *len)
 {
-	json_t	   *object;
-	const char *value;
+	char	   *value;
 	const char *p;
 
 	if (headers == NULL || headers[0] == '\0')
 		return NULL;
-	object = pgapp_json_parse_object_strict(headers, strlen(headers));
-	if (object == NULL)
+	if (!find_authorization(headers, strlen(headers), &value))
 		ereport(ERROR,
 				errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
-				errmsg("request.headers is not a JSON object with distinct keys"));
-	value = pgapp_json_string_value(pgapp_json_get(object, "authorization"));
+				errmsg("request.headers is not a JSON object of headers"),
+				errdetail("It must be a JSON object with at most one \"authorization\", a string."));
 	if (value == NULL || pg_strncasecmp(value, "bearer", 6) != 0 ||
 		(value[6] != ' ' && value[6] != '\t'))
 		return NULL;

@@ -249,14 +249,42 @@ live_limit(TimestampTz now)
 	return now - (TimestampTz) pgapp_auth_jwt_leeway * USECS_PER_SEC;
 }
 
+/*
+ * The last jti and sub this backend hashed, with their digests: a client
+ * sends the same token request after request, and the keyed hash was a
+ * visible part of a check's cost.  (Neither is a secret: comparing them
+ * with memcmp reveals nothing.)
+ */
+typedef struct KeyMemo
+{
+	char text[	64];
+	size_t		len;
+	uint8		digest[PGAPP_KEYED_HASH_BYTES];
+} KeyMemo;
+
+static KeyMemo key_memo[3];		/* by RevokeKind */
+
 /* The cache key of a jti or sub in the current database. */
 static void
 make_key(RevokeKind kind, const char *s, size_t len, RevokeKey *key)
 {
+	KeyMemo    *memo = &key_memo[kind];
+
 	memset(key, 0, sizeof(RevokeKey));
 	key->dboid = MyDatabaseId;
 	key->kind = (uint32) kind;
+	if (memo->len == len && len > 0 && memcmp(memo->text, s, len) == 0)
+	{
+		memcpy(key->digest, memo->digest, sizeof(key->digest));
+		return;
+	}
 	pgapp_crypto_keyed_hash(revoke_shared->hash_key, (const uint8 *) s, len, key->digest);
+	if (len > 0 && len <= sizeof(memo->text))
+	{
+		memcpy(memo->text, s, len);
+		memo->len = len;
+		memcpy(memo->digest, key->digest, sizeof(key->digest));
+	}
 }
 
 /* The slot of dboid, or NULL; the caller holds the db lock. */

@@ -54,6 +54,7 @@ char	   *pgapp_auth_jwt_issuer = NULL;
 char	   *pgapp_auth_jwt_audience = NULL;
 int			pgapp_auth_jwt_leeway = 30;
 int			pgapp_auth_token_max_ttl = 30 * 86400;
+int			pgapp_auth_key_file_recheck = 1000;
 int			pgapp_auth_revocation_capacity = 20000;
 
 /* PubSub (docs/pubsub.md) */
@@ -218,6 +219,15 @@ define_auth_settings(bool preloaded)
 							30, 0, 3600,
 							PGC_SUSET,
 							GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("pgapp.auth_key_file_recheck",
+							"How often a backend checks whether the token key file changed.",
+							"A changed or removed key file takes effect in each backend within this time; 0 checks at every use.",
+							&pgapp_auth_key_file_recheck,
+							1000, 0, 60000,
+							PGC_SUSET,
+							GUC_UNIT_MS,
 							NULL, NULL, NULL);
 
 	DefineCustomIntVariable("pgapp.auth_token_max_ttl",

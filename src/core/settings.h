@@ -54,6 +54,7 @@ extern char *pgapp_auth_jwt_issuer;
 extern char *pgapp_auth_jwt_audience;
 extern int	pgapp_auth_jwt_leeway;
 extern int	pgapp_auth_token_max_ttl;
+extern int	pgapp_auth_key_file_recheck;
 extern int	pgapp_auth_revocation_capacity;
 
 /*

@@ -183,6 +183,48 @@ SELECT pg_temp.show('SELECT pgapp.authenticate_request()') AS basic_is_anonymous
 SELECT set_config('request.headers', 'not json', false) IS NOT NULL AS garbage_set;
 SELECT pg_temp.show('SELECT pgapp.authenticate_request()');
 RESET request.headers;
+-- request.headers is read by a scanner of its own: escaped keys are keys,
+-- other values of any shape are skipped, and anything ambiguous is refused
+CREATE FUNCTION pg_temp.headers(h text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE st text; msg text;
+BEGIN
+    PERFORM set_config('request.headers', h, true), set_config('request.method', '', true),
+            set_config('request.jwt.claims', '', true);
+    PERFORM pgapp.authenticate_request();
+    RETURN 'ok';
+EXCEPTION WHEN OTHERS THEN
+    GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT;
+    RETURN st || ': ' || msg;
+END $$;
+SELECT token AS revoked_token FROM tok WHERE name = 'alice1' \gset
+SELECT label, pg_temp.headers(h) AS result
+  FROM (VALUES
+    ('plain', format('{"authorization": "Bearer %s"}', :'revoked_token')),
+    ('escaped key', format('{"\u0061uthorization": "Bearer %s"}', :'revoked_token')),
+    ('escaped value', format('{"authorization": "\u0042earer %s"}', :'revoked_token')),
+    ('after nested values', format('{"x": {"a": [1, {"b": "}"}], "c": null}, "y": [true, false, -1.5e3], "authorization": "Bearer %s"}', :'revoked_token')),
+    ('key of another case', format('{"Authorization": "Bearer %s"}', :'revoked_token')),
+    ('twice', format('{"authorization": "Bearer %s", "authorization": "Bearer x"}', :'revoked_token')),
+    ('not a string', '{"authorization": ["Bearer x"]}'),
+    ('trailing garbage', '{"accept": "*/*"} x'),
+    ('unterminated', '{"accept": "*/*"'),
+    ('bad escape', '{"accept": "\q"}'),
+    ('lone surrogate', '{"accept": "\ud800"}'),
+    ('nul', '{"accept": "\u0000"}'),
+    ('an array', '[]'),
+    ('empty object', '{}'),
+    ('no token after Bearer', '{"authorization": "Bearer   "}'),
+    ('Bearer without a blank', format('{"authorization": "Bearer%s"}', :'revoked_token'))) AS v(label, h);
+-- a token verified once is not re-verified while keys and settings stay:
+-- a setting that changes makes it checked again in full
+SELECT token AS good_token FROM tok WHERE name = 'alice2' \gset
+SELECT pg_temp.token_error(:'good_token') AS first, pg_temp.token_error(:'good_token') AS again;
+SET pgapp.auth_jwt_audience = 'elsewhere';
+SELECT pg_temp.token_error(:'good_token') AS other_audience;
+RESET pgapp.auth_jwt_audience;
+SET pgapp.auth_jwt_leeway = 0;
+SELECT pg_temp.token_error(:'good_token') AS no_leeway;
+RESET pgapp.auth_jwt_leeway;
 -- a bad token in the header (PostgREST would have refused it first)
 SELECT pg_temp.request('a.b.c', NULL, NULL) AS malformed;
 -- no header: request.jwt.claims is checked (typ, revocation); none: anonymous
@@ -243,6 +285,28 @@ SELECT c, pgapp.has_permission('users', 'read')
        LATERAL (SELECT set_config('request.jwt.claims', c, true)) AS s;
 ROLLBACK;
 DELETE FROM pgapp.permission_set;
+
+-- The key file is looked at (stat) at most once per
+-- pgapp.auth_key_file_recheck (test/pgapp.conf sets 0: at every use).
+COPY (SELECT '{"current": "a", "keys": {"a": "revoke-file-key-a-0123456789abcdef-0123"}}')
+  TO PROGRAM 'cat > regress_revoke_keys';
+ALTER SYSTEM RESET pgapp.auth_jwt_secret;
+ALTER SYSTEM SET pgapp.auth_jwt_secret_file = 'regress_revoke_keys';
+SELECT pg_reload_conf();
+\c
+\set ECHO none
+\i test/helpers/token_helpers.sql
+\set ECHO all
+SELECT pgapp.encode_token('alice', '{}', '1 hour') AS file_token \gset
+SET pgapp.auth_key_file_recheck = '60s';
+SELECT pg_temp.token_error(:'file_token') AS key_a;
+COPY (SELECT '{"current": "b", "keys": {"b": "revoke-file-key-b-0123456789abcdef-0123"}}')
+  TO PROGRAM 'cat > regress_revoke_keys.new && mv regress_revoke_keys.new regress_revoke_keys';
+SELECT pg_temp.token_error(:'file_token') AS within_the_recheck_time;
+RESET pgapp.auth_key_file_recheck;
+SELECT pg_temp.token_error(:'file_token') AS once_rechecked;
+ALTER SYSTEM RESET pgapp.auth_jwt_secret_file;
+COPY (SELECT 1) TO PROGRAM 'cat >/dev/null; rm -f regress_revoke_keys';
 
 DROP TABLE tok;
 DELETE FROM pgapp.auth_revoked_token;
