@@ -179,13 +179,15 @@ out=$(pq primary -v ON_ERROR_STOP=1 -c "SELECT string_agg(key, ',' ORDER BY key)
 is "primary: its buckets are its own ('k' of the replica is not there)" "$out" "k2,p"
 
 # Revocation on the replica: tokens minted on the primary, checked on both.
+# (the replica can create nothing, not even a temporary function: the
+# primary makes the checking function, and the replica replays it)
 pq primary -v ON_ERROR_STOP=1 -c "CREATE TABLE tok AS SELECT name, pgapp.encode_token(sub, '{}', '1 hour') AS token
-    FROM (VALUES ('jti', 'alice'), ('kept', 'alice'), ('subject', 'bob')) AS v(name, sub)" >/dev/null
+    FROM (VALUES ('jti', 'alice'), ('kept', 'alice'), ('subject', 'bob')) AS v(name, sub)" \
+    -c "CREATE FUNCTION tok_check(t text) RETURNS text LANGUAGE plpgsql AS \$\$
+        BEGIN PERFORM pgapp.decode_token(t); RETURN 'ok';
+        EXCEPTION WHEN OTHERS THEN RETURN SQLSTATE; END \$\$" >/dev/null
 results() {
-    pq "$1" -v ON_ERROR_STOP=1 -c "CREATE FUNCTION pg_temp.e(t text) RETURNS text LANGUAGE plpgsql AS \$\$
-       BEGIN PERFORM pgapp.decode_token(t); RETURN 'ok';
-       EXCEPTION WHEN OTHERS THEN RETURN SQLSTATE; END \$\$" \
-       -c "SELECT string_agg(name || '=' || pg_temp.e(token), ' ' ORDER BY name) FROM tok" 2>&1
+    pq "$1" -v ON_ERROR_STOP=1 -c "SELECT string_agg(name || '=' || tok_check(token), ' ' ORDER BY name) FROM tok" 2>&1
 }
 replayed() {   # wait (at most 30 s) until the replica has replayed the primary's WAL so far
     local lsn
