@@ -34,7 +34,8 @@
  * never drops a revocation: the database's overflow_until moves to the
  * entry's expiry (checks read the tables until every entry that did not fit
  * has expired) and a WARNING is logged once per overflow.  The housekeeper
- * drops expired entries every REVOKE_SWEEP_SECONDS.
+ * drops expired entries every REVOKE_SWEEP_SECONDS.  PREPARE TRANSACTION
+ * is refused after a revocation: COMMIT PREPARED runs no commit actions.
  *
  * A hot standby cannot hear of revocations committed on the primary, so in
  * recovery every check reads the tables (replicated like any table).  A
@@ -474,6 +475,19 @@ push_at_commit(List *args)
 	}
 }
 
+/*
+ * A prepared transaction's COMMIT PREPARED runs no commit actions, so its
+ * revocations would reach the tables but not the cache: refuse PREPARE.
+ */
+static void
+refuse_prepare(List *args)
+{
+	if (pgapp_xact_preparing())
+		ereport(ERROR,
+				errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				errmsg("cannot PREPARE a transaction that has revoked tokens"));
+}
+
 static void
 defer_push(RevokeKind kind, const char *s, size_t len, TimestampTz not_before,
 		   TimestampTz expires_at)
@@ -482,6 +496,8 @@ defer_push(RevokeKind kind, const char *s, size_t len, TimestampTz not_before,
 
 	if (revoke_shared == NULL)
 		return;
+	if (pgapp_xact_deferred(PGAPP_XACT_PRE_COMMIT, refuse_prepare) == NIL)
+		pgapp_xact_defer(PGAPP_XACT_PRE_COMMIT, refuse_prepare, NULL);
 	p = MemoryContextAlloc(TopTransactionContext, sizeof(PendingRevocation));
 	make_key(kind, s, len, &p->key);
 	p->not_before = not_before;

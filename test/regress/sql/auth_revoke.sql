@@ -49,6 +49,13 @@ ROLLBACK TO SAVEPOINT s;
 COMMIT;
 SELECT * FROM pg_temp.check_all();
 
+-- A revocation cannot be prepared (COMMIT PREPARED runs no commit actions,
+-- so the cache would miss it); the transaction rolls back.
+BEGIN;
+SELECT pgapp.revoke_token(pg_temp.claim('alice1', 'jti'), now() + interval '1 hour');
+PREPARE TRANSACTION 'revoke';
+SELECT * FROM pg_temp.check_all();
+
 -- Committed, the token fails with PJ005; the others are untouched.
 SELECT pgapp.revoke_token(pg_temp.claim('alice1', 'jti'),
                           to_timestamp((pg_temp.claim('alice1', 'exp'))::bigint));
