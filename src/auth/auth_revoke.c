@@ -584,6 +584,11 @@ pgapp_auth_revoke_subject(const char *sub, TimestampTz not_before)
 		ereport(ERROR,
 				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				errmsg("not_before must be a finite time"));
+	if (not_before > GetCurrentTimestamp() + (TimestampTz) pgapp_auth_token_max_ttl * USECS_PER_SEC)
+		ereport(ERROR,
+				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				errmsg("not_before must be at most pgapp.auth_token_max_ttl in the future"),
+				errdetail("A cutoff is kept for pgapp.auth_token_max_ttl after not_before."));
 	expires_at = not_before + (TimestampTz) pgapp_auth_token_max_ttl * USECS_PER_SEC;
 	if (expires_at < live_limit(GetCurrentTimestamp()))
 		return;					/* every token issued before it has expired */

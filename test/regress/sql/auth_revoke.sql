@@ -135,6 +135,8 @@ SELECT pg_temp.show($$SELECT pgapp.revoke_token('', now() + interval '1 hour')$$
 SELECT pg_temp.show($$SELECT pgapp.revoke_subject(repeat('x', 8193))$$);
 SELECT pg_temp.show($$SELECT pgapp.revoke_token('x', 'infinity')$$);
 SELECT pg_temp.show($$SELECT pgapp.revoke_subject('x', '-infinity')$$);
+SELECT pg_temp.show($$SELECT pgapp.revoke_subject('x', now() + interval '31 days')$$);
+SELECT pg_temp.show($$SELECT pgapp.revoke_subject('x', '294276-12-31 00:00:00+00')$$);
 
 -- Expired rows are deleted by the cleanup (and a few by every revocation).
 SET pgapp.auth_jwt_leeway = 0;
