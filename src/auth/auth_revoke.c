@@ -67,6 +67,7 @@
 #include "access/xact.h"
 #include "access/xlog.h"
 #include "catalog/pg_type.h"
+#include "common/int.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "miscadmin.h"
@@ -355,7 +356,11 @@ mark_overflow(Oid dboid, TimestampTz expires_at)
 	db = find_db(dboid);
 	if (db != NULL)
 	{
-		TimestampTz until = expires_at + (TimestampTz) pgapp_auth_jwt_leeway * USECS_PER_SEC;
+		TimestampTz until;
+
+		/* near the end of timestamptz's range: until the end of time */
+		if (pg_add_s64_overflow(expires_at, (int64) pgapp_auth_jwt_leeway * USECS_PER_SEC, &until))
+			until = PG_INT64_MAX;
 
 		if (db->overflow_until < GetCurrentTimestamp())
 			db->overflow_logged = false;
