@@ -86,5 +86,8 @@ extern const char *pgapp_auth_check_header(const char *text, size_t len);
 extern void pgapp_auth_revoke_jti(const char *jti, TimestampTz expires_at);
 extern void pgapp_auth_revoke_subject(const char *sub, TimestampTz not_before);
 extern bool pgapp_auth_is_revoked(const char *jti, const char *sub, double iat);
+extern int	pgapp_auth_revocation_cleanup_all(void);
+extern void pgapp_auth_revocation_state(const char **cache, TimestampTz *overflow_until,
+										int64 *entries, int64 *capacity);
 
 #endif							/* PGAPP_AUTH_INT_H */

@@ -105,6 +105,62 @@ read_hex4(HeaderScan *hs, uint32 *out)
 }
 
 /*
+ * The rest of a \uXXXX escape at hs->p (after the u), with the low half of
+ * a surrogate pair: appended to out as UTF-8 when out is not NULL.  False
+ * for \u0000, a lone surrogate or bad hex digits.
+ */
+static bool
+scan_unicode_escape(HeaderScan *hs, StringInfo out)
+{
+	uint32		c;
+	char		utf8[4];
+	int			n;
+
+	if (!read_hex4(hs, &c) || c == 0 || (c >= 0xDC00 && c <= 0xDFFF))
+		return false;
+	if (c >= 0xD800 && c <= 0xDBFF)
+	{
+		uint32		lo;
+
+		if (hs->end - hs->p < 2 || hs->p[0] != '\\' || hs->p[1] != 'u')
+			return false;
+		hs->p += 2;
+		if (!read_hex4(hs, &lo) || lo < 0xDC00 || lo > 0xDFFF)
+			return false;
+		c = 0x10000 + ((c - 0xD800) << 10) + (lo - 0xDC00);
+	}
+	if (c < 0x80)
+	{
+		utf8[0] = (char) c;
+		n = 1;
+	}
+	else if (c < 0x800)
+	{
+		utf8[0] = (char) (0xC0 | (c >> 6));
+		utf8[1] = (char) (0x80 | (c & 0x3F));
+		n = 2;
+	}
+	else if (c < 0x10000)
+	{
+		utf8[0] = (char) (0xE0 | (c >> 12));
+		utf8[1] = (char) (0x80 | ((c >> 6) & 0x3F));
+		utf8[2] = (char) (0x80 | (c & 0x3F));
+		n = 3;
+	}
+	else
+	{
+		utf8[0] = (char) (0xF0 | (c >> 18));
+		utf8[1] = (char) (0x80 | ((c >> 12) & 0x3F));
+		utf8[2] = (char) (0x80 | ((c >> 6) & 0x3F));
+		utf8[3] = (char) (0x80 | (c & 0x3F));
+		n = 4;
+	}
+	if (out)
+		appendBinaryStringInfo(out, utf8, n);
+	return true;
+}
+
+/*
  * A JSON string at hs->p (on its opening quote): decoded into out when out
  * is not NULL, else skipped.  False when it is not a valid string, holds
  * \u0000 or a lone surrogate.
@@ -170,54 +226,9 @@ scan_string(HeaderScan *hs, StringInfo out)
 					appendStringInfoChar(out, '\t');
 				break;
 			case 'u':
-				{
-					uint32		c;
-					char		utf8[4];
-					int			n;
-
-					if (!read_hex4(hs, &c) || c == 0 || (c >= 0xDC00 && c <= 0xDFFF))
-						return false;
-					if (c >= 0xD800 && c <= 0xDBFF)
-					{
-						uint32		lo;
-
-						if (hs->end - hs->p < 2 || hs->p[0] != '\\' || hs->p[1] != 'u')
-							return false;
-						hs->p += 2;
-						if (!read_hex4(hs, &lo) || lo < 0xDC00 || lo > 0xDFFF)
-							return false;
-						c = 0x10000 + ((c - 0xD800) << 10) + (lo - 0xDC00);
-					}
-					if (c < 0x80)
-					{
-						utf8[0] = (char) c;
-						n = 1;
-					}
-					else if (c < 0x800)
-					{
-						utf8[0] = (char) (0xC0 | (c >> 6));
-						utf8[1] = (char) (0x80 | (c & 0x3F));
-						n = 2;
-					}
-					else if (c < 0x10000)
-					{
-						utf8[0] = (char) (0xE0 | (c >> 12));
-						utf8[1] = (char) (0x80 | ((c >> 6) & 0x3F));
-						utf8[2] = (char) (0x80 | (c & 0x3F));
-						n = 3;
-					}
-					else
-					{
-						utf8[0] = (char) (0xF0 | (c >> 18));
-						utf8[1] = (char) (0x80 | ((c >> 12) & 0x3F));
-						utf8[2] = (char) (0x80 | ((c >> 6) & 0x3F));
-						utf8[3] = (char) (0x80 | (c & 0x3F));
-						n = 4;
-					}
-					if (out)
-						appendBinaryStringInfo(out, utf8, n);
-					break;
-				}
+				if (!scan_unicode_escape(hs, out))
+					return false;
+				break;
 			default:
 				return false;
 		}

@@ -82,7 +82,6 @@
 #include "utils/timestamp.h"
 
 #include "core/crypto.h"
-#include "core/json_util.h"
 #include "core/module.h"
 #include "core/settings.h"
 #include "core/util.h"
@@ -156,10 +155,6 @@ typedef struct PendingRevocation
 static RevokeShared *revoke_shared = NULL;
 static HTAB *revoke_table = NULL;
 
-PG_FUNCTION_INFO_V1(pgapp_revoke_token);
-PG_FUNCTION_INFO_V1(pgapp_revoke_subject);
-PG_FUNCTION_INFO_V1(pgapp_auth_revocation_cleanup);
-PG_FUNCTION_INFO_V1(pgapp_auth_revocation_status);
 
 static void revoke_shmem_request(void);
 static void revoke_shmem_startup(void);
@@ -616,25 +611,12 @@ pgapp_auth_revoke_subject(const char *sub, TimestampTz not_before)
 	defer_push(REVOKE_SUBJECT, sub, len, not_before, expires_at);
 }
 
-/* pgapp.revoke_token(jti text, expires_at timestamptz) -> void */
-Datum
-pgapp_revoke_token(PG_FUNCTION_ARGS)
-{
-	pgapp_auth_revoke_jti(text_to_cstring(PG_GETARG_TEXT_PP(0)), PG_GETARG_TIMESTAMPTZ(1));
-	PG_RETURN_VOID();
-}
-
-/* pgapp.revoke_subject(sub text, not_before timestamptz) -> void */
-Datum
-pgapp_revoke_subject(PG_FUNCTION_ARGS)
-{
-	pgapp_auth_revoke_subject(text_to_cstring(PG_GETARG_TEXT_PP(0)), PG_GETARG_TIMESTAMPTZ(1));
-	PG_RETURN_VOID();
-}
-
-/* pgapp.auth_revocation_cleanup() -> integer: expired rows deleted. */
-Datum
-pgapp_auth_revocation_cleanup(PG_FUNCTION_ARGS)
+/*
+ * Delete every expired revocation and cutoff of the current database;
+ * returns how many (pgapp.auth_revocation_cleanup).
+ */
+int
+pgapp_auth_revocation_cleanup_all(void)
 {
 	int			total = 0;
 	int			n;
@@ -649,7 +631,7 @@ pgapp_auth_revocation_cleanup(PG_FUNCTION_ARGS)
 		total += n;
 	} while (n > 0);
 	SPI_finish();
-	PG_RETURN_INT32(total);
+	return total;
 }
 
 /* ---------------------------------------------------------------- checks */
@@ -965,45 +947,33 @@ revoke_before_drop_database(Oid dboid)
 }
 
 /*
- * pgapp.auth_revocation_status() -> jsonb: the cache as this database
- * sees it: {"cache": "loaded" | "loading" | "empty" | "no slot" |
- * "not preloaded", "overflow_until": time or null, "entries": n over the
- * cluster, "capacity": n}.
+ * The cache as the current database sees it (pgapp.auth_revocation_status):
+ * "loaded", "loading", "empty", "no slot" or "not preloaded", the end of an
+ * overflow (0: none), the entries of the whole cluster and the capacity.
  */
-Datum
-pgapp_auth_revocation_status(PG_FUNCTION_ARGS)
+void
+pgapp_auth_revocation_state(const char **cache, TimestampTz *overflow_until,
+							int64 *entries, int64 *capacity)
 {
-	PgappJsonbBuilder b = {0};
-	const char *cache = "not preloaded";
-	TimestampTz overflow_until = 0;
 	RevokeDb   *db;
 
-	if (revoke_shared != NULL)
-	{
-		LWLockAcquire(db_lock(), LW_SHARED);
-		db = find_db(MyDatabaseId);
-		if (db == NULL)
-			cache = "no slot";
-		else
-		{
-			cache = db->state == REVOKE_DB_LOADED ? "loaded" :
-				db->state == REVOKE_DB_LOADING ? "loading" : "empty";
-			overflow_until = db->overflow_until;
-		}
-		LWLockRelease(db_lock());
-	}
-	pgapp_jsonb_begin_object(&b);
-	pgapp_jsonb_key(&b, "cache");
-	pgapp_jsonb_add_string(&b, cache);
-	pgapp_jsonb_key(&b, "overflow_until");
-	if (overflow_until > GetCurrentTimestamp())
-		pgapp_jsonb_add_string(&b, timestamptz_to_str(overflow_until));
+	*cache = "not preloaded";
+	*overflow_until = 0;
+	*entries = 0;
+	*capacity = 0;
+	if (revoke_shared == NULL)
+		return;
+	LWLockAcquire(db_lock(), LW_SHARED);
+	db = find_db(MyDatabaseId);
+	if (db == NULL)
+		*cache = "no slot";
 	else
-		pgapp_jsonb_add_null(&b);
-	pgapp_jsonb_key(&b, "entries");
-	pgapp_jsonb_add_int(&b, revoke_shared ? pg_atomic_read_u32(&revoke_shared->nentries) : 0);
-	pgapp_jsonb_key(&b, "capacity");
-	pgapp_jsonb_add_int(&b, revoke_shared ? pgapp_auth_revocation_capacity : 0);
-	pgapp_jsonb_end_object(&b);
-	PG_RETURN_JSONB_P(pgapp_jsonb_finish(&b));
+	{
+		*cache = db->state == REVOKE_DB_LOADED ? "loaded" :
+			db->state == REVOKE_DB_LOADING ? "loading" : "empty";
+		*overflow_until = db->overflow_until;
+	}
+	LWLockRelease(db_lock());
+	*entries = pg_atomic_read_u32(&revoke_shared->nentries);
+	*capacity = pgapp_auth_revocation_capacity;
 }
