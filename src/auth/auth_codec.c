@@ -15,7 +15,7 @@
  * object is malformed.  Nothing is resolved from the header but the key id.
  *
  * Failures raise SQLSTATEs of class PJ.  PostgREST answers only PT401 with
- * 401 and the five failures need five codes, so where pgapp's error model
+ * 401 and the seven failures need seven codes, so where pgapp's error model
  * returns (inside a PostgREST request, docs/errors.md) a failure is raised
  * as SQLSTATE PGRST: status 401, a WWW-Authenticate header as RFC 6750
  * describes, and the PJ code in the body.
@@ -45,6 +45,7 @@ static const TokenFailureInfo failures[] = {
 	[AUTH_TOKEN_NOT_YET_VALID] = {ERRCODE_PGAPP_TOKEN_NOT_YET_VALID, "PJ004", "token is not valid yet"},
 	[AUTH_TOKEN_REVOKED] = {ERRCODE_PGAPP_TOKEN_REVOKED, "PJ005", "token has been revoked"},
 	[AUTH_TOKEN_REJECTED] = {ERRCODE_PGAPP_TOKEN_REJECTED, "PJ006", "token is not meant for this server"},
+	[AUTH_TOKEN_WRONG_TYPE] = {ERRCODE_PGAPP_TOKEN_WRONG_TYPE, "PJ007", "token is not an access token"},
 };
 
 static const char b64url_alphabet[] =

@@ -11,6 +11,7 @@
 #ifndef PGAPP_AUTH_INT_H
 #define PGAPP_AUTH_INT_H
 
+#include "datatype/timestamp.h"
 #include "utils/jsonb.h"
 
 /* Longest token decode_token reads and encode_token makes (bytes). */
@@ -33,6 +34,7 @@
 #define ERRCODE_PGAPP_TOKEN_NOT_YET_VALID	MAKE_SQLSTATE('P','J','0','0','4')
 #define ERRCODE_PGAPP_TOKEN_REVOKED			MAKE_SQLSTATE('P','J','0','0','5')
 #define ERRCODE_PGAPP_TOKEN_REJECTED		MAKE_SQLSTATE('P','J','0','0','6')
+#define ERRCODE_PGAPP_TOKEN_WRONG_TYPE		MAKE_SQLSTATE('P','J','0','0','7')
 
 typedef enum AuthTokenFailure
 {
@@ -40,8 +42,9 @@ typedef enum AuthTokenFailure
 	AUTH_TOKEN_BAD_SIGNATURE,
 	AUTH_TOKEN_EXPIRED,
 	AUTH_TOKEN_NOT_YET_VALID,
-	AUTH_TOKEN_REVOKED,			/* reserved: revocation is not built yet */
-	AUTH_TOKEN_REJECTED
+	AUTH_TOKEN_REVOKED,
+	AUTH_TOKEN_REJECTED,
+	AUTH_TOKEN_WRONG_TYPE
 } AuthTokenFailure;
 
 /* One secret; kid "" is the unnamed key (tokens without a kid). */
@@ -62,13 +65,29 @@ typedef struct AuthKeySet
 
 /* auth_keys.c */
 extern const AuthKeySet *pgapp_auth_keys(void);
+extern uint64 pgapp_auth_keys_generation(void);
 extern const AuthKey *pgapp_auth_key_find(const AuthKeySet *set, const char *kid);
 extern bool pgapp_auth_kid_valid(const char *kid, size_t len);
+
+/* auth_token.c: the claims of a valid token (decode_token's checks) */
+extern Jsonb *pgapp_auth_verify_token(const char *token, size_t len);
 
 /* auth_codec.c */
 extern char *pgapp_auth_b64url_encode(const uint8 *data, size_t len);
 extern uint8 *pgapp_auth_b64url_decode(const char *s, size_t len, size_t *outlen);
 extern void pgapp_auth_token_fail(AuthTokenFailure failure, const char *detail) pg_attribute_noreturn();
 extern const char *pgapp_auth_check_header(const char *text, size_t len);
+
+/*
+ * auth_revoke.c: revocation (docs/auth.md, "Revocation").  The two revoke
+ * functions check no permission: their callers decide who may revoke.
+ * pgapp_auth_is_revoked takes iat as Unix seconds, NaN when absent.
+ */
+extern void pgapp_auth_revoke_jti(const char *jti, TimestampTz expires_at);
+extern void pgapp_auth_revoke_subject(const char *sub, TimestampTz not_before);
+extern bool pgapp_auth_is_revoked(const char *jti, const char *sub, double iat);
+extern int	pgapp_auth_revocation_cleanup_all(void);
+extern void pgapp_auth_revocation_state(const char **cache, TimestampTz *overflow_until,
+										int64 *entries, int64 *capacity);
 
 #endif							/* PGAPP_AUTH_INT_H */

@@ -19,9 +19,14 @@
  * it is opened without blocking, so that a FIFO or device in its place is
  * refused rather than waited on.
  *
- * Each use stats the file; the keys read last are kept (in a memory
- * context of this backend) while the path and the file's identity, size,
- * times, owner and mode stay the same, and wiped when they are replaced.
+ * A use stats the file when the last stat is pgapp.auth_key_file_recheck
+ * old or more (a stat per token was a visible part of a request's cost); the keys
+ * read last are kept (in a memory context of this backend) while the path
+ * and the file's identity, size, times, owner and mode stay the same, and
+ * wiped when they are replaced.  So a changed or removed file takes effect
+ * in each backend within pgapp.auth_key_file_recheck.  pgapp_auth_keys_generation
+ * changes whenever the keys may have (auth_token.c caches verified tokens
+ * per generation).
  * A file that became invalid is an error, never a fall-back to the keys
  * read before.  Messages name files and settings, never secrets.
  *
@@ -38,6 +43,7 @@
 #include "miscadmin.h"
 #include "storage/fd.h"
 #include "utils/memutils.h"
+#include "utils/timestamp.h"
 
 #include "core/crypto.h"
 #include "core/json_util.h"
@@ -58,6 +64,13 @@ static MemoryContext file_cxt = NULL;
 static AuthKeySet *file_set = NULL;
 static char *file_path = NULL;
 static struct stat file_stat;
+static TimestampTz file_checked_at = 0;
+
+
+/* bumped whenever the keys may have changed */
+static uint64 keys_generation = 1;
+static uint8 inline_seen[PGAPP_HMAC_SHA256_BYTES];
+static bool inline_seen_valid = false;
 
 static const AuthKeySet *read_key_file(const char *setting);
 static AuthKeySet *parse_key_file(const char *path, char *buf, size_t len);
@@ -102,10 +115,33 @@ pgapp_auth_keys(void)
 				errdetail("A token secret must be at least %d bytes.", PGAPP_SECRET_MIN_LENGTH),
 				errhint("Set \"%s\" to a random secret of at least %d bytes, then reload the configuration.",
 						SECRET_SETTING, PGAPP_SECRET_MIN_LENGTH));
+	if (inline_key.secret != (const uint8 *) secret || inline_key.len != len ||
+		!inline_seen_valid)
+	{
+		/* a new value, or the same at a new address: a fingerprint tells */
+		uint8		seen[PGAPP_HMAC_SHA256_BYTES];
+
+		pgapp_crypto_hmac_sha256((const uint8 *) secret, len, (const uint8 *) "pgapp", 5, seen);
+		if (!inline_seen_valid || !pgapp_crypto_equal(seen, inline_seen, sizeof(seen)))
+			keys_generation++;
+		memcpy(inline_seen, seen, sizeof(seen));
+		inline_seen_valid = true;
+		pgapp_crypto_wipe(seen, sizeof(seen));
+	}
 	inline_key.kid = "";
 	inline_key.secret = (const uint8 *) secret;
 	inline_key.len = len;
 	return &inline_set;
+}
+
+/*
+ * A number that changes whenever the keys pgapp_auth_keys returns may have
+ * changed (another file, another secret); read it after pgapp_auth_keys.
+ */
+uint64
+pgapp_auth_keys_generation(void)
+{
+	return keys_generation;
 }
 
 /* The key named kid ("" for tokens without kid), or NULL. */
@@ -165,6 +201,8 @@ forget_file(void)
 		MemoryContextReset(file_cxt);
 	file_set = NULL;
 	file_path = NULL;
+	file_checked_at = 0;
+	keys_generation++;
 }
 
 /* The keys of the file named by the setting, read again if it changed. */
@@ -180,13 +218,21 @@ read_key_file(const char *setting)
 	ssize_t		got;
 	MemoryContext old;
 
+	TimestampTz now = GetCurrentTimestamp();
+
+	if (file_set != NULL && strcmp(path, file_path) == 0 &&
+		now >= file_checked_at && now - file_checked_at < (TimestampTz) pgapp_auth_key_file_recheck * 1000)
+		return file_set;
 	if (stat(path, &st) != 0)
 		ereport(ERROR,
 				errcode_for_file_access(),
 				errmsg("could not read token key file \"%s\": %m", name),
 				errhint("Check \"%s\".", FILE_SETTING));
 	if (file_set != NULL && strcmp(path, file_path) == 0 && same_file(&st, &file_stat))
+	{
+		file_checked_at = now;
 		return file_set;
+	}
 	forget_file();
 
 	/*
@@ -249,6 +295,7 @@ read_key_file(const char *setting)
 	}
 	PG_END_TRY();
 	file_stat = st;
+	file_checked_at = now;
 	pfree(buf);
 	return file_set;
 }

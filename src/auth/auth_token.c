@@ -12,9 +12,12 @@
  * payload's JSON: one JSON object with distinct keys, exp a number, nbf and
  * iat numbers when present, each against the clock with pgapp.auth_jwt_leeway, and iss and
  * aud when pgapp.auth_jwt_issuer and pgapp.auth_jwt_audience are set.
- * Nothing of an unverified payload is read.
+ * Nothing of an unverified payload is read.  Last, a token whose jti is
+ * revoked or whose sub has a cutoff after its iat fails with PJ005
+ * (auth_revoke.c: from shared memory, no table read, in the usual case).
  *
- * Encoding sets sub, iat, nbf, exp (now + ttl), jti (128 random bits),
+ * Encoding sets sub, iat, nbf, exp (now + ttl, at most
+ * pgapp.auth_token_max_ttl), jti (128 random bits),
  * typ ("access" unless the claims say "refresh"), iss and aud (when
  * configured), then the caller's claims; the claims pgapp sets are refused
  * in claims, so a caller cannot choose a lifetime beyond ttl.  A role claim
@@ -40,8 +43,10 @@
 #include "miscadmin.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/float.h"
 #include "utils/fmgrprotos.h"
 #include "utils/jsonb.h"
+#include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
@@ -68,6 +73,9 @@ unix_seconds(TimestampTz t)
 	return (double) t / USECS_PER_SEC +
 		(double) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY;
 }
+
+/* The header pgapp writes for a key without kid. */
+#define PLAIN_HEADER "{\"alg\":\"HS256\",\"typ\":\"JWT\"}"
 
 /* base64url of HMAC-SHA256(key, input[0..len)). */
 static char *
@@ -131,21 +139,35 @@ audience_matches(Jsonb *claims, const char *audience)
 	return false;
 }
 
+/* exp, nbf and iat (NaN: absent) against the clock and the leeway. */
+static void
+check_times(double exp, double nbf, double iat)
+{
+	double		now = unix_seconds(GetCurrentTimestamp());
+	double		leeway = pgapp_auth_jwt_leeway;
+
+	if (!(now < exp + leeway))
+		pgapp_auth_token_fail(AUTH_TOKEN_EXPIRED, NULL);
+	if (!isnan(nbf) && now + leeway < nbf)
+		pgapp_auth_token_fail(AUTH_TOKEN_NOT_YET_VALID, NULL);
+	if (!isnan(iat) && now + leeway < iat)
+		pgapp_auth_token_fail(AUTH_TOKEN_NOT_YET_VALID, "The token was issued in the future.");
+}
+
 /* The time claims against now, then iss and aud if configured. */
 static void
 check_claims(Jsonb *claims)
 {
-	double		now = unix_seconds(GetCurrentTimestamp());
-	double		leeway = pgapp_auth_jwt_leeway;
-	double		t;
+	double		exp;
+	double		nbf;
+	double		iat;
 
-	numeric_claim(claims, "exp", true, &t);
-	if (now >= t + leeway)
-		pgapp_auth_token_fail(AUTH_TOKEN_EXPIRED, NULL);
-	if (numeric_claim(claims, "nbf", false, &t) && now + leeway < t)
-		pgapp_auth_token_fail(AUTH_TOKEN_NOT_YET_VALID, NULL);
-	if (numeric_claim(claims, "iat", false, &t) && now + leeway < t)
-		pgapp_auth_token_fail(AUTH_TOKEN_NOT_YET_VALID, "The token was issued in the future.");
+	numeric_claim(claims, "exp", true, &exp);
+	if (!numeric_claim(claims, "nbf", false, &nbf))
+		nbf = get_float8_nan();
+	if (!numeric_claim(claims, "iat", false, &iat))
+		iat = get_float8_nan();
+	check_times(exp, nbf, iat);
 	if (pgapp_auth_jwt_issuer && pgapp_auth_jwt_issuer[0] != '\0')
 	{
 		JsonbValue *iss = pgapp_jsonb_get_key(claims, "iss");
@@ -161,14 +183,117 @@ check_claims(Jsonb *claims)
 							  "Its audience does not include pgapp.auth_jwt_audience.");
 }
 
+/* A string claim, or NULL when absent or not a string. */
+static const char *
+string_claim(Jsonb *claims, const char *name)
+{
+	JsonbValue *v = pgapp_jsonb_get_key(claims, name);
+
+	return v ? pgapp_jsonb_value_cstring(v) : NULL;
+}
+
+/*
+ * Revoked (auth_revoke.c): its jti, or its sub with an iat before the
+ * subject's cutoff.  A jti or sub that is not a string is not looked up.
+ */
+static void
+check_revocation(Jsonb *claims)
+{
+	double		iat;
+
+	if (!numeric_claim(claims, "iat", false, &iat))
+		iat = get_float8_nan();
+	if (pgapp_auth_is_revoked(string_claim(claims, "jti"), string_claim(claims, "sub"), iat))
+		pgapp_auth_token_fail(AUTH_TOKEN_REVOKED, NULL);
+}
+
+/*
+ * The token this backend verified last, and what its checks need again.
+ * A token that verified once verifies again while the keys (their
+ * generation), pgapp.auth_jwt_issuer and pgapp.auth_jwt_audience are the
+ * same: only the clock and revocation can change the answer, and those are
+ * checked at every use.  Tokens are compared in constant time (a timing
+ * difference must not reveal how much of a valid token an attacker got
+ * right).  Failures are not kept.
+ */
+typedef struct VerifiedToken
+{
+	bool		valid;
+	uint64		generation;
+	char	   *token;
+	size_t		len;
+	char	   *issuer;
+	char	   *audience;
+	Jsonb	   *claims;
+	double		exp;
+	double		nbf;			/* NaN: none */
+	double		iat;			/* NaN: none */
+	const char *jti;
+	const char *sub;
+} VerifiedToken;
+
+static MemoryContext verified_cxt = NULL;
+static VerifiedToken verified = {0};
+
+static bool
+same_setting(const char *kept, const char *now)
+{
+	return strcmp(kept, now ? now : "") == 0;
+}
+
+/* The kept verification of token[0..len), or NULL. */
+static VerifiedToken *
+verified_lookup(const char *token, size_t len)
+{
+	if (!verified.valid || verified.len != len ||
+		verified.generation != pgapp_auth_keys_generation() ||
+		!same_setting(verified.issuer, pgapp_auth_jwt_issuer) ||
+		!same_setting(verified.audience, pgapp_auth_jwt_audience) ||
+		!pgapp_crypto_equal(verified.token, token, len))
+		return NULL;
+	return &verified;
+}
+
+/* Keep the verification of token[0..len) with its claims. */
+static void
+verified_keep(const char *token, size_t len, uint64 generation, Jsonb *claims)
+{
+	MemoryContext old;
+	const char *s;
+
+	if (verified_cxt == NULL)
+		verified_cxt = AllocSetContextCreate(TopMemoryContext, "pgapp verified token",
+											 ALLOCSET_SMALL_SIZES);
+	verified.valid = false;
+	MemoryContextReset(verified_cxt);
+	old = MemoryContextSwitchTo(verified_cxt);
+	verified.generation = generation;
+	verified.token = pnstrdup(token, len);
+	verified.len = len;
+	verified.issuer = pstrdup(pgapp_auth_jwt_issuer ? pgapp_auth_jwt_issuer : "");
+	verified.audience = pstrdup(pgapp_auth_jwt_audience ? pgapp_auth_jwt_audience : "");
+	verified.claims = palloc(VARSIZE(claims));
+	memcpy(verified.claims, claims, VARSIZE(claims));
+	numeric_claim(claims, "exp", true, &verified.exp);
+	if (!numeric_claim(claims, "nbf", false, &verified.nbf))
+		verified.nbf = get_float8_nan();
+	if (!numeric_claim(claims, "iat", false, &verified.iat))
+		verified.iat = get_float8_nan();
+	s = string_claim(claims, "jti");
+	verified.jti = s ? pstrdup(s) : NULL;
+	s = string_claim(claims, "sub");
+	verified.sub = s ? pstrdup(s) : NULL;
+	MemoryContextSwitchTo(old);
+	verified.valid = true;
+}
+
 /*
  * Verify token[0..len) and return its claims; raises a PJ failure (or
  * 55000 for the configuration) otherwise.
  */
 static Jsonb *
-verify_token(const char *token, size_t len)
+verify_token_fully(const AuthKeySet *keys, const char *token, size_t len)
 {
-	const AuthKeySet *keys = pgapp_auth_keys();
 	const char *dot1 = NULL;
 	const char *dot2 = NULL;
 	const char *kid;
@@ -203,7 +328,11 @@ verify_token(const char *token, size_t len)
 	header = pgapp_auth_b64url_decode(token, dot1 - token, &header_len);
 	if (header == NULL || header_len == 0)
 		pgapp_auth_token_fail(AUTH_TOKEN_MALFORMED, "The header is not base64url.");
-	kid = pgapp_auth_check_header((const char *) header, header_len);
+	if (header_len == sizeof(PLAIN_HEADER) - 1 &&
+		memcmp(header, PLAIN_HEADER, header_len) == 0)
+		kid = "";				/* the header pgapp writes: nothing to check */
+	else
+		kid = pgapp_auth_check_header((const char *) header, header_len);
 	payload = pgapp_auth_b64url_decode(dot1 + 1, dot2 - dot1 - 1, &payload_len);
 	if (payload == NULL || payload_len == 0)
 		pgapp_auth_token_fail(AUTH_TOKEN_MALFORMED, "The payload is not base64url.");
@@ -226,7 +355,41 @@ verify_token(const char *token, size_t len)
 							  "The payload is not one JSON object with distinct keys.");
 	claims = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum((char *) payload)));
 	check_claims(claims);
+	check_revocation(claims);
 	return claims;
+}
+
+/*
+ * Verify token[0..len) and return its claims (the caller must not modify
+ * them); raises a PJ failure (or 55000 for the configuration) otherwise.
+ * A token verified last by this backend is checked again for the clock and
+ * revocation only, in the same order as the full checks.
+ */
+static Jsonb *
+verify_token(const char *token, size_t len)
+{
+	const AuthKeySet *keys = pgapp_auth_keys();
+	uint64		generation = pgapp_auth_keys_generation();
+	VerifiedToken *v = verified_lookup(token, len);
+	Jsonb	   *claims;
+
+	if (v != NULL)
+	{
+		check_times(v->exp, v->nbf, v->iat);
+		if (pgapp_auth_is_revoked(v->jti, v->sub, v->iat))
+			pgapp_auth_token_fail(AUTH_TOKEN_REVOKED, NULL);
+		return v->claims;
+	}
+	claims = verify_token_fully(keys, token, len);
+	verified_keep(token, len, generation, claims);
+	return claims;
+}
+
+/* The claims of a valid token, for authenticate_request (auth_request.c). */
+Jsonb *
+pgapp_auth_verify_token(const char *token, size_t len)
+{
+	return verify_token(token, len);
 }
 
 /*
@@ -237,7 +400,11 @@ pgapp_decode_token(PG_FUNCTION_ARGS)
 {
 	text	   *token = PG_GETARG_TEXT_PP(0);
 
-	PG_RETURN_JSONB_P(verify_token(VARDATA_ANY(token), VARSIZE_ANY_EXHDR(token)));
+	Jsonb	   *claims = verify_token(VARDATA_ANY(token), VARSIZE_ANY_EXHDR(token));
+	Jsonb	   *copy = palloc(VARSIZE(claims));
+
+	memcpy(copy, claims, VARSIZE(claims));
+	PG_RETURN_JSONB_P(copy);
 }
 
 /* ---------------------------------------------------------------- encode */
@@ -410,6 +577,12 @@ build_payload(const char *sub, Jsonb *claims, Interval *ttl, bool has_typ)
 		ereport(ERROR,
 				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				errmsg("ttl must be at least 1 second"));
+	if (exp > now + (TimestampTz) pgapp_auth_token_max_ttl * USECS_PER_SEC)
+		ereport(ERROR,
+				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				errmsg("ttl must be at most pgapp.auth_token_max_ttl (%d seconds)",
+					   pgapp_auth_token_max_ttl),
+				errdetail("A subject's revocation cutoff is kept that long: a longer-lived token could outlive it."));
 	pgapp_crypto_random(jti, sizeof(jti));
 
 	pgapp_jsonb_begin_object(&b);

@@ -53,6 +53,9 @@ extern char *pgapp_auth_jwt_secret_file;
 extern char *pgapp_auth_jwt_issuer;
 extern char *pgapp_auth_jwt_audience;
 extern int	pgapp_auth_jwt_leeway;
+extern int	pgapp_auth_token_max_ttl;
+extern int	pgapp_auth_key_file_recheck;
+extern int	pgapp_auth_revocation_capacity;
 
 /*
  * The value of pgapp.auth_jwt_secret (never stored in the setting itself,

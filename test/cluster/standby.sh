@@ -1,5 +1,9 @@
 #!/usr/bin/env bash
-# test/cluster/standby.sh: the rate limiter on a hot standby.  A primary with
+# test/cluster/standby.sh: the rate limiter and token revocation on a hot
+# standby.  Revocation: the replica's shared memory cannot hear of what the
+# primary revokes, so in recovery every check reads the replicated tables: a
+# jti and a subject revoked on the primary are refused on the replica once
+# replayed, and revoking on the replica is refused (25006).  A primary with
 # pgapp and a streaming replica made by pg_basebackup -R: on the replica,
 # which is read-only (CREATE TABLE fails with 25006), check_rate counts in
 # the replica's own shared memory (2 allowed, then denied with a
@@ -90,6 +94,8 @@ mkdir -p "$DIR/primary" "$DIR/replica"
 cat "$PGAPP_CONF" >>"$DIR/primary/data/postgresql.conf"
 configure primary "$PRIMARY_PORT"
 printf "wal_level = replica\nmax_wal_senders = 10\n" >>"$DIR/primary/data/postgresql.conf"
+# a token secret for the revocation checks at the end (copied to the replica)
+echo "pgapp.auth_jwt_secret = 'standby-revoke-secret-0123456789abcdef'" >>"$DIR/primary/data/postgresql.conf"
 start primary
 pq primary -v ON_ERROR_STOP=1 -c "CREATE EXTENSION pgapp"
 
@@ -171,3 +177,32 @@ is "primary: the READ ONLY transaction commits" "$(tail -n 1 <<<"$out")" "commit
 
 out=$(pq primary -v ON_ERROR_STOP=1 -c "SELECT string_agg(key, ',' ORDER BY key) FROM pgapp.rate_buckets" 2>&1 || true)
 is "primary: its buckets are its own ('k' of the replica is not there)" "$out" "k2,p"
+
+# Revocation on the replica: tokens minted on the primary, checked on both.
+# (the replica can create nothing, not even a temporary function: the
+# primary makes the checking function, and the replica replays it)
+pq primary -v ON_ERROR_STOP=1 -c "CREATE TABLE tok AS SELECT name, pgapp.encode_token(sub, '{}', '1 hour') AS token
+    FROM (VALUES ('jti', 'alice'), ('kept', 'alice'), ('subject', 'bob')) AS v(name, sub)" \
+    -c "CREATE FUNCTION tok_check(t text) RETURNS text LANGUAGE plpgsql AS \$\$
+        BEGIN PERFORM pgapp.decode_token(t); RETURN 'ok';
+        EXCEPTION WHEN OTHERS THEN RETURN SQLSTATE; END \$\$" >/dev/null
+results() {
+    pq "$1" -v ON_ERROR_STOP=1 -c "SELECT string_agg(name || '=' || tok_check(token), ' ' ORDER BY name) FROM tok" 2>&1
+}
+replayed() {   # wait (at most 30 s) until the replica has replayed the primary's WAL so far
+    local lsn
+    lsn=$(pq primary -c "SELECT pg_current_wal_lsn()")
+    for _ in $(seq 150); do
+        [ "$(pq replica -c "SELECT pg_last_wal_replay_lsn() >= '$lsn'::pg_lsn")" = t ] && return
+        sleep 0.2
+    done
+}
+replayed
+is "replica: every token is valid before any revocation" "$(results replica)" "jti=ok kept=ok subject=ok"
+pq primary -v ON_ERROR_STOP=1 -c "SELECT pgapp.revoke_token(pgapp.decode_token(token) ->> 'jti', now() + interval '1 hour') FROM tok WHERE name = 'jti'" \
+    -c "SELECT pgapp.revoke_subject('bob')" >/dev/null
+replayed
+is "primary: the revocations hold" "$(results primary)" "jti=PJ005 kept=ok subject=PJ005"
+is "replica: the primary's revocations hold once replayed (read from the tables)" "$(results replica)" "jti=PJ005 kept=ok subject=PJ005"
+out=$(pq replica -c "SELECT pgapp.revoke_subject('carol')" 2>&1 || true)
+is "replica: revoking is refused during recovery" "$(grep -o 'cannot revoke tokens during recovery' <<<"$out")" "cannot revoke tokens during recovery"

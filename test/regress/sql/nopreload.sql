@@ -69,6 +69,16 @@ ALTER SYSTEM SET pgapp.auth_jwt_secret_file = 'np_jwt_keys';
 SELECT pg_reload_conf();
 \c
 SELECT pgapp.decode_token(pgapp.encode_token('np', '{}', '1 minute')) ->> 'sub' AS sub;
+-- revocation without shared memory: every check reads the tables
+SELECT pgapp.encode_token('np', '{}', '1 minute') AS np_token \gset
+SELECT pgapp.revoke_token(pgapp.decode_token(:'np_token') ->> 'jti', now() + interval '1 minute');
+\set ECHO none
+\i test/helpers/regress_helpers.sql
+\set ECHO all
+SELECT * FROM pg_temp.show(format('SELECT pgapp.decode_token(%L)', :'np_token'));
+SELECT pgapp.revoke_subject('np-other');
+SELECT pgapp.decode_token(pgapp.encode_token('np', '{}', '1 minute')) ->> 'sub' AS not_revoked;
+SELECT pgapp.auth_revocation_status() ->> 'cache' AS cache;
 ALTER SYSTEM RESET pgapp.auth_jwt_secret_file;
 SELECT pg_reload_conf();
 COPY (SELECT 1) TO PROGRAM 'cat >/dev/null; rm -f np_jwt_keys';

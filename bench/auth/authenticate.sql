@@ -1,0 +1,1 @@
+SELECT pgapp.authenticate_request();

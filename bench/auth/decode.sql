@@ -1,0 +1,1 @@
+SELECT pgapp.decode_token(current_setting('bench.token'));

@@ -1,0 +1,1 @@
+SELECT pgapp.pre_request();
