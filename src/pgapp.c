@@ -29,6 +29,7 @@
 #include "utils/jsonb.h"
 #include "utils/varlena.h"
 
+#include "auth/auth.h"
 #include "changesets/changeset.h"
 #include "core/crypto.h"
 #include "core/error.h"
@@ -67,6 +68,7 @@ _PG_init(void)
 	pgapp_module_register(&pgapp_changesets_module);
 	pgapp_module_register(&pgapp_queries_module);
 	pgapp_module_register(&pgapp_ratelimit_module);
+	pgapp_module_register(&pgapp_auth_sessions_module);
 	pgapp_module_register(&pgapp_pubsub_module);
 	pgapp_module_register(&pgapp_jobs_module);
 

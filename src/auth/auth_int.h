@@ -19,6 +19,8 @@
 #define PGAPP_SECRET_MIN_LENGTH 32
 /* Longest key id; a kid is 1..64 of [A-Za-z0-9._-]. */
 #define PGAPP_KID_MAX_LENGTH 64
+/* Random bytes of a refresh token (256 bits). */
+#define PGAPP_REFRESH_TOKEN_BYTES 32
 /* Largest token key file read. */
 #define PGAPP_KEY_FILE_MAX_SIZE 65536
 
@@ -70,5 +72,9 @@ extern char *pgapp_auth_b64url_encode(const uint8 *data, size_t len);
 extern uint8 *pgapp_auth_b64url_decode(const char *s, size_t len, size_t *outlen);
 extern void pgapp_auth_token_fail(AuthTokenFailure failure, const char *detail) pg_attribute_noreturn();
 extern const char *pgapp_auth_check_header(const char *text, size_t len);
+
+/* auth_password.c: shared memory of the hashing semaphore */
+extern void pgapp_auth_password_shmem_request(void);
+extern void pgapp_auth_password_shmem_startup(void);
 
 #endif							/* PGAPP_AUTH_INT_H */

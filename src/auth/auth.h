@@ -1,0 +1,18 @@
+/*-------------------------------------------------------------------------
+ *
+ * auth.h
+ *	  Auth: the module entry of passwords and sessions (auth_session.c:
+ *	  shared memory of password hashing and of reused sessions).
+ *
+ * src/auth/auth.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef PGAPP_AUTH_H
+#define PGAPP_AUTH_H
+
+#include "core/module.h"
+
+extern const PgappModule pgapp_auth_sessions_module;
+
+#endif							/* PGAPP_AUTH_H */
