@@ -280,7 +280,7 @@ SELECT pg_catalog.pg_extension_config_dump('pgapp.rate_plan', $$WHERE name <> 'd
  * malformed; else the connection's client address ("ip:local" over a Unix
  * socket).  pgapp.rate_limit_request and pgapp.login use it.
  */
-CREATE FUNCTION pgapp._request_client_key()
+CREATE FUNCTION pgapp.request_client_key()
 RETURNS text
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
@@ -324,10 +324,13 @@ BEGIN
 END
 $$;
 
+COMMENT ON FUNCTION pgapp.request_client_key() IS
+'The current request''s client as a rate limit key: ip:<address> from the trusted client header (pgapp.ratelimit_client_header) or the connection';
+
 /*
  * PostgREST's db-pre-request hook: one check per request.
  *   key:  "sub:<sub>" from request.jwt.claims; else the client
- *         (pgapp._request_client_key: the trusted client header's last
+ *         (pgapp.request_client_key: the trusted client header's last
  *         address, or the connection's address);
  *   plan: the claim named by pgapp.ratelimit_plan_claim, else "default";
  * adds RateLimit-Policy and RateLimit to response.headers (merged with what
@@ -349,7 +352,7 @@ DECLARE
     state text;
     response_headers jsonb;
 BEGIN
-    key := coalesce('sub:' || (claims ->> 'sub'), pgapp._request_client_key());
+    key := coalesce('sub:' || (claims ->> 'sub'), pgapp.request_client_key());
 
     SELECT * INTO plan FROM pgapp.rate_plan AS p WHERE p.name = coalesce(claims ->> plan_claim, 'default');
     IF NOT FOUND THEN

@@ -37,13 +37,16 @@ RETURNS uuid[]
 AS 'MODULE_PATHNAME', 'pgapp_auth_reused_families'
 LANGUAGE C VOLATILE PARALLEL RESTRICTED;
 
-CREATE FUNCTION pgapp._auth_hash_stats(
+CREATE FUNCTION pgapp.auth_hash_stats(
     OUT in_use integer, OUT peak integer, OUT concurrency integer, OUT hashes bigint, OUT waits bigint)
 RETURNS record
 AS 'MODULE_PATHNAME', 'pgapp_auth_hash_stats'
 LANGUAGE C STRICT VOLATILE;
 
-CREATE VIEW pgapp.auth_hash_stats AS SELECT * FROM pgapp._auth_hash_stats();
+COMMENT ON FUNCTION pgapp.auth_hash_stats() IS
+'Password hashing counters of this server (the view pgapp.auth_hash_stats)';
+
+CREATE VIEW pgapp.auth_hash_stats AS SELECT * FROM pgapp.auth_hash_stats();
 
 COMMENT ON VIEW pgapp.auth_hash_stats IS
 'Password hashing in this server: slots in use, the most ever in use at once, the cap (pgapp.auth_hash_concurrency), hashes run and how many waited';
@@ -134,7 +137,7 @@ $$;
 
 /*
  * Count a login attempt for the account (the lowercased email, hashed to a
- * bounded key) and for the client (pgapp._request_client_key: the trusted
+ * bounded key) and for the client (pgapp.request_client_key: the trusted
  * client header or the connection's address), before any hashing, so that
  * a storm is refused cheaply.  A successful login forgets the account's
  * count (pgapp.login).
@@ -148,7 +151,7 @@ DECLARE
     win integer := extract(epoch FROM current_setting('pgapp.auth_login_window')::interval)::integer;
     d pgapp.rate_decision;
 BEGIN
-    d := pgapp.check_rate('auth:login:' || pgapp._request_client_key(),
+    d := pgapp.check_rate('auth:login:' || pgapp.request_client_key(),
                           current_setting('pgapp.auth_login_client_max_attempts')::integer, win);
     IF NOT d.allowed THEN
         PERFORM pgapp._auth_too_many(d.retry_after, 'client');

@@ -292,7 +292,7 @@ pgapp_password_verify(PG_FUNCTION_ARGS)
 }
 
 /*
- * pgapp._auth_hash_stats() -> (in_use, peak, concurrency, hashes, waits)
+ * pgapp.auth_hash_stats() -> (in_use, peak, concurrency, hashes, waits)
  */
 Datum
 pgapp_auth_hash_stats(PG_FUNCTION_ARGS)

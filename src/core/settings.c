@@ -247,8 +247,12 @@ define_auth_settings(bool preloaded)
 							   PGC_SUSET,
 							   0,
 							   NULL, NULL, NULL);
+}
 
-	/* passwords and sessions (docs/auth.md, "Passwords" and "Sessions") */
+/* Settings of passwords and sessions (docs/auth.md, "Passwords" and "Sessions"). */
+static void
+define_session_settings(void)
+{
 	DefineCustomIntVariable("pgapp.auth_password_opslimit",
 							"Argon2id passes over memory per password hash (libsodium's opslimit).",
 							"Hashes made with other costs are upgraded at the next successful login.",
@@ -669,5 +673,6 @@ pgapp_settings_define(bool preloaded)
 	define_pubsub_settings(preloaded);
 	define_jobs_settings(preloaded);
 	define_auth_settings(preloaded);
+	define_session_settings();
 	MarkGUCPrefixReserved("pgapp");
 }

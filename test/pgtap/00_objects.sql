@@ -208,7 +208,27 @@ SELECT set_eq(
         'view pgapp.rate_buckets',
         'view pgapp.rate_limiters',
         'view pgapp.rate_stats',
-        'view pgapp.workers'
+        'view pgapp.workers',
+        'function pgapp._auth_count_attempt(text)',
+        'function pgapp.auth_hash_stats()',
+        'function pgapp._auth_new_token()',
+        'function pgapp._auth_reused(uuid)',
+        'function pgapp._auth_reused_families()',
+        'function pgapp._auth_revoke_family(uuid)',
+        'function pgapp._auth_revoke_reused()',
+        'function pgapp._auth_session(uuid,text,uuid,bigint)',
+        'function pgapp._auth_too_many(integer,text)',
+        'function pgapp._password_hash(text)',
+        'function pgapp._password_verify(text,text)',
+        'function pgapp.request_client_key()',
+        'function pgapp.auth_sweep(integer)',
+        'function pgapp.login(text,text)',
+        'function pgapp.refresh(text)',
+        'function pgapp.register(text,text,jsonb)',
+        'sequence pgapp.auth_refresh_token_id_seq',
+        'table pgapp.auth_refresh_token',
+        'table pgapp.auth_user',
+        'view pgapp.auth_hash_stats'
     ],
     'the extension owns exactly the objects of its public contract'
 );
