@@ -166,17 +166,27 @@ $$;
 /*
  * End a session: every refresh token of the family is revoked (kept, so
  * that its tokens keep failing as revoked ones until the sweep removes
- * them).
+ * them), and so is every access token issued with them that has not
+ * expired (pgapp.revoke_token, in effect at commit).
  */
 CREATE FUNCTION pgapp._auth_revoke_family(family uuid)
 RETURNS void
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    t record;
 BEGIN
-    UPDATE pgapp.auth_refresh_token AS t
-       SET revoked_at = now()
-     WHERE t.family_id OPERATOR(pg_catalog.=) family AND t.revoked_at IS NULL;
+    FOR t IN
+        UPDATE pgapp.auth_refresh_token AS r
+           SET revoked_at = now()
+         WHERE r.family_id OPERATOR(pg_catalog.=) family AND r.revoked_at IS NULL
+        RETURNING r.access_jti, r.access_expires_at
+    LOOP
+        IF t.access_expires_at > now() THEN
+            PERFORM pgapp.revoke_token(t.access_jti, t.access_expires_at);
+        END IF;
+    END LOOP;
 END
 $$;
 
@@ -419,11 +429,79 @@ $$;
 COMMENT ON FUNCTION pgapp.refresh(text) IS
 'Rotate a refresh token: the next tokens of its session; reuse of a used token ends the session; 401 otherwise';
 
+/*
+ * pgapp.logout: the access token proves who calls.  It is revoked, and so
+ * is its session (the family its sid claim names, if it is the token
+ * subject's): every refresh token and access token of it.
+ */
+CREATE FUNCTION pgapp.logout(access_token text)
+RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    claims jsonb := pgapp.decode_token(access_token);
+    fam uuid;
+BEGIN
+    PERFORM pgapp.revoke_token(claims ->> 'jti', to_timestamp((claims ->> 'exp')::double precision));
+    IF claims ->> 'sid' ~ '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' THEN
+        SELECT t.family_id INTO fam FROM pgapp.auth_refresh_token AS t
+         WHERE t.family_id = (claims ->> 'sid')::uuid AND t.user_id::text = claims ->> 'sub'
+         LIMIT 1;
+        IF fam IS NOT NULL THEN
+            PERFORM pgapp._auth_revoke_family(fam);
+        END IF;
+    END IF;
+END
+$$;
+
+COMMENT ON FUNCTION pgapp.logout(text) IS
+'Revoke an access token and end its session (its refresh tokens and their access tokens)';
+
+/*
+ * pgapp.logout_everywhere: every session of the user ends, and every token
+ * of sub issued until now is revoked (pgapp.revoke_subject).  Allowed to
+ * the user (the request's verified claims name sub) and to pgapp_admin.
+ */
+CREATE FUNCTION pgapp.logout_everywhere(sub text)
+RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    fam uuid;
+BEGIN
+    IF sub IS NULL OR sub = '' THEN
+        RAISE EXCEPTION 'sub must not be empty' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF pgapp.token_claims() ->> 'sub' IS DISTINCT FROM sub AND NOT pgapp._auth_caller_is_admin() THEN
+        RAISE EXCEPTION 'permission denied to end the sessions of "%"', left(sub, 64)
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = 'Only the user themself (a request whose token has this sub) or pgapp_admin may.';
+    END IF;
+    FOR fam IN
+        SELECT DISTINCT t.family_id FROM pgapp.auth_refresh_token AS t
+         WHERE t.user_id::text = sub AND t.revoked_at IS NULL
+    LOOP
+        PERFORM pgapp._auth_revoke_family(fam);
+    END LOOP;
+    PERFORM pgapp.revoke_subject(sub);
+END
+$$;
+
+COMMENT ON FUNCTION pgapp.logout_everywhere(text) IS
+'End every session of sub and revoke every token it was issued until now (the user themself or pgapp_admin)';
+
+CREATE FUNCTION pgapp._auth_caller_is_admin()
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'pgapp_auth_caller_is_admin'
+LANGUAGE C STABLE PARALLEL RESTRICTED;
+
 REVOKE ALL ON pgapp.auth_user, pgapp.auth_refresh_token FROM PUBLIC;
 REVOKE ALL ON FUNCTION pgapp._password_hash(text), pgapp._password_verify(text, text),
     pgapp._auth_new_token(), pgapp._auth_too_many(integer, text), pgapp._auth_count_attempt(text),
     pgapp._auth_revoke_family(uuid), pgapp.auth_sweep(integer), pgapp._auth_reused(uuid),
-    pgapp._auth_reused_families(), pgapp._auth_revoke_reused(),
+    pgapp._auth_reused_families(), pgapp._auth_revoke_reused(), pgapp._auth_caller_is_admin(),
     pgapp._auth_session(uuid, text, uuid, bigint) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION pgapp.auth_sweep(integer) TO pgapp_admin;
 GRANT SELECT ON pgapp.auth_hash_stats TO PUBLIC;

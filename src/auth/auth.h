@@ -1,8 +1,9 @@
 /*-------------------------------------------------------------------------
  *
  * auth.h
- *	  Auth: the module entry of passwords and sessions (auth_session.c:
- *	  shared memory of password hashing and of reused sessions).
+ *	  Auth: the module entries of tokens and their revocation
+ *	  (auth_revoke.c) and of passwords and sessions (auth_session.c: shared
+ *	  memory of password hashing and of reused sessions).
  *
  * src/auth/auth.h
  *
@@ -13,6 +14,7 @@
 
 #include "core/module.h"
 
+extern const PgappModule pgapp_auth_module;
 extern const PgappModule pgapp_auth_sessions_module;
 
 #endif							/* PGAPP_AUTH_H */

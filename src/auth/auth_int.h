@@ -11,6 +11,7 @@
 #ifndef PGAPP_AUTH_INT_H
 #define PGAPP_AUTH_INT_H
 
+#include "datatype/timestamp.h"
 #include "utils/jsonb.h"
 
 /* Longest token decode_token reads and encode_token makes (bytes). */
@@ -42,7 +43,7 @@ typedef enum AuthTokenFailure
 	AUTH_TOKEN_BAD_SIGNATURE,
 	AUTH_TOKEN_EXPIRED,
 	AUTH_TOKEN_NOT_YET_VALID,
-	AUTH_TOKEN_REVOKED,			/* reserved: revocation is not built yet */
+	AUTH_TOKEN_REVOKED,
 	AUTH_TOKEN_REJECTED
 } AuthTokenFailure;
 
@@ -73,6 +74,14 @@ extern uint8 *pgapp_auth_b64url_decode(const char *s, size_t len, size_t *outlen
 extern void pgapp_auth_token_fail(AuthTokenFailure failure, const char *detail) pg_attribute_noreturn();
 extern const char *pgapp_auth_check_header(const char *text, size_t len);
 
+/*
+ * auth_revoke.c: revocation (docs/auth.md, "Revocation").  The two revoke
+ * functions check no permission: their callers decide who may revoke.
+ * pgapp_auth_is_revoked takes iat as Unix seconds, NaN when absent.
+ */
+extern void pgapp_auth_revoke_jti(const char *jti, TimestampTz expires_at);
+extern void pgapp_auth_revoke_subject(const char *sub, TimestampTz not_before);
+extern bool pgapp_auth_is_revoked(const char *jti, const char *sub, double iat);
 /* auth_password.c: shared memory of the hashing semaphore */
 extern void pgapp_auth_password_shmem_request(void);
 extern void pgapp_auth_password_shmem_startup(void);

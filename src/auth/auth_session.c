@@ -33,10 +33,12 @@
 
 #include "catalog/pg_type.h"
 #include "fmgr.h"
+#include "miscadmin.h"
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/acl.h"
 #include "utils/uuid.h"
 
 #include "core/crypto.h"
@@ -49,6 +51,7 @@
 PG_FUNCTION_INFO_V1(pgapp_auth_new_token);
 PG_FUNCTION_INFO_V1(pgapp_auth_reused);
 PG_FUNCTION_INFO_V1(pgapp_auth_reused_families);
+PG_FUNCTION_INFO_V1(pgapp_auth_caller_is_admin);
 
 #define AUTH_REUSED_RING 1024
 
@@ -67,7 +70,7 @@ static void sessions_shmem_startup(void);
 static const char *sessions_status(void);
 
 const PgappModule pgapp_auth_sessions_module = {
-	.name = "auth",
+	.name = "auth_sessions",
 	.shmem_request = sessions_shmem_request,
 	.shmem_startup = sessions_shmem_startup,
 	.status = sessions_status,
@@ -167,4 +170,18 @@ pgapp_auth_reused_families(PG_FUNCTION_ARGS)
 	for (i = 0; i < n; i++)
 		elems[i] = UUIDPGetDatum(&copy[i]);
 	PG_RETURN_ARRAYTYPE_P(construct_array(elems, n, UUIDOID, UUID_LEN, false, TYPALIGN_CHAR));
+}
+
+/*
+ * pgapp._auth_caller_is_admin() -> boolean: has the role that called into
+ * pgapp (the session's role after SET ROLE, as PostgREST sets it, not the
+ * owner a SECURITY DEFINER function runs as) the privileges of pgapp_admin?
+ * pgapp.logout_everywhere asks it.
+ */
+Datum
+pgapp_auth_caller_is_admin(PG_FUNCTION_ARGS)
+{
+	Oid			admin = get_role_oid("pgapp_admin", true);
+
+	PG_RETURN_BOOL(OidIsValid(admin) && has_privs_of_role(GetOuterUserId(), admin));
 }

@@ -12,9 +12,12 @@
  * payload's JSON: one JSON object with distinct keys, exp a number, nbf and
  * iat numbers when present, each against the clock with pgapp.auth_jwt_leeway, and iss and
  * aud when pgapp.auth_jwt_issuer and pgapp.auth_jwt_audience are set.
- * Nothing of an unverified payload is read.
+ * Nothing of an unverified payload is read.  Last, a token whose jti is
+ * revoked or whose sub has a cutoff after its iat fails with PJ005
+ * (auth_revoke.c: from shared memory, no table read, in the usual case).
  *
- * Encoding sets sub, iat, nbf, exp (now + ttl), jti (128 random bits),
+ * Encoding sets sub, iat, nbf, exp (now + ttl, at most
+ * pgapp.auth_token_max_ttl), jti (128 random bits),
  * typ ("access" unless the claims say "refresh"), iss and aud (when
  * configured), then the caller's claims; the claims pgapp sets are refused
  * in claims, so a caller cannot choose a lifetime beyond ttl.  A role claim
@@ -40,6 +43,7 @@
 #include "miscadmin.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/float.h"
 #include "utils/fmgrprotos.h"
 #include "utils/jsonb.h"
 #include "utils/rel.h"
@@ -161,6 +165,30 @@ check_claims(Jsonb *claims)
 							  "Its audience does not include pgapp.auth_jwt_audience.");
 }
 
+/* A string claim, or NULL when absent or not a string. */
+static const char *
+string_claim(Jsonb *claims, const char *name)
+{
+	JsonbValue *v = pgapp_jsonb_get_key(claims, name);
+
+	return v ? pgapp_jsonb_value_cstring(v) : NULL;
+}
+
+/*
+ * Revoked (auth_revoke.c): its jti, or its sub with an iat before the
+ * subject's cutoff.  A jti or sub that is not a string is not looked up.
+ */
+static void
+check_revocation(Jsonb *claims)
+{
+	double		iat;
+
+	if (!numeric_claim(claims, "iat", false, &iat))
+		iat = get_float8_nan();
+	if (pgapp_auth_is_revoked(string_claim(claims, "jti"), string_claim(claims, "sub"), iat))
+		pgapp_auth_token_fail(AUTH_TOKEN_REVOKED, NULL);
+}
+
 /*
  * Verify token[0..len) and return its claims; raises a PJ failure (or
  * 55000 for the configuration) otherwise.
@@ -226,6 +254,7 @@ verify_token(const char *token, size_t len)
 							  "The payload is not one JSON object with distinct keys.");
 	claims = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum((char *) payload)));
 	check_claims(claims);
+	check_revocation(claims);
 	return claims;
 }
 
@@ -410,6 +439,12 @@ build_payload(const char *sub, Jsonb *claims, Interval *ttl, bool has_typ)
 		ereport(ERROR,
 				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				errmsg("ttl must be at least 1 second"));
+	if (exp > now + (TimestampTz) pgapp_auth_token_max_ttl * USECS_PER_SEC)
+		ereport(ERROR,
+				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				errmsg("ttl must be at most pgapp.auth_token_max_ttl (%d seconds)",
+					   pgapp_auth_token_max_ttl),
+				errdetail("A subject's revocation cutoff is kept that long: a longer-lived token could outlive it."));
 	pgapp_crypto_random(jti, sizeof(jti));
 
 	pgapp_jsonb_begin_object(&b);

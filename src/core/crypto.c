@@ -107,6 +107,37 @@ pgapp_crypto_hmac_sha256_verify(const uint8 *key, size_t keylen,
 	return ok;
 }
 
+/* out (PGAPP_SHA256_BYTES) = SHA-256(msg). */
+void
+pgapp_crypto_sha256(const uint8 *msg, size_t msglen, uint8 *out)
+{
+	StaticAssertStmt(PGAPP_SHA256_BYTES == crypto_hash_sha256_BYTES, "SHA-256 size");
+	require_ready();
+	if (crypto_hash_sha256(out, msg, msglen) != 0)
+		ereport(ERROR,
+				errcode(ERRCODE_EXTERNAL_ROUTINE_INVOCATION_EXCEPTION),
+				errmsg("could not compute a SHA-256 hash"));
+}
+
+/*
+ * out (PGAPP_KEYED_HASH_BYTES) = BLAKE2b-256 of msg keyed with key
+ * (PGAPP_KEYED_HASH_KEY_BYTES).  crypto_generichash cannot fail with these
+ * sizes; a failure is still reported rather than ignored.
+ */
+void
+pgapp_crypto_keyed_hash(const uint8 *key, const uint8 *msg, size_t msglen, uint8 *out)
+{
+	StaticAssertStmt(PGAPP_KEYED_HASH_KEY_BYTES >= crypto_generichash_KEYBYTES_MIN &&
+					 PGAPP_KEYED_HASH_KEY_BYTES <= crypto_generichash_KEYBYTES_MAX,
+					 "keyed hash key size");
+	require_ready();
+	if (crypto_generichash(out, PGAPP_KEYED_HASH_BYTES, msg, msglen,
+						   key, PGAPP_KEYED_HASH_KEY_BYTES) != 0)
+		ereport(ERROR,
+				errcode(ERRCODE_EXTERNAL_ROUTINE_INVOCATION_EXCEPTION),
+				errmsg("could not compute a keyed hash"));
+}
+
 bool
 pgapp_crypto_equal(const void *a, const void *b, size_t n)
 {

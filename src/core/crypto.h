@@ -26,6 +26,21 @@ extern bool pgapp_crypto_hmac_sha256_verify(const uint8 *key, size_t keylen,
 											const uint8 *msg, size_t msglen,
 											const uint8 *mac);
 
+/* SHA-256 (FIPS 180-4) of msg: 32 bytes. */
+#define PGAPP_SHA256_BYTES 32
+
+extern void pgapp_crypto_sha256(const uint8 *msg, size_t msglen, uint8 *out);
+
+/*
+ * A 32-byte keyed hash (BLAKE2b with a 32-byte key) of msg: fixed-size keys
+ * for shared tables that nobody without the key can make collide.
+ */
+#define PGAPP_KEYED_HASH_BYTES 32
+#define PGAPP_KEYED_HASH_KEY_BYTES 32
+
+extern void pgapp_crypto_keyed_hash(const uint8 *key, const uint8 *msg, size_t msglen,
+									uint8 *out);
+
 /* Constant-time comparison of two buffers of n bytes. */
 extern bool pgapp_crypto_equal(const void *a, const void *b, size_t n);
 

@@ -54,6 +54,8 @@ char	   *pgapp_auth_jwt_secret_file = NULL;
 char	   *pgapp_auth_jwt_issuer = NULL;
 char	   *pgapp_auth_jwt_audience = NULL;
 int			pgapp_auth_jwt_leeway = 30;
+int			pgapp_auth_token_max_ttl = 30 * 86400;
+int			pgapp_auth_revocation_capacity = 20000;
 int			pgapp_auth_password_opslimit = PGAPP_PWHASH_OPSLIMIT_INTERACTIVE;
 int			pgapp_auth_password_memlimit = PGAPP_PWHASH_MEMLIMIT_INTERACTIVE_KB;
 int			pgapp_auth_password_min_length = 8;
@@ -229,6 +231,25 @@ define_auth_settings(bool preloaded)
 							PGC_SUSET,
 							GUC_UNIT_S,
 							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("pgapp.auth_token_max_ttl",
+							"Longest lifetime pgapp.encode_token gives a token.",
+							"A subject's revocation cutoff is kept this long after it, then forgotten.",
+							&pgapp_auth_token_max_ttl,
+							30 * 86400, 1, INT_MAX,
+							PGC_SUSET,
+							GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	if (preloaded)
+		DefineCustomIntVariable("pgapp.auth_revocation_capacity",
+								"How many token revocations and subject cutoffs shared memory caches.",
+								"Each takes about 100 bytes. When they do not fit, token checks read the revocation tables.",
+								&pgapp_auth_revocation_capacity,
+								20000, 16, 10000000,
+								PGC_POSTMASTER,
+								0,
+								NULL, NULL, NULL);
 
 	DefineCustomStringVariable("pgapp.auth_jwt_issuer",
 							   "iss claim of the tokens pgapp signs, and the only one it accepts; empty: none.",

@@ -53,6 +53,8 @@ extern char *pgapp_auth_jwt_secret_file;
 extern char *pgapp_auth_jwt_issuer;
 extern char *pgapp_auth_jwt_audience;
 extern int	pgapp_auth_jwt_leeway;
+extern int	pgapp_auth_token_max_ttl;
+extern int	pgapp_auth_revocation_capacity;
 
 /* passwords and sessions (docs/auth.md) */
 #define PGAPP_PASSWORD_MAX_BYTES 1024
