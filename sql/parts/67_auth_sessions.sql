@@ -436,7 +436,7 @@ COMMENT ON FUNCTION pgapp.refresh(text) IS
  */
 CREATE FUNCTION pgapp.logout(access_token text)
 RETURNS void
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+LANGUAGE plpgsql VOLATILE STRICT SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE

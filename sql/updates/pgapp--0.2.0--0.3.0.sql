@@ -244,6 +244,7 @@ REVOKE ALL ON FUNCTION pgapp.auth_revocation_status() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION pgapp.auth_revocation_status() TO pgapp_admin;
 
 
+
 -- Passwords and sessions (sql/parts/67_auth_sessions.sql, docs/auth.md):
 -- pgapp.register, pgapp.login, pgapp.refresh and their tables; the client
 -- address of pgapp.rate_limit_request moves into pgapp._request_client_key,
@@ -805,7 +806,7 @@ COMMENT ON FUNCTION pgapp.refresh(text) IS
  */
 CREATE FUNCTION pgapp.logout(access_token text)
 RETURNS void
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+LANGUAGE plpgsql VOLATILE STRICT SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE

@@ -228,7 +228,16 @@ SELECT set_eq(
         'sequence pgapp.auth_refresh_token_id_seq',
         'table pgapp.auth_refresh_token',
         'table pgapp.auth_user',
-        'view pgapp.auth_hash_stats'
+        'view pgapp.auth_hash_stats',
+        'function pgapp._auth_caller_is_admin()',
+        'function pgapp.auth_revocation_cleanup()',
+        'function pgapp.auth_revocation_status()',
+        'function pgapp.logout(text)',
+        'function pgapp.logout_everywhere(text)',
+        'function pgapp.revoke_subject(text,timestamp with time zone)',
+        'function pgapp.revoke_token(text,timestamp with time zone)',
+        'table pgapp.auth_revoked_token',
+        'table pgapp.auth_subject_cutoff'
     ],
     'the extension owns exactly the objects of its public contract'
 );

@@ -3,7 +3,7 @@
 -- but the extension's owner reads the accounts (their hashes) or the
 -- refresh tokens, through the tables or the internal functions.
 BEGIN;
-SELECT plan(37);
+SELECT plan(41);
 
 SELECT function_returns('pgapp', 'register', ARRAY['text', 'text', 'jsonb'], 'jsonb');
 SELECT function_returns('pgapp', 'login', ARRAY['text', 'text'], 'jsonb');
@@ -15,9 +15,9 @@ SELECT is_definer('pgapp', 'refresh', ARRAY['text'], 'refresh runs as the owner'
 SELECT is(
     (SELECT count(*)::int FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
       WHERE n.nspname = 'pgapp' AND p.prosecdef
-        AND p.proname IN ('register', 'login', 'refresh', 'auth_sweep')
+        AND p.proname IN ('register', 'login', 'refresh', 'logout', 'logout_everywhere', 'auth_sweep')
         AND p.proconfig @> ARRAY['search_path=pg_catalog, pg_temp']),
-    4, 'the SECURITY DEFINER functions pin search_path');
+    6, 'the SECURITY DEFINER functions pin search_path');
 SELECT has_table('pgapp', 'auth_user', 'the accounts table');
 SELECT has_table('pgapp', 'auth_refresh_token', 'the refresh tokens table');
 SELECT has_index('pgapp', 'auth_user', 'auth_user_email_index', 'the email is unique case-insensitively');
@@ -40,6 +40,10 @@ CREATE ROLE tap_sessions_anon NOLOGIN;
 SELECT ok(has_function_privilege('tap_sessions_anon', 'pgapp.register(text,text,jsonb)', 'EXECUTE'), 'anon may register');
 SELECT ok(has_function_privilege('tap_sessions_anon', 'pgapp.login(text,text)', 'EXECUTE'), 'anon may log in');
 SELECT ok(has_function_privilege('tap_sessions_anon', 'pgapp.refresh(text)', 'EXECUTE'), 'anon may refresh');
+SELECT ok(has_function_privilege('tap_sessions_anon', 'pgapp.logout(text)', 'EXECUTE'), 'anon may log out (the token proves it)');
+SELECT ok(has_function_privilege('tap_sessions_anon', 'pgapp.logout_everywhere(text)', 'EXECUTE'),
+    'anon may call logout_everywhere (it checks the caller itself)');
+SELECT is_definer('pgapp', 'logout_everywhere', ARRAY['text'], 'logout_everywhere runs as the owner');
 SELECT ok(NOT has_function_privilege('tap_sessions_anon', 'pgapp.auth_sweep(integer)', 'EXECUTE'), 'anon cannot sweep');
 SELECT ok(has_function_privilege('pgapp_admin', 'pgapp.auth_sweep(integer)', 'EXECUTE'), 'pgapp_admin may sweep');
 SELECT is(
@@ -69,6 +73,9 @@ SELECT throws_ok($$SET pgapp.auth_login_max_attempts = 1000000$$, '42501', NULL,
 SELECT throws_ok($$SELECT pgapp.login('nobody@example.com', 'whatever')$$, 'PT401', 'invalid email or password',
     'anon may call login');
 SELECT ok((SELECT concurrency FROM pgapp.auth_hash_stats) >= 1, 'anon may read the hashing counters');
+SELECT throws_ok($$SELECT pgapp.logout_everywhere('00000000-0000-0000-0000-000000000000')$$, '42501',
+    'permission denied to end the sessions of "00000000-0000-0000-0000-000000000000"',
+    'anon cannot end another user''s sessions');
 RESET ROLE;
 
 SELECT * FROM finish();

@@ -122,13 +122,14 @@ SELECT count(*) FILTER (WHERE revoked_at IS NOT NULL) AS revoked_after,
 -- Inside a PostgREST request the failure is a 401 body, and the revocation commits.
 SELECT pgapp.login('alice@example.com', 'correct horse battery') AS r1 \gset
 SELECT pgapp.refresh(:'r1'::jsonb ->> 'refresh_token') AS r2 \gset
+SELECT pgapp.decode_token(:'r1'::jsonb ->> 'access_token') ->> 'sid' AS r1_sid \gset
 BEGIN;
 SELECT set_config('request.method', 'POST', true);
 SELECT pgapp.refresh(:'r1'::jsonb ->> 'refresh_token') AS body,
        current_setting('response.status', true) AS status;
 COMMIT;
 SELECT count(*) AS live_in_session FROM pgapp.auth_refresh_token
- WHERE family_id = (pgapp.decode_token(:'r1'::jsonb ->> 'access_token') ->> 'sid')::uuid AND revoked_at IS NULL;
+ WHERE family_id = :'r1_sid'::uuid AND revoked_at IS NULL;
 
 -- Tokens that never were: the same failure.
 SELECT pg_temp.show($$SELECT pgapp.refresh('not-a-token')$$);
@@ -168,6 +169,67 @@ BEGIN
     END LOOP;
 END $$;
 SELECT count(*) AS kept FROM pgapp.auth_refresh_token;
+
+-- logout: the access token proves who calls; it is revoked, and its
+-- session ends (refresh tokens and the access tokens issued in it); the
+-- user's other sessions live on.
+DELETE FROM pgapp.auth_refresh_token;
+SELECT pgapp.login('alice@example.com', 'correct horse battery') AS l1 \gset
+SELECT pgapp.refresh(:'l1'::jsonb ->> 'refresh_token') AS l2 \gset
+SELECT pgapp.login('alice@example.com', 'correct horse battery') AS other \gset
+CREATE ROLE regress_sessions_anon NOLOGIN;
+GRANT EXECUTE ON FUNCTION pg_temp.show(text) TO regress_sessions_anon;
+SET ROLE regress_sessions_anon;
+SELECT pgapp.logout(:'l2'::jsonb ->> 'access_token');
+RESET ROLE;
+SELECT pg_temp.show(format('SELECT pgapp.decode_token(%L)', :'l2'::jsonb ->> 'access_token'));
+SELECT pg_temp.show(format('SELECT pgapp.decode_token(%L)', :'l1'::jsonb ->> 'access_token'));
+SELECT pg_temp.show(format('SELECT pgapp.refresh(%L)', :'l2'::jsonb ->> 'refresh_token'));
+SELECT pgapp.decode_token(:'other'::jsonb ->> 'access_token') ->> 'typ' AS other_session_token,
+       pgapp.refresh(:'other'::jsonb ->> 'refresh_token') ? 'access_token' AS other_session_refreshes;
+-- a token that is not valid proves nothing
+SELECT pg_temp.show($$SELECT pgapp.logout('not.a.token')$$);
+SELECT pg_temp.show(format('SELECT pgapp.logout(%L)', :'l2'::jsonb ->> 'access_token'));
+
+-- Reuse inside a request also revokes the access tokens of the session.
+SELECT pgapp.login('alice@example.com', 'correct horse battery') AS u1 \gset
+SELECT pgapp.refresh(:'u1'::jsonb ->> 'refresh_token') AS u2 \gset
+BEGIN;
+SELECT set_config('request.method', 'POST', true) IS NOT NULL AS in_request;
+SELECT pgapp.refresh(:'u1'::jsonb ->> 'refresh_token') AS body;
+COMMIT;
+SELECT pg_temp.show(format('SELECT pgapp.decode_token(%L)', :'u2'::jsonb ->> 'access_token'));
+
+-- logout_everywhere: the user themself (the request's claims name the
+-- sub) or pgapp_admin; every session ends, every token issued so far is
+-- revoked.
+SELECT id::text AS alice FROM pgapp.auth_user WHERE email = 'Alice@Example.com' \gset
+SELECT id::text AS bob FROM pgapp.auth_user WHERE email = 'bob@example.com' \gset
+SELECT pgapp.login('alice@example.com', 'correct horse battery') AS a1 \gset
+SELECT pgapp.login('bob@example.com', 'bob password 1') AS b1 \gset
+SET ROLE regress_sessions_anon;
+SELECT replace(m, :'alice', '<alice>') AS m FROM pg_temp.show(format('SELECT pgapp.logout_everywhere(%L)', :'alice')) AS m;
+BEGIN;
+SELECT set_config('request.jwt.claims', jsonb_build_object('sub', :'bob', 'role', 'authenticated')::text, true) IS NOT NULL AS claims;
+SELECT replace(m, :'alice', '<alice>') AS m FROM pg_temp.show(format('SELECT pgapp.logout_everywhere(%L)', :'alice')) AS m;
+SELECT pgapp.logout_everywhere(:'bob');
+COMMIT;
+RESET ROLE;
+SELECT pg_temp.show(format('SELECT pgapp.decode_token(%L)', :'b1'::jsonb ->> 'access_token'));
+SELECT pg_temp.show(format('SELECT pgapp.refresh(%L)', :'b1'::jsonb ->> 'refresh_token'));
+SELECT pgapp.decode_token(:'a1'::jsonb ->> 'access_token') ->> 'typ' AS alice_untouched;
+CREATE ROLE regress_sessions_admin NOLOGIN IN ROLE pgapp_admin;
+SET ROLE regress_sessions_admin;
+SELECT pgapp.logout_everywhere(:'alice');
+RESET ROLE;
+SELECT pg_temp.show(format('SELECT pgapp.decode_token(%L)', :'a1'::jsonb ->> 'access_token'));
+SELECT count(*) FILTER (WHERE revoked_at IS NULL) AS live_sessions FROM pgapp.auth_refresh_token;
+-- a login after it works again (its tokens are newer than the cutoff, in
+-- the next second)
+SELECT pg_sleep(1.1) IS NOT NULL AS next_second;
+SELECT pgapp.decode_token(pgapp.login('alice@example.com', 'correct horse battery') ->> 'access_token') ->> 'typ' AS new_login;
+REVOKE EXECUTE ON FUNCTION pg_temp.show(text) FROM regress_sessions_anon;
+DROP ROLE regress_sessions_anon, regress_sessions_admin;
 
 -- Login attempts are limited per account and per client: counted before
 -- any hashing, 429 past the limit; a successful login clears the account's
