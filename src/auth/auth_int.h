@@ -82,6 +82,7 @@ extern const char *pgapp_auth_check_header(const char *text, size_t len);
 extern void pgapp_auth_revoke_jti(const char *jti, TimestampTz expires_at);
 extern void pgapp_auth_revoke_subject(const char *sub, TimestampTz not_before);
 extern bool pgapp_auth_is_revoked(const char *jti, const char *sub, double iat);
+
 /* auth_password.c: shared memory of the hashing semaphore */
 extern void pgapp_auth_password_shmem_request(void);
 extern void pgapp_auth_password_shmem_startup(void);
