@@ -245,6 +245,7 @@ GRANT EXECUTE ON FUNCTION pgapp.auth_revocation_status() TO pgapp_admin;
 
 
 
+
 -- Passwords and sessions (sql/parts/67_auth_sessions.sql, docs/auth.md):
 -- pgapp.register, pgapp.login, pgapp.refresh and their tables; the client
 -- address of pgapp.rate_limit_request moves into pgapp._request_client_key,
@@ -669,7 +670,7 @@ BEGIN
                                         'profile', CASE WHEN profile_small THEN profile END),
                      ARRAY['email', 'profile', 'password_hash']);
     cs := pgapp.validate_required(cs, ARRAY['email']);
-    cs := pgapp.validate_length(cs, 'email', max => 254);
+    cs := pgapp.validate_length(cs, 'email', max => 254, count => 'bytes');
     cs := pgapp.validate_format(cs, 'email', '^[^@[:space:]]+@[^@[:space:]]+$');
     IF profile IS NOT NULL AND NOT profile_ok THEN
         cs := pgapp.add_error(cs, 'profile', 'is invalid');
@@ -684,6 +685,9 @@ BEGIN
         cs := pgapp.add_error(cs, 'password', format('should be at least %s character(s)', min_length));
     END IF;
     cs := pgapp.unique_constraint(cs, 'email', 'auth_user_email_index');
+    -- the table's own checks, as field errors: a raw 23514 would show the row, hash included
+    cs := pgapp.check_constraint(cs, 'email', 'auth_user_email_check');
+    cs := pgapp.check_constraint(cs, 'profile', 'auth_user_profile_check');
     IF pgapp.is_valid(cs) THEN
         cs := jsonb_set(cs, '{changes,password_hash}', to_jsonb(pgapp._password_hash(password)));
     END IF;

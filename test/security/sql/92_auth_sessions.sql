@@ -14,7 +14,8 @@
 --   E. refresh token reuse, a rotated token, another user's or a forged
 --      token; ending another user's sessions;
 --   F. telling known emails from unknown ones by the time login takes: the
---      medians of 20 logins each differ by less than 10%;
+--      medians of 20 logins each differ by less than 10% (up to 3 rounds on
+--      a busy machine);
 --   G. guessing passwords: the account and the client are limited, 429
 --      even for the right password once limited;
 --   H. a role for tokens a user must not have.
@@ -58,6 +59,9 @@ SELECT pg_temp.show($$SELECT pgapp.register('big@example.com', repeat('p', 10000
 SELECT pg_temp.show($$SELECT pgapp.register('big@example.com', 'long enough password',
                                             jsonb_build_object('x', repeat('p', 10000000)))$$);
 SELECT pg_temp.show($$SELECT pgapp.register(repeat('e', 10000000) || '@example.com', 'long enough password')$$);
+-- 254 characters but 400 bytes: the table's check refused it with the raw
+-- 23514, whose DETAIL showed the new row, hash included
+SELECT pg_temp.show($$SELECT pgapp.register(repeat('é', 200) || '@example.com', 'long enough password')$$);
 SELECT pg_temp.show($$SELECT pgapp.login('victim@example.com', repeat('p', 10000000))$$);
 SELECT pg_temp.show($$SELECT pgapp.login(repeat('e', 10000000), 'victim password 1')$$);
 SELECT pg_temp.show($$SELECT pgapp.refresh(repeat('r', 10000000))$$);
@@ -121,13 +125,19 @@ SELECT pg_temp.show($$SELECT pgapp.logout(NULL)$$);
 RESET ROLE;
 
 -- F. Timing: an unknown email costs what a wrong password does (a dummy
---    hash with the same costs).  20 of each, interleaved; medians within 10%.
+--    hash with the same costs).  20 of each, interleaved; their medians
+--    within 10%.  The machine the suite runs on may be busy with other
+--    work, so a round that misses is measured again, up to 3 rounds: a real
+--    difference (an unknown email that skips the hash answers in well under
+--    1 ms, against about 100 ms) fails every round.
 CREATE TEMP TABLE login_times (kind text, ms double precision);
-DO $$
+CREATE FUNCTION pg_temp.login_timing_round() RETURNS TABLE (u double precision, w double precision)
+LANGUAGE plpgsql AS $$
 DECLARE
     t0 timestamptz;
     kind text;
 BEGIN
+    TRUNCATE login_times;
     FOR i IN 1 .. 21 LOOP
         FOREACH kind IN ARRAY ARRAY['unknown', 'wrong'] LOOP
             t0 := clock_timestamp();
@@ -142,14 +152,23 @@ BEGIN
             END IF;
         END LOOP;
     END LOOP;
-END
-$$ LANGUAGE plpgsql;
-SELECT kind, count(*) AS logins FROM login_times GROUP BY kind ORDER BY kind;
-SELECT abs(u - w) / greatest(u, w) < 0.10 AS within_10_percent,
-       least(u, w) > 5 AS both_hashed
-  FROM (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY ms) FILTER (WHERE kind = 'unknown') AS u,
-               percentile_cont(0.5) WITHIN GROUP (ORDER BY ms) FILTER (WHERE kind = 'wrong') AS w
-          FROM login_times) AS m;
+    RETURN QUERY
+        SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY l.ms) FILTER (WHERE l.kind = 'unknown'),
+               percentile_cont(0.5) WITHIN GROUP (ORDER BY l.ms) FILTER (WHERE l.kind = 'wrong')
+          FROM login_times AS l;
+END $$;
+CREATE TEMP TABLE timing_rounds (round int, u double precision, w double precision);
+DO $$
+BEGIN
+    FOR r IN 1 .. 3 LOOP
+        INSERT INTO timing_rounds SELECT r, t.u, t.w FROM pg_temp.login_timing_round() AS t;
+        EXIT WHEN (SELECT abs(t.u - t.w) / greatest(t.u, t.w) < 0.10 FROM timing_rounds AS t WHERE t.round = r);
+    END LOOP;
+END $$;
+SELECT (SELECT count(*) FROM login_times) AS logins_per_round,
+       bool_or(abs(u - w) / greatest(u, w) < 0.10) AS within_10_percent,
+       bool_and(least(u, w) > 5) AS both_hashed
+  FROM timing_rounds;
 
 -- G. Guessing: 5 attempts per account per 5 minutes (the defaults), then
 --    429 even with the right password; the client is limited across accounts.
