@@ -246,6 +246,7 @@ GRANT EXECUTE ON FUNCTION pgapp.auth_revocation_status() TO pgapp_admin;
 
 
 
+
 -- Passwords and sessions (sql/parts/67_auth_sessions.sql, docs/auth.md):
 -- pgapp.register, pgapp.login, pgapp.refresh and their tables; the client
 -- address of pgapp.rate_limit_request moves into pgapp._request_client_key,
@@ -511,7 +512,8 @@ $$;
  * bounded key) and for the client (pgapp.request_client_key: the trusted
  * client header or the connection's address), before any hashing, so that
  * a storm is refused cheaply.  A successful login forgets the account's
- * count (pgapp.login).
+ * count (pgapp.login).  Sliding windows: a fixed window starts afresh at
+ * each multiple of the window, where a guesser would get twice the limit.
  */
 CREATE FUNCTION pgapp._auth_count_attempt(account_key text)
 RETURNS void
@@ -523,11 +525,11 @@ DECLARE
     d pgapp.rate_decision;
 BEGIN
     d := pgapp.check_rate('auth:login:' || pgapp.request_client_key(),
-                          current_setting('pgapp.auth_login_client_max_attempts')::integer, win);
+                          current_setting('pgapp.auth_login_client_max_attempts')::integer, win, 'sliding');
     IF NOT d.allowed THEN
         PERFORM pgapp._auth_too_many(d.retry_after, 'client');
     END IF;
-    d := pgapp.check_rate(account_key, current_setting('pgapp.auth_login_max_attempts')::integer, win);
+    d := pgapp.check_rate(account_key, current_setting('pgapp.auth_login_max_attempts')::integer, win, 'sliding');
     IF NOT d.allowed THEN
         PERFORM pgapp._auth_too_many(d.retry_after, 'account');
     END IF;
