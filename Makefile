@@ -16,7 +16,7 @@ OBJS         = $(patsubst $(srcdir)/%.c,%.o,$(sort $(wildcard $(srcdir)/src/*.c 
 # pgapp.control) is built from its parts, in this order (dependencies
 # first); it is git-ignored and removed by make clean.
 SQL_PARTS    = 00_header 10_core 20_error 30_machines 40_changesets 50_queries 55_multi 60_ratelimit \
-               65_auth 66_auth_revoke 70_pubsub 71_presence 80_jobs 80_jobs_control 81_jobs_external 82_jobs_supervision \
+               65_auth 66_auth_revoke 67_auth_sessions 70_pubsub 71_presence 80_jobs 80_jobs_control 81_jobs_external 82_jobs_supervision \
                83_jobs_cron 90_openapi 99_footer
 SQL_INSTALL  = sql/$(EXTENSION)--$(EXTVERSION).sql
 DATA_built   = $(SQL_INSTALL)
@@ -36,7 +36,7 @@ SHLIB_LINK   = $(shell $(PKG_CONFIG) --libs jansson libsodium icu-uc)
 PG_CFLAGS    = -Wall -Wmissing-prototypes -Wpointer-arith -Wendif-labels \
                -Wmissing-format-attribute -Wformat-security
 
-REGRESS      = init errors changesets changeset_rules machines openapi queries multi ratelimit auth auth_revoke pubsub jobs jobs_run example_tasks example_catalog example_dashboard example_jobs example_shop
+REGRESS      = init errors changesets changeset_rules machines openapi queries multi ratelimit auth auth_revoke auth_sessions pubsub jobs jobs_run example_tasks example_catalog example_dashboard example_jobs example_shop
 # pg_regress runs from the repository root (so that \i test/helpers/... works)
 # and reads its inputs from test/regress/sql and test/regress/expected.
 REGRESS_OPTS = --inputdir=$(srcdir)/test/regress \

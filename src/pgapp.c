@@ -69,6 +69,7 @@ _PG_init(void)
 	pgapp_module_register(&pgapp_queries_module);
 	pgapp_module_register(&pgapp_ratelimit_module);
 	pgapp_module_register(&pgapp_auth_module);
+	pgapp_module_register(&pgapp_auth_sessions_module);
 	pgapp_module_register(&pgapp_pubsub_module);
 	pgapp_module_register(&pgapp_jobs_module);
 

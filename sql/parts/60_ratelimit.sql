@@ -272,13 +272,66 @@ INSERT INTO pgapp.rate_plan (name, max_requests, window_seconds) VALUES ('defaul
 SELECT pg_catalog.pg_extension_config_dump('pgapp.rate_plan', $$WHERE name <> 'default'$$);
 
 /*
+ * The client of the current request, as a rate limit key: when
+ * pgapp.ratelimit_client_header names a header, "ip:<address>" from the
+ * LAST address of that header's list (the one the trusted proxy appended;
+ * what the client wrote before it is ignored), IPv6 per /64, and
+ * "ip:unknown" (one shared bucket) when the header is missing or
+ * malformed; else the connection's client address ("ip:local" over a Unix
+ * socket).  pgapp.rate_limit_request and pgapp.login use it.
+ */
+CREATE FUNCTION pgapp.request_client_key()
+RETURNS text
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    headers jsonb := nullif(current_setting('request.headers', true), '')::jsonb;
+    header_name text := lower(btrim(coalesce(current_setting('pgapp.ratelimit_client_header', true), '')));
+    hop text;
+    addr inet;
+BEGIN
+    IF header_name = '' THEN
+        RETURN 'ip:' || coalesce(host(inet_client_addr()), 'local');
+    END IF;
+    IF jsonb_typeof(headers -> header_name) = 'string' THEN
+        -- the last hop, as the trusted proxy appended it
+        hop := btrim(reverse(split_part(reverse(headers ->> header_name), ',', 1)));
+    END IF;
+    IF length(hop) <= 64 THEN
+        -- an address with a port: 192.0.2.1:1234, [2001:db8::1]:1234
+        IF hop ~ '^[0-9.]+:[0-9]{1,5}$' THEN
+            hop := split_part(hop, ':', 1);
+        ELSIF hop ~ '^\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?$' THEN
+            hop := substring(hop FROM '^\[([0-9A-Fa-f:.]+)\]');
+        END IF;
+        IF hop ~ '^((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])$' THEN
+            addr := hop::inet;
+        ELSIF hop ~ '^[0-9A-Fa-f:.]{2,45}$' AND hop LIKE '%:%' THEN
+            BEGIN
+                addr := hop::inet;
+            EXCEPTION WHEN invalid_text_representation THEN
+                addr := NULL;
+            END;
+        END IF;
+    END IF;
+    RETURN CASE
+        WHEN addr IS NULL THEN 'ip:unknown'
+        WHEN family(addr) = 6 AND NOT addr <<= inet '::ffff:0:0/96'
+            THEN 'ip:' || network(set_masklen(addr, 64))::text
+        ELSE 'ip:' || host(addr)
+    END;
+END
+$$;
+
+COMMENT ON FUNCTION pgapp.request_client_key() IS
+'The current request''s client as a rate limit key: ip:<address> from the trusted client header (pgapp.ratelimit_client_header) or the connection';
+
+/*
  * PostgREST's db-pre-request hook: one check per request.
- *   key:  "sub:<sub>" from request.jwt.claims; else, when
- *         pgapp.ratelimit_client_header names a header, "ip:<address>" from
- *         the LAST address of that header's list (the one the trusted proxy
- *         appended; what the client wrote before it is ignored), IPv6 per
- *         /64, and "ip:unknown" (one shared bucket) when the header is
- *         missing or malformed; else the connection's client address;
+ *   key:  "sub:<sub>" from request.jwt.claims; else the client
+ *         (pgapp.request_client_key: the trusted client header's last
+ *         address, or the connection's address);
  *   plan: the claim named by pgapp.ratelimit_plan_claim, else "default";
  * adds RateLimit-Policy and RateLimit to response.headers (merged with what
  * is there), and on denial raises SQLSTATE PGRST so that PostgREST answers
@@ -291,51 +344,15 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     claims jsonb := nullif(current_setting('request.jwt.claims', true), '')::jsonb;
-    headers jsonb := nullif(current_setting('request.headers', true), '')::jsonb;
-    header_name text := lower(btrim(coalesce(current_setting('pgapp.ratelimit_client_header', true), '')));
     plan_claim text := coalesce(nullif(current_setting('pgapp.ratelimit_plan_claim', true), ''), 'plan');
     key text;
-    hop text;
-    addr inet;
     plan pgapp.rate_plan;
     d pgapp.rate_decision;
     policy text;
     state text;
     response_headers jsonb;
 BEGIN
-    key := CASE WHEN claims ->> 'sub' IS NOT NULL THEN 'sub:' || (claims ->> 'sub') END;
-    IF key IS NULL AND header_name <> '' THEN
-        IF jsonb_typeof(headers -> header_name) = 'string' THEN
-            -- the last hop, as the trusted proxy appended it
-            hop := btrim(reverse(split_part(reverse(headers ->> header_name), ',', 1)));
-        END IF;
-        IF length(hop) <= 64 THEN
-            -- an address with a port: 192.0.2.1:1234, [2001:db8::1]:1234
-            IF hop ~ '^[0-9.]+:[0-9]{1,5}$' THEN
-                hop := split_part(hop, ':', 1);
-            ELSIF hop ~ '^\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?$' THEN
-                hop := substring(hop FROM '^\[([0-9A-Fa-f:.]+)\]');
-            END IF;
-            IF hop ~ '^((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])$' THEN
-                addr := hop::inet;
-            ELSIF hop ~ '^[0-9A-Fa-f:.]{2,45}$' AND hop LIKE '%:%' THEN
-                BEGIN
-                    addr := hop::inet;
-                EXCEPTION WHEN invalid_text_representation THEN
-                    addr := NULL;
-                END;
-            END IF;
-        END IF;
-        key := CASE
-            WHEN addr IS NULL THEN 'ip:unknown'
-            WHEN family(addr) = 6 AND NOT addr <<= inet '::ffff:0:0/96'
-                THEN 'ip:' || network(set_masklen(addr, 64))::text
-            ELSE 'ip:' || host(addr)
-        END;
-    END IF;
-    IF key IS NULL THEN
-        key := 'ip:' || coalesce(host(inet_client_addr()), 'local');
-    END IF;
+    key := coalesce('sub:' || (claims ->> 'sub'), pgapp.request_client_key());
 
     SELECT * INTO plan FROM pgapp.rate_plan AS p WHERE p.name = coalesce(claims ->> plan_claim, 'default');
     IF NOT FOUND THEN

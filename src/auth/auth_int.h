@@ -20,6 +20,8 @@
 #define PGAPP_SECRET_MIN_LENGTH 32
 /* Longest key id; a kid is 1..64 of [A-Za-z0-9._-]. */
 #define PGAPP_KID_MAX_LENGTH 64
+/* Random bytes of a refresh token (256 bits). */
+#define PGAPP_REFRESH_TOKEN_BYTES 32
 /* Largest token key file read. */
 #define PGAPP_KEY_FILE_MAX_SIZE 65536
 
@@ -89,5 +91,9 @@ extern bool pgapp_auth_is_revoked(const char *jti, const char *sub, double iat);
 extern int	pgapp_auth_revocation_cleanup_all(void);
 extern void pgapp_auth_revocation_state(const char **cache, TimestampTz *overflow_until,
 										int64 *entries, int64 *capacity);
+
+/* auth_password.c: shared memory of the hashing semaphore */
+extern void pgapp_auth_password_shmem_request(void);
+extern void pgapp_auth_password_shmem_startup(void);
 
 #endif							/* PGAPP_AUTH_INT_H */

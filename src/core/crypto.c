@@ -13,6 +13,11 @@
  * libsodium is not ready; they never return garbage.  MACs are compared
  * with sodium_memcmp (constant time), never memcmp.
  *
+ * Password hashing is Argon2id (crypto_pwhash_str): each call allocates
+ * memlimit bytes with malloc, outside PostgreSQL's memory contexts, and
+ * frees them before returning; callers bound how many run at once
+ * (src/auth/auth_password.c).
+ *
  * src/core/crypto.c
  *
  *-------------------------------------------------------------------------
@@ -150,4 +155,56 @@ void
 pgapp_crypto_wipe(void *buf, size_t n)
 {
 	sodium_memzero(buf, n);
+}
+
+bool
+pgapp_crypto_pwhash_str(char *out, const char *password, size_t len,
+						uint64 opslimit, size_t memlimit)
+{
+	StaticAssertStmt(PGAPP_PWHASH_STRBYTES == crypto_pwhash_STRBYTES,
+					 "Argon2id string size");
+	StaticAssertStmt(PGAPP_PWHASH_OPSLIMIT_INTERACTIVE == crypto_pwhash_argon2id_OPSLIMIT_INTERACTIVE &&
+					 PGAPP_PWHASH_MEMLIMIT_INTERACTIVE_KB * 1024 == crypto_pwhash_argon2id_MEMLIMIT_INTERACTIVE &&
+					 PGAPP_PWHASH_OPSLIMIT_MIN == crypto_pwhash_argon2id_OPSLIMIT_MIN &&
+					 PGAPP_PWHASH_MEMLIMIT_MIN == crypto_pwhash_argon2id_MEMLIMIT_MIN,
+					 "Argon2id costs");
+	require_ready();
+	return crypto_pwhash_str_alg(out, password, len, opslimit, memlimit,
+								 crypto_pwhash_ALG_ARGON2ID13) == 0;
+}
+
+bool
+pgapp_crypto_pwhash_verify(const char *hash, const char *password, size_t len)
+{
+	require_ready();
+	return crypto_pwhash_str_verify(hash, password, len) == 0;
+}
+
+int
+pgapp_crypto_pwhash_needs_rehash(const char *hash, uint64 opslimit, size_t memlimit)
+{
+	require_ready();
+	if (strncmp(hash, crypto_pwhash_argon2id_STRPREFIX,
+				strlen(crypto_pwhash_argon2id_STRPREFIX)) != 0)
+		return 1;				/* another algorithm: hash again */
+	return crypto_pwhash_argon2id_str_needs_rehash(hash, opslimit, memlimit);
+}
+
+void
+pgapp_crypto_pwhash_dummy(char *out, uint64 opslimit, size_t memlimit)
+{
+	uint8		salt[crypto_pwhash_SALTBYTES];
+	uint8		hash[32] = {0};
+	char		salt64[64];
+	char		hash64[64];
+
+	require_ready();
+	randombytes_buf(salt, sizeof(salt));
+	sodium_bin2base64(salt64, sizeof(salt64), salt, sizeof(salt),
+					  sodium_base64_VARIANT_ORIGINAL_NO_PADDING);
+	sodium_bin2base64(hash64, sizeof(hash64), hash, sizeof(hash),
+					  sodium_base64_VARIANT_ORIGINAL_NO_PADDING);
+	snprintf(out, PGAPP_PWHASH_STRBYTES, "%sv=19$m=%zu,t=%llu,p=1$%s$%s",
+			 crypto_pwhash_argon2id_STRPREFIX, memlimit / 1024,
+			 (unsigned long long) opslimit, salt64, hash64);
 }

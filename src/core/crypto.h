@@ -50,4 +50,39 @@ extern void pgapp_crypto_random(void *buf, size_t n);
 /* Zero n bytes in a way the compiler cannot drop (secrets before pfree). */
 extern void pgapp_crypto_wipe(void *buf, size_t n);
 
+/*
+ * Argon2id password hashes in libsodium's string form
+ * ($argon2id$v=19$m=...,t=...,p=1$salt$hash), at most
+ * PGAPP_PWHASH_STRBYTES bytes with the final NUL.  Costs: opslimit passes
+ * over memlimit bytes.
+ */
+#define PGAPP_PWHASH_STRBYTES 128
+#define PGAPP_PWHASH_OPSLIMIT_MIN 1
+#define PGAPP_PWHASH_MEMLIMIT_MIN 8192
+/* libsodium's INTERACTIVE costs: the defaults of the settings (kB for memory) */
+#define PGAPP_PWHASH_OPSLIMIT_INTERACTIVE 2
+#define PGAPP_PWHASH_MEMLIMIT_INTERACTIVE_KB 65536
+
+/* Hash password[0..len) into out; false when libsodium could not (memory). */
+extern bool pgapp_crypto_pwhash_str(char *out, const char *password, size_t len,
+									uint64 opslimit, size_t memlimit);
+
+/* Does the NUL-terminated hash string match password[0..len)? */
+extern bool pgapp_crypto_pwhash_verify(const char *hash, const char *password,
+									   size_t len);
+
+/*
+ * Was hash made with other parameters than these (or is it not an Argon2id
+ * string)?  1: yes, rehash; 0: no; -1: not a hash libsodium reads.
+ */
+extern int	pgapp_crypto_pwhash_needs_rehash(const char *hash, uint64 opslimit,
+											 size_t memlimit);
+
+/*
+ * A well-formed Argon2id string with these parameters, a random salt and a
+ * hash no password has (all zero bytes): verifying against it costs what
+ * verifying against a real hash of the same parameters does.
+ */
+extern void pgapp_crypto_pwhash_dummy(char *out, uint64 opslimit, size_t memlimit);
+
 #endif							/* PGAPP_CRYPTO_H */

@@ -25,6 +25,7 @@
 #include "utils/guc.h"
 #include "utils/varlena.h"
 
+#include "core/crypto.h"
 #include "core/settings.h"
 
 /* the error model (docs/errors.md) */
@@ -56,6 +57,17 @@ int			pgapp_auth_jwt_leeway = 30;
 int			pgapp_auth_token_max_ttl = 30 * 86400;
 int			pgapp_auth_key_file_recheck = 1000;
 int			pgapp_auth_revocation_capacity = 20000;
+int			pgapp_auth_password_opslimit = PGAPP_PWHASH_OPSLIMIT_INTERACTIVE;
+int			pgapp_auth_password_memlimit = PGAPP_PWHASH_MEMLIMIT_INTERACTIVE_KB;
+int			pgapp_auth_password_min_length = 8;
+int			pgapp_auth_hash_concurrency = 2;
+char	   *pgapp_auth_default_role = NULL;
+int			pgapp_auth_access_ttl = 900;
+int			pgapp_auth_refresh_ttl = 30 * 86400;
+int			pgapp_auth_max_sessions = 10;
+int			pgapp_auth_login_max_attempts = 5;
+int			pgapp_auth_login_client_max_attempts = 50;
+int			pgapp_auth_login_window = 300;
 
 /* PubSub (docs/pubsub.md) */
 bool		pgapp_pubsub_fixed_envelope = false;
@@ -266,6 +278,110 @@ define_auth_settings(bool preloaded)
 							   PGC_SUSET,
 							   0,
 							   NULL, NULL, NULL);
+}
+
+/* Settings of passwords and sessions (docs/auth.md, "Passwords" and "Sessions"). */
+static void
+define_session_settings(void)
+{
+	DefineCustomIntVariable("pgapp.auth_password_opslimit",
+							"Argon2id passes over memory per password hash (libsodium's opslimit).",
+							"Hashes made with other costs are upgraded at the next successful login.",
+							&pgapp_auth_password_opslimit,
+							PGAPP_PWHASH_OPSLIMIT_INTERACTIVE, PGAPP_PWHASH_OPSLIMIT_MIN, 32,
+							PGC_SUSET,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("pgapp.auth_password_memlimit",
+							"Memory of one Argon2id password hash (libsodium's memlimit).",
+							"Each hash running at once allocates this much outside shared memory.",
+							&pgapp_auth_password_memlimit,
+							PGAPP_PWHASH_MEMLIMIT_INTERACTIVE_KB, PGAPP_PWHASH_MEMLIMIT_MIN / 1024, 1024 * 1024,
+							PGC_SUSET,
+							GUC_UNIT_KB,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("pgapp.auth_password_min_length",
+							"Fewest characters pgapp.register accepts in a password.",
+							NULL,
+							&pgapp_auth_password_min_length,
+							8, 1, PGAPP_PASSWORD_MAX_BYTES,
+							PGC_SUSET,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("pgapp.auth_hash_concurrency",
+							"Most password hashes computed at once in the whole server.",
+							"Others wait their turn; each hash takes pgapp.auth_password_memlimit of memory.",
+							&pgapp_auth_hash_concurrency,
+							2, 1, 1024,
+							PGC_SIGHUP,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomStringVariable("pgapp.auth_default_role",
+							   "Role claim of the users pgapp.register creates; empty: tokens without a role claim.",
+							   NULL,
+							   &pgapp_auth_default_role,
+							   "authenticated",
+							   PGC_SUSET,
+							   0,
+							   NULL, NULL, NULL);
+
+	DefineCustomIntVariable("pgapp.auth_access_ttl",
+							"Lifetime of the access tokens pgapp.login and pgapp.refresh return.",
+							NULL,
+							&pgapp_auth_access_ttl,
+							900, 1, 86400,
+							PGC_SUSET,
+							GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("pgapp.auth_refresh_ttl",
+							"Lifetime of a refresh token (each rotation starts a new one).",
+							NULL,
+							&pgapp_auth_refresh_ttl,
+							30 * 86400, 60, 366 * 86400,
+							PGC_SUSET,
+							GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("pgapp.auth_max_sessions",
+							"Most live sessions (refresh token families) per user; a login beyond it ends the oldest.",
+							NULL,
+							&pgapp_auth_max_sessions,
+							10, 1, 1000,
+							PGC_SUSET,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("pgapp.auth_login_max_attempts",
+							"Login attempts per account (email) per pgapp.auth_login_window; a successful login clears the count.",
+							NULL,
+							&pgapp_auth_login_max_attempts,
+							5, 1, 1000000,
+							PGC_SUSET,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("pgapp.auth_login_client_max_attempts",
+							"Login attempts per client address per pgapp.auth_login_window.",
+							NULL,
+							&pgapp_auth_login_client_max_attempts,
+							50, 1, 1000000,
+							PGC_SUSET,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("pgapp.auth_login_window",
+							"Window of the login attempt limits.",
+							NULL,
+							&pgapp_auth_login_window,
+							300, 1, 86400,
+							PGC_SUSET,
+							GUC_UNIT_S,
+							NULL, NULL, NULL);
 }
 
 /* Settings of the error model (docs/errors.md). */
@@ -588,5 +704,6 @@ pgapp_settings_define(bool preloaded)
 	define_pubsub_settings(preloaded);
 	define_jobs_settings(preloaded);
 	define_auth_settings(preloaded);
+	define_session_settings();
 	MarkGUCPrefixReserved("pgapp");
 }

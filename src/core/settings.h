@@ -57,6 +57,20 @@ extern int	pgapp_auth_token_max_ttl;
 extern int	pgapp_auth_key_file_recheck;
 extern int	pgapp_auth_revocation_capacity;
 
+/* passwords and sessions (docs/auth.md) */
+#define PGAPP_PASSWORD_MAX_BYTES 1024
+extern int	pgapp_auth_password_opslimit;
+extern int	pgapp_auth_password_memlimit;	/* kB */
+extern int	pgapp_auth_password_min_length;
+extern int	pgapp_auth_hash_concurrency;
+extern char *pgapp_auth_default_role;
+extern int	pgapp_auth_access_ttl;
+extern int	pgapp_auth_refresh_ttl;
+extern int	pgapp_auth_max_sessions;
+extern int	pgapp_auth_login_max_attempts;
+extern int	pgapp_auth_login_client_max_attempts;
+extern int	pgapp_auth_login_window;
+
 /*
  * The value of pgapp.auth_jwt_secret (never stored in the setting itself,
  * see settings.c) and its length, or NULL when it is empty.

@@ -79,6 +79,15 @@ SELECT * FROM pg_temp.show(format('SELECT pgapp.decode_token(%L)', :'np_token'))
 SELECT pgapp.revoke_subject('np-other');
 SELECT pgapp.decode_token(pgapp.encode_token('np', '{}', '1 minute')) ->> 'sub' AS not_revoked;
 SELECT pgapp.auth_revocation_status() ->> 'cache' AS cache;
+-- passwords: hashing needs the semaphore in shared memory, so register and
+-- login refuse (login already at its rate limit); no hash runs uncapped
+\set ECHO none
+\i test/helpers/regress_helpers.sql
+\set ECHO all
+SELECT * FROM pg_temp.show($$ SELECT pgapp.register('np@example.com', 'np password 1') $$);
+SELECT * FROM pg_temp.show($$ SELECT pgapp.login('np@example.com', 'np password 1') $$);
+SELECT * FROM pg_temp.show($$ SELECT * FROM pgapp.auth_hash_stats $$);
+SELECT count(*) AS users FROM pgapp.auth_user;
 ALTER SYSTEM RESET pgapp.auth_jwt_secret_file;
 SELECT pg_reload_conf();
 COPY (SELECT 1) TO PROGRAM 'cat >/dev/null; rm -f np_jwt_keys';
