@@ -5,6 +5,10 @@
 #   make check-regress | check-isolation | check-nopreload | check-security
 #                                 one suite each (scripts/test runs them all and pgTAP)
 #   make pgtap                    pg_prove on the server named by the PG* environment
+#
+# make also builds gateway/pgapp-gateway (the Phoenix Channels gateway, with
+# libwebsockets, libpq and jansson), and make install puts it in PostgreSQL's
+# bindir (pg_config --bindir) beside psql.
 
 EXTENSION    = pgapp
 EXTVERSION   = $(shell sed -n "s/^default_version *= *'\(.*\)'/\1/p" $(srcdir)/$(EXTENSION).control)
@@ -16,7 +20,7 @@ OBJS         = $(patsubst $(srcdir)/%.c,%.o,$(sort $(wildcard $(srcdir)/src/*.c 
 # pgapp.control) is built from its parts, in this order (dependencies
 # first); it is git-ignored and removed by make clean.
 SQL_PARTS    = 00_header 10_core 20_error 30_machines 40_changesets 50_queries 55_multi 60_ratelimit \
-               65_auth 70_pubsub 71_presence 80_jobs 80_jobs_control 81_jobs_external 82_jobs_supervision \
+               65_auth 70_pubsub 71_presence 75_channels 80_jobs 80_jobs_control 81_jobs_external 82_jobs_supervision \
                83_jobs_cron 90_openapi 99_footer
 SQL_INSTALL  = sql/$(EXTENSION)--$(EXTVERSION).sql
 DATA_built   = $(SQL_INSTALL)
@@ -56,10 +60,33 @@ SECURITY_OPTS = --inputdir=$(srcdir)/test/security --outputdir=output_sec \
 NOPRELOAD_OPTS = --inputdir=$(srcdir)/test/regress --temp-config=$(srcdir)/test/nopreload.conf \
                  --temp-instance=./tmp_check_np --outputdir=output_np
 
-EXTRA_CLEAN  = tmp_check_np/ output_np/ tmp_pgtap/ tmp_check_sec/ output_sec/
+EXTRA_CLEAN  = tmp_check_np/ output_np/ tmp_pgtap/ tmp_check_sec/ output_sec/ gateway/pgapp-gateway
 
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+# pgapp-gateway: a program, not part of the extension's library.  Built with
+# the compiler and warnings PostgreSQL was built with, against the system's
+# libpq (libpq-dev), libwebsockets (libwebsockets-dev) and jansson.
+GATEWAY      = gateway/pgapp-gateway
+GATEWAY_SRCS = $(sort $(wildcard $(srcdir)/gateway/*.c))
+GATEWAY_CFLAGS = -std=gnu11 -O2 -g -Wall -Wextra -Wno-unused-parameter -Wmissing-prototypes \
+                 -Wpointer-arith -Wformat-security -D_GNU_SOURCE \
+                 $(shell $(PKG_CONFIG) --cflags libwebsockets libpq jansson)
+GATEWAY_LIBS = $(shell $(PKG_CONFIG) --libs libwebsockets libpq jansson)
+
+all: $(GATEWAY)
+
+$(GATEWAY): $(GATEWAY_SRCS) $(wildcard $(srcdir)/gateway/*.h) $(srcdir)/Makefile
+	@mkdir -p gateway
+	$(CC) $(GATEWAY_CFLAGS) -o $@ $(GATEWAY_SRCS) $(GATEWAY_LIBS)
+
+install: install-gateway
+
+.PHONY: install-gateway
+install-gateway: $(GATEWAY)
+	$(MKDIR_P) '$(DESTDIR)$(bindir)'
+	$(INSTALL_PROGRAM) $(GATEWAY) '$(DESTDIR)$(bindir)/pgapp-gateway'
 
 # PGXS tracks no header dependencies (unless PostgreSQL was configured
 # with --enable-depend): a changed struct in src/*.h must rebuild every
