@@ -375,6 +375,16 @@ conn_fail(DbConn *c, const char *why)
 	l = strlen(msg);
 	while (l > 0 && (msg[l - 1] == '\n' || msg[l - 1] == ' '))
 		msg[--l] = '\0';
+	if (gw_stopping)
+	{
+		/* lws_context_destroy closes the adopted sockets: just let go */
+		if (c->pg)
+			PQfinish(c->pg);
+		c->pg = NULL;
+		c->wsi = NULL;
+		c->state = CONN_DOWN;
+		return;
+	}
 	if (c->state != CONN_CONNECTING || c->backoff_ms <= 200)
 		gw_log(GW_WARN, "database %s connection %s: %s",
 			   c->listener ? "listener" : "request",
@@ -694,6 +704,8 @@ cmd_finished(DbConn *c)
 		{
 			Topic	   *t = gw_topic_find(cmd->topic);
 
+			if (ok)
+				gw_log(GW_DEBUG, "LISTEN %s done", cmd->topic);
 			if (t)
 			{
 				t->listening = ok;

@@ -51,6 +51,7 @@ typedef struct GwConfig
 extern GwConfig gw_config;
 extern struct lws_context *gw_context;
 extern struct lws_vhost *gw_vhost;
+extern bool gw_stopping;		/* the loop has ended: tear down quietly */
 
 /* One encoded frame, shared by the sockets it is queued on. */
 typedef struct OutMsg

@@ -40,6 +40,7 @@ GwConfig	gw_config = {
 
 struct lws_context *gw_context;
 struct lws_vhost *gw_vhost;
+bool		gw_stopping;
 
 static volatile sig_atomic_t stopping;
 static lws_sorted_usec_list_t idle_sul;
@@ -313,7 +314,7 @@ main(int argc, char **argv)
 		n = lws_service(gw_context, 0);
 
 	gw_log(GW_INFO, "stopping");
-	lws_sul_cancel(&idle_sul);
+	gw_stopping = true;
 	lws_context_destroy(gw_context);
 	return 0;
 }

@@ -21,7 +21,8 @@
  * - a broadcast (a NOTIFY of pgapp.broadcast's envelope on the topic's
  *   channel) -> [null, null, topic, event, payload] to every socket joined
  *   to the topic, encoded once.  A stored (large) message is fetched with
- *   pgapp.message(id) first.
+ *   pgapp.message(id) first.  Events phx_* are never relayed (only a raw
+ *   NOTIFY can carry one: pgapp.broadcast refuses them).
  *
  * Topics live in a hash table (fixed 4096 buckets, chained) while any
  * socket has joined or is joining them; the last leave UNLISTENs.
@@ -647,6 +648,17 @@ gw_phx_deliver(const char *envelope)
 	}
 	topic = json_string_value(json_object_get(e, "topic"));
 	event = json_string_value(json_object_get(e, "event"));
+	if (strncmp(event, "phx_", 4) == 0)
+	{
+		/*
+		 * pgapp.broadcast refuses phx_* events, but anyone who can connect may
+		 * NOTIFY raw text on a topic's channel: a forged phx_close or phx_reply
+		 * would close or confuse the clients' channels.  Never relay one.
+		 */
+		gw_log(GW_WARN, "dropped a notification on %s with the reserved event %s", topic, event);
+		json_decref(e);
+		return;
+	}
 	t = gw_topic_find(topic);
 	if (t == NULL)
 	{

@@ -467,31 +467,43 @@ receive(struct lws *wsi, Sock *s, const char *in, size_t len)
 static int
 writeable(struct lws *wsi, Sock *s)
 {
-	OutNode    *n = s->out_head;
+	int			sent = 0;
 
-	if (n == NULL)
+	/*
+	 * Write what is queued while the kernel takes it (a burst goes out in one
+	 * callback, not one poll round per frame), then wait for the next
+	 * writable.
+	 */
+	while (s->out_head && sent < 64)
 	{
-		if (s->closing)
-		{
-			if (s->close_reason)
-				lws_close_reason(wsi, (enum lws_close_status) s->close_code,
-								 (unsigned char *) s->close_reason, strlen(s->close_reason));
+		OutNode    *n = s->out_head;
+
+		if (sent > 0 && lws_send_pipe_choked(wsi))
+			break;
+		if (lws_write(wsi, n->msg->data + LWS_PRE, n->msg->len, LWS_WRITE_TEXT) < (int) n->msg->len)
 			return -1;
-		}
+		gw_frames_out++;
+		sent++;
+		s->out_head = n->next;
+		if (s->out_head == NULL)
+			s->out_tail = NULL;
+		s->out_bytes -= n->msg->len;
+		s->out_count--;
+		gw_msg_unref(n->msg);
+		free(n);
+	}
+	if (s->out_head)
+	{
+		lws_callback_on_writable(wsi);
 		return 0;
 	}
-	if (lws_write(wsi, n->msg->data + LWS_PRE, n->msg->len, LWS_WRITE_TEXT) < (int) n->msg->len)
+	if (s->closing)
+	{
+		if (s->close_reason)
+			lws_close_reason(wsi, (enum lws_close_status) s->close_code,
+							 (unsigned char *) s->close_reason, strlen(s->close_reason));
 		return -1;
-	gw_frames_out++;
-	s->out_head = n->next;
-	if (s->out_head == NULL)
-		s->out_tail = NULL;
-	s->out_bytes -= n->msg->len;
-	s->out_count--;
-	gw_msg_unref(n->msg);
-	free(n);
-	if (s->out_head || s->closing)
-		lws_callback_on_writable(wsi);
+	}
 	return 0;
 }
 
