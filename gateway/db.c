@@ -371,6 +371,7 @@ conn_fail(DbConn *c, const char *why)
 {
 	char		msg[512];
 	size_t		l;
+
 	snprintf(msg, sizeof(msg), "%s", why ? why : "unknown error");
 	l = strlen(msg);
 	while (l > 0 && (msg[l - 1] == '\n' || msg[l - 1] == ' '))
@@ -514,7 +515,7 @@ build_sql(DbConn *c, DbReq *req)
 			   *d = NULL,
 			   *e = NULL,
 			   *f = NULL;
-	char	   *text = NULL;
+	char	   *dumped = NULL;
 	size_t		size;
 
 	switch (req->kind)
@@ -531,13 +532,13 @@ build_sql(DbConn *c, DbReq *req)
 			break;
 		case DBREQ_JOIN:
 		case DBREQ_HANDLE_IN:
-			text = json_dumps(req->payload, JSON_COMPACT | JSON_ENCODE_ANY);
-			if (text == NULL)
+			dumped = json_dumps(req->payload, JSON_COMPACT | JSON_ENCODE_ANY);
+			if (dumped == NULL)
 				break;
 			a = lit(c->pg, req->sock->role);
 			b = lit(c->pg, req->sock->claims);
 			d = lit(c->pg, req->topic);
-			e = lit(c->pg, text);
+			e = lit(c->pg, dumped);
 			if (req->kind == DBREQ_HANDLE_IN)
 				f = lit(c->pg, req->event);
 			if (!a || !b || !d || !e || (req->kind == DBREQ_HANDLE_IN && !f))
@@ -565,7 +566,7 @@ build_sql(DbConn *c, DbReq *req)
 	PQfreemem(d);
 	PQfreemem(e);
 	PQfreemem(f);
-	free(text);
+	free(dumped);
 	return sql;
 }
 

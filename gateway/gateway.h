@@ -103,8 +103,10 @@ typedef struct Sock
 	/* the message being received (fragments) */
 	char	   *rx;
 	size_t		rx_len;
+	size_t		rx_cap;
 	/* messages received before authentication finished */
 	json_t	   *held;			/* array of frames, bounded */
+	size_t		held_bytes;
 	/* send queue */
 	OutNode    *out_head;
 	OutNode    *out_tail;

@@ -636,7 +636,7 @@ gw_phx_deliver(const char *envelope)
 	Topic	   *t;
 	Join	   *j;
 	json_t	   *frame;
-	char	   *text;
+	char	   *dumped;
 	OutMsg	   *m;
 
 	if (!json_is_object(e) ||
@@ -651,9 +651,10 @@ gw_phx_deliver(const char *envelope)
 	if (strncmp(event, "phx_", 4) == 0)
 	{
 		/*
-		 * pgapp.broadcast refuses phx_* events, but anyone who can connect may
-		 * NOTIFY raw text on a topic's channel: a forged phx_close or phx_reply
-		 * would close or confuse the clients' channels.  Never relay one.
+		 * pgapp.broadcast refuses phx_* events, but anyone who can connect
+		 * may NOTIFY raw text on a topic's channel: a forged phx_close or
+		 * phx_reply would close or confuse the clients' channels.  Never
+		 * relay one.
 		 */
 		gw_log(GW_WARN, "dropped a notification on %s with the reserved event %s", topic, event);
 		json_decref(e);
@@ -681,13 +682,13 @@ gw_phx_deliver(const char *envelope)
 		return;
 	}
 	frame = gw_frame(NULL, NULL, topic, event, json_incref(json_object_get(e, "payload")));
-	text = json_dumps(frame, JSON_COMPACT);
+	dumped = json_dumps(frame, JSON_COMPACT);
 	json_decref(frame);
 	json_decref(e);
-	if (text == NULL)
+	if (dumped == NULL)
 		return;
-	m = gw_msg_new(text, strlen(text));
-	free(text);
+	m = gw_msg_new(dumped, strlen(dumped));
+	free(dumped);
 	if (m == NULL)
 		return;
 	for (j = t->joins; j; j = j->next_in_topic)

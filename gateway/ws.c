@@ -15,8 +15,9 @@
  * gateway already has max_connections clients (503).  The token itself is
  * verified by the database (pgapp.decode_token), which cannot answer within
  * the callback without blocking the loop: the socket is accepted, its
- * messages are held (at most HELD_MAX) until the answer, and a refused token
- * closes it with code 1008 "invalid token" before any message is handled.
+ * messages are held until the answer (at most HELD_MAX messages and
+ * max_message bytes in all, else 1008), and a refused token closes it with
+ * code 1008 "invalid token" before any message is handled.
  *
  * Receiving: a message may arrive in fragments; they are gathered up to
  * max_message bytes, and a longer message or frame closes the socket with
@@ -426,11 +427,16 @@ receive(struct lws *wsi, Sock *s, const char *in, size_t len)
 						 (unsigned char *) "binary frames are not supported", 31);
 		return -1;
 	}
-	if (s->rx == NULL)
+	if (s->rx_len + len + remaining + 1 > s->rx_cap)
 	{
-		s->rx = malloc((size_t) gw_config.max_message + 1);
-		if (s->rx == NULL)
+		/* what this message needs, as far as its frame says */
+		size_t		cap = s->rx_len + len + remaining + 1;
+		char	   *rx = realloc(s->rx, cap < 1024 ? 1024 : cap);
+
+		if (rx == NULL)
 			return -1;
+		s->rx = rx;
+		s->rx_cap = cap < 1024 ? 1024 : cap;
 	}
 	memcpy(s->rx + s->rx_len, in, len);
 	s->rx_len += len;
@@ -444,22 +450,25 @@ receive(struct lws *wsi, Sock *s, const char *in, size_t len)
 	{
 		if (s->held == NULL)
 			s->held = json_array();
-		if (json_array_size(s->held) >= HELD_MAX)
+		if (json_array_size(s->held) >= HELD_MAX ||
+			s->held_bytes + s->rx_len > (size_t) gw_config.max_message)
 		{
 			lws_close_reason(wsi, LWS_CLOSE_STATUS_POLICY_VIOLATION,
 							 (unsigned char *) "too many messages before authentication", 39);
 			return -1;
 		}
 		json_array_append_new(s->held, json_stringn(s->rx, s->rx_len));
+		s->held_bytes += s->rx_len;
 	}
 	else if (s->auth == SOCK_AUTH_OK)
 		gw_phx_message(s, s->rx, s->rx_len);
 	s->rx_len = 0;
 	/* a large buffer is not kept between messages */
-	if (gw_config.max_message > 16384)
+	if (s->rx_cap > 4096)
 	{
 		free(s->rx);
 		s->rx = NULL;
+		s->rx_cap = 0;
 	}
 	return 0;
 }

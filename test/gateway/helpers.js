@@ -49,7 +49,8 @@ export async function token(sub, claims = { role: 'gw_user' }, ttl = '15 minutes
 // loaded the channels (its database connections are up).
 export async function startGateway(port, flags = []) {
   const args = ['--port', String(port), '--host', '127.0.0.1', '--db', CONNINFO, '--verbose', '4', ...flags];
-  const proc = spawn(path.join(BIN, 'pgapp-gateway'), args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  // GATEWAY_BIN: another build (one with sanitizers, say)
+  const proc = spawn(process.env.GATEWAY_BIN || path.join(BIN, 'pgapp-gateway'), args, { stdio: ['ignore', 'ignore', 'pipe'] });
   const gw = { proc, port, lines: [], waiters: [] };
   readline.createInterface({ input: proc.stderr }).on('line', (line) => {
     gw.lines.push(line);

@@ -17,7 +17,11 @@ async function gateway(port, flags) {
 }
 
 after(async () => {
-  for (const gw of gateways) await gw.stop();
+  for (const gw of gateways) {
+    const t0 = Date.now();
+    await gw.stop();
+    if (process.env.GATEWAY_TRACE) console.error(`# stopped ${gw.port} in ${Date.now() - t0} ms`);
+  }
   await closeDb();
 });
 
@@ -120,4 +124,10 @@ test('a slow consumer: past --max-queue bytes waiting, its socket is cut off', a
   assert.equal((await join(fch)).status, 'ok');
   assert.deepEqual(await push(fch, 'x', {}), { status: 'error', response: { reason: 'no handle_in' } });
   fast.disconnect();
+});
+
+test('--idle-timeout: a client that sends nothing is closed with 1001', async () => {
+  const gw = await gateway(PORT0 + 6, ['--idle-timeout', '1']);
+  const { ws } = await rawSocket(gw.port, `token=${await token('alice')}&vsn=2.0.0`);
+  assert.deepEqual(await rawClose(ws), { code: 1001, reason: 'idle timeout' });
 });
