@@ -683,6 +683,22 @@ listener_next(void)
 	free(sql);
 }
 
+/*
+ * Is an UNLISTEN of topic waiting?  Then a LISTEN that just finished was for
+ * an earlier Topic of that name, dropped since: a new one of the same name
+ * is listening only once its own LISTEN, queued after the UNLISTEN, is done.
+ */
+static bool
+unlisten_queued(const char *topic)
+{
+	ListenCmd  *cmd;
+
+	for (cmd = cmd_head; cmd; cmd = cmd->next)
+		if (cmd->kind == CMD_UNLISTEN && strcmp(cmd->topic, topic) == 0)
+			return true;
+	return false;
+}
+
 static void
 cmd_finished(DbConn *c)
 {
@@ -701,7 +717,7 @@ cmd_finished(DbConn *c)
 				   c->errmsg ? c->errmsg : "error");
 		if (cmd->kind == CMD_SETUP && ok && c->rows)
 			gw_channels_load(c->rows);
-		else if (cmd->kind == CMD_LISTEN)
+		else if (cmd->kind == CMD_LISTEN && !unlisten_queued(cmd->topic))
 		{
 			Topic	   *t = gw_topic_find(cmd->topic);
 
