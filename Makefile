@@ -8,7 +8,7 @@
 #
 # make also builds gateway/pgapp-gateway (the Phoenix Channels gateway, with
 # libwebsockets, libpq and jansson), and make install puts it in PostgreSQL's
-# bindir (pg_config --bindir) beside psql.
+# bindir (pg_config --bindir) beside psql; make GATEWAY= leaves it out.
 
 EXTENSION    = pgapp
 EXTVERSION   = $(shell sed -n "s/^default_version *= *'\(.*\)'/\1/p" $(srcdir)/$(EXTENSION).control)
@@ -66,22 +66,23 @@ PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
 # pgapp-gateway: a program, not part of the extension's library.  Built with
-# the compiler and warnings PostgreSQL was built with, against the system's
-# libpq (libpq-dev), libwebsockets (libwebsockets-dev) and jansson.
-GATEWAY      = gateway/pgapp-gateway
+# the system's libpq (libpq-dev), libwebsockets (libwebsockets-dev) and
+# jansson; "make GATEWAY=" builds and installs the extension alone.
+GATEWAY     ?= gateway/pgapp-gateway
 GATEWAY_SRCS = $(sort $(wildcard $(srcdir)/gateway/*.c))
 GATEWAY_CFLAGS = -std=gnu11 -O2 -g -Wall -Wextra -Wno-unused-parameter -Wmissing-prototypes \
-                 -Wpointer-arith -Wformat-security -D_GNU_SOURCE \
-                 $(shell $(PKG_CONFIG) --cflags libwebsockets libpq jansson)
-GATEWAY_LIBS = $(shell $(PKG_CONFIG) --libs libwebsockets libpq jansson)
+                 -Wpointer-arith -Wformat-security -D_GNU_SOURCE
+GATEWAY_PKGS = libwebsockets libpq jansson
 
+ifneq ($(GATEWAY),)
 all: $(GATEWAY)
+install: install-gateway
+endif
 
 $(GATEWAY): $(GATEWAY_SRCS) $(wildcard $(srcdir)/gateway/*.h) $(srcdir)/Makefile
-	@mkdir -p gateway
-	$(CC) $(GATEWAY_CFLAGS) -o $@ $(GATEWAY_SRCS) $(GATEWAY_LIBS)
-
-install: install-gateway
+	@$(PKG_CONFIG) --exists $(GATEWAY_PKGS) || { echo "pgapp-gateway needs libwebsockets-dev, libpq-dev and libjansson-dev (pkg-config finds no $(GATEWAY_PKGS)); install them, or build the extension alone with: make GATEWAY=" >&2; exit 1; }
+	@mkdir -p $(dir $@)
+	$(CC) $(GATEWAY_CFLAGS) $$($(PKG_CONFIG) --cflags $(GATEWAY_PKGS)) -o $@ $(GATEWAY_SRCS) $$($(PKG_CONFIG) --libs $(GATEWAY_PKGS))
 
 .PHONY: install-gateway
 install-gateway: $(GATEWAY)
