@@ -654,6 +654,8 @@ listener_next(void)
 	{
 		case CMD_SETUP:
 			sql = strdup("LISTEN pgapp_channels;"
+						 "SELECT r.rolsuper FROM pg_catalog.pg_roles AS r"
+						 " WHERE r.rolname = current_user;"
 						 "SELECT c.pattern,"
 						 " pg_catalog.format('%I.%I', jn.nspname, jp.proname),"
 						 " CASE WHEN hp.oid IS NOT NULL"
@@ -746,7 +748,12 @@ take_result(DbConn *c, PGresult *res)
 
 	if (st == PGRES_TUPLES_OK)
 	{
-		if (c->listener && c->cmd && c->cmd->kind == CMD_SETUP && PQnfields(res) == 4)
+		if (c->listener && c->cmd && c->cmd->kind == CMD_SETUP && PQnfields(res) == 1 &&
+			PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "t") == 0)
+			gw_log(GW_WARN, "connected as a superuser: a token may name any role, superusers "
+				   "included; log in as an authenticator role (LOGIN NOINHERIT, member of "
+				   "the token roles only)");
+		else if (c->listener && c->cmd && c->cmd->kind == CMD_SETUP && PQnfields(res) == 4)
 		{
 			int			i;
 

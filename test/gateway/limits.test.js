@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
 
 import {
-  PORT0, closeDb, connect, health, join, nextClose, phxSocket, push, rawClose, rawFrame,
+  CONNINFO, PORT0, closeDb, connect, health, join, nextClose, phxSocket, push, rawClose, rawFrame,
   rawSocket, sql, startGateway, token,
 } from './helpers.js';
 
@@ -130,4 +130,12 @@ test('--idle-timeout: a client that sends nothing is closed with 1001', async ()
   const gw = await gateway(PORT0 + 6, ['--idle-timeout', '1']);
   const { ws } = await rawSocket(gw.port, `token=${await token('alice')}&vsn=2.0.0`);
   assert.deepEqual(await rawClose(ws), { code: 1001, reason: 'idle timeout' });
+});
+
+test('a gateway logged in as a superuser warns that any token role would be accepted', async () => {
+  const superuser = CONNINFO.replace('user=gw_authenticator', `user=${process.env.PGUSER}`);
+  const gw = await gateway(PORT0 + 7, ['--db', superuser]);
+  assert.ok(gw.lines.some((l) => /warning: connected as a superuser/.test(l)), gw.lines.join('\n'));
+  const quiet = gateways.find((g) => g.port === PORT0 + 2);
+  assert.ok(!quiet.lines.some((l) => /superuser/.test(l)), 'an authenticator role gets no warning');
 });
