@@ -34,7 +34,8 @@
  * pgapp.channels already quoted and schema-qualified.
  *
  * A lost connection fails its running request (the client gets an error
- * reply) and is retried with a backoff from 100 ms to 5 s.  When the
+ * reply) and is retried with a backoff from 100 ms to 5 s (logged at the
+ * first tries, then every 5 s).  When the
  * listener comes back it reloads the channels and LISTENs again for every
  * topic that has sockets (notifications sent while it was away are lost).
  *
@@ -386,7 +387,7 @@ conn_fail(DbConn *c, const char *why)
 		c->state = CONN_DOWN;
 		return;
 	}
-	if (c->state != CONN_CONNECTING || c->backoff_ms <= 200)
+	if (c->state != CONN_CONNECTING || c->backoff_ms <= 200 || c->backoff_ms >= 5000)
 		gw_log(GW_WARN, "database %s connection %s: %s",
 			   c->listener ? "listener" : "request",
 			   c->state == CONN_CONNECTING ? "failed" : "lost", msg);

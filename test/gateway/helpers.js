@@ -46,8 +46,9 @@ export async function token(sub, claims = { role: 'gw_user' }, ttl = '15 minutes
 }
 
 // A running pgapp-gateway on port with extra flags; resolves once it has
-// loaded the channels (its database connections are up).
-export async function startGateway(port, flags = []) {
+// loaded the channels (its database connections are up), or once it has
+// logged a line matching ready.
+export async function startGateway(port, flags = [], ready = /channels? loaded/) {
   const args = ['--port', String(port), '--host', '127.0.0.1', '--db', CONNINFO, '--verbose', '4', ...flags];
   // GATEWAY_BIN: another build (one with sanitizers, say)
   const proc = spawn(process.env.GATEWAY_BIN || path.join(BIN, 'pgapp-gateway'), args, { stdio: ['ignore', 'ignore', 'pipe'] });
@@ -68,7 +69,7 @@ export async function startGateway(port, flags = []) {
   const exited = once(proc, 'exit').then(([code]) => {
     throw new Error(`pgapp-gateway exited (${code}): ${gw.lines.join('\n')}`);
   });
-  await Promise.race([gw.waitFor(/channels? loaded/), exited]);
+  await Promise.race([gw.waitFor(ready), exited]);
   exited.catch(() => {});
   return gw;
 }

@@ -10,8 +10,8 @@ import {
 } from './helpers.js';
 
 const gateways = [];
-async function gateway(port, flags) {
-  const gw = await startGateway(port, flags);
+async function gateway(port, flags, ready) {
+  const gw = await startGateway(port, flags, ready);
   gateways.push(gw);
   return gw;
 }
@@ -138,4 +138,20 @@ test('a gateway logged in as a superuser warns that any token role would be acce
   assert.ok(gw.lines.some((l) => /warning: connected as a superuser/.test(l)), gw.lines.join('\n'));
   const quiet = gateways.find((g) => g.port === PORT0 + 2);
   assert.ok(!quiet.lines.some((l) => /superuser/.test(l)), 'an authenticator role gets no warning');
+});
+
+test('/health answers 503 "degraded" while the database cannot be reached, and the gateway keeps trying', async () => {
+  const nowhere = CONNINFO.replace(/dbname=\S+/, 'dbname=pgapp_gateway_no_such_database');
+  const gw = await gateway(PORT0 + 8, ['--db', nowhere], /database listener connection failed/);
+  const h = await health(gw.port);
+  assert.equal(h.status, 503);
+  assert.equal(h.body.status, 'degraded');
+  assert.equal(h.body.database.connected, false);
+  await gw.waitFor(/database (listener|request) connection failed/); // and again, later
+  // a client is let in (the upgrade needs no database) but its token waits
+  const { ws } = await rawSocket(gw.port, `token=${await token('alice')}&vsn=2.0.0`);
+  assert.ok(ws);
+  const h2 = await health(gw.port);
+  assert.equal(h2.body.database.pending, 1, 'the token check waits for a connection');
+  ws.close();
 });
