@@ -5,6 +5,10 @@
 #   make check-regress | check-isolation | check-nopreload | check-security
 #                                 one suite each (scripts/test runs them all and pgTAP)
 #   make pgtap                    pg_prove on the server named by the PG* environment
+#
+# make also builds gateway/pgapp-gateway (the Phoenix Channels gateway, with
+# libwebsockets, libpq and jansson), and make install puts it in PostgreSQL's
+# bindir (pg_config --bindir) beside psql; make GATEWAY= leaves it out.
 
 EXTENSION    = pgapp
 EXTVERSION   = $(shell sed -n "s/^default_version *= *'\(.*\)'/\1/p" $(srcdir)/$(EXTENSION).control)
@@ -16,7 +20,7 @@ OBJS         = $(patsubst $(srcdir)/%.c,%.o,$(sort $(wildcard $(srcdir)/src/*.c 
 # pgapp.control) is built from its parts, in this order (dependencies
 # first); it is git-ignored and removed by make clean.
 SQL_PARTS    = 00_header 10_core 20_error 30_machines 40_changesets 50_queries 55_multi 60_ratelimit \
-               65_auth 66_auth_revoke 67_auth_sessions 70_pubsub 71_presence 80_jobs 80_jobs_control 81_jobs_external 82_jobs_supervision \
+               65_auth 66_auth_revoke 67_auth_sessions 70_pubsub 71_presence 75_channels 80_jobs 80_jobs_control 81_jobs_external 82_jobs_supervision \
                83_jobs_cron 90_openapi 99_footer
 SQL_INSTALL  = sql/$(EXTENSION)--$(EXTVERSION).sql
 DATA_built   = $(SQL_INSTALL)
@@ -36,7 +40,7 @@ SHLIB_LINK   = $(shell $(PKG_CONFIG) --libs jansson libsodium icu-uc)
 PG_CFLAGS    = -Wall -Wmissing-prototypes -Wpointer-arith -Wendif-labels \
                -Wmissing-format-attribute -Wformat-security
 
-REGRESS      = init errors changesets changeset_rules machines openapi queries multi ratelimit auth auth_revoke auth_sessions pubsub jobs jobs_run example_tasks example_catalog example_dashboard example_jobs example_shop
+REGRESS      = init errors changesets changeset_rules machines openapi queries multi ratelimit auth auth_revoke auth_sessions pubsub channels jobs jobs_run example_tasks example_catalog example_dashboard example_jobs example_shop
 # pg_regress runs from the repository root (so that \i test/helpers/... works)
 # and reads its inputs from test/regress/sql and test/regress/expected.
 REGRESS_OPTS = --inputdir=$(srcdir)/test/regress \
@@ -56,10 +60,34 @@ SECURITY_OPTS = --inputdir=$(srcdir)/test/security --outputdir=output_sec \
 NOPRELOAD_OPTS = --inputdir=$(srcdir)/test/regress --temp-config=$(srcdir)/test/nopreload.conf \
                  --temp-instance=./tmp_check_np --outputdir=output_np
 
-EXTRA_CLEAN  = tmp_check_np/ output_np/ tmp_pgtap/ tmp_check_sec/ output_sec/
+EXTRA_CLEAN  = tmp_check_np/ output_np/ tmp_pgtap/ tmp_check_sec/ output_sec/ gateway/pgapp-gateway
 
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+# pgapp-gateway: a program, not part of the extension's library.  Built with
+# the system's libpq (libpq-dev), libwebsockets (libwebsockets-dev) and
+# jansson; "make GATEWAY=" builds and installs the extension alone.
+GATEWAY     ?= gateway/pgapp-gateway
+GATEWAY_SRCS = $(sort $(wildcard $(srcdir)/gateway/*.c))
+GATEWAY_CFLAGS = -std=gnu11 -O2 -g -Wall -Wextra -Wno-unused-parameter -Wmissing-prototypes \
+                 -Wpointer-arith -Wformat-security -D_GNU_SOURCE
+GATEWAY_PKGS = libwebsockets libpq jansson
+
+ifneq ($(GATEWAY),)
+all: $(GATEWAY)
+install: install-gateway
+endif
+
+$(GATEWAY): $(GATEWAY_SRCS) $(wildcard $(srcdir)/gateway/*.h) $(srcdir)/Makefile
+	@$(PKG_CONFIG) --exists $(GATEWAY_PKGS) || { echo "pgapp-gateway needs libwebsockets-dev, libpq-dev and libjansson-dev (pkg-config finds no $(GATEWAY_PKGS)); install them, or build the extension alone with: make GATEWAY=" >&2; exit 1; }
+	@mkdir -p $(dir $@)
+	$(CC) $(GATEWAY_CFLAGS) $$($(PKG_CONFIG) --cflags $(GATEWAY_PKGS)) -o $@ $(GATEWAY_SRCS) $$($(PKG_CONFIG) --libs $(GATEWAY_PKGS))
+
+.PHONY: install-gateway
+install-gateway: $(GATEWAY)
+	$(MKDIR_P) '$(DESTDIR)$(bindir)'
+	$(INSTALL_PROGRAM) $(GATEWAY) '$(DESTDIR)$(bindir)/pgapp-gateway'
 
 # PGXS tracks no header dependencies (unless PostgreSQL was configured
 # with --enable-depend): a changed struct in src/*.h must rebuild every

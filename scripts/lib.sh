@@ -22,6 +22,8 @@ PACKAGES=(
     libjansson-dev
     libsodium-dev
     libicu-dev                               # grapheme counting (validate_length)
+    libwebsockets-dev                        # gateway/ (pgapp-gateway): HTTP and WebSocket
+    libpq-dev                                # gateway/: the database client
     pkg-config
     make
     gcc

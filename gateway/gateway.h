@@ -1,0 +1,229 @@
+/*-------------------------------------------------------------------------
+ *
+ * gateway.h
+ *	  Types and functions shared by the files of pgapp-gateway.
+ *
+ * pgapp-gateway is a single-threaded program: one libwebsockets event loop
+ * (poll) serves the HTTP and WebSocket clients AND the database, whose libpq
+ * sockets are adopted into the same loop (db.c).  Nothing here is locked:
+ * every function runs on the loop's thread, one callback at a time.
+ *
+ * Ownership: a Sock (one WebSocket client) is freed when the connection is
+ * closed AND no database request refers to it any more (refs).  An OutMsg
+ * (one encoded frame) is shared by every socket it is queued on and freed
+ * with its last reference.
+ *
+ * gateway/README.md says how the pieces fit together.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef PGAPP_GATEWAY_H
+#define PGAPP_GATEWAY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+#include <libwebsockets.h>
+
+#define GW_VERSION "0.3.0"
+
+/* Settings (main.c): flags, else environment, else these defaults. */
+typedef struct GwConfig
+{
+	const char *listen_host;	/* NULL: every address */
+	int			port;
+	const char *conninfo;		/* libpq connection string */
+	const char *socket_path;	/* the Phoenix endpoint, "/socket" */
+	const char *origins;		/* comma-separated allowed Origin values, or
+								 * "*" */
+	const char *anon_role;		/* role for tokens without a role claim */
+	int			max_connections;	/* WebSocket clients at once */
+	int			max_message;	/* bytes of one client message (and frame) */
+	int			max_queue;		/* bytes waiting to be sent to one client */
+	int			max_channels;	/* channels one socket may join */
+	int			db_pool;		/* request connections */
+	int			idle_timeout;	/* seconds without a message from a client */
+	int			verbose;
+} GwConfig;
+
+extern GwConfig gw_config;
+extern struct lws_context *gw_context;
+extern struct lws_vhost *gw_vhost;
+extern bool gw_stopping;		/* the loop has ended: tear down quietly */
+
+/* One encoded frame, shared by the sockets it is queued on. */
+typedef struct OutMsg
+{
+	int			refs;
+	size_t		len;
+	unsigned char data[];
+} OutMsg;
+
+typedef struct OutNode
+{
+	OutMsg	   *msg;
+	struct OutNode *next;
+} OutNode;
+
+typedef struct Topic Topic;
+
+/* A channel a socket has joined (or is joining). */
+typedef struct Join
+{
+	struct Sock *sock;
+	Topic	   *topic;
+	char	   *join_ref;		/* the client's join_ref, NULL-safe string */
+	char	   *ref;			/* the ref of the phx_join push */
+	bool		joined;			/* false while the join function runs */
+	json_t	   *reply;			/* join's ok response, waiting for LISTEN */
+	struct Join *next_in_sock;
+	struct Join *next_in_topic;
+	struct Join *prev_in_topic;
+} Join;
+
+/* Authentication state of a socket. */
+typedef enum SockAuth
+{
+	SOCK_AUTH_PENDING,			/* decode_token is running */
+	SOCK_AUTH_OK,
+	SOCK_AUTH_REFUSED
+} SockAuth;
+
+typedef struct Sock
+{
+	struct lws *wsi;			/* NULL once closed */
+	int			refs;			/* the connection + pending requests */
+	uint64_t	id;
+	SockAuth	auth;
+	char	   *token;			/* until verified */
+	char	   *claims;			/* the verified claims, JSON text */
+	char	   *role;			/* the role requests run as */
+	/* the message being received (fragments) */
+	char	   *rx;
+	size_t		rx_len;
+	size_t		rx_cap;
+	/* messages received before authentication finished */
+	json_t	   *held;			/* array of frames, bounded */
+	size_t		held_bytes;
+	/* send queue */
+	OutNode    *out_head;
+	OutNode    *out_tail;
+	size_t		out_bytes;
+	int			out_count;
+	bool		closing;		/* close requested: stop queueing */
+	int			close_code;
+	const char *close_reason;
+	Join	   *joins;
+	int			njoins;
+	int			inflight;		/* handle_in requests running or queued */
+	bool		db_busy;		/* one of its requests is queued or running */
+	struct DbReq *db_wait_head; /* its next requests, in order */
+	struct DbReq *db_wait_tail;
+	time_t		last_rx;
+	struct Sock *next_all;
+	struct Sock *prev_all;
+} Sock;
+
+struct Topic
+{
+	char	   *name;
+	Join	   *joins;			/* doubly linked through next/prev_in_topic */
+	int			njoins;
+	bool		listening;		/* LISTEN confirmed on the database */
+	bool		listen_sent;	/* LISTEN queued or running */
+	Topic	   *next_hash;
+};
+
+/* A channel definition, from pgapp.channels. */
+typedef struct ChannelDef
+{
+	char	   *pattern;
+	bool		prefix;			/* pattern ended in '*' */
+	size_t		prefix_len;
+	char	   *join_fn;		/* quoted, schema-qualified name */
+	char	   *handle_in_fn;	/* NULL: none */
+	bool		presence;
+} ChannelDef;
+
+/* main.c */
+extern void gw_log(int level, const char *fmt,...) __attribute__((format(printf, 2, 3)));
+
+#define GW_ERR	1
+#define GW_WARN 2
+#define GW_INFO 3
+#define GW_DEBUG 4
+
+/* ws.c */
+extern int	gw_socket_count;
+extern uint64_t gw_frames_in;
+extern uint64_t gw_frames_out;
+extern uint64_t gw_slow_closed;
+extern const struct lws_protocols gw_protocols[];
+extern OutMsg *gw_msg_new(const char *text, size_t len);
+extern void gw_msg_unref(OutMsg *m);
+extern void gw_sock_send(Sock *s, OutMsg *m);
+extern void gw_sock_send_json(Sock *s, json_t *frame);
+extern void gw_sock_close(Sock *s, int code, const char *reason);
+extern void gw_sock_unref(Sock *s);
+extern json_t *gw_frame(const char *join_ref, const char *ref, const char *topic,
+						const char *event, json_t *payload);
+extern void gw_reply(Sock *s, const char *join_ref, const char *ref, const char *topic,
+					 const char *status, json_t *response);
+extern void gw_idle_check(void);
+
+/* phoenix.c */
+extern void gw_phx_message(Sock *s, const char *text, size_t len);
+extern void gw_phx_auth_done(Sock *s, const char *claims, const char *error);
+extern void gw_phx_sock_closed(Sock *s);
+extern void gw_phx_deliver(const char *envelope);
+extern Topic *gw_topic_find(const char *name);
+extern int	gw_topic_count(void);
+extern void gw_topics_foreach(void (*fn) (Topic *t));
+extern void gw_topics_reset_listening(void);
+
+/* channels.c */
+extern const ChannelDef *gw_channel_match(const char *topic);
+extern void gw_channels_load(json_t *rows);
+extern int	gw_channel_count(void);
+
+/* db.c */
+typedef enum DbReqKind
+{
+	DBREQ_AUTH,					/* decode_token */
+	DBREQ_JOIN,					/* the channel's join function */
+	DBREQ_HANDLE_IN,			/* the channel's handle_in function */
+	DBREQ_MESSAGE				/* pgapp.message(id) for a stored broadcast */
+} DbReqKind;
+
+typedef struct DbReq
+{
+	DbReqKind	kind;
+	Sock	   *sock;			/* holds a reference; NULL for MESSAGE */
+	char	   *topic;
+	char	   *event;
+	char	   *join_ref;
+	char	   *ref;
+	char	   *sql;			/* built when dispatched */
+	json_t	   *payload;		/* params / payload / token (string) / id */
+	char	   *fn;				/* the function to call (JOIN, HANDLE_IN) */
+	struct DbReq *next;
+} DbReq;
+
+extern void gw_db_start(void);
+extern void gw_db_submit(DbReq *req);
+extern void gw_db_listen(Topic *t);
+extern void gw_db_unlisten(const char *topic);
+extern bool gw_db_connected(void);
+extern int	gw_db_pending(void);
+extern void gw_db_req_free(DbReq *req);
+extern int	gw_db_callback(struct lws *wsi, enum lws_callback_reasons reason,
+						   void *user, void *in, size_t len);
+
+/* results of requests (phoenix.c) */
+extern void gw_phx_request_done(DbReq *req, const char *result, const char *sqlstate,
+								const char *message);
+extern void gw_phx_listen_done(Topic *t, bool ok);
+
+#endif							/* PGAPP_GATEWAY_H */

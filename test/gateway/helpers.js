@@ -1,0 +1,160 @@
+// test/gateway/helpers.js: what the gateway tests share.
+//
+// The suite (scripts/test gateway) gives the database in PGHOST, PGPORT,
+// PGDATABASE, PGUSER (a superuser, for setting up and broadcasting), the
+// PostgreSQL bindir holding pgapp-gateway in PGAPP_PG_BIN, and the first of
+// the ports the tests may use in GATEWAY_PORT (ten in a row).  Every
+// gateway runs as a child process connecting as gw_authenticator
+// (test/gateway/setup.sql); a test waits for the lines it logs, never for
+// time to pass.
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import readline from 'node:readline';
+
+import { Socket } from 'phoenix';
+import WebSocket from 'ws';
+
+const require = createRequire(import.meta.url);
+const pg = require('pg');
+
+export const BIN = process.env.PGAPP_PG_BIN || '/usr/lib/postgresql/15/bin';
+export const PORT0 = Number(process.env.GATEWAY_PORT || 54690);
+export const CONNINFO = `host=${process.env.PGHOST} port=${process.env.PGPORT} ` +
+  `dbname=${process.env.PGDATABASE} user=gw_authenticator`;
+
+let db;
+// A superuser connection (PG* environment), opened on first use.
+export async function sql(text, params = []) {
+  if (!db) {
+    db = new pg.Client();
+    await db.connect();
+  }
+  return (await db.query(text, params)).rows;
+}
+export async function closeDb() {
+  if (db) await db.end();
+  db = undefined;
+}
+
+// A token from pgapp.encode_token, for sub with claims (role gw_user unless given).
+export async function token(sub, claims = { role: 'gw_user' }, ttl = '15 minutes') {
+  const rows = await sql('SELECT pgapp.encode_token($1, $2::jsonb, $3::interval) AS t',
+    [sub, JSON.stringify(claims), ttl]);
+  return rows[0].t;
+}
+
+// A running pgapp-gateway on port with extra flags; resolves once it has
+// loaded the channels (its database connections are up), or once it has
+// logged a line matching ready.
+export async function startGateway(port, flags = [], ready = /channels? loaded/) {
+  const args = ['--port', String(port), '--host', '127.0.0.1', '--db', CONNINFO, '--verbose', '4', ...flags];
+  // GATEWAY_BIN: another build (one with sanitizers, say)
+  const proc = spawn(process.env.GATEWAY_BIN || path.join(BIN, 'pgapp-gateway'), args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  const gw = { proc, port, lines: [], waiters: [] };
+  readline.createInterface({ input: proc.stderr }).on('line', (line) => {
+    gw.lines.push(line);
+    if (process.env.GATEWAY_TRACE) console.error(`# gw ${port}: ${line}`);
+    gw.waiters = gw.waiters.filter((w) => !(w.re.test(line) && (w.resolve(line), true)));
+  });
+  // the next log line matching re (after now)
+  gw.waitFor = (re) => new Promise((resolve) => gw.waiters.push({ re, resolve }));
+  gw.stop = async () => {
+    if (proc.exitCode === null) {
+      proc.kill('SIGTERM');
+      await once(proc, 'exit');
+    }
+  };
+  const exited = once(proc, 'exit').then(([code]) => {
+    throw new Error(`pgapp-gateway exited (${code}): ${gw.lines.join('\n')}`);
+  });
+  await Promise.race([gw.waitFor(ready), exited]);
+  exited.catch(() => {});
+  return gw;
+}
+
+export async function health(port) {
+  const res = await fetch(`http://127.0.0.1:${port}/health`);
+  return { status: res.status, type: res.headers.get('content-type'), body: await res.json() };
+}
+
+// A phoenix Socket (the official client) with the ws transport.
+export function phxSocket(port, params, opts = {}) {
+  return new Socket(`ws://127.0.0.1:${port}/socket`, {
+    transport: WebSocket, params, reconnectAfterMs: () => 60000, rejoinAfterMs: () => 60000, ...opts,
+  });
+}
+
+// Connect socket; resolves when it is open.
+export function connect(socket) {
+  return new Promise((resolve, reject) => {
+    const refs = [
+      socket.onOpen(() => { socket.off(refs); resolve(); }),
+      socket.onError((err) => { socket.off(refs); reject(err); }),
+    ];
+    socket.connect();
+  });
+}
+
+// The next close of socket: its CloseEvent (code, reason).
+export function nextClose(socket) {
+  return new Promise((resolve) => {
+    const ref = socket.onClose((ev) => { socket.off([ref]); resolve(ev); });
+  });
+}
+
+// Join channel; resolves with {status, response} whatever the outcome.
+export function join(channel) {
+  return new Promise((resolve) => {
+    channel.join()
+      .receive('ok', (response) => resolve({ status: 'ok', response }))
+      .receive('error', (response) => {
+        channel.leave(); // the client would rejoin a refused channel otherwise
+        resolve({ status: 'error', response });
+      })
+      .receive('timeout', () => resolve({ status: 'timeout' }));
+  });
+}
+
+// Push event on channel; resolves with {status, response}.
+export function push(channel, event, payload) {
+  return new Promise((resolve) => {
+    channel.push(event, payload)
+      .receive('ok', (response) => resolve({ status: 'ok', response }))
+      .receive('error', (response) => resolve({ status: 'error', response }))
+      .receive('timeout', () => resolve({ status: 'timeout' }));
+  });
+}
+
+// The next message of event on channel.
+export function nextEvent(channel, event) {
+  return new Promise((resolve) => {
+    const ref = channel.on(event, (payload) => { channel.off(event, ref); resolve(payload); });
+  });
+}
+
+// A raw WebSocket (no phoenix client) to path with query and headers; resolves
+// with {ws} once open, or {status} when the upgrade is refused.
+export function rawSocket(port, query, headers = {}, pathname = '/socket/websocket') {
+  return new Promise((resolve) => {
+    const ws = new WebSocket(`ws://127.0.0.1:${port}${pathname}?${query}`, { headers });
+    ws.on('open', () => resolve({ ws }));
+    ws.on('unexpected-response', (req, res) => { resolve({ status: res.statusCode }); req.destroy(); });
+    ws.on('error', () => {});
+  });
+}
+
+// The close code and reason of raw ws.
+export function rawClose(ws) {
+  return new Promise((resolve) => {
+    ws.on('close', (code, reason) => resolve({ code, reason: reason.toString() }));
+  });
+}
+
+// The next frame of raw ws, decoded.
+export function rawFrame(ws) {
+  return new Promise((resolve) => {
+    ws.once('message', (data) => resolve(JSON.parse(data.toString())));
+  });
+}
