@@ -397,6 +397,7 @@ AS $$
 DECLARE
     r pgapp.auth_refresh_token;
     u pgapp.auth_user;
+    dropped record;
 BEGIN
     IF refresh_token IS NOT NULL AND octet_length(refresh_token) <= 256 THEN
         SELECT * INTO r FROM pgapp.auth_refresh_token AS t
@@ -418,12 +419,22 @@ BEGIN
     END IF;
     UPDATE pgapp.auth_refresh_token AS t SET used_at = now() WHERE t.id = r.id;
     SELECT * INTO u FROM pgapp.auth_user AS a WHERE a.id = r.user_id;
-    -- keep the newest 100 tokens of a family: older ones then read as unknown
-    DELETE FROM pgapp.auth_refresh_token AS t
-     WHERE t.family_id = r.family_id
-       AND t.id < (SELECT min(k.id) FROM (SELECT f.id FROM pgapp.auth_refresh_token AS f
-                                           WHERE f.family_id = r.family_id
-                                           ORDER BY f.id DESC LIMIT 99) AS k);
+    -- keep the newest 100 tokens of a family: older ones then read as
+    -- unknown.  Ending the family later cannot name the access tokens of
+    -- the rows dropped, so those still alive are revoked now (a holder
+    -- refreshing over 100 times would otherwise keep its first ones).
+    FOR dropped IN
+        DELETE FROM pgapp.auth_refresh_token AS d
+         WHERE d.family_id = r.family_id
+           AND d.id < (SELECT min(k.id) FROM (SELECT f.id FROM pgapp.auth_refresh_token AS f
+                                               WHERE f.family_id = r.family_id
+                                               ORDER BY f.id DESC LIMIT 99) AS k)
+        RETURNING d.access_jti, d.access_expires_at, d.revoked_at
+    LOOP
+        IF dropped.revoked_at IS NULL AND dropped.access_expires_at > now() THEN
+            PERFORM pgapp.revoke_token(dropped.access_jti, dropped.access_expires_at);
+        END IF;
+    END LOOP;
     PERFORM pgapp.auth_sweep(100);
     PERFORM pgapp._auth_revoke_reused();
     RETURN pgapp._auth_session(u.id, u.role, r.family_id, r.id);
