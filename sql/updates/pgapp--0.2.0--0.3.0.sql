@@ -785,7 +785,11 @@ GRANT EXECUTE ON FUNCTION pgapp.define_permissions(text, text[]) TO pgapp_admin;
  * End a session: every refresh token of the family is revoked (kept, so
  * that its tokens keep failing as revoked ones until the sweep removes
  * them), and so is every access token issued with them that has not
- * expired (pgapp.revoke_token, in effect at commit).
+ * expired (pgapp.revoke_token, in effect at commit).  Again until a pass
+ * finds nothing: a concurrent pgapp.refresh holding the family's newest
+ * token makes the UPDATE wait for it, and the token that refresh then
+ * commits is not in the UPDATE's snapshot (READ COMMITTED); the next
+ * statement's snapshot has it.
  */
 CREATE FUNCTION pgapp._auth_revoke_family(family uuid)
 RETURNS void
@@ -794,16 +798,22 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     t record;
+    found_any boolean;
 BEGIN
-    FOR t IN
-        UPDATE pgapp.auth_refresh_token AS r
-           SET revoked_at = now()
-         WHERE r.family_id OPERATOR(pg_catalog.=) family AND r.revoked_at IS NULL
-        RETURNING r.access_jti, r.access_expires_at
     LOOP
-        IF t.access_expires_at > now() THEN
-            PERFORM pgapp.revoke_token(t.access_jti, t.access_expires_at);
-        END IF;
+        found_any := false;
+        FOR t IN
+            UPDATE pgapp.auth_refresh_token AS r
+               SET revoked_at = now()
+             WHERE r.family_id OPERATOR(pg_catalog.=) family AND r.revoked_at IS NULL
+            RETURNING r.access_jti, r.access_expires_at
+        LOOP
+            found_any := true;
+            IF t.access_expires_at > now() THEN
+                PERFORM pgapp.revoke_token(t.access_jti, t.access_expires_at);
+            END IF;
+        END LOOP;
+        EXIT WHEN NOT found_any;
     END LOOP;
 END
 $$;
