@@ -483,9 +483,15 @@ BEGIN
     IF pgapp.has_permission(resource, permission) IS NOT TRUE THEN
         RAISE EXCEPTION 'permission "%" on "%" is required', permission, resource
             USING ERRCODE = '42501';
+    END IF;
+END
+$$;
 
+COMMENT ON FUNCTION pgapp.require_permission(text, text) IS
+'42501 unless the current request''s token grants permission on resource';
 
-
+REVOKE ALL ON FUNCTION pgapp.define_permissions(text, text[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION pgapp.define_permissions(text, text[]) TO pgapp_admin;
 
 -- Passwords and sessions (sql/parts/67_auth_sessions.sql, docs/auth.md):
 -- pgapp.register, pgapp.login, pgapp.refresh and their tables; the client
@@ -776,11 +782,6 @@ BEGIN
 END
 $$;
 
-COMMENT ON FUNCTION pgapp.require_permission(text, text) IS
-'42501 unless the current request''s token grants permission on resource';
-
-REVOKE ALL ON FUNCTION pgapp.define_permissions(text, text[]) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION pgapp.define_permissions(text, text[]) TO pgapp_admin;
 /*
  * End a session: every refresh token of the family is revoked (kept, so
  * that its tokens keep failing as revoked ones until the sweep removes

@@ -81,9 +81,6 @@ SELECT pgapp.decode_token(pgapp.encode_token('np', '{}', '1 minute')) ->> 'sub' 
 SELECT pgapp.auth_revocation_status() ->> 'cache' AS cache;
 -- passwords: hashing needs the semaphore in shared memory, so register and
 -- login refuse (login already at its rate limit); no hash runs uncapped
-\set ECHO none
-\i test/helpers/regress_helpers.sql
-\set ECHO all
 SELECT * FROM pg_temp.show($$ SELECT pgapp.register('np@example.com', 'np password 1') $$);
 SELECT * FROM pg_temp.show($$ SELECT pgapp.login('np@example.com', 'np password 1') $$);
 SELECT * FROM pg_temp.show($$ SELECT * FROM pgapp.auth_hash_stats $$);
