@@ -1025,7 +1025,8 @@ AS $$
 DECLARE
     r pgapp.auth_refresh_token;
     u pgapp.auth_user;
-    dropped record;
+    live_until timestamptz;
+    retry integer;
 BEGIN
     IF refresh_token IS NOT NULL AND octet_length(refresh_token) <= 256 THEN
         SELECT * INTO r FROM pgapp.auth_refresh_token AS t
@@ -1045,24 +1046,47 @@ BEGIN
         RETURN pgapp.report_error(401, '{"errors": {"refresh_token": ["is invalid"]}}',
                                   'invalid refresh token');
     END IF;
+    -- A family keeps its newest 100 tokens, and the row of a token is the
+    -- only record of the access token issued with it: ending the family
+    -- revokes the access tokens its rows name.  So a row is dropped only
+    -- once its access token has expired or was revoked; a refresh that
+    -- would drop one still alive (100 refreshes within an access token's
+    -- lifetime) is refused with 429 until it expires.  (Revoking it on
+    -- the drop instead would let one session flood the revocation cache
+    -- with refreshes, which cost no hash.)
+    SELECT max(d.access_expires_at) INTO live_until
+      FROM pgapp.auth_refresh_token AS d
+     WHERE d.family_id = r.family_id AND d.revoked_at IS NULL AND d.access_expires_at > now()
+       AND d.id < (SELECT min(k.id) FROM (SELECT f.id FROM pgapp.auth_refresh_token AS f
+                                           WHERE f.family_id = r.family_id
+                                           ORDER BY f.id DESC LIMIT 99) AS k);
+    IF live_until IS NOT NULL THEN
+        retry := greatest(ceil(extract(epoch FROM live_until - now())), 1)::integer;
+        IF coalesce(current_setting('request.method', true), '') <> '' THEN
+            RAISE SQLSTATE 'PGRST' USING
+                MESSAGE = jsonb_build_object(
+                    'code', 'PT429',
+                    'message', 'too many refreshes',
+                    'details', 'This session was refreshed 100 times within an access token''s lifetime.',
+                    'hint', format('Retry after %s second(s).', retry))::text,
+                DETAIL = jsonb_build_object(
+                    'status', 429,
+                    'headers', jsonb_build_object('Retry-After', retry::text))::text;
+        END IF;
+        RAISE EXCEPTION 'too many refreshes' USING
+            ERRCODE = 'PT429',
+            DETAIL = jsonb_build_object('error', 'rate_limited', 'retry_after', retry)::text,
+            HINT = format('Retry after %s second(s).', retry);
+    END IF;
     UPDATE pgapp.auth_refresh_token AS t SET used_at = now() WHERE t.id = r.id;
     SELECT * INTO u FROM pgapp.auth_user AS a WHERE a.id = r.user_id;
-    -- keep the newest 100 tokens of a family: older ones then read as
-    -- unknown.  Ending the family later cannot name the access tokens of
-    -- the rows dropped, so those still alive are revoked now (a holder
-    -- refreshing over 100 times would otherwise keep its first ones).
-    FOR dropped IN
-        DELETE FROM pgapp.auth_refresh_token AS d
-         WHERE d.family_id = r.family_id
-           AND d.id < (SELECT min(k.id) FROM (SELECT f.id FROM pgapp.auth_refresh_token AS f
-                                               WHERE f.family_id = r.family_id
-                                               ORDER BY f.id DESC LIMIT 99) AS k)
-        RETURNING d.access_jti, d.access_expires_at, d.revoked_at
-    LOOP
-        IF dropped.revoked_at IS NULL AND dropped.access_expires_at > now() THEN
-            PERFORM pgapp.revoke_token(dropped.access_jti, dropped.access_expires_at);
-        END IF;
-    END LOOP;
+    -- keep the newest 100 tokens of a family (the check above): older ones
+    -- then read as unknown
+    DELETE FROM pgapp.auth_refresh_token AS t
+     WHERE t.family_id = r.family_id
+       AND t.id < (SELECT min(k.id) FROM (SELECT f.id FROM pgapp.auth_refresh_token AS f
+                                           WHERE f.family_id = r.family_id
+                                           ORDER BY f.id DESC LIMIT 99) AS k);
     PERFORM pgapp.auth_sweep(100);
     PERFORM pgapp._auth_revoke_reused();
     RETURN pgapp._auth_session(u.id, u.role, r.family_id, r.id);
