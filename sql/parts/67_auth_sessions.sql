@@ -168,7 +168,11 @@ $$;
  * End a session: every refresh token of the family is revoked (kept, so
  * that its tokens keep failing as revoked ones until the sweep removes
  * them), and so is every access token issued with them that has not
- * expired (pgapp.revoke_token, in effect at commit).
+ * expired (pgapp.revoke_token, in effect at commit).  Again until a pass
+ * finds nothing: a concurrent pgapp.refresh holding the family's newest
+ * token makes the UPDATE wait for it, and the token that refresh then
+ * commits is not in the UPDATE's snapshot (READ COMMITTED); the next
+ * statement's snapshot has it.
  */
 CREATE FUNCTION pgapp._auth_revoke_family(family uuid)
 RETURNS void
@@ -177,16 +181,22 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     t record;
+    found_any boolean;
 BEGIN
-    FOR t IN
-        UPDATE pgapp.auth_refresh_token AS r
-           SET revoked_at = now()
-         WHERE r.family_id OPERATOR(pg_catalog.=) family AND r.revoked_at IS NULL
-        RETURNING r.access_jti, r.access_expires_at
     LOOP
-        IF t.access_expires_at > now() THEN
-            PERFORM pgapp.revoke_token(t.access_jti, t.access_expires_at);
-        END IF;
+        found_any := false;
+        FOR t IN
+            UPDATE pgapp.auth_refresh_token AS r
+               SET revoked_at = now()
+             WHERE r.family_id OPERATOR(pg_catalog.=) family AND r.revoked_at IS NULL
+            RETURNING r.access_jti, r.access_expires_at
+        LOOP
+            found_any := true;
+            IF t.access_expires_at > now() THEN
+                PERFORM pgapp.revoke_token(t.access_jti, t.access_expires_at);
+            END IF;
+        END LOOP;
+        EXIT WHEN NOT found_any;
     END LOOP;
 END
 $$;
@@ -397,6 +407,8 @@ AS $$
 DECLARE
     r pgapp.auth_refresh_token;
     u pgapp.auth_user;
+    live_until timestamptz;
+    retry integer;
 BEGIN
     IF refresh_token IS NOT NULL AND octet_length(refresh_token) <= 256 THEN
         SELECT * INTO r FROM pgapp.auth_refresh_token AS t
@@ -416,9 +428,42 @@ BEGIN
         RETURN pgapp.report_error(401, '{"errors": {"refresh_token": ["is invalid"]}}',
                                   'invalid refresh token');
     END IF;
+    -- A family keeps its newest 100 tokens, and the row of a token is the
+    -- only record of the access token issued with it: ending the family
+    -- revokes the access tokens its rows name.  So a row is dropped only
+    -- once its access token has expired or was revoked; a refresh that
+    -- would drop one still alive (100 refreshes within an access token's
+    -- lifetime) is refused with 429 until it expires.  (Revoking it on
+    -- the drop instead would let one session flood the revocation cache
+    -- with refreshes, which cost no hash.)
+    SELECT max(d.access_expires_at) INTO live_until
+      FROM pgapp.auth_refresh_token AS d
+     WHERE d.family_id = r.family_id AND d.revoked_at IS NULL AND d.access_expires_at > now()
+       AND d.id < (SELECT min(k.id) FROM (SELECT f.id FROM pgapp.auth_refresh_token AS f
+                                           WHERE f.family_id = r.family_id
+                                           ORDER BY f.id DESC LIMIT 99) AS k);
+    IF live_until IS NOT NULL THEN
+        retry := greatest(ceil(extract(epoch FROM live_until - now())), 1)::integer;
+        IF coalesce(current_setting('request.method', true), '') <> '' THEN
+            RAISE SQLSTATE 'PGRST' USING
+                MESSAGE = jsonb_build_object(
+                    'code', 'PT429',
+                    'message', 'too many refreshes',
+                    'details', 'This session was refreshed 100 times within an access token''s lifetime.',
+                    'hint', format('Retry after %s second(s).', retry))::text,
+                DETAIL = jsonb_build_object(
+                    'status', 429,
+                    'headers', jsonb_build_object('Retry-After', retry::text))::text;
+        END IF;
+        RAISE EXCEPTION 'too many refreshes' USING
+            ERRCODE = 'PT429',
+            DETAIL = jsonb_build_object('error', 'rate_limited', 'retry_after', retry)::text,
+            HINT = format('Retry after %s second(s).', retry);
+    END IF;
     UPDATE pgapp.auth_refresh_token AS t SET used_at = now() WHERE t.id = r.id;
     SELECT * INTO u FROM pgapp.auth_user AS a WHERE a.id = r.user_id;
-    -- keep the newest 100 tokens of a family: older ones then read as unknown
+    -- keep the newest 100 tokens of a family (the check above): older ones
+    -- then read as unknown
     DELETE FROM pgapp.auth_refresh_token AS t
      WHERE t.family_id = r.family_id
        AND t.id < (SELECT min(k.id) FROM (SELECT f.id FROM pgapp.auth_refresh_token AS f

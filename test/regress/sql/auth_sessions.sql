@@ -156,18 +156,30 @@ SELECT pg_temp.show(format('SELECT pgapp.refresh(%L)', :'b1'::jsonb ->> 'refresh
 SELECT pgapp.refresh(:'b2'::jsonb ->> 'refresh_token') ? 'access_token' AS b2_alive,
        pgapp.refresh(:'b3'::jsonb ->> 'refresh_token') ? 'access_token' AS b3_alive;
 RESET pgapp.auth_max_sessions;
--- a family keeps its newest 100 tokens
+-- a family keeps its newest 100 tokens; a token's row is dropped only
+-- once its access token has expired (ending the family revokes the access
+-- tokens its rows name), so the 100th refresh within an access token's
+-- lifetime is refused with 429
 DELETE FROM pgapp.auth_refresh_token;
 SELECT pgapp.login('bob@example.com', 'bob password 1') AS f \gset
 SELECT set_config('regress.f', :'f', false) IS NOT NULL AS set;
-DO $$
+CREATE FUNCTION pg_temp.refresh_times(n integer) RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
     s jsonb := current_setting('regress.f')::jsonb;
 BEGIN
-    FOR i IN 1 .. 120 LOOP
+    FOR i IN 1 .. n LOOP
         s := pgapp.refresh(s ->> 'refresh_token');
+        PERFORM set_config('regress.f', s::text, false);
     END LOOP;
 END $$;
+SELECT pg_temp.refresh_times(99);
+SELECT count(*) AS kept FROM pgapp.auth_refresh_token;
+SELECT regexp_replace(m, '(retry_after": |after )[0-9]+', '\1N', 'g') AS m
+  FROM pg_temp.show($$SELECT pg_temp.refresh_times(1)$$) AS m;
+-- once the first access tokens have expired (here: by hand), the family
+-- goes on and stays at 100 tokens
+UPDATE pgapp.auth_refresh_token SET access_expires_at = now() - interval '1 second';
+SELECT pg_temp.refresh_times(21);
 SELECT count(*) AS kept FROM pgapp.auth_refresh_token;
 
 -- logout: the access token proves who calls; it is revoked, and its
