@@ -11,6 +11,14 @@
 --
 -- Roles: "anon" may read, "app_user" may also write.  Load into a database
 -- that has CREATE EXTENSION pgapp (scripts/run does, in one transaction).
+--
+-- Writes need a token: PostgREST switches to app_user only for a request
+-- whose bearer token carries "role": "app_user" (without one it runs as anon,
+-- which cannot call the write functions: 401).  Accounts get such tokens from
+-- pgapp.login when pgapp.auth_default_role is 'app_user' at registration;
+-- with db-pre-request = "pgapp.pre_request" a logged-out or revoked token is
+-- refused (401) before the function runs (docs/auth.md; the regress test
+-- example_tasks_auth replays it).
 
 CREATE SCHEMA tasks;
 CREATE SCHEMA IF NOT EXISTS api;
