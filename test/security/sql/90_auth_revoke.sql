@@ -175,6 +175,19 @@ SET ROLE sec_attacker;
 SELECT pg_temp.show($$SELECT pgapp.require_permission('reports', 'export')$$);
 SELECT pg_temp.show($$SELECT pgapp.require_role(ARRAY['sec_web'])$$);
 RESET ROLE;
+-- 8. encode_permissions is PUBLIC's: whatever shape anon passes, a 22023
+--    naming the problem (never a mask for an undefined permission, never a
+--    crash), and a resource or permission name is echoed at most 100 chars.
+SET ROLE anon;
+SELECT pgapp.encode_permissions('{"reports": ["export", "read"]}') AS mask;
+SELECT pg_temp.show($$SELECT pgapp.encode_permissions('[1, 2]')$$);
+SELECT pg_temp.show($$SELECT pgapp.encode_permissions('{"reports": "read"}')$$);
+SELECT pg_temp.show($$SELECT pgapp.encode_permissions('{"reports": ["read", null]}')$$);
+SELECT pg_temp.show($$SELECT pgapp.encode_permissions('{"reports": [{"read": true}]}')$$);
+SELECT pg_temp.show(format('SELECT pgapp.encode_permissions(%L)', jsonb_build_object(repeat('r', 100000), '[]'::jsonb)));
+SELECT pg_temp.show(format('SELECT pgapp.encode_permissions(%L)', jsonb_build_object('reports', jsonb_build_array(repeat('x', 100000)))));
+SELECT pgapp.encode_permissions('{}') AS empty;
+RESET ROLE;
 
 DROP TABLE t;
 DELETE FROM pgapp.permission_set;
