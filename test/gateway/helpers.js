@@ -3,7 +3,7 @@
 // The suite (scripts/test gateway) gives the database in PGHOST, PGPORT,
 // PGDATABASE, PGUSER (a superuser, for setting up and broadcasting), the
 // PostgreSQL bindir holding pgapp-gateway in PGAPP_PG_BIN, and the first of
-// the ports the tests may use in GATEWAY_PORT (ten in a row).  Every
+// the ports the tests may use in GATEWAY_PORT (eighteen in a row).  Every
 // gateway runs as a child process connecting as gw_authenticator
 // (test/gateway/setup.sql); a test waits for the lines it logs, never for
 // time to pass.
