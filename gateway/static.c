@@ -25,6 +25,7 @@
  *
  *-------------------------------------------------------------------------
  */
+#include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -82,8 +83,13 @@ gw_static_mounts(void)
 
 	if (gw_config.static_dir == NULL)
 		return NULL;
-	if (realpath(gw_config.static_dir, root) == NULL ||
-		stat(root, &st) != 0 || !S_ISDIR(st.st_mode))
+	if (realpath(gw_config.static_dir, root) == NULL || stat(root, &st) != 0)
+	{
+		fprintf(stderr, "pgapp-gateway: --static: cannot use \"%s\": %s\n",
+				gw_config.static_dir, strerror(errno));
+		exit(2);
+	}
+	if (!S_ISDIR(st.st_mode))
 	{
 		fprintf(stderr, "pgapp-gateway: --static: \"%s\" is not a directory\n",
 				gw_config.static_dir);
