@@ -36,6 +36,7 @@ GwConfig	gw_config = {
 	.db_pool = 2,
 	.idle_timeout = 60,
 	.verbose = GW_INFO,
+	.static_dir = NULL,
 };
 
 struct lws_context *gw_context;
@@ -100,6 +101,8 @@ usage(FILE *f)
 			"  --idle-timeout SECS    close a client silent this long (default 60)\n"
 			"                                                                   PGAPP_GATEWAY_IDLE_TIMEOUT\n"
 			"  --verbose N            0 quiet .. 4 debug (default 3)            PGAPP_GATEWAY_VERBOSE\n"
+			"  --static DIR           serve DIR's files at / (GET and HEAD; default: none)\n"
+			"                                                                   PGAPP_GATEWAY_STATIC\n"
 			"  --help, --version\n");
 }
 
@@ -174,6 +177,8 @@ read_env(void)
 		gw_config.idle_timeout = int_setting("PGAPP_GATEWAY_IDLE_TIMEOUT", v, 1, 86400);
 	if ((v = getenv("PGAPP_GATEWAY_VERBOSE")) && *v)
 		gw_config.verbose = int_setting("PGAPP_GATEWAY_VERBOSE", v, 0, 4);
+	if ((v = getenv("PGAPP_GATEWAY_STATIC")) && *v)
+		gw_config.static_dir = v;
 }
 
 static void
@@ -193,6 +198,7 @@ read_flags(int argc, char **argv)
 		{"db-pool", required_argument, NULL, 'n'},
 		{"idle-timeout", required_argument, NULL, 'i'},
 		{"verbose", required_argument, NULL, 'v'},
+		{"static", required_argument, NULL, 's'},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0}
@@ -242,6 +248,9 @@ read_flags(int argc, char **argv)
 			case 'v':
 				gw_config.verbose = int_setting("--verbose", optarg, 0, 4);
 				break;
+			case 's':
+				gw_config.static_dir = optarg;
+				break;
 			case 'h':
 				usage(stdout);
 				exit(0);
@@ -281,6 +290,7 @@ main(int argc, char **argv)
 	info.port = gw_config.port;
 	info.iface = gw_config.listen_host;
 	info.protocols = gw_protocols;
+	info.mounts = gw_static_mounts();
 	/* a client whose handshake stalls is dropped */
 	info.timeout_secs = 10;
 	/* fds: clients, database connections and some slack */
@@ -306,6 +316,8 @@ main(int argc, char **argv)
 	gw_log(GW_INFO, "listening on %s:%d, socket endpoint %s/websocket",
 		   gw_config.listen_host ? gw_config.listen_host : "*", gw_config.port,
 		   gw_config.socket_path);
+	if (gw_config.static_dir)
+		gw_log(GW_INFO, "serving the files of %s at /", gw_config.static_dir);
 
 	gw_db_start();
 	lws_sul_schedule(gw_context, 0, &idle_sul, idle_tick, LWS_US_PER_SEC);
