@@ -85,11 +85,16 @@ function remember(id) {
   return true;
 }
 
-// Replace the rows with entries (a join reply or a search answer).
-function setOrders(entries, query) {
+const toOrders = (entries) => (Array.isArray(entries) ? entries : []).map(toOrder).filter(Boolean);
+
+// Show orders (a search's answer) for query; with keep, the rows already
+// shown stay too (a join reply: what came since its snapshot is kept).
+// Either way the newest MAX_ORDERS remain.
+function setOrders(orders, query, keep = false) {
+  const byId = new Map((keep ? state.orders : []).map((o) => [o.id, o]));
+  for (const o of orders) byId.set(o.id, o);
   state.query = query;
-  state.orders = (Array.isArray(entries) ? entries : []).map(toOrder).filter(Boolean)
-    .sort(newestFirst).slice(0, MAX_ORDERS);
+  state.orders = [...byId.values()].sort(newestFirst).slice(0, MAX_ORDERS);
   renderOrders();
 }
 
@@ -203,7 +208,7 @@ async function runSearch() {
   try {
     const reply = await pushEvent(channel, "search", { q });
     if (seq !== searchSeq) return;
-    setOrders(reply.orders, typeof reply.q === "string" ? reply.q : q);
+    setOrders(toOrders(reply.orders), typeof reply.q === "string" ? reply.q : q);
   } catch (err) {
     if (seq !== searchSeq) return;
     $("#orders-summary").textContent = `The search failed: ${err?.reason ?? "no answer"}.`;
@@ -285,14 +290,20 @@ function renderChart() {
   }
 }
 
-// users:activity's join reply: the count and (at most 100 of) the customers.
+// users:activity's join reply: the count and (at most 100 of) the
+// customers.  What the page learnt since the server's snapshot (a later
+// "seen") is kept.
 function applyUsers(reply) {
   state.windowMs = (Number(reply.window_seconds) || 300) * 1000;
+  const known = state.users;
   state.users = new Map();
   for (const u of Array.isArray(reply.users) ? reply.users : []) addUser(u);
   state.activeUsers = Number(reply.active_users) || 0;
   state.usersComplete = state.users.size >= state.activeUsers;
-  renderUsers();
+  for (const [id, u] of known) {
+    if (u.seen > (state.users.get(id)?.seen ?? 0)) state.users.set(id, u);
+  }
+  settleUsers(false);
 }
 
 function addUser(u) {
@@ -312,7 +323,9 @@ function onSeen(payload) {
   settleUsers();
 }
 
-function settleUsers() {
+// Drop the customers whose window is over and count the rest; ask the
+// server for the count (ask) when the page does not know every one.
+function settleUsers(ask = true) {
   const oldest = Date.now() - state.windowMs;
   for (const [id, u] of state.users) if (u.seen <= oldest) state.users.delete(id);
   if (state.usersComplete) state.activeUsers = state.users.size;
@@ -321,7 +334,7 @@ function settleUsers() {
     for (const u of byAge.slice(0, state.users.size - MAX_USERS)) state.users.delete(u.id);
     state.usersComplete = false;
   }
-  if (!state.usersComplete) refreshSoon("users:activity");
+  if (!state.usersComplete && ask) refreshSoon("users:activity");
   renderUsers();
 }
 
@@ -398,21 +411,27 @@ function applyHealth(health) {
 const TOPICS = {
   "orders:new": {
     events: { created: onCreated },
+    recheck: true,
     joined(reply) {
-      const orders = (Array.isArray(reply.orders) ? reply.orders : []).map(toOrder).filter(Boolean);
-      state.seenIds = new Set(orders.map((o) => o.id).reverse());
+      const orders = toOrders(reply.orders);
+      for (const o of [...orders].reverse()) remember(o.id);
       addPoints(orders);
       if (reply.today) {
-        state.today = { orders: Number(reply.today.orders) || 0, revenue: Number(reply.today.revenue) || 0 };
-        state.todayDate = new Date().toDateString();
+        // the server's count at its snapshot and the page's (its own
+        // snapshot's plus each order since) both miss nothing they saw:
+        // the larger is the closer, except on a new day
+        const today = { orders: Number(reply.today.orders) || 0, revenue: Number(reply.today.revenue) || 0 };
+        const day = new Date().toDateString();
+        if (!state.today || state.todayDate !== day || today.orders >= state.today.orders) state.today = today;
+        state.todayDate = day;
         renderToday();
       }
       // a search in progress is asked again: orders may have come meanwhile
       if (state.query || $("#search").value.trim()) runSearch();
-      else setOrders(reply.orders, "");
+      else setOrders(orders, "", true);
     },
   },
-  "users:activity": { events: { seen: onSeen }, joined: applyUsers },
+  "users:activity": { events: { seen: onSeen }, joined: applyUsers, recheck: true },
   "system:health": { events: { updated: applyHealth }, joined: (reply) => applyHealth(reply.health) },
 };
 
@@ -453,6 +472,11 @@ function join(socket, topic) {
       state.joined.add(topic);
       spec.joined(reply ?? {});
       setLive(socket);
+      // The gateway runs the join function before it delivers the topic's
+      // broadcasts to this socket: a message committed in between would be
+      // in neither.  Asking again once joined closes that window (what
+      // arrives meanwhile is counted once: orders by id, users by id).
+      if (spec.recheck) pushEvent(channel, "refresh").then((again) => spec.joined(again ?? {})).catch(() => {});
     })
     .receive("error", (reply) => {
       showError(`The server refused to show ${topic}: ${reply?.reason ?? "refused"}.`);
