@@ -305,13 +305,21 @@ test('screenshots at desktop and phone widths, with no console error', async () 
   await screenshot(page, 'dashboard', 'desktop');
   assert.deepEqual(page.problems, []);
 
+  // the phone asks for reduced motion: the gauge and the rows do not animate
   const phone = await newPage('phone');
+  await phone.emulateMedia({ reducedMotion: 'reduce' });
   await phone.goto(`${URL_BASE}/dashboard.html#token=${await token('dash-bob', { role: 'anon' })}`);
   await waitLive(phone);
   await phone.locator('#orders tbody tr').nth(19).waitFor({ timeout: WAIT_MS });
   // nothing wider than the phone's screen but the table's own scroller
   const overflow = await phone.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
   assert.ok(overflow <= 0, `the page is ${overflow}px wider than the phone`);
+  const tableOverflow = await phone.evaluate(() =>
+    document.querySelector('#orders').scrollWidth - document.querySelector('.table-wrap').clientWidth);
+  assert.ok(tableOverflow <= 0, `the orders table is ${tableOverflow}px wider than the phone`);
+  // with reduced motion the gauge shows its value at once
+  const now = await phone.locator('#gauge').getAttribute('aria-valuenow');
+  assert.equal(await phone.locator('#gauge .gauge-text').textContent(), `${now}%`);
   await screenshot(phone, 'dashboard', 'phone');
   assert.deepEqual(phone.problems, []);
   await phone.context().close();
