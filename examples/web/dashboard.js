@@ -3,7 +3,8 @@
 // The data side is examples/dashboard.sql.  The page joins three topics
 // through pgapp-gateway; each join reply is that topic's part of the
 // snapshot, and the phoenix client calls the "ok" hook again on every rejoin,
-// so after a reconnect the page starts again from a fresh snapshot:
+// so after a reconnect the page catches up from a fresh snapshot (merged
+// with what it already has):
 //
 //   orders:new      join {"orders", "today"}        event "created"  one order (a feed entry)
 //   users:activity  join {"active_users", "users"}  event "seen"     one customer seen
@@ -167,6 +168,7 @@ function renderOrders(flashId) {
   const n = shown.length;
   $("#orders-summary").textContent = state.query
     ? `${n === 0 ? "No" : n} order${n === 1 ? "" : "s"} matching “${state.query}”${n === MAX_ORDERS ? " (the 20 most recent)" : ""}.`
+    : n === 0 ? "No orders yet; new ones appear at once."
     : `The ${n} most recent order${n === 1 ? "" : "s"}; new ones appear at once.`;
 }
 
