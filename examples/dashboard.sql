@@ -25,6 +25,7 @@
 --   push "refresh" {}            -> the topic's join reply again
 --   push "search" {"q": text}    -> {"q", "orders"} (orders:new: the 20 most recent whose
 --                                   customer contains q, or whose id is q)
+--   (pushes: 20 per 10 seconds per token subject, then {"error": {"reason": "too many requests"}})
 --
 -- examples/web/dashboard.html is the page.
 --
@@ -292,18 +293,22 @@ $$;
 
 -- A joined page's pushes: "refresh" (the join reply again) on any of the
 -- topics, "search" {"q": text} on orders:new.  Bad input gets an error
--- reply, which the page shows, rather than an SQL error.
+-- reply, which the page shows, rather than an SQL error.  Both read the
+-- tables, so a token's subject gets 20 of them per 10 seconds
+-- (pgapp.check_rate: shared memory, so it works in read-only transactions).
 CREATE FUNCTION dashboard.handle_in(topic text, event text, payload jsonb)
 RETURNS jsonb
-LANGUAGE plpgsql STABLE
+LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     q text;
+    rate pgapp.rate_decision;
 BEGIN
-    IF event = 'refresh' THEN
-        RETURN dashboard."join"(topic, '{}');
-    ELSIF event = 'search' AND topic = 'orders:new' THEN
+    IF event IS DISTINCT FROM 'refresh' AND (event IS DISTINCT FROM 'search' OR topic IS DISTINCT FROM 'orders:new') THEN
+        RETURN jsonb_build_object('error', jsonb_build_object('reason', 'unknown event', 'event', left(event, 64)));
+    END IF;
+    IF event = 'search' THEN
         IF jsonb_typeof(payload -> 'q') IS DISTINCT FROM 'string' THEN
             RETURN jsonb_build_object('error', jsonb_build_object('reason', 'q must be a string'));
         END IF;
@@ -312,9 +317,16 @@ BEGIN
             RETURN jsonb_build_object('error', jsonb_build_object(
                 'reason', 'search text is longer than 100 characters', 'max_length', 100));
         END IF;
-        RETURN jsonb_build_object('ok', jsonb_build_object('q', q, 'orders', dashboard.recent_orders(q)));
     END IF;
-    RETURN jsonb_build_object('error', jsonb_build_object('reason', 'unknown event', 'event', left(event, 64)));
+    rate := pgapp.check_rate('dashboard:' || coalesce(pgapp.token_claims() ->> 'sub', ''), 20, 10);
+    IF NOT rate.allowed THEN
+        RETURN jsonb_build_object('error', jsonb_build_object(
+            'reason', 'too many requests', 'retry_after', rate.retry_after));
+    END IF;
+    IF event = 'refresh' THEN
+        RETURN dashboard."join"(topic, '{}');
+    END IF;
+    RETURN jsonb_build_object('ok', jsonb_build_object('q', q, 'orders', dashboard.recent_orders(q)));
 END
 $$;
 

@@ -208,6 +208,29 @@ SELECT dashboard.handle_in('orders:new', repeat('e', 100), '{}');
 -- refresh: the join reply again
 SELECT dashboard.handle_in('users:activity', 'refresh', '{}') = dashboard.join('users:activity', '{}') AS refresh_is_join;
 SELECT dashboard.handle_in('nowhere', 'refresh', '{}');
+-- pushes are limited per token subject: 20 per 10 s (45 in a row straddle
+-- at most two windows, so at most 40 pass)
+SELECT set_config('request.jwt.claims', '{"sub": "regress-searcher", "role": "anon"}', true) IS NOT NULL AS claims_set;
+SELECT count(*) FILTER (WHERE r ? 'ok') BETWEEN 20 AND 40 AS some_allowed,
+       count(*) FILTER (WHERE r -> 'error' ->> 'reason' = 'too many requests') >= 5 AS some_refused,
+       bool_and(NOT r ? 'error' OR jsonb_typeof(r -> 'error' -> 'retry_after') = 'number') AS retry_after_given
+  FROM generate_series(1, 45) AS g,
+       dashboard.handle_in('orders:new', 'search', jsonb_build_object('q', 'ada', 'n', g)) AS r;
+-- refreshes count too
+SELECT set_config('request.jwt.claims', '{"sub": "regress-refresher", "role": "anon"}', true) IS NOT NULL AS claims_set;
+SELECT count(*) FILTER (WHERE r -> 'error' ->> 'reason' = 'too many requests') >= 5 AS some_refused
+  FROM generate_series(1, 45) AS g,
+       dashboard.handle_in('system:health', 'refresh', jsonb_build_object('n', g)) AS r;
+-- bad input does not: after 45 of them, a search passes
+SELECT set_config('request.jwt.claims', '{"sub": "regress-clumsy", "role": "anon"}', true) IS NOT NULL AS claims_set;
+SELECT count(*) FILTER (WHERE r -> 'error' ->> 'reason' IN ('q must be a string', 'unknown event')) AS refused_as_bad
+  FROM generate_series(1, 45) AS g,
+       dashboard.handle_in('orders:new', CASE WHEN g % 2 = 0 THEN 'search' ELSE 'nothing' END,
+                           jsonb_build_object('q', g)) AS r;
+SELECT dashboard.handle_in('orders:new', 'search', '{"q": "ada"}') ? 'ok' AS allowed;
+-- another subject has its own 20
+SELECT set_config('request.jwt.claims', '{"sub": "regress-other", "role": "anon"}', true) IS NOT NULL AS claims_set;
+SELECT dashboard.handle_in('orders:new', 'search', '{"q": "ada"}') ? 'ok' AS allowed;
 -- recent_orders itself refuses a long search text
 SELECT * FROM pg_temp.show($$ SELECT dashboard.recent_orders(repeat('x', 101)) $$);
 COMMIT;
