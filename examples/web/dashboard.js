@@ -492,12 +492,7 @@ async function start() {
   const token = await askToken($("#dashboard"));
   const socket = connectSocket(token, {
     onRefused() {
-      socket.disconnect();
-      // lib/pgapp.js shows the banner right after this callback: a refused
-      // token is not a connection that went down, so hide it again after
-      setTimeout(() => {
-        for (const el of document.querySelectorAll("[data-connection-banner]")) el.hidden = true;
-      }, 0);
+      // lib/pgapp.js has stopped the socket and hidden the banner
       state.joined.clear();
       showError("The server refused this token (expired or not valid): enter another one.");
       start();

@@ -12,6 +12,7 @@ import { after, before, test } from 'node:test';
 
 import {
   URL_BASE, WAIT_MS, closeBrowser, closeDb, gateway, newPage, screenshot, since, sql, token,
+  withoutRefusedReconnects,
 } from './helpers.js';
 
 let page;
@@ -292,12 +293,8 @@ test('the reconnecting banner shows while the gateway is down, and goes when it 
   const id = await insertOrder('Edsger', 4.56);
   await page.locator(`#orders tbody tr[data-id="${id}"]`).waitFor({ timeout: WAIT_MS });
   assert.equal(await page.locator('#orders tbody tr').count(), 20);
-  // Chromium itself logs each refused reconnection attempt ("WebSocket
-  // connection to 'ws://.../socket/websocket?...' failed: ...
-  // ERR_CONNECTION_REFUSED") as a console error, which no page can prevent:
-  // those, and only those, are not the page's errors
-  const refused = /^console: WebSocket connection to 'ws:\/\/[^']+\/socket\/websocket\?[^']*' failed: .*ERR_CONNECTION_REFUSED$/;
-  page.problems = page.problems.filter((p) => !refused.test(p));
+  // (Chromium's own console errors for the refused reconnections are not the page's)
+  page.problems = withoutRefusedReconnects(page.problems);
   assert.deepEqual(page.problems, []);
 });
 

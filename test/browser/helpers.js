@@ -92,6 +92,16 @@ export async function newPage(viewport = 'desktop') {
   return page;
 }
 
+// Chromium itself logs each refused reconnection while the gateway is down
+// ("WebSocket connection to 'ws://.../socket/websocket?...' failed: ...
+// ERR_CONNECTION_REFUSED") as a console error, which no page can prevent:
+// a test that stops the gateway removes those, and only those, from
+// page.problems with this before asserting it is empty.
+const REFUSED = /^console: WebSocket connection to 'ws:\/\/[^']+\/socket\/websocket\?[^']*' failed: .*ERR_CONNECTION_REFUSED$/;
+export function withoutRefusedReconnects(problems) {
+  return problems.filter((p) => !REFUSED.test(p));
+}
+
 // Save a screenshot of page as NAME-VIEWPORT.png in SCREENSHOTS (when set).
 export async function screenshot(page, name, viewport = 'desktop') {
   if (!SHOTS) return;

@@ -64,7 +64,10 @@ function banner(down) {
 }
 
 // A connected phoenix Socket with token; the banner follows its state.
-// onRefused(ev) runs when the gateway closes the socket for its token (1008).
+// When the gateway closes the socket for its token (1008: bad, expired or
+// revoked), the socket stops reconnecting with it, the kept token is
+// forgotten, the banner stays hidden (the connection is not down: the token
+// is refused) and onRefused(ev) runs (ask for another token, say).
 export function connectSocket(token, { onRefused } = {}) {
   const scheme = location.protocol === "https:" ? "wss" : "ws";
   const socket = new Socket(`${scheme}://${location.host}/socket`, {
@@ -77,9 +80,12 @@ export function connectSocket(token, { onRefused } = {}) {
   socket.onClose((ev) => {
     if (ev && ev.code === 1008) {
       forgetToken();
+      socket.disconnect();
+      banner(false);
       if (onRefused) onRefused(ev);
+      return;
     }
-    // before the first open the page says "connecting", after it "reconnecting"
+    // shown only once the socket had been open: the page says "reconnecting"
     banner(opened);
   });
   socket.connect();
