@@ -623,9 +623,10 @@ $$;
 -- (pgapp.encode_token refuses it, docs/auth.md), so the demo's admin role,
 -- jobs_admin, is a NOINHERIT member of pgapp_admin: it has none of
 -- pgapp_admin's privileges by itself, and these functions, having checked
--- the membership, switch to pgapp_admin (set_config('role', ..., true),
--- undone when the function returns, since it has a SET clause) for the
--- action alone.  Every action goes through a function that checks again:
+-- the membership, switch to pgapp_admin (set_config('role', ..., true))
+-- for the action alone and switch back before they return (an error rolls
+-- the switch back with the rest).  Every action goes through a function
+-- that checks again:
 -- pgapp's own (pause_queue: EXECUTE for pgapp_admin only; cancel_job and
 -- retry_job: the job's owner or pgapp_admin) or jobs._admin_start_import
 -- (EXECUTE for pgapp_admin only), so calling them directly gives a
@@ -648,7 +649,9 @@ BEGIN
     END IF;
     -- NOINHERIT even if it existed: a token may then name it
     ALTER ROLE jobs_admin NOINHERIT;
-    GRANT pgapp_admin TO jobs_admin;
+    IF NOT pg_has_role('jobs_admin', 'pgapp_admin', 'MEMBER') THEN
+        GRANT pgapp_admin TO jobs_admin;
+    END IF;
 END
 $$;
 
@@ -759,17 +762,20 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     who text := current_user;
+    caller_role text := current_setting('role');
     filter text := nullif(coalesce(params, '{}') ->> 'state', '');
     view jsonb;
 BEGIN
     IF pg_has_role(who, 'pgapp_admin', 'MEMBER') THEN
-        -- step up for this function only (its SET clause undoes it on return)
+        -- step up to read what pgapp_admin may, then back
         PERFORM set_config('role', 'pgapp_admin', true);
         view := jobs._admin_overview(filter);
-        RETURN view || jsonb_build_object(
+        view := view || jsonb_build_object(
             'admin', true, 'role', who, 'user', pgapp.token_claims() ->> 'sub',
             'details', jobs._admin_job_details(ARRAY(SELECT (e ->> 'id')::bigint
                                                       FROM jsonb_array_elements(view -> 'jobs') AS e)));
+        PERFORM set_config('role', caller_role, true);
+        RETURN view;
     END IF;
     IF has_function_privilege('jobs._admin_overview(text)', 'EXECUTE') THEN
         RETURN jobs._admin_overview(filter) || jsonb_build_object(
@@ -861,6 +867,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     who text := current_user;
+    caller_role text := current_setting('role');
     what text := CASE event WHEN 'retry' THEN 'retry jobs' WHEN 'cancel' THEN 'cancel jobs'
                             WHEN 'pause' THEN 'pause queues' WHEN 'resume' THEN 'resume queues'
                             WHEN 'start_import' THEN 'start imports' END;
@@ -894,10 +901,10 @@ BEGIN
         RETURN jsonb_build_object('error', jsonb_build_object('reason', 'forbidden',
             'message', format('only members of pgapp_admin may %s (your role is %s)', what, who)));
     END IF;
-    -- step up for the action (undone when this function returns); what it
-    -- calls checks the privilege again
-    PERFORM set_config('role', 'pgapp_admin', true);
     BEGIN
+        -- step up for the action, then back (an error rolls the step-up
+        -- back with this block); what it calls checks the privilege again
+        PERFORM set_config('role', 'pgapp_admin', true);
         CASE event
         WHEN 'retry', 'cancel' THEN
             jid := jobs._admin_job_id(payload);
@@ -919,6 +926,7 @@ BEGIN
                                               coalesce((payload ->> 'batch_size')::integer, 500),
                                               coalesce((payload ->> 'pause_ms')::integer, 0));
         END CASE;
+        PERFORM set_config('role', caller_role, true);
     EXCEPTION WHEN OTHERS THEN
         RETURN jsonb_build_object('error', jsonb_build_object('reason', 'failed', 'sqlstate', SQLSTATE,
                                                               'message', SQLERRM));
@@ -935,6 +943,7 @@ LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
+    caller_role text := current_setting('role');
     jid bigint;
     reply jsonb;
 BEGIN
@@ -954,6 +963,7 @@ BEGIN
       FROM pgapp.job AS j
       LEFT JOIN pgapp.workers AS w ON w.job = j.id
      WHERE j.id = jid;
+    PERFORM set_config('role', caller_role, true);
     IF reply IS NULL THEN
         RETURN jsonb_build_object('error', jsonb_build_object('reason', 'not found',
                                                               'message', format('job %s does not exist', jid)));
