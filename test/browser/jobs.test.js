@@ -104,6 +104,8 @@ test('jobs.html (admin): an import started from the page shows its progress and 
     await page.locator('#import-progress[data-percent="50"]').waitFor({ timeout: WAIT_MS });
     assert.match(await page.locator('#import-label').textContent(), /50% \(2500 of 5000 rows\)/);
     assert.equal((await jobState(jobId)).state, 'executing');
+    // the counts follow (a re-read after the broadcast of the claim)
+    await queueRow(page, 'imports').locator('td[data-count="executing"]', { hasText: /^1$/ }).waitFor({ timeout: WAIT_MS });
     await screenshot(page, 'jobs-import', 'desktop');
 
     // cancel from the page: the job is interrupted while it waits
