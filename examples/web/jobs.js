@@ -91,7 +91,7 @@ function renderQueues() {
     const label = q.paused ? "Resume" : "Pause";
     return `<tr data-row="queue:${esc(q.name)}" data-queue="${esc(q.name)}" data-paused="${q.paused}">
       <th scope="row">${esc(q.name)}</th>
-      <td>${esc(q.busy ?? 0)} busy of ${esc(q.concurrency)}</td>
+      <td class="workers">${esc(q.busy ?? 0)} busy of ${esc(q.concurrency)}</td>
       <td>${q.paused ? '<span class="badge paused">paused</span>' : '<span class="badge running">running</span>'}</td>
       ${counts}
       <td><button type="button" class="secondary" data-action="${action}" data-queue="${esc(q.name)}"

@@ -38,6 +38,9 @@ after(async () => {
 // The jobs page with a token, once it shows its first view.
 async function open(tok, viewport = 'desktop') {
   const page = await newPage(viewport);
+  page.urls = [];
+  page.on('request', (req) => page.urls.push(req.url()));
+  page.on('websocket', (ws) => page.urls.push(ws.url()));
   await page.goto(`${URL_BASE}/jobs.html#token=${tok}`);
   await page.locator('html[data-loaded="yes"]').waitFor({ timeout: WAIT_MS });
   return page;
@@ -72,6 +75,10 @@ test('jobs.html (admin): queues with their counts, cron schedules, no console er
   const pause = page.getByRole('button', { name: 'Pause queue default' });
   await pause.focus();
   assert.equal(await page.evaluate(() => document.activeElement.getAttribute('aria-label')), 'Pause queue default');
+  // nothing is fetched from elsewhere than the gateway (its files and its socket)
+  const { host } = new URL(URL_BASE);
+  assert.deepEqual(page.urls.filter((u) => new URL(u).host !== host), []);
+  assert.ok(page.urls.some((u) => u.startsWith(`ws://${host}/socket/websocket`)), page.urls.join(' '));
   assert.deepEqual(page.problems, []);
   await page.context().close();
 });
