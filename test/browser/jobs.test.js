@@ -137,16 +137,18 @@ test('jobs.html (admin): an import started from the page shows its progress and 
 test('jobs.html (admin): a job enqueued in SQL appears; a failed one is retried from the page', async () => {
   const page = await open(adminToken);
   // an email whose template does not exist yet: it fails its only attempt
+  const template = `jobs-page-${Date.now()}`;
   const t0 = performance.now();
   const [{ id }] = await sql(`SELECT pgapp.enqueue('emails', 'jobs.email_worker',
-    '{"recipient": "ada@example.com", "template": "jobs-page-later", "vars": {}}', max_attempts => 1) AS id`);
+    jsonb_build_object('recipient', 'ada@example.com', 'template', $1::text, 'vars', '{}'::jsonb),
+    max_attempts => 1) AS id`, [template]);
   await jobRow(page, id).waitFor({ timeout: WAIT_MS });
   console.log(`latency: job enqueued in SQL to shown on the page: ${since(t0)} ms`);
   await jobRow(page, id, 'discarded').waitFor({ timeout: WAIT_MS });
-  await jobRow(page, id).getByText('email template "jobs-page-later" does not exist').waitFor({ timeout: WAIT_MS });
+  await jobRow(page, id).getByText(`email template "${template}" does not exist`).waitFor({ timeout: WAIT_MS });
   assert.deepEqual(await jobState(id), { state: 'discarded', attempt: 1 });
 
-  await sql("INSERT INTO jobs.email_template (name, subject, body) VALUES ('jobs-page-later', 'hi', 'hi') ON CONFLICT DO NOTHING");
+  await sql("INSERT INTO jobs.email_template (name, subject, body) VALUES ($1, 'hi', 'hi')", [template]);
   const t1 = performance.now();
   await page.getByRole('button', { name: `Retry job ${id}` }).click();
   await jobRow(page, id, 'completed').waitFor({ timeout: WAIT_MS });
