@@ -614,7 +614,8 @@ $$;
 --   topic        join                      handle_in
 --   jobs_admin   jobs.admin_join           jobs.admin_handle_in: refresh, retry, cancel,
 --                                          pause, resume, start_import
---   jobs:<id>    jobs.job_channel_join     (none: pgapp broadcasts "progress" there)
+--   jobs:<id>    jobs.job_channel_join     jobs.job_channel_handle_in: state
+--                                          (pgapp broadcasts "progress" there)
 --
 -- Who: members of pgapp_admin act (retry, cancel, pause, resume, start an
 -- import) and see everything; roles that may execute jobs._admin_overview
@@ -935,8 +936,10 @@ BEGIN
 END
 $$;
 
--- Join of jobs:<id> (pgapp broadcasts the job's "progress" there): members
--- of pgapp_admin only; the reply is the job's state and its progress so far.
+-- Join of jobs:<id> (pgapp broadcasts the job's "progress" there), and its
+-- push "state": members of pgapp_admin only; the reply is the job's state
+-- and its progress so far.  (The gateway LISTENs after the join function
+-- has run: a page asks "state" once joined, for what came in between.)
 CREATE OR REPLACE FUNCTION jobs.job_channel_join(topic text, params jsonb)
 RETURNS jsonb
 LANGUAGE plpgsql VOLATILE
@@ -969,6 +972,20 @@ BEGIN
                                                               'message', format('job %s does not exist', jid)));
     END IF;
     RETURN jsonb_build_object('ok', reply);
+END
+$$;
+
+CREATE OR REPLACE FUNCTION jobs.job_channel_handle_in(topic text, event text, payload jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF event IS DISTINCT FROM 'state' THEN
+        RETURN jsonb_build_object('error', jsonb_build_object('reason', 'unknown event',
+            'message', format('unknown event %s (events: state)', quote_literal(left(event, 63)))));
+    END IF;
+    RETURN jobs.job_channel_join(topic, '{}');
 END
 $$;
 
@@ -1053,13 +1070,14 @@ CREATE OR REPLACE TRIGGER jobs_admin_queue_changed AFTER UPDATE ON pgapp.queue
 REVOKE ALL ON FUNCTION jobs._admin_overview(text), jobs._admin_schedules(), jobs._admin_job_details(bigint[]),
     jobs.admin_view(jsonb), jobs.admin_join(text, jsonb), jobs._admin_start_import(integer, integer, integer),
     jobs._admin_job_id(jsonb), jobs.admin_handle_in(text, text, jsonb), jobs.job_channel_join(text, jsonb),
-    jobs._admin_jobs_changed(), jobs._admin_queue_changed()
+    jobs.job_channel_handle_in(text, text, jsonb), jobs._admin_jobs_changed(), jobs._admin_queue_changed()
     FROM PUBLIC;
 -- the page's tokens: jobs_admin (NOINHERIT: grants to pgapp_admin do not
 -- reach it before it steps up), app_user (read-only)
 GRANT USAGE ON SCHEMA jobs TO app_user, jobs_admin, pgapp_admin;
 GRANT EXECUTE ON FUNCTION jobs.admin_join(text, jsonb), jobs.admin_handle_in(text, text, jsonb),
-    jobs.admin_view(jsonb), jobs.job_channel_join(text, jsonb), jobs._admin_job_id(jsonb)
+    jobs.admin_view(jsonb), jobs.job_channel_join(text, jsonb), jobs.job_channel_handle_in(text, text, jsonb),
+    jobs._admin_job_id(jsonb)
     TO app_user, jobs_admin, pgapp_admin;
 GRANT EXECUTE ON FUNCTION jobs._admin_overview(text), jobs._admin_schedules() TO app_user, pgapp_admin;
 GRANT EXECUTE ON FUNCTION jobs._admin_job_details(bigint[]), jobs._admin_start_import(integer, integer, integer)
@@ -1068,6 +1086,7 @@ GRANT EXECUTE ON FUNCTION jobs._admin_job_details(bigint[]), jobs._admin_start_i
 DO $$
 BEGIN
     PERFORM pgapp.define_channel('jobs_admin', 'jobs.admin_join(text, jsonb)', 'jobs.admin_handle_in(text, text, jsonb)');
-    PERFORM pgapp.define_channel('jobs:*', 'jobs.job_channel_join(text, jsonb)');
+    PERFORM pgapp.define_channel('jobs:*', 'jobs.job_channel_join(text, jsonb)',
+                                 'jobs.job_channel_handle_in(text, text, jsonb)');
 END
 $$;

@@ -84,15 +84,16 @@ function renderBody(table, html) {
 function renderQueues() {
   renderBody("#queues", page.queues.map((q) => {
     const counts = STATES.map((s) => {
-      const n = q.counts?.[s] ?? 0;
+      const n = Number(q.counts?.[s]) || 0;
       return `<td class="num${n ? "" : " zero"}" data-count="${s}">${n}</td>`;
     }).join("");
-    const action = q.paused ? "resume" : "pause";
-    const label = q.paused ? "Resume" : "Pause";
-    return `<tr data-row="queue:${esc(q.name)}" data-queue="${esc(q.name)}" data-paused="${q.paused}">
+    const paused = q.paused === true;
+    const action = paused ? "resume" : "pause";
+    const label = paused ? "Resume" : "Pause";
+    return `<tr data-row="queue:${esc(q.name)}" data-queue="${esc(q.name)}" data-paused="${paused}">
       <th scope="row">${esc(q.name)}</th>
       <td class="workers">${esc(q.busy ?? 0)} busy of ${esc(q.concurrency)}</td>
-      <td>${q.paused ? '<span class="badge paused">paused</span>' : '<span class="badge running">running</span>'}</td>
+      <td>${paused ? '<span class="badge paused">paused</span>' : '<span class="badge running">running</span>'}</td>
       ${counts}
       <td><button type="button" class="secondary" data-action="${action}" data-queue="${esc(q.name)}"
         data-key="queue:${esc(q.name)}" aria-label="${label} queue ${esc(q.name)}"${adminAttrs()}>${label}</button></td>
@@ -110,22 +111,22 @@ function renderJobs() {
     const d = page.details[j.id] || {};
     const err = d.last_error;
     const errors = j.errors
-      ? `${j.errors}${err ? `: <span class="error-text">${esc(err.message)}</span>
+      ? `${esc(j.errors)}${err ? `: <span class="error-text">${esc(err.message)}</span>
            <span class="muted">(${esc(err.sqlstate)}, attempt ${esc(err.attempt)})</span>` : ""}`
       : '<span class="muted">none</span>';
     const args = d.args ? `<div class="args"><code>${esc(d.args)}</code></div>` : "";
     const buttons = [];
     if (RETRYABLE.has(j.state)) {
-      buttons.push(`<button type="button" class="secondary" data-action="retry" data-id="${j.id}"
-        data-key="retry:${j.id}" aria-label="Retry job ${j.id}"${adminAttrs()}>Retry</button>`);
+      buttons.push(`<button type="button" class="secondary" data-action="retry" data-id="${esc(j.id)}"
+        data-key="retry:${esc(j.id)}" aria-label="Retry job ${esc(j.id)}"${adminAttrs()}>Retry</button>`);
     }
     if (!FINISHED.has(j.state) && !j.cancelling) {
-      buttons.push(`<button type="button" class="secondary" data-action="cancel" data-id="${j.id}"
-        data-key="cancel:${j.id}" aria-label="Cancel job ${j.id}"${adminAttrs()}>Cancel</button>`);
+      buttons.push(`<button type="button" class="secondary" data-action="cancel" data-id="${esc(j.id)}"
+        data-key="cancel:${esc(j.id)}" aria-label="Cancel job ${esc(j.id)}"${adminAttrs()}>Cancel</button>`);
     }
     const state = j.cancelling && !FINISHED.has(j.state) ? `${badge(j.state)} <span class="muted">cancelling</span>` : badge(j.state);
-    return `<tr data-row="job:${j.id}" data-job="${j.id}" data-state="${esc(j.state)}">
-      <td class="num">${j.id}</td>
+    return `<tr data-row="job:${esc(j.id)}" data-job="${esc(j.id)}" data-state="${esc(j.state)}">
+      <td class="num">${esc(j.id)}</td>
       <td>${esc(j.queue)}</td>
       <td><code>${esc(j.worker)}</code>${args}</td>
       <td>${state}</td>
@@ -212,8 +213,11 @@ async function refresh() {
   }
 }
 
+// (Any role that can connect may NOTIFY raw text on the topic's channel:
+// what a broadcast says is escaped when shown, and re-read by the refresh.)
 function onJobs({ jobs = [] }) {
-  for (const j of jobs) {
+  for (const j of Array.isArray(jobs) ? jobs : []) {
+    if (!Number.isSafeInteger(j?.id)) continue;
     if (page.jobs.has(j.id) || !page.filter || page.filter === j.state) page.jobs.set(j.id, { ...page.jobs.get(j.id), ...j });
     if (page.filter && page.filter !== j.state && page.jobs.has(j.id)) page.jobs.delete(j.id);
     if (imp && imp.job_id === j.id) updateImportState(j.state, j.cancelling);
@@ -226,6 +230,7 @@ function onJobs({ jobs = [] }) {
 }
 
 function onQueue(q) {
+  if (typeof q?.name !== "string") return;
   const known = page.queues.find((x) => x.name === q.name);
   if (q.op === "delete") page.queues = page.queues.filter((x) => x.name !== q.name);
   else if (known) Object.assign(known, { concurrency: q.concurrency, paused: q.paused });
@@ -251,17 +256,27 @@ function follow(jobId) {
     if (!FINISHED.has(imp.state)) imp.state = "executing";
     renderImport();
   });
-  progressChannel.join()
-    .receive("ok", (j) => {
-      if (!imp || imp.job_id !== j.id) return;
-      if (j.percent != null) imp.percent = j.percent;
+  const channel = progressChannel;
+  const apply = (j) => {
+    if (!imp || imp.job_id !== j.id) return;
+    // a reply may come after a newer progress event: never go back
+    if (j.percent != null && (imp.percent == null || j.percent >= imp.percent)) {
+      imp.percent = j.percent;
       if (j.message != null) imp.message = j.message;
-      updateImportState(j.state);
-      renderImport();
+    }
+    updateImportState(j.state);
+    renderImport();
+  };
+  // the join reply, then "state" once more: the gateway LISTENs after the
+  // join function ran, and the reports made in between were not sent here
+  channel.join()
+    .receive("ok", (j) => {
+      apply(j);
+      pushEvent(channel, "state").then(apply).catch(() => {});
     })
     .receive("error", (reply) => {
-      progressChannel.leave();
-      progressChannel = null;
+      channel.leave();
+      if (progressChannel === channel) progressChannel = null;
       showAlert(`Cannot follow the import's progress: ${reason(reply)}`);
     });
 }
@@ -409,11 +424,15 @@ async function main() {
   channel.on("jobs", onJobs);
   channel.on("jobs_deleted", () => scheduleRefresh());
   channel.on("queue", onQueue);
-  // every (re)join replies with the whole view
+  // every (re)join replies with the whole view.  The gateway runs the join
+  // function, then LISTENs: a change committed in between is in neither the
+  // view nor a broadcast, so the page reads the view once more after each
+  // join (from then on, every change is broadcast to it)
   channel.join()
     .receive("ok", (view) => {
       showAlert("");
       applyView(view);
+      scheduleRefresh(0);
     })
     .receive("error", (reply) => {
       channel.leave();

@@ -54,6 +54,7 @@ SELECT jobs.admin_handle_in('jobs_admin', 'retry', jsonb_build_object('id', :fai
 SELECT jobs.admin_handle_in('jobs_admin', 'cancel', jsonb_build_object('id', :waiting));
 SELECT jobs.admin_handle_in('jobs_admin', 'start_import', '{"rows": 10}');
 SELECT jobs.job_channel_join('jobs:' || :waiting, '{}');
+SELECT jobs.job_channel_handle_in('jobs:' || :waiting, 'state', '{}');
 -- ... and so is every direct call
 SELECT * FROM pg_temp.show($$ SELECT pgapp.pause_queue('emails') $$);
 SELECT * FROM pg_temp.show($$ SELECT jobs._admin_start_import(10) $$);
@@ -114,6 +115,9 @@ SELECT jobs.job_channel_join('jobs:abc', '{}');
 SELECT jobs.job_channel_join('jobs:1;SELECT 1', '{}');
 SELECT jobs.job_channel_join('jobs:99999999999999999999', '{}');
 SELECT jobs.job_channel_join('jobs:999999999', '{}');
+SELECT jobs.job_channel_handle_in('jobs:999999999', 'state', '{}');
+SELECT jobs.job_channel_handle_in('jobs:999999999', 'cancel', '{}');
+SELECT jobs.job_channel_handle_in('jobs:' || :waiting, 'state', '{}') -> 'ok' -> 'state' AS state;
 RESET ROLE;
 SELECT paused FROM pgapp.queue WHERE name = 'emails';
 SELECT count(*) AS imports FROM jobs.import;
