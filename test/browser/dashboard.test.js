@@ -334,3 +334,18 @@ test('a refused token: the page asks for another one', async () => {
   assert.deepEqual(other.problems, []);
   await other.context().close();
 });
+
+test('an expired token: the page asks for another one without trying to connect', async () => {
+  const other = await newPage('desktop');
+  const sockets = [];
+  other.on('websocket', (ws) => sockets.push(ws.url()));
+  // only the claims matter to the page's early check (the gateway checks the signature)
+  const claims = Buffer.from(JSON.stringify({ sub: 'dash-dave', role: 'app_user', exp: 1 })).toString('base64url');
+  await other.goto(`${URL_BASE}/dashboard.html#token=e30.${claims}.x`);
+  await other.getByRole('alert').filter({ hasText: 'refused this token' }).waitFor({ timeout: WAIT_MS });
+  assert.equal(await other.getByLabel(/^Token/).isVisible(), true);
+  assert.equal(await other.locator('[data-connection-banner]').first().isHidden(), true);
+  assert.deepEqual(sockets, [], 'no WebSocket was opened with the expired token');
+  assert.deepEqual(other.problems, []);
+  await other.context().close();
+});

@@ -63,11 +63,32 @@ function banner(down) {
   document.documentElement.dataset.connection = down ? "down" : "up";
 }
 
+// The "exp" claim of a JWT (seconds since 1970), or null when it has none or
+// cannot be read.  Only to tell the user early: the gateway checks the token.
+export function tokenExpiry(token) {
+  try {
+    const b64 = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+    const exp = JSON.parse(atob(b64)).exp;
+    return typeof exp === "number" ? exp : null;
+  } catch {
+    return null;
+  }
+}
+
+function expired(token) {
+  const exp = tokenExpiry(token);
+  return exp !== null && exp * 1000 <= Date.now();
+}
+
 // A connected phoenix Socket with token; the banner follows its state.
 // When the gateway closes the socket for its token (1008: bad, expired or
 // revoked), the socket stops reconnecting with it, the kept token is
 // forgotten, the banner stays hidden (the connection is not down: the token
 // is refused) and onRefused(ev) runs (ask for another token, say).
+// A token already expired is refused the same way without connecting (the
+// gateway refuses it at the upgrade with HTTP 403, which a browser cannot
+// tell from a gateway that is down), and so is one that expires while the
+// socket is away.
 export function connectSocket(token, { onRefused } = {}) {
   const scheme = location.protocol === "https:" ? "wss" : "ws";
   const socket = new Socket(`${scheme}://${location.host}/socket`, {
@@ -76,13 +97,24 @@ export function connectSocket(token, { onRefused } = {}) {
     reconnectAfterMs: (tries) => [100, 250, 500, 1000, 2000][tries - 1] || 5000,
   });
   let opened = false;
+  const refuse = (ev) => {
+    forgetToken();
+    socket.disconnect();
+    banner(false);
+    if (onRefused) onRefused(ev);
+  };
+  if (expired(token)) {
+    setTimeout(() => refuse({ code: 1008, reason: "token expired" }), 0);
+    return socket;
+  }
   socket.onOpen(() => { opened = true; banner(false); });
   socket.onClose((ev) => {
+    if (expired(token)) {
+      refuse({ code: 1008, reason: "token expired" });
+      return;
+    }
     if (ev && ev.code === 1008) {
-      forgetToken();
-      socket.disconnect();
-      banner(false);
-      if (onRefused) onRefused(ev);
+      refuse(ev);
       return;
     }
     // shown only once the socket had been open: the page says "reconnecting"
