@@ -103,6 +103,10 @@ static const Setting settings[] = {
 #define OPT_HELP 1001
 #define OPT_VERSION 1002
 #define LINE_MAX_BYTES 16384
+#define FILE_VALUES_MAX 1000
+
+static char *file_values[FILE_VALUES_MAX];	/* the --config file's values */
+static int	nfile_values;
 
 static void usage(FILE *f);
 static void on_signal(int sig);
@@ -311,11 +315,14 @@ read_file(const char *file)
 		}
 		if ((st = find_setting(k)) == NULL)
 			file_error(file, lineno, "unknown setting", k);
-		if ((v = strdup(v)) == NULL)
+		if ((v = strdup(v)) == NULL || nfile_values == FILE_VALUES_MAX)
 		{
-			fprintf(stderr, "pgapp-gateway: out of memory\n");
-			exit(1);
+			fprintf(stderr, "pgapp-gateway: %s:%d: %s\n", file, lineno,
+					v ? "too many lines" : "out of memory");
+			exit(v ? 2 : 1);
 		}
+		/* kept for the life of the process (and reachable, for leak checkers) */
+		file_values[nfile_values++] = v;
 		snprintf(where, sizeof(where), "%s:%d: %s", file, lineno, st->name);
 		apply_setting(st, v, where);
 	}

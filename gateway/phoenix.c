@@ -14,7 +14,9 @@
  *   response v, sent only once the topic's LISTEN is in place (so a
  *   broadcast committed after the client saw its reply reaches it);
  *   {"error": v} the error reply v; an SQL error {"reason":"join crashed"}.
- * - phx_leave -> ok reply; the socket stops receiving the topic.
+ * - phx_leave -> ok reply; the socket stops receiving the topic.  A leave or
+ *   push naming another join_ref than the topic's current join is dropped
+ *   (a null join_ref, as V1 clients send, matches).
  * - any other event on a joined topic runs the channel's handle_in; its
  *   {"ok": v} / {"error": v} is the reply, NULL means no reply.  An event on
  *   a topic the socket has not joined -> error {"reason":"unmatched topic"}.
@@ -439,6 +441,15 @@ handle_push(Sock *s, const char *join_ref, const char *ref, const char *topic,
 	if (j == NULL || !j->joined)
 	{
 		gw_reply(s, join_ref, ref, topic, "error", reason("unmatched topic"));
+		return;
+	}
+	if (join_ref && j->join_ref && strcmp(join_ref, j->join_ref) != 0)
+	{
+		/*
+		 * As Phoenix: a message of an earlier join of the topic (the client
+		 * raced a rejoin) is dropped, without a reply; it cannot leave or
+		 * push on the channel that replaced it.
+		 */
 		return;
 	}
 	if (strcmp(event, "phx_leave") == 0)

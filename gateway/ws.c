@@ -552,7 +552,14 @@ receive(struct lws *wsi, Sock *s, const char *in, size_t len)
 							 (unsigned char *) "too many messages before authentication", 39);
 			return -1;
 		}
-		json_array_append_new(s->held, json_stringn(s->rx, s->rx_len));
+		if (s->held == NULL ||
+			json_array_append_new(s->held, json_stringn(s->rx, s->rx_len)) != 0)
+		{
+			/* not UTF-8 (jansson refuses the string), or out of memory */
+			lws_close_reason(wsi, LWS_CLOSE_STATUS_INVALID_PAYLOAD,
+							 (unsigned char *) "malformed message", 17);
+			return -1;
+		}
 		s->held_bytes += s->rx_len;
 	}
 	else if (s->auth == SOCK_AUTH_OK)
