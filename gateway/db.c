@@ -26,7 +26,9 @@
  *   presence (state, renewals, untracks) and fetching stored broadcasts
  *   (pgapp.message).  Requests wait in one FIFO and run one per connection
  *   at a time.  The listener also reads pgapp.auth_jwt_leeway, with which
- *   tokens are judged expired (ws.c, phoenix.c).
+ *   tokens are judged expired (ws.c, phoenix.c), and probes pgapp's limiter
+ *   once connected: without pgapp preloaded (55000) the rate limit is left
+ *   out of the requests, with a warning, rather than failing every one.
  *
  * A join or handle_in runs as PostgREST runs a request: one transaction
  * (one simple-query string without BEGIN is one implicit transaction,
@@ -72,6 +74,7 @@ typedef enum ConnState
 typedef enum CmdKind
 {
 	CMD_SETUP,					/* LISTEN pgapp_channels + load channels */
+	CMD_PROBE_RATE,				/* can pgapp's limiter count (preloaded)? */
 	CMD_LISTEN,
 	CMD_UNLISTEN
 } CmdKind;
@@ -110,6 +113,8 @@ typedef struct DbConn
 static DbConn listener;
 static DbConn *pool;
 static int	leeway = -1;		/* pgapp.auth_jwt_leeway, seconds; -1: unknown */
+static bool rate_off = false;	/* the limiter cannot count: pgapp is not
+								 * preloaded */
 static DbReq *req_head;
 static DbReq *req_tail;
 static int	req_count;
@@ -515,6 +520,8 @@ conn_ready(DbConn *c)
 	if (c->listener)
 	{
 		cmd_queue(CMD_SETUP, NULL);
+		if (gw_config.rate_limit > 0)
+			cmd_queue(CMD_PROBE_RATE, NULL);
 		gw_topics_foreach(relisten_topic);
 	}
 	else
@@ -688,7 +695,7 @@ buf_rate_limit(SqlBuf *b, DbConn *c, Sock *s)
 {
 	char		key[96];
 
-	if (gw_config.rate_limit <= 0)
+	if (gw_config.rate_limit <= 0 || rate_off)
 		return;
 	snprintf(key, sizeof(key), "pgapp-gateway:%s:%llu", gw_rate_nonce, (unsigned long long) s->id);
 	buf_add(b, "SELECT pgapp.rate_limit(");
@@ -913,6 +920,12 @@ listener_next(void)
 						 " LEFT JOIN pg_catalog.pg_proc AS hp ON hp.oid = c.handle_in_function"
 						 " LEFT JOIN pg_catalog.pg_namespace AS hn ON hn.oid = hp.pronamespace");
 			break;
+		case CMD_PROBE_RATE:
+			/* a key of its own, with limits no socket uses */
+			if (asprintf(&sql, "SELECT pgapp.check_rate('pgapp-gateway:%s:probe', 1000000, 1)",
+						 gw_rate_nonce) < 0)
+				sql = NULL;
+			break;
 		case CMD_LISTEN:
 		case CMD_UNLISTEN:
 			a = PQescapeLiteral(listener.pg, cmd->topic, strlen(cmd->topic));
@@ -957,7 +970,24 @@ cmd_finished(DbConn *c)
 	c->state = CONN_READY;
 	if (cmd)
 	{
-		if (!ok)
+		if (cmd->kind == CMD_PROBE_RATE)
+		{
+			/*
+			 * Without pgapp in shared_preload_libraries the limiter has no
+			 * shared memory (55000): every join and push would fail on it. Go
+			 * on without the rate limit, and say so.
+			 */
+			bool		off = !ok && strcmp(c->sqlstate, "55000") == 0;
+
+			if (off && !rate_off)
+				gw_log(GW_WARN, "the rate limit is off: pgapp's limiter cannot count (%s); "
+					   "add pgapp to shared_preload_libraries", c->errmsg ? c->errmsg : "55000");
+			else if (!ok && !off)
+				gw_log(GW_WARN, "database listener: probing the rate limit: %s",
+					   c->errmsg ? c->errmsg : "error");
+			rate_off = off;
+		}
+		else if (!ok)
 			gw_log(GW_WARN, "database listener: %s%s%s: %s",
 				   cmd->kind == CMD_SETUP ? "loading channels" :
 				   cmd->kind == CMD_LISTEN ? "LISTEN " : "UNLISTEN ",
