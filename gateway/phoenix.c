@@ -308,25 +308,17 @@ reason(const char *why)
 /*
  * The join succeeded and the topic is LISTENed: send the ok reply.
  */
+/*
+ * Send j's socket presence_state (read from the database first).
+ */
 static void
-finish_join(Join *j)
+send_presence_state(Join *j)
 {
-	json_t	   *reply = j->reply;
-	DbReq	   *req;
+	DbReq	   *req = new_req(DBREQ_PRESENCE_STATE, j->sock, j->topic->name);
 
-	j->reply = NULL;
-	j->joined = true;
-	gw_reply(j->sock, j->join_ref, j->ref, j->topic->name, "ok", reply);
-	if (!j->presence)
-		return;
+	gw_log(GW_DEBUG, "socket %llu: reading the presence of %s", (unsigned long long) j->sock->id,
+		   j->topic->name);
 
-	/*
-	 * As Phoenix.Presence: presence_state after the join's reply.  Read now,
-	 * once the topic is LISTENed, so that every presence_diff after the state
-	 * read reaches the socket (the client applies the diffs it gets before
-	 * the state after it, and applying one twice changes nothing).
-	 */
-	req = new_req(DBREQ_PRESENCE_STATE, j->sock, j->topic->name);
 	if (req == NULL || (j->join_ref && (req->join_ref = strdup(j->join_ref)) == NULL))
 	{
 		if (req)
@@ -335,6 +327,25 @@ finish_join(Join *j)
 		return;
 	}
 	gw_db_submit(req);
+}
+
+static void
+finish_join(Join *j)
+{
+	json_t	   *reply = j->reply;
+
+	j->reply = NULL;
+	j->joined = true;
+	gw_reply(j->sock, j->join_ref, j->ref, j->topic->name, "ok", reply);
+
+	/*
+	 * As Phoenix.Presence: presence_state after the join's reply.  Read now,
+	 * once the topic is LISTENed, so that every presence_diff after the state
+	 * read reaches the socket (the client applies the diffs it gets before
+	 * the state after it, and applying one twice changes nothing).
+	 */
+	if (j->presence)
+		send_presence_state(j);
 }
 
 void
@@ -347,7 +358,16 @@ gw_phx_listen_done(Topic *t, bool ok)
 	{
 		Join	   *next = j->next_in_topic;
 
-		if (!j->joined && j->reply)
+		if (j->joined && j->presence && ok)
+		{
+			/*
+			 * LISTEN again after the listener's connection was lost: the
+			 * presence_diffs of meanwhile are lost, so a new state (the
+			 * client's Presence syncs to it).
+			 */
+			send_presence_state(j);
+		}
+		else if (!j->joined && j->reply)
 		{
 			if (ok)
 				finish_join(j);

@@ -1,4 +1,4 @@
-// test/gateway/presence.test.js: presence on a channel defined with
+// test/gateway/presence.test.js (ports +9, +10, +17): presence on a channel defined with
 // presence => true (pres:* in setup.sql), through the phoenix client's
 // Presence class: a join tracks the token's sub with the meta the join
 // function returned under "presence"; presence_state follows the join's
@@ -16,7 +16,7 @@ import { after, before, test } from 'node:test';
 import { Presence } from 'phoenix';
 
 import {
-  PORT0, closeDb, connect, join, phxSocket, push, rawSocket, sql, startGateway, token,
+  CONNINFO, PORT0, closeDb, connect, join, phxSocket, push, rawSocket, sql, startGateway, token,
 } from './helpers.js';
 
 const PORT = PORT0 + 9;
@@ -187,6 +187,27 @@ test('metas are renewed while the socket lives; when the gateway dies, their ttl
   await dying.stop();
   await until(watcher.presence, { judy: [{ device: 'web' }] });
   assert.deepEqual(await live('pres:6', 'kim'), []);
+});
+
+test('when the listener comes back after losing the database, joined sockets get a new presence_state', async () => {
+  const port = PORT0 + 17;
+  const g = await startGateway(port, ['--db', `${CONNINFO} application_name=gw-presence-relisten`]);
+  gateways.push(g);
+  const mia = await present('mia', 'pres:10', {}, port);
+  await until(mia.presence, { mia: [{ device: 'web' }] });
+  const states = [];
+  mia.s.onMessage((m) => { if (m.event === 'presence_state') states.push(m.payload); });
+  const relistened = g.waitFor(/LISTEN pres:10 done/);
+  await sql(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+              WHERE application_name = 'gw-presence-relisten'`);
+  await relistened;
+  // the state after the LISTEN: what the client syncs to (diffs meanwhile were lost)
+  await new Promise((resolve) => {
+    const check = () => (states.length ? resolve() : mia.s.onMessage(() => setImmediate(check)));
+    check();
+  });
+  assert.deepEqual(Object.keys(states[0]), ['mia']);
+  await until(mia.presence, { mia: [{ device: 'web' }] });
 });
 
 test('presence channels still answer pushes; a flood of rejoins is bounded and leaves one meta', async () => {
