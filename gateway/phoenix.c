@@ -715,6 +715,24 @@ rate_limited(const DbResult *r)
 	return reply;
 }
 
+/*
+ * What a presence join tracked, from its first column "<ref> <meta>": the
+ * ref (a uuid, into ref[37]) and the meta's text (in *meta), or false when
+ * it tracked nothing.
+ */
+static bool
+tracked(const DbReq *req, const DbResult *r, char *ref, const char **meta)
+{
+	const char *f = req->track ? r->first : NULL;
+
+	if (f == NULL || strlen(f) < 38 || f[36] != ' ' || strspn(f, "0123456789abcdef-") != 36)
+		return false;
+	memcpy(ref, f, 36);
+	ref[36] = '\0';
+	*meta = f + 37;
+	return true;
+}
+
 static void
 join_done(DbReq *req, const DbResult *r)
 {
@@ -723,7 +741,9 @@ join_done(DbReq *req, const DbResult *r)
 	json_t	   *v = r->value ? json_loads(r->value, 0, NULL) : NULL;
 	json_t	   *response = NULL;
 	const char *status = v ? outcome(v, &response, true) : NULL;
-	const char *ref = req->track ? r->first : NULL;
+	char		refbuf[37];
+	const char *meta = NULL;
+	const char *ref = tracked(req, r, refbuf, &meta) ? refbuf : NULL;
 	json_t	   *limited = rate_limited(r);
 
 	if (j == NULL || j->joined)
@@ -765,10 +785,8 @@ join_done(DbReq *req, const DbResult *r)
 	{
 		if (ref)
 		{
-			json_t	   *meta = json_object_get(v, "presence");
-
 			j->presence_ref = strdup(ref);
-			j->presence_meta = meta ? json_dumps(meta, JSON_COMPACT) : strdup("{}");
+			j->presence_meta = strdup(meta);
 			j->renew_at = time(NULL) + (gw_config.presence_ttl / 2 > 0 ? gw_config.presence_ttl / 2 : 1);
 			if (j->presence_ref == NULL || j->presence_meta == NULL)
 			{
@@ -912,8 +930,14 @@ gw_phx_request_done(DbReq *req, const DbResult *r)
 			s->joining--;
 			if (s->wsi)
 				join_done(req, r);
-			else if (req->track && r->first)
-				untrack(s, req->topic, r->first);	/* closed meanwhile */
+			else
+			{
+				char		ref[37];
+				const char *meta;
+
+				if (tracked(req, r, ref, &meta))
+					untrack(s, req->topic, ref);	/* closed meanwhile */
+			}
 			return;
 		case DBREQ_AUTH:
 			if (s->wsi == NULL)
