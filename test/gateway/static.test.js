@@ -1,8 +1,8 @@
 // test/gateway/static.test.js: --static DIR, the gateway serving a
 // directory's files at "/" beside the socket: MIME types, GET and HEAD only,
 // no way out of DIR (.., encoded .., hidden files, a symbolic link that leads
-// out), /health never shadowed, the socket unaffected.  Ports PORT0 + 15 and
-// PORT0 + 16 (the other files use PORT0 .. PORT0 + 9).
+// out), /health never shadowed, the socket unaffected.  Ports PORT0 + 22,
+// PORT0 + 23 and PORT0 + 24 (test/gateway/helpers.js lists every file's).
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
@@ -16,8 +16,8 @@ import {
   BIN, PORT0, closeDb, connect, join, phxSocket, startGateway, token,
 } from './helpers.js';
 
-const PORT = PORT0 + 15;
-const PLAIN = PORT0 + 16;
+const PORT = PORT0 + 22;
+const PLAIN = PORT0 + 23;
 const SECRET = 'outside-secret-7f3a';
 let tmp;
 let gw;
@@ -162,7 +162,7 @@ test('without --static nothing but /health is served', async () => {
 
 test('--static with a path that is not a directory: the gateway does not start', async () => {
   const proc = spawn(process.env.GATEWAY_BIN || path.join(BIN, 'pgapp-gateway'),
-    ['--port', String(PORT0 + 17), '--static', path.join(tmp, 'secret.txt')],
+    ['--port', String(PORT0 + 24), '--static', path.join(tmp, 'secret.txt')],
     { stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
   proc.stderr.on('data', (d) => { err += d; });
