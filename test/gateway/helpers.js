@@ -31,7 +31,7 @@ function gatewayEnv(extra = {}) {
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('PGAPP_GATEWAY_')));
   return { ...env, ...extra };
 }
-export const PORT0 = Number(process.env.GATEWAY_PORT || 54690);
+export const PORT0 = Number(process.env.GATEWAY_PORT || 24690);
 export const CONNINFO = `host=${process.env.PGHOST} port=${process.env.PGPORT} ` +
   `dbname=${process.env.PGDATABASE} user=gw_authenticator`;
 

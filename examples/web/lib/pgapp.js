@@ -75,9 +75,11 @@ export function tokenExpiry(token) {
   }
 }
 
+// Would the gateway refuse token at the upgrade?  It does (HTTP 403) when
+// the token is not a JWT, has no numeric "exp" or has expired.
 function expired(token) {
   const exp = tokenExpiry(token);
-  return exp !== null && exp * 1000 <= Date.now();
+  return exp === null || exp * 1000 <= Date.now();
 }
 
 // A connected phoenix Socket with token; the banner follows its state.
@@ -85,10 +87,10 @@ function expired(token) {
 // revoked), the socket stops reconnecting with it, the kept token is
 // forgotten, the banner stays hidden (the connection is not down: the token
 // is refused) and onRefused(ev) runs (ask for another token, say).
-// A token already expired is refused the same way without connecting (the
-// gateway refuses it at the upgrade with HTTP 403, which a browser cannot
-// tell from a gateway that is down), and so is one that expires while the
-// socket is away.
+// A token the gateway would refuse at the upgrade (not a JWT, no "exp", or
+// expired: HTTP 403, which a browser cannot tell from a gateway that is
+// down) is refused the same way without connecting, and so is one that
+// expires while the socket is away.
 export function connectSocket(token, { onRefused } = {}) {
   const scheme = location.protocol === "https:" ? "wss" : "ws";
   const socket = new Socket(`${scheme}://${location.host}/socket`, {
