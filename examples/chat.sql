@@ -282,7 +282,8 @@ CREATE TRIGGER message_author BEFORE INSERT ON chat.message
 SELECT pgapp.define_changeset('chat_message', 'chat.message',
     ARRAY['room_id', 'author_id', 'body'],
     '[{"required": ["body"]},
-      {"length": "body", "max": 5000}]');
+      {"length": "body", "max": 5000},
+      {"length": "body", "max": 20000, "count": "bytes"}]');
 
 SELECT pgapp.define_changeset('chat_room', 'chat.room',
     ARRAY['id', 'name', 'created_by'],
@@ -422,10 +423,10 @@ BEGIN
     IF limited IS NOT NULL THEN
         RETURN limited;
     END IF;
-    -- a body far over the limit is refused by its size, before counting its characters
+    -- a body over the byte limit is refused at once, before its characters are counted
     IF jsonb_typeof(body) = 'string' AND octet_length(body #>> '{}') > 20000 THEN
         RETURN jsonb_build_object('error', jsonb_build_object('errors',
-                   jsonb_build_object('body', jsonb_build_array('should be at most 5000 character(s)'))));
+                   jsonb_build_object('body', jsonb_build_array('should be at most 20000 byte(s)'))));
     END IF;
     cs := pgapp.changeset('chat_message', jsonb_build_object('room_id', room, 'author_id', me, 'body', body));
     IF NOT pgapp.is_valid(cs) THEN
@@ -510,7 +511,7 @@ BEGIN
     -- an optional caption, checked as a message body
     IF jsonb_typeof(payload -> 'body') IS DISTINCT FROM 'null' AND payload ? 'body' THEN
         IF jsonb_typeof(payload -> 'body') = 'string' AND octet_length(payload ->> 'body') > 20000 THEN
-            cs := pgapp.add_error(cs, 'body', 'should be at most 5000 character(s)');
+            cs := pgapp.add_error(cs, 'body', 'should be at most 20000 byte(s)');
         ELSE
             caption := pgapp.changeset('chat_message', jsonb_build_object('body', payload -> 'body'));
             FOR e IN SELECT jsonb_array_elements_text(pgapp.errors(caption) -> 'body') LOOP
