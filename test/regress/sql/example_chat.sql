@@ -9,7 +9,10 @@
 --
 \set ECHO none
 \i test/helpers/regress_helpers.sql
+-- (quiet: CREATE SCHEMA IF NOT EXISTS api says that it exists)
+SET client_min_messages = warning;
 \i examples/chat.sql
+RESET client_min_messages;
 \i test/helpers/listener_helpers.sql
 -- a request as the user sub: the gateway's (method NULL) or PostgREST's
 CREATE FUNCTION pg_temp.req(sub text, method text DEFAULT NULL) RETURNS boolean LANGUAGE sql AS $$
