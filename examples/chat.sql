@@ -359,7 +359,7 @@ AS $$ SELECT jsonb_build_object('error', jsonb_build_object('reason', reason) ||
 -- messages (oldest first) and who is typing.  A room that does not exist
 -- and one the caller is not a member of are refused alike.
 CREATE FUNCTION chat.join(topic text, params jsonb) RETURNS jsonb
-LANGUAGE plpgsql VOLATILE
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -382,9 +382,10 @@ BEGIN
 END
 $$;
 
--- A push counts against the sender's message rate (sliding window of one
--- second): the error reply of a push over it.
-CREATE FUNCTION chat.over_rate(me text) RETURNS jsonb
+-- A push counts against the caller's message rate (sliding window of one
+-- second): NULL, or the error reply of a push over it.  The caller's own
+-- rate only: it takes no user id, so no one can spend another's.
+CREATE FUNCTION chat.over_rate() RETURNS jsonb
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -392,7 +393,7 @@ DECLARE
     per_second integer := (SELECT s.messages_per_second FROM chat.settings AS s);
     d pgapp.rate_decision;
 BEGIN
-    d := pgapp.check_rate('chat:messages:' || me, per_second, 1, 'sliding');
+    d := pgapp.check_rate('chat:messages:' || chat.current_user_id(), per_second, 1, 'sliding');
     IF d.allowed THEN
         RETURN NULL;
     END IF;
@@ -419,7 +420,7 @@ BEGIN
     IF me IS NULL OR room IS NULL OR NOT chat.is_member(room) THEN
         RETURN chat.error('not a member');
     END IF;
-    limited := chat.over_rate(me);
+    limited := chat.over_rate();
     IF limited IS NOT NULL THEN
         RETURN limited;
     END IF;
@@ -463,7 +464,7 @@ BEGIN
     IF me IS NULL OR room IS NULL OR NOT chat.is_member(room) THEN
         RETURN chat.error('not a member');
     END IF;
-    limited := chat.over_rate(me);
+    limited := chat.over_rate();
     IF limited IS NOT NULL THEN
         RETURN limited;
     END IF;
