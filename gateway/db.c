@@ -551,15 +551,17 @@ build_sql(DbConn *c, DbReq *req)
 			if (req->kind == DBREQ_JOIN)
 				snprintf(sql, size,
 						 "SELECT pg_catalog.set_config('role', %s, true), "
-						 "pg_catalog.set_config('request.jwt.claims', %s, true);"
+						 "pg_catalog.set_config('request.jwt.claims', %s, true), "
+						 "pg_catalog.set_config('request.gateway.socket', '%s:%llu', true);"
 						 "SELECT %s(%s::text, %s::jsonb)::text",
-						 a, b, req->fn, d, e);
+						 a, b, gw_instance, (unsigned long long) req->sock->id, req->fn, d, e);
 			else
 				snprintf(sql, size,
 						 "SELECT pg_catalog.set_config('role', %s, true), "
-						 "pg_catalog.set_config('request.jwt.claims', %s, true);"
+						 "pg_catalog.set_config('request.jwt.claims', %s, true), "
+						 "pg_catalog.set_config('request.gateway.socket', '%s:%llu', true);"
 						 "SELECT %s(%s::text, %s::text, %s::jsonb)::text",
-						 a, b, req->fn, d, f, e);
+						 a, b, gw_instance, (unsigned long long) req->sock->id, req->fn, d, f, e);
 			break;
 	}
 	PQfreemem(a);
@@ -817,7 +819,7 @@ notifications(DbConn *c)
 				cmd_queue(CMD_SETUP, NULL);
 		}
 		else if (c->listener)
-			gw_phx_deliver(n->extra);
+			gw_phx_deliver(n->extra, 0);
 		PQfreemem(n);
 	}
 }

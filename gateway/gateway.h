@@ -50,6 +50,14 @@ typedef struct GwConfig
 } GwConfig;
 
 extern GwConfig gw_config;
+
+/*
+ * This process's identity, 16 random hexadecimal digits drawn at start: a
+ * socket is "<gw_instance>:<its id>" in request.gateway.socket and in the
+ * sender of pgapp.broadcast_from's messages, so that gateways sharing a
+ * database tell their sockets apart.
+ */
+extern char gw_instance[17];
 extern struct lws_context *gw_context;
 extern struct lws_vhost *gw_vhost;
 extern bool gw_stopping;		/* the loop has ended: tear down quietly */
@@ -178,7 +186,7 @@ extern void gw_idle_check(void);
 extern void gw_phx_message(Sock *s, const char *text, size_t len);
 extern void gw_phx_auth_done(Sock *s, const char *claims, const char *error);
 extern void gw_phx_sock_closed(Sock *s);
-extern void gw_phx_deliver(const char *envelope);
+extern void gw_phx_deliver(const char *envelope, uint64_t exclude);
 extern Topic *gw_topic_find(const char *name);
 extern int	gw_topic_count(void);
 extern void gw_topics_foreach(void (*fn) (Topic *t));
@@ -215,6 +223,7 @@ typedef struct DbReq
 	char	   *sql;			/* built when dispatched */
 	json_t	   *payload;		/* params / payload / token (string) / id */
 	char	   *fn;				/* the function to call (JOIN, HANDLE_IN) */
+	uint64_t	exclude;		/* MESSAGE: the socket not to deliver to, or 0 */
 	struct DbReq *next;
 } DbReq;
 

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
 
 #include "gateway.h"
@@ -39,6 +40,7 @@ GwConfig	gw_config = {
 	.static_dir = NULL,
 };
 
+char		gw_instance[17];
 struct lws_context *gw_context;
 struct lws_vhost *gw_vhost;
 bool		gw_stopping;
@@ -274,6 +276,33 @@ read_flags(int argc, char **argv)
 	}
 }
 
+/*
+ * Draw this process's instance id (gw_instance): 64 random bits in hex.
+ */
+static void
+draw_instance(void)
+{
+	unsigned char b[8];
+	size_t		got = 0;
+	int			i;
+
+	while (got < sizeof(b))
+	{
+		ssize_t		n = getrandom(b + got, sizeof(b) - got, 0);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+		{
+			fprintf(stderr, "pgapp-gateway: cannot draw random bytes: %s\n", strerror(errno));
+			exit(1);
+		}
+		got += (size_t) n;
+	}
+	for (i = 0; i < 8; i++)
+		snprintf(gw_instance + 2 * i, 3, "%02x", b[i]);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -282,6 +311,7 @@ main(int argc, char **argv)
 
 	read_env();
 	read_flags(argc, argv);
+	draw_instance();
 
 	lws_set_log_level(gw_config.verbose >= GW_DEBUG ? (LLL_ERR | LLL_WARN | LLL_NOTICE) :
 					  gw_config.verbose >= GW_ERR ? LLL_ERR : 0, NULL);

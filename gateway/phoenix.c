@@ -594,7 +594,7 @@ gw_phx_request_done(DbReq *req, const char *result, const char *sqlstate,
 	if (req->kind == DBREQ_MESSAGE)
 	{
 		if (result)
-			gw_phx_deliver(result);
+			gw_phx_deliver(result, req->exclude);
 		else
 			gw_log(GW_WARN, "cannot read stored message %s: %s",
 				   json_string_value(req->payload), message ? message : "not found");
@@ -624,11 +624,36 @@ gw_phx_request_done(DbReq *req, const char *result, const char *sqlstate,
 }
 
 /*
+ * The socket of this gateway that an envelope's "sender" names
+ * ("<gw_instance>:<id>", pgapp.broadcast_from), or 0: none, another
+ * gateway's, or not of that shape (then the message goes to every socket).
+ */
+static uint64_t
+own_sender(json_t *sender)
+{
+	const char *v = json_string_value(sender);
+	uint64_t	id = 0;
+	const char *p;
+
+	if (v == NULL || strncmp(v, gw_instance, 16) != 0 || v[16] != ':' || v[17] == '\0')
+		return 0;
+	for (p = v + 17; *p; p++)
+	{
+		if (*p < '0' || *p > '9' || id > (UINT64_MAX - 9) / 10)
+			return 0;
+		id = id * 10 + (uint64_t) (*p - '0');
+	}
+	return id;
+}
+
+/*
  * A notification's payload: pgapp's envelope {"topic","event","payload",...}
- * or a reference {"ref": true, "id", ...} to a stored message.
+ * or a reference {"ref": true, "id", ...} to a stored message.  The socket
+ * exclude (when not 0), or the one the envelope's "sender" names, does not
+ * get it (pgapp.broadcast_from).
  */
 void
-gw_phx_deliver(const char *envelope)
+gw_phx_deliver(const char *envelope, uint64_t exclude)
 {
 	json_t	   *e = json_loads(envelope, 0, NULL);
 	const char *topic;
@@ -666,6 +691,8 @@ gw_phx_deliver(const char *envelope)
 		json_decref(e);
 		return;
 	}
+	if (exclude == 0)
+		exclude = own_sender(json_object_get(e, "sender"));
 	if (json_is_true(json_object_get(e, "ref")))
 	{
 		DbReq	   *req = calloc(1, sizeof(DbReq));
@@ -674,6 +701,7 @@ gw_phx_deliver(const char *envelope)
 		{
 			req->kind = DBREQ_MESSAGE;
 			req->payload = json_incref(json_object_get(e, "id"));
+			req->exclude = exclude;
 			gw_db_submit(req);
 		}
 		else
@@ -692,7 +720,7 @@ gw_phx_deliver(const char *envelope)
 	if (m == NULL)
 		return;
 	for (j = t->joins; j; j = j->next_in_topic)
-		if (j->joined)
+		if (j->joined && j->sock->id != exclude)
 			gw_sock_send(j->sock, m);
 	gw_msg_unref(m);
 }

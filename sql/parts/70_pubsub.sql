@@ -24,7 +24,8 @@ CREATE TABLE pgapp.outbox (
     topic   text NOT NULL,
     event   text NOT NULL,
     payload jsonb NOT NULL,
-    at      timestamptz NOT NULL
+    at      timestamptz NOT NULL,
+    sender  text                    -- pgapp.broadcast_from: the gateway socket left out
 );
 
 COMMENT ON TABLE pgapp.outbox IS
@@ -39,6 +40,18 @@ LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION pgapp.broadcast(text, text, jsonb, text) IS
 'Send {"topic","event","payload","id","at"} to the topic''s listeners at commit (auto, direct or outbox mode); pgapp''s own topics and events are refused';
 
+-- pgapp.broadcast for pgapp-gateway's Phoenix broadcast_from: inside a
+-- gateway request (a channel's join or handle_in, which run with
+-- request.gateway.socket set) every socket joined to the topic gets the
+-- message but the one whose request runs; elsewhere it is pgapp.broadcast.
+CREATE FUNCTION pgapp.broadcast_from(topic text, event text, payload jsonb DEFAULT '{}')
+RETURNS void
+AS 'MODULE_PATHNAME', 'pgapp_broadcast_from'
+LANGUAGE C VOLATILE;
+
+COMMENT ON FUNCTION pgapp.broadcast_from(text, text, jsonb) IS
+'pgapp.broadcast that the pgapp-gateway socket whose request runs (join, handle_in) does not receive; elsewhere the same as pgapp.broadcast';
+
 -- How pgapp's own code sends on the topics and events reserved to it (job
 -- progress on jobs:<id>, presence_diff, typing ...): not executable by
 -- PUBLIC; pgapp's SECURITY DEFINER functions (its owner) and background
@@ -50,6 +63,16 @@ LANGUAGE C VOLATILE;
 
 COMMENT ON FUNCTION pgapp._broadcast_system(text, text, jsonb, text) IS
 'pgapp.broadcast for pgapp''s own code: may send on reserved topics and events, with no size limit (not for PUBLIC)';
+
+-- pgapp._broadcast_system that the pgapp-gateway socket whose request runs
+-- does not receive (pgapp.typing's "typing"): not for PUBLIC either.
+CREATE FUNCTION pgapp._broadcast_system_from(topic text, event text, payload jsonb, mode text)
+RETURNS void
+AS 'MODULE_PATHNAME', 'pgapp_broadcast_system_from'
+LANGUAGE C VOLATILE;
+
+COMMENT ON FUNCTION pgapp._broadcast_system_from(text, text, jsonb, text) IS
+'pgapp._broadcast_system that the pgapp-gateway socket whose request runs does not receive (not for PUBLIC)';
 
 -- A topic presence and typing may use: valid (22023) and not pgapp's (42501).
 CREATE FUNCTION pgapp._pubsub_check_topic(topic text)
@@ -232,7 +255,8 @@ COMMENT ON VIEW pgapp.pubsub_outbox IS
 
 REVOKE ALL ON pgapp.message, pgapp.outbox FROM PUBLIC;
 REVOKE ALL ON FUNCTION pgapp._pubsub_prune(), pgapp._broadcast_changes(), pgapp._pubsub_workers(),
-    pgapp._broadcast_system(text, text, jsonb, text), pgapp._pubsub_check_topic(text), pgapp._pubsub_echo(text)
+    pgapp._broadcast_system(text, text, jsonb, text), pgapp._broadcast_system_from(text, text, jsonb, text),
+    pgapp._pubsub_check_topic(text), pgapp._pubsub_echo(text)
     FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION pgapp._pubsub_echo(text) TO pgapp_admin;   -- broadcast_changes' errors
 GRANT EXECUTE ON FUNCTION pgapp._pubsub_prune(), pgapp._broadcast_changes(), pgapp._pubsub_workers()

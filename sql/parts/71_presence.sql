@@ -359,7 +359,8 @@ BEGIN
     ON CONFLICT ON CONSTRAINT typing_pkey DO UPDATE SET expires_at = excluded.expires_at, role = excluded.role
     RETURNING (xmax = 0) INTO started;
     IF started THEN
-        PERFORM pgapp._broadcast_system(topic, 'typing', jsonb_build_object('key', key), 'direct');
+        -- not to the pgapp-gateway socket that types (when called in its request)
+        PERFORM pgapp._broadcast_system_from(topic, 'typing', jsonb_build_object('key', key), 'direct');
     END IF;
     PERFORM pgapp._pubsub_start_worker();
 END

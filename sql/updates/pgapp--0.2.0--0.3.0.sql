@@ -1324,6 +1324,52 @@ REVOKE ALL ON FUNCTION pgapp.define_channel(text, regprocedure, regprocedure, bo
 GRANT EXECUTE ON FUNCTION pgapp.define_channel(text, regprocedure, regprocedure, boolean),
     pgapp.drop_channel(text) TO pgapp_admin;
 
+-- pgapp-gateway's broadcast_from (sql/parts/70_pubsub.sql, docs/gateway.md):
+-- pgapp.broadcast_from, the outbox's sender column, and pgapp.typing's
+-- "typing" not sent back to the gateway socket that types
+-- (sql/parts/71_presence.sql).
+ALTER TABLE pgapp.outbox ADD COLUMN sender text;
+
+CREATE FUNCTION pgapp.broadcast_from(topic text, event text, payload jsonb DEFAULT '{}')
+RETURNS void
+AS 'MODULE_PATHNAME', 'pgapp_broadcast_from'
+LANGUAGE C VOLATILE;
+
+COMMENT ON FUNCTION pgapp.broadcast_from(text, text, jsonb) IS
+'pgapp.broadcast that the pgapp-gateway socket whose request runs (join, handle_in) does not receive; elsewhere the same as pgapp.broadcast';
+
+CREATE FUNCTION pgapp._broadcast_system_from(topic text, event text, payload jsonb, mode text)
+RETURNS void
+AS 'MODULE_PATHNAME', 'pgapp_broadcast_system_from'
+LANGUAGE C VOLATILE;
+
+COMMENT ON FUNCTION pgapp._broadcast_system_from(text, text, jsonb, text) IS
+'pgapp._broadcast_system that the pgapp-gateway socket whose request runs does not receive (not for PUBLIC)';
+
+REVOKE ALL ON FUNCTION pgapp._broadcast_system_from(text, text, jsonb, text) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION pgapp._typing(topic text, key text, caller oid)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    started boolean;
+BEGIN
+    PERFORM pgapp._presence_check(topic, key);
+    PERFORM pgapp._presence_claim(topic, key, caller);
+    INSERT INTO pgapp.typing AS t (topic, key, role, expires_at)
+    VALUES (topic, key, caller, clock_timestamp() + interval '3 seconds')
+    ON CONFLICT ON CONSTRAINT typing_pkey DO UPDATE SET expires_at = excluded.expires_at, role = excluded.role
+    RETURNING (xmax = 0) INTO started;
+    IF started THEN
+        -- not to the pgapp-gateway socket that types (when called in its request)
+        PERFORM pgapp._broadcast_system_from(topic, 'typing', jsonb_build_object('key', key), 'direct');
+    END IF;
+    PERFORM pgapp._pubsub_start_worker();
+END
+$$;
+
 -- Tell a running PostgREST to reload its schema cache (delivered at commit),
 -- as the install script does at its end.
 NOTIFY pgrst, 'reload schema';

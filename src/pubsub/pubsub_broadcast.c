@@ -56,6 +56,7 @@
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/json.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -349,7 +350,7 @@ store_message(const char *id, const char *topic, const char *event, Jsonb *paylo
  */
 void
 pgapp_pubsub_notify(const char *id, const char *topic, const char *event, Jsonb *payload,
-					TimestampTz at)
+					TimestampTz at, const char *sender)
 {
 	char		channel[PUBSUB_CHANNEL_LEN];
 	char	   *at_text = iso_timestamp(at);
@@ -369,6 +370,11 @@ pgapp_pubsub_notify(const char *id, const char *topic, const char *event, Jsonb 
 	pgapp_jsonb_add_string(&b, id);
 	pgapp_jsonb_key(&b, "at");
 	pgapp_jsonb_add_string(&b, at_text);
+	if (sender != NULL)
+	{
+		pgapp_jsonb_key(&b, "sender");
+		pgapp_jsonb_add_string(&b, sender);
+	}
 	pgapp_jsonb_end_object(&b);
 	message = pgapp_jsonb_finish(&b);
 	text = JsonbToCString(NULL, &message->root, VARSIZE(message));
@@ -392,6 +398,11 @@ pgapp_pubsub_notify(const char *id, const char *topic, const char *event, Jsonb 
 		pgapp_jsonb_add_bool(&b, true);
 		pgapp_jsonb_key(&b, "size");
 		pgapp_jsonb_add_int(&b, (int64) size);
+		if (sender != NULL)
+		{
+			pgapp_jsonb_key(&b, "sender");
+			pgapp_jsonb_add_string(&b, sender);
+		}
 		pgapp_jsonb_end_object(&b);
 		message = pgapp_jsonb_finish(&b);
 		text = JsonbToCString(NULL, &message->root, VARSIZE(message));
@@ -411,6 +422,7 @@ typedef struct OutboxMessage
 	char	   *event;
 	Jsonb	   *payload;
 	TimestampTz at;
+	char	   *sender;			/* broadcast_from's socket, or NULL */
 } OutboxMessage;
 
 /*
@@ -445,15 +457,22 @@ outbox_flush(List *messages)
 	}
 	rel = table_open(relid, RowExclusiveLock);
 	desc = RelationGetDescr(rel);
-	if (desc->natts != 6 || TupleDescAttr(desc, 0)->atttypid != INT8OID ||
+
+	/*
+	 * sender, the seventh column, came with 0.3.0: until ALTER EXTENSION
+	 * UPDATE has run, a broadcast_from is kept without it (it reaches every
+	 * socket, its sender's too).
+	 */
+	if ((desc->natts != 6 && desc->natts != 7) || TupleDescAttr(desc, 0)->atttypid != INT8OID ||
 		TupleDescAttr(desc, 1)->atttypid != UUIDOID || TupleDescAttr(desc, 4)->atttypid != JSONBOID ||
-		TupleDescAttr(desc, 5)->atttypid != TIMESTAMPTZOID)
-		elog(ERROR, "pgapp.outbox does not have the columns (seq, id, topic, event, payload, at)");
+		TupleDescAttr(desc, 5)->atttypid != TIMESTAMPTZOID ||
+		(desc->natts == 7 && TupleDescAttr(desc, 6)->atttypid != TEXTOID))
+		elog(ERROR, "pgapp.outbox does not have the columns (seq, id, topic, event, payload, at, sender)");
 	foreach(lc, messages)
 	{
 		OutboxMessage *m = lfirst(lc);
-		Datum		values[6];
-		bool		nulls[6] = {false};
+		Datum		values[7];
+		bool		nulls[7] = {false};
 		HeapTuple	tup;
 
 		values[0] = Int64GetDatum(nextval_internal(cached_seqid, false));
@@ -462,6 +481,8 @@ outbox_flush(List *messages)
 		values[3] = CStringGetTextDatum(m->event);
 		values[4] = JsonbPGetDatum(m->payload);
 		values[5] = TimestampTzGetDatum(m->at);
+		values[6] = m->sender ? CStringGetTextDatum(m->sender) : (Datum) 0;
+		nulls[6] = m->sender == NULL;
 		tup = heap_form_tuple(desc, values, nulls);
 		CatalogTupleInsert(rel, tup);
 		heap_freetuple(tup);
@@ -475,7 +496,7 @@ outbox_flush(List *messages)
  * kept through a released savepoint, dropped with a rolled-back one).
  */
 static void
-outbox_queue(const char *topic, const char *event, Jsonb *payload)
+outbox_queue(const char *topic, const char *event, Jsonb *payload, const char *sender)
 {
 	MemoryContext old;
 	OutboxMessage *m;
@@ -492,15 +513,19 @@ outbox_queue(const char *topic, const char *event, Jsonb *payload)
 	m->event = pstrdup(event);
 	m->payload = (Jsonb *) PG_DETOAST_DATUM_COPY(JsonbPGetDatum(payload));
 	m->at = pgapp_pubsub_now();
+	m->sender = sender ? pstrdup(sender) : NULL;
 	MemoryContextSwitchTo(old);
 	pgapp_xact_defer(PGAPP_XACT_PRE_COMMIT, outbox_flush, m);
 }
 
 /*
- * Send or queue one message (topic and event already checked).
+ * Send or queue one message (topic and event already checked).  sender:
+ * the pgapp-gateway socket that must not receive it (broadcast_from), or
+ * NULL.
  */
 void
-pgapp_pubsub_send(const char *topic, const char *event, Jsonb *payload, PubsubMode mode)
+pgapp_pubsub_send(const char *topic, const char *event, Jsonb *payload, PubsubMode mode,
+				  const char *sender)
 {
 	if (mode == PUBSUB_AUTO)
 		mode = (GetTopTransactionIdIfAny() != InvalidTransactionId && pgapp_pubsub_outbox_attached()) ?
@@ -512,14 +537,14 @@ pgapp_pubsub_send(const char *topic, const char *event, Jsonb *payload, PubsubMo
 					errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
 					errmsg("cannot broadcast through the outbox in a read-only transaction"),
 					errhint("Use mode => 'direct' (or 'auto') in read-only transactions."));
-		outbox_queue(topic, event, payload);
+		outbox_queue(topic, event, payload, sender);
 	}
 	else
 	{
 		char		id[PUBSUB_UUID_LEN];
 
 		pgapp_pubsub_new_id(id);
-		pgapp_pubsub_notify(id, topic, event, payload, pgapp_pubsub_now());
+		pgapp_pubsub_notify(id, topic, event, payload, pgapp_pubsub_now(), sender);
 	}
 }
 
@@ -551,6 +576,27 @@ broadcast_payload(FunctionCallInfo fcinfo, int argno)
 }
 
 /*
+ * 54000 when the payload argument is over pgapp.pubsub_max_payload (in
+ * jsonb form, before it is detoasted).
+ */
+static void
+check_payload_size(FunctionCallInfo fcinfo, int argno)
+{
+	Size		size;
+
+	if (PG_ARGISNULL(argno))
+		return;
+	size = toast_raw_datum_size(PG_GETARG_DATUM(argno)) - VARHDRSZ;
+	if (size > (Size) pgapp_pubsub_max_payload)
+		ereport(ERROR,
+				errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				errmsg("broadcast payload is too large (%zu bytes)", (size_t) size),
+				errdetail("pgapp.pubsub_max_payload allows at most %d bytes (in jsonb form).",
+						  pgapp_pubsub_max_payload),
+				errhint("Broadcast a reference to the data (e.g. a row's id) and let clients read it."));
+}
+
+/*
  * pgapp.broadcast(topic, event, payload jsonb DEFAULT '{}', mode DEFAULT
  * 'auto') -> void: for everyone, on any topic and event but pgapp's own,
  * with a payload of at most pgapp.pubsub_max_payload.
@@ -571,16 +617,72 @@ pgapp_broadcast(PG_FUNCTION_ARGS)
 	pgapp_pubsub_refuse_reserved_event(event);
 	m = pgapp_pubsub_parse_mode(mode);
 	/* the size first: a non-object too large to be echoed is refused for it */
-	if (!PG_ARGISNULL(2) && toast_raw_datum_size(PG_GETARG_DATUM(2)) - VARHDRSZ > pgapp_pubsub_max_payload)
-		ereport(ERROR,
-				errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				errmsg("broadcast payload is too large (%zu bytes)",
-					   (size_t) (toast_raw_datum_size(PG_GETARG_DATUM(2)) - VARHDRSZ)),
-				errdetail("pgapp.pubsub_max_payload allows at most %d bytes (in jsonb form).",
-						  pgapp_pubsub_max_payload),
-				errhint("Broadcast a reference to the data (e.g. a row's id) and let clients read it."));
+	check_payload_size(fcinfo, 2);
 	payload = broadcast_payload(fcinfo, 2);
-	pgapp_pubsub_send(topic, event, payload, m);
+	pgapp_pubsub_send(topic, event, payload, m, NULL);
+	PG_RETURN_VOID();
+}
+
+/*
+ * The pgapp-gateway socket whose request is running, from the transaction's
+ * request.gateway.socket setting: NULL outside a gateway request (unset or
+ * empty).  The gateway sets it to "<16 hex digits>:<digits>" (its instance,
+ * then its socket number); anything else is refused (22023) rather than
+ * relayed to the gateways, which trust only that shape.
+ */
+static const char *
+gateway_sender(void)
+{
+	const char *v = GetConfigOption(PUBSUB_SENDER_SETTING, true, false);
+	size_t		len;
+	size_t		i;
+
+	if (v == NULL || v[0] == '\0')
+		return NULL;
+	len = strlen(v);
+	for (i = 0; i < len && i < 16; i++)
+		if (!((v[i] >= '0' && v[i] <= '9') || (v[i] >= 'a' && v[i] <= 'f')))
+			break;
+	if (i == 16 && len > 17 && len <= 16 + 1 + 20 && v[16] == ':')
+	{
+		for (i = 17; i < len; i++)
+			if (v[i] < '0' || v[i] > '9')
+				break;
+		if (i == len)
+			return v;
+	}
+	ereport(ERROR,
+			errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			errmsg("\"%s\" is not a pgapp-gateway socket: \"%s\"", PUBSUB_SENDER_SETTING,
+				   pgapp_pubsub_echo(v)),
+			errdetail("pgapp-gateway sets it to its instance (16 hexadecimal digits), a colon and a socket number."),
+			errhint("Do not set it yourself; outside a gateway request leave it unset."));
+	return NULL;				/* keep compiler quiet */
+}
+
+/*
+ * pgapp.broadcast_from(topic, event, payload jsonb DEFAULT '{}') -> void:
+ * pgapp.broadcast (mode auto) that the pgapp-gateway socket whose request
+ * is running (join or handle_in) does not receive; outside a gateway
+ * request it is pgapp.broadcast.  The same checks and limits.
+ */
+PG_FUNCTION_INFO_V1(pgapp_broadcast_from);
+Datum
+pgapp_broadcast_from(PG_FUNCTION_ARGS)
+{
+	char	   *topic = pgapp_arg_cstring(fcinfo, 0, "topic");
+	char	   *event = pgapp_arg_cstring(fcinfo, 1, "event");
+	const char *sender;
+	Jsonb	   *payload;
+
+	pgapp_pubsub_check_topic(topic);
+	pgapp_pubsub_check_event(event);
+	pgapp_pubsub_refuse_reserved_topic(topic);
+	pgapp_pubsub_refuse_reserved_event(event);
+	check_payload_size(fcinfo, 2);
+	payload = broadcast_payload(fcinfo, 2);
+	sender = gateway_sender();
+	pgapp_pubsub_send(topic, event, payload, PUBSUB_AUTO, sender);
 	PG_RETURN_VOID();
 }
 
@@ -605,7 +707,30 @@ pgapp_broadcast_system(PG_FUNCTION_ARGS)
 	pgapp_pubsub_check_event(event);
 	m = pgapp_pubsub_parse_mode(mode);
 	payload = broadcast_payload(fcinfo, 2);
-	pgapp_pubsub_send(topic, event, payload, m);
+	pgapp_pubsub_send(topic, event, payload, m, NULL);
+	PG_RETURN_VOID();
+}
+
+/*
+ * pgapp._broadcast_system_from(topic, event, payload jsonb, mode) -> void:
+ * pgapp._broadcast_system that the pgapp-gateway socket whose request is
+ * running does not receive (pgapp.typing's "typing"); not for PUBLIC.
+ */
+PG_FUNCTION_INFO_V1(pgapp_broadcast_system_from);
+Datum
+pgapp_broadcast_system_from(PG_FUNCTION_ARGS)
+{
+	char	   *topic = pgapp_arg_cstring(fcinfo, 0, "topic");
+	char	   *event = pgapp_arg_cstring(fcinfo, 1, "event");
+	char	   *mode = pgapp_arg_cstring(fcinfo, 3, "mode");
+	PubsubMode	m;
+	Jsonb	   *payload;
+
+	pgapp_pubsub_check_topic(topic);
+	pgapp_pubsub_check_event(event);
+	m = pgapp_pubsub_parse_mode(mode);
+	payload = broadcast_payload(fcinfo, 2);
+	pgapp_pubsub_send(topic, event, payload, m, gateway_sender());
 	PG_RETURN_VOID();
 }
 

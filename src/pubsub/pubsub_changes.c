@@ -277,6 +277,6 @@ pgapp_broadcast_changes_trigger(PG_FUNCTION_ARGS)
 	topic = make_topic(td->tg_trigger->tgargs[0], row, desc);
 	pgapp_pubsub_check_topic(topic);
 	pgapp_pubsub_refuse_reserved_topic(topic);
-	pgapp_pubsub_send(topic, event, payload, mode);
+	pgapp_pubsub_send(topic, event, payload, mode, NULL);
 	return PointerGetDatum(NULL);
 }

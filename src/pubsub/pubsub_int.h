@@ -26,6 +26,7 @@
 #define PUBSUB_EVENT_MAX 63		/* bytes */
 #define PUBSUB_CHANNEL_LEN 64	/* NAMEDATALEN: a channel is an identifier */
 #define PUBSUB_UUID_LEN 37		/* text form and its terminator */
+#define PUBSUB_SENDER_SETTING "request.gateway.socket"	/* set by pgapp-gateway */
 #define PUBSUB_ECHO_MAX 64		/* characters of input an error message quotes */
 
 /* How a broadcast travels. */
@@ -48,9 +49,10 @@ extern void pgapp_pubsub_channel(const char *topic, char *channel);
 extern PubsubMode pgapp_pubsub_parse_mode(const char *mode);
 extern void pgapp_pubsub_new_id(char *id);
 extern TimestampTz pgapp_pubsub_now(void);
-extern void pgapp_pubsub_send(const char *topic, const char *event, Jsonb *payload, PubsubMode mode);
+extern void pgapp_pubsub_send(const char *topic, const char *event, Jsonb *payload, PubsubMode mode,
+							  const char *sender);
 extern void pgapp_pubsub_notify(const char *id, const char *topic, const char *event, Jsonb *payload,
-								TimestampTz at);
+								TimestampTz at, const char *sender);
 
 /* pubsub_outbox.c: for writers */
 extern bool pgapp_pubsub_outbox_attached(void);

@@ -35,6 +35,7 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "catalog/namespace.h"
 #include "commands/extension.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
@@ -45,6 +46,7 @@
 #include "storage/latch.h"
 #include "tcop/tcopprot.h"
 #include "utils/guc.h"
+#include "utils/lsyscache.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
@@ -77,6 +79,18 @@ typedef struct PubsubWorkerState
 } PubsubWorkerState;
 
 PGDLLEXPORT void pgapp_pubsub_worker_main(Datum arg);
+
+/*
+ * Has pgapp.outbox the sender column of 0.3.0?  (A syscache lookup: cheap
+ * enough for every batch, and right after ALTER EXTENSION UPDATE.)
+ */
+static bool
+outbox_has_sender(void)
+{
+	Oid			relid = get_relname_relid("outbox", get_namespace_oid("pgapp", true));
+
+	return OidIsValid(relid) && get_attnum(relid, "sender") != InvalidAttrNumber;
+}
 
 /*
  * One batch: delete up to OUTBOX_BATCH messages in outbox order and NOTIFY
@@ -116,12 +130,24 @@ deliver_batch(int64 *from, bool check_extension)
 	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
 	args[0] = Int64GetDatum(*from);
-	ret = SPI_execute_with_args("WITH batch AS ("
+
+	/*
+	 * The sender column (broadcast_from) came with 0.3.0: a table not yet
+	 * updated by ALTER EXTENSION UPDATE has none.
+	 */
+	ret = SPI_execute_with_args(outbox_has_sender() ?
+								"WITH batch AS ("
+								"  DELETE FROM pgapp.outbox WHERE seq IN ("
+								"    SELECT seq FROM pgapp.outbox WHERE seq > $1"
+								"     ORDER BY seq LIMIT " CppAsString2(OUTBOX_BATCH) " FOR UPDATE SKIP LOCKED)"
+								"  RETURNING seq, id, topic, event, payload, at, sender)"
+								" SELECT id::text, topic, event, payload, at, seq, sender FROM batch ORDER BY seq" :
+								"WITH batch AS ("
 								"  DELETE FROM pgapp.outbox WHERE seq IN ("
 								"    SELECT seq FROM pgapp.outbox WHERE seq > $1"
 								"     ORDER BY seq LIMIT " CppAsString2(OUTBOX_BATCH) " FOR UPDATE SKIP LOCKED)"
 								"  RETURNING seq, id, topic, event, payload, at)"
-								" SELECT id::text, topic, event, payload, at, seq FROM batch ORDER BY seq",
+								" SELECT id::text, topic, event, payload, at, seq, NULL::text FROM batch ORDER BY seq",
 								1, argtypes, args, NULL, false, 0);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "SPI_execute failed: %s", SPI_result_code_string(ret));
@@ -136,9 +162,11 @@ deliver_batch(int64 *from, bool check_extension)
 		Jsonb	   *payload = DatumGetJsonbP(SPI_getbinval(tup, desc, 4, &isnull));
 		TimestampTz at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 5, &isnull));
 
+		char	   *sender = SPI_getvalue(tup, desc, 7);
+
 		last = Max(last, DatumGetInt64(SPI_getbinval(tup, desc, 6, &isnull)));
 		CHECK_FOR_INTERRUPTS();
-		pgapp_pubsub_notify(id, topic, event, payload, at);
+		pgapp_pubsub_notify(id, topic, event, payload, at, sender);
 		n++;
 	}
 	if ((ret = SPI_finish()) != SPI_OK_FINISH)

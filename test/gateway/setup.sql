@@ -45,7 +45,9 @@ BEGIN
 END $$;
 
 -- handle_in: "new_msg" stores and broadcasts; "echo" replies; "fail" errors;
--- "refuse" replies error; "silent" replies nothing (NULL)
+-- "refuse" replies error; "silent" replies nothing (NULL); "shout_from",
+-- "new_msg_from" and "big_from" broadcast_from (direct, outbox, stored);
+-- "type" calls pgapp.typing
 CREATE FUNCTION gw.room_handle_in(topic text, event text, payload jsonb) RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -57,6 +59,22 @@ BEGIN
         INSERT INTO gw.message (room, sub, body) VALUES (topic, sub, payload ->> 'body') RETURNING id INTO msg_id;
         PERFORM pgapp.broadcast(topic, 'new_msg', jsonb_build_object('id', msg_id, 'from', sub, 'body', payload ->> 'body'));
         RETURN jsonb_build_object('ok', jsonb_build_object('id', msg_id));
+    WHEN 'shout_from' THEN
+        -- no write: broadcast_from NOTIFYs in this transaction (direct)
+        PERFORM pgapp.broadcast_from(topic, 'shout', payload);
+        RETURN jsonb_build_object('ok', '{}'::jsonb);
+    WHEN 'new_msg_from' THEN
+        -- a write: broadcast_from goes through the outbox (auto mode)
+        INSERT INTO gw.message (room, sub, body) VALUES (topic, sub, payload ->> 'body') RETURNING id INTO msg_id;
+        PERFORM pgapp.broadcast_from(topic, 'new_msg', jsonb_build_object('id', msg_id, 'from', sub, 'body', payload ->> 'body'));
+        RETURN jsonb_build_object('ok', jsonb_build_object('id', msg_id));
+    WHEN 'big_from' THEN
+        -- too large for NOTIFY: stored, sent by reference
+        PERFORM pgapp.broadcast_from(topic, 'big', jsonb_build_object('pad', repeat('b', 10000)));
+        RETURN jsonb_build_object('ok', '{}'::jsonb);
+    WHEN 'type' THEN
+        PERFORM pgapp.typing(topic, sub);
+        RETURN jsonb_build_object('ok', '{}'::jsonb);
     WHEN 'echo' THEN
         RETURN jsonb_build_object('ok', jsonb_build_object('event', event, 'payload', payload, 'role', current_user));
     WHEN 'refuse' THEN

@@ -243,6 +243,14 @@ SELECT pgapp.typing('room:1', 'dave');
 SELECT pgapp.typing_list('room:1') AS typing_now;
 SELECT pg_temp.wait_for('typing_stopped');
 SELECT channel, message FROM pg_temp.received();
+-- typing in a pgapp-gateway request: its "typing" names the socket that types
+-- (the gateway does not send it back there); typing_stopped goes to everyone
+BEGIN;
+SELECT set_config('request.gateway.socket', '0123456789abcdef:7', true) IS NOT NULL AS in_a_request;
+SELECT pgapp.typing('room:1', 'erin');
+COMMIT;
+SELECT pg_temp.wait_for('typing_stopped');
+SELECT channel, message FROM pg_temp.received();
 
 -- unsubscribe: nothing more on that topic
 SELECT * FROM dblink('listener', $$SELECT pgapp.unsubscribe('notes:2')::text$$) AS t(x text);
@@ -277,6 +285,58 @@ SELECT count(pgapp.presence_track('room:9', 'k', '{}')) AS two_metas FROM genera
 SELECT * FROM pg_temp.show($$ SELECT pgapp.presence_track('room:9', 'k', '{}') $$);
 RESET pgapp.pubsub_presence_max_metas;
 DELETE FROM pgapp.presence WHERE topic = 'room:9';
+
+-- broadcast_from: outside a pgapp-gateway request it is broadcast (no sender);
+-- inside one (request.gateway.socket set, as the gateway does) the envelope
+-- names the socket the gateway must leave out, in direct and outbox mode and
+-- in a stored message's reference alike
+SELECT pg_temp.wait_until($$ SELECT pending = 0 AND NOT EXISTS (SELECT FROM pg_stat_activity WHERE backend_type = 'pgapp pubsub' AND state = 'active') FROM pgapp.pubsub_outbox $$);
+SELECT delivered AS delivered_before FROM pgapp.pubsub_outbox \gset
+SELECT pgapp.broadcast_from('orders:new', 'from nowhere', '{"n": 1}');
+BEGIN;
+SELECT set_config('request.gateway.socket', '0123456789abcdef:42', true) IS NOT NULL AS in_a_request;
+SELECT pgapp.broadcast_from('orders:new', 'from socket 42', '{"n": 2}');
+COMMIT;
+BEGIN;
+SELECT set_config('request.gateway.socket', '0123456789abcdef:43', true) IS NOT NULL AS in_a_request;
+CREATE TEMP TABLE pubsub_write (x int);
+INSERT INTO pubsub_write VALUES (1);   -- a writing transaction: auto mode takes the outbox
+SELECT pgapp.broadcast_from('orders:new', 'from socket 43 via the outbox', '{"n": 3}');
+COMMIT;
+SELECT pg_temp.wait_for('from socket 43 via the outbox');
+SELECT * FROM pg_temp.received();
+SELECT pg_temp.wait_until($$ SELECT pending = 0 AND NOT EXISTS (SELECT FROM pg_stat_activity WHERE backend_type = 'pgapp pubsub' AND state = 'active') FROM pgapp.pubsub_outbox $$);
+SELECT delivered - :delivered_before AS sent_by_the_worker FROM pgapp.pubsub_outbox;
+BEGIN;
+SELECT set_config('request.gateway.socket', '0123456789abcdef:44', true) IS NOT NULL AS in_a_request;
+SELECT pgapp.broadcast_from('orders:new', 'big from 44', jsonb_build_object('blob', repeat('x', 10000)));
+COMMIT;
+SELECT pg_temp.wait_for('big from 44');
+SELECT message - 'id' - 'at' - 'size' AS reference FROM got;
+DELETE FROM got;
+-- the setting only ever has the gateway's shape; anything else is refused
+BEGIN;
+SELECT set_config('request.gateway.socket', 'someone else', true) IS NOT NULL AS forged;
+SELECT * FROM pg_temp.show($$ SELECT pgapp.broadcast_from('orders:new', 'e', '{}') $$);
+ROLLBACK;
+BEGIN;
+SELECT set_config('request.gateway.socket', '0123456789ABCDEF:1', true) IS NOT NULL AS forged;
+SELECT * FROM pg_temp.show($$ SELECT pgapp.broadcast_from('orders:new', 'e', '{}') $$);
+ROLLBACK;
+BEGIN;
+SELECT set_config('request.gateway.socket', '0123456789abcdef:' || repeat('9', 21), true) IS NOT NULL AS forged;
+SELECT * FROM pg_temp.show($$ SELECT pgapp.broadcast_from('orders:new', 'e', '{}') $$);
+ROLLBACK;
+-- and broadcast's checks: reserved events and topics, sizes, objects
+SELECT * FROM pg_temp.show($$ SELECT pgapp.broadcast_from('orders:new', 'presence_diff', '{}') $$);
+SELECT * FROM pg_temp.show($$ SELECT pgapp.broadcast_from('jobs:1', 'progress', '{}') $$);
+SELECT * FROM pg_temp.show($$ SELECT pgapp.broadcast_from('orders:new', 'e', '[1]') $$);
+SELECT * FROM pg_temp.show($$ SELECT pgapp.broadcast_from('', 'e', '{}') $$);
+SELECT * FROM pg_temp.show($$ SELECT pgapp.broadcast_from('t', NULL, '{}') $$);
+-- NULL payload: {}
+SELECT pgapp.broadcast_from('orders:new', 'null payload', NULL);
+SELECT pg_temp.wait_for('null payload');
+SELECT * FROM pg_temp.received();
 
 -- bad input
 SELECT * FROM pg_temp.show($$ SELECT pgapp.broadcast('', 'e', '{}') $$);

@@ -53,5 +53,24 @@ SELECT pgapp.drop_channel('admin:*');
 RESET ROLE;
 SELECT pattern FROM pgapp.channels ORDER BY pattern;
 
+-- C. broadcast_from (everyone but the gateway socket whose request runs):
+--    any role may call it, with pgapp.broadcast's checks; the socket it
+--    leaves out comes only from request.gateway.socket, whose shape is
+--    checked (a forged value is refused, not relayed), and pgapp's internal
+--    _broadcast_system_from (typing) is not for PUBLIC
+SET ROLE anon;
+SELECT count(*) AS anon_may_broadcast_from FROM (SELECT pgapp.broadcast_from('room:1', 'hello', '{}')) AS s;
+SELECT * FROM pg_temp.show($$ SELECT pgapp.broadcast_from('room:1', 'phx_close', '{}') $$);
+SELECT * FROM pg_temp.show($$ SELECT pgapp.broadcast_from('room:1', 'presence_state', '{}') $$);
+SELECT * FROM pg_temp.show($$ SELECT pgapp.broadcast_from('pgrst', 'reload', '{}') $$);
+SELECT * FROM pg_temp.show($$ SELECT pgapp.broadcast_from('room:1', 'e', jsonb_build_object('x', repeat('x', 2000000))) $$);
+SELECT * FROM pg_temp.show($$ SELECT set_config('request.gateway.socket', repeat('a', 100000), true), pgapp.broadcast_from('room:1', 'e', '{}') $$);
+SELECT * FROM pg_temp.show($$ SELECT set_config('request.gateway.socket', '0123456789abcdef:1 OR 1=1', true), pgapp.broadcast_from('room:1', 'e', '{}') $$);
+SELECT * FROM pg_temp.show($$ SELECT set_config('request.gateway.socket', '0123456789abcdef:-1', true), pgapp.broadcast_from('room:1', 'e', '{}') $$);
+SELECT * FROM pg_temp.show($$ SELECT pgapp._broadcast_system_from('room:1', 'typing', '{"key": "x"}', 'direct') $$);
+SET ROLE sec_attacker;
+SELECT * FROM pg_temp.show($$ SELECT pgapp._broadcast_system_from('jobs:1', 'progress', '{}', 'direct') $$);
+RESET ROLE;
+
 SELECT pgapp.drop_channel('room:*');
 DROP SCHEMA sec_chan CASCADE;
