@@ -930,8 +930,13 @@ BEGIN
 END
 $$;
 
-SELECT pgapp.define_channel('chat_user:*', 'chat.user_join(text, jsonb)',
-                            'chat.user_handle_in(text, text, jsonb)');
+-- (in a DO block: loading the file prints nothing more than the recipe's part does)
+DO $$
+BEGIN
+    PERFORM pgapp.define_channel('chat_user:*', 'chat.user_join(text, jsonb)',
+                                 'chat.user_handle_in(text, text, jsonb)');
+END
+$$;
 
 -- A user added to or removed from a room hears it on chat_user:<id> (ids
 -- too long for a topic go without).
