@@ -100,11 +100,14 @@ function renderRooms() {
       ${r.role === "owner" ? '<span class="role">(owner)</span>' : ""}</button></li>`).join("");
 }
 
-async function refreshRooms() {
+// The user's rooms again; autoOpen: open the first if none is open (the
+// user was in none and has been added to one).
+async function refreshRooms({ autoOpen = false } = {}) {
   try {
     const reply = await pushEvent(state.userChannel, "rooms", {});
     state.rooms = reply.rooms || [];
     renderRooms();
+    if (autoOpen && !state.room && state.rooms.length > 0) openRoom(state.rooms[0].id);
   } catch (err) {
     pageFailed(`Could not list your rooms: ${errorText(err)}`);
   }
@@ -127,15 +130,13 @@ function joinUserChannel(sub) {
   const channel = state.socket.channel(`chat_user:${sub}`, {});
   state.userChannel = channel;
   channel.on("rooms_changed", ({ room, change }) => {
-    refreshRooms();
-    if (state.room && state.room.id === room) {
-      if (change === "removed") {
-        leaveRoom();
-        pageFailed(`You were removed from the room ${room}.`);
-      } else {
-        refreshMembers(room);
-      }
+    if (state.room && state.room.id === room && change === "removed") {
+      leaveRoom();
+      pageFailed(`You were removed from the room ${room}.`);
+      refreshRooms();
+      return;
     }
+    refreshRooms({ autoOpen: change === "added" });
   });
   // the reply of every (re)join: after a reconnect the list is fetched again
   return new Promise((resolve) => {
@@ -163,10 +164,11 @@ function joinUserChannel(sub) {
 function attachmentHtml(a) {
   if (!a) return "";
   if (a.state === "stored" && a.url) {
-    return `<a href="${esc(a.url)}" data-attachment-id="${esc(a.id)}" download="${esc(a.name)}">📎 ${esc(a.name)}</a>
+    return `<span class="muted">File:</span>
+      <a href="${esc(a.url)}" data-attachment-id="${esc(a.id)}" download="${esc(a.name)}">${esc(a.name)}</a>
       <span class="muted">(${esc(kb(a.size))})</span>`;
   }
-  return `<span class="pending">📎 ${esc(a.name)} (${esc(kb(a.size))}) — uploading…</span>`;
+  return `<span class="pending">File: ${esc(a.name)} (${esc(kb(a.size))}), uploading…</span>`;
 }
 
 function messageHtml(m) {

@@ -90,6 +90,37 @@ test('chat.html: two users join the room and see its last 50 messages, escaped',
   assert.deepEqual(bob.problems, []);
 });
 
+test('chat.html: a room Bob is added to appears in his list; he opens it with the keyboard and comes back', async () => {
+  await sql(`INSERT INTO chat.room (id, name) VALUES ('browser-second', 'Second room') ON CONFLICT DO NOTHING`);
+  await sql(`INSERT INTO chat.member (room_id, user_id) VALUES ('browser-second', 'web_bob')`);
+  const second = bob.getByRole('button', { name: 'Second room' });
+  await second.waitFor({ timeout: WAIT_MS });
+  // keyboard only: the room's button, Enter, and the message box has the focus
+  await second.focus();
+  await bob.keyboard.press('Enter');
+  await bob.getByRole('heading', { name: 'Second room' }).waitFor({ timeout: WAIT_MS });
+  await bob.waitForFunction(() => document.activeElement?.id === 'body' && !document.activeElement.disabled,
+    null, { timeout: WAIT_MS });
+  assert.equal(await second.getAttribute('aria-current'), 'true');
+  assert.equal(await messages(bob).locator('li').count(), 0);
+  await bob.keyboard.type('first in the second room');
+  await bob.keyboard.press('Enter');
+  await bob.locator('#messages li.mine').getByText('first in the second room').waitFor({ timeout: WAIT_MS });
+  // Tab from the box reaches the Send button, then the file input
+  await bob.keyboard.press('Tab');
+  assert.equal(await bob.evaluate(() => document.activeElement?.id), 'send');
+  await bob.keyboard.press('Tab');
+  assert.equal(await bob.evaluate(() => document.activeElement?.id), 'file');
+  // removed from it: the page says so and the room leaves the list
+  await sql(`DELETE FROM chat.member WHERE room_id = 'browser-second' AND user_id = 'web_bob'`);
+  await bob.locator('#page-error').getByText('You were removed from the room browser-second.').waitFor({ timeout: WAIT_MS });
+  await second.waitFor({ state: 'detached', timeout: WAIT_MS });
+  await bob.getByRole('button', { name: 'Browser test room' }).click();
+  await messages(bob).getByText('history 55', { exact: true }).waitFor({ timeout: WAIT_MS });
+  assert.equal((await bob.locator('#page-error').textContent()).trim(), '');
+  assert.deepEqual(bob.problems, []);
+});
+
 test('chat.html: presence lists both users on both pages', async () => {
   await textIs(alice, '#online-count', '(2)');
   await textIs(bob, '#online-count', '(2)');
