@@ -268,8 +268,13 @@ test('chat.html: the reconnecting banner shows while the gateway is down, and th
   await bob.context().close();
 });
 
-test('chat.html on a phone: the room, the people and the box fit', async () => {
-  const page = await open(tokens.web_eve, 'phone');
+test('chat.html on a phone: the token typed into the form; the room, the people and the box fit', async () => {
+  const page = await newPage('phone');
+  await page.goto(`${URL_BASE}/chat.html#room=${ROOM}`);
+  await page.getByLabel(/^Token/).fill(tokens.web_eve);
+  await page.getByLabel(/^Token/).press('Enter');
+  await page.getByRole('heading', { name: 'Browser test room' }).waitFor({ timeout: WAIT_MS });
+  await messages(page).getByText('history 55', { exact: true }).waitFor({ timeout: WAIT_MS });
   await textIs(page, '#online-count', '(1)');
   await page.getByLabel('Message', { exact: true }).fill('from a phone');
   await page.getByLabel('Message', { exact: true }).press('Enter');
