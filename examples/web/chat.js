@@ -260,6 +260,7 @@ function leaveRoom() {
   if (!state.room) return;
   state.room.channel.leave();
   state.room = null;
+  els.messages.dataset.joined = "false";
   els.messages.innerHTML = "";
   els.roomHeading.textContent = "No room open";
   setComposerEnabled(false);
@@ -282,6 +283,9 @@ function openRoom(roomId, { focus = false } = {}) {
   renderRooms();
 
   const mine = (fn) => (...args) => { if (state.room === room) fn(...args); };
+  // data-joined on the list: whether the room's channel is joined now (tests wait for it)
+  els.messages.dataset.joined = "false";
+  channel.onError(mine(() => { els.messages.dataset.joined = "false"; }));
   room.presence.onSync(mine(renderOnline));
   channel.on("new_msg", mine(addMessage));
   channel.on("attachment", mine(attachmentStored));
@@ -300,6 +304,7 @@ function openRoom(roomId, { focus = false } = {}) {
       room.typing = new Set(reply.typing || []);
       renderTyping();
       setComposerEnabled(true);
+      els.messages.dataset.joined = "true";
       if (focus) { els.body.focus(); focus = false; }
       refreshMembers(room.id);
     }))
