@@ -11,7 +11,7 @@
 //   phoenix client's Presence class).
 // Everything that came from the database goes through esc() into the page.
 import { Presence } from "./vendor/phoenix-1.8.1/phoenix.mjs";
-import { askToken, connectSocket, esc, pushEvent } from "./lib/pgapp.js";
+import { askToken, connectSocket, esc, forgetToken, pushEvent } from "./lib/pgapp.js";
 
 const $ = (id) => document.getElementById(id);
 const els = {
@@ -66,8 +66,9 @@ function errorText(reply) {
     return Object.entries(reply.errors)
       .map(([field, msgs]) => `${FIELD_NAMES[field] || field} ${[].concat(msgs).join(", ")}`).join("; ") + ".";
   }
-  if (reply && reply.reason === "rate_limited") {
-    return `Too fast: ${reply.message || "rate limited"}. Try again in ${reply.retry_after || 1} s.`;
+  // the recipe's limit (rate_limited, with a message) or the gateway's own ("rate limited")
+  if (reply && (reply.reason === "rate_limited" || reply.reason === "rate limited")) {
+    return `Too fast: ${reply.message || "too many requests"}. Try again in ${reply.retry_after || 1} s.`;
   }
   if (reply && reply.reason === "timeout") return "No answer from the server (is the connection down?).";
   return `Refused: ${(reply && (reply.message || reply.reason)) || "unknown error"}.`;
@@ -424,21 +425,31 @@ async function start() {
   wire();
   const wanted = new URLSearchParams(location.hash.slice(1)).get("room");
   const token = await askToken(document.getElementById("app"));
-  let sub;
+  let claims = {};
   try {
-    sub = tokenClaims(token).sub;
+    claims = tokenClaims(token) || {};
   } catch (_) {
-    sub = undefined;
+    claims = {};
   }
+  const sub = claims.sub;
   if (!sub) {
     pageFailed("This token has no user (no \"sub\" claim): reload the page to enter another.");
-    localStorage.removeItem("pgapp.token");
+    forgetToken();
+    return;
+  }
+  // the gateway refuses an expired token at the upgrade (HTTP 403), which a
+  // browser cannot tell from a server that is down: say it here
+  if (typeof claims.exp === "number" && claims.exp * 1000 <= Date.now()) {
+    pageFailed("This token has expired: reload the page to enter another.");
+    forgetToken();
     return;
   }
   state.socket = connectSocket(token, {
+    // closed with 1008: the token expired while the page was open
     onRefused: () => {
       state.socket.disconnect();
-      pageFailed("The server refused this token (expired?): reload the page to enter another.");
+      setComposerEnabled(false);
+      pageFailed("The server closed the connection: this token has expired. Reload the page to enter another.");
     },
   });
   await joinUserChannel(sub);
