@@ -49,6 +49,7 @@ function tokenClaims(token) {
 }
 
 function kb(bytes) {
+  if (bytes === 1) return "1 byte";
   return bytes < 1024 ? `${bytes} bytes` : `${Math.round(bytes / 102.4) / 10} kB`;
 }
 
@@ -95,10 +96,18 @@ function renderRooms() {
       (<code>api.add_member</code>).</li>`;
     return;
   }
+  // a room's button that has the focus keeps it across the redraw
+  const focused = document.activeElement && document.activeElement.closest
+    ? document.activeElement.closest("#rooms button[data-room]") : null;
+  const focusedRoom = focused ? focused.dataset.room : null;
   els.rooms.innerHTML = state.rooms.map((r) => `
     <li><button type="button" data-room="${esc(r.id)}"
       aria-current="${state.room && state.room.id === r.id ? "true" : "false"}">${esc(r.name)}
       ${r.role === "owner" ? '<span class="role">(owner)</span>' : ""}</button></li>`).join("");
+  if (focusedRoom !== null) {
+    const again = Array.from(els.rooms.querySelectorAll("button[data-room]")).find((b) => b.dataset.room === focusedRoom);
+    if (again) again.focus();
+  }
 }
 
 // The user's rooms again; autoOpen: open the first if none is open (the
@@ -162,9 +171,14 @@ function joinUserChannel(sub) {
 // ---------------------------------------------------------------------------
 // Messages
 
+// Links are made only to the recipe's own paths (/uploads/<id>/<name>): an
+// "attachment" event is a broadcast, and a URL of another shape (javascript:,
+// another site) is not followed.
+const UPLOAD_PATH = /^\/uploads\/\d+\/[^/?#]+$/;
+
 function attachmentHtml(a) {
   if (!a) return "";
-  if (a.state === "stored" && a.url) {
+  if (a.state === "stored" && typeof a.url === "string" && UPLOAD_PATH.test(a.url)) {
     return `<span class="muted">File:</span>
       <a href="${esc(a.url)}" data-attachment-id="${esc(a.id)}" download="${esc(a.name)}">${esc(a.name)}</a>
       <span class="muted">(${esc(kb(a.size))})</span>`;

@@ -264,6 +264,12 @@ test('chat.html: the reconnecting banner shows while the gateway is down, and th
              'author', jsonb_build_object('id', 'web_eve', 'name', 'Eve'), 'inserted_at', now(), 'attachment', null))`,
     [`room:${ROOM}`]);
   await messages(bob).getByText('from SQL', { exact: true }).waitFor({ timeout: WAIT_MS });
+  // an "attachment" event whose URL is not the recipe's path gets no link
+  await sql(`SELECT pgapp.broadcast($1, 'attachment', jsonb_build_object('id', 999, 'message_id', 1000000,
+             'url', 'javascript:window.__pwned=1', 'name', 'evil.txt', 'content_type', 'text/plain', 'size', 5))`,
+    [`room:${ROOM}`]);
+  await messages(bob).getByText('File: evil.txt (5 bytes), uploading…').waitFor({ timeout: WAIT_MS });
+  assert.equal(await messages(bob).locator('a[href^="javascript"]').count(), 0);
   const box = bob.getByLabel('Message', { exact: true });
   await box.fill('back again');
   await box.press('Enter');
