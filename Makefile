@@ -40,7 +40,7 @@ SHLIB_LINK   = $(shell $(PKG_CONFIG) --libs jansson libsodium icu-uc)
 PG_CFLAGS    = -Wall -Wmissing-prototypes -Wpointer-arith -Wendif-labels \
                -Wmissing-format-attribute -Wformat-security
 
-REGRESS      = init errors changesets changeset_rules machines openapi queries multi ratelimit auth auth_revoke auth_sessions pubsub channels jobs jobs_run example_tasks example_tasks_auth example_catalog example_dashboard example_jobs example_shop
+REGRESS      = init errors changesets changeset_rules machines openapi queries multi ratelimit auth auth_revoke auth_sessions pubsub channels jobs jobs_run example_tasks example_tasks_auth example_catalog example_dashboard example_jobs example_shop example_chat
 # pg_regress runs from the repository root (so that \i test/helpers/... works)
 # and reads its inputs from test/regress/sql and test/regress/expected.
 REGRESS_OPTS = --inputdir=$(srcdir)/test/regress \
