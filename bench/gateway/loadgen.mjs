@@ -14,14 +14,18 @@
 // database the writers broadcast in (fanout).
 //
 // fanout: first a light-load latency run (latency-n broadcasts one after the
-// other, each once every socket has the previous one), then a throughput run
-// (writers connections commit broadcasts, at most window of them not yet
-// received by every socket), measured for seconds after warmup.  Each
+// other, each once every socket has the previous one, after 20 that are not
+// counted), then a throughput run (writers connections commit broadcasts, at
+// most window of them not yet received by every socket), measured for
+// seconds after warmup.  Each
 // broadcast is BEGIN; SELECT pgapp.broadcast('<topic>', 'msg',
 // {"seq": n, "body": ...}); COMMIT (no write: direct NOTIFY).  The time of a
 // broadcast is taken when its COMMIT has returned, the time of a delivery
 // when its frame is read, both in this process (performance.now); a
-// delivery read before its COMMIT's answer was handled counts as 0 ms.
+// delivery read before its COMMIT's answer was handled counts as 0 ms.  At
+// light load it also reports, per broadcast, COMMIT to the first socket (the
+// path through the database and the server) and to the last (plus reading
+// the fan-out: one process reads every socket, one after the other).
 // Prints one line "RESULT {json}".
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -141,6 +145,7 @@ async function fanout() {
   const MAXSEQ = 4_000_000;
   const commitAt = new Float64Array(MAXSEQ).fill(NaN);
   const got = new Uint32Array(MAXSEQ);
+  const firstAt = new Float64Array(MAXSEQ);
   const early = new Map(); // seq -> receive times before its commit time was known
   let delivered = 0;
   let completed = 0;
@@ -156,6 +161,7 @@ async function fanout() {
     let seq = 0;
     while (buf[k] >= 0x30 && buf[k] <= 0x39) seq = seq * 10 + buf[k++] - 0x30;
     delivered++;
+    if (got[seq] === 0) firstAt[seq] = now;
     const t0 = commitAt[seq];
     if (Number.isNaN(t0)) {
       let l = early.get(seq);
@@ -198,15 +204,23 @@ async function fanout() {
   };
 
   // light load: one broadcast at a time
-  const all = new Hist();
-  for (let i = 0; i < opt['latency-n']; i++) {
+  let all = new Hist();
+  let first = new Hist();
+  for (let i = -20; i < opt['latency-n']; i++) {
+    if (i === 0) { // the first 20 warm the server up (JIT, caches): not counted
+      hist = new Hist();
+      all = new Hist();
+      first = new Hist();
+    }
     const whenAll = new Promise((resolve) => { doneWaiter = { seq: nextSeq, resolve }; });
-    const { t0 } = await broadcast(writers[0]);
+    const { seq, t0 } = await broadcast(writers[0]);
     all.add((await whenAll) - t0);
+    first.add(firstAt[seq] - t0);
     if (sockets.failed()) throw sockets.failed();
   }
   const light = hist.summary();
   const lightAll = all.summary();
+  const lightFirst = first.summary();
 
   // throughput: writers in parallel, at most window broadcasts not yet everywhere
   hist = new Hist();
@@ -253,6 +267,7 @@ async function fanout() {
     loadgen_cpu_s: +((me1.user + me1.system) / 1e6).toFixed(2),
     machine_busy: +((m1.busy - m0.busy) / (m1.total - m0.total)).toFixed(3),
     latency_light: light,
+    latency_light_first_socket: lightFirst,
     latency_light_all_sockets: lightAll,
     latency_loaded: loaded,
     broadcasts: nextSeq - 1,

@@ -40,6 +40,8 @@ if (rows.some((x) => x.part === 'a')) {
     ['load generator CPU s', (r) => r.loadgen_cpu_s, 1],
     ['light load: COMMIT->socket p50 ms', (r) => r.latency_light.p50, 2],
     ['light load: COMMIT->socket p99 ms', (r) => r.latency_light.p99, 2],
+    ['light load: COMMIT->first socket p50 ms', (r) => r.latency_light_first_socket.p50, 2],
+    ['light load: COMMIT->first socket p99 ms', (r) => r.latency_light_first_socket.p99, 2],
     ['light load: COMMIT->all sockets p50 ms', (r) => r.latency_light_all_sockets.p50, 2],
     ['light load: COMMIT->all sockets p99 ms', (r) => r.latency_light_all_sockets.p99, 2],
     ['loaded: COMMIT->socket p50 ms', (r) => r.latency_loaded.p50, 2],
