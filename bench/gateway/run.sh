@@ -29,7 +29,9 @@
 #   GATEWAY_BIN=/path/to/pgapp-gateway ...                               another build (A/B)
 #   KEEP=1 ...                                                           keep the directory (logs, results.jsonl)
 #
-# Settings: BENCH_PORT (55460), GW_PORT (55461), RELAY_PORT (55462), POOL (4:
+# Settings: BENCH_PORT (55460, a Unix socket only), GW_PORT (31461), RELAY_PORT
+# (31462; both below the ephemeral port range, which the load generators'
+# thousands of connections draw from), POOL (4:
 # the gateway's --db-pool and the relay's pool size).  Needs node/npm (npm ci
 # of bench/gateway/package-lock.json is run here) and a raised open-file
 # limit (set here: root may raise it).
@@ -49,8 +51,8 @@ IDLE_SOCKETS=${IDLE_SOCKETS:-10000}
 IDLE_PROCS=${IDLE_PROCS:-4}
 CHURN_SOCKETS=${CHURN_SOCKETS:-50}
 POOL=${POOL:-4}
-GW_PORT=${GW_PORT:-55461}
-RELAY_PORT=${RELAY_PORT:-55462}
+GW_PORT=${GW_PORT:-31461}
+RELAY_PORT=${RELAY_PORT:-31462}
 source "$HERE/../lib.sh"
 GATEWAY_BIN=${GATEWAY_BIN:-$PG_BIN/pgapp-gateway}
 [ -x "$GATEWAY_BIN" ] || { echo "no $GATEWAY_BIN: make && make install first" >&2; exit 1; }
