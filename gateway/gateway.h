@@ -78,7 +78,7 @@ extern struct lws_context *gw_context;
 extern struct lws_vhost *gw_vhost;
 extern bool gw_stopping;		/* the loop has ended: tear down quietly */
 
-/* One encoded frame, shared by the sockets it is queued on. */
+/* One frame as sent on the wire, shared by the sockets it is queued on. */
 typedef struct OutMsg
 {
 	int			refs;
