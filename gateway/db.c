@@ -120,6 +120,14 @@ static DbReq *req_tail;
 static int	req_count;
 static ListenCmd *cmd_head;
 static ListenCmd *cmd_tail;
+static int	ncmds;				/* commands in the list */
+
+/*
+ * LISTENs waiting for the listener, past which a join of a topic not yet
+ * LISTENed is refused ("too many requests"): a flood of joins (which LISTEN
+ * before their join function decides) cannot grow the queue without bound.
+ */
+#define LISTEN_QUEUE_MAX 1024
 
 static lws_sorted_usec_list_t redispatch;
 
@@ -299,6 +307,7 @@ cmd_queue(CmdKind kind, const char *topic)
 	else
 		cmd_head = cmd;
 	cmd_tail = cmd;
+	ncmds++;
 	listener_next();
 }
 
@@ -321,9 +330,34 @@ gw_db_listen(Topic *t)
 	cmd_queue(CMD_LISTEN, t->name);
 }
 
+/* Is the listener too far behind to take another LISTEN for a join? */
+bool
+gw_db_listen_busy(void)
+{
+	return ncmds >= LISTEN_QUEUE_MAX;
+}
+
 void
 gw_db_unlisten(const char *topic)
 {
+	ListenCmd **p = &cmd_head;
+	ListenCmd  *prev = NULL;
+
+	/* a LISTEN not sent yet is taken back instead */
+	for (; *p; prev = *p, p = &(*p)->next)
+	{
+		ListenCmd  *cmd = *p;
+
+		if (cmd->kind == CMD_LISTEN && strcmp(cmd->topic, topic) == 0)
+		{
+			*p = cmd->next;
+			if (cmd_tail == cmd)
+				cmd_tail = prev;
+			ncmds--;
+			cmd_free(cmd);
+			return;
+		}
+	}
 	cmd_queue(CMD_UNLISTEN, topic);
 }
 
@@ -486,6 +520,7 @@ conn_fail(DbConn *c, const char *why)
 			cmd_free(cmd);
 		}
 		cmd_tail = NULL;
+		ncmds = 0;
 		gw_topics_reset_listening();
 	}
 	lws_sul_schedule(gw_context, 0, &c->retry, retry_cb, (lws_usec_t) c->backoff_ms * 1000);
@@ -903,6 +938,7 @@ listener_next(void)
 	cmd_head = cmd->next;
 	if (cmd_head == NULL)
 		cmd_tail = NULL;
+	ncmds--;
 	listener.cmd = cmd;
 	switch (cmd->kind)
 	{

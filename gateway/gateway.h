@@ -156,6 +156,7 @@ typedef struct Sock
 	int			njoins;
 	int			inflight;		/* handle_in requests running or queued */
 	int			joining;		/* join requests running or queued */
+	size_t		kept_bytes;		/* of its joins' kept messages */
 	bool		db_busy;		/* one of its requests is queued or running */
 	struct DbReq *db_wait_head; /* its next requests, in order */
 	struct DbReq *db_wait_tail;
@@ -195,6 +196,7 @@ extern void gw_log(int level, const char *fmt,...) __attribute__((format(printf,
 
 /* ws.c */
 extern int	gw_socket_count;
+extern int	gw_auth_pending;
 extern uint64_t gw_frames_in;
 extern uint64_t gw_frames_out;
 extern uint64_t gw_slow_closed;
@@ -279,6 +281,7 @@ extern void gw_db_start(void);
 extern void gw_db_submit(DbReq *req);
 extern void gw_db_listen(Topic *t);
 extern void gw_db_unlisten(const char *topic);
+extern bool gw_db_listen_busy(void);
 extern bool gw_db_connected(void);
 extern int	gw_db_leeway(void);
 extern int	gw_db_pending(void);

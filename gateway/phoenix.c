@@ -253,6 +253,7 @@ drop_kept(Join *j)
 {
 	for (int i = 0; i < j->nkept; i++)
 		gw_msg_unref(j->kept[i]);
+	j->sock->kept_bytes -= j->kept_bytes;
 	free(j->kept);
 	j->kept = NULL;
 	j->nkept = 0;
@@ -272,7 +273,7 @@ keep(Join *j, OutMsg *m)
 
 	if (s->wsi == NULL || s->closing)
 		return;
-	if (s->out_bytes + j->kept_bytes + m->len > (size_t) gw_config.max_queue ||
+	if (s->out_bytes + s->kept_bytes + m->len > (size_t) gw_config.max_queue ||
 		(more = realloc(j->kept, sizeof(OutMsg *) * (j->nkept + 1))) == NULL)
 	{
 		gw_log(GW_WARN, "socket %llu: over %d bytes of %s waiting for its join, closing a slow consumer",
@@ -286,6 +287,7 @@ keep(Join *j, OutMsg *m)
 	m->refs++;
 	j->kept[j->nkept++] = m;
 	j->kept_bytes += m->len;
+	s->kept_bytes += m->len;
 }
 
 static void
@@ -488,6 +490,12 @@ handle_join(Sock *s, const char *join_ref, const char *ref, const char *topic,
 				 reason(def == NULL ? "unmatched topic" : "too many channels"));
 		return;
 	}
+	if (pinned == NULL && gw_topic_find(topic) == NULL && gw_db_listen_busy())
+	{
+		/* a new topic needs a LISTEN, and the listener is far behind */
+		gw_reply(s, join_ref, ref, topic, "error", reason("too many requests"));
+		return;
+	}
 	t = topic_get(topic);
 	req = new_req(DBREQ_JOIN, s, topic);
 	if (req)
@@ -677,6 +685,8 @@ gw_phx_auth_done(Sock *s, const char *claims, const char *error)
 	const char *role = NULL;
 	size_t		i;
 
+	if (s->auth == SOCK_AUTH_PENDING)
+		gw_auth_pending--;
 	if (c && json_is_string(json_object_get(c, "role")))
 		role = json_string_value(json_object_get(c, "role"));
 	else if (c)

@@ -55,6 +55,14 @@ typedef struct SessionData
 } SessionData;
 
 int			gw_socket_count;
+int			gw_auth_pending;	/* sockets whose token the database checks */
+
+/*
+ * Sockets waiting for the database's token check, past which an upgrade is
+ * refused (503): tokens that only look valid (the signature is checked by
+ * the database) cannot fill the connections and the database's queue.
+ */
+#define AUTH_PENDING_MAX 256
 uint64_t	gw_frames_in;
 uint64_t	gw_frames_out;
 uint64_t	gw_slow_closed;
@@ -445,6 +453,8 @@ confirm_upgrade(struct lws *wsi)
 		return refuse(wsi, HTTP_STATUS_FORBIDDEN, why);
 	if (gw_socket_count >= gw_config.max_connections)
 		return refuse(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, "too many connections");
+	if (gw_auth_pending >= AUTH_PENDING_MAX)
+		return refuse(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, "too many connections waiting for their token check");
 	return 0;
 }
 
@@ -513,6 +523,7 @@ established(struct lws *wsi, SessionData *sd)
 	all_socks = s;
 	sd->sock = s;
 	gw_socket_count++;
+	gw_auth_pending++;
 
 	req->kind = DBREQ_AUTH;
 	req->sock = s;
@@ -692,6 +703,8 @@ closed(Sock *s)
 	if (s->next_all)
 		s->next_all->prev_all = s->prev_all;
 	gw_socket_count--;
+	if (s->auth == SOCK_AUTH_PENDING)
+		gw_auth_pending--;
 	gw_sock_unref(s);
 }
 
