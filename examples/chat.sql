@@ -357,7 +357,8 @@ AS $$ SELECT jsonb_build_object('error', jsonb_build_object('reason', reason) ||
 
 -- phx_join of room:<id>: members only; the room, the caller, the last 50
 -- messages (oldest first) and who is typing.  A room that does not exist
--- and one the caller is not a member of are refused alike.
+-- and one the caller is not a member of are refused alike.  "presence" is
+-- the meta the gateway tracks the socket with ({"name"}; the key is the sub).
 CREATE FUNCTION chat.join(topic text, params jsonb) RETURNS jsonb
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
@@ -365,6 +366,7 @@ AS $$
 DECLARE
     me text := chat.current_user_id();
     r chat.room;
+    user_name text;
 BEGIN
     IF me IS NULL THEN
         RETURN chat.error('unauthorized');
@@ -373,12 +375,15 @@ BEGIN
     IF NOT FOUND OR NOT chat.is_member(r.id) THEN
         RETURN chat.error('not a member');
     END IF;
-    RETURN jsonb_build_object('ok', jsonb_build_object(
-        'room', jsonb_build_object('id', r.id, 'name', r.name),
-        'user', jsonb_build_object('id', me, 'name',
-                    (SELECT p.name FROM chat.profile AS p WHERE p.user_id = me)),
-        'messages', chat.history(r.id, 50),
-        'typing', to_jsonb(pgapp.typing_list(topic))));
+    user_name := (SELECT p.name FROM chat.profile AS p WHERE p.user_id = me);
+    RETURN jsonb_build_object(
+        'ok', jsonb_build_object(
+            'room', jsonb_build_object('id', r.id, 'name', r.name),
+            'user', jsonb_build_object('id', me, 'name', user_name),
+            'messages', chat.history(r.id, 50),
+            'typing', to_jsonb(pgapp.typing_list(topic))),
+        -- the meta the gateway tracks this socket's presence with (key: the sub)
+        'presence', jsonb_build_object('name', coalesce(user_name, 'user ' || left(me, 8))));
 END
 $$;
 
@@ -397,7 +402,7 @@ BEGIN
     IF d.allowed THEN
         RETURN NULL;
     END IF;
-    RETURN chat.error('rate_limited', jsonb_build_object(
+    RETURN chat.error('rate limited', jsonb_build_object(
         'message', format('at most %s messages per second', per_second),
         'retry_after', greatest(d.retry_after, 1)));
 END
@@ -471,7 +476,7 @@ BEGIN
     SELECT * INTO s FROM chat.settings;
     d := pgapp.check_rate('chat:uploads:' || me, s.uploads_per_minute, 60, 'sliding');
     IF NOT d.allowed THEN
-        RETURN chat.error('rate_limited', jsonb_build_object(
+        RETURN chat.error('rate limited', jsonb_build_object(
             'message', format('at most %s attachments per minute', s.uploads_per_minute),
             'retry_after', greatest(d.retry_after, 1)));
     END IF;

@@ -10,9 +10,9 @@ import { after, before, test } from 'node:test';
 import { ChannelCase, assertPush, eventsBefore, push, sql } from './channel_case.js';
 import { PORT0, connect, phxSocket } from './helpers.js';
 
-// the last of the ten ports of the suite; attachments of 256 kB are about
-// 350 kB of base64, over the gateway's default --max-message
-const cc = new ChannelCase(PORT0 + 9, ['--max-message', '1048576']);
+// port +17 of the suite (helpers.js); attachments of 256 kB are
+// about 350 kB of base64, over the gateway's default --max-message
+const cc = new ChannelCase(PORT0 + 17, ['--max-message', '1048576']);
 let alice;
 let bob;
 let carol;
@@ -118,7 +118,7 @@ test('typing: the others get "typing", the typist does not, and "typing_stopped"
   assert.deepEqual(before.filter((m) => m.event === 'typing'), [], 'the typist was not told it types');
 });
 
-test('rate limit: the 11th message within a second gets {reason: "rate_limited", retry_after}', async () => {
+test('rate limit: the 11th message within a second gets {reason: "rate limited", retry_after}', async () => {
   const dave = await cc.registerUser('Dave');
   const { id: room, topic } = await cc.room('flood', [dave]);
   const d = await cc.subscribeAndJoin(await cc.connect(dave), topic);
@@ -128,7 +128,7 @@ test('rate limit: the 11th message within a second gets {reason: "rate_limited",
   assert.deepEqual(replies.slice(0, 10).map((r) => r.status), Array(10).fill('ok'));
   const last = replies[10];
   assert.equal(last.status, 'error');
-  assert.equal(last.response.reason, 'rate_limited');
+  assert.equal(last.response.reason, 'rate limited');
   assert.equal(last.response.message, 'at most 10 messages per second');
   assert.ok(Number.isInteger(last.response.retry_after) && last.response.retry_after >= 1, JSON.stringify(last));
   const [{ n }] = await sql('SELECT count(*)::int AS n FROM chat.message WHERE room_id = $1', [room]);
@@ -199,4 +199,25 @@ test('a member removed while joined: its next push is refused, and it cannot joi
     { status: 'error', response: { reason: 'not a member' } });
   const again = await cc.join(await cc.connect(carol), topic);
   assert.deepEqual(again.response, { reason: 'not a member' });
+});
+
+test('presence: two users online in the Presence list with their names, and the leave\'s diff', async () => {
+  const { topic } = await cc.room('online', [alice, bob]);
+  const a = await cc.subscribeAndJoin(await cc.connect(alice), topic, {}, { presence: true });
+  await a.presence.waitFor((list) => list.some((p) => p.id === alice.id), 'alice listed');
+  const b = await cc.subscribeAndJoin(await cc.connect(bob), topic, {}, { presence: true });
+  const names = (list) => list.map((p) => [p.id, p.metas.map((m) => m.name)]).sort();
+  const both = [[alice.id, ['Alice']], [bob.id, ['Bob']]].sort();
+  const seenByAlice = await a.presence.waitFor((list) => list.length === 2, 'two users for alice');
+  assert.deepEqual(names(seenByAlice), both);
+  const seenByBob = await b.presence.waitFor((list) => list.length === 2, 'two users for bob');
+  assert.deepEqual(names(seenByBob), both);
+  // bob leaves: alice gets a presence_diff whose leaves hold him, and her list is herself
+  const left = assertPush(a, 'presence_diff', (d) => d.leaves && d.leaves[bob.id]);
+  await new Promise((resolve) => { b.channel.leave().receive('ok', resolve); });
+  const diff = await left;
+  assert.deepEqual(diff.leaves[bob.id].metas.map((m) => m.name), ['Bob']);
+  assert.deepEqual(diff.joins, {});
+  const after = await a.presence.waitFor((list) => list.length === 1, 'bob gone for alice');
+  assert.deepEqual(names(after), [[alice.id, ['Alice']]]);
 });
