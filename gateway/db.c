@@ -23,15 +23,27 @@
  *   loads pgapp.channels.  Its commands run one at a time from a FIFO.  Its
  *   notifications are handed to phoenix.c.
  * - db_pool request connections: token checks, join and handle_in calls,
- *   and fetching stored broadcasts (pgapp.message).  Requests wait in one
- *   FIFO and run one per connection at a time.
+ *   presence (state, renewals, untracks) and fetching stored broadcasts
+ *   (pgapp.message).  Requests wait in one FIFO and run one per connection
+ *   at a time.  The listener also reads pgapp.auth_jwt_leeway, with which
+ *   tokens are judged expired (ws.c, phoenix.c), and probes pgapp's limiter
+ *   once connected: without pgapp preloaded (55000) the rate limit is left
+ *   out of the requests, with a warning, rather than failing every one.
  *
  * A join or handle_in runs as PostgREST runs a request: one transaction
  * (one simple-query string without BEGIN is one implicit transaction,
  * rolled back as a whole on error), set_config('role', <role claim>, true),
- * set_config('request.jwt.claims', <claims>, true), then the function.  All
- * values are quoted with PQescapeLiteral; function names come from
- * pgapp.channels already quoted and schema-qualified.
+ * set_config('request.jwt.claims', <claims>, true) and
+ * set_config('request.gateway.socket', '<gw_instance>:<socket id>', true)
+ * (what pgapp.broadcast_from leaves out), then, when the rate limit is on,
+ * pgapp.rate_limit(<the socket's key>, rate_limit, rate_window, 'sliding',
+ * 0, rate_limiter), whose PT429 ends the request before the function runs,
+ * then the function (on a presence channel, with pgapp.presence_track in the
+ * same statement).  Presence's own requests (state, renew, untrack) run as
+ * the token too.  All values are quoted with PQescapeLiteral; function
+ * names come from pgapp.channels already quoted and schema-qualified.
+ * Requests are started from the event loop (a scheduled dispatch), never
+ * inside gw_db_submit, so that an answer never re-enters its caller.
  *
  * A lost connection fails its running request (the client gets an error
  * reply) and is retried with a backoff from 100 ms to 5 s (logged at the
@@ -41,6 +53,7 @@
  *
  *-------------------------------------------------------------------------
  */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,6 +74,7 @@ typedef enum ConnState
 typedef enum CmdKind
 {
 	CMD_SETUP,					/* LISTEN pgapp_channels + load channels */
+	CMD_PROBE_RATE,				/* can pgapp's limiter count (preloaded)? */
 	CMD_LISTEN,
 	CMD_UNLISTEN
 } CmdKind;
@@ -89,13 +103,18 @@ typedef struct DbConn
 	/* its result so far */
 	char	   *value;
 	bool		value_null;
+	char	   *first;			/* first column, when the row has two or more */
 	char		sqlstate[6];
 	char	   *errmsg;
+	char	   *errdetail;
 	json_t	   *rows;			/* CMD_SETUP: the channel rows */
 } DbConn;
 
 static DbConn listener;
 static DbConn *pool;
+static int	leeway = -1;		/* pgapp.auth_jwt_leeway, seconds; -1: unknown */
+static bool rate_off = false;	/* the limiter cannot count: pgapp is not
+								 * preloaded */
 static DbReq *req_head;
 static DbReq *req_tail;
 static int	req_count;
@@ -108,6 +127,7 @@ static void conn_start(DbConn *c);
 static void conn_fail(DbConn *c, const char *why);
 static void conn_pump(DbConn *c);
 static void dispatch(void);
+static void redispatch_cb(lws_sorted_usec_list_t *sul);
 static void listener_next(void);
 
 /*
@@ -155,6 +175,27 @@ gw_db_pending(void)
 	return req_count;
 }
 
+/*
+ * The database's pgapp.auth_jwt_leeway in seconds (read when the listener
+ * connects), or -1 before it is known.
+ */
+int
+gw_db_leeway(void)
+{
+	return leeway;
+}
+
+/* Answer req with an error of our own. */
+static void
+fail_req(DbReq *req, const char *sqlstate, const char *message)
+{
+	DbResult	r = {0};
+
+	r.sqlstate = sqlstate;
+	r.message = message;
+	gw_phx_request_done(req, &r);
+}
+
 void
 gw_db_req_free(DbReq *req)
 {
@@ -192,6 +233,12 @@ gw_db_submit(DbReq *req)
 {
 	Sock	   *s = req->sock;
 
+	if (gw_stopping)
+	{
+		/* the loop has ended: nothing will run any more */
+		gw_db_req_free(req);
+		return;
+	}
 	req->next = NULL;
 	if (s && s->db_busy)
 	{
@@ -205,7 +252,13 @@ gw_db_submit(DbReq *req)
 	if (s)
 		s->db_busy = true;
 	queue_global(req);
-	dispatch();
+
+	/*
+	 * Dispatch from the event loop, not from here: a request that fails at
+	 * once (a lost connection) is answered there, never inside the caller,
+	 * which may be walking the lists the answer changes.
+	 */
+	lws_sul_schedule(gw_context, 0, &redispatch, redispatch_cb, 1);
 }
 
 /*
@@ -357,9 +410,13 @@ result_reset(DbConn *c)
 	free(c->value);
 	c->value = NULL;
 	c->value_null = false;
+	free(c->first);
+	c->first = NULL;
 	c->sqlstate[0] = '\0';
 	free(c->errmsg);
 	c->errmsg = NULL;
+	free(c->errdetail);
+	c->errdetail = NULL;
 	json_decref(c->rows);
 	c->rows = NULL;
 }
@@ -409,7 +466,7 @@ conn_fail(DbConn *c, const char *why)
 		DbReq	   *req = c->req;
 
 		c->req = NULL;
-		gw_phx_request_done(req, NULL, "08006", "the database connection was lost");
+		fail_req(req, "08006", "the database connection was lost");
 		sock_next(req->sock);
 		gw_db_req_free(req);
 		/* dispatch on the connections still up (from the event loop) */
@@ -463,6 +520,8 @@ conn_ready(DbConn *c)
 	if (c->listener)
 	{
 		cmd_queue(CMD_SETUP, NULL);
+		if (gw_config.rate_limit > 0)
+			cmd_queue(CMD_PROBE_RATE, NULL);
 		gw_topics_foreach(relisten_topic);
 	}
 	else
@@ -498,10 +557,152 @@ conn_send(DbConn *c, const char *sql)
 
 /* ---- requests ---- */
 
-static char *
-lit(PGconn *pg, const char *s)
+/*
+ * A growing SQL string; once out of memory it stays failed (data NULL).
+ */
+typedef struct SqlBuf
 {
-	return PQescapeLiteral(pg, s, strlen(s));
+	char	   *data;
+	size_t		len;
+	size_t		cap;
+	bool		failed;
+} SqlBuf;
+
+static void
+buf_add(SqlBuf *b, const char *text)
+{
+	size_t		n = strlen(text);
+
+	if (b->failed)
+		return;
+	if (b->len + n + 1 > b->cap)
+	{
+		size_t		cap = b->cap ? b->cap : 256;
+		char	   *d;
+
+		while (cap < b->len + n + 1)
+			cap *= 2;
+		d = realloc(b->data, cap);
+		if (d == NULL)
+		{
+			free(b->data);
+			b->data = NULL;
+			b->failed = true;
+			return;
+		}
+		b->data = d;
+		b->cap = cap;
+	}
+	memcpy(b->data + b->len, text, n + 1);
+	b->len += n;
+}
+
+/* text as an SQL literal, quoted for c's connection. */
+static void
+buf_lit(SqlBuf *b, DbConn *c, const char *text)
+{
+	char	   *q;
+
+	if (b->failed)
+		return;
+	q = PQescapeLiteral(c->pg, text, strlen(text));
+	if (q == NULL)
+	{
+		free(b->data);
+		b->data = NULL;
+		b->failed = true;
+		return;
+	}
+	buf_add(b, q);
+	PQfreemem(q);
+}
+
+static void buf_fmt(SqlBuf *b, const char *fmt,...) __attribute__((format(printf, 2, 3)));
+
+static void
+buf_fmt(SqlBuf *b, const char *fmt,...)
+{
+	char		small[256];
+	char	   *big;
+	va_list		ap;
+	int			n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(small, sizeof(small), fmt, ap);
+	va_end(ap);
+	if (n >= 0 && (size_t) n < sizeof(small))
+	{
+		buf_add(b, small);
+		return;
+	}
+	big = n < 0 ? NULL : malloc((size_t) n + 1);
+	if (big == NULL)
+	{
+		free(b->data);
+		b->data = NULL;
+		b->failed = true;
+		return;
+	}
+	va_start(ap, fmt);
+	vsnprintf(big, (size_t) n + 1, fmt, ap);
+	va_end(ap);
+	buf_add(b, big);
+	free(big);
+}
+
+/* json (compact) as an SQL literal. */
+static void
+buf_json(SqlBuf *b, DbConn *c, json_t *json)
+{
+	char	   *dumped = json_dumps(json, JSON_COMPACT | JSON_ENCODE_ANY);
+
+	if (dumped == NULL)
+	{
+		free(b->data);
+		b->data = NULL;
+		b->failed = true;
+		return;
+	}
+	buf_lit(b, c, dumped);
+	free(dumped);
+}
+
+/*
+ * The first statement of a request that runs as the socket's token, as
+ * PostgREST runs one: its role and claims, and the socket
+ * (request.gateway.socket, which pgapp.broadcast_from reads), all
+ * transaction-local.
+ */
+static void
+buf_as_token(SqlBuf *b, DbConn *c, Sock *s)
+{
+	buf_add(b, "SELECT pg_catalog.set_config('role', ");
+	buf_lit(b, c, s->role);
+	buf_add(b, ", true), pg_catalog.set_config('request.jwt.claims', ");
+	buf_lit(b, c, s->claims);
+	buf_fmt(b, ", true), pg_catalog.set_config('request.gateway.socket', '%s:%llu', true);",
+			gw_instance, (unsigned long long) s->id);
+}
+
+/*
+ * The rate limit of a socket's joins and pushes, through pgapp's limiter:
+ * pgapp.rate_limit raises PT429 (and the request stops there) when the
+ * socket is over it.  The key has a secret part (gw_rate_nonce), so that no
+ * one else can count against it.
+ */
+static void
+buf_rate_limit(SqlBuf *b, DbConn *c, Sock *s)
+{
+	char		key[96];
+
+	if (gw_config.rate_limit <= 0 || rate_off)
+		return;
+	snprintf(key, sizeof(key), "pgapp-gateway:%s:%llu", gw_rate_nonce, (unsigned long long) s->id);
+	buf_add(b, "SELECT pgapp.rate_limit(");
+	buf_lit(b, c, key);
+	buf_fmt(b, ", %d, %d, 'sliding', 0, ", gw_config.rate_limit, gw_config.rate_window);
+	buf_lit(b, c, gw_config.rate_limiter);
+	buf_add(b, ");");
 }
 
 /*
@@ -510,67 +711,104 @@ lit(PGconn *pg, const char *s)
 static char *
 build_sql(DbConn *c, DbReq *req)
 {
-	char	   *sql = NULL;
-	char	   *a = NULL,
-			   *b = NULL,
-			   *d = NULL,
-			   *e = NULL,
-			   *f = NULL;
-	char	   *dumped = NULL;
-	size_t		size;
+	SqlBuf		b = {0};
+	Sock	   *s = req->sock;
+	size_t		i;
 
 	switch (req->kind)
 	{
 		case DBREQ_AUTH:
-			a = lit(c->pg, json_string_value(req->payload));
-			if (a && asprintf(&sql, "SELECT pgapp.decode_token(%s)::text", a) < 0)
-				sql = NULL;
+			buf_add(&b, "SELECT pgapp.decode_token(");
+			buf_lit(&b, c, json_string_value(req->payload));
+			buf_add(&b, ")::text");
 			break;
 		case DBREQ_MESSAGE:
-			a = lit(c->pg, json_string_value(req->payload));
-			if (a && asprintf(&sql, "SELECT pgapp.message(%s::uuid)::text", a) < 0)
-				sql = NULL;
+			buf_add(&b, "SELECT pgapp.message(");
+			buf_lit(&b, c, json_string_value(req->payload));
+			buf_add(&b, "::uuid)::text");
 			break;
 		case DBREQ_JOIN:
+			buf_as_token(&b, c, s);
+			buf_rate_limit(&b, c, s);
+			if (!req->track)
+			{
+				buf_fmt(&b, "SELECT %s(", req->fn);
+				buf_lit(&b, c, req->topic);
+				buf_add(&b, "::text, ");
+				buf_json(&b, c, req->payload);
+				buf_add(&b, "::jsonb)::text");
+				break;
+			}
+
+			/*
+			 * A presence channel: a join that lets the socket in also tracks
+			 * it, in the same transaction, with the meta the join returned
+			 * under "presence"; the ref comes back first.
+			 */
+			buf_fmt(&b, "WITH j AS (SELECT %s(", req->fn);
+			buf_lit(&b, c, req->topic);
+			buf_add(&b, "::text, ");
+			buf_json(&b, c, req->payload);
+			buf_add(&b, "::jsonb) AS r) "
+					"SELECT CASE WHEN pg_catalog.jsonb_typeof(j.r) = 'object' AND j.r ? 'ok'"
+					" AND pg_catalog.jsonb_typeof(coalesce(j.r -> 'presence', '{}')) = 'object'"
+					" THEN pgapp.presence_track(");
+			buf_lit(&b, c, req->topic);
+			buf_add(&b, ", ");
+			buf_lit(&b, c, s->sub);
+			buf_fmt(&b, ", coalesce(j.r -> 'presence', '{}'), pg_catalog.make_interval(secs => %d))::text"
+					" END, j.r::text FROM j", gw_config.presence_ttl);
+			break;
 		case DBREQ_HANDLE_IN:
-			dumped = json_dumps(req->payload, JSON_COMPACT | JSON_ENCODE_ANY);
-			if (dumped == NULL)
-				break;
-			a = lit(c->pg, req->sock->role);
-			b = lit(c->pg, req->sock->claims);
-			d = lit(c->pg, req->topic);
-			e = lit(c->pg, dumped);
-			if (req->kind == DBREQ_HANDLE_IN)
-				f = lit(c->pg, req->event);
-			if (!a || !b || !d || !e || (req->kind == DBREQ_HANDLE_IN && !f))
-				break;
-			size = strlen(a) + strlen(b) + strlen(d) + strlen(e) + (f ? strlen(f) : 0) + 512;
-			sql = malloc(size);
-			if (sql == NULL)
-				break;
-			if (req->kind == DBREQ_JOIN)
-				snprintf(sql, size,
-						 "SELECT pg_catalog.set_config('role', %s, true), "
-						 "pg_catalog.set_config('request.jwt.claims', %s, true), "
-						 "pg_catalog.set_config('request.gateway.socket', '%s:%llu', true);"
-						 "SELECT %s(%s::text, %s::jsonb)::text",
-						 a, b, gw_instance, (unsigned long long) req->sock->id, req->fn, d, e);
-			else
-				snprintf(sql, size,
-						 "SELECT pg_catalog.set_config('role', %s, true), "
-						 "pg_catalog.set_config('request.jwt.claims', %s, true), "
-						 "pg_catalog.set_config('request.gateway.socket', '%s:%llu', true);"
-						 "SELECT %s(%s::text, %s::text, %s::jsonb)::text",
-						 a, b, gw_instance, (unsigned long long) req->sock->id, req->fn, d, f, e);
+			buf_as_token(&b, c, s);
+			buf_rate_limit(&b, c, s);
+			buf_fmt(&b, "SELECT %s(", req->fn);
+			buf_lit(&b, c, req->topic);
+			buf_add(&b, "::text, ");
+			buf_lit(&b, c, req->event);
+			buf_add(&b, "::text, ");
+			buf_json(&b, c, req->payload);
+			buf_add(&b, "::jsonb)::text");
+			break;
+		case DBREQ_PRESENCE_STATE:
+			buf_as_token(&b, c, s);
+			buf_add(&b, "SELECT pgapp.presence_list(");
+			buf_lit(&b, c, req->topic);
+			buf_add(&b, ")::text");
+			break;
+		case DBREQ_PRESENCE_RENEW:
+			/* payload: [[topic, meta, ref], ...], all of one socket */
+			buf_as_token(&b, c, s);
+			buf_add(&b, "SELECT pg_catalog.count(pgapp.presence_track(v.t, ");
+			buf_lit(&b, c, s->sub);
+			buf_fmt(&b, ", v.m::jsonb, pg_catalog.make_interval(secs => %d), v.r::uuid))"
+					" FROM (VALUES ", gw_config.presence_ttl);
+			for (i = 0; i < json_array_size(req->payload); i++)
+			{
+				json_t	   *e = json_array_get(req->payload, i);
+
+				buf_add(&b, i ? ", (" : "(");
+				buf_lit(&b, c, json_string_value(json_array_get(e, 0)));
+				buf_add(&b, ", ");
+				buf_lit(&b, c, json_string_value(json_array_get(e, 1)));
+				buf_add(&b, ", ");
+				buf_lit(&b, c, json_string_value(json_array_get(e, 2)));
+				buf_add(&b, ")");
+			}
+			buf_add(&b, ") AS v(t, m, r)");
+			break;
+		case DBREQ_PRESENCE_UNTRACK:
+			buf_as_token(&b, c, s);
+			buf_add(&b, "SELECT pgapp.presence_untrack(");
+			buf_lit(&b, c, req->topic);
+			buf_add(&b, ", ");
+			buf_lit(&b, c, s->sub);
+			buf_add(&b, ", ");
+			buf_lit(&b, c, json_string_value(req->payload));
+			buf_add(&b, "::uuid)");
 			break;
 	}
-	PQfreemem(a);
-	PQfreemem(b);
-	PQfreemem(d);
-	PQfreemem(e);
-	PQfreemem(f);
-	free(dumped);
-	return sql;
+	return b.failed ? NULL : b.data;
 }
 
 /*
@@ -594,8 +832,8 @@ dispatch(void)
 			req_tail = NULL;
 		req_count--;
 		req->next = NULL;
-		/* a socket gone meanwhile needs no answer */
-		if (req->sock && req->sock->wsi == NULL)
+		/* a socket gone meanwhile needs no answer (but its untracks run) */
+		if (req->sock && req->sock->wsi == NULL && !req->always)
 		{
 			sock_next(req->sock);
 			gw_db_req_free(req);
@@ -605,7 +843,7 @@ dispatch(void)
 		req->sql = build_sql(c, req);
 		if (req->sql == NULL)
 		{
-			gw_phx_request_done(req, NULL, "53200", "out of memory");
+			fail_req(req, "53200", "out of memory");
 			sock_next(req->sock);
 			gw_db_req_free(req);
 			i--;
@@ -626,10 +864,20 @@ request_finished(DbConn *c)
 	c->state = CONN_READY;
 	if (req)
 	{
+		DbResult	r = {0};
+
 		if (c->sqlstate[0])
-			gw_phx_request_done(req, NULL, c->sqlstate, c->errmsg ? c->errmsg : "error");
+		{
+			r.sqlstate = c->sqlstate;
+			r.message = c->errmsg ? c->errmsg : "error";
+			r.detail = c->errdetail;
+		}
 		else
-			gw_phx_request_done(req, c->value_null ? NULL : c->value, NULL, NULL);
+		{
+			r.value = c->value_null ? NULL : c->value;
+			r.first = c->first;
+		}
+		gw_phx_request_done(req, &r);
 		sock_next(req->sock);
 		gw_db_req_free(req);
 	}
@@ -657,7 +905,9 @@ listener_next(void)
 	{
 		case CMD_SETUP:
 			sql = strdup("LISTEN pgapp_channels;"
-						 "SELECT r.rolsuper FROM pg_catalog.pg_roles AS r"
+						 "SELECT r.rolsuper, coalesce(pg_catalog.date_part('epoch',"
+						 "  pg_catalog.current_setting('pgapp.auth_jwt_leeway', true)::interval)::int, 30)"
+						 " FROM pg_catalog.pg_roles AS r"
 						 " WHERE r.rolname = current_user;"
 						 "SELECT c.pattern,"
 						 " pg_catalog.format('%I.%I', jn.nspname, jp.proname),"
@@ -670,9 +920,15 @@ listener_next(void)
 						 " LEFT JOIN pg_catalog.pg_proc AS hp ON hp.oid = c.handle_in_function"
 						 " LEFT JOIN pg_catalog.pg_namespace AS hn ON hn.oid = hp.pronamespace");
 			break;
+		case CMD_PROBE_RATE:
+			/* a key of its own, with limits no socket uses */
+			if (asprintf(&sql, "SELECT pgapp.check_rate('pgapp-gateway:%s:probe', 1000000, 1)",
+						 gw_rate_nonce) < 0)
+				sql = NULL;
+			break;
 		case CMD_LISTEN:
 		case CMD_UNLISTEN:
-			a = lit(listener.pg, cmd->topic);
+			a = PQescapeLiteral(listener.pg, cmd->topic, strlen(cmd->topic));
 			if (a && asprintf(&sql, "SELECT pgapp.%s(%s)",
 							  cmd->kind == CMD_LISTEN ? "subscribe" : "unsubscribe", a) < 0)
 				sql = NULL;
@@ -714,7 +970,24 @@ cmd_finished(DbConn *c)
 	c->state = CONN_READY;
 	if (cmd)
 	{
-		if (!ok)
+		if (cmd->kind == CMD_PROBE_RATE)
+		{
+			/*
+			 * Without pgapp in shared_preload_libraries the limiter has no
+			 * shared memory (55000): every join and push would fail on it. Go
+			 * on without the rate limit, and say so.
+			 */
+			bool		off = !ok && strcmp(c->sqlstate, "55000") == 0;
+
+			if (off && !rate_off)
+				gw_log(GW_WARN, "the rate limit is off: pgapp's limiter cannot count (%s); "
+					   "add pgapp to shared_preload_libraries", c->errmsg ? c->errmsg : "55000");
+			else if (!ok && !off)
+				gw_log(GW_WARN, "database listener: probing the rate limit: %s",
+					   c->errmsg ? c->errmsg : "error");
+			rate_off = off;
+		}
+		else if (!ok)
 			gw_log(GW_WARN, "database listener: %s%s%s: %s",
 				   cmd->kind == CMD_SETUP ? "loading channels" :
 				   cmd->kind == CMD_LISTEN ? "LISTEN " : "UNLISTEN ",
@@ -751,12 +1024,7 @@ take_result(DbConn *c, PGresult *res)
 
 	if (st == PGRES_TUPLES_OK)
 	{
-		if (c->listener && c->cmd && c->cmd->kind == CMD_SETUP && PQnfields(res) == 1 &&
-			PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "t") == 0)
-			gw_log(GW_WARN, "connected as a superuser: a token may name any role, superusers "
-				   "included; log in as an authenticator role (LOGIN NOINHERIT, member of "
-				   "the token roles only)");
-		else if (c->listener && c->cmd && c->cmd->kind == CMD_SETUP && PQnfields(res) == 4)
+		if (c->listener && c->cmd && c->cmd->kind == CMD_SETUP && PQnfields(res) == 4)
 		{
 			int			i;
 
@@ -775,27 +1043,43 @@ take_result(DbConn *c, PGresult *res)
 					json_array_append_new(c->rows, row);
 			}
 		}
+		else if (c->listener && c->cmd && c->cmd->kind == CMD_SETUP && PQnfields(res) == 2 &&
+				 PQntuples(res) == 1)
+		{
+			if (strcmp(PQgetvalue(res, 0, 0), "t") == 0)
+				gw_log(GW_WARN, "connected as a superuser: a token may name any role, superusers "
+					   "included; log in as an authenticator role (LOGIN NOINHERIT, member of "
+					   "the token roles only)");
+			leeway = atoi(PQgetvalue(res, 0, 1));
+		}
 		else if (PQntuples(res) > 0 && PQnfields(res) > 0)
 		{
 			int			last = PQnfields(res) - 1;
 
 			free(c->value);
 			c->value = NULL;
+			free(c->first);
+			c->first = NULL;
 			c->value_null = PQgetisnull(res, 0, last);
 			if (!c->value_null)
 				c->value = strdup(PQgetvalue(res, 0, last));
+			if (last > 0 && !PQgetisnull(res, 0, 0))
+				c->first = strdup(PQgetvalue(res, 0, 0));
 		}
 	}
 	else if (st == PGRES_FATAL_ERROR || st == PGRES_NONFATAL_ERROR)
 	{
 		const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
 		const char *msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+		const char *detail = PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL);
 
 		if (st == PGRES_FATAL_ERROR && c->sqlstate[0] == '\0')
 		{
 			snprintf(c->sqlstate, sizeof(c->sqlstate), "%s", state ? state : "XX000");
 			free(c->errmsg);
 			c->errmsg = strdup(msg ? msg : PQerrorMessage(c->pg));
+			free(c->errdetail);
+			c->errdetail = detail ? strdup(detail) : NULL;
 		}
 	}
 }

@@ -23,13 +23,17 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include <jansson.h>
 #include <libwebsockets.h>
 
 #define GW_VERSION "0.3.0"
 
-/* Settings (main.c): flags, else environment, else these defaults. */
+/*
+ * Settings (main.c): flags, else environment, else the --config file, else
+ * these defaults.
+ */
 typedef struct GwConfig
 {
 	const char *listen_host;	/* NULL: every address */
@@ -46,6 +50,11 @@ typedef struct GwConfig
 	int			db_pool;		/* request connections */
 	int			idle_timeout;	/* seconds without a message from a client */
 	int			verbose;
+	int			presence_ttl;	/* seconds a presence lives unrenewed */
+	int			rate_limit;		/* joins and pushes per window and socket; 0:
+								 * none */
+	int			rate_window;	/* seconds */
+	const char *rate_limiter;	/* pgapp's limiter the counts go to */
 } GwConfig;
 
 extern GwConfig gw_config;
@@ -57,6 +66,13 @@ extern GwConfig gw_config;
  * database tell their sockets apart.
  */
 extern char gw_instance[17];
+
+/*
+ * 16 more random hexadecimal digits, never sent anywhere but in the keys of
+ * the rate limit (pgapp.rate_limit(key, ...)), so that no one else can
+ * count against a socket's key.
+ */
+extern char gw_rate_nonce[17];
 extern struct lws_context *gw_context;
 extern struct lws_vhost *gw_vhost;
 extern bool gw_stopping;		/* the loop has ended: tear down quietly */
@@ -86,6 +102,10 @@ typedef struct Join
 	char	   *ref;			/* the ref of the phx_join push */
 	bool		joined;			/* false while the join function runs */
 	json_t	   *reply;			/* join's ok response, waiting for LISTEN */
+	bool		presence;		/* the channel tracks presence */
+	char	   *presence_ref;	/* the tracked meta's ref (uuid), or NULL */
+	char	   *presence_meta;	/* its meta, JSON text, for renewals */
+	time_t		renew_at;		/* when to renew it */
 	struct Join *next_in_sock;
 	struct Join *next_in_topic;
 	struct Join *prev_in_topic;
@@ -108,6 +128,8 @@ typedef struct Sock
 	char	   *token;			/* until verified */
 	char	   *claims;			/* the verified claims, JSON text */
 	char	   *role;			/* the role requests run as */
+	char	   *sub;			/* the claims' sub (the presence key), or NULL */
+	double		exp;			/* the claims' exp (Unix seconds), 0: none */
 	/* the message being received (fragments) */
 	char	   *rx;
 	size_t		rx_len;
@@ -126,6 +148,7 @@ typedef struct Sock
 	Join	   *joins;
 	int			njoins;
 	int			inflight;		/* handle_in requests running or queued */
+	int			joining;		/* join requests running or queued */
 	bool		db_busy;		/* one of its requests is queued or running */
 	struct DbReq *db_wait_head; /* its next requests, in order */
 	struct DbReq *db_wait_tail;
@@ -180,11 +203,13 @@ extern json_t *gw_frame(const char *join_ref, const char *ref, const char *topic
 extern void gw_reply(Sock *s, const char *join_ref, const char *ref, const char *topic,
 					 const char *status, json_t *response);
 extern void gw_idle_check(void);
+extern const char *gw_token_precheck(const char *token);
 
 /* phoenix.c */
 extern void gw_phx_message(Sock *s, const char *text, size_t len);
 extern void gw_phx_auth_done(Sock *s, const char *claims, const char *error);
 extern void gw_phx_sock_closed(Sock *s);
+extern void gw_phx_sock_tick(Sock *s, time_t now);
 extern void gw_phx_deliver(const char *envelope, uint64_t exclude);
 extern Topic *gw_topic_find(const char *name);
 extern int	gw_topic_count(void);
@@ -200,9 +225,13 @@ extern int	gw_channel_count(void);
 typedef enum DbReqKind
 {
 	DBREQ_AUTH,					/* decode_token */
-	DBREQ_JOIN,					/* the channel's join function */
+	DBREQ_JOIN,					/* the channel's join function (and presence
+								 * track) */
 	DBREQ_HANDLE_IN,			/* the channel's handle_in function */
-	DBREQ_MESSAGE				/* pgapp.message(id) for a stored broadcast */
+	DBREQ_MESSAGE,				/* pgapp.message(id) for a stored broadcast */
+	DBREQ_PRESENCE_STATE,		/* pgapp.presence_list(topic) after a join */
+	DBREQ_PRESENCE_RENEW,		/* presence_track of a socket's metas, by ref */
+	DBREQ_PRESENCE_UNTRACK		/* presence_untrack of one meta */
 } DbReqKind;
 
 typedef struct DbReq
@@ -217,22 +246,35 @@ typedef struct DbReq
 	json_t	   *payload;		/* params / payload / token (string) / id */
 	char	   *fn;				/* the function to call (JOIN, HANDLE_IN) */
 	uint64_t	exclude;		/* MESSAGE: the socket not to deliver to, or 0 */
+	bool		track;			/* JOIN: track the socket's presence */
+	bool		always;			/* run even once the socket has closed */
 	struct DbReq *next;
 } DbReq;
+
+/* What a request gave (gw_phx_request_done). */
+typedef struct DbResult
+{
+	const char *value;			/* the last column of the last row returned,
+								 * NULL for SQL NULL or no row */
+	const char *first;			/* its first column when it has two or more */
+	const char *sqlstate;		/* NULL: success */
+	const char *message;
+	const char *detail;
+} DbResult;
 
 extern void gw_db_start(void);
 extern void gw_db_submit(DbReq *req);
 extern void gw_db_listen(Topic *t);
 extern void gw_db_unlisten(const char *topic);
 extern bool gw_db_connected(void);
+extern int	gw_db_leeway(void);
 extern int	gw_db_pending(void);
 extern void gw_db_req_free(DbReq *req);
 extern int	gw_db_callback(struct lws *wsi, enum lws_callback_reasons reason,
 						   void *user, void *in, size_t len);
 
 /* results of requests (phoenix.c) */
-extern void gw_phx_request_done(DbReq *req, const char *result, const char *sqlstate,
-								const char *message);
+extern void gw_phx_request_done(DbReq *req, const DbResult *r);
 extern void gw_phx_listen_done(Topic *t, bool ok);
 
 #endif							/* PGAPP_GATEWAY_H */

@@ -14,7 +14,9 @@
  *   response v, sent only once the topic's LISTEN is in place (so a
  *   broadcast committed after the client saw its reply reaches it);
  *   {"error": v} the error reply v; an SQL error {"reason":"join crashed"}.
- * - phx_leave -> ok reply; the socket stops receiving the topic.
+ * - phx_leave -> ok reply; the socket stops receiving the topic.  A leave or
+ *   push naming another join_ref than the topic's current join is dropped
+ *   (a null join_ref, as V1 clients send, matches).
  * - any other event on a joined topic runs the channel's handle_in; its
  *   {"ok": v} / {"error": v} is the reply, NULL means no reply.  An event on
  *   a topic the socket has not joined -> error {"reason":"unmatched topic"}.
@@ -22,7 +24,34 @@
  *   channel) -> [null, null, topic, event, payload] to every socket joined
  *   to the topic, encoded once.  A stored (large) message is fetched with
  *   pgapp.message(id) first.  Events phx_* are never relayed (only a raw
- *   NOTIFY can carry one: pgapp.broadcast refuses them).
+ *   NOTIFY can carry one: pgapp.broadcast refuses them).  An envelope whose
+ *   "sender" names one of this gateway's sockets (pgapp.broadcast_from, or
+ *   pgapp.typing, in that socket's request) is not sent to that socket.
+ *
+ * Presence (channels defined with presence => true), as Phoenix.Presence:
+ * the join's transaction also runs pgapp.presence_track(topic, <the
+ * claims' sub>, <the join's "presence" object, or {}>, presence_ttl) when
+ * the join lets the socket in; after the ok reply the socket gets
+ * presence_state (pgapp.presence_list, read once the topic is LISTENed);
+ * pgapp's worker broadcasts the presence_diff events.  The gateway keeps the
+ * ref and meta of each tracked join and renews them every presence_ttl / 2
+ * (one request per socket for all its metas due), and untracks a meta when
+ * its join goes: leave, rejoin, close, or a join that ended for a socket or
+ * join_ref no longer there.  Untracks run in the socket's order (after a
+ * renewal queued before, which would otherwise bring the meta back) and
+ * even once it has closed.  If the gateway dies, the metas expire after
+ * their ttl.  A token without sub joins without being tracked.
+ *
+ * Errors PT429 (the socket's rate limit, db.c, or a pgapp.rate_limit the
+ * function raised) become the error reply {"reason": "rate limited",
+ * "retry_after": seconds}.  A socket whose token's exp (plus the database's
+ * leeway) has passed is closed with 1008 "token expired", checked every
+ * second and before each message.
+ *
+ * Bounds per socket: max_channels joined; INFLIGHT_MAX handle_in requests
+ * and INFLIGHT_MAX join requests waiting or running (rejoining one topic in
+ * a loop adds no channel but would queue requests); beyond, the error
+ * reply {"reason": "too many requests"}.
  *
  * Topics live in a hash table (fixed 4096 buckets, chained) while any
  * socket has joined or is joining them; the last leave UNLISTENs.
@@ -31,17 +60,20 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "gateway.h"
 
 #define TOPIC_BUCKETS 4096
 #define TOPIC_MAX 255			/* pgapp.broadcast's limit */
-#define INFLIGHT_MAX 16			/* handle_in requests per socket */
+#define INFLIGHT_MAX 16			/* handle_in requests per socket, and join
+								 * requests */
 
 static Topic *buckets[TOPIC_BUCKETS];
 static int	ntopics;
 
 static void remove_join(Join *j);
+static char *dup_or_null(const char *s);
 
 static unsigned int
 hash(const char *s)
@@ -165,12 +197,63 @@ dup_or_null(const char *s)
 	return s ? strdup(s) : NULL;
 }
 
+/*
+ * A new request of s for topic (holding a reference to s); NULL when out
+ * of memory.
+ */
+static DbReq *
+new_req(DbReqKind kind, Sock *s, const char *topic)
+{
+	DbReq	   *req = calloc(1, sizeof(DbReq));
+
+	if (req == NULL)
+		return NULL;
+	req->kind = kind;
+	req->sock = s;
+	s->refs++;
+	req->topic = dup_or_null(topic);
+	if (topic && req->topic == NULL)
+	{
+		gw_db_req_free(req);
+		return NULL;
+	}
+	return req;
+}
+
+/*
+ * Untrack the presence ref of s on topic.  It runs after the socket's
+ * earlier requests (a renewal queued before cannot bring it back) and even
+ * once the socket has closed; if it cannot run, the meta expires after its
+ * ttl.
+ */
+static void
+untrack(Sock *s, const char *topic, const char *ref)
+{
+	DbReq	   *req;
+
+	if (s->sub == NULL || ref == NULL)
+		return;
+	req = new_req(DBREQ_PRESENCE_UNTRACK, s, topic);
+	if (req == NULL || (req->payload = json_string(ref)) == NULL)
+	{
+		if (req)
+			gw_db_req_free(req);
+		gw_log(GW_WARN, "out of memory: presence %s on %s is left to expire", ref, topic);
+		return;
+	}
+	req->always = true;
+	gw_db_submit(req);
+}
+
 static void
 remove_join(Join *j)
 {
 	Sock	   *s = j->sock;
 	Topic	   *t = j->topic;
 	Join	  **p = &s->joins;
+
+	if (j->presence_ref)
+		untrack(s, t->name, j->presence_ref);
 
 	while (*p && *p != j)
 		p = &(*p)->next_in_sock;
@@ -186,6 +269,8 @@ remove_join(Join *j)
 	t->njoins--;
 	free(j->join_ref);
 	free(j->ref);
+	free(j->presence_ref);
+	free(j->presence_meta);
 	json_decref(j->reply);
 	free(j);
 	if (t->njoins == 0)
@@ -227,10 +312,29 @@ static void
 finish_join(Join *j)
 {
 	json_t	   *reply = j->reply;
+	DbReq	   *req;
 
 	j->reply = NULL;
 	j->joined = true;
 	gw_reply(j->sock, j->join_ref, j->ref, j->topic->name, "ok", reply);
+	if (!j->presence)
+		return;
+
+	/*
+	 * As Phoenix.Presence: presence_state after the join's reply.  Read now,
+	 * once the topic is LISTENed, so that every presence_diff after the state
+	 * read reaches the socket (the client applies the diffs it gets before
+	 * the state after it, and applying one twice changes nothing).
+	 */
+	req = new_req(DBREQ_PRESENCE_STATE, j->sock, j->topic->name);
+	if (req == NULL || (j->join_ref && (req->join_ref = strdup(j->join_ref)) == NULL))
+	{
+		if (req)
+			gw_db_req_free(req);
+		gw_sock_close(j->sock, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "out of memory");
+		return;
+	}
+	gw_db_submit(req);
 }
 
 void
@@ -273,6 +377,15 @@ handle_join(Sock *s, const char *join_ref, const char *ref, const char *topic,
 	Join	   *j;
 	DbReq	   *req;
 
+	if (s->joining >= INFLIGHT_MAX)
+	{
+		/*
+		 * Rejoining one topic never adds a channel, but queues a request:
+		 * bound those too (before anything changes).
+		 */
+		gw_reply(s, join_ref, ref, topic, "error", reason("too many requests"));
+		return;
+	}
 	if (old)
 	{
 		/* as Phoenix: a duplicate join closes the existing channel */
@@ -291,24 +404,29 @@ handle_join(Sock *s, const char *join_ref, const char *ref, const char *topic,
 		return;
 	}
 	t = topic_get(topic);
-	req = calloc(1, sizeof(DbReq));
-	if (t == NULL || req == NULL ||
+	req = new_req(DBREQ_JOIN, s, topic);
+	if (req)
+	{
+		req->join_ref = dup_or_null(join_ref);
+		req->ref = dup_or_null(ref);
+		req->fn = strdup(def->join_fn);
+		req->payload = json_is_object(payload) ? json_incref(payload) : json_object();
+		/* a token without sub sees presence, and is not tracked */
+		req->track = def->presence && s->sub != NULL;
+	}
+	if (t == NULL || req == NULL || req->fn == NULL || req->payload == NULL ||
+		(join_ref && req->join_ref == NULL) || (ref && req->ref == NULL) ||
 		(j = add_join(s, t, join_ref, ref)) == NULL)
 	{
-		free(req);
+		if (req)
+			gw_db_req_free(req);
 		if (t && t->njoins == 0)
 			topic_drop(t);
 		gw_reply(s, join_ref, ref, topic, "error", reason("out of memory"));
 		return;
 	}
-	req->kind = DBREQ_JOIN;
-	req->sock = s;
-	s->refs++;
-	req->topic = strdup(topic);
-	req->join_ref = dup_or_null(join_ref);
-	req->ref = dup_or_null(ref);
-	req->fn = strdup(def->join_fn);
-	req->payload = json_is_object(payload) ? json_incref(payload) : json_object();
+	j->presence = def->presence;
+	s->joining++;
 	gw_db_submit(req);
 }
 
@@ -323,6 +441,15 @@ handle_push(Sock *s, const char *join_ref, const char *ref, const char *topic,
 	if (j == NULL || !j->joined)
 	{
 		gw_reply(s, join_ref, ref, topic, "error", reason("unmatched topic"));
+		return;
+	}
+	if (join_ref && j->join_ref && strcmp(join_ref, j->join_ref) != 0)
+	{
+		/*
+		 * As Phoenix: a message of an earlier join of the topic (the client
+		 * raced a rejoin) is dropped, without a reply; it cannot leave or
+		 * push on the channel that replaced it.
+		 */
 		return;
 	}
 	if (strcmp(event, "phx_leave") == 0)
@@ -342,22 +469,24 @@ handle_push(Sock *s, const char *join_ref, const char *ref, const char *topic,
 		gw_reply(s, join_ref, ref, topic, "error", reason("too many requests"));
 		return;
 	}
-	req = calloc(1, sizeof(DbReq));
-	if (req == NULL)
+	req = new_req(DBREQ_HANDLE_IN, s, topic);
+	if (req)
 	{
+		req->event = strdup(event);
+		req->join_ref = dup_or_null(join_ref);
+		req->ref = dup_or_null(ref);
+		req->fn = strdup(def->handle_in_fn);
+		req->payload = json_incref(payload);
+	}
+	if (req == NULL || req->event == NULL || req->fn == NULL ||
+		(join_ref && req->join_ref == NULL) || (ref && req->ref == NULL))
+	{
+		if (req)
+			gw_db_req_free(req);
 		gw_reply(s, join_ref, ref, topic, "error", reason("out of memory"));
 		return;
 	}
-	req->kind = DBREQ_HANDLE_IN;
-	req->sock = s;
-	s->refs++;
 	s->inflight++;
-	req->topic = strdup(topic);
-	req->event = strdup(event);
-	req->join_ref = dup_or_null(join_ref);
-	req->ref = dup_or_null(ref);
-	req->fn = strdup(def->handle_in_fn);
-	req->payload = json_incref(payload);
 	gw_db_submit(req);
 }
 
@@ -373,6 +502,25 @@ ref_value(json_t *v, const char **out)
 		*out = json_string_value(v);
 	else
 		return false;
+	return true;
+}
+
+/*
+ * Has the token of s expired (past its exp and the database's leeway, when
+ * the database would refuse it)?  Then s is closed with 1008 "token
+ * expired".
+ */
+static bool
+token_expired(Sock *s, time_t now)
+{
+	int			leeway = gw_db_leeway();
+
+	if (s->exp <= 0 || s->closing || s->auth != SOCK_AUTH_OK)
+		return false;
+	if ((double) now < s->exp + (leeway < 0 ? 30 : leeway))
+		return false;
+	gw_log(GW_INFO, "socket %llu: its token has expired, closing", (unsigned long long) s->id);
+	gw_sock_close(s, LWS_CLOSE_STATUS_POLICY_VIOLATION, "token expired");
 	return true;
 }
 
@@ -405,6 +553,12 @@ gw_phx_message(Sock *s, const char *text, size_t len)
 	event = json_string_value(json_array_get(a, 3));
 	payload = json_array_get(a, 4);
 
+	if (token_expired(s, time(NULL)))
+	{
+		/* nothing more runs on an expired token, not even before the tick */
+		json_decref(a);
+		return;
+	}
 	if (strcmp(topic, "phoenix") == 0 && strcmp(event, "heartbeat") == 0)
 		gw_reply(s, NULL, ref, topic, "ok", NULL);
 	else if (strcmp(event, "phx_join") == 0)
@@ -442,6 +596,10 @@ gw_phx_auth_done(Sock *s, const char *claims, const char *error)
 	}
 	s->claims = strdup(claims);
 	s->role = strdup(role);
+	if (json_is_string(json_object_get(c, "sub")) && json_string_length(json_object_get(c, "sub")) > 0)
+		s->sub = strdup(json_string_value(json_object_get(c, "sub")));
+	if (json_is_number(json_object_get(c, "exp")))
+		s->exp = json_number_value(json_object_get(c, "exp"));
 	json_decref(c);
 	if (s->claims == NULL || s->role == NULL)
 	{
@@ -476,14 +634,22 @@ gw_phx_sock_closed(Sock *s)
 
 /*
  * A function's {"ok": v} or {"error": v}: the status, and v in *response
- * (a new reference).  NULL for anything else.
+ * (a new reference).  A join's {"ok": v} may also have "presence", an
+ * object (the meta it tracks on a presence channel).  NULL for anything
+ * else.
  */
 static const char *
-outcome(json_t *r, json_t **response)
+outcome(json_t *r, json_t **response, bool is_join)
 {
 	json_t	   *v;
+	json_t	   *meta = json_object_get(r, "presence");
+	size_t		size = json_object_size(r);
 
-	if (!json_is_object(r) || json_object_size(r) != 1)
+	if (!json_is_object(r))
+		return NULL;
+	if (is_join && meta != NULL && json_is_object(meta) && json_object_get(r, "ok") != NULL)
+		size--;
+	if (size != 1)
 		return NULL;
 	if ((v = json_object_get(r, "ok")) != NULL)
 	{
@@ -506,39 +672,93 @@ find_join_ref(Sock *s, const char *topic, const char *join_ref)
 	return j && same_ref(j->join_ref, join_ref) ? j : NULL;
 }
 
+/*
+ * The error reply of a PT429 (pgapp.rate_limit: the gateway's own rate
+ * limit, or one the function raised): {"reason": "rate limited",
+ * "retry_after": seconds}, from the error's DETAIL; NULL for another error.
+ */
+static json_t *
+rate_limited(const DbResult *r)
+{
+	json_t	   *d;
+	json_t	   *reply;
+	json_int_t	retry = 1;
+
+	if (r->sqlstate == NULL || strcmp(r->sqlstate, "PT429") != 0)
+		return NULL;
+	d = r->detail ? json_loads(r->detail, 0, NULL) : NULL;
+	if (json_is_integer(json_object_get(d, "retry_after")))
+		retry = json_integer_value(json_object_get(d, "retry_after"));
+	json_decref(d);
+	reply = json_pack("{s:s, s:I}", "reason", "rate limited", "retry_after",
+					  retry > 0 ? retry : (json_int_t) 1);
+	return reply;
+}
+
 static void
-join_done(DbReq *req, const char *result, const char *sqlstate, const char *message)
+join_done(DbReq *req, const DbResult *r)
 {
 	Sock	   *s = req->sock;
 	Join	   *j = find_join_ref(s, req->topic, req->join_ref);
-	json_t	   *r = result ? json_loads(result, 0, NULL) : NULL;
+	json_t	   *v = r->value ? json_loads(r->value, 0, NULL) : NULL;
 	json_t	   *response = NULL;
-	const char *status = r ? outcome(r, &response) : NULL;
+	const char *status = v ? outcome(v, &response, true) : NULL;
+	const char *ref = req->track ? r->first : NULL;
+	json_t	   *limited = rate_limited(r);
 
-	json_decref(r);
 	if (j == NULL || j->joined)
 	{
-		/* left or joined again meanwhile */
+		/* left or joined again meanwhile: what it tracked goes */
+		untrack(s, req->topic, ref);
 		json_decref(response);
+		json_decref(limited);
+		json_decref(v);
+		return;
+	}
+	if (limited)
+	{
+		json_decref(v);
+		gw_reply(s, req->join_ref, req->ref, req->topic, "error", limited);
+		remove_join(j);
 		return;
 	}
 	if (status == NULL)
 	{
-		if (sqlstate)
-			gw_log(GW_INFO, "join of %s failed: %s (SQLSTATE %s)", req->topic, message, sqlstate);
+		if (r->sqlstate)
+			gw_log(GW_INFO, "join of %s failed: %s (SQLSTATE %s)", req->topic, r->message, r->sqlstate);
 		else
 			gw_log(GW_WARN, "join of %s: the join function returned neither {\"ok\": ...} nor {\"error\": ...}",
 				   req->topic);
+		untrack(s, req->topic, ref);
+		json_decref(v);
 		gw_reply(s, req->join_ref, req->ref, req->topic, "error", reason("join crashed"));
 		remove_join(j);
 	}
 	else if (strcmp(status, "error") == 0)
 	{
+		untrack(s, req->topic, ref);
+		json_decref(v);
 		gw_reply(s, req->join_ref, req->ref, req->topic, "error", response);
 		remove_join(j);
 	}
 	else
 	{
+		if (ref)
+		{
+			json_t	   *meta = json_object_get(v, "presence");
+
+			j->presence_ref = strdup(ref);
+			j->presence_meta = meta ? json_dumps(meta, JSON_COMPACT) : strdup("{}");
+			j->renew_at = time(NULL) + (gw_config.presence_ttl / 2 > 0 ? gw_config.presence_ttl / 2 : 1);
+			if (j->presence_ref == NULL || j->presence_meta == NULL)
+			{
+				/* cannot renew it: let it go now rather than lose it later */
+				untrack(s, req->topic, ref);
+				free(j->presence_ref);
+				j->presence_ref = NULL;
+			}
+		}
+		json_decref(v);
 		j->reply = response;
 		if (j->topic->listening)
 			finish_join(j);
@@ -548,29 +768,34 @@ join_done(DbReq *req, const char *result, const char *sqlstate, const char *mess
 }
 
 static void
-handle_in_done(DbReq *req, const char *result, const char *sqlstate, const char *message)
+handle_in_done(DbReq *req, const DbResult *r)
 {
 	Sock	   *s = req->sock;
 	Join	   *j = find_join_ref(s, req->topic, req->join_ref);
-	json_t	   *r;
+	json_t	   *v;
 	json_t	   *response = NULL;
+	json_t	   *limited;
 	const char *status;
 
-	s->inflight--;
 	if (j == NULL || !j->joined)
 		return;
-	if (sqlstate)
+	if ((limited = rate_limited(r)) != NULL)
+	{
+		gw_reply(s, req->join_ref, req->ref, req->topic, "error", limited);
+		return;
+	}
+	if (r->sqlstate)
 	{
 		gw_log(GW_INFO, "handle_in %s on %s failed: %s (SQLSTATE %s)",
-			   req->event, req->topic, message, sqlstate);
+			   req->event, req->topic, r->message, r->sqlstate);
 		gw_reply(s, req->join_ref, req->ref, req->topic, "error", reason("handle_in crashed"));
 		return;
 	}
-	if (result == NULL)
+	if (r->value == NULL)
 		return;					/* no reply */
-	r = json_loads(result, 0, NULL);
-	status = r ? outcome(r, &response) : NULL;
-	json_decref(r);
+	v = json_loads(r->value, 0, NULL);
+	status = v ? outcome(v, &response, false) : NULL;
+	json_decref(v);
 	if (status == NULL)
 	{
 		gw_log(GW_WARN, "handle_in %s on %s returned neither {\"ok\": ...} nor {\"error\": ...}",
@@ -582,45 +807,153 @@ handle_in_done(DbReq *req, const char *result, const char *sqlstate, const char 
 }
 
 /*
- * A request finished: result is the function's value as text (NULL for
- * SQL NULL), or sqlstate and message tell the error.
+ * presence_list(topic) answered: presence_state to the socket, if it is
+ * still joined with that join_ref.  Without it the client's Presence would
+ * wait for a state forever: on an error the channel gets phx_error (the
+ * client rejoins), as when a Phoenix channel crashes.
+ */
+static void
+presence_state_done(DbReq *req, const DbResult *r)
+{
+	Sock	   *s = req->sock;
+	Join	   *j = find_join_ref(s, req->topic, req->join_ref);
+	json_t	   *state = r->value ? json_loads(r->value, 0, NULL) : NULL;
+
+	if (j == NULL || !j->joined)
+	{
+		json_decref(state);
+		return;
+	}
+	if (!json_is_object(state))
+	{
+		gw_log(GW_WARN, "presence_list(%s) failed: %s", req->topic,
+			   r->message ? r->message : "not an object");
+		json_decref(state);
+		gw_sock_send_json(s, gw_frame(req->join_ref, req->join_ref, req->topic, "phx_error", NULL));
+		remove_join(j);
+		return;
+	}
+	gw_sock_send_json(s, gw_frame(req->join_ref, NULL, req->topic, "presence_state", state));
+}
+
+/*
+ * A renewal failed: try the metas it renewed again in a second (before
+ * their ttl ends, if the database comes back).
+ */
+static void
+renew_done(DbReq *req, const DbResult *r)
+{
+	Sock	   *s = req->sock;
+	size_t		i;
+
+	if (r->sqlstate == NULL)
+		return;
+	gw_log(GW_INFO, "socket %llu: renewing its presence failed: %s (SQLSTATE %s)",
+		   (unsigned long long) s->id, r->message, r->sqlstate);
+	for (i = 0; i < json_array_size(req->payload); i++)
+	{
+		json_t	   *e = json_array_get(req->payload, i);
+		Join	   *j = find_join(s, json_string_value(json_array_get(e, 0)));
+
+		if (j && j->presence_ref &&
+			strcmp(j->presence_ref, json_string_value(json_array_get(e, 2))) == 0)
+			j->renew_at = time(NULL) + 1;
+	}
+}
+
+/*
+ * A request finished (r: its result or error).
  */
 void
-gw_phx_request_done(DbReq *req, const char *result, const char *sqlstate,
-					const char *message)
+gw_phx_request_done(DbReq *req, const DbResult *r)
 {
 	Sock	   *s = req->sock;
 
-	if (req->kind == DBREQ_MESSAGE)
+	switch (req->kind)
 	{
-		if (result)
-			gw_phx_deliver(result, req->exclude);
-		else
-			gw_log(GW_WARN, "cannot read stored message %s: %s",
-				   json_string_value(req->payload), message ? message : "not found");
-		return;
-	}
-	if (s == NULL)
-		return;
-	if (req->kind == DBREQ_HANDLE_IN)
-	{
-		if (s->wsi)
-			handle_in_done(req, result, sqlstate, message);
-		else
+		case DBREQ_MESSAGE:
+			if (r->value)
+				gw_phx_deliver(r->value, req->exclude);
+			else
+				gw_log(GW_WARN, "cannot read stored message %s: %s",
+					   json_string_value(req->payload), r->message ? r->message : "not found");
+			return;
+		case DBREQ_PRESENCE_UNTRACK:
+			if (r->sqlstate)
+				gw_log(GW_WARN, "untracking presence %s on %s failed (it expires after its ttl): %s",
+					   json_string_value(req->payload), req->topic, r->message);
+			return;
+		case DBREQ_HANDLE_IN:
 			s->inflight--;
-		return;
+			if (s->wsi)
+				handle_in_done(req, r);
+			return;
+		case DBREQ_JOIN:
+			s->joining--;
+			if (s->wsi)
+				join_done(req, r);
+			else if (req->track && r->first)
+				untrack(s, req->topic, r->first);	/* closed meanwhile */
+			return;
+		case DBREQ_AUTH:
+			if (s->wsi == NULL)
+				return;
+			if (r->sqlstate)
+				gw_log(GW_INFO, "token refused: %s (SQLSTATE %s)", r->message, r->sqlstate);
+			gw_phx_auth_done(s, r->sqlstate ? NULL : r->value,
+							 r->sqlstate || r->value == NULL ? "invalid token" : NULL);
+			return;
+		case DBREQ_PRESENCE_STATE:
+			if (s->wsi)
+				presence_state_done(req, r);
+			return;
+		case DBREQ_PRESENCE_RENEW:
+			if (s->wsi)
+				renew_done(req, r);
+			return;
 	}
-	if (s->wsi == NULL)
+}
+
+/*
+ * Once a second for every socket: close it when its token has expired, and
+ * renew its presence metas due (one request for all of them).
+ */
+void
+gw_phx_sock_tick(Sock *s, time_t now)
+{
+	json_t	   *due = NULL;
+	Join	   *j;
+	DbReq	   *req;
+
+	if (s->wsi == NULL || s->closing || token_expired(s, now))
 		return;
-	if (req->kind == DBREQ_AUTH)
+	for (j = s->joins; j; j = j->next_in_sock)
 	{
-		if (sqlstate)
-			gw_log(GW_INFO, "token refused: %s (SQLSTATE %s)", message, sqlstate);
-		gw_phx_auth_done(s, sqlstate ? NULL : result, sqlstate ? "invalid token" :
-						 result ? NULL : "invalid token");
+		if (j->presence_ref == NULL || j->renew_at > now)
+			continue;
+		if (due == NULL && (due = json_array()) == NULL)
+			return;
+		json_array_append_new(due, json_pack("[s,s,s]", j->topic->name, j->presence_meta,
+											 j->presence_ref));
+		j->renew_at = now + (gw_config.presence_ttl / 2 > 0 ? gw_config.presence_ttl / 2 : 1);
 	}
-	else if (req->kind == DBREQ_JOIN)
-		join_done(req, result, sqlstate, message);
+	if (due == NULL)
+		return;
+	if (json_array_size(due) == 0)
+	{
+		json_decref(due);
+		return;
+	}
+	req = new_req(DBREQ_PRESENCE_RENEW, s, NULL);
+	if (req == NULL)
+	{
+		json_decref(due);
+		return;					/* they are tried again at their next time */
+	}
+	gw_log(GW_DEBUG, "socket %llu: renewing %zu presence meta%s", (unsigned long long) s->id,
+		   json_array_size(due), json_array_size(due) == 1 ? "" : "s");
+	req->payload = due;
+	gw_db_submit(req);
 }
 
 /*

@@ -11,13 +11,18 @@
  * The upgrade (LWS_CALLBACK_HTTP_CONFIRM_UPGRADE) is refused with an HTTP
  * status before any WebSocket exists when the path is not
  * <path>/websocket (404), the Origin is not allowed (403), the client asks
- * for a serializer other than vsn 2.x (400), no token is given (403) or the
- * gateway already has max_connections clients (503).  The token itself is
- * verified by the database (pgapp.decode_token), which cannot answer within
- * the callback without blocking the loop: the socket is accepted, its
- * messages are held until the answer (at most HELD_MAX messages and
- * max_message bytes in all, else 1008), and a refused token closes it with
- * code 1008 "invalid token" before any message is handled.
+ * for a serializer other than vsn 2.x (400), no token is given (403), the
+ * token is one the database would surely refuse (403: not three base64url
+ * segments, or a payload without a numeric exp or with an exp past the
+ * database's leeway -- gw_token_precheck, which reads the payload without
+ * verifying it, so it can only refuse) or the gateway already has
+ * max_connections clients (503).  The token itself is verified by the
+ * database (pgapp.decode_token), which cannot answer within the callback
+ * without blocking the loop (lws 4.1 has no way to hold an upgrade's answer
+ * back): the socket is accepted, its messages are held until the answer (at
+ * most HELD_MAX messages and max_message bytes in all, else 1008), and a
+ * refused token closes it with code 1008 "invalid token" before any message
+ * is handled.
  *
  * Receiving: a message may arrive in fragments; they are gathered up to
  * max_message bytes, and a longer message or frame closes the socket with
@@ -186,6 +191,7 @@ gw_sock_unref(Sock *s)
 	free(s->token);
 	free(s->claims);
 	free(s->role);
+	free(s->sub);
 	free(s->rx);
 	json_decref(s->held);
 	free(s);
@@ -233,8 +239,94 @@ gw_idle_check(void)
 	Sock	   *s;
 
 	for (s = all_socks; s; s = s->next_all)
+	{
 		if (!s->closing && now - s->last_rx > gw_config.idle_timeout)
 			gw_sock_close(s, LWS_CLOSE_STATUS_GOINGAWAY, "idle timeout");
+		else
+			gw_phx_sock_tick(s, now);
+	}
+}
+
+/*
+ * Decode base64url text of len bytes into out (room for len * 3 / 4 + 3
+ * bytes); the decoded length, or -1 for a character outside the alphabet.
+ * Padding ('=') at the end is accepted.
+ */
+static long
+base64url_decode(const char *in, size_t len, unsigned char *out)
+{
+	unsigned int acc = 0;
+	int			bits = 0;
+	long		n = 0;
+	size_t		i;
+
+	while (len > 0 && in[len - 1] == '=')
+		len--;
+	for (i = 0; i < len; i++)
+	{
+		char		ch = in[i];
+		int			v;
+
+		if (ch >= 'A' && ch <= 'Z')
+			v = ch - 'A';
+		else if (ch >= 'a' && ch <= 'z')
+			v = ch - 'a' + 26;
+		else if (ch >= '0' && ch <= '9')
+			v = ch - '0' + 52;
+		else if (ch == '-')
+			v = 62;
+		else if (ch == '_')
+			v = 63;
+		else
+			return -1;
+		acc = (acc << 6) | (unsigned int) v;
+		bits += 6;
+		if (bits >= 8)
+		{
+			bits -= 8;
+			out[n++] = (unsigned char) ((acc >> bits) & 0xFF);
+		}
+	}
+	return n;
+}
+
+/*
+ * Why the database would surely refuse token, judged without verifying it
+ * ("invalid token", "token expired"), or NULL: let the database decide.
+ * Refusing on an unverified token is sound because this only ever refuses:
+ * a token that is not three base64url segments, or whose payload (when it
+ * parses) has no numeric exp or an exp past the database's leeway, fails
+ * pgapp.decode_token whatever its signature.  A payload jansson cannot
+ * parse (a number beyond its range, say) is left to the database.
+ */
+const char *
+gw_token_precheck(const char *token)
+{
+	const char *dot1 = strchr(token, '.');
+	const char *dot2 = dot1 ? strchr(dot1 + 1, '.') : NULL;
+	unsigned char payload[TOKEN_MAX];
+	long		n;
+	json_t	   *claims;
+	json_t	   *exp;
+	int			leeway = gw_db_leeway();
+	const char *why = NULL;
+
+	if (dot1 == NULL || dot2 == NULL || strchr(dot2 + 1, '.') != NULL ||
+		(size_t) (dot2 - dot1 - 1) > sizeof(payload) * 4 / 3 - 4)
+		return "invalid token";
+	n = base64url_decode(dot1 + 1, (size_t) (dot2 - dot1 - 1), payload);
+	if (n < 0)
+		return "invalid token";
+	claims = json_loadb((const char *) payload, (size_t) n, 0, NULL);
+	if (claims == NULL)
+		return NULL;
+	exp = json_object_get(claims, "exp");
+	if (!json_is_object(claims) || !json_is_number(exp))
+		why = "invalid token";
+	else if (leeway >= 0 && (double) time(NULL) >= json_number_value(exp) + leeway)
+		why = "token expired";
+	json_decref(claims);
+	return why;
 }
 
 /*
@@ -304,6 +396,7 @@ confirm_upgrade(struct lws *wsi)
 	char		expect[1024];
 	char		arg[TOKEN_MAX + 8];
 	const char *v;
+	const char *why;
 	int			n;
 
 	n = lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI);
@@ -318,6 +411,8 @@ confirm_upgrade(struct lws *wsi)
 	v = lws_get_urlarg_by_name(wsi, "token=", arg, sizeof(arg));
 	if (v == NULL || v[0] == '\0')
 		return refuse(wsi, HTTP_STATUS_FORBIDDEN, "no token");
+	if ((why = gw_token_precheck(v)) != NULL)
+		return refuse(wsi, HTTP_STATUS_FORBIDDEN, why);
 	if (gw_socket_count >= gw_config.max_connections)
 		return refuse(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, "too many connections");
 	return 0;
@@ -457,7 +552,14 @@ receive(struct lws *wsi, Sock *s, const char *in, size_t len)
 							 (unsigned char *) "too many messages before authentication", 39);
 			return -1;
 		}
-		json_array_append_new(s->held, json_stringn(s->rx, s->rx_len));
+		if (s->held == NULL ||
+			json_array_append_new(s->held, json_stringn(s->rx, s->rx_len)) != 0)
+		{
+			/* not UTF-8 (jansson refuses the string), or out of memory */
+			lws_close_reason(wsi, LWS_CLOSE_STATUS_INVALID_PAYLOAD,
+							 (unsigned char *) "malformed message", 17);
+			return -1;
+		}
 		s->held_bytes += s->rx_len;
 	}
 	else if (s->auth == SOCK_AUTH_OK)

@@ -3,7 +3,9 @@
 // The suite (scripts/test gateway) gives the database in PGHOST, PGPORT,
 // PGDATABASE, PGUSER (a superuser, for setting up and broadcasting), the
 // PostgreSQL bindir holding pgapp-gateway in PGAPP_PG_BIN, and the first of
-// the ports the tests may use in GATEWAY_PORT (ten in a row).  Every
+// the ports the tests may use in GATEWAY_PORT (twenty in a row: protocol +0,
+// broadcast_from +1, limits +2 to +8, presence +9 and +10, settings +11 to
+// +15, hostile +16, chat +17).  Every
 // gateway runs as a child process connecting as gw_authenticator
 // (test/gateway/setup.sql); a test waits for the lines it logs, never for
 // time to pass.
@@ -20,6 +22,14 @@ const require = createRequire(import.meta.url);
 const pg = require('pg');
 
 export const BIN = process.env.PGAPP_PG_BIN || '/usr/lib/postgresql/15/bin';
+export const GATEWAY = process.env.GATEWAY_BIN || path.join(BIN, 'pgapp-gateway');
+
+// The environment of a gateway: ours without PGAPP_GATEWAY_* (the suite
+// itself is given PGAPP_GATEWAY_PORT), plus extra.
+function gatewayEnv(extra = {}) {
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('PGAPP_GATEWAY_')));
+  return { ...env, ...extra };
+}
 export const PORT0 = Number(process.env.GATEWAY_PORT || 54690);
 export const CONNINFO = `host=${process.env.PGHOST} port=${process.env.PGPORT} ` +
   `dbname=${process.env.PGDATABASE} user=gw_authenticator`;
@@ -48,10 +58,12 @@ export async function token(sub, claims = { role: 'gw_user' }, ttl = '15 minutes
 // A running pgapp-gateway on port with extra flags; resolves once it has
 // loaded the channels (its database connections are up), or once it has
 // logged a line matching ready.
-export async function startGateway(port, flags = [], ready = /channels? loaded/) {
-  const args = ['--port', String(port), '--host', '127.0.0.1', '--db', CONNINFO, '--verbose', '4', ...flags];
+// opts.args replaces the usual flags (port, host, db, verbose) by its own;
+// opts.env adds environment variables.
+export async function startGateway(port, flags = [], ready = /channels? loaded/, opts = {}) {
+  const args = opts.args || ['--port', String(port), '--host', '127.0.0.1', '--db', CONNINFO, '--verbose', '4', ...flags];
   // GATEWAY_BIN: another build (one with sanitizers, say)
-  const proc = spawn(process.env.GATEWAY_BIN || path.join(BIN, 'pgapp-gateway'), args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  const proc = spawn(GATEWAY, args, { stdio: ['ignore', 'ignore', 'pipe'], env: gatewayEnv(opts.env) });
   const gw = { proc, port, lines: [], waiters: [] };
   readline.createInterface({ input: proc.stderr }).on('line', (line) => {
     gw.lines.push(line);
@@ -60,8 +72,16 @@ export async function startGateway(port, flags = [], ready = /channels? loaded/)
   });
   // the next log line matching re (after now)
   gw.waitFor = (re) => new Promise((resolve) => gw.waiters.push({ re, resolve }));
+  // a log line matching re, logged already or to come (the gateway's log and
+  // its sockets are read apart: a line logged before a reply was sent may be
+  // read after the reply)
+  gw.logged = (re) => {
+    const line = gw.lines.find((l) => re.test(l));
+    return line !== undefined ? Promise.resolve(line) : gw.waitFor(re);
+  };
   gw.stop = async () => {
-    if (proc.exitCode === null) {
+    // (a process killed by a signal has no exitCode, but a signalCode)
+    if (proc.exitCode === null && proc.signalCode === null) {
       proc.kill('SIGTERM');
       await once(proc, 'exit');
     }
@@ -72,6 +92,16 @@ export async function startGateway(port, flags = [], ready = /channels? loaded/)
   await Promise.race([gw.waitFor(ready), exited]);
   exited.catch(() => {});
   return gw;
+}
+
+// Run pgapp-gateway with args to its end (for settings it refuses):
+// resolves with {code, stderr}.
+export async function runGateway(args, env = {}) {
+  const proc = spawn(GATEWAY, args, { stdio: ['ignore', 'ignore', 'pipe'], env: gatewayEnv(env) });
+  let stderr = '';
+  proc.stderr.on('data', (d) => { stderr += d.toString(); });
+  const [code] = await once(proc, 'exit');
+  return { code, stderr };
 }
 
 export async function health(port) {

@@ -39,7 +39,7 @@ test('/health says the database is connected, as JSON', async () => {
   assert.equal(h.type, 'application/json');
   assert.equal(h.body.status, 'ok');
   assert.deepEqual(h.body.database, { connected: true, pending: 0 });
-  assert.equal(h.body.channels, 2);
+  assert.equal(h.body.channels, 3);
   assert.equal(typeof h.body.sockets, 'number');
 });
 
@@ -80,7 +80,7 @@ test('a bad token is refused: the socket is closed with 1008 before any message 
   assert.deepEqual(frames, [], 'the join sent before the answer was never handled');
 });
 
-test('the phoenix client sees an expired token as a closed socket (1008)', async () => {
+test('an expired or malformed token is refused at the upgrade (HTTP 403), before any socket exists', async () => {
   // signed with the suite's secret by test/helpers/token_helpers.sql, expired an hour ago
   await sql(readFileSync(new URL('../helpers/token_helpers.sql', import.meta.url), 'utf8'));
   const rows = await sql(`SELECT t, pg_temp.token_error(t) AS e FROM (SELECT pg_temp.jwt(
@@ -88,13 +88,23 @@ test('the phoenix client sees an expired token as a closed socket (1008)', async
       json_build_object('sub', 'alice', 'role', 'gw_user', 'iat', pg_temp.now_s() - 7200,
                         'exp', pg_temp.now_s() - 3600)::text, $1) AS t) AS s`, [process.env.GATEWAY_SECRET]);
   assert.match(rows[0].e, /^PJ003/, 'pgapp.decode_token calls it expired');
+  assert.equal((await rawSocket(PORT, `token=${rows[0].t}&vsn=2.0.0`)).status, 403);
+  // not three segments, a payload that is not base64url, no numeric exp
+  const noExp = `e30.${Buffer.from('{"sub":"a","role":"gw_user"}').toString('base64url')}.c2ln`;
+  for (const t of ['x', 'a.b', 'a.b.c.d', 'e30.*.c2ln', noExp]) {
+    assert.equal((await rawSocket(PORT, `token=${encodeURIComponent(t)}&vsn=2.0.0`)).status, 403, t);
+  }
+  // the phoenix client sees a socket that never opens, and retries with its backoff
   const s = phxSocket(PORT, { token: rows[0].t });
   sockets.push(s);
+  let opened = false;
+  s.onOpen(() => { opened = true; });
   const closed = nextClose(s);
   s.connect();
   const ev = await closed;
-  assert.equal(ev.code, 1008);
-  assert.equal(ev.reason, 'invalid token');
+  assert.equal(opened, false);
+  assert.equal(ev.code, 1006);
+  await gw.logged(/upgrade refused \(403\): token expired/); // the gateway logged why
   s.disconnect();
 });
 
@@ -144,7 +154,7 @@ test('a join function that raises: {"reason": "join crashed"}, and the transacti
 test('a token whose role the gateway may not become: the join fails (SET ROLE refused)', async () => {
   const s = await user('alice', { role: 'gw_other' });
   assert.deepEqual(await join(s.channel('news')), { status: 'error', response: { reason: 'join crashed' } });
-  assert.ok(gw.lines.some((l) => /permission denied to set role "gw_other"/.test(l)), 'the gateway logged why');
+  await gw.logged(/permission denied to set role "gw_other"/); // the gateway logged why
 });
 
 test('push and reply: handle_in runs as the token role; ok, error and crash replies', async () => {
@@ -285,11 +295,11 @@ test('a raw NOTIFY forging a phx_ event on a topic is not relayed', async () => 
 test('define_channel while the gateway runs: it reloads the channels and the new one can be joined', async () => {
   const s = await user('alice');
   assert.deepEqual(await join(s.channel('extra:1')), { status: 'error', response: { reason: 'unmatched topic' } });
-  const reloaded = gw.waitFor(/3 channels loaded/);
+  const reloaded = gw.waitFor(/4 channels loaded/);
   await sql("SELECT pgapp.define_channel('extra:*', 'gw.public_join(text, jsonb)')");
   await reloaded;
   assert.equal((await join(s.channel('extra:1'))).status, 'ok');
-  const dropped = gw.waitFor(/2 channels loaded/);
+  const dropped = gw.waitFor(/3 channels loaded/);
   await sql("SELECT pgapp.drop_channel('extra:*')");
   await dropped;
   assert.deepEqual(await join(s.channel('extra:2')), { status: 'error', response: { reason: 'unmatched topic' } });

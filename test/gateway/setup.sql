@@ -12,6 +12,11 @@ CREATE ROLE gw_authenticator LOGIN NOINHERIT;
 CREATE ROLE gw_user NOLOGIN;
 CREATE ROLE gw_other NOLOGIN;
 GRANT gw_user TO gw_authenticator;
+-- another authenticator, whose sessions allow tokens no clock skew (the
+-- token expiry test's gateway logs in as it)
+CREATE ROLE gw_strict LOGIN NOINHERIT;
+GRANT gw_user TO gw_strict;
+ALTER ROLE gw_strict SET pgapp.auth_jwt_leeway = 0;
 
 CREATE SCHEMA gw;
 GRANT USAGE ON SCHEMA gw TO gw_user;
@@ -47,7 +52,7 @@ END $$;
 -- handle_in: "new_msg" stores and broadcasts; "echo" replies; "fail" errors;
 -- "refuse" replies error; "silent" replies nothing (NULL); "shout_from",
 -- "new_msg_from" and "big_from" broadcast_from (direct, outbox, stored);
--- "type" calls pgapp.typing
+-- "type" calls pgapp.typing; "limited" calls pgapp.rate_limit
 CREATE FUNCTION gw.room_handle_in(topic text, event text, payload jsonb) RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -72,6 +77,10 @@ BEGIN
         -- too large for NOTIFY: stored, sent by reference
         PERFORM pgapp.broadcast_from(topic, 'big', jsonb_build_object('pad', repeat('b', 10000)));
         RETURN jsonb_build_object('ok', '{}'::jsonb);
+    WHEN 'limited' THEN
+        -- the function's own limit: once per hour per user and key (PT429 after)
+        PERFORM pgapp.rate_limit('gw-test:' || sub || ':' || coalesce(payload ->> 'key', ''), 1, 3600);
+        RETURN jsonb_build_object('ok', '{}'::jsonb);
     WHEN 'type' THEN
         PERFORM pgapp.typing(topic, sub);
         RETURN jsonb_build_object('ok', '{}'::jsonb);
@@ -90,8 +99,21 @@ END $$;
 CREATE FUNCTION gw.public_join(topic text, params jsonb) RETURNS jsonb
 LANGUAGE sql AS $$ SELECT jsonb_build_object('ok', '{}'::jsonb) $$;
 
+-- a presence channel: everyone may join; the meta is the params' "meta", else
+-- {"device": params' device or "web"}; "refuse" in the params refuses
+CREATE FUNCTION gw.pres_join(topic text, params jsonb) RETURNS jsonb
+LANGUAGE sql AS $$
+    SELECT CASE WHEN params ? 'refuse'
+                THEN jsonb_build_object('error', jsonb_build_object('reason', 'refused'))
+                ELSE jsonb_build_object('ok', jsonb_build_object('topic', topic),
+                                        'presence', coalesce(params -> 'meta', jsonb_build_object(
+                                            'device', coalesce(params ->> 'device', 'web')))) END
+$$;
+
 GRANT EXECUTE ON FUNCTION gw.room_join(text, jsonb), gw.room_handle_in(text, text, jsonb),
-    gw.public_join(text, jsonb) TO gw_user;
+    gw.public_join(text, jsonb), gw.pres_join(text, jsonb) TO gw_user;
 
 SELECT pgapp.define_channel('room:*', 'gw.room_join(text, jsonb)', 'gw.room_handle_in(text, text, jsonb)');
 SELECT pgapp.define_channel('news', 'gw.public_join(text, jsonb)');
+SELECT pgapp.define_channel('pres:*', 'gw.pres_join(text, jsonb)', 'gw.room_handle_in(text, text, jsonb)',
+                            presence => true);
