@@ -6,7 +6,8 @@
 --
 --   socket = new Socket("/socket", {params: {token}})   the token of pgapp.login
 --   channel = socket.channel("room:lobby")
---   channel.join()               members only: {room, user, messages (the last 50), typing}
+--   channel.join()               members only: {room, user, messages (the last 50), typing};
+--                                presence tracked by the gateway (key: the user's id, meta {name})
 --   channel.push("new_msg", {body})                 -> ok: the message; others get "new_msg"
 --   channel.push("typing", {})                      -> others get "typing", then "typing_stopped"
 --   channel.push("attach", {name, content_type, data: base64, body?})
