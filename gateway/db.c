@@ -743,7 +743,9 @@ build_sql(DbConn *c, DbReq *req)
 			/*
 			 * A presence channel: a join that lets the socket in also tracks
 			 * it, in the same transaction, with the meta the join returned
-			 * under "presence"; the ref comes back first.
+			 * under "presence"; first comes "<ref> <meta>", the meta as the
+			 * database writes it (renewals send it back as it is, so that the
+			 * database never sees it change).
 			 */
 			buf_fmt(&b, "WITH j AS (SELECT %s(", req->fn);
 			buf_lit(&b, c, req->topic);
@@ -757,7 +759,8 @@ build_sql(DbConn *c, DbReq *req)
 			buf_add(&b, ", ");
 			buf_lit(&b, c, s->sub);
 			buf_fmt(&b, ", coalesce(j.r -> 'presence', '{}'), pg_catalog.make_interval(secs => %d))::text"
-					" END, j.r::text FROM j", gw_config.presence_ttl);
+					" || ' ' || coalesce(j.r -> 'presence', '{}')::text END, j.r::text FROM j",
+					gw_config.presence_ttl);
 			break;
 		case DBREQ_HANDLE_IN:
 			buf_as_token(&b, c, s);

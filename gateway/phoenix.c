@@ -308,25 +308,17 @@ reason(const char *why)
 /*
  * The join succeeded and the topic is LISTENed: send the ok reply.
  */
+/*
+ * Send j's socket presence_state (read from the database first).
+ */
 static void
-finish_join(Join *j)
+send_presence_state(Join *j)
 {
-	json_t	   *reply = j->reply;
-	DbReq	   *req;
+	DbReq	   *req = new_req(DBREQ_PRESENCE_STATE, j->sock, j->topic->name);
 
-	j->reply = NULL;
-	j->joined = true;
-	gw_reply(j->sock, j->join_ref, j->ref, j->topic->name, "ok", reply);
-	if (!j->presence)
-		return;
+	gw_log(GW_DEBUG, "socket %llu: reading the presence of %s", (unsigned long long) j->sock->id,
+		   j->topic->name);
 
-	/*
-	 * As Phoenix.Presence: presence_state after the join's reply.  Read now,
-	 * once the topic is LISTENed, so that every presence_diff after the state
-	 * read reaches the socket (the client applies the diffs it gets before
-	 * the state after it, and applying one twice changes nothing).
-	 */
-	req = new_req(DBREQ_PRESENCE_STATE, j->sock, j->topic->name);
 	if (req == NULL || (j->join_ref && (req->join_ref = strdup(j->join_ref)) == NULL))
 	{
 		if (req)
@@ -335,6 +327,25 @@ finish_join(Join *j)
 		return;
 	}
 	gw_db_submit(req);
+}
+
+static void
+finish_join(Join *j)
+{
+	json_t	   *reply = j->reply;
+
+	j->reply = NULL;
+	j->joined = true;
+	gw_reply(j->sock, j->join_ref, j->ref, j->topic->name, "ok", reply);
+
+	/*
+	 * As Phoenix.Presence: presence_state after the join's reply.  Read now,
+	 * once the topic is LISTENed, so that every presence_diff after the state
+	 * read reaches the socket (the client applies the diffs it gets before
+	 * the state after it, and applying one twice changes nothing).
+	 */
+	if (j->presence)
+		send_presence_state(j);
 }
 
 void
@@ -347,7 +358,16 @@ gw_phx_listen_done(Topic *t, bool ok)
 	{
 		Join	   *next = j->next_in_topic;
 
-		if (!j->joined && j->reply)
+		if (j->joined && j->presence && ok)
+		{
+			/*
+			 * LISTEN again after the listener's connection was lost: the
+			 * presence_diffs of meanwhile are lost, so a new state (the
+			 * client's Presence syncs to it).
+			 */
+			send_presence_state(j);
+		}
+		else if (!j->joined && j->reply)
 		{
 			if (ok)
 				finish_join(j);
@@ -695,6 +715,24 @@ rate_limited(const DbResult *r)
 	return reply;
 }
 
+/*
+ * What a presence join tracked, from its first column "<ref> <meta>": the
+ * ref (a uuid, into ref[37]) and the meta's text (in *meta), or false when
+ * it tracked nothing.
+ */
+static bool
+tracked(const DbReq *req, const DbResult *r, char *ref, const char **meta)
+{
+	const char *f = req->track ? r->first : NULL;
+
+	if (f == NULL || strlen(f) < 38 || f[36] != ' ' || strspn(f, "0123456789abcdef-") != 36)
+		return false;
+	memcpy(ref, f, 36);
+	ref[36] = '\0';
+	*meta = f + 37;
+	return true;
+}
+
 static void
 join_done(DbReq *req, const DbResult *r)
 {
@@ -703,7 +741,9 @@ join_done(DbReq *req, const DbResult *r)
 	json_t	   *v = r->value ? json_loads(r->value, 0, NULL) : NULL;
 	json_t	   *response = NULL;
 	const char *status = v ? outcome(v, &response, true) : NULL;
-	const char *ref = req->track ? r->first : NULL;
+	char		refbuf[37];
+	const char *meta = NULL;
+	const char *ref = tracked(req, r, refbuf, &meta) ? refbuf : NULL;
 	json_t	   *limited = rate_limited(r);
 
 	if (j == NULL || j->joined)
@@ -745,10 +785,8 @@ join_done(DbReq *req, const DbResult *r)
 	{
 		if (ref)
 		{
-			json_t	   *meta = json_object_get(v, "presence");
-
 			j->presence_ref = strdup(ref);
-			j->presence_meta = meta ? json_dumps(meta, JSON_COMPACT) : strdup("{}");
+			j->presence_meta = strdup(meta);
 			j->renew_at = time(NULL) + (gw_config.presence_ttl / 2 > 0 ? gw_config.presence_ttl / 2 : 1);
 			if (j->presence_ref == NULL || j->presence_meta == NULL)
 			{
@@ -892,8 +930,14 @@ gw_phx_request_done(DbReq *req, const DbResult *r)
 			s->joining--;
 			if (s->wsi)
 				join_done(req, r);
-			else if (req->track && r->first)
-				untrack(s, req->topic, r->first);	/* closed meanwhile */
+			else
+			{
+				char		ref[37];
+				const char *meta;
+
+				if (tracked(req, r, ref, &meta))
+					untrack(s, req->topic, ref);	/* closed meanwhile */
+			}
 			return;
 		case DBREQ_AUTH:
 			if (s->wsi == NULL)

@@ -10,9 +10,9 @@ import { after, before, test } from 'node:test';
 import { ChannelCase, assertPush, eventsBefore, push, sql } from './channel_case.js';
 import { PORT0, connect, phxSocket } from './helpers.js';
 
-// port +17 of the suite (helpers.js); attachments of 256 kB are
+// port +18 of the suite (helpers.js); attachments of 256 kB are
 // about 350 kB of base64, over the gateway's default --max-message
-const cc = new ChannelCase(PORT0 + 17, ['--max-message', '1048576']);
+const cc = new ChannelCase(PORT0 + 18, ['--max-message', '1048576']);
 let alice;
 let bob;
 let carol;

@@ -4,8 +4,8 @@
 // PGDATABASE, PGUSER (a superuser, for setting up and broadcasting), the
 // PostgreSQL bindir holding pgapp-gateway in PGAPP_PG_BIN, and the first of
 // the ports the tests may use in GATEWAY_PORT (twenty in a row: protocol +0,
-// broadcast_from +1, limits +2 to +8, presence +9 and +10, settings +11 to
-// +15, hostile +16, chat +17).  Every
+// broadcast_from +1, limits +2 to +8, presence +9, +10 and +17, settings +11
+// to +15, hostile +16, chat +18).  Every
 // gateway runs as a child process connecting as gw_authenticator
 // (test/gateway/setup.sql); a test waits for the lines it logs, never for
 // time to pass.

@@ -1,4 +1,4 @@
-// test/gateway/presence.test.js: presence on a channel defined with
+// test/gateway/presence.test.js (ports +9, +10, +17): presence on a channel defined with
 // presence => true (pres:* in setup.sql), through the phoenix client's
 // Presence class: a join tracks the token's sub with the meta the join
 // function returned under "presence"; presence_state follows the join's
@@ -16,7 +16,7 @@ import { after, before, test } from 'node:test';
 import { Presence } from 'phoenix';
 
 import {
-  PORT0, closeDb, connect, join, phxSocket, push, rawSocket, sql, startGateway, token,
+  CONNINFO, PORT0, closeDb, connect, join, phxSocket, push, rawSocket, sql, startGateway, token,
 } from './helpers.js';
 
 const PORT = PORT0 + 9;
@@ -175,18 +175,44 @@ test('metas are renewed while the socket lives; when the gateway dies, their ttl
   const dying = await startGateway(DYING_PORT, ['--presence-ttl', '4']);
   gateways.push(dying);
   const watcher = await present('judy', 'pres:6');
-  await present('kim', 'pres:6', { device: 'doomed' }, DYING_PORT);
+  // (0.1 has no exact binary form: the renewals send the meta back as the
+  // database wrote it, so it never looks changed)
+  const meta = { device: 'doomed', load: 0.1 };
+  await present('kim', 'pres:6', { meta }, DYING_PORT);
   const renewed = dying.waitFor(/renewing 1 presence meta/);
-  await until(watcher.presence, { judy: [{ device: 'web' }], kim: [{ device: 'doomed' }] });
+  await until(watcher.presence, { judy: [{ device: 'web' }], kim: [meta] });
   await renewed;
   await dying.waitFor(/renewing 1 presence meta/);
-  // two renewals later (past the first ttl), kim is still there
-  assert.deepEqual(await live('pres:6', 'kim'), [{ device: 'doomed' }]);
+  await dying.waitFor(/renewing 1 presence meta/);
+  // renewals later (past the first ttl), kim is still there, her meta never changed
+  assert.deepEqual(await live('pres:6', 'kim'), [meta]);
+  assert.deepEqual(await sql("SELECT seq FROM pgapp.presence WHERE topic = 'pres:6' AND key = 'kim'"), [{ seq: 0 }]);
   // killed with kim's socket open: nothing untracks it
   dying.proc.kill('SIGKILL');
   await dying.stop();
   await until(watcher.presence, { judy: [{ device: 'web' }] });
   assert.deepEqual(await live('pres:6', 'kim'), []);
+});
+
+test('when the listener comes back after losing the database, joined sockets get a new presence_state', async () => {
+  const port = PORT0 + 17;
+  const g = await startGateway(port, ['--db', `${CONNINFO} application_name=gw-presence-relisten`]);
+  gateways.push(g);
+  const mia = await present('mia', 'pres:10', {}, port);
+  await until(mia.presence, { mia: [{ device: 'web' }] });
+  const states = [];
+  mia.s.onMessage((m) => { if (m.event === 'presence_state') states.push(m.payload); });
+  const relistened = g.waitFor(/LISTEN pres:10 done/);
+  await sql(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+              WHERE application_name = 'gw-presence-relisten'`);
+  await relistened;
+  // the state after the LISTEN: what the client syncs to (diffs meanwhile were lost)
+  await new Promise((resolve) => {
+    const check = () => (states.length ? resolve() : mia.s.onMessage(() => setImmediate(check)));
+    check();
+  });
+  assert.deepEqual(Object.keys(states[0]), ['mia']);
+  await until(mia.presence, { mia: [{ device: 'web' }] });
 });
 
 test('presence channels still answer pushes; a flood of rejoins is bounded and leaves one meta', async () => {

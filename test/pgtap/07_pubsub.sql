@@ -1,7 +1,7 @@
 -- test/pgtap/07_pubsub.sql
 -- PubSub: signatures, privileges, SQLSTATEs.
 BEGIN;
-SELECT plan(37);
+SELECT plan(42);
 
 SELECT function_returns('pgapp', 'broadcast', ARRAY['text', 'text', 'jsonb', 'text'], 'void');
 SELECT function_returns('pgapp', 'channel', ARRAY['text'], 'text');
@@ -43,6 +43,16 @@ SELECT ok((SELECT bool_and(relpersistence = 'u') FROM pg_class WHERE oid IN ('pg
 SELECT throws_ok($$SELECT pgapp.presence_track('t', 'k', '{}', ttl => '-1 second')$$, '22023', NULL, 'a negative ttl is 22023');
 SELECT ok(NOT has_function_privilege('public', 'pgapp._broadcast_system(text,text,jsonb,text)', 'EXECUTE'),
     'only pgapp''s own code may send on reserved topics and events');
+-- broadcast_from (pgapp-gateway): everyone's, with broadcast's checks and a checked setting
+SELECT function_returns('pgapp', 'broadcast_from', ARRAY['text', 'text', 'jsonb'], 'void');
+SELECT ok(has_function_privilege('public', 'pgapp.broadcast_from(text,text,jsonb)', 'EXECUTE')
+      AND NOT has_function_privilege('public', 'pgapp._broadcast_system_from(text,text,jsonb,text)', 'EXECUTE'),
+    'everyone may broadcast_from; only pgapp''s own code the reserved events');
+SELECT throws_ok($$SELECT pgapp.broadcast_from('t', 'typing', '{}')$$, '42501', 'event "typing" is reserved for pgapp');
+SELECT throws_ok($$SELECT set_config('request.gateway.socket', 'x', true), pgapp.broadcast_from('t', 'e', '{}')$$,
+    '22023', NULL, 'a request.gateway.socket not of the gateway''s shape is 22023');
+SELECT lives_ok($$SELECT set_config('request.gateway.socket', '0123456789abcdef:1', true), pgapp.broadcast_from('t', 'e', '{}')$$,
+    'broadcast_from in a gateway request');
 SELECT throws_ok($$SELECT pgapp.broadcast('jobs:1', 'progress', '{}')$$, '42501', 'topic "jobs:1" is reserved for pgapp');
 SELECT throws_ok($$SELECT pgapp.broadcast('pgapp_jobs:q', 'available', '{}')$$, '42501', NULL, 'pgapp_* topics are reserved');
 SELECT throws_ok($$SELECT pgapp.broadcast('pgrst', 'e', '{}')$$, '42501', NULL, 'PostgREST''s channel is reserved');
