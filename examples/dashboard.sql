@@ -14,6 +14,21 @@
 -- recent, and each orders:new payload has the same shape as one of them, so
 -- the page prepends it and drops the 21st.
 --
+-- Through pgapp-gateway (docs/gateway.md, docs/web.md) a browser joins the
+-- three topics themselves (channels defined at the end of this file); each
+-- join reply is that topic's part of the snapshot, and pushes on a joined
+-- topic ask again ("refresh") or search the orders ("search"):
+--
+--   join orders:new       {"orders": [the 20 most recent], "today": {"orders", "revenue"}}
+--   join users:activity   {"active_users", "window_seconds", "users": [the 100 most recently seen]}
+--   join system:health    {"health"}
+--   push "refresh" {}            -> the topic's join reply again
+--   push "search" {"q": text}    -> {"q", "orders"} (orders:new: the 20 most recent whose
+--                                   customer contains q, or whose id is q)
+--   (pushes: 20 per 10 seconds per token subject, then {"error": {"reason": "too many requests"}})
+--
+-- examples/web/dashboard.html is the page.
+--
 -- Roles: "anon" and "app_user" may call the snapshot and read what it reads
 -- (customers without their email), never write the tables.  Load into a
 -- database that has CREATE EXTENSION pgapp (and pg_cron, to schedule the
@@ -72,6 +87,57 @@ AS $$
       FROM pgapp.health() AS h,
            pg_stat_database AS d
      WHERE d.datname = current_database()
+$$;
+
+-- Customers seen in the last 5 minutes: the "active users" of the snapshot.
+CREATE FUNCTION dashboard.active_users()
+RETURNS bigint
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT count(*) FROM dashboard.customer AS c
+     WHERE c.last_seen_at > now() - interval '5 minutes'
+$$;
+
+-- The 20 most recent orders as feed entries, newest first; with q, only
+-- those whose customer's name contains q (case-insensitively, q taken
+-- literally: % and _ match themselves) or whose id is q ("17" or "#17").
+-- It walks the feed index newest first and stops at the 20th match; a large
+-- table searched for a rare name would want a trigram index on the name.
+CREATE FUNCTION dashboard.recent_orders(q text DEFAULT NULL)
+RETURNS jsonb
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    pattern text;
+    wanted_id bigint;
+BEGIN
+    IF length(q) > 100 THEN
+        RAISE EXCEPTION 'search text is longer than 100 characters'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    q := nullif(btrim(q), '');
+    IF q IS NULL THEN
+        RETURN (SELECT coalesce(jsonb_agg(dashboard.feed_entry(r.o)
+                                          ORDER BY (r.o).created_at DESC, (r.o).id DESC), '[]')
+                  FROM (SELECT o FROM dashboard."order" AS o
+                         ORDER BY o.created_at DESC, o.id DESC
+                         LIMIT 20) AS r);
+    END IF;
+    pattern := '%' || replace(replace(replace(q, '\', '\\'), '%', '\%'), '_', '\_') || '%';
+    IF q ~ '^#?[0-9]{1,18}$' THEN
+        wanted_id := ltrim(q, '#')::bigint;
+    END IF;
+    RETURN (SELECT coalesce(jsonb_agg(dashboard.feed_entry(r.o)
+                                      ORDER BY (r.o).created_at DESC, (r.o).id DESC), '[]')
+              FROM (SELECT o FROM dashboard."order" AS o
+                     WHERE o.id = wanted_id
+                        OR EXISTS (SELECT 1 FROM dashboard.customer AS c
+                                    WHERE c.id = o.customer_id AND c.name ILIKE pattern)
+                     ORDER BY o.created_at DESC, o.id DESC
+                     LIMIT 20) AS r);
+END
 $$;
 
 ---------------------------------------------------------------------------
@@ -146,13 +212,8 @@ LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT jsonb_build_object(
-        'active_users', (SELECT count(*) FROM dashboard.customer AS c
-                          WHERE c.last_seen_at > now() - interval '5 minutes'),
-        'recent_orders', (SELECT coalesce(jsonb_agg(dashboard.feed_entry(r.o)
-                                                    ORDER BY (r.o).created_at DESC, (r.o).id DESC), '[]')
-                            FROM (SELECT o FROM dashboard."order" AS o
-                                   ORDER BY o.created_at DESC, o.id DESC
-                                   LIMIT 20) AS r),
+        'active_users', dashboard.active_users(),
+        'recent_orders', dashboard.recent_orders(),
         'health', dashboard.health())
 $$;
 
@@ -176,14 +237,114 @@ BEGIN
 END
 $$;
 
--- feed_entry and health stay callable by everyone: they read with the
--- caller's rights, and the order trigger calls feed_entry as whoever inserts.
+-- feed_entry, health, active_users and recent_orders stay callable by
+-- everyone: they read with the caller's rights, and the order trigger calls
+-- feed_entry as whoever inserts.
 REVOKE ALL ON FUNCTION api.dashboard_snapshot(), dashboard.publish_health() FROM PUBLIC;
 GRANT USAGE ON SCHEMA api, dashboard TO anon, app_user;
 GRANT EXECUTE ON FUNCTION api.dashboard_snapshot() TO anon, app_user;
 -- the snapshot runs with the caller's rights too: reading, without emails
 GRANT SELECT ON dashboard."order" TO anon, app_user;
 GRANT SELECT (id, name, last_seen_at) ON dashboard.customer TO anon, app_user;
+
+---------------------------------------------------------------------------
+-- Channels (pgapp-gateway): a browser joins the three topics themselves
+---------------------------------------------------------------------------
+
+-- What a topic's join reply carries: its part of the snapshot (the header
+-- of this file); NULL for any other topic.
+CREATE FUNCTION dashboard.topic_state(topic text)
+RETURNS jsonb
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE topic
+        WHEN 'orders:new' THEN jsonb_build_object(
+            'orders', dashboard.recent_orders(),
+            'today', (SELECT jsonb_build_object('orders', count(*), 'revenue', coalesce(sum(o.total), 0))
+                        FROM dashboard."order" AS o
+                       WHERE o.created_at >= date_trunc('day', now())))
+        WHEN 'users:activity' THEN jsonb_build_object(
+            'active_users', dashboard.active_users(),
+            'window_seconds', 300,
+            'users', (SELECT coalesce(jsonb_agg(jsonb_build_object('id', c.id, 'name', c.name,
+                                                                   'last_seen_at', c.last_seen_at)
+                                                ORDER BY c.last_seen_at DESC, c.id DESC), '[]')
+                        FROM (SELECT c.id, c.name, c.last_seen_at FROM dashboard.customer AS c
+                               WHERE c.last_seen_at > now() - interval '5 minutes'
+                               ORDER BY c.last_seen_at DESC, c.id DESC
+                               LIMIT 100) AS c))
+        WHEN 'system:health' THEN jsonb_build_object('health', dashboard.health())
+    END
+$$;
+
+-- The join function of the three channels (pgapp-gateway runs it as the
+-- token's role): {"ok": the topic's state}.
+CREATE FUNCTION dashboard."join"(topic text, params jsonb)
+RETURNS jsonb
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE WHEN s IS NULL
+                THEN jsonb_build_object('error', jsonb_build_object('reason', 'not a dashboard topic'))
+                ELSE jsonb_build_object('ok', s) END
+      FROM dashboard.topic_state(topic) AS s
+$$;
+
+-- A joined page's pushes: "refresh" (the join reply again) on any of the
+-- topics, "search" {"q": text} on orders:new.  Bad input gets an error
+-- reply, which the page shows, rather than an SQL error.  Both read the
+-- tables, so a token's subject gets 20 of them per 10 seconds
+-- (pgapp.check_rate: shared memory, so it works in read-only transactions).
+CREATE FUNCTION dashboard.handle_in(topic text, event text, payload jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    q text;
+    rate pgapp.rate_decision;
+BEGIN
+    IF event IS DISTINCT FROM 'refresh' AND (event IS DISTINCT FROM 'search' OR topic IS DISTINCT FROM 'orders:new') THEN
+        RETURN jsonb_build_object('error', jsonb_build_object('reason', 'unknown event', 'event', left(event, 64)));
+    END IF;
+    IF event = 'search' THEN
+        IF jsonb_typeof(payload -> 'q') IS DISTINCT FROM 'string' THEN
+            RETURN jsonb_build_object('error', jsonb_build_object('reason', 'q must be a string'));
+        END IF;
+        q := btrim(payload ->> 'q');
+        IF length(q) > 100 THEN
+            RETURN jsonb_build_object('error', jsonb_build_object(
+                'reason', 'search text is longer than 100 characters', 'max_length', 100));
+        END IF;
+    END IF;
+    rate := pgapp.check_rate('dashboard:' || coalesce(pgapp.token_claims() ->> 'sub', ''), 20, 10);
+    IF NOT rate.allowed THEN
+        RETURN jsonb_build_object('error', jsonb_build_object(
+            'reason', 'too many requests', 'retry_after', rate.retry_after));
+    END IF;
+    IF event = 'refresh' THEN
+        RETURN dashboard."join"(topic, '{}');
+    END IF;
+    RETURN jsonb_build_object('ok', jsonb_build_object('q', q, 'orders', dashboard.recent_orders(q)));
+END
+$$;
+
+REVOKE ALL ON FUNCTION dashboard.topic_state(text), dashboard."join"(text, jsonb),
+    dashboard.handle_in(text, text, jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION dashboard.topic_state(text), dashboard."join"(text, jsonb),
+    dashboard.handle_in(text, text, jsonb) TO anon, app_user;
+
+-- Exact topics, not a pattern: orders:new, users:activity and system:health
+-- are what the triggers and pg_cron already broadcast on, so the page needs
+-- no topic of its own and every other subscriber sees the same messages.
+-- Defining channels takes pgapp_admin (scripts/run loads this as postgres).
+DO $$
+BEGIN
+    PERFORM pgapp.define_channel(t, 'dashboard.join(text, jsonb)', 'dashboard.handle_in(text, text, jsonb)')
+       FROM unnest(ARRAY['orders:new', 'users:activity', 'system:health']) AS t;
+END
+$$;
 
 ---------------------------------------------------------------------------
 -- Schedule: system:health every 10 seconds, when pg_cron is installed

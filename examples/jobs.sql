@@ -1,6 +1,7 @@
 -- examples/jobs.sql: background jobs for an application, built only on
 -- pgapp's job queue: emails, reports and imports run by pgapp's background
--- workers, in four queues, and two schedules.
+-- workers, in four queues, and two schedules; and the channels of the jobs
+-- admin page (examples/web/jobs.html) at the end.
 --
 --   queue     workers  runs
 --   default   10       jobs.cleanup_worker  (pg_cron, daily at 02:00)
@@ -378,7 +379,8 @@ COMMENT ON FUNCTION api.get_report(bigint) IS
 -- Imports
 ---------------------------------------------------------------------------
 
--- args: import_id, batch_size (500).  Imports the staged rows not imported
+-- args: import_id, batch_size (500), pause_ms (0: a pause after each batch,
+-- at most 1000, for demonstrations).  Imports the staged rows not imported
 -- yet, so running it again after it completed changes nothing.
 CREATE OR REPLACE FUNCTION jobs.import_worker(args jsonb, job pgapp.job_info)
 RETURNS jsonb
@@ -388,6 +390,9 @@ AS $$
 DECLARE
     imp bigint := (args ->> 'import_id')::bigint;
     batch_size integer := coalesce((args ->> 'batch_size')::integer, 500);
+    -- a demo knob (the jobs page's "pause between batches"): so that a
+    -- person can watch the progress bar, and cancel; at most a second
+    pause_ms integer := least(greatest(coalesce((args ->> 'pause_ms')::integer, 0), 0), 1000);
     total integer;
     done integer := 0;
     batches integer := 0;
@@ -442,6 +447,9 @@ BEGIN
         -- seen at once in pgapp.workers and on the topic jobs:<job id>,
         -- though nothing of the import is committed yet
         PERFORM pgapp.job_progress(round(100.0 * done / total, 1), format('%s of %s rows', done, total));
+        IF pause_ms > 0 THEN
+            PERFORM pg_sleep(pause_ms / 1000.0);
+        END IF;
     END LOOP;
     UPDATE jobs.import AS x
        SET total_rows = coalesce(x.total_rows, 0) + done,
@@ -595,5 +603,490 @@ BEGIN
     PERFORM pgapp.schedule('jobs-cleanup', '0 2 * * *', 'default', 'jobs.cleanup_worker', '{"keep_days": 30}');
     PERFORM pgapp.schedule('jobs-weekly-analytics', '0 6 * * 1', 'reports', 'jobs.report_worker',
                            '{"kind": "analytics", "days": 7}');
+END
+$$;
+
+---------------------------------------------------------------------------
+-- The jobs admin page (examples/web/jobs.html, docs/web.md#jobs-admin),
+-- over pgapp-gateway: Oban.Web's role
+---------------------------------------------------------------------------
+--
+--   topic        join                      handle_in
+--   jobs_admin   jobs.admin_join           jobs.admin_handle_in: refresh, retry, cancel,
+--                                          pause, resume, start_import
+--   jobs:<id>    jobs.job_channel_join     jobs.job_channel_handle_in: state
+--                                          (pgapp broadcasts "progress" there)
+--
+-- Who: members of pgapp_admin act (retry, cancel, pause, resume, start an
+-- import) and see everything; roles that may execute jobs._admin_overview
+-- (app_user) watch a read-only view without args or error texts; others
+-- are refused.  A token cannot name a role with pgapp_admin's privileges
+-- (pgapp.encode_token refuses it, docs/auth.md), so the demo's admin role,
+-- jobs_admin, is a NOINHERIT member of pgapp_admin: it has none of
+-- pgapp_admin's privileges by itself, and these functions, having checked
+-- the membership, switch to pgapp_admin (set_config('role', ..., true))
+-- for the action alone and switch back before they return (an error rolls
+-- the switch back with the rest).  Every action goes through a function
+-- that checks again:
+-- pgapp's own (pause_queue: EXECUTE for pgapp_admin only; cancel_job and
+-- retry_job: the job's owner or pgapp_admin) or jobs._admin_start_import
+-- (EXECUTE for pgapp_admin only), so calling them directly gives a
+-- non-admin 42501 as well.
+--
+-- Live updates: triggers on pgapp.job and pgapp.queue broadcast on the
+-- topic jobs_admin (direct mode: NOTIFY at commit, no outbox row): event
+-- "jobs" {"jobs": [the changed jobs, newest 20], "count"} once per
+-- statement that inserts jobs or changes their state, attempt or cancel
+-- flag (at most about 4 kB: a NOTIFY, never a stored message); "jobs_deleted" {"count"} (pruning, drop_queue); "queue" {"op",
+-- "name", "concurrency", "paused"}.  They carry no args and no error text
+-- (viewers receive them too); a page treats them as a hint to re-read
+-- (handle_in "refresh"), as docs/pubsub.md advises.  The cost is one
+-- trigger call per statement on pgapp.job, and a NOTIFY per change.
+
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'jobs_admin') THEN
+        CREATE ROLE jobs_admin NOLOGIN NOINHERIT;
+    END IF;
+    -- NOINHERIT even if it existed: a token may then name it
+    ALTER ROLE jobs_admin NOINHERIT;
+    IF NOT pg_has_role('jobs_admin', 'pgapp_admin', 'MEMBER') THEN
+        GRANT pgapp_admin TO jobs_admin;
+    END IF;
+END
+$$;
+
+-- The read-only view of the page, for any role allowed to watch: queues
+-- with their counts by state, the 50 most recent jobs (of one state, if
+-- given), the cron schedules that enqueue jobs, the 5 latest imports.  No
+-- args, no error texts (jobs._admin_job_details adds them for admins).
+CREATE OR REPLACE FUNCTION jobs._admin_overview(state text DEFAULT NULL)
+RETURNS jsonb
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF state IS NOT NULL AND NOT state = ANY (enum_range(NULL::pgapp.job_state)::text[]) THEN
+        RAISE EXCEPTION 'unknown job state %', quote_literal(state)
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'States: ' || array_to_string(enum_range(NULL::pgapp.job_state)::text[], ', ') || '.';
+    END IF;
+    RETURN jsonb_build_object(
+        'queues', (SELECT coalesce(jsonb_agg(jsonb_build_object(
+                              'name', s.queue, 'concurrency', s.concurrency, 'paused', s.paused,
+                              'workers', s.workers, 'busy', s.busy,
+                              'counts', jsonb_build_object(
+                                  'scheduled', s.scheduled, 'available', s.available, 'executing', s.executing,
+                                  'retryable', s.retryable, 'completed', s.completed, 'discarded', s.discarded,
+                                  'cancelled', s.cancelled))
+                          ORDER BY s.queue), '[]')
+                     FROM pgapp.queue_stats AS s),
+        'state', state,
+        'jobs', (SELECT coalesce(jsonb_agg(jsonb_build_object(
+                            'id', j.id, 'queue', j.queue, 'worker', j.worker::text, 'state', j.state,
+                            'attempt', j.attempt, 'max_attempts', j.max_attempts,
+                            'errors', jsonb_array_length(j.errors), 'cancelling', j.cancel_requested_at IS NOT NULL,
+                            'inserted_at', j.inserted_at, 'scheduled_at', j.scheduled_at,
+                            'finished_at', coalesce(j.completed_at, j.discarded_at, j.cancelled_at))
+                        ORDER BY j.id DESC), '[]')
+                   FROM (SELECT * FROM pgapp.job AS x
+                          WHERE _admin_overview.state IS NULL OR x.state::text = _admin_overview.state
+                          ORDER BY x.id DESC
+                          LIMIT 50) AS j),
+        'schedules', jobs._admin_schedules(),
+        'imports', (SELECT coalesce(jsonb_agg(jsonb_build_object(
+                               'id', i.id, 'source', i.source, 'job_id', i.job_id, 'job_state', i.job_state,
+                               'staged_rows', i.staged_rows, 'percent', i.progress, 'message', i.progress_message,
+                               'inserted', i.inserted, 'updated', i.updated, 'invalid', i.invalid,
+                               'finished_at', i.finished_at)
+                           ORDER BY i.id DESC), '[]')
+                      FROM (SELECT * FROM jobs.imports AS y ORDER BY y.id DESC LIMIT 5) AS i));
+END
+$$;
+
+-- pg_cron's schedules that enqueue pgapp jobs (pgapp.schedule), whoever
+-- owns them, with their last run; [] without pg_cron.
+CREATE OR REPLACE FUNCTION jobs._admin_schedules()
+RETURNS jsonb
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    found jsonb;
+BEGIN
+    IF to_regclass('cron.job') IS NULL OR to_regclass('cron.job_run_details') IS NULL THEN
+        RETURN '[]';
+    END IF;
+    EXECUTE $q$
+        SELECT coalesce(jsonb_agg(jsonb_build_object(
+                   'name', c.jobname, 'schedule', c.schedule, 'active', c.active, 'owner', c.username,
+                   'queue', substring(c.command FROM $re$^SELECT pgapp\.enqueue\('([^']*)'$re$),
+                   'worker', substring(c.command FROM $re$^SELECT pgapp\.enqueue\('[^']*', '([^'(]*)$re$),
+                   'last_status', r.status, 'last_start', r.start_time)
+               ORDER BY c.jobname), '[]')
+          FROM cron.job AS c
+          LEFT JOIN LATERAL (SELECT d.status, d.start_time FROM cron.job_run_details AS d
+                              WHERE d.jobid = c.jobid ORDER BY d.runid DESC LIMIT 1) AS r ON true
+         WHERE c.command LIKE 'SELECT pgapp.enqueue(%'
+           AND c.database = current_database()
+    $q$ INTO found;
+    RETURN found;
+END
+$$;
+
+-- For admins (it reads pgapp.job with the caller's rights): the args and
+-- the last error of the jobs of ids, as {"<id>": {"args", "last_error"}}.
+CREATE OR REPLACE FUNCTION jobs._admin_job_details(ids bigint[])
+RETURNS jsonb
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT coalesce(jsonb_object_agg(j.id, jsonb_build_object(
+               'args', left(j.args::text, 300),
+               'last_error', CASE WHEN jsonb_array_length(j.errors) > 0 THEN
+                   jsonb_build_object('message', left(j.errors -> -1 ->> 'message', 500),
+                                      'sqlstate', j.errors -> -1 ->> 'sqlstate',
+                                      'attempt', j.errors -> -1 -> 'attempt',
+                                      'at', j.errors -> -1 ->> 'at') END)), '{}')
+      FROM pgapp.job AS j
+     WHERE j.id = ANY (ids[1:200])
+$$;
+
+-- What a page shows, as the calling role: for a member of pgapp_admin the
+-- overview with the jobs' args and last errors, and "admin": true; for a
+-- role that may execute jobs._admin_overview, the overview; else NULL.
+-- params: {"state": a job state, to list only jobs in it}.
+CREATE OR REPLACE FUNCTION jobs.admin_view(params jsonb DEFAULT '{}')
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    who text := current_user;
+    caller_role text := current_setting('role');
+    filter text := nullif(coalesce(params, '{}') ->> 'state', '');
+    view jsonb;
+BEGIN
+    IF pg_has_role(who, 'pgapp_admin', 'MEMBER') THEN
+        -- step up to read what pgapp_admin may, then back
+        PERFORM set_config('role', 'pgapp_admin', true);
+        view := jobs._admin_overview(filter);
+        view := view || jsonb_build_object(
+            'admin', true, 'role', who, 'user', pgapp.token_claims() ->> 'sub',
+            'details', jobs._admin_job_details(ARRAY(SELECT (e ->> 'id')::bigint
+                                                      FROM jsonb_array_elements(view -> 'jobs') AS e)));
+        PERFORM set_config('role', caller_role, true);
+        RETURN view;
+    END IF;
+    IF has_function_privilege('jobs._admin_overview(text)', 'EXECUTE') THEN
+        RETURN jobs._admin_overview(filter) || jsonb_build_object(
+            'admin', false, 'role', who, 'user', pgapp.token_claims() ->> 'sub', 'details', '{}'::jsonb);
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+-- Join of jobs_admin.
+CREATE OR REPLACE FUNCTION jobs.admin_join(topic text, params jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    view jsonb;
+BEGIN
+    view := jobs.admin_view(params);
+    IF view IS NULL THEN
+        RETURN jsonb_build_object('error', jsonb_build_object(
+            'reason', 'forbidden',
+            'message', format('role %s may not watch the jobs (members of pgapp_admin and app_user may)', current_user)));
+    END IF;
+    RETURN jsonb_build_object('ok', view);
+EXCEPTION WHEN invalid_parameter_value THEN
+    RETURN jsonb_build_object('error', jsonb_build_object('reason', 'bad request', 'message', SQLERRM));
+END
+$$;
+
+-- Start an import of rows generated rows (person<i>@example.com), batch_size
+-- at a time, pausing pause_ms after each batch; the job runs as this
+-- function's owner.  Returns {"import_id", "job_id"}.
+CREATE OR REPLACE FUNCTION jobs._admin_start_import(rows integer, batch_size integer DEFAULT 500,
+                                                    pause_ms integer DEFAULT 0)
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    imp bigint;
+    jid bigint;
+BEGIN
+    IF rows IS NULL OR rows NOT BETWEEN 1 AND 100000 THEN
+        RAISE EXCEPTION 'rows must be between 1 and 100000' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF batch_size IS NULL OR batch_size NOT BETWEEN 10 AND 5000 THEN
+        RAISE EXCEPTION 'batch_size must be between 10 and 5000' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF pause_ms IS NULL OR pause_ms NOT BETWEEN 0 AND 1000 THEN
+        RAISE EXCEPTION 'pause_ms must be between 0 and 1000' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    INSERT INTO jobs.import (source) VALUES (format('the jobs page: %s generated rows', rows))
+    RETURNING id INTO imp;
+    INSERT INTO jobs.import_row (import_id, email, name)
+    SELECT imp, format('person%s@example.com', i), format('Person %s', i)
+      FROM generate_series(1, rows) AS i;
+    jid := pgapp.enqueue('imports', 'jobs.import_worker',
+                         jsonb_build_object('import_id', imp, 'batch_size', batch_size, 'pause_ms', pause_ms),
+                         unique_by => ARRAY['import_id'], max_attempts => 3);
+    UPDATE jobs.import AS x SET job_id = jid WHERE x.id = imp;
+    RETURN jsonb_build_object('import_id', imp, 'job_id', jid);
+END
+$$;
+
+-- A job id from a payload's "id", or 22023.
+CREATE OR REPLACE FUNCTION jobs._admin_job_id(payload jsonb)
+RETURNS bigint
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF jsonb_typeof(payload -> 'id') = 'number' AND (payload ->> 'id') ~ '^[0-9]{1,18}$' THEN
+        RETURN (payload ->> 'id')::bigint;
+    END IF;
+    RAISE EXCEPTION 'id must be a job id (a positive integer)' USING ERRCODE = 'invalid_parameter_value';
+END
+$$;
+
+-- handle_in of jobs_admin: "refresh" {"state"} -> what jobs.admin_view
+-- shows; for members of pgapp_admin, "retry" / "cancel" {"id"}, "pause" /
+-- "resume" {"queue"}, "start_import" {"rows", "batch_size", "pause_ms"}.
+-- Errors are replies {"reason", "message"} (and "sqlstate" for a failed
+-- action), never a crash.
+CREATE OR REPLACE FUNCTION jobs.admin_handle_in(topic text, event text, payload jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    who text := current_user;
+    caller_role text := current_setting('role');
+    what text := CASE event WHEN 'retry' THEN 'retry jobs' WHEN 'cancel' THEN 'cancel jobs'
+                            WHEN 'pause' THEN 'pause queues' WHEN 'resume' THEN 'resume queues'
+                            WHEN 'start_import' THEN 'start imports' END;
+    jid bigint;
+    q text;
+    done boolean;
+    reply jsonb;
+BEGIN
+    payload := coalesce(payload, '{}');
+    IF jsonb_typeof(payload) <> 'object' THEN
+        RETURN jsonb_build_object('error', jsonb_build_object('reason', 'bad request',
+                                                              'message', 'the payload must be a JSON object'));
+    END IF;
+    IF event = 'refresh' THEN
+        BEGIN
+            reply := jobs.admin_view(payload);
+        EXCEPTION WHEN invalid_parameter_value THEN
+            RETURN jsonb_build_object('error', jsonb_build_object('reason', 'bad request', 'message', SQLERRM));
+        END;
+        RETURN CASE WHEN reply IS NULL
+                    THEN jsonb_build_object('error', jsonb_build_object('reason', 'forbidden',
+                             'message', format('role %s may not watch the jobs', who)))
+                    ELSE jsonb_build_object('ok', reply) END;
+    END IF;
+    IF what IS NULL THEN
+        RETURN jsonb_build_object('error', jsonb_build_object('reason', 'unknown event',
+            'message', format('unknown event %s (events: refresh, retry, cancel, pause, resume, start_import)',
+                              quote_literal(left(event, 63)))));
+    END IF;
+    IF NOT pg_has_role(who, 'pgapp_admin', 'MEMBER') THEN
+        RETURN jsonb_build_object('error', jsonb_build_object('reason', 'forbidden',
+            'message', format('only members of pgapp_admin may %s (your role is %s)', what, who)));
+    END IF;
+    BEGIN
+        -- step up for the action, then back (an error rolls the step-up
+        -- back with this block); what it calls checks the privilege again
+        PERFORM set_config('role', 'pgapp_admin', true);
+        CASE event
+        WHEN 'retry', 'cancel' THEN
+            jid := jobs._admin_job_id(payload);
+            done := CASE event WHEN 'retry' THEN pgapp.retry_job(jid) ELSE pgapp.cancel_job(jid) END;
+            SELECT jsonb_build_object('id', j.id, 'done', done, 'state', j.state,
+                                      'cancelling', j.cancel_requested_at IS NOT NULL)
+              INTO reply FROM pgapp.job AS j WHERE j.id = jid;
+        WHEN 'pause', 'resume' THEN
+            q := payload ->> 'queue';
+            IF event = 'pause' THEN
+                PERFORM pgapp.pause_queue(q);
+            ELSE
+                PERFORM pgapp.resume_queue(q);
+            END IF;
+            SELECT jsonb_build_object('queue', x.name, 'paused', x.paused) INTO reply
+              FROM pgapp.queue AS x WHERE x.name = q;
+        WHEN 'start_import' THEN
+            reply := jobs._admin_start_import(coalesce((payload ->> 'rows')::integer, 20000),
+                                              coalesce((payload ->> 'batch_size')::integer, 500),
+                                              coalesce((payload ->> 'pause_ms')::integer, 0));
+        END CASE;
+        PERFORM set_config('role', caller_role, true);
+    EXCEPTION WHEN OTHERS THEN
+        RETURN jsonb_build_object('error', jsonb_build_object('reason', 'failed', 'sqlstate', SQLSTATE,
+                                                              'message', SQLERRM));
+    END;
+    RETURN jsonb_build_object('ok', reply);
+END
+$$;
+
+-- Join of jobs:<id> (pgapp broadcasts the job's "progress" there), and its
+-- push "state": members of pgapp_admin only; the reply is the job's state
+-- and its progress so far.  (The gateway LISTENs after the join function
+-- has run: a page asks "state" once joined, for what came in between.)
+CREATE OR REPLACE FUNCTION jobs.job_channel_join(topic text, params jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    caller_role text := current_setting('role');
+    jid bigint;
+    reply jsonb;
+BEGIN
+    IF NOT pg_has_role(current_user, 'pgapp_admin', 'MEMBER') THEN
+        RETURN jsonb_build_object('error', jsonb_build_object('reason', 'forbidden',
+            'message', 'only members of pgapp_admin may follow jobs here'));
+    END IF;
+    IF topic !~ '^jobs:[0-9]{1,18}$' THEN
+        RETURN jsonb_build_object('error', jsonb_build_object('reason', 'bad request',
+                                                              'message', 'the topic must be jobs:<id>'));
+    END IF;
+    jid := substr(topic, 6)::bigint;
+    PERFORM set_config('role', 'pgapp_admin', true);
+    SELECT jsonb_build_object('id', j.id, 'queue', j.queue, 'state', j.state,
+                              'percent', coalesce(w.progress, j.progress), 'message', w.progress_message)
+      INTO reply
+      FROM pgapp.job AS j
+      LEFT JOIN pgapp.workers AS w ON w.job = j.id
+     WHERE j.id = jid;
+    PERFORM set_config('role', caller_role, true);
+    IF reply IS NULL THEN
+        RETURN jsonb_build_object('error', jsonb_build_object('reason', 'not found',
+                                                              'message', format('job %s does not exist', jid)));
+    END IF;
+    RETURN jsonb_build_object('ok', reply);
+END
+$$;
+
+CREATE OR REPLACE FUNCTION jobs.job_channel_handle_in(topic text, event text, payload jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF event IS DISTINCT FROM 'state' THEN
+        RETURN jsonb_build_object('error', jsonb_build_object('reason', 'unknown event',
+            'message', format('unknown event %s (events: state)', quote_literal(left(event, 63)))));
+    END IF;
+    RETURN jobs.job_channel_join(topic, '{}');
+END
+$$;
+
+-- The triggers' broadcasts (see above).  SECURITY DEFINER: they fire in
+-- whoever writes pgapp.job (an enqueuer, a worker, a job, the supervisor).
+CREATE OR REPLACE FUNCTION jobs._admin_jobs_changed()
+RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    changed jsonb;
+    n bigint;
+BEGIN
+    IF TG_OP = 'DELETE' THEN
+        SELECT count(*) INTO n FROM old_jobs;
+        IF n > 0 THEN
+            PERFORM pgapp.broadcast('jobs_admin', 'jobs_deleted', jsonb_build_object('count', n), 'direct');
+        END IF;
+        RETURN NULL;
+    END IF;
+    -- EXECUTE: planned at each call for the rows at hand.  A plan cached in
+    -- a worker at its first claim (one row) would join the old and new rows
+    -- of its 1000-row claims by nested loop: 4 times slower jobs, measured.
+    EXECUTE format($q$
+        WITH c AS (%s)
+        SELECT (SELECT count(*) FROM c),
+               (SELECT jsonb_agg(jsonb_build_object(
+                           'id', l.id, 'queue', l.queue, 'worker', l.worker::text, 'state', l.state,
+                           'attempt', l.attempt, 'max_attempts', l.max_attempts,
+                           'errors', jsonb_array_length(l.errors), 'cancelling', l.cancel_requested_at IS NOT NULL,
+                           'inserted_at', l.inserted_at)
+                       ORDER BY l.id DESC)
+                  FROM (SELECT * FROM c ORDER BY c.id DESC LIMIT 20) AS l)
+        $q$,
+        CASE TG_OP
+        WHEN 'INSERT' THEN 'SELECT * FROM new_jobs'
+        ELSE 'SELECT nj.* FROM new_jobs AS nj JOIN old_jobs AS oj ON oj.id = nj.id
+               WHERE (nj.state, nj.attempt, nj.cancel_requested_at IS NULL)
+                     IS DISTINCT FROM (oj.state, oj.attempt, oj.cancel_requested_at IS NULL)' END)
+    INTO n, changed;
+    IF n > 0 THEN
+        PERFORM pgapp.broadcast('jobs_admin', 'jobs', jsonb_build_object('jobs', changed, 'count', n), 'direct');
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION jobs._admin_queue_changed()
+RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    q pgapp.queue := CASE TG_OP WHEN 'DELETE' THEN OLD ELSE NEW END;
+BEGIN
+    PERFORM pgapp.broadcast('jobs_admin', 'queue',
+                            jsonb_build_object('op', lower(TG_OP), 'name', q.name, 'concurrency', q.concurrency,
+                                               'paused', q.paused),
+                            'direct');
+    RETURN NULL;
+END
+$$;
+
+-- (a trigger with transition tables has one event)
+CREATE OR REPLACE TRIGGER jobs_admin_inserted AFTER INSERT ON pgapp.job
+    REFERENCING NEW TABLE AS new_jobs
+    FOR EACH STATEMENT EXECUTE FUNCTION jobs._admin_jobs_changed();
+CREATE OR REPLACE TRIGGER jobs_admin_updated AFTER UPDATE ON pgapp.job
+    REFERENCING OLD TABLE AS old_jobs NEW TABLE AS new_jobs
+    FOR EACH STATEMENT EXECUTE FUNCTION jobs._admin_jobs_changed();
+CREATE OR REPLACE TRIGGER jobs_admin_deleted AFTER DELETE ON pgapp.job
+    REFERENCING OLD TABLE AS old_jobs
+    FOR EACH STATEMENT EXECUTE FUNCTION jobs._admin_jobs_changed();
+CREATE OR REPLACE TRIGGER jobs_admin_queue_added AFTER INSERT OR DELETE ON pgapp.queue
+    FOR EACH ROW EXECUTE FUNCTION jobs._admin_queue_changed();
+CREATE OR REPLACE TRIGGER jobs_admin_queue_changed AFTER UPDATE ON pgapp.queue
+    FOR EACH ROW
+    WHEN (OLD.paused IS DISTINCT FROM NEW.paused OR OLD.concurrency IS DISTINCT FROM NEW.concurrency)
+    EXECUTE FUNCTION jobs._admin_queue_changed();
+
+REVOKE ALL ON FUNCTION jobs._admin_overview(text), jobs._admin_schedules(), jobs._admin_job_details(bigint[]),
+    jobs.admin_view(jsonb), jobs.admin_join(text, jsonb), jobs._admin_start_import(integer, integer, integer),
+    jobs._admin_job_id(jsonb), jobs.admin_handle_in(text, text, jsonb), jobs.job_channel_join(text, jsonb),
+    jobs.job_channel_handle_in(text, text, jsonb), jobs._admin_jobs_changed(), jobs._admin_queue_changed()
+    FROM PUBLIC;
+-- the page's tokens: jobs_admin (NOINHERIT: grants to pgapp_admin do not
+-- reach it before it steps up), app_user (read-only)
+GRANT USAGE ON SCHEMA jobs TO app_user, jobs_admin, pgapp_admin;
+GRANT EXECUTE ON FUNCTION jobs.admin_join(text, jsonb), jobs.admin_handle_in(text, text, jsonb),
+    jobs.admin_view(jsonb), jobs.job_channel_join(text, jsonb), jobs.job_channel_handle_in(text, text, jsonb),
+    jobs._admin_job_id(jsonb)
+    TO app_user, jobs_admin, pgapp_admin;
+GRANT EXECUTE ON FUNCTION jobs._admin_overview(text), jobs._admin_schedules() TO app_user, pgapp_admin;
+GRANT EXECUTE ON FUNCTION jobs._admin_job_details(bigint[]), jobs._admin_start_import(integer, integer, integer)
+    TO pgapp_admin;
+
+DO $$
+BEGIN
+    PERFORM pgapp.define_channel('jobs_admin', 'jobs.admin_join(text, jsonb)', 'jobs.admin_handle_in(text, text, jsonb)');
+    PERFORM pgapp.define_channel('jobs:*', 'jobs.job_channel_join(text, jsonb)',
+                                 'jobs.job_channel_handle_in(text, text, jsonb)');
 END
 $$;

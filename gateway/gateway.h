@@ -55,6 +55,7 @@ typedef struct GwConfig
 								 * none */
 	int			rate_window;	/* seconds */
 	const char *rate_limiter;	/* pgapp's limiter the counts go to */
+	const char *static_dir;		/* --static: files served at "/", or NULL */
 } GwConfig;
 
 extern GwConfig gw_config;
@@ -220,6 +221,12 @@ extern void gw_topics_reset_listening(void);
 extern const ChannelDef *gw_channel_match(const char *topic);
 extern void gw_channels_load(json_t *rows);
 extern int	gw_channel_count(void);
+
+/* static.c */
+extern const struct lws_http_mount *gw_static_mounts(void);
+extern int	gw_static_filter(struct lws *wsi, const char *uri);
+extern int	gw_static_headers(struct lws *wsi, void *in);
+extern int	gw_static_file_done(struct lws *wsi);
 
 /* db.c */
 typedef enum DbReqKind

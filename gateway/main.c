@@ -49,6 +49,7 @@ GwConfig	gw_config = {
 	.rate_limit = 100,
 	.rate_window = 10,
 	.rate_limiter = "default",
+	.static_dir = NULL,
 };
 
 char		gw_instance[17];
@@ -96,6 +97,7 @@ static const Setting settings[] = {
 	{"rate-limit", "PGAPP_GATEWAY_RATE_LIMIT", SETTING_INT, 0, 1000000, &gw_config.rate_limit},
 	{"rate-window", "PGAPP_GATEWAY_RATE_WINDOW", SETTING_INT, 1, 86400, &gw_config.rate_window},
 	{"rate-limiter", "PGAPP_GATEWAY_RATE_LIMITER", SETTING_TEXT, 0, 0, &gw_config.rate_limiter},
+	{"static", "PGAPP_GATEWAY_STATIC", SETTING_NAME, 0, 0, &gw_config.static_dir},
 };
 
 #define NSETTINGS ((int) (sizeof(settings) / sizeof(settings[0])))
@@ -172,6 +174,8 @@ usage(FILE *f)
 			"  --rate-window SECS     the rate limit's window (default 10)      PGAPP_GATEWAY_RATE_WINDOW\n"
 			"  --rate-limiter NAME    pgapp's limiter counting them (default \"default\")\n"
 			"                                                                   PGAPP_GATEWAY_RATE_LIMITER\n"
+			"  --static DIR           serve DIR's files at / (GET and HEAD; default: none)\n"
+			"                                                                   PGAPP_GATEWAY_STATIC\n"
 			"  --help, --version\n");
 }
 
@@ -488,6 +492,7 @@ main(int argc, char **argv)
 	info.port = gw_config.port;
 	info.iface = gw_config.listen_host;
 	info.protocols = gw_protocols;
+	info.mounts = gw_static_mounts();
 	/* a client whose handshake stalls is dropped */
 	info.timeout_secs = 10;
 	/* fds: clients, database connections and some slack */
@@ -513,6 +518,8 @@ main(int argc, char **argv)
 	gw_log(GW_INFO, "listening on %s:%d, socket endpoint %s/websocket, instance %s",
 		   gw_config.listen_host ? gw_config.listen_host : "*", gw_config.port,
 		   gw_config.socket_path, gw_instance);
+	if (gw_config.static_dir)
+		gw_log(GW_INFO, "serving the files of %s at /", gw_config.static_dir);
 
 	gw_db_start();
 	lws_sul_schedule(gw_context, 0, &idle_sul, idle_tick, LWS_US_PER_SEC);

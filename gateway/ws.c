@@ -649,6 +649,12 @@ callback(struct lws *wsi, enum lws_callback_reasons reason,
 				return health(wsi);
 			lws_return_http_status(wsi, HTTP_STATUS_NOT_FOUND, NULL);
 			return -1;
+		case LWS_CALLBACK_FILTER_HTTP_CONNECTION:
+			return gw_static_filter(wsi, (const char *) in);
+		case LWS_CALLBACK_ADD_HEADERS:
+			return gw_static_headers(wsi, in);
+		case LWS_CALLBACK_HTTP_FILE_COMPLETION:
+			return gw_static_file_done(wsi);
 		case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
 			return confirm_upgrade(wsi);
 		case LWS_CALLBACK_ESTABLISHED:

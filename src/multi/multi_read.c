@@ -25,6 +25,7 @@
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
+#include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/regproc.h"
@@ -178,10 +179,11 @@ pgapp_multi_check_function(Oid fn, bool merge)
 /*
  * Signatures already looked up in this backend (text -> OID), so that a
  * multi's functions are not parsed again at every builder and transact.
- * An entry is used only while its OID still prints as the same signature
- * (a dropped or replaced function gives a new lookup), and the privilege
- * and shape checks run every time.  Bounded: past MULTI_FUNCTION_CACHE
- * entries, lookups are not remembered.
+ * The whole cache is forgotten when any function, schema or type changes
+ * (a syscache invalidation of pg_proc, pg_namespace or pg_type: a dropped,
+ * renamed or replaced function, or a renamed schema, gives a new lookup),
+ * and the privilege and shape checks run every time.  Bounded: past
+ * MULTI_FUNCTION_CACHE entries, lookups are not remembered.
  */
 #define MULTI_FUNCTION_CACHE 256
 
@@ -192,20 +194,34 @@ typedef struct FunctionCacheEntry
 } FunctionCacheEntry;
 
 static HTAB *function_cache = NULL;
+static bool function_cache_stale = false;
+
+/* A function, schema or type changed: forget every signature. */
+static void
+function_cache_invalidate(Datum arg, int cacheid, uint32 hashvalue)
+{
+	function_cache_stale = true;
+}
 
 static Oid
 cached_function(const char *signature)
 {
 	FunctionCacheEntry *e;
-	char	   *now;
 
 	if (function_cache == NULL || strlen(signature) >= NAMEDATALEN * 4)
 		return InvalidOid;
-	e = hash_search(function_cache, signature, HASH_FIND, NULL);
-	if (e == NULL)
+	if (function_cache_stale)
+	{
+		HASH_SEQ_STATUS seq;
+
+		hash_seq_init(&seq, function_cache);
+		while ((e = hash_seq_search(&seq)) != NULL)
+			hash_search(function_cache, e->signature, HASH_REMOVE, NULL);
+		function_cache_stale = false;
 		return InvalidOid;
-	now = format_procedure_extended(e->fn, FORMAT_PROC_FORCE_QUALIFY | FORMAT_PROC_INVALID_AS_NULL);
-	return now != NULL && strcmp(now, signature) == 0 ? e->fn : InvalidOid;
+	}
+	e = hash_search(function_cache, signature, HASH_FIND, NULL);
+	return e != NULL ? e->fn : InvalidOid;
 }
 
 static void
@@ -224,7 +240,12 @@ remember_function(const char *signature, Oid fn)
 		ctl.hcxt = CacheMemoryContext;
 		function_cache = hash_create("pgapp multi functions", 32, &ctl,
 									 HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+		CacheRegisterSyscacheCallback(PROCOID, function_cache_invalidate, (Datum) 0);
+		CacheRegisterSyscacheCallback(NAMESPACEOID, function_cache_invalidate, (Datum) 0);
+		CacheRegisterSyscacheCallback(TYPEOID, function_cache_invalidate, (Datum) 0);
 	}
+	if (function_cache_stale)
+		return;
 	if (hash_get_num_entries(function_cache) >= MULTI_FUNCTION_CACHE)
 		return;
 	e = hash_search(function_cache, signature, HASH_ENTER, NULL);

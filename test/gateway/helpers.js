@@ -3,9 +3,10 @@
 // The suite (scripts/test gateway) gives the database in PGHOST, PGPORT,
 // PGDATABASE, PGUSER (a superuser, for setting up and broadcasting), the
 // PostgreSQL bindir holding pgapp-gateway in PGAPP_PG_BIN, and the first of
-// the ports the tests may use in GATEWAY_PORT (twenty in a row: protocol +0,
+// the ports the tests may use in GATEWAY_PORT (30 in a row: protocol +0,
 // broadcast_from +1, limits +2 to +8, presence +9, +10 and +17, settings +11
-// to +15, hostile +16, chat +18).  Every
+// to +15, hostile +16, chat +18, restart +20 and +21, static +22 to +24), the suite
+// cluster's data directory in LIVE_DATA (restart.test.js).  Every
 // gateway runs as a child process connecting as gw_authenticator
 // (test/gateway/setup.sql); a test waits for the lines it logs, never for
 // time to pass.
@@ -30,7 +31,7 @@ function gatewayEnv(extra = {}) {
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('PGAPP_GATEWAY_')));
   return { ...env, ...extra };
 }
-export const PORT0 = Number(process.env.GATEWAY_PORT || 54690);
+export const PORT0 = Number(process.env.GATEWAY_PORT || 24690);
 export const CONNINFO = `host=${process.env.PGHOST} port=${process.env.PGPORT} ` +
   `dbname=${process.env.PGDATABASE} user=gw_authenticator`;
 

@@ -5,7 +5,7 @@
 -- broadcasts (outbox broadcasts: test/regress/sql/multi.sql), savepoint
 -- semantics and the error modes.
 BEGIN;
-SELECT plan(144);
+SELECT plan(148);
 
 ---------------------------------------------------------------------------
 -- Signatures and privileges
@@ -554,6 +554,29 @@ SELECT is(pgapp.transact(pgapp.multi_insert_all(pgapp.multi(), 'rows', 'tm_note'
         '[{"id": 900, "body": "a"}, {"id": 901, "body": "b"}]'), 'raise') -> 'changes' -> 'rows',
     '{"count": 2, "rows": [{"id": 900, "body": "a"}, {"id": 901, "body": "b"}]}',
     'insert_all''s count and rows');
+
+-- The backend's cache of run functions (signature -> OID) forgets a function
+-- dropped and created again, and a schema renamed, at once.
+CREATE SCHEMA tm_fn;
+CREATE FUNCTION tm_fn.step(changes jsonb, args jsonb) RETURNS jsonb
+LANGUAGE sql AS $$ SELECT '{"ok": 1}'::jsonb $$;
+CREATE TEMP TABLE tm_m AS
+SELECT pgapp.multi_run(pgapp.multi(), 's', 'tm_fn.step(jsonb, jsonb)', '{}') AS m;
+SELECT is(pgapp.transact((SELECT m FROM tm_m)) -> 'changes', '{"s": 1}', 'a run step through the cache');
+DROP FUNCTION tm_fn.step(jsonb, jsonb);
+CREATE FUNCTION tm_fn.step(changes jsonb, args jsonb) RETURNS jsonb
+LANGUAGE sql AS $$ SELECT '{"ok": 2}'::jsonb $$;
+SELECT is(pgapp.transact((SELECT m FROM tm_m)) -> 'changes', '{"s": 2}',
+    'the same signature dropped and created again: the new function runs');
+ALTER SCHEMA tm_fn RENAME TO tm_fn2;
+SELECT throws_ok($$ SELECT pgapp.transact((SELECT m FROM tm_m)) $$, '42883',
+    'multi run function tm_fn.step(pg_catalog.jsonb,pg_catalog.jsonb) does not exist',
+    'its schema renamed: the signature no longer names a function');
+CREATE SCHEMA tm_fn;
+CREATE FUNCTION tm_fn.step(changes jsonb, args jsonb) RETURNS jsonb
+LANGUAGE sql AS $$ SELECT '{"ok": 3}'::jsonb $$;
+SELECT is(pgapp.transact((SELECT m FROM tm_m)) -> 'changes', '{"s": 3}',
+    'another function under the old name: that one runs');
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -131,4 +131,121 @@ SELECT * FROM pg_temp.show($$ DELETE FROM dashboard."order" $$);
 COMMIT;
 SELECT count(*) AS orders FROM dashboard."order";
 
+-- the channels of pgapp-gateway: the three topics, one join and one handle_in function
+SELECT pattern, join_function, handle_in_function, presence FROM pgapp.channels
+ WHERE join_function = 'dashboard.join(text, jsonb)'::regprocedure ORDER BY pattern;
+
+-- a join as the gateway runs it: the token's role and claims, then the function
+BEGIN READ ONLY;
+SELECT set_config('role', 'app_user', true) IS NOT NULL AS role_set,
+       set_config('request.jwt.claims', '{"sub": "alice", "role": "app_user"}', true) IS NOT NULL AS claims_set;
+-- orders:new: the 20 most recent orders (as the snapshot has them) and today's counts
+SELECT j -> 'ok' -> 'orders' = api.dashboard_snapshot() -> 'recent_orders' AS same_orders,
+       jsonb_array_length(j -> 'ok' -> 'orders') AS orders,
+       (j -> 'ok' -> 'today' ->> 'orders')::bigint
+           = (SELECT count(*) FROM dashboard."order" WHERE created_at >= date_trunc('day', now())) AS today_orders_ok,
+       (j -> 'ok' -> 'today' ->> 'revenue')::numeric
+           = (SELECT sum(total) FROM dashboard."order" WHERE created_at >= date_trunc('day', now())) AS today_revenue_ok
+  FROM dashboard.join('orders:new', '{}') AS j;
+-- users:activity: the count and who, most recently seen first, without emails
+SELECT j -> 'ok' -> 'active_users' AS active_users, j -> 'ok' -> 'window_seconds' AS window_seconds,
+       jsonb_path_query_array(j -> 'ok' -> 'users', '$[*].name') AS users,
+       (SELECT array_agg(DISTINCT k ORDER BY k) FROM jsonb_array_elements(j -> 'ok' -> 'users') AS u,
+                                                  jsonb_object_keys(u) AS k) AS user_keys
+  FROM dashboard.join('users:activity', '{}') AS j;
+-- system:health: the health panel
+SELECT (SELECT array_agg(k ORDER BY k) FROM jsonb_object_keys(j -> 'ok') AS k) AS keys,
+       j -> 'ok' -> 'health' ->> 'status' AS status
+  FROM dashboard.join('system:health', '{}') AS j;
+-- any other topic is refused (only these three patterns lead here)
+SELECT dashboard.join('orders:old', '{}');
+COMMIT;
+
+-- pushes, as anon: search the orders, refresh a topic; bad input gets an
+-- error reply, never an SQL error (which the gateway would answer "handle_in crashed")
+INSERT INTO dashboard.customer (name, email) VALUES ('Percent 100%', 'pct@example.com'), ('Under_score', 'us@example.com');
+INSERT INTO dashboard."order" (customer_id, total)
+SELECT id, 1 FROM dashboard.customer WHERE name IN ('Percent 100%', 'Under_score');
+-- the reply of a search for q, in short
+CREATE FUNCTION pg_temp.search(q jsonb) RETURNS TABLE (reply text, q text, customers jsonb, n int)
+LANGUAGE sql AS $$
+    SELECT CASE WHEN r ? 'ok' THEN 'ok' ELSE r::text END, r -> 'ok' ->> 'q',
+           (SELECT jsonb_agg(DISTINCT e -> 'customer') FROM jsonb_array_elements(r -> 'ok' -> 'orders') AS e),
+           jsonb_array_length(r -> 'ok' -> 'orders')
+      FROM dashboard.handle_in('orders:new', 'search', jsonb_build_object('q', q)) AS r
+$$;
+BEGIN READ ONLY;
+SELECT set_config('role', 'anon', true) IS NOT NULL AS role_set;
+-- case-insensitive, trimmed, at most 20, newest first
+SELECT * FROM pg_temp.search('"  gRaCe "');
+SELECT * FROM pg_temp.search('"a"');
+SELECT (r -> 'ok' -> 'orders') = (SELECT jsonb_agg(e ORDER BY (e ->> 'created_at')::timestamptz DESC, (e ->> 'id')::bigint DESC)
+                                    FROM jsonb_array_elements(r -> 'ok' -> 'orders') AS e) AS newest_first
+  FROM dashboard.handle_in('orders:new', 'search', '{"q": "a"}') AS r;
+-- % _ and \ are taken literally
+SELECT * FROM pg_temp.search('"%"');
+SELECT * FROM pg_temp.search('"100%"');
+SELECT * FROM pg_temp.search('"_"');
+SELECT * FROM pg_temp.search('"\\"');
+-- an order number, with or without #
+SELECT (SELECT max(id) FROM dashboard."order") AS last_id \gset
+SELECT r -> 'ok' -> 'orders' -> 0 ->> 'id' = :'last_id' AS found, jsonb_array_length(r -> 'ok' -> 'orders') AS n
+  FROM dashboard.handle_in('orders:new', 'search', jsonb_build_object('q', '#' || :'last_id')) AS r;
+SELECT jsonb_array_length(dashboard.handle_in('orders:new', 'search', jsonb_build_object('q', :'last_id')) -> 'ok' -> 'orders') AS n;
+-- empty: the most recent, as the join has them
+SELECT dashboard.handle_in('orders:new', 'search', '{"q": ""}') -> 'ok' -> 'orders'
+       = dashboard.join('orders:new', '{}') -> 'ok' -> 'orders' AS same_as_join;
+-- 100 characters are fine, 101 are not; q must be a string
+SELECT * FROM pg_temp.search(to_jsonb(repeat('é', 100)));
+SELECT * FROM pg_temp.search(to_jsonb(repeat('é', 101)));
+SELECT * FROM pg_temp.search('17');
+SELECT * FROM pg_temp.search('null');
+SELECT dashboard.handle_in('orders:new', 'search', '[1, 2]');
+SELECT dashboard.handle_in('orders:new', 'search', 'null');
+-- search is for orders:new only; unknown events are named (at most 64 characters)
+SELECT dashboard.handle_in('users:activity', 'search', '{"q": "x"}');
+SELECT dashboard.handle_in('orders:new', repeat('e', 100), '{}');
+-- refresh: the join reply again
+SELECT dashboard.handle_in('users:activity', 'refresh', '{}') = dashboard.join('users:activity', '{}') AS refresh_is_join;
+SELECT dashboard.handle_in('nowhere', 'refresh', '{}');
+-- pushes are limited per token subject: 20 per 10 s (45 in a row straddle
+-- at most two windows, so at most 40 pass)
+SELECT set_config('request.jwt.claims', '{"sub": "regress-searcher", "role": "anon"}', true) IS NOT NULL AS claims_set;
+SELECT count(*) FILTER (WHERE r ? 'ok') BETWEEN 20 AND 40 AS some_allowed,
+       count(*) FILTER (WHERE r -> 'error' ->> 'reason' = 'too many requests') >= 5 AS some_refused,
+       bool_and(NOT r ? 'error' OR jsonb_typeof(r -> 'error' -> 'retry_after') = 'number') AS retry_after_given
+  FROM generate_series(1, 45) AS g,
+       dashboard.handle_in('orders:new', 'search', jsonb_build_object('q', 'ada', 'n', g)) AS r;
+-- refreshes count too
+SELECT set_config('request.jwt.claims', '{"sub": "regress-refresher", "role": "anon"}', true) IS NOT NULL AS claims_set;
+SELECT count(*) FILTER (WHERE r -> 'error' ->> 'reason' = 'too many requests') >= 5 AS some_refused
+  FROM generate_series(1, 45) AS g,
+       dashboard.handle_in('system:health', 'refresh', jsonb_build_object('n', g)) AS r;
+-- bad input does not: after 45 of them, a search passes
+SELECT set_config('request.jwt.claims', '{"sub": "regress-clumsy", "role": "anon"}', true) IS NOT NULL AS claims_set;
+SELECT count(*) FILTER (WHERE r -> 'error' ->> 'reason' IN ('q must be a string', 'unknown event')) AS refused_as_bad
+  FROM generate_series(1, 45) AS g,
+       dashboard.handle_in('orders:new', CASE WHEN g % 2 = 0 THEN 'search' ELSE 'nothing' END,
+                           jsonb_build_object('q', g)) AS r;
+SELECT dashboard.handle_in('orders:new', 'search', '{"q": "ada"}') ? 'ok' AS allowed;
+-- another subject has its own 20
+SELECT set_config('request.jwt.claims', '{"sub": "regress-other", "role": "anon"}', true) IS NOT NULL AS claims_set;
+SELECT dashboard.handle_in('orders:new', 'search', '{"q": "ada"}') ? 'ok' AS allowed;
+-- recent_orders itself refuses a long search text
+SELECT * FROM pg_temp.show($$ SELECT dashboard.recent_orders(repeat('x', 101)) $$);
+COMMIT;
+
+-- only anon and app_user may join or push: another role, even one that may
+-- use the schema, may not
+CREATE ROLE regress_dashboard_other NOLOGIN;
+GRANT USAGE ON SCHEMA dashboard TO regress_dashboard_other;
+BEGIN;
+SET LOCAL ROLE regress_dashboard_other;
+SELECT * FROM pg_temp.show($$ SELECT dashboard.join('orders:new', '{}') $$);
+SELECT * FROM pg_temp.show($$ SELECT dashboard.handle_in('orders:new', 'refresh', '{}') $$);
+SELECT * FROM pg_temp.show($$ SELECT dashboard.topic_state('orders:new') $$);
+COMMIT;
+REVOKE USAGE ON SCHEMA dashboard FROM regress_dashboard_other;
+DROP ROLE regress_dashboard_other;
+
 SELECT dblink_disconnect('listener');
