@@ -403,7 +403,7 @@ BEGIN
     IF d.allowed THEN
         RETURN NULL;
     END IF;
-    RETURN chat.error('rate limited', jsonb_build_object(
+    RETURN chat.error('rate_limited', jsonb_build_object(
         'message', format('at most %s messages per second', per_second),
         'retry_after', greatest(d.retry_after, 1)));
 END
@@ -477,7 +477,7 @@ BEGIN
     SELECT * INTO s FROM chat.settings;
     d := pgapp.check_rate('chat:uploads:' || me, s.uploads_per_minute, 60, 'sliding');
     IF NOT d.allowed THEN
-        RETURN chat.error('rate limited', jsonb_build_object(
+        RETURN chat.error('rate_limited', jsonb_build_object(
             'message', format('at most %s attachments per minute', s.uploads_per_minute),
             'retry_after', greatest(d.retry_after, 1)));
     END IF;
@@ -782,3 +782,205 @@ GRANT SELECT ON chat.blob TO app_user;
 ---------------------------------------------------------------------------
 
 INSERT INTO chat.room (id, name) VALUES ('lobby', 'Lobby');
+
+---------------------------------------------------------------------------
+-- The chat page (examples/web/chat.html): each user's own channel
+---------------------------------------------------------------------------
+-- (This section serves the web page; the recipe above does not depend on it.)
+--
+-- The page needs what room:* does not give: the rooms the user is in (and
+-- word when that changes), the names of a room's members (for the online
+-- list and the typing line: presence and typing carry user ids), the
+-- limits to show, and an attachment's bytes (a page served by pgapp-gateway
+-- alone has nothing serving /uploads/...).  One topic per user,
+-- chat_user:<sub>, which only that user may join:
+--
+--   channel = socket.channel(`chat_user:${sub}`)
+--   channel.join()                   -> {user: {id, name}, rooms: [{id, name, role}], limits}
+--   channel.push("rooms", {})        -> {rooms}
+--   channel.push("members", {room})  -> {members: [{id, name, role}]}   (a member of room only)
+--   channel.push("download", {id})   -> {id, name, content_type, size, data (base64)}
+--                                       (a stored attachment of one's rooms; 60 a minute)
+--   event "rooms_changed" {room, change: "added" | "removed"}
+
+-- A user's name as messages show it (chat.message_author's rule): the
+-- profile's, else the token's "name" claim (for the caller), else the start
+-- of the id.  Not for app_user (it would tell anyone's name): called by
+-- chat.room_members.
+CREATE FUNCTION chat.display_name(user_id text) RETURNS text
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT coalesce(
+        (SELECT p.name FROM chat.profile AS p WHERE p.user_id = display_name.user_id),
+        CASE WHEN display_name.user_id = chat.current_user_id()
+             THEN NULLIF(left(pgapp.token_claims() ->> 'name', 64), '') END,
+        'user ' || left(display_name.user_id, 8))
+$$;
+
+-- The caller's rooms, by name (row-level security: its memberships only).
+CREATE FUNCTION chat.my_rooms() RETURNS jsonb
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT coalesce(jsonb_agg(jsonb_build_object('id', r.id, 'name', r.name, 'role', m.role)
+                              ORDER BY r.name, r.id), '[]')
+      FROM chat.member AS m JOIN chat.room AS r ON r.id = m.room_id
+     WHERE m.user_id = chat.current_user_id()
+$$;
+
+-- The members of a room with their names, for a member of it (else NULL).
+-- SECURITY DEFINER for the names (chat.profile shows each user only its
+-- own); the membership check is the caller's.
+CREATE FUNCTION chat.room_members(room text) RETURNS jsonb
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE WHEN chat.is_member(room) THEN
+           (SELECT coalesce(jsonb_agg(jsonb_build_object('id', m.user_id, 'name', chat.display_name(m.user_id),
+                                                         'role', m.role) ORDER BY m.user_id), '[]')
+              FROM chat.member AS m WHERE m.room_id = room_members.room) END
+$$;
+
+-- phx_join of chat_user:<sub>: the token's own topic only.
+CREATE FUNCTION chat.user_join(topic text, params jsonb) RETURNS jsonb
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    me text := chat.current_user_id();
+    s chat.settings;
+BEGIN
+    IF me IS NULL THEN
+        RETURN chat.error('unauthorized');
+    END IF;
+    IF topic IS DISTINCT FROM 'chat_user:' || me THEN
+        RETURN chat.error('not your channel');
+    END IF;
+    SELECT * INTO s FROM chat.settings;
+    RETURN jsonb_build_object('ok', jsonb_build_object(
+        'user', jsonb_build_object('id', me, 'name', coalesce(
+                    (SELECT p.name FROM chat.profile AS p WHERE p.user_id = me),
+                    NULLIF(left(pgapp.token_claims() ->> 'name', 64), ''), 'user ' || left(me, 8))),
+        'rooms', chat.my_rooms(),
+        'limits', jsonb_build_object('max_body_chars', 5000, 'history', 50,
+                                     'messages_per_second', s.messages_per_second,
+                                     'max_attachment_bytes', s.max_attachment_bytes,
+                                     'uploads_per_minute', s.uploads_per_minute)));
+END
+$$;
+
+-- A stored attachment of one of the caller's rooms, its bytes in base64
+-- (row-level security on chat.blob: members of its room only).
+CREATE FUNCTION chat.download(payload jsonb) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    me text := chat.current_user_id();
+    d pgapp.rate_decision;
+    found jsonb;
+BEGIN
+    IF jsonb_typeof(payload -> 'id') IS DISTINCT FROM 'number' OR (payload ->> 'id') !~ '^[0-9]{1,18}$' THEN
+        RETURN jsonb_build_object('error', jsonb_build_object('errors',
+                   jsonb_build_object('id', jsonb_build_array('is invalid'))));
+    END IF;
+    d := pgapp.check_rate('chat:downloads:' || me, 60, 60, 'sliding');
+    IF NOT d.allowed THEN
+        RETURN chat.error('rate_limited', jsonb_build_object(
+            'message', 'at most 60 downloads per minute', 'retry_after', greatest(d.retry_after, 1)));
+    END IF;
+    SELECT jsonb_build_object('id', a.id, 'name', a.name, 'content_type', b.content_type, 'size', a.size,
+                              'url', a.url, 'data', translate(encode(b.data, 'base64'), E'\n', ''))
+      INTO found
+      FROM chat.blob AS b JOIN chat.attachment AS a ON a.id = b.attachment_id
+     WHERE b.attachment_id = (payload ->> 'id')::bigint;
+    IF found IS NULL THEN
+        RETURN chat.error('not found');
+    END IF;
+    RETURN jsonb_build_object('ok', found);
+END
+$$;
+
+-- Every push on chat_user:<sub>.
+CREATE FUNCTION chat.user_handle_in(topic text, event text, payload jsonb) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    me text := chat.current_user_id();
+    members jsonb;
+BEGIN
+    IF me IS NULL OR topic IS DISTINCT FROM 'chat_user:' || me THEN
+        RETURN chat.error('not your channel');
+    END IF;
+    IF jsonb_typeof(payload) IS DISTINCT FROM 'object' THEN
+        payload := '{}';
+    END IF;
+    CASE event
+    WHEN 'rooms' THEN
+        RETURN jsonb_build_object('ok', jsonb_build_object('rooms', chat.my_rooms()));
+    WHEN 'members' THEN
+        IF jsonb_typeof(payload -> 'room') = 'string' THEN
+            members := chat.room_members(payload ->> 'room');
+        END IF;
+        IF members IS NULL THEN
+            RETURN chat.error('not a member');
+        END IF;
+        RETURN jsonb_build_object('ok', jsonb_build_object('room', payload ->> 'room', 'members', members));
+    WHEN 'download' THEN
+        RETURN chat.download(payload);
+    ELSE
+        RETURN chat.error('unknown event', jsonb_build_object('event', left(event, 64)));
+    END CASE;
+END
+$$;
+
+-- (in a DO block: loading the file prints nothing more than the recipe's part does)
+DO $$
+BEGIN
+    PERFORM pgapp.define_channel('chat_user:*', 'chat.user_join(text, jsonb)',
+                                 'chat.user_handle_in(text, text, jsonb)');
+END
+$$;
+
+-- A user added to or removed from a room hears it on chat_user:<id> (ids
+-- too long for a topic go without).
+CREATE FUNCTION chat.member_changed() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    m chat.member := CASE TG_OP WHEN 'DELETE' THEN OLD ELSE NEW END;
+BEGIN
+    IF octet_length(m.user_id) <= 245 THEN
+        PERFORM pgapp.broadcast('chat_user:' || m.user_id, 'rooms_changed', jsonb_build_object(
+            'room', m.room_id, 'change', CASE TG_OP WHEN 'DELETE' THEN 'removed' ELSE 'added' END));
+    END IF;
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER member_changed AFTER INSERT OR DELETE ON chat.member
+    FOR EACH ROW EXECUTE FUNCTION chat.member_changed();
+
+-- For the demo (scripts/run prints the page's address with one): make
+-- sub a member of room with name, and return a token for it (8 hours).
+-- Superusers (and pgapp_admin members who own the tables) only.
+CREATE FUNCTION chat.demo_token(sub text, name text, room text DEFAULT 'lobby') RETURNS text
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    INSERT INTO chat.member AS m (room_id, user_id) VALUES (room, sub)
+    ON CONFLICT ON CONSTRAINT member_pkey DO NOTHING;
+    INSERT INTO chat.profile AS p (user_id, name) VALUES (sub, name)
+    ON CONFLICT (user_id) DO UPDATE SET name = excluded.name;
+    RETURN pgapp.encode_token(sub, jsonb_build_object('role', 'app_user', 'name', name), '8 hours');
+END
+$$;
+
+REVOKE ALL ON FUNCTION chat.display_name(text), chat.my_rooms(), chat.room_members(text),
+    chat.user_join(text, jsonb), chat.download(jsonb), chat.user_handle_in(text, text, jsonb),
+    chat.member_changed(), chat.demo_token(text, text, text) FROM PUBLIC, app_user;
+GRANT EXECUTE ON FUNCTION chat.my_rooms(), chat.room_members(text),
+    chat.user_join(text, jsonb), chat.download(jsonb), chat.user_handle_in(text, text, jsonb) TO app_user;

@@ -78,7 +78,7 @@ extern struct lws_context *gw_context;
 extern struct lws_vhost *gw_vhost;
 extern bool gw_stopping;		/* the loop has ended: tear down quietly */
 
-/* One encoded frame, shared by the sockets it is queued on. */
+/* One frame as sent on the wire, shared by the sockets it is queued on. */
 typedef struct OutMsg
 {
 	int			refs;
@@ -102,7 +102,13 @@ typedef struct Join
 	char	   *join_ref;		/* the client's join_ref, NULL-safe string */
 	char	   *ref;			/* the ref of the phx_join push */
 	bool		joined;			/* false while the join function runs */
-	json_t	   *reply;			/* join's ok response, waiting for LISTEN */
+	json_t	   *reply;			/* join's ok response, until it is sent */
+	struct DbReq *held;			/* the join request, until the topic is
+								 * LISTENed (then it is submitted) */
+	struct OutMsg **kept;		/* the topic's messages that came while the
+								 * join function ran, sent after the reply */
+	int			nkept;
+	size_t		kept_bytes;
 	bool		presence;		/* the channel tracks presence */
 	char	   *presence_ref;	/* the tracked meta's ref (uuid), or NULL */
 	char	   *presence_meta;	/* its meta, JSON text, for renewals */

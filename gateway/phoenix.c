@@ -10,10 +10,12 @@
  * - phx_join on a topic no channel pattern matches -> phx_reply error
  *   {"reason":"unmatched topic"}; a join of a topic already joined closes
  *   the old one (phx_close with the old join_ref) first.  Otherwise the
- *   channel's join function runs (db.c); {"ok": v} becomes the ok reply with
- *   response v, sent only once the topic's LISTEN is in place (so a
- *   broadcast committed after the client saw its reply reaches it);
- *   {"error": v} the error reply v; an SQL error {"reason":"join crashed"}.
+ *   channel's join function runs (db.c), once the topic's LISTEN is in
+ *   place; {"ok": v} becomes the ok reply with response v, followed by the
+ *   topic's broadcasts that came while the function ran (so none committed
+ *   after the function's snapshot is lost; one committed just before may
+ *   come both in v and as an event); {"error": v} the error reply v; an SQL
+ *   error {"reason":"join crashed"}.
  * - phx_leave -> ok reply; the socket stops receiving the topic.  A leave or
  *   push naming another join_ref than the topic's current join is dropped
  *   (a null join_ref, as V1 clients send, matches).
@@ -245,6 +247,47 @@ untrack(Sock *s, const char *topic, const char *ref)
 	gw_db_submit(req);
 }
 
+/* Forget the messages kept for j. */
+static void
+drop_kept(Join *j)
+{
+	for (int i = 0; i < j->nkept; i++)
+		gw_msg_unref(j->kept[i]);
+	free(j->kept);
+	j->kept = NULL;
+	j->nkept = 0;
+	j->kept_bytes = 0;
+}
+
+/*
+ * Keep m for j, whose join function is running: it goes out after the join's
+ * reply.  What a socket is sent and kept is bounded together by --max-queue,
+ * past which it is cut off as a slow consumer.
+ */
+static void
+keep(Join *j, OutMsg *m)
+{
+	Sock	   *s = j->sock;
+	OutMsg	  **more;
+
+	if (s->wsi == NULL || s->closing)
+		return;
+	if (s->out_bytes + j->kept_bytes + m->len > (size_t) gw_config.max_queue ||
+		(more = realloc(j->kept, sizeof(OutMsg *) * (j->nkept + 1))) == NULL)
+	{
+		gw_log(GW_WARN, "socket %llu: over %d bytes of %s waiting for its join, closing a slow consumer",
+			   (unsigned long long) s->id, gw_config.max_queue, j->topic->name);
+		gw_slow_closed++;
+		drop_kept(j);
+		gw_sock_close(s, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "slow consumer");
+		return;
+	}
+	j->kept = more;
+	m->refs++;
+	j->kept[j->nkept++] = m;
+	j->kept_bytes += m->len;
+}
+
 static void
 remove_join(Join *j)
 {
@@ -272,6 +315,12 @@ remove_join(Join *j)
 	free(j->presence_ref);
 	free(j->presence_meta);
 	json_decref(j->reply);
+	if (j->held)
+	{
+		s->joining--;
+		gw_db_req_free(j->held);
+	}
+	drop_kept(j);
 	free(j);
 	if (t->njoins == 0)
 		topic_drop(t);
@@ -337,6 +386,10 @@ finish_join(Join *j)
 	j->reply = NULL;
 	j->joined = true;
 	gw_reply(j->sock, j->join_ref, j->ref, j->topic->name, "ok", reply);
+	/* then what the topic sent while the join function ran, in order */
+	for (int i = 0; i < j->nkept; i++)
+		gw_sock_send(j->sock, j->kept[i]);
+	drop_kept(j);
 
 	/*
 	 * As Phoenix.Presence: presence_state after the join's reply.  Read now,
@@ -367,10 +420,16 @@ gw_phx_listen_done(Topic *t, bool ok)
 			 */
 			send_presence_state(j);
 		}
-		else if (!j->joined && j->reply)
+		else if (!j->joined && j->held)
 		{
 			if (ok)
-				finish_join(j);
+			{
+				/* the topic is LISTENed: now the join function may run */
+				DbReq	   *req = j->held;
+
+				j->held = NULL;
+				gw_db_submit(req);
+			}
 			else
 			{
 				gw_reply(j->sock, j->join_ref, j->ref, t->name, "error",
@@ -394,6 +453,7 @@ handle_join(Sock *s, const char *join_ref, const char *ref, const char *topic,
 	Join	   *old = find_join(s, topic);
 	const ChannelDef *def;
 	Topic	   *t;
+	Topic	   *pinned = NULL;
 	Join	   *j;
 	DbReq	   *req;
 
@@ -408,19 +468,24 @@ handle_join(Sock *s, const char *join_ref, const char *ref, const char *topic,
 	}
 	if (old)
 	{
-		/* as Phoenix: a duplicate join closes the existing channel */
+		/*
+		 * As Phoenix: a duplicate join closes the existing channel.  Its
+		 * topic stays (pinned by one more join while the old one goes), so
+		 * that a flood of rejoins neither drops nor LISTENs it again.
+		 */
+		pinned = old->topic;
 		gw_sock_send_json(s, gw_frame(old->join_ref, NULL, topic, "phx_close", NULL));
+		pinned->njoins++;
 		remove_join(old);
+		pinned->njoins--;
 	}
 	def = strlen(topic) <= TOPIC_MAX ? gw_channel_match(topic) : NULL;
-	if (def == NULL)
+	if (def == NULL || s->njoins >= gw_config.max_channels)
 	{
-		gw_reply(s, join_ref, ref, topic, "error", reason("unmatched topic"));
-		return;
-	}
-	if (s->njoins >= gw_config.max_channels)
-	{
-		gw_reply(s, join_ref, ref, topic, "error", reason("too many channels"));
+		if (pinned && pinned->njoins == 0)
+			topic_drop(pinned);
+		gw_reply(s, join_ref, ref, topic, "error",
+				 reason(def == NULL ? "unmatched topic" : "too many channels"));
 		return;
 	}
 	t = topic_get(topic);
@@ -447,7 +512,21 @@ handle_join(Sock *s, const char *join_ref, const char *ref, const char *topic,
 	}
 	j->presence = def->presence;
 	s->joining++;
-	gw_db_submit(req);
+
+	/*
+	 * The join function runs only once the topic is LISTENed: a broadcast
+	 * committed after the function's snapshot then reaches the socket (kept
+	 * until the reply is sent), so nothing falls between the join's data and
+	 * the events after it.  One committed before may come both ways: a page
+	 * tells them apart by their ids.
+	 */
+	if (t->listening)
+		gw_db_submit(req);
+	else
+	{
+		j->held = req;
+		gw_db_listen(t);
+	}
 }
 
 static void
@@ -798,10 +877,7 @@ join_done(DbReq *req, const DbResult *r)
 		}
 		json_decref(v);
 		j->reply = response;
-		if (j->topic->listening)
-			finish_join(j);
-		else
-			gw_db_listen(j->topic);
+		finish_join(j);
 	}
 }
 
@@ -1097,7 +1173,13 @@ gw_phx_deliver(const char *envelope, uint64_t exclude)
 	if (m == NULL)
 		return;
 	for (j = t->joins; j; j = j->next_in_topic)
-		if (j->joined && j->sock->id != exclude)
+	{
+		if (j->sock->id == exclude)
+			continue;
+		if (j->joined)
 			gw_sock_send(j->sock, m);
+		else if (j->held == NULL)
+			keep(j, m);			/* its join function is running */
+	}
 	gw_msg_unref(m);
 }

@@ -118,7 +118,7 @@ test('typing: the others get "typing", the typist does not, and "typing_stopped"
   assert.deepEqual(before.filter((m) => m.event === 'typing'), [], 'the typist was not told it types');
 });
 
-test('rate limit: the 11th message within a second gets {reason: "rate limited", retry_after}', async () => {
+test('rate limit: the 11th message within a second gets {reason: "rate_limited", retry_after}', async () => {
   const dave = await cc.registerUser('Dave');
   const { id: room, topic } = await cc.room('flood', [dave]);
   const d = await cc.subscribeAndJoin(await cc.connect(dave), topic);
@@ -128,7 +128,7 @@ test('rate limit: the 11th message within a second gets {reason: "rate limited",
   assert.deepEqual(replies.slice(0, 10).map((r) => r.status), Array(10).fill('ok'));
   const last = replies[10];
   assert.equal(last.status, 'error');
-  assert.equal(last.response.reason, 'rate limited');
+  assert.equal(last.response.reason, 'rate_limited');
   assert.equal(last.response.message, 'at most 10 messages per second');
   assert.ok(Number.isInteger(last.response.retry_after) && last.response.retry_after >= 1, JSON.stringify(last));
   const [{ n }] = await sql('SELECT count(*)::int AS n FROM chat.message WHERE room_id = $1', [room]);

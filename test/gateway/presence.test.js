@@ -233,6 +233,11 @@ test('presence channels still answer pushes; a flood of rejoins is bounded and l
     const check = () => (replies.has(ref) ? resolve(replies.get(ref)) : (wake = check));
     check();
   });
+  // another socket holds the topic, so it is LISTENed and each join goes to
+  // the database at once (a join of a topic not yet LISTENed waits for it,
+  // and one that replaces it before then never runs)
+  const keeper = await user('leo-keeper');
+  assert.equal((await join(keeper.channel('pres:8'))).status, 'ok');
   // the same topic 100 times without waiting: each join replaces the last
   // (a join replaced while it runs has its meta untracked when it ends);
   // past 16 joins waiting for the database, a join is refused outright

@@ -68,6 +68,7 @@ SELECT set_eq(
         'function pgapp.allowed_transitions(text,text)',
         'function pgapp.apply_params(pgapp.query,jsonb,jsonb)',
         'function pgapp.broadcast(text,text,jsonb,text)',
+        'function pgapp.broadcast_from(text,text,jsonb)',
         'function pgapp.broadcast_changes(regclass,text,boolean,text,text[],text[])',
         'function pgapp.broadcast_from(text,text,jsonb)',
         'function pgapp.cancel_job(bigint)',
