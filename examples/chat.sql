@@ -6,7 +6,8 @@
 --
 --   socket = new Socket("/socket", {params: {token}})   the token of pgapp.login
 --   channel = socket.channel("room:lobby")
---   channel.join()               members only: {room, user, messages (the last 50), typing}
+--   channel.join()               members only: {room, user, messages (the last 50), typing};
+--                                presence tracked by the gateway (key: the user's id, meta {name})
 --   channel.push("new_msg", {body})                 -> ok: the message; others get "new_msg"
 --   channel.push("typing", {})                      -> others get "typing", then "typing_stopped"
 --   channel.push("attach", {name, content_type, data: base64, body?})
@@ -357,7 +358,8 @@ AS $$ SELECT jsonb_build_object('error', jsonb_build_object('reason', reason) ||
 
 -- phx_join of room:<id>: members only; the room, the caller, the last 50
 -- messages (oldest first) and who is typing.  A room that does not exist
--- and one the caller is not a member of are refused alike.
+-- and one the caller is not a member of are refused alike.  "presence" is
+-- the meta the gateway tracks the socket with ({"name"}; the key is the sub).
 CREATE FUNCTION chat.join(topic text, params jsonb) RETURNS jsonb
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
@@ -365,6 +367,7 @@ AS $$
 DECLARE
     me text := chat.current_user_id();
     r chat.room;
+    user_name text;
 BEGIN
     IF me IS NULL THEN
         RETURN chat.error('unauthorized');
@@ -373,12 +376,15 @@ BEGIN
     IF NOT FOUND OR NOT chat.is_member(r.id) THEN
         RETURN chat.error('not a member');
     END IF;
-    RETURN jsonb_build_object('ok', jsonb_build_object(
-        'room', jsonb_build_object('id', r.id, 'name', r.name),
-        'user', jsonb_build_object('id', me, 'name',
-                    (SELECT p.name FROM chat.profile AS p WHERE p.user_id = me)),
-        'messages', chat.history(r.id, 50),
-        'typing', to_jsonb(pgapp.typing_list(topic))));
+    user_name := (SELECT p.name FROM chat.profile AS p WHERE p.user_id = me);
+    RETURN jsonb_build_object(
+        'ok', jsonb_build_object(
+            'room', jsonb_build_object('id', r.id, 'name', r.name),
+            'user', jsonb_build_object('id', me, 'name', user_name),
+            'messages', chat.history(r.id, 50),
+            'typing', to_jsonb(pgapp.typing_list(topic))),
+        -- the meta the gateway tracks this socket's presence with (key: the sub)
+        'presence', jsonb_build_object('name', coalesce(user_name, 'user ' || left(me, 8))));
 END
 $$;
 

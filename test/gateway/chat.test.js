@@ -10,9 +10,9 @@ import { after, before, test } from 'node:test';
 import { ChannelCase, assertPush, eventsBefore, push, sql } from './channel_case.js';
 import { PORT0, connect, phxSocket } from './helpers.js';
 
-// the last of the ten ports of the suite; attachments of 256 kB are about
-// 350 kB of base64, over the gateway's default --max-message
-const cc = new ChannelCase(PORT0 + 9, ['--max-message', '1048576']);
+// port +18 of the suite (helpers.js); attachments of 256 kB are
+// about 350 kB of base64, over the gateway's default --max-message
+const cc = new ChannelCase(PORT0 + 18, ['--max-message', '1048576']);
 let alice;
 let bob;
 let carol;
@@ -199,4 +199,25 @@ test('a member removed while joined: its next push is refused, and it cannot joi
     { status: 'error', response: { reason: 'not a member' } });
   const again = await cc.join(await cc.connect(carol), topic);
   assert.deepEqual(again.response, { reason: 'not a member' });
+});
+
+test('presence: two users online in the Presence list with their names, and the leave\'s diff', async () => {
+  const { topic } = await cc.room('online', [alice, bob]);
+  const a = await cc.subscribeAndJoin(await cc.connect(alice), topic, {}, { presence: true });
+  await a.presence.waitFor((list) => list.some((p) => p.id === alice.id), 'alice listed');
+  const b = await cc.subscribeAndJoin(await cc.connect(bob), topic, {}, { presence: true });
+  const names = (list) => list.map((p) => [p.id, p.metas.map((m) => m.name)]).sort();
+  const both = [[alice.id, ['Alice']], [bob.id, ['Bob']]].sort();
+  const seenByAlice = await a.presence.waitFor((list) => list.length === 2, 'two users for alice');
+  assert.deepEqual(names(seenByAlice), both);
+  const seenByBob = await b.presence.waitFor((list) => list.length === 2, 'two users for bob');
+  assert.deepEqual(names(seenByBob), both);
+  // bob leaves: alice gets a presence_diff whose leaves hold him, and her list is herself
+  const left = assertPush(a, 'presence_diff', (d) => d.leaves && d.leaves[bob.id]);
+  await new Promise((resolve) => { b.channel.leave().receive('ok', resolve); });
+  const diff = await left;
+  assert.deepEqual(diff.leaves[bob.id].metas.map((m) => m.name), ['Bob']);
+  assert.deepEqual(diff.joins, {});
+  const after = await a.presence.waitFor((list) => list.length === 1, 'bob gone for alice');
+  assert.deepEqual(names(after), [[alice.id, ['Alice']]]);
 });

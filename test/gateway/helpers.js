@@ -4,7 +4,7 @@
 // PGDATABASE, PGUSER (a superuser, for setting up and broadcasting), the
 // PostgreSQL bindir holding pgapp-gateway in PGAPP_PG_BIN, and the first of
 // the ports the tests may use in GATEWAY_PORT (30 in a row: protocol +0,
-// broadcast_from +1, limits +2 to +8, presence +9, +10 and +17, chat +9,
+// broadcast_from +1, limits +2 to +8, presence +9, +10 and +17, chat +18,
 // settings +11 to +15, hostile +16, restart +20 and +21, static +22 to +24,
 // join_window +25; the files run one at a time, so two may share one), the suite
 // cluster's data directory in LIVE_DATA (restart.test.js).  Every
