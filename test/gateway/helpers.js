@@ -6,7 +6,8 @@
 // the ports the tests may use in GATEWAY_PORT (30 in a row: protocol +0,
 // broadcast_from +1, limits +2 to +8, presence +9, +10 and +17, chat +18,
 // settings +11 to +15, hostile +16, restart +20 and +21, static +22 to +24,
-// join_window +25; the files run one at a time, so two may share one), the suite
+// join_window +25, pending_auth +26; the files run one at a time, so two may
+// share one), the suite
 // cluster's data directory in LIVE_DATA (restart.test.js).  Every
 // gateway runs as a child process connecting as gw_authenticator
 // (test/gateway/setup.sql); a test waits for the lines it logs, never for
