@@ -597,33 +597,6 @@ check_payload_size(FunctionCallInfo fcinfo, int argno)
 }
 
 /*
- * pgapp.broadcast(topic, event, payload jsonb DEFAULT '{}', mode DEFAULT
- * 'auto') -> void: for everyone, on any topic and event but pgapp's own,
- * with a payload of at most pgapp.pubsub_max_payload.
- */
-PG_FUNCTION_INFO_V1(pgapp_broadcast);
-Datum
-pgapp_broadcast(PG_FUNCTION_ARGS)
-{
-	char	   *topic = pgapp_arg_cstring(fcinfo, 0, "topic");
-	char	   *event = pgapp_arg_cstring(fcinfo, 1, "event");
-	char	   *mode = pgapp_arg_cstring(fcinfo, 3, "mode");
-	PubsubMode	m;
-	Jsonb	   *payload;
-
-	pgapp_pubsub_check_topic(topic);
-	pgapp_pubsub_check_event(event);
-	pgapp_pubsub_refuse_reserved_topic(topic);
-	pgapp_pubsub_refuse_reserved_event(event);
-	m = pgapp_pubsub_parse_mode(mode);
-	/* the size first: a non-object too large to be echoed is refused for it */
-	check_payload_size(fcinfo, 2);
-	payload = broadcast_payload(fcinfo, 2);
-	pgapp_pubsub_send(topic, event, payload, m, NULL);
-	PG_RETURN_VOID();
-}
-
-/*
  * The pgapp-gateway socket whose request is running, from the transaction's
  * request.gateway.socket setting: NULL outside a gateway request (unset or
  * empty).  The gateway sets it to "<16 hex digits>:<digits>" (its instance,
@@ -661,6 +634,50 @@ gateway_sender(void)
 }
 
 /*
+ * The four broadcast entry points: topic and event checked; for PUBLIC's
+ * (system false) pgapp's reserved topics and events refused and the payload
+ * size limited; the mode from argument 3 (has_mode) or auto; the running
+ * gateway request's socket left out (from).
+ */
+static void
+send_broadcast(FunctionCallInfo fcinfo, bool system, bool has_mode, bool from)
+{
+	char	   *topic = pgapp_arg_cstring(fcinfo, 0, "topic");
+	char	   *event = pgapp_arg_cstring(fcinfo, 1, "event");
+	char	   *mode = has_mode ? pgapp_arg_cstring(fcinfo, 3, "mode") : NULL;
+	PubsubMode	m = PUBSUB_AUTO;
+	Jsonb	   *payload;
+
+	pgapp_pubsub_check_topic(topic);
+	pgapp_pubsub_check_event(event);
+	if (!system)
+	{
+		pgapp_pubsub_refuse_reserved_topic(topic);
+		pgapp_pubsub_refuse_reserved_event(event);
+	}
+	if (has_mode)
+		m = pgapp_pubsub_parse_mode(mode);
+	/* the size first: a non-object too large to be echoed is refused for it */
+	if (!system)
+		check_payload_size(fcinfo, 2);
+	payload = broadcast_payload(fcinfo, 2);
+	pgapp_pubsub_send(topic, event, payload, m, from ? gateway_sender() : NULL);
+}
+
+/*
+ * pgapp.broadcast(topic, event, payload jsonb DEFAULT '{}', mode DEFAULT
+ * 'auto') -> void: for everyone, on any topic and event but pgapp's own,
+ * with a payload of at most pgapp.pubsub_max_payload.
+ */
+PG_FUNCTION_INFO_V1(pgapp_broadcast);
+Datum
+pgapp_broadcast(PG_FUNCTION_ARGS)
+{
+	send_broadcast(fcinfo, false, true, false);
+	PG_RETURN_VOID();
+}
+
+/*
  * pgapp.broadcast_from(topic, event, payload jsonb DEFAULT '{}') -> void:
  * pgapp.broadcast (mode auto) that the pgapp-gateway socket whose request
  * is running (join or handle_in) does not receive; outside a gateway
@@ -670,19 +687,7 @@ PG_FUNCTION_INFO_V1(pgapp_broadcast_from);
 Datum
 pgapp_broadcast_from(PG_FUNCTION_ARGS)
 {
-	char	   *topic = pgapp_arg_cstring(fcinfo, 0, "topic");
-	char	   *event = pgapp_arg_cstring(fcinfo, 1, "event");
-	const char *sender;
-	Jsonb	   *payload;
-
-	pgapp_pubsub_check_topic(topic);
-	pgapp_pubsub_check_event(event);
-	pgapp_pubsub_refuse_reserved_topic(topic);
-	pgapp_pubsub_refuse_reserved_event(event);
-	check_payload_size(fcinfo, 2);
-	payload = broadcast_payload(fcinfo, 2);
-	sender = gateway_sender();
-	pgapp_pubsub_send(topic, event, payload, PUBSUB_AUTO, sender);
+	send_broadcast(fcinfo, false, false, true);
 	PG_RETURN_VOID();
 }
 
@@ -697,17 +702,7 @@ PG_FUNCTION_INFO_V1(pgapp_broadcast_system);
 Datum
 pgapp_broadcast_system(PG_FUNCTION_ARGS)
 {
-	char	   *topic = pgapp_arg_cstring(fcinfo, 0, "topic");
-	char	   *event = pgapp_arg_cstring(fcinfo, 1, "event");
-	char	   *mode = pgapp_arg_cstring(fcinfo, 3, "mode");
-	PubsubMode	m;
-	Jsonb	   *payload;
-
-	pgapp_pubsub_check_topic(topic);
-	pgapp_pubsub_check_event(event);
-	m = pgapp_pubsub_parse_mode(mode);
-	payload = broadcast_payload(fcinfo, 2);
-	pgapp_pubsub_send(topic, event, payload, m, NULL);
+	send_broadcast(fcinfo, true, true, false);
 	PG_RETURN_VOID();
 }
 
@@ -720,17 +715,7 @@ PG_FUNCTION_INFO_V1(pgapp_broadcast_system_from);
 Datum
 pgapp_broadcast_system_from(PG_FUNCTION_ARGS)
 {
-	char	   *topic = pgapp_arg_cstring(fcinfo, 0, "topic");
-	char	   *event = pgapp_arg_cstring(fcinfo, 1, "event");
-	char	   *mode = pgapp_arg_cstring(fcinfo, 3, "mode");
-	PubsubMode	m;
-	Jsonb	   *payload;
-
-	pgapp_pubsub_check_topic(topic);
-	pgapp_pubsub_check_event(event);
-	m = pgapp_pubsub_parse_mode(mode);
-	payload = broadcast_payload(fcinfo, 2);
-	pgapp_pubsub_send(topic, event, payload, m, gateway_sender());
+	send_broadcast(fcinfo, true, true, true);
 	PG_RETURN_VOID();
 }
 
